@@ -1,0 +1,208 @@
+/**
+ * The driver contract: what a transport in `transports/` must provide.
+ *
+ * `src/` never imports a driver; drivers depend only on this file (and the
+ * other type modules). A driver declares as data what it can do
+ * ({@link Capabilities}), so the selector can drop unsuitable stacks before
+ * anything is created (STYLE §3). It connects only to a {@link CheckedTarget}
+ * (an address the tenant's policy has already allowed) and calls
+ * `attempt.signal.throwIfAborted()` before any I/O.
+ *
+ * A connected driver hands back a {@link TransportChannel}: a small, callback
+ * based object (cheap on the hot path) that the `Connection` facade wraps.
+ *
+ * @example
+ * export const echoDriver: Driver = {
+ *   id: 'tcp', stack: ['tcp'], protocol: 'tcp', ipProtocol: 'tcp', framing: 'stream',
+ *   security: 'none', capabilities: { ...NO_CAPABILITIES, reliable: true, ordered: true },
+ *   available: () => ({ available: true }),
+ *   async connect(attempt) { attempt.signal.throwIfAborted(); ... },
+ * };
+ */
+import type { CheckedTarget, PolicyGuard } from './policy/chokepoint.js';
+import type { PolicyProtocol } from './policy/types.js';
+import type { RemoteEndpoint, LocalEndpoint } from './endpoints.js';
+import type { SecurityParameters } from './security.js';
+import type { TransportProperties } from './properties.js';
+
+/** What a stack provides, as data. Every field is a promise the compliance suite checks. */
+export interface Capabilities {
+  /** Every byte/message sent arrives or the connection fails (RFC 9622 §6.2.1). */
+  readonly reliable: boolean;
+  /** Data arrives in the order it was sent (§6.2.4). */
+  readonly ordered: boolean;
+  /** The stack itself keeps message boundaries (no framer needed) (§6.2.2). */
+  readonly messageBoundaries: boolean;
+  /** Reliability can be chosen per message (§6.2.3). */
+  readonly perMsgReliability: boolean;
+  /** Data is encrypted and the peer authenticated (TLS 1.2+/1.3). */
+  readonly encrypted: boolean;
+  /** Several streams in one connection group without head-of-line blocking (§6.2.6). */
+  readonly multistream: boolean;
+  /** 0-RTT establishment with a safely replayable first message (§6.2.5). */
+  readonly zeroRtt: boolean;
+  /** Congestion controlled (§6.2.9). */
+  readonly congestionControl: boolean;
+  /** Checksum covers the whole payload both ways (§6.2.7, §6.2.8). */
+  readonly fullChecksum: boolean;
+  /** Can send keep-alives (§6.2.10). */
+  readonly keepAlive: boolean;
+}
+
+export const NO_CAPABILITIES: Capabilities = Object.freeze({
+  reliable: false,
+  ordered: false,
+  messageBoundaries: false,
+  perMsgReliability: false,
+  encrypted: false,
+  multistream: false,
+  zeroRtt: false,
+  congestionControl: false,
+  fullChecksum: false,
+  keepAlive: false,
+});
+
+/** `stream`: the channel moves bytes and a framer finds messages. `message`: each unit is a message. */
+export type Framing = 'stream' | 'message';
+
+export type Availability = { readonly available: true } | { readonly available: false; readonly reason: string };
+
+/** An IP address and port as the OS reports it. */
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** Per-send data a driver may use (message properties, protocol fields such as HTTP method/headers). */
+export interface ChannelSendMeta {
+  /** This is the last message: half-close the sending side after it (RFC 9622 §9.1.3.5). */
+  readonly final?: boolean;
+  /** Send this message reliably even on a partially reliable stack (§9.1.3.7). Undefined: connection default. */
+  readonly reliable?: boolean;
+  /** Lower is sooner (§9.1.3.2). */
+  readonly priority?: number;
+  /** Protocol-specific fields (e.g. `{ method, path, headers }` for HTTP). */
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
+
+/** Per-receive data from a driver (e.g. HTTP status and headers, the datagram's source). */
+export interface ChannelReceiveMeta {
+  readonly fields?: Readonly<Record<string, unknown>>;
+  /** For message channels that can receive partial messages: false until the last piece. */
+  readonly complete?: boolean;
+}
+
+/** Where a channel delivers what it receives. Installed once by `TransportChannel.start`. */
+export interface ChannelReceiver {
+  /** Bytes (stream framing) or one whole message (message framing). The chunk is the receiver's to keep. */
+  data(chunk: Uint8Array, meta?: ChannelReceiveMeta): void;
+  /** The peer will send no more (FIN, close_notify, end of stream). */
+  end(): void;
+  /** The send side can take more after `send()` returned false. */
+  drain(): void;
+  /** The channel is gone. `error` set when it ended abnormally (reset, protocol error, timeout). */
+  closed(error?: Error): void;
+  /** A multistreaming peer opened a new stream in this connection's group. */
+  stream?(channel: TransportChannel): void;
+}
+
+/**
+ * One established transport-level channel: a TCP socket, a TLS socket, a
+ * connected UDP socket, a QUIC stream, a WebSocket, an HTTP connection.
+ * Events before `start()` are buffered by the driver and delivered in order.
+ */
+export interface TransportChannel {
+  readonly framing: Framing;
+  readonly local: SocketAddress;
+  readonly remote: SocketAddress;
+  /** Largest message one `send` may carry (Infinity for streams). */
+  readonly maxMessageSize: number;
+  /** Largest message that goes out in one IP packet, if known (RFC 9622 §8.1.11.1). */
+  readonly singularTransmissionMsgMaxLen?: number;
+  /** Facts about the established channel for the report/properties (e.g. `alpn`, `tlsVersion`, `httpVersion`). */
+  readonly info: Readonly<Record<string, unknown>>;
+  start(receiver: ChannelReceiver): void;
+  /**
+   * Send bytes (stream) or one message (message framing). `done` is called
+   * exactly once: without error when handed to the OS/protocol, or with the
+   * error. Returns false when the caller should wait for `receiver.drain()`.
+   */
+  send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean;
+  /** Stop/restart delivering received data (receive backpressure). */
+  pause(): void;
+  resume(): void;
+  /** Graceful: flush, signal end (FIN/close_notify/close frame), resolve when fully closed. */
+  close(): Promise<void>;
+  /** Immediate: tear down, release every resource now. Idempotent. */
+  abort(reason?: Error): void;
+  /** Multistreaming stacks: open another stream in the same connection group. */
+  openStream?(): Promise<TransportChannel>;
+  /** Change a protocol-level setting at run time (e.g. keep-alive, TCP user timeout); throw TapsError ERR_TAPS_PROPERTY_NOT_APPLICABLE otherwise. */
+  setOption?(name: string, value: unknown): void;
+}
+
+/** Everything a driver gets for one connection attempt. */
+export interface ConnectAttempt {
+  /** Required. Abort means: stop now, release everything, reject with the signal's reason. */
+  readonly signal: AbortSignal;
+  /** The address, port and protocol the policy allowed, with the checked name for SNI/Host. */
+  readonly target: CheckedTarget;
+  readonly remote: RemoteEndpoint;
+  readonly local?: LocalEndpoint | undefined;
+  readonly security: SecurityParameters;
+  readonly properties: TransportProperties;
+  /** Options the caller gave for this driver id (`preconnection.driverOptions[id]`). */
+  readonly options: Readonly<Record<string, unknown>>;
+  /** For redirect hops, upgrades and any later address the driver must reach. */
+  readonly guard: PolicyGuard;
+}
+
+export interface ListenAttempt {
+  readonly signal: AbortSignal;
+  /** The checked local address/port to bind. */
+  readonly target: CheckedTarget;
+  readonly local: LocalEndpoint;
+  readonly security: SecurityParameters;
+  readonly properties: TransportProperties;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly guard: PolicyGuard;
+}
+
+export interface DriverListenerHandler {
+  /** A new peer. The library checks it against the policy (`accept`) before it reaches the user. */
+  connection(channel: TransportChannel): void;
+  /** The listener failed; it is closed. */
+  error(err: Error): void;
+}
+
+export interface DriverListener {
+  readonly local: SocketAddress;
+  start(handler: DriverListenerHandler): void;
+  /** Stop accepting; connections already handed out stay open. */
+  close(): Promise<void>;
+}
+
+/** A transport driver, registered with the library at run time. */
+export interface Driver {
+  /** Unique id, e.g. `tcp`, `tls`, `udp`, `ws`, `wss`, `http`, `https`, `quic`, `webtransport-h2`. */
+  readonly id: string;
+  /** Protocol stack, top first: e.g. `['tls', 'tcp']`. */
+  readonly stack: readonly string[];
+  /** The scheme the policy sees for this stack. */
+  readonly protocol: PolicyProtocol;
+  /** The IP protocol underneath (what a UDP-blocked path breaks). */
+  readonly ipProtocol: 'tcp' | 'udp';
+  readonly framing: Framing;
+  /** Security of the stack: only stacks of equal security race each other (RFC 9621 §3.3). */
+  readonly security: 'none' | 'tls';
+  readonly capabilities: Capabilities;
+  /** URL schemes that name this stack in a RemoteEndpoint url (e.g. `wss`), if any. */
+  readonly schemes?: readonly string[];
+  /** Port used when the endpoint gives none. */
+  readonly defaultPort?: number;
+  /** Whether it can run here (e.g. an optional native module is missing). Must not throw or print. */
+  available(): Availability | Promise<Availability>;
+  connect(attempt: ConnectAttempt): Promise<TransportChannel>;
+  listen?(attempt: ListenAttempt): Promise<DriverListener>;
+}

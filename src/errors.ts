@@ -1,0 +1,172 @@
+/**
+ * Errors: one base class, stable codes, causes kept (STYLE §6).
+ *
+ * Every failure the library reports is a `TapsError` whose `code` is one of
+ * {@link TapsErrorCode} (the reasons of RFC 9623 App. B plus a few this
+ * library adds). Subclasses exist only where callers branch on extra data.
+ * The brand uses `Symbol.for`, so `isTapsError()` works across duplicate
+ * installs where `instanceof` would not. Codes are documented in docs/errors.md.
+ *
+ * @example
+ * try { await pre.initiate({ signal }) }
+ * catch (err) { if (isTapsError(err) && err.code === 'ERR_TAPS_POLICY_PROHIBITED') deny() }
+ */
+import type { PolicyDecision } from './policy/types.js';
+
+export type TapsErrorCode =
+  | 'ERR_TAPS_INVALID_CONFIGURATION'
+  | 'ERR_TAPS_INVALID_PROPERTIES'
+  | 'ERR_TAPS_NO_CANDIDATES'
+  | 'ERR_TAPS_RESOLUTION_FAILED'
+  | 'ERR_TAPS_ESTABLISHMENT_FAILED'
+  | 'ERR_TAPS_POLICY_PROHIBITED'
+  | 'ERR_TAPS_QUOTA_EXCEEDED'
+  | 'ERR_TAPS_NOT_CLONEABLE'
+  | 'ERR_TAPS_MESSAGE_TOO_LARGE'
+  | 'ERR_TAPS_PROTOCOL_FAILED'
+  | 'ERR_TAPS_INVALID_MESSAGE_PROPERTIES'
+  | 'ERR_TAPS_DEFRAMING_FAILED'
+  | 'ERR_TAPS_CONNECTION_ABORTED'
+  | 'ERR_TAPS_CONNECTION_RESET'
+  | 'ERR_TAPS_TIMEOUT'
+  | 'ERR_TAPS_ABORTED'
+  | 'ERR_TAPS_INVALID_STATE'
+  | 'ERR_TAPS_PROPERTY_NOT_APPLICABLE'
+  | 'ERR_TAPS_SEND_FAILED'
+  | 'ERR_TAPS_SECURITY_FAILED'
+  | 'ERR_TAPS_UNAVAILABLE';
+
+const BRAND = Symbol.for('taps-node.TapsError');
+
+export interface TapsErrorOptions {
+  cause?: unknown;
+}
+
+export class TapsError extends Error {
+  readonly code: TapsErrorCode;
+  declare readonly [BRAND]: true;
+
+  constructor(code: TapsErrorCode, message: string, options: TapsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** True for any TapsError, even one made by another copy of this library. */
+export function isTapsError(value: unknown): value is TapsError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** One offending property and why (InvalidPropertiesError names all of them). */
+export interface PropertyProblem {
+  property: string;
+  reason: string;
+}
+
+export class InvalidPropertiesError extends TapsError {
+  readonly problems: readonly PropertyProblem[];
+  constructor(problems: readonly PropertyProblem[], options: TapsErrorOptions = {}) {
+    super(
+      'ERR_TAPS_INVALID_PROPERTIES',
+      `invalid transport properties: ${problems.map((p) => `${p.property} (${p.reason})`).join('; ')}`,
+      options,
+    );
+    this.problems = Object.freeze([...problems]);
+  }
+}
+
+/** A send that could not be carried out (RFC 9622 §9.2.2.3). */
+export class SendError extends TapsError {
+  constructor(
+    code: Extract<
+      TapsErrorCode,
+      | 'ERR_TAPS_SEND_FAILED'
+      | 'ERR_TAPS_MESSAGE_TOO_LARGE'
+      | 'ERR_TAPS_INVALID_MESSAGE_PROPERTIES'
+      | 'ERR_TAPS_INVALID_STATE'
+      | 'ERR_TAPS_CONNECTION_ABORTED'
+      | 'ERR_TAPS_QUOTA_EXCEEDED'
+    >,
+    message: string,
+    options: TapsErrorOptions = {},
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** A policy said no. Carries the decision record that said it. */
+export class PolicyDeniedError extends TapsError {
+  readonly decision: PolicyDecision;
+  constructor(decision: PolicyDecision & { allow: false }, message?: string, options: TapsErrorOptions = {}) {
+    super('ERR_TAPS_POLICY_PROHIBITED', message ?? `denied by policy: ${decision.reason}`, options);
+    this.decision = decision;
+  }
+}
+
+/** A tenant's quota (connections, listeners, bytes) is used up: not a denial. */
+export class QuotaExceededError extends TapsError {
+  readonly quota: string;
+  constructor(quota: string, message: string, options: TapsErrorOptions = {}) {
+    super('ERR_TAPS_QUOTA_EXCEEDED', message, options);
+    this.quota = quota;
+  }
+}
+
+/** initiate()/listen() gave up. `report` explains every candidate's fate. */
+export class EstablishmentError extends TapsError {
+  /** The selection report (typed loosely here to keep this module dependency-free). */
+  readonly report: import('./report.js').SelectionReport;
+  constructor(
+    code: Extract<
+      TapsErrorCode,
+      | 'ERR_TAPS_ESTABLISHMENT_FAILED'
+      | 'ERR_TAPS_NO_CANDIDATES'
+      | 'ERR_TAPS_RESOLUTION_FAILED'
+      | 'ERR_TAPS_POLICY_PROHIBITED'
+      | 'ERR_TAPS_TIMEOUT'
+      | 'ERR_TAPS_ABORTED'
+      | 'ERR_TAPS_QUOTA_EXCEEDED'
+    >,
+    message: string,
+    report: import('./report.js').SelectionReport,
+    options: TapsErrorOptions = {},
+  ) {
+    super(code, message, options);
+    this.report = report;
+  }
+  /** The failed attempts, each with the error that ended it. */
+  get attempts(): readonly import('./report.js').CandidateRecord[] {
+    return this.report.candidates.filter((c) => c.fate === 'failed');
+  }
+}
+
+/** Turn anything thrown into a TapsError, keeping the original as `cause`. */
+export function toTapsError(err: unknown, fallback: TapsErrorCode = 'ERR_TAPS_PROTOCOL_FAILED'): TapsError {
+  if (isTapsError(err)) return err;
+  const e = err as { code?: string; message?: string; name?: string } | undefined;
+  if (e?.name === 'AbortError') return new TapsError('ERR_TAPS_ABORTED', e.message ?? 'aborted', { cause: err });
+  if (e?.name === 'TimeoutError') return new TapsError('ERR_TAPS_TIMEOUT', e.message ?? 'timed out', { cause: err });
+  switch (e?.code) {
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new TapsError('ERR_TAPS_CONNECTION_RESET', e.message ?? 'connection reset', { cause: err });
+    case 'ETIMEDOUT':
+      return new TapsError('ERR_TAPS_TIMEOUT', e.message ?? 'timed out', { cause: err });
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NODATA':
+    case 'EAI_NONAME':
+      return new TapsError('ERR_TAPS_RESOLUTION_FAILED', e.message ?? 'resolution failed', { cause: err });
+    default:
+      break;
+  }
+  if (typeof e?.code === 'string' && e.code.startsWith('ERR_TLS') || e?.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || e?.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || e?.code === 'CERT_HAS_EXPIRED' || e?.code === 'SELF_SIGNED_CERT_IN_CHAIN') {
+    return new TapsError('ERR_TAPS_SECURITY_FAILED', e.message ?? 'security failed', { cause: err });
+  }
+  return new TapsError(fallback, e?.message ?? String(err), { cause: err });
+}

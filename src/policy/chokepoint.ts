@@ -1,0 +1,270 @@
+/**
+ * The chokepoint: the one place every candidate passes before a packet leaves.
+ *
+ * A {@link NetworkScope} is a capability handle for one tenant (like the data
+ * in a wasmtime Store): it holds the tenant's policy, network and quotas, and
+ * nothing a caller passes to `initiate()`, `listen()`, an endpoint or a URL can
+ * name or change the tenant. Its {@link PolicyGuard} decides requests, records
+ * each decision, and mints a {@link CheckedTarget} for every allowed address.
+ * Drivers connect only to CheckedTargets; the set of minted targets is private
+ * to this module, so a target cannot be forged by building a lookalike object.
+ *
+ * @example
+ * const scope = createScope({ tenant: 'acme', policy, resolver });
+ * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
+ */
+import { channel } from 'node:diagnostics_channel';
+import { PolicyDeniedError, QuotaExceededError } from '../errors.js';
+import { DelegatingNetwork, SystemNetwork, type Network, type ResolvedAddress, type Resolver } from '../network.js';
+import { systemResolver } from '../registry.js';
+import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from '../driver.js';
+import { DENY_ALL, type NetworkPolicy, type NetworkUse, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
+
+/** An address the tenant's policy allowed, for one use and protocol. Only the guard makes these. */
+export interface CheckedTarget {
+  readonly tenant: string;
+  readonly use: NetworkUse;
+  readonly protocol: PolicyProtocol;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  /** The name that was checked and must be used for SNI, certificate checks and Host. */
+  readonly hostName?: string | undefined;
+  readonly decision: PolicyDecision & { allow: true };
+}
+
+/** What `authorize` needs: an address-bearing request. */
+export interface AuthorizeRequest {
+  readonly use: NetworkUse;
+  readonly protocol: PolicyProtocol;
+  readonly address: string;
+  readonly port: number;
+  readonly hostName?: string | undefined;
+  readonly url?: string | undefined;
+}
+
+/** The decision record delivered to hosts and to `taps:policy:decision`. */
+export interface DecisionRecord {
+  readonly id: number;
+  readonly tenant: string;
+  readonly request: PolicyRequest;
+  readonly decision: PolicyDecision;
+  readonly mode: 'enforce' | 'audit';
+  readonly time: number;
+}
+
+export interface PolicyGuard {
+  readonly tenant: string;
+  /** Decide and record. Never throws: a failing policy denies with code `policy-error`. */
+  decide(request: PolicyRequest): Promise<PolicyDecision>;
+  /** Decide an address-bearing request; on allow return the CheckedTarget, else throw PolicyDeniedError. */
+  authorize(request: AuthorizeRequest): Promise<CheckedTarget>;
+  /** Check the `lookup` grant for `host`, then resolve it through the tenant's network. */
+  lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]>;
+}
+
+/** A held unit of quota (one connection, one listener) and its byte accounting. */
+export interface Lease {
+  /** Count bytes; throws QuotaExceededError when a byte budget is spent. */
+  sent(bytes: number): void;
+  received(bytes: number): void;
+  release(): void;
+}
+
+export interface NetworkScope {
+  readonly tenant: string;
+  readonly guard: PolicyGuard;
+  readonly network: Network;
+  /** Take one unit of the tenant's quota; throws QuotaExceededError when none is left. */
+  lease(kind: 'connection' | 'listener'): Lease;
+}
+
+const minted = new WeakSet<object>();
+const scopes = new WeakSet<object>();
+
+/** True only for targets minted by a guard in this module. */
+export function isCheckedTarget(value: unknown): value is CheckedTarget {
+  return typeof value === 'object' && value !== null && minted.has(value);
+}
+
+/** True only for scopes made by `createScope` or a `Host`. */
+export function isNetworkScope(value: unknown): value is NetworkScope {
+  return typeof value === 'object' && value !== null && scopes.has(value);
+}
+
+/** @internal Used by the policy engine's Host to brand the scopes it creates. */
+export function brandScope<T extends NetworkScope>(scope: T): T {
+  scopes.add(scope);
+  return scope;
+}
+
+/** @internal Mint a target after an allow decision. */
+export function mintTarget(tenant: string, request: AuthorizeRequest, decision: PolicyDecision & { allow: true }): CheckedTarget {
+  const family: 4 | 6 = request.address.includes(':') ? 6 : 4;
+  const target: CheckedTarget = Object.freeze({
+    tenant,
+    use: request.use,
+    protocol: request.protocol,
+    address: request.address,
+    family,
+    port: request.port,
+    hostName: request.hostName,
+    decision,
+  });
+  minted.add(target);
+  return target;
+}
+
+export const decisionChannel = channel('taps:policy:decision');
+
+const unverified = (what: string): PolicyDecision & { allow: false } => ({
+  allow: false,
+  code: 'unverified',
+  reason: `${what} was not checked by this tenant's policy`,
+  rule: null,
+});
+
+/** Wraps a network so that connect/listen accept only targets this guard minted for this tenant. */
+export class CheckedNetwork extends DelegatingNetwork {
+  readonly #tenant: string;
+  constructor(inner: Network, tenant: string) {
+    super(inner);
+    this.#tenant = tenant;
+  }
+  override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+    const t = attempt.target;
+    if (!isCheckedTarget(t) || t.tenant !== this.#tenant || t.protocol !== driver.protocol) {
+      return Promise.reject(new PolicyDeniedError(unverified('the connect target')));
+    }
+    return super.connect(driver, attempt);
+  }
+  override listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
+    const t = attempt.target;
+    if (!isCheckedTarget(t) || t.tenant !== this.#tenant || t.use !== 'bind') {
+      return Promise.reject(new PolicyDeniedError(unverified('the bind target')));
+    }
+    return super.listen(driver, attempt);
+  }
+}
+
+export interface ScopeOptions {
+  readonly tenant: string;
+  /** The policy; absent means deny everything. */
+  readonly policy?: NetworkPolicy | undefined;
+  /** How names are resolved (default: the system resolver the driver registry provides). */
+  readonly resolver?: Resolver | undefined;
+  /** Replace the system network entirely (virtual network, proxy). */
+  readonly network?: Network | undefined;
+  /** `audit`: decide and record, allow anyway. */
+  readonly mode?: 'enforce' | 'audit' | undefined;
+  /** Called with every decision record. Exceptions it throws are swallowed. */
+  readonly onDecision?: ((record: DecisionRecord) => void) | undefined;
+  /** Limits: concurrent connections and listeners. */
+  readonly limits?: { readonly connections?: number; readonly listeners?: number } | undefined;
+}
+
+let nextDecisionId = 1;
+
+/** A simple tenant scope around a NetworkPolicy. The policy engine's `Host` builds richer ones. */
+export class BasicScope implements NetworkScope, PolicyGuard {
+  readonly tenant: string;
+  readonly network: Network;
+  readonly #policy: NetworkPolicy;
+  readonly #mode: 'enforce' | 'audit';
+  readonly #onDecision: ((record: DecisionRecord) => void) | undefined;
+  readonly #limits: { connections: number; listeners: number };
+  readonly #held = { connection: 0, listener: 0 };
+
+  constructor(options: ScopeOptions, defaultResolver?: Resolver) {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    if (typeof options.tenant !== 'string' || options.tenant.length === 0) throw new TypeError('options.tenant must be a non-empty string');
+    if (options.mode !== undefined && options.mode !== 'enforce' && options.mode !== 'audit') {
+      throw new RangeError(`options.mode must be 'enforce' or 'audit', got ${String(options.mode)}`);
+    }
+    this.tenant = options.tenant;
+    this.#policy = options.policy ?? DENY_ALL;
+    this.#mode = options.mode ?? 'enforce';
+    this.#onDecision = options.onDecision;
+    this.#limits = {
+      connections: options.limits?.connections ?? Infinity,
+      listeners: options.limits?.listeners ?? Infinity,
+    };
+    const resolver = options.resolver ?? defaultResolver;
+    const inner =
+      options.network ??
+      new SystemNetwork(resolver ?? systemResolver);
+    this.network = new CheckedNetwork(inner, this.tenant);
+    brandScope(this);
+  }
+
+  get guard(): PolicyGuard {
+    return this;
+  }
+
+  async decide(request: PolicyRequest): Promise<PolicyDecision> {
+    let decision: PolicyDecision;
+    try {
+      decision = await this.#policy.decide(request);
+      if (typeof decision !== 'object' || decision === null || typeof decision.allow !== 'boolean') {
+        throw new TypeError('policy returned a malformed decision');
+      }
+    } catch (err) {
+      decision = { allow: false, code: 'policy-error', reason: `policy failed: ${(err as Error)?.message ?? String(err)}`, rule: null };
+    }
+    const record: DecisionRecord = { id: nextDecisionId++, tenant: this.tenant, request, decision, mode: this.#mode, time: Date.now() };
+    if (decisionChannel.hasSubscribers) decisionChannel.publish(record);
+    if (this.#onDecision) {
+      try {
+        this.#onDecision(record);
+      } catch {
+        /* a host callback must not break the decision */
+      }
+    }
+    if (!decision.allow && this.#mode === 'audit') {
+      return { allow: true, rule: decision.rule, reason: `audit: would deny (${decision.code}): ${decision.reason}` };
+    }
+    return decision;
+  }
+
+  async authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
+    const decision = await this.decide({
+      use: request.use,
+      protocol: request.protocol,
+      host: request.hostName,
+      address: request.address,
+      port: request.port,
+      url: request.url,
+    });
+    if (!decision.allow) throw new PolicyDeniedError(decision);
+    return mintTarget(this.tenant, request, decision);
+  }
+
+  async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    const decision = await this.decide({ use: 'lookup', protocol, host });
+    if (!decision.allow) throw new PolicyDeniedError(decision);
+    return this.network.lookup(host, family, signal);
+  }
+
+  lease(kind: 'connection' | 'listener'): Lease {
+    const limit = kind === 'connection' ? this.#limits.connections : this.#limits.listeners;
+    if (this.#held[kind] >= limit) {
+      throw new QuotaExceededError(`${kind}s`, `tenant ${this.tenant} already holds ${this.#held[kind]} ${kind}s (limit ${limit})`);
+    }
+    this.#held[kind]++;
+    let released = false;
+    return {
+      sent: () => {},
+      received: () => {},
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#held[kind]--;
+      },
+    };
+  }
+}
+
+/** Make a tenant scope. Hosts call this (or `Host.tenant`); guests only ever receive the result. */
+export function createScope(options: ScopeOptions): NetworkScope {
+  return new BasicScope(options);
+}

@@ -1,0 +1,365 @@
+/**
+ * One selection: gather → policy → rank → race (RFC 9623 §4), explained in a report.
+ *
+ * 1. Gather: every driver is judged against the properties, the security
+ *    mode and the endpoint's scheme; unsuitable and unavailable stacks are
+ *    recorded with the reason.
+ * 2. Rank the suitable stacks (rank.ts).
+ * 3. Derive endpoints: an IP literal is used as is; a name is first put to the
+ *    tenant's policy as a `lookup` (per stack protocol, so no DNS query leaves
+ *    for a name the tenant may not look up), then resolved by the library
+ *    itself, AAAA and A separately (resolve.ts). Nothing is handed to a
+ *    driver's own resolver.
+ * 4. Policy: every (stack, address, port) leaf is authorized as a `connect`
+ *    before it joins the race; a denied leaf is recorded with the rule and
+ *    never attempted. Only minted CheckedTargets reach a driver.
+ * 5. Race (race.ts): stacks staggered in rank order; within a stack its
+ *    addresses staggered with families interleaved; with opportunistic
+ *    security the unencrypted stacks are a failover group after the
+ *    encrypted ones, never raced against them (RFC 9621 §3.3).
+ *
+ * @example
+ * const { channel, driver, report } = await select({ scope, remote, properties, security, framerCount: 1, drivers, ... });
+ */
+import { channel as diagChannel } from 'node:diagnostics_channel';
+import { debuglog } from 'node:util';
+import type { Clock } from '../clock.js';
+import type { Driver, TransportChannel } from '../driver.js';
+import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
+import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
+import type { NetworkScope } from '../policy/chokepoint.js';
+import type { TransportProperties } from '../properties.js';
+import type { CandidateRecord, SelectionReport } from '../report.js';
+import type { SecurityParameters } from '../security.js';
+import { Race, RaceGroup, RaceLeaf, type RacingMode } from './race.js';
+import { explainRank, rankStacks, type RankedStack } from './rank.js';
+import { resolveFamilies } from './resolve.js';
+import { judgeStack } from './suitability.js';
+
+const debug = debuglog('taps');
+export const candidateStart = diagChannel('taps:candidate:start');
+export const candidateReady = diagChannel('taps:candidate:ready');
+export const candidateFail = diagChannel('taps:candidate:fail');
+
+export interface RacingOptions {
+  readonly mode: RacingMode;
+  /** Connection attempt delay, clamped to 10 ms..2 s (RFC 8305 §5). */
+  readonly attemptDelay: number;
+  /** How long IPv4 answers wait for a late AAAA answer (RFC 8305 §3). */
+  readonly resolutionDelay: number;
+  /** At most this many addresses per family per name join the race (the rest are recorded, not tried). */
+  readonly maxAddressesPerFamily: number;
+}
+
+export interface SelectionInput {
+  readonly scope: NetworkScope;
+  readonly remote: RemoteEndpoint;
+  readonly local?: LocalEndpoint | undefined;
+  readonly properties: TransportProperties;
+  readonly security: SecurityParameters;
+  readonly framerCount: number;
+  readonly drivers: readonly Driver[];
+  readonly driverOptions: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly racing: RacingOptions;
+  readonly clock: Clock;
+  readonly signal?: AbortSignal | undefined;
+  /** Overall budget in ms for the whole selection. */
+  readonly timeout?: number | undefined;
+  /** Called whenever a candidate record changes (CLI timelines, progress UIs). */
+  readonly onProgress?: ((record: CandidateRecord, report: SelectionReport) => void) | undefined;
+}
+
+export interface Selected {
+  readonly channel: TransportChannel;
+  readonly driver: Driver;
+  readonly candidate: CandidateRecord;
+  readonly report: SelectionReport;
+}
+
+interface Leaf {
+  readonly channel: TransportChannel;
+  readonly driver: Driver;
+}
+
+function endpointText(remote: RemoteEndpoint): string {
+  const host = remote.hostName ?? (remote.ipAddress?.includes(':') ? `[${remote.ipAddress}]` : remote.ipAddress) ?? '?';
+  return `${remote.scheme ? `${remote.scheme}://` : ''}${host}${remote.port !== undefined ? `:${remote.port}` : ''}`;
+}
+
+export async function select(input: SelectionInput): Promise<Selected> {
+  const { scope, remote, clock, racing } = input;
+  const t0 = clock.now();
+  const at = (): number => Math.round((clock.now() - t0) * 1000) / 1000;
+  const report: SelectionReport = {
+    startedAt: Date.now(),
+    tenant: scope.tenant,
+    remote: endpointText(remote),
+    racing: racing.mode,
+    attemptDelay: racing.attemptDelay,
+    resolutions: [],
+    candidates: [],
+  };
+  let nextId = 1;
+  const record = (r: Omit<CandidateRecord, 'id'>): CandidateRecord => {
+    const c: CandidateRecord = { id: `c${nextId++}`, ...r };
+    report.candidates.push(c);
+    input.onProgress?.(c, report);
+    return c;
+  };
+  const update = (c: CandidateRecord, patch: Partial<CandidateRecord>): void => {
+    Object.assign(c, patch);
+    input.onProgress?.(c, report);
+  };
+
+  // The whole selection has one controller: caller abort, overall timeout, or the end of the race.
+  const controller = new AbortController();
+  const onCallerAbort = (): void => controller.abort(input.signal?.reason);
+  input.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  if (input.signal?.aborted) controller.abort(input.signal.reason);
+  const timer =
+    input.timeout !== undefined && Number.isFinite(input.timeout)
+      ? clock.setTimeout(() => controller.abort(new TapsError('ERR_TAPS_TIMEOUT', `establishment timed out after ${input.timeout} ms`)), input.timeout)
+      : undefined;
+  const signal = controller.signal;
+
+  try {
+    // 1. Gather and judge stacks.
+    const suitable: Driver[] = [];
+    for (const driver of input.drivers) {
+      const verdict = judgeStack(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme });
+      if (!verdict.ok) {
+        record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: verdict.reason });
+        continue;
+      }
+      let availability;
+      try {
+        availability = await driver.available();
+      } catch (err) {
+        availability = { available: false as const, reason: `availability check failed: ${(err as Error)?.message ?? String(err)}` };
+      }
+      if (!availability.available) {
+        record({ driver: driver.id, stack: driver.stack, fate: 'unavailable', reason: availability.reason });
+        continue;
+      }
+      suitable.push(driver);
+    }
+    signal.throwIfAborted();
+    // 2. Rank.
+    const ranked = rankStacks(suitable, { properties: input.properties, security: input.security, framerCount: input.framerCount }).filter((s) => {
+      const port = remote.port ?? s.driver.defaultPort;
+      if (port !== undefined) return true;
+      record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unsuitable', reason: `no port: the endpoint names none and ${s.driver.id} has no default` });
+      return false;
+    });
+    if (ranked.length === 0) {
+      throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', `no protocol stack can meet the requested properties for ${report.remote}`, report);
+    }
+    debug('selection %s: ranked %s', report.remote, ranked.map((s) => s.driver.id).join(' > '));
+
+    // 3–5. Build the race tree, derive endpoints into it, authorize each leaf.
+    const groups = new Map<RankedStack, RaceGroup<Leaf>>();
+    const root = buildTree(ranked, racing, groups);
+    const leafRecords = new Map<RaceLeaf<Leaf>, CandidateRecord>();
+    const race = new Race<Leaf>(root, {
+      clock,
+      signal,
+      hooks: {
+        start: (leaf) => {
+          const c = leafRecords.get(leaf)!;
+          update(c, { startedAt: at() });
+          if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: scope.tenant, candidate: c });
+        },
+        fail: (leaf, err) => {
+          const c = leafRecords.get(leaf)!;
+          const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
+          update(c, { fate: 'failed', endedAt: at(), reason: e.message, code: e.code, error: e });
+          if (candidateFail.hasSubscribers) candidateFail.publish({ tenant: scope.tenant, candidate: c, error: e });
+          debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
+        },
+        cancel: (leaf) => update(leafRecords.get(leaf)!, { fate: 'cancelled', endedAt: at(), reason: 'another candidate won, or the caller gave up' }),
+        win: (leaf) => {
+          const c = leafRecords.get(leaf)!;
+          update(c, { fate: 'won', endedAt: at(), reason: c.reason });
+          if (candidateReady.hasSubscribers) candidateReady.publish({ tenant: scope.tenant, candidate: c });
+        },
+        dispose: (leaf) => leaf.channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after another candidate won')),
+      },
+    });
+
+    const addAddresses = async (addresses: readonly { address: string; family: 4 | 6 }[], hostName: string | undefined, stacks: readonly RankedStack[]): Promise<void> => {
+      for (const s of stacks) {
+        if (race.settled) return;
+        const group = groups.get(s)!;
+        const port = (remote.port ?? s.driver.defaultPort)!;
+        const decided = await Promise.all(
+          addresses.map(async (a) => {
+            try {
+              return { a, target: await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address: a.address, port, hostName }) };
+            } catch (err) {
+              return { a, err: toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED') };
+            }
+          }),
+        );
+        for (const d of decided) {
+          const base = { driver: s.driver.id, stack: s.driver.stack, hostName, address: d.a.address, family: d.a.family, port };
+          if (d.err || !d.target) {
+            const e = d.err!;
+            const decision = (e as { decision?: CandidateRecord['decision'] }).decision;
+            record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e });
+            continue;
+          }
+          const target = d.target;
+          const c = record({ ...base, fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties) });
+          const leaf = new RaceLeaf<Leaf>(
+            c.id,
+            async (leafSignal) => {
+              leafSignal.throwIfAborted();
+              const ch = await scope.network.connect(s.driver, {
+                signal: leafSignal,
+                target,
+                remote,
+                local: input.local,
+                security: input.security,
+                properties: input.properties,
+                options: input.driverOptions[s.driver.id] ?? {},
+                guard: scope.guard,
+              });
+              return { channel: ch, driver: s.driver };
+            },
+            d.a.family,
+          );
+          leafRecords.set(leaf, c);
+          if (!race.settled) group.add(leaf);
+        }
+      }
+    };
+
+    const seal = (): void => {
+      for (const g of groups.values()) g.seal();
+    };
+
+    let started: Promise<{ leaf: RaceLeaf<Leaf>; value: Leaf }> | undefined;
+    const startRace = (): void => {
+      started ??= race.run();
+    };
+
+    if (remote.ipAddress !== undefined) {
+      const family: 4 | 6 = remote.ipAddress.includes(':') ? 6 : 4;
+      await addAddresses([{ address: remote.ipAddress, family }], undefined, ranked);
+      seal();
+      startRace();
+    } else if (remote.hostName !== undefined) {
+      const host = remote.hostName;
+      // The lookup grant is asked per protocol: a stack whose protocol may not look up the name gets no answers.
+      const lookupAllowed: RankedStack[] = [];
+      for (const s of ranked) {
+        const decision = await scope.guard.decide({ use: 'lookup', protocol: s.driver.protocol, host });
+        if (decision.allow) lookupAllowed.push(s);
+        else record({ driver: s.driver.id, stack: s.driver.stack, hostName: host, fate: 'denied', reason: `lookup of ${host} denied: ${decision.reason}`, code: decision.code, decision });
+      }
+      if (lookupAllowed.length > 0) {
+        const cap = racing.maxAddressesPerFamily;
+        const resolution = resolveFamilies((family, sig) => scope.network.lookup(host, family, sig), {
+          clock,
+          resolutionDelay: racing.resolutionDelay,
+          signal,
+          onAnswer: async (family, addrs) => {
+            const rec = report.resolutions.find((r) => r.family === family);
+            if (rec) Object.assign(rec, { endedAt: at(), addresses: addrs.map((a) => a.address) });
+            const used = dedupe(addrs).slice(0, cap);
+            await addAddresses(used, host, lookupAllowed);
+            startRace();
+          },
+          onError: (family, err) => {
+            const rec = report.resolutions.find((r) => r.family === family);
+            if (rec) Object.assign(rec, { endedAt: at(), error: (err as Error)?.message ?? String(err) });
+          },
+        });
+        report.resolutions.push({ host, family: 6, startedAt: at() }, { host, family: 4, startedAt: at() });
+        await resolution;
+      }
+      seal();
+      startRace();
+    } else {
+      throw new TypeError('remote endpoint has neither a hostName nor an ipAddress');
+    }
+
+    const { leaf, value } = await started!;
+    const candidate = leafRecords.get(leaf)!;
+    finishPending(report, at());
+    report.winner = candidate.id;
+    report.endedAt = at();
+    debug('selection %s won by %s %s', report.remote, candidate.id, candidate.driver);
+    return { channel: value.channel, driver: value.driver, candidate, report };
+  } catch (err) {
+    finishPending(report, at());
+    report.endedAt = at();
+    throw failure(err, report, signal, input.signal);
+  } finally {
+    if (timer !== undefined) clock.clearTimeout(timer);
+    input.signal?.removeEventListener('abort', onCallerAbort);
+    if (!signal.aborted) controller.abort(new TapsError('ERR_TAPS_ABORTED', 'selection finished'));
+  }
+}
+
+function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups: Map<RankedStack, RaceGroup<Leaf>>): RaceGroup<Leaf> {
+  const stackGroup = (s: RankedStack): RaceGroup<Leaf> => {
+    const g = new RaceGroup<Leaf>(racing.mode, racing.attemptDelay, s.driver.id);
+    groups.set(s, g);
+    return g;
+  };
+  const secure = ranked.filter((s) => s.driver.security !== 'none');
+  const insecure = ranked.filter((s) => s.driver.security === 'none');
+  const level = (stacks: readonly RankedStack[], label: string): RaceGroup<Leaf> => {
+    const g = new RaceGroup<Leaf>(racing.mode, racing.attemptDelay, label);
+    for (const s of stacks) g.add(stackGroup(s));
+    g.seal();
+    return g;
+  };
+  if (secure.length > 0 && insecure.length > 0) {
+    // Opportunistic security: never race secure against insecure; fail over only when every secure stack failed.
+    const root = new RaceGroup<Leaf>('failover', racing.attemptDelay, 'security');
+    root.add(level(secure, 'encrypted'));
+    root.add(level(insecure, 'unencrypted'));
+    root.seal();
+    return root;
+  }
+  return level(ranked, 'stacks');
+}
+
+function dedupe<T extends { address: string }>(addrs: readonly T[]): T[] {
+  const seen = new Set<string>();
+  return addrs.filter((a) => (seen.has(a.address) ? false : (seen.add(a.address), true)));
+}
+
+function finishPending(report: SelectionReport, now: number): void {
+  for (const c of report.candidates) {
+    if (c.fate === 'pending' && c.startedAt === undefined) c.reason = `not attempted: ${report.winner ? 'another candidate won first' : 'the race ended first'}`;
+    else if (c.fate === 'pending') Object.assign(c, { fate: 'cancelled', endedAt: now });
+  }
+}
+
+/** Pick the one error that best says why nothing was established. */
+function failure(err: unknown, report: SelectionReport, signal: AbortSignal, callerSignal: AbortSignal | undefined): Error {
+  if (err instanceof EstablishmentError || err instanceof TypeError || err instanceof RangeError) return err;
+  if (signal.aborted && signal.reason !== undefined && !(callerSignal?.aborted && signal.reason === callerSignal.reason)) {
+    const r = signal.reason;
+    if (isTapsError(r) && r.code === 'ERR_TAPS_TIMEOUT') return new EstablishmentError('ERR_TAPS_TIMEOUT', r.message, report, { cause: r });
+  }
+  if (callerSignal?.aborted) {
+    return new EstablishmentError('ERR_TAPS_ABORTED', 'establishment aborted by the caller', report, { cause: callerSignal.reason });
+  }
+  const cs = report.candidates;
+  const attempted = cs.filter((c) => c.fate === 'failed' || c.fate === 'cancelled' || c.fate === 'won');
+  const denied = cs.filter((c) => c.fate === 'denied');
+  if (attempted.length === 0 && denied.length > 0) {
+    return new EstablishmentError('ERR_TAPS_POLICY_PROHIBITED', `every candidate for ${report.remote} was denied by the tenant's policy: ${denied[0]!.reason}`, report, { cause: err });
+  }
+  if (attempted.length === 0 && report.resolutions.length > 0 && report.resolutions.every((r) => !r.addresses?.length)) {
+    const why = report.resolutions.map((r) => `${r.family === 6 ? 'AAAA' : 'A'}: ${r.error ?? 'no addresses'}`).join('; ');
+    return new EstablishmentError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve ${report.remote} (${why})`, report, { cause: err });
+  }
+  const failed = cs.filter((c) => c.fate === 'failed');
+  const detail = failed.map((c) => `${c.id} ${c.driver} ${c.address ?? ''}: ${c.reason}`).join('; ');
+  return new EstablishmentError('ERR_TAPS_ESTABLISHMENT_FAILED', `no candidate for ${report.remote} could be established${detail ? ` (${detail})` : ''}`, report, { cause: err });
+}

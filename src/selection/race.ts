@@ -1,0 +1,305 @@
+/**
+ * The racer: runs the candidate tree (RFC 9623 §4.2, RFC 8305) and returns the first attempt to become ready.
+ *
+ * The tree has groups (a stack's derived endpoints; the stacks of one
+ * security level; the security levels) and leaves (one attempt). Each group
+ * races its children in one of three modes:
+ * - `staggered` (default): start the first child; start the next when the
+ *   connection attempt delay passes or when a started child fails, whichever
+ *   comes first; earlier children keep running (RFC 8305 §5).
+ * - `simultaneous`: start every child at once.
+ * - `failover`: start the next child only when the previous one failed.
+ * Children may arrive after the group started (DNS answers come in over
+ * time); a group fails only when it is sealed and every child failed. The
+ * first leaf to resolve wins: every other running attempt is aborted, every
+ * timer cleared. A value that resolves after the race was won is disposed.
+ * Time comes from an injected {@link Clock} so this is tested with fake time.
+ *
+ * @example
+ * const root = new RaceGroup<string>('staggered', 250);
+ * root.add(new RaceLeaf('a', async (signal) => 'A'));
+ * root.seal();
+ * const { leaf, value } = await new Race(root, { clock: systemClock, signal }).run();
+ */
+import type { Clock } from '../clock.js';
+
+export type RacingMode = 'staggered' | 'simultaneous' | 'failover';
+
+export interface RaceHooks<T> {
+  start?(leaf: RaceLeaf<T>): void;
+  fail?(leaf: RaceLeaf<T>, error: unknown): void;
+  cancel?(leaf: RaceLeaf<T>): void;
+  win?(leaf: RaceLeaf<T>): void;
+  /** Release a value that became ready after the race was already decided. */
+  dispose?(value: T): void;
+}
+
+interface Parent<T> {
+  childFailed(child: RaceNode<T>): void;
+}
+
+type RaceNode<T> = RaceLeaf<T> | RaceGroup<T>;
+
+/** One attempt. `run` gets a signal that aborts when another attempt wins or the race is abandoned. */
+export class RaceLeaf<T> {
+  readonly id: string;
+  /** The family of the address, used to interleave families (RFC 8305 §4). */
+  readonly family: 4 | 6 | undefined;
+  readonly run: (signal: AbortSignal) => Promise<T>;
+  state: 'waiting' | 'running' | 'failed' | 'won' | 'cancelled' = 'waiting';
+  /** @internal */ parent: Parent<T> | undefined;
+  /** @internal */ race: Race<T> | undefined;
+  /** @internal */ controller: AbortController | undefined;
+
+  constructor(id: string, run: (signal: AbortSignal) => Promise<T>, family?: 4 | 6) {
+    this.id = id;
+    this.run = run;
+    this.family = family;
+  }
+
+  /** @internal */
+  start(race: Race<T>): void {
+    this.race = race;
+    this.state = 'running';
+    const controller = new AbortController();
+    this.controller = controller;
+    race.hooks.start?.(this);
+    let promise: Promise<T>;
+    try {
+      promise = this.run(controller.signal);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      (value) => race.leafReady(this, value),
+      (err) => {
+        if (this.state !== 'running') return; // cancelled: the race already knows
+        this.state = 'failed';
+        race.hooks.fail?.(this, err);
+        race.recordFailure(this, err);
+        this.parent?.childFailed(this);
+      },
+    );
+  }
+
+  /** @internal */
+  cancel(reason: unknown): void {
+    if (this.state !== 'running') return;
+    this.state = 'cancelled';
+    this.race?.hooks.cancel?.(this);
+    this.controller?.abort(reason);
+  }
+}
+
+/** A node whose children race each other. Add children any time before `seal()`. */
+export class RaceGroup<T> {
+  readonly mode: RacingMode;
+  readonly delay: number;
+  readonly label: string;
+  readonly #waiting: RaceNode<T>[] = [];
+  readonly #started: RaceNode<T>[] = [];
+  #sealed = false;
+  #race: Race<T> | undefined;
+  #timer: unknown;
+  /** The delay passed (or a child failed) while nothing was waiting: start the next arrival at once. */
+  #due = false;
+  #failed = false;
+  #lastFamily: 4 | 6 | undefined;
+  /** @internal */ parent: Parent<T> | undefined;
+
+  constructor(mode: RacingMode, delay: number, label = '') {
+    this.mode = mode;
+    this.delay = delay;
+    this.label = label;
+  }
+
+  get started(): boolean {
+    return this.#race !== undefined;
+  }
+
+  add(child: RaceNode<T>): void {
+    if (this.#sealed) throw new Error('cannot add to a sealed race group');
+    child.parent = this;
+    this.#waiting.push(child);
+    if (this.#race && !this.#race.settled && (this.#due || this.mode === 'simultaneous' || this.#started.length === 0)) {
+      this.#launchNext();
+    }
+  }
+
+  /** No more children will come. */
+  seal(): void {
+    this.#sealed = true;
+    this.#checkFailed();
+  }
+
+  /** @internal */
+  start(race: Race<T>): void {
+    this.#race = race;
+    race.groups.add(this);
+    if (this.mode === 'simultaneous') {
+      while (this.#waiting.length > 0) this.#launchNext();
+      this.#checkFailed();
+      return;
+    }
+    this.#launchNext();
+    this.#checkFailed();
+  }
+
+  /** Pick the next child: alternate address families when the children carry one (RFC 8305 §4). */
+  #pick(): RaceNode<T> | undefined {
+    if (this.#lastFamily !== undefined) {
+      const i = this.#waiting.findIndex((c) => c instanceof RaceLeaf && c.family !== undefined && c.family !== this.#lastFamily);
+      if (i > 0) return this.#waiting.splice(i, 1)[0];
+    }
+    return this.#waiting.shift();
+  }
+
+  #launchNext(): void {
+    const race = this.#race!;
+    this.#clearTimer();
+    const child = this.#pick();
+    if (!child) {
+      this.#due = true;
+      return;
+    }
+    this.#due = false;
+    this.#started.push(child);
+    if (child instanceof RaceLeaf && child.family !== undefined) this.#lastFamily = child.family;
+    child.start(race);
+    if (race.settled) return;
+    if (this.mode === 'staggered') {
+      this.#timer = race.clock.setTimeout(() => {
+        this.#timer = undefined;
+        if (!race.settled) this.#launchNext();
+      }, this.delay);
+    }
+  }
+
+  childFailed(_child: RaceNode<T>): void {
+    const race = this.#race;
+    if (!race || race.settled) return;
+    if (this.mode !== 'simultaneous') this.#launchNext(); // the next attempt starts at once when one fails
+    this.#checkFailed();
+  }
+
+  #checkFailed(): void {
+    const race = this.#race;
+    if (!race || race.settled || this.#failed || !this.#sealed || this.#waiting.length > 0) return;
+    const allFailed = this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed));
+    if (!allFailed) return;
+    this.#failed = true;
+    this.#clearTimer();
+    if (this.parent) this.parent.childFailed(this);
+    else race.rootFailed();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) {
+      this.#race?.clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  /** @internal */
+  stop(): void {
+    this.#clearTimer();
+  }
+
+  /** @internal Every leaf under this group, started or not. */
+  *leaves(): Generator<RaceLeaf<T>> {
+    for (const c of [...this.#started, ...this.#waiting]) {
+      if (c instanceof RaceLeaf) yield c;
+      else yield* c.leaves();
+    }
+  }
+}
+
+export interface RaceOptions<T> {
+  readonly clock: Clock;
+  readonly signal?: AbortSignal | undefined;
+  readonly hooks?: RaceHooks<T> | undefined;
+}
+
+export interface RaceResult<T> {
+  readonly leaf: RaceLeaf<T>;
+  readonly value: T;
+}
+
+export class RaceFailedError extends AggregateError {
+  constructor(errors: unknown[]) {
+    super(errors, `every candidate failed (${errors.length})`);
+  }
+}
+
+/** One run of a race tree. */
+export class Race<T> {
+  readonly root: RaceGroup<T>;
+  readonly clock: Clock;
+  readonly hooks: RaceHooks<T>;
+  readonly groups = new Set<RaceGroup<T>>();
+  readonly failures: { leaf: RaceLeaf<T>; error: unknown }[] = [];
+  settled = false;
+  readonly #signal: AbortSignal | undefined;
+  #resolve!: (r: RaceResult<T>) => void;
+  #reject!: (e: unknown) => void;
+  #onAbort = (): void => this.abandon(this.#signal?.reason);
+
+  constructor(root: RaceGroup<T>, options: RaceOptions<T>) {
+    this.root = root;
+    this.clock = options.clock;
+    this.hooks = options.hooks ?? {};
+    this.#signal = options.signal;
+  }
+
+  run(): Promise<RaceResult<T>> {
+    const p = new Promise<RaceResult<T>>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    if (this.#signal?.aborted) {
+      this.abandon(this.#signal.reason);
+      return p;
+    }
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    this.root.start(this);
+    return p;
+  }
+
+  /** @internal */
+  leafReady(leaf: RaceLeaf<T>, value: T): void {
+    if (this.settled || leaf.state !== 'running') {
+      this.hooks.dispose?.(value);
+      return;
+    }
+    leaf.state = 'won';
+    this.hooks.win?.(leaf);
+    this.#finish(new Error('another candidate won the race'));
+    this.#resolve({ leaf, value });
+  }
+
+  /** @internal */
+  recordFailure(leaf: RaceLeaf<T>, error: unknown): void {
+    this.failures.push({ leaf, error });
+  }
+
+  /** @internal */
+  rootFailed(): void {
+    if (this.settled) return;
+    this.#finish(new Error('race failed'));
+    this.#reject(new RaceFailedError(this.failures.map((f) => f.error)));
+  }
+
+  /** Give up: abort every running attempt and reject with `reason`. */
+  abandon(reason: unknown): void {
+    if (this.settled) return;
+    this.#finish(reason);
+    this.#reject(reason);
+  }
+
+  #finish(reason: unknown): void {
+    this.settled = true;
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    for (const g of this.groups) g.stop();
+    for (const leaf of this.root.leaves()) leaf.cancel(reason);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Ranking suitable stacks (RFC 9623 §4.1.3: prohibit and require are already
+ * applied; now order by prefer, break ties by avoid). Built from small
+ * comparators joined in order, so each rule reads on its own line (after
+ * js-libp2p's address sorter). Equal inputs give equal orders: the last
+ * tie-breaker is the driver's registration order.
+ *
+ * @example
+ * const ordered = rankStacks(stacks, { properties, security, framerCount: 1 });
+ */
+import type { Driver } from '../driver.js';
+import type { PreferenceProperty, TransportProperties } from '../properties.js';
+import type { SecurityParameters } from '../security.js';
+import { JUDGED, provided } from './suitability.js';
+
+export type Comparator<T> = (a: T, b: T) => number;
+
+/** Join comparators: the first that tells two items apart decides. */
+export function compose<T>(...comparators: readonly Comparator<T>[]): Comparator<T> {
+  return (a, b) => {
+    for (const c of comparators) {
+      const r = c(a, b);
+      if (r !== 0) return r;
+    }
+    return 0;
+  };
+}
+
+export interface RankedStack {
+  readonly driver: Driver;
+  /** Registration order: the stable last tie-breaker. */
+  readonly order: number;
+  readonly provides: Record<PreferenceProperty, boolean>;
+}
+
+export interface RankContext {
+  readonly properties: TransportProperties;
+  readonly security: SecurityParameters;
+  readonly framerCount: number;
+}
+
+/** Encrypted stacks before unencrypted ones (matters only for opportunistic security). */
+export const bySecurity: Comparator<RankedStack> = (a, b) => (a.driver.security === 'none' ? 1 : 0) - (b.driver.security === 'none' ? 1 : 0);
+
+function count(props: TransportProperties, level: 'prefer' | 'avoid', s: RankedStack): number {
+  let n = 0;
+  for (const name of JUDGED) if (props.preference(name) === level && s.provides[name]) n++;
+  return n;
+}
+
+/** More preferred properties met ranks higher. */
+export const byPreferred = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'prefer', b) - count(props, 'prefer', a);
+
+/** Fewer avoided properties present ranks higher (the tie-breaker). */
+export const byAvoided = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'avoid', a) - count(props, 'avoid', b);
+
+/** Fewer layers first: less to set up for the same properties. */
+export const byStackDepth: Comparator<RankedStack> = (a, b) => a.driver.stack.length - b.driver.stack.length;
+
+export const byRegistration: Comparator<RankedStack> = (a, b) => a.order - b.order;
+
+export function rankStacks(drivers: readonly Driver[], ctx: RankContext): RankedStack[] {
+  const stacks = drivers.map((driver, order) => ({ driver, order, provides: provided(driver, ctx.framerCount) }));
+  const cmp = compose(bySecurity, byPreferred(ctx.properties), byAvoided(ctx.properties), byStackDepth, byRegistration);
+  return stacks.sort(cmp);
+}
+
+/** Why a stack sits where it does, for the report: "prefers multistreaming (met 1), avoids none". */
+export function explainRank(s: RankedStack, props: TransportProperties): string {
+  const met = JUDGED.filter((n) => props.preference(n) === 'prefer' && s.provides[n]);
+  const avoided = JUDGED.filter((n) => props.preference(n) === 'avoid' && s.provides[n]);
+  const parts = [`meets preferred: ${met.length ? met.join(', ') : 'none'}`];
+  if (avoided.length) parts.push(`has avoided: ${avoided.join(', ')}`);
+  return parts.join('; ');
+}

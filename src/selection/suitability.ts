@@ -1,0 +1,120 @@
+/**
+ * Which stacks can serve a request at all (RFC 9623 §4.1.3, first two steps).
+ *
+ * A stack is judged from its driver's declared capabilities, never by trying
+ * it: prohibited properties it has, or required properties it lacks, make it
+ * unsuitable, as do a URL scheme that names another stack and a security
+ * mode it cannot honour (RFC 9621 §3.3: never fall back from secure to
+ * insecure). Each verdict carries a sentence the selection report shows.
+ *
+ * @example
+ * const v = judgeStack(tcpDriver, { properties, security, framers: [], scheme: undefined });
+ * if (!v.ok) console.log(v.reason); // "reliability is required but udp is unreliable"
+ */
+import type { Capabilities, Driver } from '../driver.js';
+import type { PreferenceProperty, TransportProperties } from '../properties.js';
+import type { SecurityParameters } from '../security.js';
+
+/** The protocol names that a bare host:port endpoint (no scheme) may use. */
+export const TRANSPORT_LEVEL = new Set(['tcp', 'tls', 'udp', 'quic']);
+
+export interface StackContext {
+  readonly properties: TransportProperties;
+  readonly security: SecurityParameters;
+  /** Framers on the preconnection: a stream stack with a framer keeps message boundaries. */
+  readonly framerCount: number;
+  /** The endpoint URL's scheme, when it gave one. */
+  readonly scheme?: string | undefined;
+}
+
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+/** What a stack provides for each preference property, given the framers in use. */
+export function provided(driver: Driver, framerCount: number): Record<PreferenceProperty, boolean> {
+  const c: Capabilities = driver.capabilities;
+  return {
+    reliability: c.reliable,
+    preserveOrder: c.ordered,
+    preserveMsgBoundaries: c.messageBoundaries || (driver.framing === 'stream' && framerCount > 0),
+    perMsgReliability: c.perMsgReliability,
+    zeroRttMsg: c.zeroRtt,
+    multistreaming: c.multistream,
+    fullChecksumSend: c.fullChecksum,
+    fullChecksumRecv: c.fullChecksum,
+    congestionControl: c.congestionControl,
+    keepAlive: c.keepAlive,
+    // Connected UDP sockets report ICMP errors; the TCP stacks here cannot surface them.
+    softErrorNotify: driver.ipProtocol === 'udp',
+    // Path-level choices the OS makes for every stack alike.
+    useTemporaryLocalAddress: true,
+    activeReadBeforeSend: true,
+  };
+}
+
+const WORDS: Partial<Record<PreferenceProperty, [string, string]>> = {
+  reliability: ['reliable', 'unreliable'],
+  preserveOrder: ['ordered', 'unordered'],
+  preserveMsgBoundaries: ['message-preserving', 'a byte stream (add a framer)'],
+  perMsgReliability: ['per-message reliable', 'not per-message reliable'],
+  zeroRttMsg: ['0-RTT capable', 'not 0-RTT capable'],
+  multistreaming: ['multistreaming', 'single-stream'],
+  congestionControl: ['congestion controlled', 'not congestion controlled'],
+  keepAlive: ['able to keep alive', 'unable to keep alive'],
+  softErrorNotify: ['able to report soft errors', 'unable to report soft errors'],
+};
+
+/** Preference properties in the order they are judged and explained. */
+export const JUDGED: readonly PreferenceProperty[] = [
+  'reliability',
+  'preserveOrder',
+  'preserveMsgBoundaries',
+  'perMsgReliability',
+  'multistreaming',
+  'zeroRttMsg',
+  'congestionControl',
+  'fullChecksumSend',
+  'fullChecksumRecv',
+  'keepAlive',
+  'softErrorNotify',
+  'useTemporaryLocalAddress',
+  'activeReadBeforeSend',
+];
+
+function describe(driver: Driver, name: PreferenceProperty, has: boolean): string {
+  const w = WORDS[name];
+  const what = w ? (has ? w[0] : w[1]) : has ? `provides ${name}` : `lacks ${name}`;
+  return `${driver.id} is ${what}`;
+}
+
+/** Does the endpoint's scheme (if any) name this stack? */
+export function schemeMatches(driver: Driver, scheme: string | undefined): boolean {
+  if (scheme === undefined) return TRANSPORT_LEVEL.has(driver.protocol);
+  return driver.schemes ? driver.schemes.includes(scheme) : driver.protocol === scheme;
+}
+
+export function judgeStack(driver: Driver, ctx: StackContext): Verdict {
+  if (!schemeMatches(driver, ctx.scheme)) {
+    return {
+      ok: false,
+      reason: ctx.scheme === undefined ? `${driver.id} needs a URL scheme naming it` : `the endpoint's scheme ${ctx.scheme}: does not name ${driver.id}`,
+    };
+  }
+  const mode = ctx.security.mode;
+  if (mode === 'required' && driver.security === 'none') {
+    return { ok: false, reason: `${driver.id} is unencrypted and security is required (use SecurityParameters.disabled() or .opportunistic() to allow it)` };
+  }
+  if (mode === 'disabled' && driver.security !== 'none') {
+    return { ok: false, reason: `${driver.id} is encrypted and security is disabled` };
+  }
+  const has = provided(driver, ctx.framerCount);
+  const problems: string[] = [];
+  for (const name of JUDGED) {
+    const pref = ctx.properties.preference(name);
+    if (pref === 'require' && !has[name]) problems.push(`${name} is required but ${describe(driver, name, false)}`);
+    else if (pref === 'prohibit' && has[name]) problems.push(`${name} is prohibited but ${describe(driver, name, true)}`);
+  }
+  const multipath = ctx.properties.get('multipath');
+  if (multipath === 'active') problems.push(`multipath is active but ${driver.id} is single-path`);
+  if (problems.length > 0) return { ok: false, reason: problems.join('; ') };
+  return { ok: true };
+}

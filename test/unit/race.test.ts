@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import { Race, RaceFailedError, RaceGroup, RaceLeaf } from '../../src/selection/race.js';
+import { ManualClock, flush } from '../helpers/manual-clock.js';
+
+/** An attempt the test settles by hand; records when it started and whether it was aborted. */
+function controllable(clock: ManualClock, id: string, family?: 4 | 6) {
+  const state = { startedAt: undefined as number | undefined, aborted: false, resolve: (_v: string) => {}, reject: (_e: unknown) => {} };
+  const leaf = new RaceLeaf<string>(
+    id,
+    (signal) =>
+      new Promise<string>((resolve, reject) => {
+        state.startedAt = clock.now();
+        state.resolve = resolve;
+        state.reject = reject;
+        signal.addEventListener('abort', () => {
+          state.aborted = true;
+          reject(signal.reason);
+        });
+      }),
+    family,
+  );
+  return { leaf, state };
+}
+
+describe('Race (RFC 8305 staggered racing)', () => {
+  it('starts the next attempt after the attempt delay and keeps earlier ones running', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250);
+    const a = controllable(clock, 'a');
+    const b = controllable(clock, 'b');
+    root.add(a.leaf);
+    root.add(b.leaf);
+    root.seal();
+    const p = new Race(root, { clock }).run();
+    await flush();
+    expect(a.state.startedAt).toBe(0);
+    expect(b.state.startedAt).toBeUndefined();
+    await clock.advance(249);
+    expect(b.state.startedAt).toBeUndefined();
+    await clock.advance(1);
+    expect(b.state.startedAt).toBe(250);
+    expect(a.state.aborted).toBe(false);
+    b.state.resolve('B');
+    const r = await p;
+    expect(r.leaf.id).toBe('b');
+    expect(a.state.aborted).toBe(true);
+    expect(a.leaf.state).toBe('cancelled');
+    expect(clock.pending).toBe(0);
+  });
+
+  it('starts the next attempt at once when one fails', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250);
+    const a = controllable(clock, 'a');
+    const b = controllable(clock, 'b');
+    root.add(a.leaf);
+    root.add(b.leaf);
+    root.seal();
+    const p = new Race(root, { clock }).run();
+    await clock.advance(10);
+    a.state.reject(new Error('refused'));
+    await flush();
+    expect(b.state.startedAt).toBe(10);
+    b.state.resolve('B');
+    expect((await p).value).toBe('B');
+  });
+
+  it('rejects with every failure when all fail, and leaves no timer', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250);
+    const a = controllable(clock, 'a');
+    const b = controllable(clock, 'b');
+    root.add(a.leaf);
+    root.add(b.leaf);
+    root.seal();
+    const p = new Race(root, { clock }).run();
+    const caught = p.catch((e) => e);
+    await flush();
+    a.state.reject(new Error('one'));
+    await flush();
+    b.state.reject(new Error('two'));
+    const err = await caught;
+    expect(err).toBeInstanceOf(RaceFailedError);
+    expect((err as RaceFailedError).errors.map((e) => (e as Error).message)).toEqual(['one', 'two']);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('interleaves address families, starting with the first child', async () => {
+    const clock = new ManualClock();
+    const g = new RaceGroup<string>('staggered', 100);
+    const order: string[] = [];
+    for (const [id, fam] of [['v6a', 6], ['v6b', 6], ['v6c', 6], ['v4a', 4], ['v4b', 4]] as const) {
+      g.add(new RaceLeaf<string>(id, () => (order.push(id), new Promise<string>(() => {})), fam));
+    }
+    g.seal();
+    const race = new Race(g, { clock });
+    void race.run().catch(() => {});
+    await clock.advance(450);
+    expect(order).toEqual(['v6a', 'v4a', 'v6b', 'v4b', 'v6c']);
+    race.abandon(new Error('done'));
+  });
+
+  it('simultaneous mode starts everything; failover waits for failure', async () => {
+    const clock = new ManualClock();
+    const sim = new RaceGroup<string>('simultaneous', 250);
+    const s1 = controllable(clock, 's1');
+    const s2 = controllable(clock, 's2');
+    sim.add(s1.leaf);
+    sim.add(s2.leaf);
+    sim.seal();
+    const r1 = new Race(sim, { clock });
+    const p1 = r1.run();
+    await flush();
+    expect(s1.state.startedAt).toBe(0);
+    expect(s2.state.startedAt).toBe(0);
+    s2.state.resolve('s2');
+    expect((await p1).leaf.id).toBe('s2');
+
+    const fo = new RaceGroup<string>('failover', 250);
+    const f1 = controllable(clock, 'f1');
+    const f2 = controllable(clock, 'f2');
+    fo.add(f1.leaf);
+    fo.add(f2.leaf);
+    fo.seal();
+    const p2 = new Race(fo, { clock }).run();
+    await clock.advance(5000);
+    expect(f2.state.startedAt).toBeUndefined();
+    f1.state.reject(new Error('x'));
+    await flush();
+    expect(f2.state.startedAt).toBe(5000);
+    f2.state.resolve('f2');
+    expect((await p2).leaf.id).toBe('f2');
+  });
+
+  it('starts a child that arrives after the delay passed at once, and nested groups stagger', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250);
+    const quic = new RaceGroup<string>('staggered', 250, 'quic');
+    const tls = new RaceGroup<string>('staggered', 250, 'tls');
+    root.add(quic);
+    root.add(tls);
+    root.seal();
+    const race = new Race(root, { clock });
+    const p = race.run();
+    const q = controllable(clock, 'q');
+    quic.add(q.leaf);
+    quic.seal();
+    await flush();
+    expect(q.state.startedAt).toBe(0);
+    await clock.advance(300);
+    const t = controllable(clock, 't');
+    tls.add(t.leaf); // the TLS group's turn came at 250 with nothing to start
+    tls.seal();
+    await flush();
+    expect(t.state.startedAt).toBe(300);
+    t.state.resolve('t');
+    expect((await p).leaf.id).toBe('t');
+    expect(q.state.aborted).toBe(true);
+  });
+
+  it('disposes a value that becomes ready after the race was won', async () => {
+    const clock = new ManualClock();
+    const disposed: string[] = [];
+    const g = new RaceGroup<string>('simultaneous', 250);
+    const lateResolve: ((v: string) => void)[] = [];
+    g.add(new RaceLeaf<string>('a', async () => 'A'));
+    // Ignores its abort signal, like a driver that cannot be interrupted.
+    g.add(new RaceLeaf<string>('b', () => new Promise<string>((r) => lateResolve.push(r))));
+    g.seal();
+    const r = await new Race(g, { clock, hooks: { dispose: (v) => disposed.push(v) } }).run();
+    expect(r.value).toBe('A');
+    lateResolve[0]!('B');
+    await flush();
+    expect(disposed).toEqual(['B']);
+  });
+
+  it('abandons on caller abort and aborts running attempts', async () => {
+    const clock = new ManualClock();
+    const g = new RaceGroup<string>('staggered', 250);
+    const a = controllable(clock, 'a');
+    g.add(a.leaf);
+    g.seal();
+    const ac = new AbortController();
+    const p = new Race(g, { clock, signal: ac.signal }).run();
+    await flush();
+    ac.abort(new Error('user'));
+    await expect(p).rejects.toThrow('user');
+    expect(a.state.aborted).toBe(true);
+  });
+});

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Loopback tests open real sockets; run files in parallel on the 2 cores, tests inside a file in order.
+    pool: 'forks',
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    setupFiles: ['test/setup/leak-guard.ts'],
+  },
+});
