@@ -286,8 +286,8 @@ export async function select(input: SelectionInput): Promise<Selected> {
 
     const { leaf, value } = await started!;
     const candidate = leafRecords.get(leaf)!;
-    finishPending(report, at());
     report.winner = candidate.id;
+    finishPending(report, at());
     report.endedAt = at();
     debug('selection %s won by %s %s', report.remote, candidate.id, candidate.driver);
     return { channel: value.channel, driver: value.driver, candidate, report };

@@ -42,14 +42,21 @@ export interface RankContext {
 /** Encrypted stacks before unencrypted ones (matters only for opportunistic security). */
 export const bySecurity: Comparator<RankedStack> = (a, b) => (a.driver.security === 'none' ? 1 : 0) - (b.driver.security === 'none' ? 1 : 0);
 
-function count(props: TransportProperties, level: 'prefer' | 'avoid', s: RankedStack): number {
+function count(props: TransportProperties, level: 'prefer' | 'avoid', s: RankedStack, explicit?: boolean): number {
   let n = 0;
-  for (const name of JUDGED) if (props.preference(name) === level && s.provides[name]) n++;
+  for (const name of JUDGED) {
+    if (explicit !== undefined && props.isExplicit(name) !== explicit) continue;
+    if (props.preference(name) === level && s.provides[name]) n++;
+  }
   return n;
 }
 
-/** More preferred properties met ranks higher. */
-export const byPreferred = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'prefer', b) - count(props, 'prefer', a);
+/**
+ * More preferred properties met ranks higher; preferences the caller set
+ * explicitly weigh more than defaults (RFC 9623 §4.1.3).
+ */
+export const byPreferred = (props: TransportProperties): Comparator<RankedStack> => (a, b) =>
+  count(props, 'prefer', b, true) - count(props, 'prefer', a, true) || count(props, 'prefer', b, false) - count(props, 'prefer', a, false);
 
 /** Fewer avoided properties present ranks higher (the tie-breaker). */
 export const byAvoided = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'avoid', a) - count(props, 'avoid', b);
