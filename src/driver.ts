@@ -105,6 +105,11 @@ export interface ChannelReceiver {
   closed(error?: Error): void;
   /** A multistreaming peer opened a new stream in this connection's group. */
   stream?(channel: TransportChannel): void;
+  /**
+   * A non-fatal error the network reported (RFC 9622 §8.3.1 SoftError), e.g. an
+   * ICMP port unreachable on a connected UDP socket. The channel stays open.
+   */
+  softError?(error: Error): void;
 }
 
 /**

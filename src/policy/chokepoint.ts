@@ -13,12 +13,13 @@
  * const scope = createScope({ tenant: 'acme', policy, resolver });
  * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
  */
-import { channel } from 'node:diagnostics_channel';
 import { PolicyDeniedError, QuotaExceededError } from '../errors.js';
+import { canonicalAddress, dialString } from './canonical.js';
+import { decisionChannel as recordsChannel, emitRecord, nextRecordId, wantsRecords } from './records.js';
 import { DelegatingNetwork, SystemNetwork, type Network, type ResolvedAddress, type Resolver } from '../network.js';
 import { systemResolver } from '../registry.js';
 import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from '../driver.js';
-import { DENY_ALL, type NetworkPolicy, type NetworkUse, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
+import { DENY_ALL, type DenyCode, type NetworkPolicy, type NetworkUse, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
 
 /** An address the tenant's policy allowed, for one use and protocol. Only the guard makes these. */
 export interface CheckedTarget {
@@ -48,9 +49,29 @@ export interface DecisionRecord {
   readonly id: number;
   readonly tenant: string;
   readonly request: PolicyRequest;
+  /** The policy's verdict (in audit mode a denial here was let through). */
   readonly decision: PolicyDecision;
   readonly mode: 'enforce' | 'audit';
+  /** Milliseconds since the epoch. */
   readonly time: number;
+  readonly use: NetworkUse | undefined;
+  readonly protocol: PolicyProtocol | undefined;
+  /** The host as the caller gave it. */
+  readonly host: string | undefined;
+  /** The canonical name or address literal the policy decided on. */
+  readonly canonicalHost: string | undefined;
+  /** The canonical address, when the request carried one. */
+  readonly address: string | undefined;
+  readonly port: number | undefined;
+  /** The source text of the deciding rule, or null. */
+  readonly rule: string | null;
+  /** The verdict (false in audit mode when the policy would have denied). */
+  readonly allow: boolean;
+  /** The denial code, when `allow` is false. */
+  readonly code: DenyCode | undefined;
+  readonly reason: string;
+  /** The policy revision that decided (0 for a BasicScope). */
+  readonly revision: number;
 }
 
 export interface PolicyGuard {
@@ -61,6 +82,12 @@ export interface PolicyGuard {
   authorize(request: AuthorizeRequest): Promise<CheckedTarget>;
   /** Check the `lookup` grant for `host`, then resolve it through the tenant's network. */
   lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]>;
+  /**
+   * Decide synchronously (the per-datagram UDP send-to check). Present when
+   * the policy can answer without waiting; an async custom rule makes it deny
+   * with `policy-error`.
+   */
+  decideSync?(request: PolicyRequest): PolicyDecision;
 }
 
 /** A held unit of quota (one connection, one listener) and its byte accounting. */
@@ -69,14 +96,32 @@ export interface Lease {
   sent(bytes: number): void;
   received(bytes: number): void;
   release(): void;
+  /**
+   * Hot reload: call `cb` (once) when a new policy revision forbids the
+   * target this lease was taken for and the host chose to close such
+   * connections. Registering after the revocation calls `cb` at once.
+   * Optional: scopes without hot reload do not have it.
+   */
+  onRevoke?(cb: (decision: PolicyDecision & { allow: false }) => void): void;
+  /**
+   * Tell the lease what it ended up serving when that was not known at
+   * `lease()` time: the winning candidate's CheckedTarget, or for an accepted
+   * peer its `accept` request. A hot reload re-decides exactly this.
+   * Optional, like `onRevoke`.
+   */
+  bind?(subject: CheckedTarget | PolicyRequest): void;
 }
 
 export interface NetworkScope {
   readonly tenant: string;
   readonly guard: PolicyGuard;
   readonly network: Network;
-  /** Take one unit of the tenant's quota; throws QuotaExceededError when none is left. */
-  lease(kind: 'connection' | 'listener'): Lease;
+  /**
+   * Take one unit of the tenant's quota; throws QuotaExceededError when none
+   * is left (never blocks). Pass the connection's (or listener's) target so a
+   * hot reload can revoke it.
+   */
+  lease(kind: 'connection' | 'listener', target?: CheckedTarget): Lease;
 }
 
 const minted = new WeakSet<object>();
@@ -115,7 +160,7 @@ export function mintTarget(tenant: string, request: AuthorizeRequest, decision: 
   return target;
 }
 
-export const decisionChannel = channel('taps:policy:decision');
+export const decisionChannel = recordsChannel;
 
 const unverified = (what: string): PolicyDecision & { allow: false } => ({
   allow: false,
@@ -163,8 +208,6 @@ export interface ScopeOptions {
   readonly limits?: { readonly connections?: number; readonly listeners?: number } | undefined;
 }
 
-let nextDecisionId = 1;
-
 /** A simple tenant scope around a NetworkPolicy. The policy engine's `Host` builds richer ones. */
 export class BasicScope implements NetworkScope, PolicyGuard {
   readonly tenant: string;
@@ -209,16 +252,54 @@ export class BasicScope implements NetworkScope, PolicyGuard {
         throw new TypeError('policy returned a malformed decision');
       }
     } catch (err) {
-      decision = { allow: false, code: 'policy-error', reason: `policy failed: ${(err as Error)?.message ?? String(err)}`, rule: null };
+      decision = policyError(err);
     }
-    const record: DecisionRecord = { id: nextDecisionId++, tenant: this.tenant, request, decision, mode: this.#mode, time: Date.now() };
-    if (decisionChannel.hasSubscribers) decisionChannel.publish(record);
-    if (this.#onDecision) {
-      try {
-        this.#onDecision(record);
-      } catch {
-        /* a host callback must not break the decision */
+    return this.#finish(request, decision);
+  }
+
+  decideSync(request: PolicyRequest): PolicyDecision {
+    let decision: PolicyDecision;
+    try {
+      const d = this.#policy.decide(request);
+      if (typeof (d as Promise<unknown>)?.then === 'function') {
+        (d as Promise<unknown>).then(undefined, () => {});
+        throw new TypeError('the policy answered asynchronously; a synchronous decision is needed');
       }
+      decision = d as PolicyDecision;
+      if (typeof decision !== 'object' || decision === null || typeof decision.allow !== 'boolean') {
+        throw new TypeError('policy returned a malformed decision');
+      }
+    } catch (err) {
+      decision = policyError(err);
+    }
+    return this.#finish(request, decision);
+  }
+
+  #finish(request: PolicyRequest, decision: PolicyDecision): PolicyDecision {
+    if (wantsRecords(this.#onDecision)) {
+      const address = request.address === undefined ? undefined : canonicalAddress(request.address);
+      emitRecord(
+        {
+          id: nextRecordId(),
+          tenant: this.tenant,
+          request,
+          decision,
+          mode: this.#mode,
+          time: Date.now(),
+          use: request.use,
+          protocol: request.protocol,
+          host: request.host,
+          canonicalHost: undefined,
+          address: address?.ok ? address.host : request.address,
+          port: request.port,
+          rule: decision.rule,
+          allow: decision.allow,
+          code: decision.allow ? undefined : decision.code,
+          reason: decision.allow ? (decision.reason ?? '') : decision.reason,
+          revision: 0,
+        },
+        this.#onDecision,
+      );
     }
     if (!decision.allow && this.#mode === 'audit') {
       return { allow: true, rule: decision.rule, reason: `audit: would deny (${decision.code}): ${decision.reason}` };
@@ -227,6 +308,11 @@ export class BasicScope implements NetworkScope, PolicyGuard {
   }
 
   async authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
+    // Only an IP literal can become a target: a driver must never be handed a name to resolve.
+    const address = canonicalAddress(request.address);
+    if (!address.ok) {
+      throw new PolicyDeniedError({ allow: false, code: 'invalid-host', reason: address.reason, rule: null });
+    }
     const decision = await this.decide({
       use: request.use,
       protocol: request.protocol,
@@ -236,7 +322,7 @@ export class BasicScope implements NetworkScope, PolicyGuard {
       url: request.url,
     });
     if (!decision.allow) throw new PolicyDeniedError(decision);
-    return mintTarget(this.tenant, request, decision);
+    return mintTarget(this.tenant, { ...request, address: dialString(address) }, decision);
   }
 
   async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
@@ -245,7 +331,7 @@ export class BasicScope implements NetworkScope, PolicyGuard {
     return this.network.lookup(host, family, signal);
   }
 
-  lease(kind: 'connection' | 'listener'): Lease {
+  lease(kind: 'connection' | 'listener', _target?: CheckedTarget): Lease {
     const limit = kind === 'connection' ? this.#limits.connections : this.#limits.listeners;
     if (this.#held[kind] >= limit) {
       throw new QuotaExceededError(`${kind}s`, `tenant ${this.tenant} already holds ${this.#held[kind]} ${kind}s (limit ${limit})`);
@@ -262,6 +348,10 @@ export class BasicScope implements NetworkScope, PolicyGuard {
       },
     };
   }
+}
+
+function policyError(err: unknown): PolicyDecision & { allow: false } {
+  return { allow: false, code: 'policy-error', reason: `policy failed: ${(err as Error)?.message ?? String(err)}`, rule: null };
 }
 
 /** Make a tenant scope. Hosts call this (or `Host.tenant`); guests only ever receive the result. */

@@ -1,0 +1,183 @@
+/**
+ * Quotas: concurrent connections and listeners, and byte budgets per time
+ * window, per tenant. Taking a lease never blocks: it succeeds or throws
+ * {@link QuotaExceededError} (code `ERR_TAPS_QUOTA_EXCEEDED`, distinct from
+ * a policy denial). Byte budgets use fixed windows on the host's clock: the
+ * count restarts when `windowMs` has passed since the window opened.
+ *
+ * Limits are read from the tenant's current policy revision at each check,
+ * so a reload changes them at once; what is already held stays held.
+ * Every live lease is registered with its tenant so a reload can revoke it.
+ *
+ * @example
+ * const lease = scope.lease('connection', target);
+ * lease.onRevoke?.((d) => conn.abort(new PolicyDeniedError(d)));
+ * lease.sent(1024); // throws QuotaExceededError when the window's budget is spent
+ * lease.release();
+ */
+import { QuotaExceededError } from '../errors.js';
+import { isCheckedTarget, type CheckedTarget, type Lease } from './chokepoint.js';
+import type { ByteBudget, PolicyLimits } from './source.js';
+import type { PolicyDecision, PolicyRequest } from './types.js';
+
+interface Window {
+  start: number;
+  used: number;
+}
+
+type Denial = PolicyDecision & { allow: false };
+
+/** One tenant's counters, shared by every scope of that tenant and kept across reloads. */
+export class TenantQuota {
+  readonly tenant: string;
+  readonly held = { connection: 0, listener: 0 };
+  readonly live = new Set<TenantLease>();
+  readonly #windows = { sent: { start: 0, used: 0 }, received: { start: 0, used: 0 }, bytes: { start: 0, used: 0 } };
+  readonly #limits: () => PolicyLimits;
+  readonly #now: () => number;
+
+  constructor(tenant: string, limits: () => PolicyLimits, now: () => number) {
+    this.tenant = tenant;
+    this.#limits = limits;
+    this.#now = now;
+  }
+
+  /** Take a connection or listener unit. `owner` identifies the scope (its claims decide revocation). */
+  acquire(kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner): TenantLease {
+    if (kind !== 'connection' && kind !== 'listener') throw new TypeError(`lease kind must be 'connection' or 'listener', got ${String(kind)}`);
+    const limit = kind === 'connection' ? this.#limits().connections : this.#limits().listeners;
+    if (limit !== undefined && this.held[kind] >= limit) {
+      throw new QuotaExceededError(`${kind}s`, `tenant ${this.tenant} already holds ${this.held[kind]} ${kind}s (limit ${limit})`);
+    }
+    this.held[kind]++;
+    const lease = new TenantLease(this, kind, target, owner);
+    this.live.add(lease);
+    return lease;
+  }
+
+  /** Charge `n` bytes in one direction against that direction's and the combined budget, or throw. */
+  charge(direction: 'sent' | 'received', n: number): void {
+    if (!(Number.isFinite(n) && n >= 0)) throw new RangeError(`bytes must be a non-negative finite number, got ${String(n)}`);
+    if (n === 0) return;
+    const limits = this.#limits();
+    const one = limits[direction];
+    const both = limits.bytes;
+    if (one === undefined && both === undefined) return;
+    const now = this.#now();
+    const w1 = this.#windows[direction];
+    const w2 = this.#windows.bytes;
+    if (one !== undefined) this.#roll(w1, one, now, direction, n);
+    if (both !== undefined) this.#roll(w2, both, now, 'bytes', n);
+    if (one !== undefined) w1.used += n;
+    if (both !== undefined) w2.used += n;
+  }
+
+  #roll(w: Window, budget: ByteBudget, now: number, name: string, n: number): void {
+    if (now - w.start >= budget.windowMs || now < w.start) {
+      w.start = now;
+      w.used = 0;
+    }
+    if (w.used + n > budget.bytes) {
+      throw new QuotaExceededError(
+        `bytes-${name}`,
+        `tenant ${this.tenant} would exceed its ${name === 'bytes' ? 'byte' : name} budget: ${w.used} + ${n} > ${budget.bytes} bytes per ${budget.windowMs} ms`,
+      );
+    }
+  }
+
+  /** @internal */
+  drop(lease: TenantLease): void {
+    if (this.live.delete(lease)) this.held[lease.kind]--;
+  }
+}
+
+/** The scope that takes leases: it vouches for the targets bound to them. */
+export interface LeaseOwner {
+  owns(target: unknown): boolean;
+}
+
+/** The request a hot reload re-decides for a target. */
+export function targetRequest(t: CheckedTarget): PolicyRequest {
+  return { use: t.use, protocol: t.protocol, host: t.hostName, address: t.address, port: t.port };
+}
+
+export class TenantLease implements Lease {
+  readonly kind: 'connection' | 'listener';
+  /** The scope that took it (its claims count when a reload re-decides the subject). */
+  readonly owner: LeaseOwner;
+  /** What a reload re-decides: the bound target's request, or a bound accept request. */
+  #subject: PolicyRequest | undefined;
+  readonly #quota: TenantQuota;
+  #released = false;
+  #revoked: Denial | undefined;
+  #callbacks: Array<(d: Denial) => void> = [];
+
+  constructor(quota: TenantQuota, kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner) {
+    this.#quota = quota;
+    this.kind = kind;
+    this.owner = owner;
+    if (target !== undefined) this.bind(target);
+  }
+
+  get subject(): PolicyRequest | undefined {
+    return this.#subject;
+  }
+
+  bind(subject: CheckedTarget | PolicyRequest): void {
+    if (isCheckedTarget(subject)) {
+      if (!this.owner.owns(subject)) throw new TypeError('target was not minted by the scope that holds this lease');
+      this.#subject = Object.freeze(targetRequest(subject));
+      return;
+    }
+    if (typeof subject !== 'object' || subject === null) throw new TypeError('subject must be a CheckedTarget or a PolicyRequest');
+    const { use, protocol, host, address, port, url } = subject;
+    this.#subject = Object.freeze({ use, protocol, host, address, port, url });
+  }
+
+  get released(): boolean {
+    return this.#released;
+  }
+
+  get revoked(): Denial | undefined {
+    return this.#revoked;
+  }
+
+  sent(bytes: number): void {
+    if (!this.#released) this.#quota.charge('sent', bytes);
+  }
+
+  received(bytes: number): void {
+    if (!this.#released) this.#quota.charge('received', bytes);
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#callbacks = [];
+    this.#quota.drop(this);
+  }
+
+  onRevoke(cb: (decision: Denial) => void): void {
+    if (typeof cb !== 'function') throw new TypeError('onRevoke callback must be a function');
+    if (this.#released) return;
+    if (this.#revoked !== undefined) safeCall(cb, this.#revoked);
+    else this.#callbacks.push(cb);
+  }
+
+  /** @internal Called by the host when a new revision forbids this lease's target. */
+  revoke(decision: Denial): void {
+    if (this.#released || this.#revoked !== undefined) return;
+    this.#revoked = decision;
+    const cbs = this.#callbacks;
+    this.#callbacks = [];
+    for (const cb of cbs) safeCall(cb, decision);
+  }
+}
+
+function safeCall(cb: (d: Denial) => void, d: Denial): void {
+  try {
+    cb(d);
+  } catch {
+    /* a connection's revoke handler must not break the reload */
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * A tenant scope: the capability handle a {@link Host} gives out for one
+ * tenant (like the data in a wasmtime Store, seeds/). Its guard decides every
+ * request with the tenant's current policy revision plus the scope's
+ * verified claims; its network refuses any target this scope did not mint;
+ * its leases count against the tenant's quotas. Nothing a caller passes (a
+ * request, an endpoint, a URL, a `tenant` field) can name another tenant.
+ *
+ * Order of a decision: canonicalise (a malformed request is denied, even in
+ * audit mode) → compiled rules and claims grants (deny wins) → the tenant's
+ * custom rule, if any, unless a deny rule already matched (its answer
+ * replaces the verdict; undefined keeps it; throwing or timing out denies
+ * with `policy-error`) → audit mode turns a denial into an allow → record.
+ *
+ * @example
+ * const scope = await host.tenant('acme');
+ * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
+ * const channel = await scope.network.connect(driver, { ...attempt, target });
+ */
+import type { Clock } from '../clock.js';
+import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from '../driver.js';
+import { PolicyDeniedError } from '../errors.js';
+import type { Network, ResolvedAddress } from '../network.js';
+import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
+import {
+  brandScope, CheckedNetwork, mintTarget,
+  type AuthorizeRequest, type CheckedTarget, type DecisionRecord, type NetworkScope, type PolicyGuard,
+} from './chokepoint.js';
+import type { VerifiedClaims } from './claims.js';
+import type { CompiledPolicy, CustomRequest } from './compile.js';
+import { canonicalRequest, evaluate, type CanonicalRequest, type Rejection } from './decide.js';
+import { emitRecord, nextRecordId, wantsRecords } from './records.js';
+import { targetRequest, type TenantLease, type TenantQuota } from './quota.js';
+import { POLICY_PROTOCOLS, type DenyCode, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
+
+/** What a scope needs from its host (internal wiring, not public API). */
+export interface HostCore {
+  entry(tenant: string): { readonly revision: number; readonly policy: CompiledPolicy } | undefined;
+  readonly network: Network;
+  readonly onDecision: ((r: DecisionRecord) => void) | undefined;
+  /** Wall clock, ms since the epoch. */
+  now(): number;
+  readonly clock: Clock;
+  /** Seconds of skew accepted on claims expiry. */
+  readonly clockTolerance: number;
+  quota(tenant: string): TenantQuota;
+}
+
+type Denial = PolicyDecision & { allow: false };
+interface Outcome {
+  readonly decision: PolicyDecision;
+  readonly request: CanonicalRequest | undefined;
+  readonly revision: number;
+}
+
+const CONNECT_USES = new Set(['connect', 'redirect', 'upgrade', 'sendto']);
+const deny = (code: DenyCode, reason: string, rule: string | null = null): Denial => ({ allow: false, code, reason, rule });
+const errorText = (err: unknown) => (err as Error)?.message ?? String(err);
+
+function checkCustom(d: unknown): PolicyDecision {
+  const o = d as PolicyDecision;
+  if (typeof o !== 'object' || o === null || typeof o.allow !== 'boolean') throw new TypeError('custom rule returned a malformed decision');
+  if (o.allow) return { allow: true, rule: typeof o.rule === 'string' ? o.rule : 'custom', reason: typeof o.reason === 'string' ? o.reason : undefined };
+  return deny(typeof o.code === 'string' ? o.code : 'denied', typeof o.reason === 'string' ? o.reason : 'denied by the custom rule', typeof o.rule === 'string' ? o.rule : 'custom');
+}
+
+export class TenantScope implements NetworkScope, PolicyGuard {
+  readonly tenant: string;
+  readonly network: Network;
+  /** The verified claims this scope was made with, if any. */
+  readonly claims: VerifiedClaims | undefined;
+  readonly #core: HostCore;
+  readonly #minted = new WeakMap<object, number>();
+
+  /** @internal Made by Host.tenant(). */
+  constructor(core: HostCore, tenant: string, claims: VerifiedClaims | undefined) {
+    this.#core = core;
+    this.tenant = tenant;
+    this.claims = claims;
+    this.network = new TenantNetwork(core.network, this);
+    brandScope(this);
+  }
+
+  get guard(): PolicyGuard & { decideSync(request: PolicyRequest): PolicyDecision } {
+    return this;
+  }
+
+  /** The tenant's current policy revision (0 when it has none). */
+  get revision(): number {
+    return this.#core.entry(this.tenant)?.revision ?? 0;
+  }
+
+  decide(request: PolicyRequest): Promise<PolicyDecision> {
+    try {
+      const r = this.#run(request, false, true);
+      return 'then' in r ? r.then((o) => o.decision) : Promise.resolve(r.decision);
+    } catch (err) {
+      return Promise.resolve(deny('policy-error', `policy failed: ${errorText(err)}`));
+    }
+  }
+
+  decideSync(request: PolicyRequest): PolicyDecision {
+    try {
+      return (this.#run(request, true, true) as Outcome).decision;
+    } catch (err) {
+      return deny('policy-error', `policy failed: ${errorText(err)}`);
+    }
+  }
+
+  async authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
+    if (typeof request !== 'object' || request === null) throw new TypeError('request must be an object');
+    const use = request.use;
+    const protocol = request.protocol;
+    const address = request.address;
+    const port = request.port;
+    const hostName = request.hostName;
+    const url = request.url;
+    if (typeof address !== 'string' || typeof port !== 'number') {
+      throw new PolicyDeniedError(deny('invalid-host', 'authorize needs an IP address and a port'));
+    }
+    const o = await this.#run({ use, protocol, host: hostName, address, port, url }, false, true);
+    if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
+    const c = o.request!;
+    const target = mintTarget(
+      this.tenant,
+      { use: c.use, protocol: c.protocol, address: dialString(c.address!), port: c.port!, hostName: c.name, url: c.url },
+      o.decision,
+    );
+    this.#minted.set(target, o.revision);
+    return target;
+  }
+
+  async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(family)}`);
+    if (!(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+    signal.throwIfAborted();
+    const h = canonicalHost(host);
+    if (h.ok && h.kind !== 'name') return (h.kind === 'ipv4' ? 4 : 6) === family ? [{ address: dialString(h), family }] : [];
+    const o = await this.#run({ use: 'lookup', protocol, host }, false, true);
+    if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
+    return this.#resolve(o.request!.name!, family, signal);
+  }
+
+  /** Resolve through the host's network and keep only well-formed answers of the asked family. */
+  async #resolve(name: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    const answers = await this.#core.network.lookup(name, family, signal);
+    const out: ResolvedAddress[] = [];
+    for (const a of Array.isArray(answers) ? answers : []) {
+      const c = canonicalAddress(a?.address);
+      if (!c.ok || (c.kind === 'ipv4' ? 4 : 6) !== family) continue;
+      out.push(a.ttl === undefined ? { address: dialString(c), family } : { address: dialString(c), family, ttl: a.ttl });
+    }
+    return out;
+  }
+
+  /** `network.lookup` has no protocol: allowed when some protocol's lookup grant covers the name. */
+  async lookupAnyProtocol(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    signal.throwIfAborted();
+    const h = canonicalHost(host);
+    if (h.ok && h.kind !== 'name') return (h.kind === 'ipv4' ? 4 : 6) === family ? [{ address: dialString(h), family }] : [];
+    let last: Outcome | undefined;
+    for (const protocol of POLICY_PROTOCOLS) {
+      last = await this.#run({ use: 'lookup', protocol, host }, false, false);
+      if (last.decision.allow || last.request === undefined) break;
+    }
+    const o = await this.#run({ use: 'lookup', protocol: last!.request?.protocol ?? 'tcp', host }, false, true);
+    if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
+    return this.#resolve(o.request!.name!, family, signal);
+  }
+
+  lease(kind: 'connection' | 'listener', target?: CheckedTarget): TenantLease {
+    if (target !== undefined && !this.owns(target)) throw new TypeError('target was not minted by this scope');
+    return this.#core.quota(this.tenant).acquire(kind, target, this);
+  }
+
+  /** True when this scope's guard minted `target`. */
+  owns(target: unknown): target is CheckedTarget {
+    return typeof target === 'object' && target !== null && this.#minted.has(target);
+  }
+
+  /**
+   * @internal Re-decide what a target or a lease was allowed for (a reload
+   * happened since). Records the decision.
+   */
+  recheck(req: PolicyRequest): PolicyDecision | Promise<PolicyDecision> {
+    const r = this.#run(req, false, true);
+    if ('then' in r) return r.then((o) => o.decision);
+    return r.decision;
+  }
+
+  /** @internal Revision a target was minted under, if this scope minted it. */
+  mintedRevision(target: CheckedTarget): number | undefined {
+    return this.#minted.get(target);
+  }
+
+  #run(request: PolicyRequest, sync: boolean, record: boolean): Outcome | Promise<Outcome> {
+    const entry = this.#core.entry(this.tenant);
+    const policy = entry?.policy;
+    const revision = entry?.revision ?? 0;
+    const c = canonicalRequest(request);
+    if (!c.ok) return this.#finish(request, c, deny(c.code, c.reason), revision, policy, record);
+    const claims = this.claims;
+    const grants = claims !== undefined && this.#core.now() < claims.expiresAt + this.#core.clockTolerance * 1000 ? claims.rules : undefined;
+    const v = evaluate([policy?.rules, grants], c, policy !== undefined);
+    const builtin: PolicyDecision = v.allow ? { allow: true, rule: v.rule!.text } : deny(v.code!, v.reason, v.rule?.text ?? null);
+    const custom = policy?.custom;
+    if (custom === undefined || v.code === 'denied') return this.#finish(request, c, builtin, revision, policy, record);
+    const view: CustomRequest = Object.freeze({
+      tenant: this.tenant, use: c.use, protocol: c.protocol, host: c.host, name: c.name,
+      address: c.address?.host, addressClass: c.cls, port: c.port, url: c.url, revision, builtin,
+    });
+    let answer: ReturnType<typeof custom>;
+    try {
+      answer = custom(view);
+    } catch (err) {
+      return this.#finish(request, c, deny('policy-error', `custom rule threw: ${errorText(err)}`), revision, policy, record);
+    }
+    if (answer === undefined || typeof (answer as Promise<unknown>).then !== 'function') {
+      let d: PolicyDecision;
+      try {
+        d = answer === undefined ? builtin : checkCustom(answer);
+      } catch (err) {
+        d = deny('policy-error', errorText(err));
+      }
+      return this.#finish(request, c, d, revision, policy, record);
+    }
+    const pending = answer as Promise<PolicyDecision | undefined>;
+    if (sync) {
+      pending.then(undefined, () => {});
+      return this.#finish(request, c, deny('policy-error', 'the custom rule answered asynchronously; a synchronous decision (decideSync) needs a synchronous rule'), revision, policy, record);
+    }
+    const clock = this.#core.clock;
+    const ms = policy!.customTimeoutMs;
+    return new Promise<PolicyDecision>((resolve) => {
+      const timer = clock.setTimeout(() => resolve(deny('policy-error', `the custom rule did not answer within ${ms} ms`)), ms);
+      pending.then(
+        (a) => {
+          clock.clearTimeout(timer);
+          try {
+            resolve(a === undefined ? builtin : checkCustom(a));
+          } catch (err) {
+            resolve(deny('policy-error', errorText(err)));
+          }
+        },
+        (err) => {
+          clock.clearTimeout(timer);
+          resolve(deny('policy-error', `custom rule failed: ${errorText(err)}`));
+        },
+      );
+    }).then((d) => this.#finish(request, c, d, revision, policy, record));
+  }
+
+  #finish(
+    request: PolicyRequest, c: CanonicalRequest | Rejection, verdict: PolicyDecision,
+    revision: number, policy: CompiledPolicy | undefined, record: boolean,
+  ): Outcome {
+    const mode = policy?.mode ?? 'enforce';
+    const onDecision = this.#core.onDecision;
+    if (record && wantsRecords(onDecision)) {
+      const ok = c.ok ? c : undefined;
+      emitRecord(
+        {
+          id: nextRecordId(), tenant: this.tenant, request, decision: verdict, mode, time: this.#core.now(),
+          use: c.use, protocol: c.protocol, host: c.host,
+          canonicalHost: ok ? (ok.name ?? ok.address?.host) : undefined,
+          address: ok?.address?.host, port: c.port,
+          rule: verdict.rule, allow: verdict.allow, code: verdict.allow ? undefined : verdict.code,
+          reason: verdict.reason ?? '', revision,
+        },
+        onDecision,
+      );
+    }
+    let decision = verdict;
+    // Audit lets policy denials through, never malformed requests (there is nothing sound to let through).
+    if (!verdict.allow && mode === 'audit' && c.ok) {
+      decision = { allow: true, rule: verdict.rule, reason: `audit: would deny (${verdict.code}): ${verdict.reason}` };
+    }
+    return { decision, request: c.ok ? c : undefined, revision };
+  }
+}
+
+/** The scope's network: only targets this scope minted, re-checked if the policy changed since. */
+class TenantNetwork extends CheckedNetwork {
+  readonly #scope: TenantScope;
+  constructor(inner: Network, scope: TenantScope) {
+    super(inner, scope.tenant);
+    this.#scope = scope;
+  }
+
+  override lookup(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    return this.#scope.lookupAnyProtocol(host, family, signal);
+  }
+
+  override async connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+    await this.#admit(attempt?.target, (t) => CONNECT_USES.has(t.use), 'connect');
+    return super.connect(driver, attempt);
+  }
+
+  override async listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
+    await this.#admit(attempt?.target, (t) => t.use === 'bind', 'bind');
+    return super.listen(driver, attempt);
+  }
+
+  async #admit(target: unknown, useOk: (t: CheckedTarget) => boolean, what: string): Promise<void> {
+    const s = this.#scope;
+    if (!s.owns(target)) throw new PolicyDeniedError(deny('unverified', `the ${what} target was not checked by this scope's policy`));
+    if (!useOk(target)) throw new PolicyDeniedError(deny('unverified', `a ${target.use} target cannot be used to ${what}`));
+    if (s.mintedRevision(target) !== s.revision) {
+      const d = await s.recheck(targetRequest(target));
+      if (!d.allow) throw new PolicyDeniedError(d);
+    }
+  }
+}
