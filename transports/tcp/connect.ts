@@ -1,0 +1,72 @@
+/**
+ * Open a TCP connection to a checked target: the step the tcp and tls
+ * drivers share. It dials the target's IP and port only (never a name, so no
+ * library DNS runs), with Node's own Happy Eyeballs off (the selector races),
+ * Nagle off, and half-open allowed (I §9.1.3.5 final). Resolves after the
+ * TCP handshake (M §4.2: "ready" for TCP). Abort destroys the socket, removes
+ * every listener and rejects with ERR_TAPS_ABORTED (cause: the signal's reason).
+ *
+ * @example
+ * const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
+ */
+import { Socket, isIP } from 'node:net';
+import type { CheckedTarget } from '../../src/policy/chokepoint.js';
+import type { LocalEndpoint } from '../../src/endpoints.js';
+import { TapsError } from '../../src/errors.js';
+import { abortedError, establishmentError, throwIfAborted } from './errors.js';
+
+/** Check that a target names an IP literal and a port; a name here would reach the library's DNS. */
+export function targetAddress(target: CheckedTarget, what: string): { address: string; port: number; family: 4 | 6 } {
+  if (typeof target !== 'object' || target === null) throw new TypeError('attempt.target must be a CheckedTarget');
+  const family = isIP(target.address);
+  if (family === 0) {
+    throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what}: target address ${JSON.stringify(target.address)} is not an IP address`);
+  }
+  if (!Number.isInteger(target.port) || target.port < 0 || target.port > 65535) {
+    throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what}: target port ${String(target.port)} is out of range`);
+  }
+  return { address: target.address, port: target.port, family: family as 4 | 6 };
+}
+
+/** The local address/port to bind before connecting, if the endpoint gave one. */
+export function localBinding(local: LocalEndpoint | undefined): { localAddress?: string; localPort?: number } {
+  const out: { localAddress?: string; localPort?: number } = {};
+  if (local?.ipAddress !== undefined) out.localAddress = local.zone === undefined ? local.ipAddress : `${local.ipAddress}%${local.zone}`;
+  if (local?.port !== undefined && local.port !== 0) out.localPort = local.port;
+  return out;
+}
+
+/** Connect a TCP socket; resolves when the handshake is done. */
+export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string): Promise<Socket> {
+  throwIfAborted(signal, what);
+  const { address, port, family } = targetAddress(target, what);
+  const label = `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
+  return new Promise<Socket>((resolve, reject) => {
+    const socket = new Socket({ allowHalfOpen: true });
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.off('connect', onConnect);
+      socket.off('error', onError);
+    };
+    const onConnect = (): void => {
+      cleanup();
+      resolve(socket);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      socket.destroy();
+      reject(establishmentError(err, label));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      // A connecting socket: destroy (not resetAndDestroy, which would wait for the handshake).
+      socket.on('error', () => {});
+      socket.destroy();
+      reject(abortedError(signal, label));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+    socket.connect({ host: address, port, family, autoSelectFamily: false, noDelay: true, ...localBinding(local) });
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * Error mapping shared by the socket drivers (tcp, tls, udp): one place that
+ * turns an OS or library error into a TapsError with the original as `cause`
+ * (STYLE §6). Establishment and run-time failures map differently:
+ *
+ * | when            | OS / library error                               | TapsError code                    |
+ * |-----------------|--------------------------------------------------|-----------------------------------|
+ * | connect / bind  | signal aborted                                   | ERR_TAPS_ABORTED (cause: reason)  |
+ * | connect         | ETIMEDOUT                                        | ERR_TAPS_TIMEOUT                  |
+ * | connect         | ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, ...     | ERR_TAPS_ESTABLISHMENT_FAILED     |
+ * | TLS handshake   | certificate, name, pin, ALPN, version, alert     | ERR_TAPS_SECURITY_FAILED          |
+ * | established     | ECONNRESET, EPIPE                                | ERR_TAPS_CONNECTION_RESET         |
+ * | established     | a TLS alert (ERR_SSL_*, e.g. certificate required)| ERR_TAPS_SECURITY_FAILED         |
+ * | established     | ETIMEDOUT                                        | ERR_TAPS_TIMEOUT                  |
+ * | established     | anything else                                    | ERR_TAPS_CONNECTION_ABORTED       |
+ * | local abort()   | (the reason given)                               | ERR_TAPS_CONNECTION_ABORTED       |
+ *
+ * A refused TCP connect is ERR_TAPS_ESTABLISHMENT_FAILED (cause: the
+ * ECONNREFUSED error), not a reset: nothing was ever established.
+ *
+ * @example
+ * socket.once('error', (err) => reject(establishmentError(err, 'tcp connect to 127.0.0.1:1')));
+ */
+import { TapsError, isTapsError, toTapsError } from '../../src/errors.js';
+
+/** Errors that come from a system call (not from TLS/X.509): ECONNREFUSED, EPIPE, ... */
+export function isSystemError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
+}
+
+/** The rejection for an aborted connect/bind: ERR_TAPS_ABORTED with the signal's reason as cause. */
+export function abortedError(signal: AbortSignal, what: string): TapsError {
+  if (isTapsError(signal.reason) && signal.reason.code === 'ERR_TAPS_ABORTED') return signal.reason;
+  return new TapsError('ERR_TAPS_ABORTED', `${what} was aborted`, { cause: signal.reason });
+}
+
+/** Throw {@link abortedError} if the signal has fired: call before any I/O. */
+export function throwIfAborted(signal: AbortSignal, what: string): void {
+  if (!(signal instanceof AbortSignal)) throw new TypeError('attempt.signal must be an AbortSignal');
+  if (signal.aborted) throw abortedError(signal, what);
+}
+
+/** A failure while establishing (before ready). `tls`: non-system errors are security failures. */
+export function establishmentError(err: unknown, what: string, tls = false): TapsError {
+  if (isTapsError(err)) return err;
+  const e = err as { code?: string; message?: string } | undefined;
+  const detail = e?.message ?? String(err);
+  if (e?.code === 'ETIMEDOUT') return new TapsError('ERR_TAPS_TIMEOUT', `${what} timed out: ${detail}`, { cause: err });
+  if (tls && !isSystemError(err)) return new TapsError('ERR_TAPS_SECURITY_FAILED', `${what}: ${detail}`, { cause: err });
+  return new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} failed: ${detail}`, { cause: err });
+}
+
+/** A failure of an established channel. */
+export function channelError(err: unknown): TapsError {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('ERR_SSL_')) {
+    return new TapsError('ERR_TAPS_SECURITY_FAILED', `TLS failure: ${(err as Error).message}`, { cause: err });
+  }
+  return toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
+}
+
+/** What `receiver.closed()` gets after a local `abort(reason)`. */
+export function localAbortError(reason: unknown): TapsError {
+  return new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the connection was aborted locally', reason === undefined ? {} : { cause: reason });
+}

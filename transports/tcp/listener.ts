@@ -1,0 +1,132 @@
+/**
+ * A {@link DriverListener} over a `net.Server` or `tls.Server`, shared by the
+ * tcp and tls drivers. Binding resolves once the server listens (port 0
+ * picks a free port, read back from `local`). Each accepted (for TLS:
+ * handshaken) socket becomes a channel; channels that arrive before
+ * `start()` are queued and handed over in order. `close()` stops accepting and
+ * destroys queued channels nobody took; channels already handed out stay open.
+ * A server error after binding goes to `handler.error` and closes the server.
+ *
+ * @example
+ * const listener = await bindServer(net.createServer({ allowHalfOpen: true }), attempt, 'connection', (s) => new SocketChannel(s), 'tcp');
+ * listener.start({ connection: (ch) => serve(ch), error: (e) => log(e) });
+ */
+import type { Server, Socket } from 'node:net';
+import { debuglog } from 'node:util';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
+import { targetAddress } from './connect.js';
+import { abortedError, channelError, throwIfAborted } from './errors.js';
+
+const log = debuglog('taps');
+
+export class SocketListener implements DriverListener {
+  readonly local: SocketAddress;
+  readonly #server: Server;
+  readonly #queue: TransportChannel[] = [];
+  #handler: DriverListenerHandler | undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+  readonly #sockets = new Set<Socket>();
+
+  constructor(server: Server, event: 'connection' | 'secureConnection', wrap: (socket: Socket) => TransportChannel) {
+    this.#server = server;
+    const addr = server.address();
+    if (addr === null || typeof addr === 'string') throw new TypeError('server must be listening on an IP address');
+    this.local = Object.freeze({ address: addr.address, port: addr.port, family: addr.family === 'IPv6' ? 6 : 4 });
+    // Sockets that have not become channels yet (for TLS: still in the handshake) die with the listener.
+    server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    server.on(event, (socket: Socket) => {
+      // A TLS socket wraps the accepted TCP socket (Node keeps it as `_parent`): that one is handed out now.
+      this.#sockets.delete((socket as Socket & { _parent?: Socket })._parent ?? socket);
+      if (this.#closed) {
+        socket.destroy();
+        return;
+      }
+      let channel: TransportChannel;
+      try {
+        channel = wrap(socket);
+      } catch (err) {
+        log('listener: could not wrap an accepted socket: %s', (err as Error).message);
+        socket.destroy();
+        return;
+      }
+      if (this.#handler) this.#handler.connection(channel);
+      else this.#queue.push(channel);
+    });
+    server.on('error', (err: Error) => {
+      log('listener error: %s', err.message);
+      const handler = this.#handler;
+      void this.close();
+      handler?.error(channelError(err));
+    });
+  }
+
+  start(handler: DriverListenerHandler): void {
+    if (this.#handler) throw new TypeError('start() was already called');
+    if (typeof handler !== 'object' || handler === null) throw new TypeError('handler must be a DriverListenerHandler');
+    this.#handler = handler;
+    for (const ch of this.#queue.splice(0)) handler.connection(ch);
+  }
+
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    for (const ch of this.#queue.splice(0)) ch.abort();
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+    // net.Server's close callback waits for every accepted connection; the listening handle closes now.
+    this.#server.close();
+    this.#closing = Promise.resolve();
+    return this.#closing;
+  }
+}
+
+/** Bind `server` at the attempt's checked local target; resolves with a SocketListener once listening. */
+export function bindServer(
+  server: Server,
+  attempt: ListenAttempt,
+  event: 'connection' | 'secureConnection',
+  wrap: (socket: Socket) => TransportChannel,
+  what: string,
+): Promise<SocketListener> {
+  throwIfAborted(attempt.signal, `${what} listen`);
+  const { address, port } = targetAddress(attempt.target, `${what} listen`);
+  const { signal } = attempt;
+  const backlog = typeof attempt.options['backlog'] === 'number' ? attempt.options['backlog'] : undefined;
+  const ipv6Only = attempt.options['ipv6Only'] === true;
+  return new Promise<SocketListener>((resolve, reject) => {
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      server.off('listening', onListening);
+      server.off('error', onError);
+    };
+    const onListening = (): void => {
+      cleanup();
+      try {
+        resolve(new SocketListener(server, event, wrap));
+      } catch (err) {
+        server.close();
+        reject(err);
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      server.close();
+      reject(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} listen on ${address}:${port} failed: ${err.message}`, { cause: err }));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      server.on('error', () => {});
+      server.close();
+      reject(abortedError(signal, `${what} listen`));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    server.once('listening', onListening);
+    server.once('error', onError);
+    server.listen({ host: address, port, ipv6Only, ...(backlog === undefined ? {} : { backlog }) });
+  });
+}

@@ -1,0 +1,12 @@
+/**
+ * `taps-node/tls`: the TLS-over-TCP driver and the helper that turns
+ * SecurityParameters into `node:tls` options (for wss/https drivers too).
+ *
+ * @example
+ * import { tlsDriver, tlsClientOptions } from 'taps-node/tls';
+ * registerDriver(tlsDriver);
+ */
+export { tlsDriver, tlsInfo, TLS_CAPABILITIES } from './driver.js';
+export { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from './options.js';
+export { verifyPeer, checkPins, peerLeaf, type PeerLeaf } from './verify.js';
+export { clearSessions, DEFAULT_SESSION_LIMIT, DEFAULT_SESSION_LIFETIME_S } from './sessions.js';

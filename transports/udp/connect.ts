@@ -1,0 +1,116 @@
+/**
+ * A connected UDP socket to a checked target (M §5.2: "Connect" binds and
+ * connects, so the OS filters datagrams to the one peer and reports ICMP
+ * errors). Ready once a local port exists and the socket is connected
+ * (M §4.2: "UDP once a route and port exist"); nothing is sent.
+ *
+ * @example
+ * const channel = await connectUdp(attempt); // DatagramChannel
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { debuglog } from 'node:util';
+import type { ConnectAttempt } from '../../src/driver.js';
+import { localBinding, targetAddress } from '../tcp/connect.js';
+import { abortedError, channelError, establishmentError, throwIfAborted } from '../tcp/errors.js';
+import { DatagramChannel, SOFT_ERRORS } from './channel.js';
+import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
+
+const log = debuglog('taps');
+
+/** Bind (to the local endpoint or an ephemeral port) and connect. */
+function openConnected(attempt: ConnectAttempt, socket: Socket, address: string, port: number, label: string): Promise<void> {
+  const { signal } = attempt;
+  const { localAddress, localPort } = localBinding(attempt.local);
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(establishmentError(err, label));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      reject(abortedError(signal, label));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', onError);
+    const connect = (): void => {
+      if (signal.aborted) return;
+      try {
+        socket.connect(port, address, () => {
+          cleanup();
+          resolve();
+        });
+      } catch (err) {
+        onError(err as Error);
+      }
+    };
+    if (localAddress !== undefined || localPort !== undefined) {
+      socket.bind({ address: localAddress, port: localPort ?? 0, exclusive: true }, connect);
+    } else {
+      connect();
+    }
+  });
+}
+
+export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChannel> {
+  throwIfAborted(attempt.signal, 'udp');
+  const { address, port, family } = targetAddress(attempt.target, 'udp');
+  const label = `udp connect to ${family === 6 ? `[${address}]` : address}:${port}`;
+  const options = attempt.options;
+  const singular = singularMax(address, family, options);
+  const highWater = sendHighWater(options);
+  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
+  try {
+    await openConnected(attempt, socket, address, port, label);
+  } catch (err) {
+    socket.on('error', () => {});
+    try {
+      socket.close();
+    } catch {
+      /* never bound: nothing to release */
+    }
+    throw err;
+  }
+  const local = socket.address();
+  const remote = socket.remoteAddress();
+  let released: (() => void) | undefined;
+  const channel: DatagramChannel = new DatagramChannel(
+    {
+      send: (data, cb) => socket.send(data, cb),
+      release: (done) => {
+        released = done;
+        try {
+          socket.close();
+        } catch {
+          done();
+        }
+      },
+      setOption: (name, value) => setUdpOption(socket, name, value),
+    },
+    {
+      local: { address: local.address, port: local.port, family },
+      remote: { address: remote.address, port: remote.port, family },
+      maxMessageSize: maxMessageSize(family),
+      singularTransmissionMsgMaxLen: singular,
+      info: grantedBuffers(socket),
+      highWater,
+    },
+  );
+  socket.on('message', (msg) => channel.deliver(msg));
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (typeof err.code === 'string' && SOFT_ERRORS.has(err.code)) {
+      channel.softError(err);
+      return;
+    }
+    log('udp socket error %s: %s', err.code, err.message);
+    channel.fail(channelError(err));
+  });
+  socket.once('close', () => {
+    if (released) released();
+    else channel.released();
+  });
+  return channel;
+}

@@ -1,0 +1,47 @@
+/**
+ * The `udp` driver: connected datagrams (M §5.2 UDP mapping). Unreliable,
+ * unordered, message-preserving, not congestion controlled, checksummed
+ * (RFC 768's checksum, mandatory over IPv6 and on by default over IPv4 on
+ * Linux, covers the whole datagram). ICMP errors surface as soft errors
+ * (`ChannelReceiver.softError`, I §8.3.1).
+ *
+ * Driver options (`driverOptions.udp`): `recvBufferSize` (bytes; else the
+ * property `udp.recvBufferSize`; default 4 MiB, which made a 200k-datagram
+ * loopback blast lossless here), `sendBufferSize`, `pathMtu` (for
+ * singularTransmissionMsgMaxLen), `sendHighWater` (sends in flight before
+ * `send()` returns false; default 32); listeners: `maxPeers`, `idleTimeout` (ms),
+ * `ipv6Only`. Channel `info`: `recvBufferSize`/`sendBufferSize` as granted by
+ * the OS (Linux reports double the request).
+ *
+ * @example
+ * import { udpDriver } from 'taps-node/udp';
+ * const channel = await udpDriver.connect(attempt);
+ * channel.send(new TextEncoder().encode('ping'), {}, (err) => {});
+ */
+import { NO_CAPABILITIES, type Capabilities, type Driver } from '../../src/driver.js';
+import { connectUdp } from './connect.js';
+import { listenUdp } from './listener.js';
+
+export const UDP_CAPABILITIES: Capabilities = Object.freeze({
+  ...NO_CAPABILITIES,
+  reliable: false,
+  ordered: false,
+  messageBoundaries: true,
+  perMsgReliability: false,
+  congestionControl: false,
+  fullChecksum: true,
+  keepAlive: false,
+});
+
+export const udpDriver: Driver = Object.freeze({
+  id: 'udp',
+  stack: Object.freeze(['udp']),
+  protocol: 'udp',
+  ipProtocol: 'udp',
+  framing: 'message',
+  security: 'none',
+  capabilities: UDP_CAPABILITIES,
+  available: () => ({ available: true }) as const,
+  connect: connectUdp,
+  listen: listenUdp,
+} satisfies Driver);

@@ -1,0 +1,200 @@
+/**
+ * A UDP listener: one bound socket, demultiplexed into one channel per
+ * remote address and port (M §5.2: a UDP "listener" yields a connection per
+ * peer). The first datagram from a new peer makes its channel; the channel's
+ * sends go back with `socket.send(data, port, address)`.
+ *
+ * Choices:
+ * - Closing a peer channel frees its slot; a later datagram from that peer
+ *   makes a new channel (UDP has no connection to end).
+ * - `close()` stops making channels (datagrams from new peers are dropped) and
+ *   aborts channels not yet handed out; the socket itself closes when the
+ *   last handed-out channel closes.
+ * - Driver options: `maxPeers` (default 4096: beyond it, datagrams from new
+ *   peers are dropped, so spoofed sources cannot exhaust memory) and
+ *   `idleTimeout` (ms; a peer channel that receives nothing for that long
+ *   closes with ERR_TAPS_TIMEOUT; default: never).
+ *
+ * @example
+ * const listener = await listenUdp(attempt);
+ * listener.start({ connection: (ch) => ch.start(echo(ch)), error: () => {} });
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { debuglog } from 'node:util';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
+import { targetAddress } from '../tcp/connect.js';
+import { abortedError, channelError, throwIfAborted } from '../tcp/errors.js';
+import { DatagramChannel } from './channel.js';
+import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
+
+const log = debuglog('taps');
+
+interface Peer {
+  readonly channel: DatagramChannel;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+export class UdpListener implements DriverListener {
+  readonly local: SocketAddress;
+  /** Datagrams dropped because the listener was closed or full. */
+  dropped = 0;
+  readonly #socket: Socket;
+  readonly #peers = new Map<string, Peer>();
+  readonly #queue: DatagramChannel[] = [];
+  readonly #options: Readonly<Record<string, unknown>>;
+  readonly #maxPeers: number;
+  readonly #idleTimeout: number | undefined;
+  readonly #highWater: number | undefined;
+  #handler: DriverListenerHandler | undefined;
+  #stopped = false;
+  #socketClosed = false;
+
+  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>) {
+    this.#socket = socket;
+    this.#options = options;
+    const addr = socket.address();
+    this.local = Object.freeze({ address: addr.address, port: addr.port, family });
+    const maxPeers = options['maxPeers'] ?? 4096;
+    if (typeof maxPeers !== 'number' || !Number.isInteger(maxPeers) || maxPeers < 1) throw new RangeError(`options.maxPeers must be a positive integer, got ${String(maxPeers)}`);
+    this.#maxPeers = maxPeers;
+    const idle = options['idleTimeout'];
+    if (idle !== undefined && (typeof idle !== 'number' || !(idle > 0))) throw new RangeError(`options.idleTimeout must be a positive number of ms, got ${String(idle)}`);
+    this.#idleTimeout = idle;
+    this.#highWater = sendHighWater(options);
+    socket.on('message', this.#onMessage);
+    socket.on('error', this.#onError);
+    socket.once('close', () => {
+      this.#socketClosed = true;
+    });
+  }
+
+  start(handler: DriverListenerHandler): void {
+    if (this.#handler) throw new TypeError('start() was already called');
+    if (typeof handler !== 'object' || handler === null) throw new TypeError('handler must be a DriverListenerHandler');
+    this.#handler = handler;
+    for (const ch of this.#queue.splice(0)) handler.connection(ch);
+  }
+
+  close(): Promise<void> {
+    this.#stopped = true;
+    for (const ch of this.#queue.splice(0)) ch.abort();
+    this.#maybeCloseSocket();
+    return Promise.resolve();
+  }
+
+  #maybeCloseSocket(): void {
+    if (this.#stopped && this.#peers.size === 0 && !this.#socketClosed) {
+      this.#socketClosed = true;
+      this.#socket.close();
+    }
+  }
+
+  #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
+    const key = `${rinfo.address}|${rinfo.port}`;
+    let peer = this.#peers.get(key);
+    if (!peer) {
+      if (this.#stopped || this.#peers.size >= this.#maxPeers) {
+        this.dropped++;
+        return;
+      }
+      peer = this.#newPeer(key, rinfo);
+    }
+    if (peer.timer) peer.timer.refresh();
+    peer.channel.deliver(msg);
+  };
+
+  #newPeer(key: string, rinfo: RemoteInfo): Peer {
+    const family: 4 | 6 = rinfo.family === 'IPv6' ? 6 : 4;
+    const socket = this.#socket;
+    const peer: Peer = {
+      timer: undefined,
+      channel: new DatagramChannel(
+        {
+          send: (data, cb) => socket.send(data, rinfo.port, rinfo.address, cb),
+          release: (done) => {
+            if (peer.timer) clearTimeout(peer.timer);
+            peer.timer = undefined;
+            this.#peers.delete(key);
+            this.#maybeCloseSocket();
+            queueMicrotask(done);
+          },
+          setOption: (name, value) => setUdpOption(socket, name, value),
+        },
+        {
+          local: this.local,
+          remote: { address: rinfo.address, port: rinfo.port, family },
+          maxMessageSize: maxMessageSize(family),
+          singularTransmissionMsgMaxLen: singularMax(rinfo.address, family, this.#options),
+          info: grantedBuffers(socket),
+          highWater: this.#highWater,
+        },
+      ),
+    };
+    if (this.#idleTimeout !== undefined) {
+      const ms = this.#idleTimeout;
+      peer.timer = setTimeout(() => {
+        peer.timer = undefined;
+        peer.channel.fail(new TapsError('ERR_TAPS_TIMEOUT', `no datagram from ${rinfo.address}:${rinfo.port} for ${ms} ms`));
+      }, ms);
+    }
+    this.#peers.set(key, peer);
+    if (this.#handler) this.#handler.connection(peer.channel);
+    else this.#queue.push(peer.channel);
+    return peer;
+  }
+
+  #onError = (err: Error): void => {
+    log('udp listener error: %s', err.message);
+    const mapped = channelError(err);
+    this.#stopped = true;
+    for (const ch of this.#queue.splice(0)) ch.fail(mapped);
+    for (const peer of [...this.#peers.values()]) peer.channel.fail(mapped);
+    this.#maybeCloseSocket();
+    this.#handler?.error(mapped);
+  };
+}
+
+/** Bind a UDP socket at the attempt's checked local target. */
+export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
+  throwIfAborted(attempt.signal, 'udp listen');
+  const { address, port, family } = targetAddress(attempt.target, 'udp listen');
+  const { signal, options } = attempt;
+  const ipv6Only = options['ipv6Only'] === true;
+  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only, ...bufferOptions(options, attempt.properties) });
+  return new Promise<UdpListener>((resolve, reject) => {
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+    };
+    const closeQuietly = (): void => {
+      socket.on('error', () => {});
+      try {
+        socket.close();
+      } catch {
+        /* already closed */
+      }
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      closeQuietly();
+      reject(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `udp listen on ${address}:${port} failed: ${err.message}`, { cause: err }));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      closeQuietly();
+      reject(abortedError(signal, 'udp listen'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', onError);
+    socket.bind({ address, port, exclusive: true }, () => {
+      cleanup();
+      try {
+        resolve(new UdpListener(socket, family, options));
+      } catch (err) {
+        closeQuietly();
+        reject(err);
+      }
+    });
+  });
+}
