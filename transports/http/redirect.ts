@@ -1,0 +1,111 @@
+/**
+ * Redirects, decided hop by hop under the tenant's policy (RFC 9110 §15.4).
+ *
+ * A redirect is followed only when the request asked for it (`redirect:
+ * 'follow'`); the default is `'manual'` (the 3xx is delivered as the
+ * response), the safer choice: nothing reaches a second host unless the
+ * caller opted in. For each hop, before anything is sent:
+ *  - a non-network scheme (file:, data:, javascript:, …) is refused at once
+ *    with PolicyDeniedError `bad-scheme`;
+ *  - the hop's name goes through the tenant's lookup grant
+ *    (`guard.lookup`) and each address through `guard.authorize` with use
+ *    `redirect`, the hop's scheme as protocol (`http`/`https`: a downgrade
+ *    is only possible where the policy allows `http`) and port; the first
+ *    allowed address is the hop's CheckedTarget, otherwise the denial is
+ *    thrown (PolicyDeniedError, ERR_TAPS_POLICY_PROHIBITED);
+ *  - 303 (and 301/302 after POST) becomes a GET without body; 307/308 keep
+ *    method and body, which fails if the body was streamed (not replayable);
+ *  - credentials (authorization, cookie, proxy-authorization) are dropped
+ *    when the origin changes.
+ *
+ * @example
+ * const hop = nextHop(302, 'https://cdn.example/x', current);
+ * const target = await authorizeHop(guard, hop.url, signal);
+ */
+import { isIP } from 'node:net';
+import { PolicyDeniedError, TapsError } from '../../src/errors.js';
+import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
+
+export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+export const DEFAULT_MAX_REDIRECTIONS = 20;
+
+export interface HopRequest {
+  readonly url: URL;
+  readonly method: string;
+  readonly headers: Record<string, string | string[]>;
+  /** The request body, or 'streamed' when it was sent in pieces and cannot be replayed. */
+  readonly body: Uint8Array | null | 'streamed';
+}
+
+const CREDENTIALS = ['authorization', 'cookie', 'proxy-authorization'];
+
+/** The request for the next hop, or a thrown PolicyDeniedError (bad scheme) / TapsError. */
+export function nextHop(status: number, location: string, current: HopRequest): HopRequest {
+  let url: URL;
+  try {
+    url = new URL(location, current.url);
+  } catch (err) {
+    throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `redirect to an invalid URL ${JSON.stringify(location)}`, { cause: err });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new PolicyDeniedError({
+      allow: false,
+      code: 'bad-scheme',
+      reason: `a redirect to ${url.protocol} is not a network scheme an HTTP channel may follow`,
+      rule: null,
+    });
+  }
+  url.username = '';
+  url.password = '';
+  url.hash = '';
+  let method = current.method;
+  let body = current.body;
+  let headers = current.headers;
+  if (status === 303 ? method !== 'HEAD' : (status === 301 || status === 302) && method === 'POST') {
+    method = 'GET';
+    body = null;
+    headers = { ...headers };
+    for (const h of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']) delete headers[h];
+  }
+  if (body === 'streamed') {
+    throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `cannot follow a ${status} redirect: the request body was streamed and cannot be sent again`);
+  }
+  if (url.origin !== current.url.origin) {
+    headers = { ...headers };
+    for (const h of CREDENTIALS) delete headers[h];
+  }
+  return { url, method, headers, body };
+}
+
+/** The policy protocol and port a URL names. */
+export function urlProtocol(url: URL): { protocol: 'http' | 'https'; port: number; host: string } {
+  const protocol = url.protocol === 'https:' ? 'https' : 'http';
+  const port = url.port === '' ? (protocol === 'https' ? 443 : 80) : Number(url.port);
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { protocol, port, host };
+}
+
+/** Decide one hop: lookup grant, then each address with use 'redirect'. Returns the first allowed target. */
+export async function authorizeHop(guard: PolicyGuard, url: URL, signal: AbortSignal): Promise<CheckedTarget> {
+  const { protocol, port, host } = urlProtocol(url);
+  const href = url.href;
+  if (isIP(host) !== 0) return guard.authorize({ use: 'redirect', protocol, address: host, port, url: href });
+  const answers = await Promise.allSettled([guard.lookup(host, 6, protocol, signal), guard.lookup(host, 4, protocol, signal)]);
+  const denied = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected' && a.reason instanceof PolicyDeniedError);
+  if (denied) throw denied.reason;
+  signal.throwIfAborted();
+  const addresses = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []));
+  if (addresses.length === 0) {
+    const why = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected')?.reason;
+    throw new TapsError('ERR_TAPS_RESOLUTION_FAILED', `the redirect target ${host} did not resolve`, { cause: why });
+  }
+  let last: unknown;
+  for (const a of addresses) {
+    try {
+      return await guard.authorize({ use: 'redirect', protocol, address: a.address, port, hostName: host, url: href });
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
+}

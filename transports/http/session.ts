@@ -1,0 +1,156 @@
+/**
+ * One HTTP connection to one checked target, driven by an undici Client whose
+ * `connect` hook is ours: the first socket is the one establishment opened
+ * (so TCP/TLS/ALPN are done before the channel is ready, RFC 9623 M §4.2),
+ * and any later socket (undici reconnects after an idle keep-alive close) is
+ * opened only after the tenant's guard authorises the same address again.
+ * undici never resolves a name or dials on its own. HTTP/2 is used exactly
+ * when ALPN negotiated `h2`; several channels (streams) may share a session,
+ * which closes when the last one lets go.
+ *
+ * @example
+ * const session = await openSession({ target, guard, signal, secure: true, alpn: ['h2'], clientOptions: {} });
+ * session.client.dispatch({ path: '/', method: 'GET' }, handler);
+ */
+import type net from 'node:net';
+import { Client } from 'undici';
+import type { SocketAddress } from '../../src/driver.js';
+import type { LocalEndpoint } from '../../src/endpoints.js';
+import { TapsError } from '../../src/errors.js';
+import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
+import type { SecurityParameters } from '../../src/security.js';
+import { socketAddresses } from '../tcp/channel.js';
+import { authority, openSocket, tlsInfo, type OpenedSocket } from './socket.js';
+
+export interface SessionParams {
+  readonly target: CheckedTarget;
+  readonly guard: PolicyGuard;
+  readonly signal: AbortSignal;
+  readonly secure: boolean;
+  /** ALPN to offer (TLS only): ['http/1.1'], ['h2'] or both. */
+  readonly alpn: readonly string[];
+  /** Fail establishment unless this protocol was negotiated (the h2 driver). */
+  readonly requireAlpn?: string | undefined;
+  readonly security: SecurityParameters;
+  readonly local?: LocalEndpoint | undefined;
+  readonly clientOptions: Readonly<Client.Options>;
+}
+
+type ConnectCallback = (...args: [null, net.Socket] | [Error, null]) => void;
+
+export class HttpSession {
+  readonly client: Client;
+  readonly target: CheckedTarget;
+  readonly httpVersion: '1.1' | '2';
+  readonly origin: string;
+  readonly local: SocketAddress;
+  readonly remote: SocketAddress;
+  readonly info: Readonly<Record<string, unknown>>;
+  readonly #params: SessionParams;
+  readonly #life = new AbortController();
+  #first: net.Socket | undefined;
+  #refs = 0;
+  #closing: Promise<void> | undefined;
+
+  constructor(params: SessionParams, opened: OpenedSocket) {
+    const socket = opened.socket;
+    this.#params = params;
+    this.target = params.target;
+    this.#first = socket;
+    // Until undici takes the socket it is ours: a reset must not crash, and a dead one is not handed over.
+    socket.on('error', () => {});
+    socket.once('close', () => {
+      if (this.#first === socket) this.#first = undefined;
+    });
+    const secure = params.secure;
+    this.httpVersion = secure && (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2' ? '2' : '1.1';
+    this.origin = `${secure ? 'https' : 'http'}://${authority(params.target, secure ? 443 : 80)}`;
+    const { local, remote } = socketAddresses(opened.raw);
+    this.local = local;
+    this.remote = remote;
+    this.info = Object.freeze({ httpVersion: this.httpVersion, origin: this.origin, ...tlsInfo(socket) });
+    this.client = new Client(this.origin, {
+      ...params.clientOptions,
+      allowH2: this.httpVersion === '2',
+      connect: (_opts: unknown, cb: ConnectCallback) => this.#connect(cb),
+    });
+    // Errors reach each request's handler; a client-level event must never go unhandled.
+    this.client.on('connectionError', () => {});
+  }
+
+  #connect(cb: ConnectCallback): void {
+    const first = this.#first;
+    if (first) {
+      this.#first = undefined;
+      // Never call back synchronously: undici is inside its resume loop here and would not write the request.
+      queueMicrotask(() => (first.destroyed ? this.#connect(cb) : cb(null, first)));
+      return;
+    }
+    this.#reconnect().then(
+      (s) => cb(null, s),
+      (err: Error) => cb(err, null),
+    );
+  }
+
+  /** Every further socket is a new decision by the tenant's policy for the same address. */
+  async #reconnect(): Promise<net.Socket> {
+    const p = this.#params;
+    const signal = this.#life.signal;
+    const t = p.target;
+    const target = await p.guard.authorize({ use: t.use, protocol: t.protocol, address: t.address, port: t.port, hostName: t.hostName });
+    const tls = p.secure ? { security: p.security, alpn: this.httpVersion === '2' ? ['h2'] : ['http/1.1'] } : undefined;
+    const { socket } = await openSocket({ target, signal, local: p.local, tls, what: this.origin });
+    const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
+    if (p.secure && (alpn === 'h2') !== (this.httpVersion === '2')) {
+      socket.destroy();
+      throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `reconnect negotiated ${String(alpn)} instead of HTTP/${this.httpVersion}`);
+    }
+    return socket;
+  }
+
+  retain(): this {
+    this.#refs++;
+    return this;
+  }
+
+  /** Let go of one reference; the last one closes the client (graceful: pending requests finish). */
+  release(): Promise<void> {
+    if (this.#refs > 0) this.#refs--;
+    if (this.#refs > 0) return Promise.resolve();
+    return this.close();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#life.abort();
+      this.#first?.destroy();
+      this.#first = undefined;
+      await this.client.close().catch(() => {});
+    })();
+    return this.#closing;
+  }
+
+  /** Tear down now (every channel on this session fails). */
+  destroy(err?: Error): void {
+    this.#life.abort();
+    this.#first?.destroy();
+    this.#first = undefined;
+    this.#refs = 0;
+    this.client.destroy(err ?? null).catch(() => {});
+  }
+}
+
+/** Establish: connect the socket (and TLS with ALPN), check ALPN, wrap it in a session. */
+export async function openSession(params: SessionParams): Promise<HttpSession> {
+  const tls = params.secure ? { security: params.security, alpn: params.alpn } : undefined;
+  const opened = await openSocket({ target: params.target, signal: params.signal, local: params.local, tls, what: params.secure ? 'https' : 'http' });
+  const socket = opened.socket;
+  if (params.requireAlpn !== undefined) {
+    const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
+    if (alpn !== params.requireAlpn) {
+      socket.destroy();
+      throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `the server did not negotiate ${params.requireAlpn} (ALPN: ${alpn || 'none'})`);
+    }
+  }
+  return new HttpSession(params, opened);
+}

@@ -1,0 +1,151 @@
+/**
+ * Passive open for `ws:` / `wss:` (RFC 9622 I §7.2): an http(s) server of our
+ * own bound at the checked local target, with a ws WebSocketServer in
+ * `noServer` mode. Each peer becomes a channel only after its upgrade
+ * completes; plain HTTP requests get 426. The core checks each accepted
+ * peer's address against the policy (`accept`) before the user sees it.
+ * `close()` stops accepting and drops peers still in their handshake;
+ * channels already handed out stay open.
+ *
+ * Options (`driverOptions.ws`/`.wss`): `path` (only this request path is
+ * upgraded, others get 404), `subprotocols` (the server's choices, in order
+ * of preference; the first the client also offers wins), `maxPayload`,
+ * `perMessageDeflate`.
+ *
+ * @example
+ * const listener = await wssDriver.listen!(attempt);
+ * listener.start({ connection: (ch) => ch.start(receiver), error: (e) => log(e) });
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
+import { TapsError, toTapsError } from '../../src/errors.js';
+import { tlsInfo } from '../http/socket.js';
+import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { tlsServerOptions } from '../tls/index.js';
+import { WebSocketChannel } from './channel.js';
+import { DEFAULT_MAX_PAYLOAD, readProperty, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
+
+export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): Promise<DriverListener> {
+  throwIfAborted(attempt.signal, secure ? 'wss listen' : 'ws listen');
+  const o = attempt.options ?? {};
+  const path = o['path'] === undefined ? undefined : validatePath(o['path']);
+  const choices = validateSubprotocols(o['subprotocols']);
+  const maxPayload = validateMaxPayload(o['maxPayload'] ?? readProperty(attempt.properties, 'ws.maxPayload'), DEFAULT_MAX_PAYLOAD);
+  const deflate = o['perMessageDeflate'] === true;
+  const server = secure ? https.createServer(tlsServerOptions(attempt.security, o, ['http/1.1'])) : http.createServer();
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    perMessageDeflate: deflate,
+    handleProtocols: (offered) => choices.find((p) => offered.has(p)) ?? false,
+  });
+  const listener = new WebSocketListener(server, wss, maxPayload, path);
+  await listener.bind(attempt);
+  return listener;
+}
+
+class WebSocketListener implements DriverListener {
+  local: SocketAddress = { address: '', port: 0, family: 4 };
+  readonly #server: http.Server;
+  readonly #wss: WebSocketServer;
+  readonly #maxPayload: number;
+  readonly #path: string | undefined;
+  readonly #pending = new Set<net.Socket>();
+  #handler: DriverListenerHandler | undefined;
+  #backlog: TransportChannel[] = [];
+  #failure: Error | undefined;
+  #closed = false;
+
+  constructor(server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined) {
+    this.#server = server;
+    this.#wss = wss;
+    this.#maxPayload = maxPayload;
+    this.#path = path;
+    server.on('connection', (socket: net.Socket) => {
+      this.#pending.add(socket);
+      socket.once('close', () => this.#pending.delete(socket));
+    });
+    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-length': '0' }).end();
+    });
+    server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#upgrade(req, socket, head));
+    server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
+    server.on('tlsClientError', () => {});
+  }
+
+  bind(attempt: ListenAttempt): Promise<void> {
+    const { target, signal } = attempt;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#server.off('error', onError);
+        this.#server.close();
+        reject(abortedError(signal, 'websocket listen'));
+      };
+      const onError = (err: Error): void => {
+        signal.removeEventListener('abort', onAbort);
+        reject(toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
+      };
+      this.#server.once('error', onError);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#server.listen({ host: target.address, port: target.port, ipv6Only: target.family === 6 }, () => {
+        signal.removeEventListener('abort', onAbort);
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#fail(err));
+        const a = this.#server.address() as net.AddressInfo;
+        this.local = Object.freeze({ address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 });
+        resolve();
+      });
+    });
+  }
+
+  #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    if (this.#closed) return void socket.destroy();
+    const path = req.url ?? '/';
+    if (this.#path !== undefined && path.split('?')[0] !== this.#path.split('?')[0]) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      this.#pending.delete(socket);
+      const info = { path, origin: req.headers.origin, ...tlsInfo(socket) };
+      const channel = new WebSocketChannel(ws, socket, { maxPayload: this.#maxPayload, info });
+      if (this.#closed) return channel.abort();
+      if (this.#handler) this.#handler.connection(channel);
+      else this.#backlog.push(channel);
+    });
+  }
+
+  start(handler: DriverListenerHandler): void {
+    if (this.#handler) throw new TypeError('start() was already called on this listener');
+    this.#handler = handler;
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const ch of backlog) handler.connection(ch);
+    if (this.#failure) handler.error(this.#failure);
+  }
+
+  #fail(err: Error): void {
+    const e = toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
+    void this.close();
+    if (this.#handler) this.#handler.error(e);
+    else this.#failure = e;
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    for (const s of this.#pending) s.destroy();
+    this.#pending.clear();
+    for (const ch of this.#backlog) ch.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken'));
+    this.#backlog = [];
+    this.#wss.close();
+    return new Promise<void>((resolve) => {
+      // server.close's callback waits for every upgraded socket; the listening handle is gone at once.
+      this.#server.close();
+      setImmediate(resolve);
+    });
+  }
+}
