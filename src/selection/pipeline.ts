@@ -27,7 +27,7 @@ import type { Clock } from '../clock.js';
 import type { Driver, TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
-import type { NetworkScope } from '../policy/chokepoint.js';
+import type { CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
@@ -74,11 +74,14 @@ export interface Selected {
   readonly driver: Driver;
   readonly candidate: CandidateRecord;
   readonly report: SelectionReport;
+  /** The checked address the winner connected to. */
+  readonly target: CheckedTarget;
 }
 
 interface Leaf {
   readonly channel: TransportChannel;
   readonly driver: Driver;
+  readonly target: CheckedTarget;
 }
 
 function endpointText(remote: RemoteEndpoint): string {
@@ -224,7 +227,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
                 options: input.driverOptions[s.driver.id] ?? {},
                 guard: scope.guard,
               });
-              return { channel: ch, driver: s.driver };
+              return { channel: ch, driver: s.driver, target };
             },
             d.a.family,
           );
@@ -290,7 +293,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     finishPending(report, at());
     report.endedAt = at();
     debug('selection %s won by %s %s', report.remote, candidate.id, candidate.driver);
-    return { channel: value.channel, driver: value.driver, candidate, report };
+    return { channel: value.channel, driver: value.driver, target: value.target, candidate, report };
   } catch (err) {
     finishPending(report, at());
     report.endedAt = at();

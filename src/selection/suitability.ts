@@ -113,6 +113,11 @@ export function judgeStack(driver: Driver, ctx: StackContext): Verdict {
     if (pref === 'require' && !has[name]) problems.push(`${name} is required but ${describe(driver, name, false)}`);
     else if (pref === 'prohibit' && has[name]) problems.push(`${name} is prohibited but ${describe(driver, name, true)}`);
   }
+  // RFC 9622 §9.1.3.4: a stack that does not protect against duplicated messages (UDP)
+  // may be chosen only when the caller marked its messages safely replayable.
+  if (!driver.capabilities.reliable && driver.framing === 'message' && ctx.properties.get('safelyReplayable') !== true) {
+    problems.push(`${driver.id} may duplicate messages and safelyReplayable is not set (RFC 9622 §9.1.3.4; the unreliableDatagram() profile sets it)`);
+  }
   const multipath = ctx.properties.get('multipath');
   if (multipath === 'active') problems.push(`multipath is active but ${driver.id} is single-path`);
   if (problems.length > 0) return { ok: false, reason: problems.join('; ') };

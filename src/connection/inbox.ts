@@ -1,0 +1,113 @@
+/**
+ * Received messages waiting for `receive()` / `for await`, with receive
+ * backpressure (RFC 9622 §9.3.1: the application pulls, the transport waits).
+ *
+ * When more than `highWaterBytes` or `highWaterMessages` are queued the
+ * channel is paused, so a peer that sends faster than the application reads
+ * fills the kernel's buffers and then its own — never this process's memory.
+ * Reading below half of both resumes it.
+ */
+import { TapsError } from '../errors.js';
+import type { Message } from '../message.js';
+
+export interface InboxLimits {
+  readonly highWaterBytes: number;
+  readonly highWaterMessages: number;
+}
+
+export const DEFAULT_INBOX_LIMITS: InboxLimits = Object.freeze({ highWaterBytes: 4 * 1024 * 1024, highWaterMessages: 4096 });
+
+type Waiter = { resolve: (m: Message | undefined) => void; reject: (e: Error) => void; cleanup: () => void };
+
+export class Inbox {
+  readonly #queue: Message[] = [];
+  #head = 0;
+  #bytes = 0;
+  readonly #waiters: Waiter[] = [];
+  #ended = false;
+  #error: Error | undefined;
+  #paused = false;
+  readonly #limits: InboxLimits;
+  readonly #pause: () => void;
+  readonly #resume: () => void;
+
+  constructor(limits: InboxLimits, pause: () => void, resume: () => void) {
+    this.#limits = limits;
+    this.#pause = pause;
+    this.#resume = resume;
+  }
+
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  get hasWaiter(): boolean {
+    return this.#waiters.length > 0;
+  }
+
+  /** Hand a message to a waiting reader, or queue it. */
+  put(msg: Message): void {
+    const w = this.#waiters.shift();
+    if (w !== undefined) {
+      w.cleanup();
+      w.resolve(msg);
+      return;
+    }
+    this.#queue.push(msg);
+    this.#bytes += msg.data.byteLength;
+    if (!this.#paused && (this.#bytes > this.#limits.highWaterBytes || this.queued > this.#limits.highWaterMessages)) {
+      this.#paused = true;
+      this.#pause();
+    }
+  }
+
+  /** No more messages will come; `error` set when the connection failed. */
+  end(error?: Error): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    for (const w of this.#waiters.splice(0)) {
+      w.cleanup();
+      if (error) w.reject(error);
+      else w.resolve(undefined);
+    }
+  }
+
+  /** The next message; undefined when the peer has finished; rejects with the connection's error. */
+  next(signal?: AbortSignal): Promise<Message | undefined> {
+    if (this.queued > 0) return Promise.resolve(this.#take());
+    if (this.#ended) return this.#error ? Promise.reject(this.#error) : Promise.resolve(undefined);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = this.#waiters.indexOf(w);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(abortError(signal!));
+      };
+      const w: Waiter = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(w);
+    });
+  }
+
+  #take(): Message {
+    const msg = this.#queue[this.#head]!;
+    this.#queue[this.#head] = undefined as unknown as Message;
+    this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
+    }
+    this.#bytes -= msg.data.byteLength;
+    if (this.#paused && this.#bytes <= this.#limits.highWaterBytes / 2 && this.queued <= this.#limits.highWaterMessages / 2) {
+      this.#paused = false;
+      this.#resume();
+    }
+    return msg;
+  }
+}
+
+function abortError(signal: AbortSignal): TapsError {
+  const reason: unknown = signal.reason;
+  return new TapsError('ERR_TAPS_ABORTED', `receive aborted: ${(reason as Error)?.message ?? String(reason)}`, { cause: reason });
+}

@@ -1,0 +1,126 @@
+/**
+ * One message between `send()` and its outcome, and the queue that holds
+ * messages the channel could not take yet.
+ *
+ * RFC 9622 §9.2.2: each send ends in exactly one of Sent, Expired or
+ * SendError; `settle` enforces "exactly one". The queue orders by
+ * msgPriority (lower first, §9.1.3.2) and keeps send order within a priority;
+ * a message whose msgLifetime passed while it waited expires instead of
+ * being sent (§9.1.3.1).
+ */
+import type { MessageContextInit } from '../message.js';
+
+export type Outcome = { kind: 'sent' } | { kind: 'expired'; error: Error } | { kind: 'sendError'; error: Error };
+
+export class PendingSend {
+  readonly data: Uint8Array;
+  readonly context: MessageContextInit;
+  readonly priority: number;
+  /** Clock time after which it expires (Infinity: never). */
+  readonly deadline: number;
+  readonly seq: number;
+  settled = false;
+  readonly #onSettle: (p: PendingSend, outcome: Outcome) => void;
+
+  constructor(data: Uint8Array, context: MessageContextInit, now: number, seq: number, onSettle: (p: PendingSend, outcome: Outcome) => void) {
+    this.data = data;
+    this.context = context;
+    this.priority = context.msgPriority ?? 100;
+    const life = context.msgLifetime;
+    this.deadline = life === undefined || life === Infinity ? Infinity : now + life;
+    this.seq = seq;
+    this.#onSettle = onSettle;
+  }
+
+  /** Settle once; later calls are ignored. Returns whether this call settled it. */
+  settle(outcome: Outcome): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.#onSettle(this, outcome);
+    return true;
+  }
+}
+
+/** Buckets by priority; FIFO inside each. Few distinct priorities are expected. */
+export class SendQueue {
+  readonly #buckets = new Map<number, PendingSend[]>();
+  #priorities: number[] = [];
+  #size = 0;
+  #timed = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** How many queued messages have a finite lifetime. */
+  get timed(): number {
+    return this.#timed;
+  }
+
+  push(p: PendingSend): void {
+    let bucket = this.#buckets.get(p.priority);
+    if (bucket === undefined) {
+      bucket = [];
+      this.#buckets.set(p.priority, bucket);
+      this.#priorities.push(p.priority);
+      this.#priorities.sort((a, b) => a - b);
+    }
+    bucket.push(p);
+    this.#size++;
+    if (p.deadline !== Infinity) this.#timed++;
+  }
+
+  /** The next message to send, or undefined. */
+  shift(): PendingSend | undefined {
+    for (const prio of this.#priorities) {
+      const bucket = this.#buckets.get(prio)!;
+      const p = bucket.shift();
+      if (p === undefined) continue;
+      if (bucket.length === 0) {
+        this.#buckets.delete(prio);
+        this.#priorities = this.#priorities.filter((x) => x !== prio);
+      }
+      this.#size--;
+      if (p.deadline !== Infinity) this.#timed--;
+      return p;
+    }
+    return undefined;
+  }
+
+  /** Remove and return every message whose deadline is before `now`. */
+  expire(now: number): PendingSend[] {
+    if (this.#timed === 0) return [];
+    const out: PendingSend[] = [];
+    for (const [prio, bucket] of this.#buckets) {
+      const keep = bucket.filter((p) => {
+        if (p.deadline < now) {
+          out.push(p);
+          return false;
+        }
+        return true;
+      });
+      if (keep.length === 0) {
+        this.#buckets.delete(prio);
+        this.#priorities = this.#priorities.filter((x) => x !== prio);
+      } else this.#buckets.set(prio, keep);
+    }
+    this.#size -= out.length;
+    this.#timed -= out.length;
+    return out;
+  }
+
+  /** Earliest deadline among queued messages (Infinity if none). */
+  nextDeadline(): number {
+    if (this.#timed === 0) return Infinity;
+    let min = Infinity;
+    for (const bucket of this.#buckets.values()) for (const p of bucket) if (p.deadline < min) min = p.deadline;
+    return min;
+  }
+
+  /** Empty the queue, returning everything in send order. */
+  drainAll(): PendingSend[] {
+    const out: PendingSend[] = [];
+    for (let p = this.shift(); p !== undefined; p = this.shift()) out.push(p);
+    return out;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * A small typed event emitter for Connection and Listener (RFC 9622 §4.1.2:
+ * the interface is event-driven).
+ *
+ * Unlike `node:events`, emitting `error` (or anything else) with no listener
+ * is not an exception: a connection's failure is always also visible through
+ * its promises (`send()`, `receive()`, `for await`), so an unobserved event
+ * must never crash the process. A listener that throws is the caller's bug;
+ * its exception is rethrown on a fresh task (like `EventTarget`), so it can
+ * neither be swallowed nor break the library's state mid-update.
+ *
+ * @example
+ * type Events = { received: [msg: Message]; closed: [] };
+ * class Thing extends TypedEmitter<Events> {}
+ * thing.on('received', (msg) => console.log(msg.text()));
+ */
+
+/** Event name → argument tuple. */
+export type EventMap = { [event: string]: unknown[] };
+
+type Listener<A extends unknown[]> = (...args: A) => void;
+
+export class TypedEmitter<E extends EventMap> {
+  #listeners: { [K in keyof E]?: Listener<E[K]>[] } = {};
+
+  on<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
+    if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
+    (this.#listeners[event] ??= []).push(listener);
+    return this;
+  }
+
+  once<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
+    if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
+    const wrapped: Listener<E[K]> = (...args) => {
+      this.off(event, wrapped);
+      listener(...args);
+    };
+    return this.on(event, wrapped);
+  }
+
+  off<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
+    const list = this.#listeners[event];
+    if (list) {
+      const i = list.indexOf(listener);
+      if (i >= 0) this.#listeners[event] = [...list.slice(0, i), ...list.slice(i + 1)];
+    }
+    return this;
+  }
+
+  listenerCount<K extends keyof E & string>(event: K): number {
+    return this.#listeners[event]?.length ?? 0;
+  }
+
+  /** Call every listener of `event`; returns whether there was one. Never throws. */
+  protected emit<K extends keyof E & string>(event: K, ...args: E[K]): boolean {
+    const list = this.#listeners[event];
+    if (list === undefined || list.length === 0) return false;
+    // `off` replaces the array, so iterating the one we hold is safe against removal during emit.
+    for (const fn of list) {
+      try {
+        fn(...args);
+      } catch (err) {
+        setImmediate(() => {
+          throw err;
+        });
+      }
+    }
+    return true;
+  }
+
+  /** Drop every listener (a closed connection holds none). */
+  protected removeAllListeners(): void {
+    this.#listeners = {};
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The delimiter framer: messages separated by a byte sequence (default a
+ * newline), as in line-based protocols and NDJSON (RFC 9622 §9.1.2).
+ *
+ * The delimiter must not occur inside a message: sending one that contains
+ * it is refused (ERR_TAPS_INVALID_MESSAGE_PROPERTIES) rather than silently
+ * splitting it in two on the other side. An optional `stripCarriageReturn`
+ * accepts `\r\n` line ends.
+ *
+ * @example
+ * const lines = delimiterFramer(); // '\n', messages up to 1 MiB
+ * const records = delimiterFramer({ delimiter: '\0', maxMessageSize: 4096 });
+ */
+import { SendError, TapsError } from '../errors.js';
+import { ChunkBuffer } from './buffer.js';
+import type { Deframer, MessageFramer } from './types.js';
+
+export interface DelimiterOptions {
+  /** The separator (string as UTF-8, or bytes), default `'\n'`. Non-empty. */
+  readonly delimiter?: string | Uint8Array;
+  /** Largest message without the delimiter, default 1 MiB. */
+  readonly maxMessageSize?: number;
+  /** With a `'\n'` delimiter, drop a `'\r'` before it on receive. */
+  readonly stripCarriageReturn?: boolean;
+}
+
+export function delimiterFramer(options: DelimiterOptions = {}): MessageFramer {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const raw = options.delimiter ?? '\n';
+  if (typeof raw !== 'string' && !(raw instanceof Uint8Array)) throw new TypeError('options.delimiter must be a string or a Uint8Array');
+  const delimiter = typeof raw === 'string' ? new TextEncoder().encode(raw) : Uint8Array.from(raw);
+  if (delimiter.byteLength === 0) throw new RangeError('options.delimiter must not be empty');
+  const max = options.maxMessageSize ?? 1024 * 1024;
+  if (!Number.isInteger(max) || max < 0) throw new RangeError(`options.maxMessageSize must be a non-negative integer, got ${String(options.maxMessageSize)}`);
+  const stripCr = options.stripCarriageReturn === true;
+
+  return Object.freeze({
+    name: 'delimiter',
+    maxMessageSize: max,
+    frame(message: Uint8Array): Uint8Array {
+      if (message.byteLength > max) throw new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the framer's maximum of ${max}`);
+      if (contains(message, delimiter)) {
+        throw new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', 'the message contains the delimiter; it would arrive as two messages');
+      }
+      const out = new Uint8Array(message.byteLength + delimiter.byteLength);
+      out.set(message, 0);
+      out.set(delimiter, message.byteLength);
+      return out;
+    },
+    createDeframer(): Deframer {
+      return new DelimiterDeframer(delimiter, max, stripCr);
+    },
+  });
+}
+
+function contains(hay: Uint8Array, needle: Uint8Array): boolean {
+  if (needle.byteLength === 1) return hay.indexOf(needle[0]!) >= 0;
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(needle) >= 0;
+}
+
+class DelimiterDeframer implements Deframer {
+  readonly #delimiter: Uint8Array;
+  readonly #max: number;
+  readonly #stripCr: boolean;
+  readonly #held = new ChunkBuffer();
+  /** Offset in #held already searched for the delimiter. */
+  #searched = 0;
+  #failed = false;
+
+  constructor(delimiter: Uint8Array, max: number, stripCr: boolean) {
+    this.#delimiter = delimiter;
+    this.#max = max;
+    this.#stripCr = stripCr;
+  }
+
+  get buffered(): number {
+    return this.#held.length;
+  }
+
+  push(chunk: Uint8Array, emit: (message: Uint8Array) => void): void {
+    if (this.#failed) throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', 'the deframer already failed');
+    const d = this.#delimiter;
+    let offset = 0;
+    if (this.#held.length === 0) {
+      // Fast path: split the chunk itself.
+      const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      for (;;) {
+        const at = buf.indexOf(d, offset);
+        if (at < 0) break;
+        this.#emit(chunk.subarray(offset, at), emit);
+        offset = at + d.byteLength;
+      }
+      if (offset === chunk.byteLength) return;
+      chunk = chunk.subarray(offset);
+    }
+    this.#held.push(chunk);
+    for (;;) {
+      const at = this.#held.indexOf(d, Math.max(0, this.#searched - d.byteLength + 1));
+      if (at < 0) break;
+      const msg = this.#held.take(at);
+      this.#held.skip(d.byteLength);
+      this.#searched = 0;
+      this.#emit(msg, emit);
+    }
+    this.#searched = this.#held.length;
+    if (this.#held.length > this.#max + d.byteLength) {
+      this.#failed = true;
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `no delimiter within ${this.#max} bytes: message over the maximum`);
+    }
+  }
+
+  end(): void {
+    if (this.#held.length > 0) {
+      this.#failed = true;
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${this.#held.length} bytes without a delimiter)`);
+    }
+  }
+
+  #emit(msg: Uint8Array, emit: (message: Uint8Array) => void): void {
+    if (this.#stripCr && msg.byteLength > 0 && msg[msg.byteLength - 1] === 0x0d) msg = msg.subarray(0, msg.byteLength - 1);
+    if (msg.byteLength > this.#max) {
+      this.#failed = true;
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `a message of ${msg.byteLength} bytes is over the maximum of ${this.#max}`);
+    }
+    emit(msg);
+  }
+}

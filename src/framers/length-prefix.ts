@@ -1,0 +1,127 @@
+/**
+ * The length-prefix framer: each message is preceded by its length as an
+ * unsigned big-endian integer of 1, 2 or 4 bytes (RFC 9622 §9.1.2; the
+ * framing TCP-based message protocols commonly use).
+ *
+ * Sending writes the header and the payload as two pieces, so a large
+ * message is never copied. Receiving has a fast path: when no partial
+ * message is held, whole messages in a chunk are handed out as views of it.
+ *
+ * @example
+ * const framer = lengthPrefixFramer({ headerBytes: 2 }); // messages up to 65535 bytes
+ */
+import { SendError, TapsError } from '../errors.js';
+import { ChunkBuffer } from './buffer.js';
+import type { Deframer, MessageFramer } from './types.js';
+
+export interface LengthPrefixOptions {
+  /** Header size: 1, 2 or 4 bytes (default 4). */
+  readonly headerBytes?: 1 | 2 | 4;
+  /** Largest message in bytes (default 16 MiB, capped by what the header can express). */
+  readonly maxMessageSize?: number;
+}
+
+const DEFAULT_MAX = 16 * 1024 * 1024;
+/** Messages up to this size are sent as one buffer (a copy is cheaper than a second write). */
+const COALESCE = 16 * 1024;
+
+export function lengthPrefixFramer(options: LengthPrefixOptions = {}): MessageFramer {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const headerBytes = options.headerBytes ?? 4;
+  if (headerBytes !== 1 && headerBytes !== 2 && headerBytes !== 4) throw new RangeError(`options.headerBytes must be 1, 2 or 4, got ${String(headerBytes)}`);
+  const ceiling = headerBytes === 4 ? 0xffff_ffff : 2 ** (8 * headerBytes) - 1;
+  const max = options.maxMessageSize ?? Math.min(DEFAULT_MAX, ceiling);
+  if (!Number.isInteger(max) || max < 0 || max > ceiling) {
+    throw new RangeError(`options.maxMessageSize must be an integer 0..${ceiling} for a ${headerBytes}-byte header, got ${String(options.maxMessageSize)}`);
+  }
+
+  const writeHeader = (into: Uint8Array, n: number): void => {
+    if (headerBytes === 4) {
+      into[0] = n >>> 24;
+      into[1] = (n >>> 16) & 0xff;
+      into[2] = (n >>> 8) & 0xff;
+      into[3] = n & 0xff;
+    } else if (headerBytes === 2) {
+      into[0] = n >>> 8;
+      into[1] = n & 0xff;
+    } else into[0] = n;
+  };
+
+  return Object.freeze({
+    name: 'length-prefix',
+    maxMessageSize: max,
+    frame(message: Uint8Array): Uint8Array | readonly Uint8Array[] {
+      const n = message.byteLength;
+      if (n > max) throw new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${n} bytes exceeds the framer's maximum of ${max}`);
+      if (n <= COALESCE) {
+        const out = new Uint8Array(headerBytes + n);
+        writeHeader(out, n);
+        out.set(message, headerBytes);
+        return out;
+      }
+      const header = new Uint8Array(headerBytes);
+      writeHeader(header, n);
+      return [header, message];
+    },
+    createDeframer(): Deframer {
+      return new LengthPrefixDeframer(headerBytes, max);
+    },
+  });
+}
+
+class LengthPrefixDeframer implements Deframer {
+  readonly #headerBytes: number;
+  readonly #max: number;
+  readonly #held = new ChunkBuffer();
+  #failed = false;
+
+  constructor(headerBytes: number, max: number) {
+    this.#headerBytes = headerBytes;
+    this.#max = max;
+  }
+
+  get buffered(): number {
+    return this.#held.length;
+  }
+
+  push(chunk: Uint8Array, emit: (message: Uint8Array) => void): void {
+    if (this.#failed) throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', 'the deframer already failed');
+    let offset = 0;
+    const h = this.#headerBytes;
+    // Fast path: nothing held, read whole messages straight out of the chunk.
+    if (this.#held.length === 0) {
+      while (chunk.byteLength - offset >= h) {
+        const n = this.#length((i) => chunk[offset + i]!);
+        if (chunk.byteLength - offset - h < n) break;
+        emit(chunk.subarray(offset + h, offset + h + n));
+        offset += h + n;
+      }
+      if (offset === chunk.byteLength) return;
+      chunk = chunk.subarray(offset);
+    }
+    this.#held.push(chunk);
+    while (this.#held.length >= h) {
+      const n = this.#length((i) => this.#held.at(i));
+      if (this.#held.length - h < n) return;
+      this.#held.skip(h);
+      emit(this.#held.take(n));
+    }
+  }
+
+  end(): void {
+    if (this.#held.length > 0) {
+      this.#failed = true;
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${this.#held.length} bytes of a partial message held)`);
+    }
+  }
+
+  #length(byte: (i: number) => number): number {
+    let n = 0;
+    for (let i = 0; i < this.#headerBytes; i++) n = n * 256 + byte(i);
+    if (n > this.#max) {
+      this.#failed = true;
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the peer announced a message of ${n} bytes, over the maximum of ${this.#max}`);
+    }
+    return n;
+  }
+}

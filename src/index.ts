@@ -1,0 +1,40 @@
+/**
+ * taps-node: IETF Transport Services (RFC 9621, 9622, 9623) for Node.js.
+ *
+ * Ask for a connection by what it needs; the library gathers candidate
+ * stacks for every resolved address, checks each against the tenant's
+ * policy, ranks and races them, and hands back one {@link Connection}.
+ * Drivers are loaded lazily from `taps-node/node` (or registered by hand);
+ * this module holds no socket code.
+ *
+ * @example
+ * import { Host, Preconnection, TransportProperties, lengthPrefixFramer } from 'taps-node';
+ * const host = new Host();
+ * host.setPolicy('acme', 'allow tls://localhost:8443');
+ * const pre = new Preconnection({
+ *   scope: await host.tenant('acme'),
+ *   remote: 'localhost:8443',
+ *   properties: TransportProperties.reliableMessage(),
+ *   framers: [lengthPrefixFramer()],
+ * });
+ * await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
+ */
+export { Preconnection, type PreconnectionInit, type InitiateOptions } from './preconnection.js';
+export { Connection, type ConnectionEvents, type ConnectionInit, type ConnState } from './connection/connection.js';
+export { Listener, type ListenerEvents, type ListenOptions } from './listener.js';
+export { Message, MESSAGE_PROPERTY_NAMES, type MessageContextInit, type ReceivedContext, type CapacityProfile } from './message.js';
+export { lengthPrefixFramer, delimiterFramer, type MessageFramer, type Deframer, type LengthPrefixOptions, type DelimiterOptions } from './framers/index.js';
+export { TypedEmitter, type EventMap } from './events.js';
+export * from './properties.js';
+export { RemoteEndpoint, LocalEndpoint, WELL_KNOWN_PORTS, type RemoteEndpointInit, type LocalEndpointInit } from './endpoints.js';
+export * from './security.js';
+export * from './errors.js';
+export { explainReport, type SelectionReport, type CandidateRecord, type CandidateFate, type ResolutionRecord } from './report.js';
+export { registerDriver, unregisterDriver, registeredDrivers } from './registry.js';
+export { SystemNetwork, DelegatingNetwork, type Network, type Resolver, type ResolvedAddress } from './network.js';
+export { DEFAULT_RACING } from './selection/racing-options.js';
+export type { RacingOptions } from './selection/pipeline.js';
+export type * from './driver.js';
+export { NO_CAPABILITIES } from './driver.js';
+export * from './policy/index.js';
+export { systemClock, type Clock } from './clock.js';

@@ -1,0 +1,282 @@
+/**
+ * Listener: passive open (RFC 9622 §7.2, RFC 9623 §4.7).
+ *
+ * The stacks are judged like an initiate's (properties, security, which
+ * drivers can listen) and the best one is bound — or every suitable one with
+ * `stacks: 'all'`, sharing one port. Each bind address is authorized as a
+ * `bind` by the tenant's policy before a socket exists; each accepted peer is
+ * authorized as an `accept` by its address before the application sees it,
+ * and a refused peer is dropped at once. `connectionLimit` (§7.2
+ * SetNewConnectionLimit) caps deliveries; peers beyond it are refused rather
+ * than queued, so a flood costs nothing.
+ *
+ * @example
+ * const listener = await pre.listen();
+ * for await (const conn of listener) handle(conn);
+ */
+import type { Driver, DriverListener, SocketAddress, TransportChannel } from './driver.js';
+import { Connection } from './connection/connection.js';
+import type { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
+import { EstablishmentError, TapsError, toTapsError } from './errors.js';
+import { TypedEmitter } from './events.js';
+import type { MessageFramer } from './framers/index.js';
+import type { NetworkScope } from './policy/chokepoint.js';
+import type { PolicyDecision } from './policy/types.js';
+import type { TransportProperties } from './properties.js';
+import type { CandidateRecord, SelectionReport } from './report.js';
+import type { SecurityParameters } from './security.js';
+import { rankStacks } from './selection/rank.js';
+import { judgeStack } from './selection/suitability.js';
+
+export interface ListenOptions {
+  readonly signal?: AbortSignal | undefined;
+  /** Deliver at most this many connections (default: unlimited). */
+  readonly connectionLimit?: number | undefined;
+  /** Bind the best suitable stack (default) or every suitable one. */
+  readonly stacks?: 'best' | 'all' | undefined;
+}
+
+export type ListenerEvents = {
+  connectionReceived: [connection: Connection];
+  /** A peer the policy refused (or beyond the limit / quota): it was dropped. */
+  refused: [peer: SocketAddress, reason: string, decision?: PolicyDecision];
+  error: [error: TapsError];
+  stopped: [];
+};
+
+interface ListenerInit {
+  readonly scope: NetworkScope;
+  readonly local: LocalEndpoint;
+  readonly remote?: RemoteEndpoint | undefined;
+  readonly properties: TransportProperties;
+  readonly security: SecurityParameters;
+  readonly framers: readonly MessageFramer[];
+  readonly drivers: readonly Driver[];
+  readonly driverOptions: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly connectionProperties: Readonly<Record<string, unknown>>;
+  readonly options: ListenOptions;
+}
+
+interface Bound {
+  readonly driver: Driver;
+  readonly listener: DriverListener;
+}
+
+export class Listener extends TypedEmitter<ListenerEvents> implements AsyncIterable<Connection> {
+  readonly report: SelectionReport;
+  readonly #init: ListenerInit;
+  readonly #bound: Bound[] = [];
+  readonly #queue: Connection[] = [];
+  readonly #waiters: { resolve: (r: IteratorResult<Connection>) => void }[] = [];
+  #limit: number;
+  #stopped = false;
+
+  private constructor(init: ListenerInit, report: SelectionReport) {
+    super();
+    this.#init = init;
+    this.report = report;
+    this.#limit = init.options.connectionLimit ?? Infinity;
+  }
+
+  /** @internal Preconnection.listen() calls this. */
+  static async open(init: ListenerInit): Promise<Listener> {
+    const { scope, local, options } = init;
+    if (options.connectionLimit !== undefined && !(typeof options.connectionLimit === 'number' && options.connectionLimit >= 0)) {
+      throw new RangeError(`connectionLimit must be a number ≥ 0, got ${String(options.connectionLimit)}`);
+    }
+    options.signal?.throwIfAborted();
+    const report: SelectionReport = {
+      startedAt: Date.now(),
+      tenant: scope.tenant,
+      remote: `listen ${local.ipAddress ?? local.hostName ?? '*'}:${local.port ?? 0}`,
+      racing: 'simultaneous',
+      attemptDelay: 0,
+      resolutions: [],
+      candidates: [],
+    };
+    let n = 1;
+    const record = (r: Omit<CandidateRecord, 'id'>): CandidateRecord => {
+      const c = { id: `c${n++}`, ...r };
+      report.candidates.push(c);
+      return c;
+    };
+    const suitable: Driver[] = [];
+    for (const driver of init.drivers) {
+      if (typeof driver.listen !== 'function') {
+        record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: `${driver.id} cannot listen` });
+        continue;
+      }
+      const v = judgeStack(driver, { properties: init.properties, security: init.security, framerCount: init.framers.length, scheme: init.local.scheme ?? init.remote?.scheme });
+      if (!v.ok) {
+        record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: v.reason });
+        continue;
+      }
+      const a = await driver.available();
+      if (!a.available) {
+        record({ driver: driver.id, stack: driver.stack, fate: 'unavailable', reason: a.reason });
+        continue;
+      }
+      suitable.push(driver);
+    }
+    const ranked = rankStacks(suitable, { properties: init.properties, security: init.security, framerCount: init.framers.length });
+    const chosen = options.stacks === 'all' ? ranked : ranked.slice(0, 1);
+    for (const s of ranked.slice(chosen.length)) record({ driver: s.driver.id, stack: s.driver.stack, fate: 'pending', reason: 'not bound: a better stack was chosen' });
+    if (chosen.length === 0) throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', 'no protocol stack can listen with the requested properties', report);
+
+    const addresses = await bindAddresses(init);
+    const listener = new Listener(init, report);
+    let port = local.port ?? 0;
+    try {
+      for (const s of chosen) {
+        for (const address of addresses) {
+          const base = { driver: s.driver.id, stack: s.driver.stack, address, family: (address.includes(':') ? 6 : 4) as 4 | 6, port };
+          let target;
+          try {
+            target = await scope.guard.authorize({ use: 'bind', protocol: s.driver.protocol, address, port });
+          } catch (err) {
+            const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
+            record({ ...base, fate: 'denied', reason: e.message, code: e.code, decision: (e as { decision?: PolicyDecision }).decision });
+            continue;
+          }
+          const signal = options.signal ?? new AbortController().signal;
+          const c = record({ ...base, fate: 'pending', decision: target.decision });
+          try {
+            const bound = await scope.network.listen(s.driver, {
+              signal,
+              target,
+              local,
+              security: init.security,
+              properties: init.properties,
+              options: init.driverOptions[s.driver.id] ?? {},
+              guard: scope.guard,
+            });
+            Object.assign(c, { fate: 'won', port: bound.local.port });
+            if (port === 0) port = bound.local.port; // every further bind shares the first ephemeral port
+            listener.#attach(s.driver, bound);
+          } catch (err) {
+            const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
+            Object.assign(c, { fate: 'failed', reason: e.message, code: e.code, error: e });
+          }
+        }
+      }
+    } catch (err) {
+      await listener.stop();
+      throw err;
+    }
+    if (listener.#bound.length === 0) {
+      const denied = report.candidates.some((c) => c.fate === 'denied');
+      const anyFailed = report.candidates.some((c) => c.fate === 'failed');
+      throw new EstablishmentError(
+        denied && !anyFailed ? 'ERR_TAPS_POLICY_PROHIBITED' : 'ERR_TAPS_ESTABLISHMENT_FAILED',
+        `could not listen on ${report.remote}: ${report.candidates.filter((c) => c.fate === 'denied' || c.fate === 'failed').map((c) => c.reason).join('; ')}`,
+        report,
+      );
+    }
+    options.signal?.addEventListener('abort', () => void listener.stop(), { once: true });
+    return listener;
+  }
+
+  /** The addresses actually bound (port filled in when 0 was asked). */
+  get localAddresses(): readonly SocketAddress[] {
+    return this.#bound.map((b) => b.listener.local);
+  }
+
+  /** The first bound port: handy with port 0. */
+  get port(): number {
+    return this.#bound[0]?.listener.local.port ?? 0;
+  }
+
+  /** RFC 9622 §7.2: cap how many more connections are delivered (Infinity resets). */
+  setNewConnectionLimit(value: number): void {
+    if (typeof value !== 'number' || Number.isNaN(value) || value < 0) throw new RangeError(`connection limit must be a number ≥ 0, got ${String(value)}`);
+    this.#limit = value;
+  }
+
+  #attach(driver: Driver, listener: DriverListener): void {
+    this.#bound.push({ driver, listener });
+    listener.start({
+      connection: (channel) => void this.#accept(driver, channel),
+      error: (err) => this.emit('error', toTapsError(err, 'ERR_TAPS_PROTOCOL_FAILED')),
+    });
+  }
+
+  async #accept(driver: Driver, channel: TransportChannel): Promise<void> {
+    const { scope } = this.#init;
+    const refuse = (reason: string, decision?: PolicyDecision): void => {
+      channel.abort(new TapsError('ERR_TAPS_POLICY_PROHIBITED', reason));
+      this.emit('refused', channel.remote, reason, decision);
+    };
+    if (this.#stopped) return refuse('the listener has stopped');
+    const decision = await scope.guard.decide({ use: 'accept', protocol: driver.protocol, address: channel.remote.address, port: channel.remote.port });
+    if (!decision.allow) return refuse(`peer ${channel.remote.address} refused by policy: ${decision.reason}`, decision);
+    if (this.#stopped) return refuse('the listener has stopped');
+    if (this.#limit <= 0) return refuse('connection limit reached');
+    let lease;
+    try {
+      lease = scope.lease('connection');
+    } catch (err) {
+      return refuse(`quota: ${(err as Error).message}`);
+    }
+    this.#limit--;
+    const conn = new Connection({
+      channel,
+      driver,
+      properties: this.#init.properties,
+      framers: this.#init.framers,
+      report: this.report,
+      lease,
+      localEndpoint: this.#init.local,
+      connectionProperties: this.#init.connectionProperties,
+    });
+    this.emit('connectionReceived', conn);
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve({ value: conn, done: false });
+    else if (this.listenerCount('connectionReceived') === 0) this.#queue.push(conn);
+  }
+
+  /** Stop listening; connections already delivered stay open. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await Promise.allSettled(this.#bound.map((b) => b.listener.close()));
+    for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });
+    this.emit('stopped');
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Connection> {
+    return {
+      next: () => {
+        const c = this.#queue.shift();
+        if (c) return Promise.resolve({ value: c, done: false });
+        if (this.#stopped) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.#waiters.push({ resolve }));
+      },
+      return: async () => {
+        await this.stop();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Where to bind: the local IP, or each address a local name resolves to, or every interface. */
+async function bindAddresses(init: ListenerInit): Promise<string[]> {
+  const { local, scope } = init;
+  if (local.ipAddress !== undefined) return [local.ipAddress];
+  if (local.hostName === undefined) return ['::'];
+  const signal = init.options.signal ?? new AbortController().signal;
+  const out: string[] = [];
+  for (const family of [6, 4] as const) {
+    try {
+      for (const a of await scope.network.lookup(local.hostName, family, signal)) out.push(a.address);
+    } catch {
+      /* a missing family is fine */
+    }
+  }
+  if (out.length === 0) throw new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve local name ${local.hostName}`);
+  return out;
+}

@@ -1,0 +1,207 @@
+/**
+ * Preconnection: what the caller wants, before any connection exists (RFC 9622 §6, §7).
+ *
+ * It holds endpoints, transport properties, security parameters and framers,
+ * all validated when it is made (bad input throws at once, before any socket
+ * or DNS query). `initiate()` snapshots them, so later edits never change a
+ * connection already made, and runs one selection (selection/pipeline.ts)
+ * inside the tenant's {@link NetworkScope}. The scope is the only source of
+ * the tenant: without one, every candidate is denied.
+ *
+ * @example
+ * const pre = new Preconnection({
+ *   scope,
+ *   remote: { hostName: 'localhost', port: 4433 },
+ *   properties: TransportProperties.reliableMessage(),
+ *   security: new SecurityParameters({ ca }),
+ *   framers: [lengthPrefixFramer()],
+ * });
+ * await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
+ * await conn.send('hello');
+ */
+import { globalTimersClock, systemClock, type Clock } from './clock.js';
+import { Connection } from './connection/connection.js';
+import type { Driver } from './driver.js';
+import { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
+import { EstablishmentError, TapsError } from './errors.js';
+import type { MessageFramer } from './framers/index.js';
+import { Listener, type ListenOptions } from './listener.js';
+import type { MessageContextInit } from './message.js';
+import { BasicScope, isNetworkScope, type Lease, type NetworkScope } from './policy/chokepoint.js';
+import { TransportProperties } from './properties.js';
+import { registeredDrivers } from './registry.js';
+import type { CandidateRecord, SelectionReport } from './report.js';
+import { SecurityParameters } from './security.js';
+import { select, type RacingOptions } from './selection/pipeline.js';
+import { racingFrom } from './selection/racing-options.js';
+
+export interface PreconnectionInit {
+  /** The tenant's capability handle (from `createScope` or `Host.tenant`). Absent: deny everything. */
+  readonly scope?: NetworkScope | undefined;
+  readonly remote?: RemoteEndpoint | Parameters<typeof RemoteEndpoint.from>[0] | undefined;
+  readonly local?: LocalEndpoint | ConstructorParameters<typeof LocalEndpoint>[0] | undefined;
+  readonly properties?: TransportProperties | Record<string, unknown> | undefined;
+  readonly security?: SecurityParameters | ConstructorParameters<typeof SecurityParameters>[0] | undefined;
+  readonly framers?: readonly MessageFramer[] | undefined;
+  /** Use exactly these drivers instead of the registry's. */
+  readonly drivers?: readonly Driver[] | undefined;
+  /** Options per driver id, handed to that driver's connect/listen. */
+  readonly driverOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined;
+  readonly racing?: Partial<RacingOptions> | undefined;
+  /** Connection properties (RFC 9622 §8) applied to connections made from this preconnection. */
+  readonly connectionProperties?: Readonly<Record<string, unknown>> | undefined;
+  /** Time source (tests inject fake time). */
+  readonly clock?: Clock | 'global-timers' | undefined;
+}
+
+export interface InitiateOptions {
+  readonly signal?: AbortSignal | undefined;
+  /** Give up after this many ms (ERR_TAPS_TIMEOUT). */
+  readonly timeout?: number | undefined;
+  /** Called whenever a candidate's record changes: for progress displays and timelines. */
+  readonly onProgress?: ((candidate: CandidateRecord, report: SelectionReport) => void) | undefined;
+}
+
+let denyScope: NetworkScope | undefined;
+/** The scope used when none is given: tenant `(none)`, no policy, so every candidate is denied. */
+function noPolicyScope(): NetworkScope {
+  denyScope ??= new BasicScope({ tenant: '(none)' });
+  return denyScope;
+}
+
+export class Preconnection {
+  readonly scope: NetworkScope;
+  remote: RemoteEndpoint | undefined;
+  local: LocalEndpoint | undefined;
+  properties: TransportProperties;
+  security: SecurityParameters;
+  framers: readonly MessageFramer[];
+  readonly #drivers: readonly Driver[] | undefined;
+  readonly #driverOptions: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly #racing: RacingOptions;
+  readonly #connectionProperties: Readonly<Record<string, unknown>>;
+  readonly #clock: Clock;
+
+  constructor(init: PreconnectionInit = {}) {
+    if (typeof init !== 'object' || init === null) throw new TypeError('init must be an object');
+    if (init.scope !== undefined && !isNetworkScope(init.scope)) {
+      throw new TypeError('scope must be a NetworkScope made by createScope() or Host.tenant(); a lookalike object is not accepted');
+    }
+    this.scope = init.scope ?? noPolicyScope();
+    this.remote = init.remote === undefined ? undefined : init.remote instanceof RemoteEndpoint ? init.remote : RemoteEndpoint.from(init.remote);
+    this.local = init.local === undefined ? undefined : init.local instanceof LocalEndpoint ? init.local : new LocalEndpoint(init.local);
+    this.properties = init.properties instanceof TransportProperties ? init.properties.clone() : new TransportProperties(init.properties ?? {});
+    this.security = init.security instanceof SecurityParameters ? init.security : new SecurityParameters(init.security ?? {});
+    if (init.framers !== undefined && !Array.isArray(init.framers)) throw new TypeError('framers must be an array of MessageFramer');
+    for (const [i, f] of (init.framers ?? []).entries()) {
+      if (typeof f !== 'object' || f === null || typeof f.frame !== 'function' || typeof f.createDeframer !== 'function') {
+        throw new TypeError(`framers[${i}] is not a MessageFramer (needs frame() and createDeframer())`);
+      }
+    }
+    this.framers = Object.freeze([...(init.framers ?? [])]);
+    if (init.drivers !== undefined) {
+      if (!Array.isArray(init.drivers)) throw new TypeError('drivers must be an array of Driver');
+      for (const [i, d] of init.drivers.entries()) {
+        if (typeof d !== 'object' || d === null || typeof d.id !== 'string' || typeof d.connect !== 'function') throw new TypeError(`drivers[${i}] is not a Driver`);
+      }
+    }
+    this.#drivers = init.drivers ? Object.freeze([...init.drivers]) : undefined;
+    this.#driverOptions = Object.freeze({ ...(init.driverOptions ?? {}) });
+    this.#racing = racingFrom(init.racing);
+    this.#connectionProperties = Object.freeze({ ...(init.connectionProperties ?? {}) });
+    this.#clock = init.clock === 'global-timers' ? globalTimersClock : (init.clock ?? systemClock);
+  }
+
+  /** The drivers this preconnection chooses from. */
+  drivers(): Promise<readonly Driver[]> {
+    return this.#drivers ? Promise.resolve(this.#drivers) : registeredDrivers();
+  }
+
+  /** Active open (RFC 9622 §7.1): resolves with a Connection that is ready. */
+  async initiate(options: InitiateOptions = {}): Promise<Connection> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !(options.timeout > 0))) {
+      throw new RangeError(`options.timeout must be a positive number of ms, got ${String(options.timeout)}`);
+    }
+    const remote = this.remote;
+    if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
+    // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6).
+    const properties = this.properties.clone();
+    properties.validate('initiate'); // role-dependent contradictions (RFC 9623 §3.1), before any socket or query
+    const security = this.security;
+    const framers = this.framers;
+    let lease: Lease;
+    try {
+      lease = this.scope.lease('connection');
+    } catch (err) {
+      throw err instanceof TapsError ? err : new TapsError('ERR_TAPS_QUOTA_EXCEEDED', String(err), { cause: err });
+    }
+    try {
+      const selected = await select({
+        scope: this.scope,
+        remote,
+        local: this.local,
+        properties,
+        security,
+        framerCount: framers.length,
+        drivers: await this.drivers(),
+        driverOptions: this.#driverOptions,
+        racing: this.#racing,
+        clock: this.#clock,
+        signal: options.signal,
+        timeout: options.timeout,
+        onProgress: options.onProgress,
+      });
+      return new Connection({
+        channel: selected.channel,
+        driver: selected.driver,
+        properties,
+        framers,
+        report: selected.report,
+        lease,
+        target: selected.target,
+        clock: this.#clock,
+        remoteEndpoint: remote,
+        localEndpoint: this.local,
+        connectionProperties: this.#connectionProperties,
+        clone: () => this.initiate({}),
+      });
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+  }
+
+  /** Initiate and send a first message (RFC 9622 §9.2.5); the message is sent once the connection is ready. */
+  async initiateWithSend(message: Uint8Array | string, context?: MessageContextInit, options: InitiateOptions = {}): Promise<Connection> {
+    if (typeof message !== 'string' && !(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array or a string');
+    const conn = await this.initiate(options);
+    // 0-RTT where the stack can (RFC 9622 §9.2.5); a stack without it sends after the handshake.
+    conn.send(message, { safelyReplayable: true, ...(context ?? {}) }).catch(() => {
+      /* reported through the connection's sendError event */
+    });
+    return conn;
+  }
+
+  /** Passive open (RFC 9622 §7.2). */
+  async listen(options: ListenOptions = {}): Promise<Listener> {
+    const local = this.local;
+    if (local === undefined) throw new TypeError('listen() needs a local endpoint');
+    const properties = this.properties.forListener();
+    properties.validate('listen');
+    return Listener.open({
+      scope: this.scope,
+      local,
+      remote: this.remote,
+      properties,
+      security: this.security,
+      framers: this.framers,
+      drivers: await this.drivers(),
+      driverOptions: this.#driverOptions,
+      connectionProperties: this.#connectionProperties,
+      options,
+    });
+  }
+}
+
+export { EstablishmentError };
