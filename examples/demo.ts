@@ -45,8 +45,11 @@ const tlsServer = await new Preconnection({
   security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
   framers: [lengthPrefixFramer()],
 }).listen();
+const accepted: { close(): Promise<void> }[] = [];
 tlsServer.on('connectionReceived', async (c) => {
+  accepted.push(c);
   for await (const m of c) await c.send(`echo: ${text(m.data)}`);
+  await c.close(); // the client finished: close our side too
 });
 open.add(tlsServer.port);
 
@@ -57,6 +60,7 @@ const udpServer = await new Preconnection({
   security: SecurityParameters.disabled(),
 }).listen();
 udpServer.on('connectionReceived', async (c) => {
+  accepted.push(c); // one connection per remote address; UDP has no end, so we close it below
   for await (const m of c) await c.send(m.data);
 });
 open.add(udpServer.port);
@@ -116,6 +120,8 @@ await attempt(
   'never sent',
 );
 
+// Stopping a listener leaves the connections it delivered open (RFC 9622 §7.2); close them too.
 await tlsServer.stop();
 await udpServer.stop();
+await Promise.all(accepted.map((c) => c.close()));
 say('done.');

@@ -72,11 +72,26 @@ export function rankStacks(drivers: readonly Driver[], ctx: RankContext): Ranked
   return stacks.sort(cmp);
 }
 
-/** Why a stack sits where it does, for the report: "prefers multistreaming (met 1), avoids none". */
+/** Path-level properties every stack meets alike: mentioned only when the caller set them. */
+const QUIET: ReadonlySet<PreferenceProperty> = new Set(['useTemporaryLocalAddress', 'activeReadBeforeSend']);
+
+/**
+ * Why a stack sits where it does, for the report:
+ * "requires met: reliability, preserveOrder; prefers met: multistreaming; prefers missed: zeroRttMsg".
+ */
 export function explainRank(s: RankedStack, props: TransportProperties): string {
-  const met = JUDGED.filter((n) => props.preference(n) === 'prefer' && s.provides[n]);
-  const avoided = JUDGED.filter((n) => props.preference(n) === 'avoid' && s.provides[n]);
-  const parts = [`meets preferred: ${met.length ? met.join(', ') : 'none'}`];
+  const named = JUDGED.filter((n) => !QUIET.has(n) || props.isExplicit(n));
+  const at = (level: 'require' | 'prefer' | 'avoid', has: boolean): PreferenceProperty[] =>
+    named.filter((n) => props.preference(n) === level && s.provides[n] === has);
+  const parts: string[] = [];
+  const required = at('require', true);
+  if (required.length) parts.push(`requires met: ${required.join(', ')}`);
+  const met = at('prefer', true);
+  const missed = at('prefer', false);
+  if (met.length) parts.push(`prefers met: ${met.join(', ')}`);
+  if (missed.length) parts.push(`prefers missed: ${missed.join(', ')}`);
+  const avoided = at('avoid', true);
   if (avoided.length) parts.push(`has avoided: ${avoided.join(', ')}`);
-  return parts.join('; ');
+  if (s.driver.security !== 'none') parts.push('encrypted');
+  return parts.length ? parts.join('; ') : 'no preference set: ranked by stack depth and registration order';
 }
