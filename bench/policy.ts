@@ -3,12 +3,16 @@
  * loaded beside one tenant of 100,000 rules in one Host; median synchronous
  * decision time for an address candidate and a name candidate in each kind
  * of tenant (≤ 2 µs), a 100,000-rule decision against a 10-rule one (≤ 3×),
- * compiling 10,000 rules (≤ 200 ms), and memory per rule.
+ * compiling 10,000 rules (≤ 200 ms), memory per rule, and the policy's
+ * overhead on TCP establishment: initiate() to a loopback IP literal from a
+ * Host tenant of 100 rules (beside the 1,000 others) against an allow-all
+ * NetworkPolicy scope, alternating in one run (≤ 1.05×).
  *
  *   npx tsx bench/policy.ts        # table + bench/results/policy.json
  *   npm run bench -- policy        # as part of the whole bench
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
@@ -18,6 +22,11 @@ import { Host } from '../src/policy/host.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { parsePolicy } from '../src/policy/source.js';
 import type { PolicyRequest } from '../src/policy/types.js';
+import { createScope, type NetworkScope } from '../src/policy/chokepoint.js';
+import { Preconnection } from '../src/preconnection.js';
+import { TransportProperties } from '../src/properties.js';
+import { SecurityParameters } from '../src/security.js';
+import { tcpDriver } from '../transports/tcp/index.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -140,7 +149,67 @@ export async function run(): Promise<BenchRow[]> {
     asyncSamples.push(Number(process.hrtime.bigint() - t1) / 1000);
   }
   out.push(row('await guard.decide(): address, 100,000-rule tenant', median(asyncSamples), 2000, 'ns', 'report', 'includes the promise'));
+
+  // Policy overhead on TCP establishment: the same initiate() from a Host tenant and from an allow-all scope.
+  const peers = new Set<Socket>();
+  const servers = [0, 1].map(() =>
+    createServer((s: Socket) => {
+      peers.add(s);
+      s.on('error', () => {});
+      s.on('close', () => peers.delete(s));
+      s.resume();
+    }),
+  );
+  for (const server of servers) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const ports = servers.map((server) => (server.address() as { port: number }).port);
+  try {
+    host.setPolicy('tcp-bench', `${rules(98, 7777)}\nallow tcp://127.0.0.1:${ports[0]}\nallow tcp://127.0.0.1:${ports[1]}`);
+    const tenant = await host.tenant('tcp-bench');
+    const allowAll = createScope({ tenant: 'allow-all', policy: { decide: () => ({ allow: true, rule: 'bench' }) } });
+    const [withHost, withAllowAll] = await establishment([tenant, allowAll], [ports[0]!]);
+    out.push(row('policy overhead on TCP establishment (initiate, 100-rule tenant vs allow-all)', withHost!, withAllowAll!, 'µs', '≤ 1.05×', 'loopback IP literal; 1,000 other tenants loaded'));
+    // The scope remembers its last decision; alternating two destinations defeats that, showing the full per-decision cost.
+    const [hostCold, allowCold] = await establishment([tenant, allowAll], ports, 800);
+    out.push(row('  same, alternating two destinations (no repeated decision)', hostCold!, allowCold!, 'µs', 'report', 'every decision made afresh'));
+  } finally {
+    for (const p of peers) p.destroy();
+    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
+  }
   return out;
+}
+
+/**
+ * Median µs per initiate() for each scope, cycling through `ports`. Calls
+ * alternate one by one (the order swapped every pair), so noise from the rest
+ * of the machine lands on both sides alike; the median ignores bursts.
+ */
+async function establishment(scopes: NetworkScope[], ports: readonly number[], pairs = 1500): Promise<number[]> {
+  const pres = scopes.map((scope) =>
+    ports.map(
+      (port) =>
+        new Preconnection({
+          scope, remote: { ipAddress: '127.0.0.1', port }, properties: TransportProperties.reliableInorderStream(),
+          security: SecurityParameters.disabled(), drivers: [tcpDriver],
+        }),
+    ),
+  );
+  const once = async (pre: Preconnection): Promise<number> => {
+    const t0 = performance.now();
+    const conn = await pre.initiate();
+    const t = performance.now() - t0;
+    await conn.close();
+    return t * 1000;
+  };
+  for (const list of pres) for (let i = 0; i < 200; i++) await once(list[i % list.length]!); // warm up
+  const samples = pres.map((): number[] => []);
+  for (let r = 0; r < pairs; r++) {
+    for (let k = 0; k < pres.length; k++) {
+      const i = r % 2 === 0 ? k : pres.length - 1 - k;
+      const list = pres[i]!;
+      samples[i]!.push(await once(list[r % list.length]!));
+    }
+  }
+  return samples.map(median);
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

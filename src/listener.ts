@@ -17,10 +17,10 @@
 import type { Driver, DriverListener, SocketAddress, TransportChannel } from './driver.js';
 import { Connection } from './connection/connection.js';
 import type { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
-import { EstablishmentError, TapsError, toTapsError } from './errors.js';
+import { EstablishmentError, PolicyDeniedError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
 import type { MessageFramer } from './framers/index.js';
-import type { NetworkScope } from './policy/chokepoint.js';
+import type { Lease, NetworkScope } from './policy/chokepoint.js';
 import type { PolicyDecision } from './policy/types.js';
 import type { TransportProperties } from './properties.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
@@ -28,6 +28,7 @@ import type { SecurityParameters } from './security.js';
 import { rankStacks } from './selection/rank.js';
 import { judgeStack } from './selection/suitability.js';
 
+/** Options of `Preconnection.listen()`. */
 export interface ListenOptions {
   readonly signal?: AbortSignal | undefined;
   /** Deliver at most this many connections (default: unlimited). */
@@ -36,6 +37,7 @@ export interface ListenOptions {
   readonly stacks?: 'best' | 'all' | undefined;
 }
 
+/** The events a {@link Listener} emits. */
 export type ListenerEvents = {
   connectionReceived: [connection: Connection];
   /** A peer the policy refused (or beyond the limit / quota): it was dropped. */
@@ -62,6 +64,7 @@ interface Bound {
   readonly listener: DriverListener;
 }
 
+/** A passive open (RFC 9622 §7.2): binds the chosen stack(s) and delivers each accepted, policy-checked peer as a Connection. */
 export class Listener extends TypedEmitter<ListenerEvents> implements AsyncIterable<Connection> {
   readonly report: SelectionReport;
   readonly #init: ListenerInit;
@@ -70,12 +73,15 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   readonly #waiters: { resolve: (r: IteratorResult<Connection>) => void }[] = [];
   #limit: number;
   #stopped = false;
+  /** One unit of the tenant's `listeners` quota, held until stop(). */
+  readonly #lease: Lease;
 
-  private constructor(init: ListenerInit, report: SelectionReport) {
+  private constructor(init: ListenerInit, report: SelectionReport, lease: Lease) {
     super();
     this.#init = init;
     this.report = report;
     this.#limit = init.options.connectionLimit ?? Infinity;
+    this.#lease = lease;
   }
 
   /** @internal Preconnection.listen() calls this. */
@@ -123,8 +129,16 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     for (const s of ranked.slice(chosen.length)) record({ driver: s.driver.id, stack: s.driver.stack, fate: 'pending', reason: 'not bound: a better stack was chosen' });
     if (chosen.length === 0) throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', 'no protocol stack can listen with the requested properties', report);
 
-    const addresses = await bindAddresses(init);
-    const listener = new Listener(init, report);
+    // The tenant's listener quota: taken before any lookup or bind, never waits (QuotaExceededError at once).
+    const lease = scope.lease('listener');
+    let addresses: string[];
+    try {
+      addresses = await bindAddresses(init);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const listener = new Listener(init, report, lease);
     let port = local.port ?? 0;
     try {
       for (const s of chosen) {
@@ -135,7 +149,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
             target = await scope.guard.authorize({ use: 'bind', protocol: s.driver.protocol, address, port });
           } catch (err) {
             const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
-            record({ ...base, fate: 'denied', reason: e.message, code: e.code, decision: (e as { decision?: PolicyDecision }).decision });
+            const decision = (e as { decision?: PolicyDecision }).decision;
+            record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision });
             continue;
           }
           const signal = options.signal ?? new AbortController().signal;
@@ -151,6 +166,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
               guard: scope.guard,
             });
             Object.assign(c, { fate: 'won', port: bound.local.port });
+            // Hot reload re-decides the first bind; a revision that forbids it stops the listener.
+            if (listener.#bound.length === 0) listener.#lease.bind?.(target);
             if (port === 0) port = bound.local.port; // every further bind shares the first ephemeral port
             listener.#attach(s.driver, bound);
           } catch (err) {
@@ -164,6 +181,7 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
       throw err;
     }
     if (listener.#bound.length === 0) {
+      listener.#lease.release();
       const denied = report.candidates.some((c) => c.fate === 'denied');
       const anyFailed = report.candidates.some((c) => c.fate === 'failed');
       throw new EstablishmentError(
@@ -173,6 +191,10 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
       );
     }
     options.signal?.addEventListener('abort', () => void listener.stop(), { once: true });
+    listener.#lease.onRevoke?.((decision) => {
+      listener.emit('error', new PolicyDeniedError(decision, `the tenant's policy no longer allows this listener: ${decision.reason}`));
+      void listener.stop();
+    });
     return listener;
   }
 
@@ -217,6 +239,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     } catch (err) {
       return refuse(`quota: ${(err as Error).message}`);
     }
+    // What a hot reload re-decides for this peer; the Connection aborts itself when its lease is revoked.
+    lease.bind?.({ use: 'accept', protocol: driver.protocol, address: channel.remote.address, port: channel.remote.port });
     this.#limit--;
     const conn = new Connection({
       channel,
@@ -238,11 +262,13 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#lease.release();
     await Promise.allSettled(this.#bound.map((b) => b.listener.close()));
     for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });
     this.emit('stopped');
   }
 
+  /** `for await (const conn of listener)`: each accepted connection; ends when the listener stops. */
   [Symbol.asyncIterator](): AsyncIterator<Connection> {
     return {
       next: () => {
@@ -258,6 +284,7 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     };
   }
 
+  /** `await using`: stop listening. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }

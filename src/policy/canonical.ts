@@ -23,14 +23,17 @@
 import { domainToASCII } from 'node:url';
 import { POLICY_PROTOCOLS, type PolicyProtocol } from './types.js';
 
+/** A host after canonicalisation: a name, an IPv4 or IPv6 address, or why it was refused. */
 export type CanonicalHost =
   | { readonly ok: true; readonly kind: 'ipv4'; readonly host: string; readonly v4: number }
   | { readonly ok: true; readonly kind: 'ipv6'; readonly host: string; readonly v6: Uint32Array; readonly zone?: string | undefined }
   | { readonly ok: true; readonly kind: 'name'; readonly host: string }
   | { readonly ok: false; readonly reason: string };
 
+/** A canonical IP address (a {@link CanonicalHost} that is one). */
 export type CanonicalAddress = Extract<CanonicalHost, { kind: 'ipv4' | 'ipv6' }>;
 
+/** A URL after canonicalisation, or why it was refused. */
 export interface CanonicalUrl {
   readonly ok: true;
   readonly scheme: PolicyProtocol;
@@ -97,6 +100,7 @@ export function parseIPv4(input: string): number {
   return v >>> 0;
 }
 
+/** Dotted-quad text of an IPv4 address held as a 32-bit number. */
 export function formatIPv4(v: number): string {
   return `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }

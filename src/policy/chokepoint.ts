@@ -14,7 +14,8 @@
  * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
  */
 import { PolicyDeniedError, QuotaExceededError } from '../errors.js';
-import { canonicalAddress, dialString } from './canonical.js';
+import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
+import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
 import { decisionChannel as recordsChannel, emitRecord, nextRecordId, wantsRecords } from './records.js';
 import { DelegatingNetwork, SystemNetwork, type Network, type ResolvedAddress, type Resolver } from '../network.js';
 import { systemResolver } from '../registry.js';
@@ -31,6 +32,20 @@ export interface CheckedTarget {
   readonly port: number;
   /** The name that was checked and must be used for SNI, certificate checks and Host. */
   readonly hostName?: string | undefined;
+  readonly decision: PolicyDecision & { allow: true };
+}
+
+/**
+ * A name the tenant's policy allowed to be looked up, for one protocol. Only a
+ * guard makes these (`authorizeLookup`); its `resolve` accepts only its own.
+ * One decision covers both queries (AAAA and A, RFC 8305 §3), so a selection
+ * records one lookup decision per protocol, not one per family.
+ */
+export interface CheckedName {
+  readonly tenant: string;
+  readonly protocol: PolicyProtocol;
+  /** The canonical name (lowercase A-labels, no trailing dot) that is resolved; an IP literal stays itself. */
+  readonly name: string;
   readonly decision: PolicyDecision & { allow: true };
 }
 
@@ -74,14 +89,27 @@ export interface DecisionRecord {
   readonly revision: number;
 }
 
+/** Decides every request of one tenant, records each decision, and mints CheckedTargets for allowed addresses. */
 export interface PolicyGuard {
   readonly tenant: string;
   /** Decide and record. Never throws: a failing policy denies with code `policy-error`. */
   decide(request: PolicyRequest): Promise<PolicyDecision>;
   /** Decide an address-bearing request; on allow return the CheckedTarget, else throw PolicyDeniedError. */
   authorize(request: AuthorizeRequest): Promise<CheckedTarget>;
-  /** Check the `lookup` grant for `host`, then resolve it through the tenant's network. */
+  /** Check the `lookup` grant for `host`, then resolve it through the tenant's network (= authorizeLookup + resolve). */
   lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]>;
+  /**
+   * Decide (and record) the `lookup` grant for `host` once; on allow return a
+   * CheckedName, else throw PolicyDeniedError. No DNS query is sent. An IP
+   * literal needs no grant: it comes back as is, with no decision recorded.
+   */
+  authorizeLookup(protocol: PolicyProtocol, host: string): Promise<CheckedName>;
+  /**
+   * Resolve a name this guard minted through the tenant's network, without a
+   * new decision (unless the policy was reloaded since: then it is decided
+   * again). Only well-formed answers of `family` come back, canonical.
+   */
+  resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]>;
   /**
    * Decide synchronously (the per-datagram UDP send-to check). Present when
    * the policy can answer without waiting; an async custom rule makes it deny
@@ -94,7 +122,9 @@ export interface PolicyGuard {
 export interface Lease {
   /** Count bytes; throws QuotaExceededError when a byte budget is spent. */
   sent(bytes: number): void;
+  /** Count received bytes; throws QuotaExceededError when a byte budget is spent. */
   received(bytes: number): void;
+  /** Give the unit back (idempotent). */
   release(): void;
   /**
    * Hot reload: call `cb` (once) when a new policy revision forbids the
@@ -112,6 +142,7 @@ export interface Lease {
   bind?(subject: CheckedTarget | PolicyRequest): void;
 }
 
+/** A tenant's capability handle: its guard, its policy-checked network and its quota leases. The only source of the tenant. */
 export interface NetworkScope {
   readonly tenant: string;
   readonly guard: PolicyGuard;
@@ -124,7 +155,9 @@ export interface NetworkScope {
   lease(kind: 'connection' | 'listener', target?: CheckedTarget): Lease;
 }
 
-const minted = new WeakSet<object>();
+/** Every minted target → the scope that minted it (when it keeps track) and the policy revision then. */
+const minted = new WeakMap<object, MintInfo>();
+const mintedNames = new WeakSet<object>();
 const scopes = new WeakSet<object>();
 
 /** True only for targets minted by a guard in this module. */
@@ -143,8 +176,23 @@ export function brandScope<T extends NetworkScope>(scope: T): T {
   return scope;
 }
 
-/** @internal Mint a target after an allow decision. */
-export function mintTarget(tenant: string, request: AuthorizeRequest, decision: PolicyDecision & { allow: true }): CheckedTarget {
+/** @internal Who minted a target, and under which policy revision. */
+export interface MintInfo {
+  readonly owner: object | undefined;
+  readonly revision: number;
+}
+
+/** @internal The mint record of a target, or undefined for anything a guard did not mint. */
+export function mintInfo(value: unknown): MintInfo | undefined {
+  return typeof value === 'object' && value !== null ? minted.get(value) : undefined;
+}
+
+const NO_OWNER: MintInfo = Object.freeze({ owner: undefined, revision: 0 });
+
+/** @internal Mint a target after an allow decision (`owner`: the scope that vouches for it). */
+export function mintTarget(
+  tenant: string, request: AuthorizeRequest, decision: PolicyDecision & { allow: true }, owner?: object, revision = 0,
+): CheckedTarget {
   const family: 4 | 6 = request.address.includes(':') ? 6 : 4;
   const target: CheckedTarget = Object.freeze({
     tenant,
@@ -154,10 +202,23 @@ export function mintTarget(tenant: string, request: AuthorizeRequest, decision: 
     family,
     port: request.port,
     hostName: request.hostName,
-    decision,
+    // A frozen copy: a target may serve several identical requests, and nobody holding it may change what it says.
+    decision: Object.freeze(decision.reason === undefined ? { allow: true, rule: decision.rule } : { allow: true, rule: decision.rule, reason: decision.reason }),
   });
-  minted.add(target);
+  minted.set(target, owner === undefined && revision === 0 ? NO_OWNER : { owner, revision });
   return target;
+}
+
+/** True only for names minted by a guard in this module. */
+export function isCheckedName(value: unknown): value is CheckedName {
+  return typeof value === 'object' && value !== null && mintedNames.has(value);
+}
+
+/** @internal Mint a name after an allowed lookup decision. */
+export function mintName(tenant: string, protocol: PolicyProtocol, name: string, decision: PolicyDecision & { allow: true }): CheckedName {
+  const checked: CheckedName = Object.freeze({ tenant, protocol, name, decision });
+  mintedNames.add(checked);
+  return checked;
 }
 
 export const decisionChannel = recordsChannel;
@@ -192,6 +253,7 @@ export class CheckedNetwork extends DelegatingNetwork {
   }
 }
 
+/** Options of {@link createScope}. */
 export interface ScopeOptions {
   readonly tenant: string;
   /** The policy; absent means deny everything. */
@@ -217,6 +279,7 @@ export class BasicScope implements NetworkScope, PolicyGuard {
   readonly #onDecision: ((record: DecisionRecord) => void) | undefined;
   readonly #limits: { connections: number; listeners: number };
   readonly #held = { connection: 0, listener: 0 };
+  readonly #names = new WeakSet<CheckedName>();
 
   constructor(options: ScopeOptions, defaultResolver?: Resolver) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -326,9 +389,37 @@ export class BasicScope implements NetworkScope, PolicyGuard {
   }
 
   async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    signal.throwIfAborted();
+    return this.resolve(await this.authorizeLookup(protocol, host), family, signal);
+  }
+
+  async authorizeLookup(protocol: PolicyProtocol, host: string): Promise<CheckedName> {
+    const h = canonicalHost(host);
+    if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), LITERAL_LOOKUP);
+    if (!h.ok) {
+      // Malformed: recorded, and denied even in audit mode (there is no name to resolve).
+      const denial = { allow: false, code: 'invalid-host', reason: h.reason, rule: null } as const;
+      this.#finish({ use: 'lookup', protocol, host }, denial);
+      throw new PolicyDeniedError(denial);
+    }
     const decision = await this.decide({ use: 'lookup', protocol, host });
     if (!decision.allow) throw new PolicyDeniedError(decision);
-    return this.network.lookup(host, family, signal);
+    return this.#mintName(protocol, h.host, decision);
+  }
+
+  async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(family)}`);
+    if (!this.#names.has(name)) throw new PolicyDeniedError(unverified('the name to resolve'));
+    signal.throwIfAborted();
+    const literal = canonicalAddress(name.name);
+    if (literal.ok) return literalAnswer(literal, family);
+    return keepAnswers(await this.network.lookup(name.name, family, signal), family);
+  }
+
+  #mintName(protocol: PolicyProtocol, name: string, decision: PolicyDecision & { allow: true }): CheckedName {
+    const n = mintName(this.tenant, protocol, name, decision);
+    this.#names.add(n);
+    return n;
   }
 
   lease(kind: 'connection' | 'listener', _target?: CheckedTarget): Lease {

@@ -22,7 +22,9 @@ import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type Cry
 import { compileRules, type CompiledRules } from './compile.js';
 import { parseRule, type JsonRule, type PolicyRule } from './grammar.js';
 
+/** Signature algorithms accepted for claims. */
 export type ClaimsAlgorithm = 'EdDSA' | 'ES256' | 'RS256';
+/** Every accepted claims algorithm (no `none`, no HMAC). */
 export const CLAIMS_ALGORITHMS: readonly ClaimsAlgorithm[] = Object.freeze(['EdDSA', 'ES256', 'RS256']);
 
 /** A key set the host trusts for one issuer. */

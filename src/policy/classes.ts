@@ -22,6 +22,7 @@
 import { CidrTrie } from './trie.js';
 import { parseIPv4, parseIPv6, type CanonicalAddress } from './canonical.js';
 
+/** The class of an IP address (one per address, longest prefix wins). */
 export type AddressClass =
   | 'public'
   | 'private'
@@ -34,6 +35,7 @@ export type AddressClass =
   | 'reserved'
   | 'tunnel';
 
+/** Every address class. */
 export const ADDRESS_CLASSES: readonly AddressClass[] = Object.freeze([
   'public', 'private', 'loopback', 'link-local', 'cloud-metadata', 'multicast', 'broadcast', 'unspecified', 'reserved', 'tunnel',
 ]);
@@ -41,6 +43,7 @@ export const ADDRESS_CLASSES: readonly AddressClass[] = Object.freeze([
 /** Preset names usable as `@name` in a rule's host position. */
 export type PresetName = AddressClass | 'any';
 
+/** A named set of address classes (and names) usable as `@name` in rules. */
 export interface Preset {
   readonly name: PresetName;
   readonly description: string;
@@ -143,6 +146,7 @@ export function classify(a: CanonicalAddress): Classified {
 
 const ALL_BUT_METADATA = ADDRESS_CLASSES.filter((c) => c !== 'cloud-metadata');
 
+/** The presets, by name (docs/policy.md#presets). */
 export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
   any: { name: 'any', description: 'every address except cloud metadata endpoints', classes: ALL_BUT_METADATA, names: [], suffixes: [] },
   public: { name: 'public', description: 'globally routable unicast addresses', classes: ['public'], names: [], suffixes: [] },
@@ -163,6 +167,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
   tunnel: { name: 'tunnel', description: '6to4 2002::/16, Teredo 2001::/32, local-use NAT64 64:ff9b:1::/48', classes: ['tunnel'], names: [], suffixes: [] },
 });
 
+/** True when `name` is a preset (without the `@`). */
 export function isPresetName(name: string): name is PresetName {
   return Object.prototype.hasOwnProperty.call(PRESETS, name);
 }

@@ -16,12 +16,17 @@
  * Rather than copying those rules, a lookup bucket points at the buckets of
  * the other uses of its scheme and probes their name indexes port-blind.
  *
+ * A deny rule written without uses (`deny *://@cloud-metadata:*`) covers
+ * connect, sendto, redirect and upgrade; it is filed once, under `connect`,
+ * marked `implied`, and those other uses also probe the connect buckets for
+ * implied denies (`CompiledRules.impliedDeny`), so it costs no extra memory.
+ *
  * @example
  * const rules = compileRules(parsePolicy('allow tcp://10.0.0.0/8:*'));
  */
 import type { AddressClass } from './classes.js';
 import { ADDRESS_CLASSES, PRESETS } from './classes.js';
-import type { PolicyRule } from './grammar.js';
+import { DEFAULT_DENY_USES, type PolicyRule } from './grammar.js';
 import type { PolicySpec } from './source.js';
 import { CidrTrie, NameTrie, type PortSet } from './trie.js';
 import { NETWORK_USES, POLICY_PROTOCOLS, type NetworkUse, type PolicyProtocol } from './types.js';
@@ -35,6 +40,8 @@ export interface Entry {
   readonly exact: boolean;
   /** A preset's names in an allow rule: they grant the lookup only, never a connect by that name. */
   readonly lookupOnly: boolean;
+  /** A deny written without uses: filed under connect, it also denies sendto, redirect and upgrade. */
+  readonly implied: boolean;
 }
 
 export class Bucket {
@@ -56,6 +63,7 @@ export class Bucket {
 }
 
 const SCHEME_COUNT = POLICY_PROTOCOLS.length + 1;
+const CONNECT: readonly NetworkUse[] = ['connect'];
 export const USE_INDEX: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(NETWORK_USES.map((u, i) => [u, i * SCHEME_COUNT])),
 );
@@ -70,9 +78,12 @@ export class CompiledRules {
   /** Buckets by USE_INDEX[use] + SCHEME_INDEX[scheme]. */
   readonly buckets: ReadonlyArray<Bucket | undefined>;
   readonly ruleCount: number;
-  constructor(buckets: Array<Bucket | undefined>, ruleCount: number) {
+  /** Some connect bucket holds implied denies that sendto, redirect and upgrade must also probe. */
+  readonly impliedDeny: boolean;
+  constructor(buckets: Array<Bucket | undefined>, ruleCount: number, impliedDeny = false) {
     this.buckets = buckets;
     this.ruleCount = ruleCount;
+    this.impliedDeny = impliedDeny;
     Object.freeze(this);
   }
 }
@@ -85,14 +96,17 @@ export function compileRules(rules: Iterable<PolicyRule>): CompiledRules {
     return (buckets[i] ??= new Bucket());
   };
   let count = 0;
+  let impliedDeny = false;
   for (const rule of rules) {
     count++;
     const deny = rule.effect === 'deny';
     const h = rule.host;
     const exact = h.kind === 'cidr' && h.prefix === (h.family === 4 ? 32 : 128);
-    const entry: Entry = Object.freeze({ rule, deny, ports: rule.ports, exact, lookupOnly: false });
+    const implied = deny && rule.uses === DEFAULT_DENY_USES;
+    impliedDeny ||= implied;
+    const entry: Entry = Object.freeze({ rule, deny, ports: rule.ports, exact, lookupOnly: false, implied });
     let namesEntry: Entry | undefined;
-    for (const use of rule.uses) {
+    for (const use of implied ? CONNECT : rule.uses) {
       // An allow of @loopback for connect covers loopback addresses; its names (localhost) only grant the lookup.
       const lookupOnly = !deny && use !== 'lookup' && h.kind === 'preset';
       if (lookupOnly) namesEntry ??= Object.freeze({ ...entry, lookupOnly: true });
@@ -109,7 +123,7 @@ export function compileRules(rules: Iterable<PolicyRule>): CompiledRules {
     }
     if (sources.length > 0) bucket('lookup', scheme).derived = sources;
   }
-  return new CompiledRules(buckets, count);
+  return new CompiledRules(buckets, count, impliedDeny);
 }
 
 /** File one entry; `names` is the entry a preset's names are filed with. */

@@ -26,6 +26,7 @@ import { ANY_SCHEME, SCHEME_INDEX, USE_INDEX, type Bucket, type CompiledRules, t
 import type { PolicyRule } from './grammar.js';
 import { NETWORK_USES, POLICY_PROTOCOLS, type DenyCode, type NetworkUse, type PolicyProtocol, type PolicyRequest } from './types.js';
 
+/** A policy request after canonicalisation: what the rules are matched against. */
 export interface CanonicalRequest {
   readonly ok: true;
   readonly use: NetworkUse;
@@ -50,6 +51,7 @@ export interface Rejection {
   readonly port: number | undefined;
 }
 
+/** What the compiled rules said about a request, before audit mode and the custom rule. */
 export interface Verdict {
   readonly allow: boolean;
   readonly code: DenyCode | undefined;
@@ -139,6 +141,12 @@ function rejection(use: unknown, protocol: unknown, host: unknown, port: unknown
 let sPort: number | undefined;
 let sCls: AddressClass | undefined;
 let sDenyOnly = false;
+/** Probing the connect buckets for a sendto/redirect/upgrade request: only implied denies count. */
+let sImplied = false;
+const CONNECT_ROW = USE_INDEX['connect']!;
+/** Rows (by USE_INDEX) of the uses a deny without uses also covers, besides connect. */
+const IMPLIED_ROWS: boolean[] = [];
+for (const u of ['sendto', 'redirect', 'upgrade']) IMPLIED_ROWS[USE_INDEX[u]!] = true;
 let sDeny: Entry | null = null;
 let sNameAllow: Entry | null = null;
 let sAddrAllow: Entry | null = null;
@@ -148,6 +156,7 @@ let sLookup = false;
 const portOk = (e: Entry): boolean => e.ports === null || (sPort === undefined ? !e.deny : e.ports.has(sPort));
 
 function onName(e: Entry): true | undefined {
+  if (sImplied && !e.implied) return undefined;
   if (!portOk(e) || (e.lookupOnly && !sLookup)) return undefined;
   if (e.deny) {
     sDeny = e;
@@ -158,6 +167,7 @@ function onName(e: Entry): true | undefined {
 }
 
 function onAddress(e: Entry): true | undefined {
+  if (sImplied && !e.implied) return undefined;
   if (!portOk(e)) return undefined;
   if (e.deny) {
     sDeny = e;
@@ -199,7 +209,7 @@ function probe(b: Bucket, r: CanonicalRequest): boolean {
     if (list !== undefined) {
       for (let i = 0; i < list.length; i++) {
         const e = list[i]!;
-        if (!portOk(e)) continue;
+        if (!portOk(e) || (sImplied && !e.implied)) continue;
         if (e.deny) {
           sDeny = e;
           return true;
@@ -233,6 +243,7 @@ export function evaluate(sets: ReadonlyArray<CompiledRules | undefined>, r: Cano
   sAddrAllow = null;
   const row = USE_INDEX[r.use]!;
   const col = SCHEME_INDEX[r.protocol]!;
+  const implied = IMPLIED_ROWS[row] === true;
   outer: for (let s = 0; s < sets.length; s++) {
     const set = sets[s];
     if (set === undefined) continue;
@@ -240,6 +251,15 @@ export function evaluate(sets: ReadonlyArray<CompiledRules | undefined>, r: Cano
     if (exact !== undefined && probe(exact, r)) break outer;
     const star = set.buckets[row + ANY_SCHEME];
     if (star !== undefined && probe(star, r)) break outer;
+    if (implied && set.impliedDeny) {
+      // A deny written without uses also covers this use: it lives in the connect buckets.
+      sImplied = true;
+      const c0 = set.buckets[CONNECT_ROW + col];
+      const c1 = set.buckets[CONNECT_ROW + ANY_SCHEME];
+      const hit = (c0 !== undefined && probe(c0, r)) || (c1 !== undefined && probe(c1, r));
+      sImplied = false;
+      if (hit) break outer;
+    }
   }
   const deny = sDeny as Entry | null;
   const nameAllow = sNameAllow as Entry | null;

@@ -2,7 +2,8 @@
  * The rule grammar (Spin-like), one rule at a time:
  *
  *     rule   = [uses ":"] scheme "://" host [":" ports]
- *     uses   = use *("," use)        ; lookup connect bind accept sendto redirect upgrade (default: connect)
+ *     uses   = use *("," use)        ; lookup connect bind accept sendto redirect upgrade
+ *                                     ; default: connect for allow; connect,sendto,redirect,upgrade for deny
  *     scheme = tcp | tls | udp | quic | webtransport | http | https | ws | wss | "*"
  *     host   = "*" | "@" preset | "*." name | name | ipv4 ["/" len] | "[" ipv6 ["/" len] "]"
  *     ports  = "*" | range *("," range) ; range = port ["-" port]
@@ -23,6 +24,7 @@ import { isPresetName, PRESETS, type PresetName } from './classes.js';
 import { maskWords, PortSet } from './trie.js';
 import { NETWORK_USES, POLICY_PROTOCOLS, type NetworkUse, type PolicyProtocol } from './types.js';
 
+/** The host part of a rule: any, a name, a `*.suffix`, a CIDR or a preset. */
 export type HostPattern =
   | { readonly kind: 'any' }
   | { readonly kind: 'name'; readonly name: string }
@@ -30,6 +32,7 @@ export type HostPattern =
   | { readonly kind: 'cidr'; readonly family: 4 | 6; readonly words: readonly number[]; readonly prefix: number }
   | { readonly kind: 'preset'; readonly preset: PresetName };
 
+/** One parsed rule (docs/policy.md#rules). */
 export interface PolicyRule {
   readonly effect: 'allow' | 'deny';
   readonly uses: readonly NetworkUse[];
@@ -51,6 +54,7 @@ export interface JsonRule {
   readonly port?: number | string | ReadonlyArray<number | string>;
 }
 
+/** Where a rule came from, for error messages. */
 export interface ParseLocation {
   /** File name or label, e.g. `policy.txt` or `tenant acme`. */
   readonly source?: string | undefined;
@@ -93,6 +97,12 @@ export class PolicyParseError extends TapsError {
 
 const SCHEMES = new Set<string>([...POLICY_PROTOCOLS, '*']);
 const CONNECT_ONLY: readonly NetworkUse[] = Object.freeze(['connect']);
+/**
+ * The uses of a deny rule written without any: every way of sending to its
+ * destination, not only `connect`. Compiled rules recognise this very array
+ * (by identity) and file such a rule once, under `connect`.
+ */
+export const DEFAULT_DENY_USES: readonly NetworkUse[] = Object.freeze(['connect', 'sendto', 'redirect', 'upgrade']);
 const USES = new Set<string>(NETWORK_USES);
 const STRICT_V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -110,7 +120,7 @@ export function parseRule(input: string | JsonRule, effect: 'allow' | 'deny', at
   if (bad) throw err('whitespace, control characters and backslashes are not allowed inside a rule', bad.index);
 
   let pos = 0;
-  let uses: readonly NetworkUse[] = CONNECT_ONLY;
+  let uses: readonly NetworkUse[] = effect === 'deny' ? DEFAULT_DENY_USES : CONNECT_ONLY;
   const firstColon = text.indexOf(':');
   if (firstColon === -1) throw err('expected "scheme://host:port"', text.length);
   if (!text.startsWith('//', firstColon + 1)) {

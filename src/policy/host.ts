@@ -251,6 +251,7 @@ export class Host {
     }
   }
 
+  /** `using`: the same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -30,7 +30,7 @@ export { CLAIMS_ALGORITHMS, type ClaimsAlgorithm, type TrustedIssuer, type Verif
 export { TenantLease, TenantQuota } from './quota.js';
 export { DECISION_CHANNEL } from './records.js';
 export {
-  BasicScope, CheckedNetwork, createScope, isCheckedTarget, isNetworkScope,
-  type AuthorizeRequest, type CheckedTarget, type DecisionRecord, type Lease, type NetworkScope, type PolicyGuard, type ScopeOptions,
+  BasicScope, CheckedNetwork, createScope, isCheckedName, isCheckedTarget, isNetworkScope,
+  type AuthorizeRequest, type CheckedName, type CheckedTarget, type DecisionRecord, type Lease, type NetworkScope, type PolicyGuard, type ScopeOptions,
 } from './chokepoint.js';
 export * from './types.js';

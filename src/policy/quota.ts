@@ -105,8 +105,9 @@ export class TenantLease implements Lease {
   readonly kind: 'connection' | 'listener';
   /** The scope that took it (its claims count when a reload re-decides the subject). */
   readonly owner: LeaseOwner;
-  /** What a reload re-decides: the bound target's request, or a bound accept request. */
+  /** What a reload re-decides: the bound target's request (made when first needed), or a bound accept request. */
   #subject: PolicyRequest | undefined;
+  #target: CheckedTarget | undefined;
   readonly #quota: TenantQuota;
   #released = false;
   #revoked: Denial | undefined;
@@ -120,17 +121,21 @@ export class TenantLease implements Lease {
   }
 
   get subject(): PolicyRequest | undefined {
+    if (this.#subject === undefined && this.#target !== undefined) this.#subject = Object.freeze(targetRequest(this.#target));
     return this.#subject;
   }
 
   bind(subject: CheckedTarget | PolicyRequest): void {
     if (isCheckedTarget(subject)) {
       if (!this.owner.owns(subject)) throw new TypeError('target was not minted by the scope that holds this lease');
-      this.#subject = Object.freeze(targetRequest(subject));
+      // Kept as is (targets are frozen); the request a reload re-decides is derived only if one happens.
+      this.#target = subject;
+      this.#subject = undefined;
       return;
     }
     if (typeof subject !== 'object' || subject === null) throw new TypeError('subject must be a CheckedTarget or a PolicyRequest');
     const { use, protocol, host, address, port, url } = subject;
+    this.#target = undefined;
     this.#subject = Object.freeze({ use, protocol, host, address, port, url });
   }
 
@@ -146,10 +151,12 @@ export class TenantLease implements Lease {
     if (!this.#released) this.#quota.charge('sent', bytes);
   }
 
+  /** Count received bytes; throws QuotaExceededError when the budget is spent. */
   received(bytes: number): void {
     if (!this.#released) this.#quota.charge('received', bytes);
   }
 
+  /** Give the unit back (idempotent). */
   release(): void {
     if (this.#released) return;
     this.#released = true;

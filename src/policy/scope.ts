@@ -23,12 +23,14 @@ import { PolicyDeniedError } from '../errors.js';
 import type { Network, ResolvedAddress } from '../network.js';
 import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
 import {
-  brandScope, CheckedNetwork, mintTarget,
-  type AuthorizeRequest, type CheckedTarget, type DecisionRecord, type NetworkScope, type PolicyGuard,
+  brandScope, CheckedNetwork, mintInfo, mintName, mintTarget,
+  type AuthorizeRequest, type CheckedName, type CheckedTarget, type DecisionRecord, type NetworkScope, type PolicyGuard,
 } from './chokepoint.js';
 import type { VerifiedClaims } from './claims.js';
 import type { CompiledPolicy, CustomRequest } from './compile.js';
 import { canonicalRequest, evaluate, type CanonicalRequest, type Rejection } from './decide.js';
+import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
+import { DecisionMemo } from './memo.js';
 import { emitRecord, nextRecordId, wantsRecords } from './records.js';
 import { targetRequest, type TenantLease, type TenantQuota } from './quota.js';
 import { POLICY_PROTOCOLS, type DenyCode, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
@@ -64,13 +66,18 @@ function checkCustom(d: unknown): PolicyDecision {
   return deny(typeof o.code === 'string' ? o.code : 'denied', typeof o.reason === 'string' ? o.reason : 'denied by the custom rule', typeof o.rule === 'string' ? o.rule : 'custom');
 }
 
+/** The scope a {@link Host} gives out for one tenant (see the module comment). */
 export class TenantScope implements NetworkScope, PolicyGuard {
   readonly tenant: string;
   readonly network: Network;
   /** The verified claims this scope was made with, if any. */
   readonly claims: VerifiedClaims | undefined;
   readonly #core: HostCore;
-  readonly #minted = new WeakMap<object, number>();
+  readonly #names = new WeakMap<object, number>();
+  /** The last self-contained decision (memo.ts) and the target minted from it. */
+  readonly #memo = new DecisionMemo();
+  /** Set by #run: its last synchronous answer is the memo's (repeated or just stored). */
+  #fromMemo = false;
 
   /** @internal Made by Host.tenant(). */
   constructor(core: HostCore, tenant: string, claims: VerifiedClaims | undefined) {
@@ -90,6 +97,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     return this.#core.entry(this.tenant)?.revision ?? 0;
   }
 
+  /** Decide and record; never throws (a failing policy denies with `policy-error`). */
   decide(request: PolicyRequest): Promise<PolicyDecision> {
     try {
       const r = this.#run(request, false, true);
@@ -99,6 +107,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     }
   }
 
+  /** Decide synchronously (per-datagram send-to checks); an async custom rule denies with `policy-error`. */
   decideSync(request: PolicyRequest): PolicyDecision {
     try {
       return (this.#run(request, true, true) as Outcome).decision;
@@ -107,57 +116,87 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     }
   }
 
-  async authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
-    if (typeof request !== 'object' || request === null) throw new TypeError('request must be an object');
-    const use = request.use;
-    const protocol = request.protocol;
-    const address = request.address;
-    const port = request.port;
-    const hostName = request.hostName;
-    const url = request.url;
-    if (typeof address !== 'string' || typeof port !== 'number') {
-      throw new PolicyDeniedError(deny('invalid-host', 'authorize needs an IP address and a port'));
+  authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
+    try {
+      if (typeof request !== 'object' || request === null) throw new TypeError('request must be an object');
+      const use = request.use;
+      const protocol = request.protocol;
+      const address = request.address;
+      const port = request.port;
+      const hostName = request.hostName;
+      const url = request.url;
+      if (typeof address !== 'string' || typeof port !== 'number') {
+        throw new PolicyDeniedError(deny('invalid-host', 'authorize needs an IP address and a port'));
+      }
+      // Synchronous policies (the common case) mint without waiting a turn: this is on every candidate's path.
+      const r = this.#run({ use, protocol, host: hostName, address, port, url }, false, true);
+      if ('then' in r) return r.then((o) => this.#mintFrom(o));
+      if (this.#fromMemo) return Promise.resolve((this.#memo.target ??= this.#mintFrom(r)));
+      return Promise.resolve(this.#mintFrom(r));
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const o = await this.#run({ use, protocol, host: hostName, address, port, url }, false, true);
+  }
+
+  /** The CheckedTarget for an allowed outcome; a denial throws PolicyDeniedError. */
+  #mintFrom(o: Outcome): CheckedTarget {
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
     const c = o.request!;
-    const target = mintTarget(
+    return mintTarget(
       this.tenant,
       { use: c.use, protocol: c.protocol, address: dialString(c.address!), port: c.port!, hostName: c.name, url: c.url },
       o.decision,
+      this,
+      o.revision,
     );
-    this.#minted.set(target, o.revision);
-    return target;
   }
 
   async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
     if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(family)}`);
     if (!(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
     signal.throwIfAborted();
+    return this.resolve(await this.authorizeLookup(protocol, host), family, signal);
+  }
+
+  async authorizeLookup(protocol: PolicyProtocol, host: string): Promise<CheckedName> {
     const h = canonicalHost(host);
-    if (h.ok && h.kind !== 'name') return (h.kind === 'ipv4' ? 4 : 6) === family ? [{ address: dialString(h), family }] : [];
+    if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), LITERAL_LOOKUP, this.revision);
     const o = await this.#run({ use: 'lookup', protocol, host }, false, true);
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
-    return this.#resolve(o.request!.name!, family, signal);
+    return this.#mintName(o.request!.protocol, o.request!.name!, o.decision, o.revision);
+  }
+
+  async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(family)}`);
+    const revision = this.#names.get(name);
+    if (revision === undefined) throw new PolicyDeniedError(deny('unverified', "the name to resolve was not checked by this scope's policy"));
+    signal.throwIfAborted();
+    const literal = canonicalAddress(name.name);
+    if (literal.ok) return literalAnswer(literal, family);
+    if (revision !== this.revision) {
+      // A reload happened since the name was checked: the new revision decides.
+      const d = await this.recheck({ use: 'lookup', protocol: name.protocol, host: name.name });
+      if (!d.allow) throw new PolicyDeniedError(d);
+    }
+    return this.#resolve(name.name, family, signal);
+  }
+
+  #mintName(protocol: PolicyProtocol, name: string, decision: PolicyDecision & { allow: true }, revision: number): CheckedName {
+    const n = mintName(this.tenant, protocol, name, decision);
+    this.#names.set(n, revision);
+    return n;
   }
 
   /** Resolve through the host's network and keep only well-formed answers of the asked family. */
   async #resolve(name: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
-    const answers = await this.#core.network.lookup(name, family, signal);
-    const out: ResolvedAddress[] = [];
-    for (const a of Array.isArray(answers) ? answers : []) {
-      const c = canonicalAddress(a?.address);
-      if (!c.ok || (c.kind === 'ipv4' ? 4 : 6) !== family) continue;
-      out.push(a.ttl === undefined ? { address: dialString(c), family } : { address: dialString(c), family, ttl: a.ttl });
-    }
-    return out;
+    return keepAnswers(await this.#core.network.lookup(name, family, signal), family);
   }
 
   /** `network.lookup` has no protocol: allowed when some protocol's lookup grant covers the name. */
   async lookupAnyProtocol(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
     signal.throwIfAborted();
     const h = canonicalHost(host);
-    if (h.ok && h.kind !== 'name') return (h.kind === 'ipv4' ? 4 : 6) === family ? [{ address: dialString(h), family }] : [];
+    if (h.ok && h.kind !== 'name') return literalAnswer(h, family);
     let last: Outcome | undefined;
     for (const protocol of POLICY_PROTOCOLS) {
       last = await this.#run({ use: 'lookup', protocol, host }, false, false);
@@ -175,7 +214,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
 
   /** True when this scope's guard minted `target`. */
   owns(target: unknown): target is CheckedTarget {
-    return typeof target === 'object' && target !== null && this.#minted.has(target);
+    return mintInfo(target)?.owner === this;
   }
 
   /**
@@ -190,21 +229,49 @@ export class TenantScope implements NetworkScope, PolicyGuard {
 
   /** @internal Revision a target was minted under, if this scope minted it. */
   mintedRevision(target: CheckedTarget): number | undefined {
-    return this.#minted.get(target);
+    const info = mintInfo(target);
+    return info?.owner === this ? info.revision : undefined;
   }
 
   #run(request: PolicyRequest, sync: boolean, record: boolean): Outcome | Promise<Outcome> {
+    this.#fromMemo = false;
     const entry = this.#core.entry(this.tenant);
     const policy = entry?.policy;
     const revision = entry?.revision ?? 0;
-    const c = canonicalRequest(request);
+    if (typeof request !== 'object' || request === null) {
+      const c = canonicalRequest(request);
+      return this.#finish(request, c, deny((c as Rejection).code, (c as Rejection).reason), revision, policy, record);
+    }
+    // Every field is read exactly once, here (a getter cannot answer twice).
+    const use = request.use;
+    const protocol = request.protocol;
+    const host = request.host;
+    const address = request.address;
+    const port = request.port;
+    const url = request.url;
+    const m = this.#memo;
+    if (m.matches(policy, revision, use, protocol, host, address, port, url)) {
+      // The same question under the same revision: the same answer, still recorded.
+      if (record && wantsRecords(this.#core.onDecision)) this.#record(request, m.request!, m.verdict!, revision, policy);
+      this.#fromMemo = true;
+      return { decision: m.decision(), request: m.request, revision };
+    }
+    const c = canonicalRequest({ use, protocol, host, address, port, url });
     if (!c.ok) return this.#finish(request, c, deny(c.code, c.reason), revision, policy, record);
     const claims = this.claims;
     const grants = claims !== undefined && this.#core.now() < claims.expiresAt + this.#core.clockTolerance * 1000 ? claims.rules : undefined;
     const v = evaluate([policy?.rules, grants], c, policy !== undefined);
     const builtin: PolicyDecision = v.allow ? { allow: true, rule: v.rule!.text } : deny(v.code!, v.reason, v.rule?.text ?? null);
     const custom = policy?.custom;
-    if (custom === undefined || v.code === 'denied') return this.#finish(request, c, builtin, revision, policy, record);
+    if (custom === undefined || v.code === 'denied') {
+      const outcome = this.#finish(request, c, builtin, revision, policy, record);
+      // Only decisions that depend on nothing else are remembered: no custom rule, no claims (they expire).
+      if (custom === undefined && claims === undefined) {
+        m.store(policy, revision, use, protocol, host, address, port, url, c, builtin, outcome.decision);
+        this.#fromMemo = true;
+      }
+      return outcome;
+    }
     const view: CustomRequest = Object.freeze({
       tenant: this.tenant, use: c.use, protocol: c.protocol, host: c.host, name: c.name,
       address: c.address?.host, addressClass: c.cls, port: c.port, url: c.url, revision, builtin,
@@ -255,31 +322,32 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     revision: number, policy: CompiledPolicy | undefined, record: boolean,
   ): Outcome {
     const mode = policy?.mode ?? 'enforce';
-    const onDecision = this.#core.onDecision;
-    if (record && wantsRecords(onDecision)) {
-      const ok = c.ok ? c : undefined;
-      emitRecord(
-        {
-          id: nextRecordId(), tenant: this.tenant, request, decision: verdict, mode, time: this.#core.now(),
-          use: c.use, protocol: c.protocol, host: c.host,
-          canonicalHost: ok ? (ok.name ?? ok.address?.host) : undefined,
-          address: ok?.address?.host, port: c.port,
-          rule: verdict.rule, allow: verdict.allow, code: verdict.allow ? undefined : verdict.code,
-          reason: verdict.reason ?? '', revision,
-        },
-        onDecision,
-      );
-    }
+    if (record && wantsRecords(this.#core.onDecision)) this.#record(request, c, verdict, revision, policy);
     let decision = verdict;
     // Audit lets policy denials through, never malformed requests (there is nothing sound to let through).
     if (!verdict.allow && mode === 'audit' && c.ok) {
-      decision = { allow: true, rule: verdict.rule, reason: `audit: would deny (${verdict.code}): ${verdict.reason}` };
+      decision = Object.freeze({ allow: true, rule: verdict.rule, reason: `audit: would deny (${verdict.code}): ${verdict.reason}` });
     }
     return { decision, request: c.ok ? c : undefined, revision };
   }
+
+  /** Publish the decision record (callers first check wantsRecords). */
+  #record(request: PolicyRequest, c: CanonicalRequest | Rejection, verdict: PolicyDecision, revision: number, policy: CompiledPolicy | undefined): void {
+    const ok = c.ok ? c : undefined;
+    emitRecord(
+      {
+        id: nextRecordId(), tenant: this.tenant, request, decision: verdict, mode: policy?.mode ?? 'enforce', time: this.#core.now(),
+        use: c.use, protocol: c.protocol, host: c.host,
+        canonicalHost: ok ? (ok.name ?? ok.address?.host) : undefined,
+        address: ok?.address?.host, port: c.port,
+        rule: verdict.rule, allow: verdict.allow, code: verdict.allow ? undefined : verdict.code,
+        reason: verdict.reason ?? '', revision,
+      },
+      this.#core.onDecision,
+    );
+  }
 }
 
-/** The scope's network: only targets this scope minted, re-checked if the policy changed since. */
 class TenantNetwork extends CheckedNetwork {
   readonly #scope: TenantScope;
   constructor(inner: Network, scope: TenantScope) {
@@ -291,23 +359,34 @@ class TenantNetwork extends CheckedNetwork {
     return this.#scope.lookupAnyProtocol(host, family, signal);
   }
 
-  override async connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
-    await this.#admit(attempt?.target, (t) => CONNECT_USES.has(t.use), 'connect');
-    return super.connect(driver, attempt);
+  override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+    const t = attempt?.target;
+    if (t?.protocol !== driver?.protocol) return Promise.reject(new PolicyDeniedError(deny('unverified', `a ${String(t?.protocol)} target cannot be used by the ${String(driver?.protocol)} driver`)));
+    return this.#admit(t, (x) => CONNECT_USES.has(x.use), 'connect', () => this.inner.connect(driver, attempt));
   }
 
-  override async listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
-    await this.#admit(attempt?.target, (t) => t.use === 'bind', 'bind');
-    return super.listen(driver, attempt);
+  override listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
+    return this.#admit(attempt?.target, (t) => t.use === 'bind', 'bind', () => this.inner.listen(driver, attempt));
   }
 
-  async #admit(target: unknown, useOk: (t: CheckedTarget) => boolean, what: string): Promise<void> {
+  /**
+   * Only targets this scope minted (which implies its tenant), for the right
+   * use; then `go` at once when the target's revision is current (no extra
+   * turn on the connect path), else after re-deciding it under the new one.
+   */
+  #admit<T>(target: unknown, useOk: (t: CheckedTarget) => boolean, what: string, go: () => Promise<T>): Promise<T> {
     const s = this.#scope;
-    if (!s.owns(target)) throw new PolicyDeniedError(deny('unverified', `the ${what} target was not checked by this scope's policy`));
-    if (!useOk(target)) throw new PolicyDeniedError(deny('unverified', `a ${target.use} target cannot be used to ${what}`));
-    if (s.mintedRevision(target) !== s.revision) {
-      const d = await s.recheck(targetRequest(target));
-      if (!d.allow) throw new PolicyDeniedError(d);
+    const info = mintInfo(target);
+    if (info?.owner !== s) return Promise.reject(new PolicyDeniedError(deny('unverified', `the ${what} target was not checked by this scope's policy`)));
+    const t = target as CheckedTarget;
+    if (!useOk(t)) return Promise.reject(new PolicyDeniedError(deny('unverified', `a ${t.use} target cannot be used to ${what}`)));
+    if (info.revision === s.revision) {
+      try {
+        return go();
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
+    return Promise.resolve(s.recheck(targetRequest(t))).then((d) => (d.allow ? go() : Promise.reject(new PolicyDeniedError(d))));
   }
 }

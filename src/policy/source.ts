@@ -23,11 +23,13 @@
  */
 import { parseRule, PolicyParseError, type JsonRule, type ParseLocation, type PolicyRule } from './grammar.js';
 
+/** Bytes allowed per fixed time window. */
 export interface ByteBudget {
   readonly bytes: number;
   readonly windowMs: number;
 }
 
+/** A tenant's quotas: concurrent connections and listeners, byte budgets. */
 export interface PolicyLimits {
   readonly connections?: number | undefined;
   readonly listeners?: number | undefined;
@@ -37,6 +39,7 @@ export interface PolicyLimits {
   readonly bytes?: ByteBudget | undefined;
 }
 
+/** One tenant's parsed policy (made only by the parsers). */
 export interface PolicySpec {
   readonly mode: 'enforce' | 'audit';
   readonly allow: readonly PolicyRule[];

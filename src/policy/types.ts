@@ -32,10 +32,12 @@ export type PolicyProtocol =
   | 'ws'
   | 'wss';
 
+/** Every protocol a rule can name. */
 export const POLICY_PROTOCOLS: readonly PolicyProtocol[] = Object.freeze([
   'tcp', 'tls', 'udp', 'quic', 'webtransport', 'http', 'https', 'ws', 'wss',
 ]);
 
+/** Every use a rule can grant. */
 export const NETWORK_USES: readonly NetworkUse[] = Object.freeze([
   'lookup', 'connect', 'bind', 'accept', 'sendto', 'redirect', 'upgrade',
 ]);
@@ -64,6 +66,7 @@ export type DenyCode =
   | 'unverified' // a connect to something the policy never checked
   | 'revoked'; // a hot reload forbade a live connection
 
+/** A policy's answer: `{ allow: true, rule }` or `{ allow: false, code, reason, rule }`. */
 export type PolicyDecision =
   | { readonly allow: true; readonly rule: string | null; readonly reason?: string }
   | {
@@ -75,6 +78,7 @@ export type PolicyDecision =
 
 /** The one thing a host must supply. May be sync (fast path) or async. */
 export interface NetworkPolicy {
+  /** Answer one request; throwing or a malformed answer denies (`policy-error`). */
   decide(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision>;
 }
 

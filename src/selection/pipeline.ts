@@ -6,13 +6,18 @@
  *    recorded with the reason.
  * 2. Rank the suitable stacks (rank.ts).
  * 3. Derive endpoints: an IP literal is used as is; a name is first put to the
- *    tenant's policy as a `lookup` (per stack protocol, so no DNS query leaves
- *    for a name the tenant may not look up), then resolved by the library
- *    itself, AAAA and A separately (resolve.ts). Nothing is handed to a
- *    driver's own resolver.
+ *    tenant's policy as a `lookup` (`guard.authorizeLookup`, once per stack
+ *    protocol, so no DNS query leaves for a name the tenant may not look up),
+ *    then the guard resolves the checked name itself, AAAA and A separately
+ *    (`guard.resolve`, resolve.ts), once, with no second decision. Nothing is
+ *    handed to a driver's own resolver, and nothing is resolved twice (DNS
+ *    rebinding gets nothing).
  * 4. Policy: every (stack, address, port) leaf is authorized as a `connect`
- *    before it joins the race; a denied leaf is recorded with the rule and
- *    never attempted. Only minted CheckedTargets reach a driver.
+ *    (and, when the local endpoint names an address or port, that as a
+ *    `bind`) before it joins the race; a denied leaf is recorded with the rule and
+ *    never attempted. Only minted CheckedTargets reach a driver. An answer
+ *    that mixes allowed and forbidden addresses loses only the forbidden
+ *    ones (each is its own candidate, recorded `denied`); the rest race.
  * 5. Race (race.ts): stacks staggered in rank order; within a stack its
  *    addresses staggered with families interleaved; with opportunistic
  *    security the unencrypted stacks are a failover group after the
@@ -27,7 +32,7 @@ import type { Clock } from '../clock.js';
 import type { Driver, TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
-import type { CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
+import type { CheckedName, CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
@@ -41,6 +46,7 @@ export const candidateStart = diagChannel('taps:candidate:start');
 export const candidateReady = diagChannel('taps:candidate:ready');
 export const candidateFail = diagChannel('taps:candidate:fail');
 
+/** How candidates are raced (RFC 8305): mode, attempt delay, resolution delay, address cap. */
 export interface RacingOptions {
   readonly mode: RacingMode;
   /** Connection attempt delay, clamped to 10 ms..2 s (RFC 8305 §5). */
@@ -189,6 +195,25 @@ export async function select(input: SelectionInput): Promise<Selected> {
       },
     });
 
+    // Connecting from a chosen local address or port is also a bind: the tenant needs that grant too. Decided
+    // (and recorded) once per protocol and family; a denial denies that stack's candidates of that family.
+    const local = input.local;
+    const localBinds = new Map<string, Promise<TapsError | undefined>>();
+    const localBind = (protocol: Driver['protocol'], family: 4 | 6): Promise<TapsError | undefined> => {
+      if (local === undefined || (local.ipAddress === undefined && !local.port)) return Promise.resolve(undefined);
+      const key = `${protocol}/${family}`;
+      let p = localBinds.get(key);
+      if (p === undefined) {
+        const address = local.ipAddress ?? (family === 6 ? '::' : '0.0.0.0');
+        p = scope.guard.authorize({ use: 'bind', protocol, address, port: local.port ?? 0 }).then(
+          () => undefined,
+          (err: unknown) => toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED'),
+        );
+        localBinds.set(key, p);
+      }
+      return p;
+    };
+
     const addAddresses = async (addresses: readonly { address: string; family: 4 | 6 }[], hostName: string | undefined, stacks: readonly RankedStack[]): Promise<void> => {
       for (const s of stacks) {
         if (race.settled) return;
@@ -196,6 +221,8 @@ export async function select(input: SelectionInput): Promise<Selected> {
         const port = (remote.port ?? s.driver.defaultPort)!;
         const decided = await Promise.all(
           addresses.map(async (a) => {
+            const bindDenied = await localBind(s.driver.protocol, a.family);
+            if (bindDenied !== undefined) return { a, err: bindDenied };
             try {
               return { a, target: await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address: a.address, port, hostName }) };
             } catch (err) {
@@ -253,16 +280,37 @@ export async function select(input: SelectionInput): Promise<Selected> {
       startRace();
     } else if (remote.hostName !== undefined) {
       const host = remote.hostName;
-      // The lookup grant is asked per protocol: a stack whose protocol may not look up the name gets no answers.
+      // The lookup grant is asked once per protocol (one decision, one record; stacks of that protocol share it):
+      // a stack whose protocol may not look up the name gets no answers, and no query leaves without a grant.
       const lookupAllowed: RankedStack[] = [];
+      const grants = new Map<string, { name: CheckedName } | { err: TapsError }>();
+      let checked: CheckedName | undefined;
       for (const s of ranked) {
-        const decision = await scope.guard.decide({ use: 'lookup', protocol: s.driver.protocol, host });
-        if (decision.allow) lookupAllowed.push(s);
-        else record({ driver: s.driver.id, stack: s.driver.stack, hostName: host, fate: 'denied', reason: `lookup of ${host} denied: ${decision.reason}`, code: decision.code, decision });
+        let grant = grants.get(s.driver.protocol);
+        if (grant === undefined) {
+          try {
+            grant = { name: await scope.guard.authorizeLookup(s.driver.protocol, host) };
+          } catch (err) {
+            grant = { err: toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED') };
+          }
+          grants.set(s.driver.protocol, grant);
+        }
+        if ('name' in grant) {
+          lookupAllowed.push(s);
+          checked ??= grant.name;
+          continue;
+        }
+        const decision = (grant.err as { decision?: CandidateRecord['decision'] }).decision;
+        record({
+          driver: s.driver.id, stack: s.driver.stack, hostName: host, fate: 'denied', reason: `lookup of ${host} denied: ${decision?.reason ?? grant.err.message}`,
+          code: decision && !decision.allow ? decision.code : grant.err.code, decision, error: grant.err,
+        });
       }
-      if (lookupAllowed.length > 0) {
+      if (checked !== undefined) {
+        // Resolved once per family, by the guard, from the checked name; only these answers are ever dialled.
+        const name = checked;
         const cap = racing.maxAddressesPerFamily;
-        const resolution = resolveFamilies((family, sig) => scope.network.lookup(host, family, sig), {
+        const resolution = resolveFamilies((family, sig) => scope.guard.resolve(name, family, sig), {
           clock,
           resolutionDelay: racing.resolutionDelay,
           signal,
@@ -270,7 +318,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
             const rec = report.resolutions.find((r) => r.family === family);
             if (rec) Object.assign(rec, { endedAt: at(), addresses: addrs.map((a) => a.address) });
             const used = dedupe(addrs).slice(0, cap);
-            await addAddresses(used, host, lookupAllowed);
+            await addAddresses(used, name.name, lookupAllowed);
             startRace();
           },
           onError: (family, err) => {
