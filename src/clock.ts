@@ -10,10 +10,13 @@
 export interface Clock {
   /** Milliseconds, monotonic. */
   now(): number;
+  /** Call `fn` after `ms`; returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown;
+  /** Cancel a timer made by `setTimeout`. */
   clearTimeout(handle: unknown): void;
 }
 
+/** The real clock: `performance.now()` and the global timers, unref'd where Node allows. */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),

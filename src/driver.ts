@@ -49,6 +49,7 @@ export interface Capabilities {
   readonly keepAlive: boolean;
 }
 
+/** Every capability false: spread it and set the ones a driver has. */
 export const NO_CAPABILITIES: Capabilities = Object.freeze({
   reliable: false,
   ordered: false,
@@ -65,6 +66,7 @@ export const NO_CAPABILITIES: Capabilities = Object.freeze({
 /** `stream`: the channel moves bytes and a framer finds messages. `message`: each unit is a message. */
 export type Framing = 'stream' | 'message';
 
+/** Whether a driver can run here, and why not (shown as `unavailable` in the selection report). */
 export type Availability = { readonly available: true } | { readonly available: false; readonly reason: string };
 
 /** An IP address and port as the OS reports it. */
@@ -127,6 +129,7 @@ export interface TransportChannel {
   readonly singularTransmissionMsgMaxLen?: number;
   /** Facts about the established channel for the report/properties (e.g. `alpn`, `tlsVersion`, `httpVersion`). */
   readonly info: Readonly<Record<string, unknown>>;
+  /** Install the receiver (once); buffered events are delivered now, in order. */
   start(receiver: ChannelReceiver): void;
   /**
    * Send bytes (stream) or one message (message framing). `done` is called
@@ -136,6 +139,7 @@ export interface TransportChannel {
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean;
   /** Stop/restart delivering received data (receive backpressure). */
   pause(): void;
+  /** Deliver received data again after `pause()`. */
   resume(): void;
   /** Graceful: flush, signal end (FIN/close_notify/close frame), resolve when fully closed. */
   close(): Promise<void>;
@@ -163,6 +167,7 @@ export interface ConnectAttempt {
   readonly guard: PolicyGuard;
 }
 
+/** Everything a driver gets for one bind: the checked local address, security, properties and its options. */
 export interface ListenAttempt {
   readonly signal: AbortSignal;
   /** The checked local address/port to bind. */
@@ -174,6 +179,7 @@ export interface ListenAttempt {
   readonly guard: PolicyGuard;
 }
 
+/** Where a {@link DriverListener} delivers accepted channels and its own failure. */
 export interface DriverListenerHandler {
   /** A new peer. The library checks it against the policy (`accept`) before it reaches the user. */
   connection(channel: TransportChannel): void;
@@ -181,8 +187,10 @@ export interface DriverListenerHandler {
   error(err: Error): void;
 }
 
+/** A bound listening socket of one driver; the library wraps it in a {@link Listener}. */
 export interface DriverListener {
   readonly local: SocketAddress;
+  /** Start delivering accepted channels (once). */
   start(handler: DriverListenerHandler): void;
   /** Stop accepting; connections already handed out stay open. */
   close(): Promise<void>;
@@ -208,6 +216,8 @@ export interface Driver {
   readonly defaultPort?: number;
   /** Whether it can run here (e.g. an optional native module is missing). Must not throw or print. */
   available(): Availability | Promise<Availability>;
+  /** Connect to `attempt.target` only; reject with a TapsError (the signal's reason on abort). */
   connect(attempt: ConnectAttempt): Promise<TransportChannel>;
+  /** Bind `attempt.target` and listen; absent when the stack cannot listen. */
   listen?(attempt: ListenAttempt): Promise<DriverListener>;
 }

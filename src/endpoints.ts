@@ -44,6 +44,7 @@ export const WELL_KNOWN_PORTS: ReadonlyMap<string, number> = new Map([
   ['mqtt', 1883], ['secure-mqtt', 8883], ['dot', 853], ['domain-s', 853],
 ]);
 
+/** The fields of a {@link LocalEndpoint} (RFC 9622 §6.1): where to listen or which local address to use. */
 export interface LocalEndpointInit {
   hostName?: string;
   /** URL scheme naming a stack (`wss`, `tcp`). */
@@ -54,6 +55,7 @@ export interface LocalEndpointInit {
   service?: string;
   interface?: string;
 }
+/** The fields of a {@link RemoteEndpoint} (RFC 9622 §6.1): who to talk to; a URL or `host:port` string works too. */
 export interface RemoteEndpointInit extends LocalEndpointInit {
   url?: string;
   path?: string;
@@ -228,6 +230,7 @@ abstract class Endpoint {
 const LOCAL_KEYS: ReadonlySet<string> = new Set(['hostName', 'ipAddress', 'port', 'service', 'interface', 'scheme']);
 const REMOTE_KEYS: ReadonlySet<string> = new Set([...LOCAL_KEYS, 'url', 'path', 'subprotocols']);
 
+/** Who to talk to (RFC 9622 §6.1): host name and/or IP, port or service, optional URL scheme and path. Canonical and frozen. */
 export class RemoteEndpoint extends Endpoint {
   /** URL scheme, lowercase (`wss`), when the endpoint was given one: it names the stack. */
   readonly scheme?: string;
@@ -246,6 +249,7 @@ export class RemoteEndpoint extends Endpoint {
     Object.freeze(this);
   }
 
+  /** An endpoint from an init object, a URL or `host:port` string, or an endpoint (returned as is). */
   static from(input: RemoteEndpointInit | string | RemoteEndpoint): RemoteEndpoint {
     if (input instanceof RemoteEndpoint) return input;
     return new RemoteEndpoint(input);
@@ -256,6 +260,7 @@ export class RemoteEndpoint extends Endpoint {
     return this.scheme === undefined ? undefined : this.toString();
   }
 
+  /** The init object that makes this endpoint again. */
   toInit(): RemoteEndpointInit {
     const out: RemoteEndpointInit = this.baseInit();
     if (this.scheme !== undefined) out.scheme = this.scheme;
@@ -267,15 +272,24 @@ export class RemoteEndpoint extends Endpoint {
   #with(change: RemoteEndpointInit): RemoteEndpoint {
     return RemoteEndpoint.from({ ...this.toInit(), ...change });
   }
+  /** A copy with this host name (RFC 9622 §6.1 WithHostName). */
   withHostName(hostName: string): RemoteEndpoint { return this.#with({ hostName }); }
+  /** A copy with this IP address. */
   withIpAddress(ipAddress: string | Uint8Array): RemoteEndpoint { return this.#with({ ipAddress }); }
+  /** A copy with this port. */
   withPort(port: number): RemoteEndpoint { return this.#with({ port }); }
+  /** A copy with this service name instead of a port. */
   withService(service: string): RemoteEndpoint { const { port: _p, ...rest } = this.toInit(); return RemoteEndpoint.from({ ...rest, service }); }
+  /** A copy bound to this interface. */
   withInterface(iface: string): RemoteEndpoint { return this.#with({ interface: iface }); }
+  /** A copy with this URL scheme (naming a stack). */
   withScheme(scheme: string): RemoteEndpoint { return this.#with({ scheme }); }
+  /** A copy with this URL path. */
   withPath(path: string): RemoteEndpoint { return this.#with({ path }); }
+  /** A copy offering these subprotocols (WebSocket). */
   withSubprotocols(subprotocols: readonly string[]): RemoteEndpoint { return this.#with({ subprotocols }); }
 
+  /** Same fields, canonically compared. */
   equals(other: unknown): boolean {
     return other instanceof RemoteEndpoint && JSON.stringify(this.toJSON()) === JSON.stringify(other.toJSON());
   }
@@ -287,12 +301,14 @@ export class RemoteEndpoint extends Endpoint {
     return `${this.scheme}://${host}${port}${this.path}`;
   }
 
+  /** Every field, for logs and reports. */
   toJSON(): Record<string, unknown> {
     const { hostName, ipAddress, zone, port, service, interface: iface, scheme, path, subprotocols } = this;
     return { hostName, ipAddress, zone, port, service, interface: iface, scheme, path, subprotocols: [...subprotocols] };
   }
 }
 
+/** Where to listen, or which local address to send from (RFC 9622 §6.1). Canonical and frozen. */
 export class LocalEndpoint extends Endpoint {
   /** URL scheme naming the stack to listen with (`tcp://[::1]:0`), if given. */
   readonly scheme?: string;
@@ -305,10 +321,12 @@ export class LocalEndpoint extends Endpoint {
     Object.freeze(this);
   }
 
+  /** An endpoint from an init object, a port, a `host:port` string, or an endpoint (returned as is). */
   static from(input?: LocalEndpointInit | string | number | LocalEndpoint): LocalEndpoint {
     return input instanceof LocalEndpoint ? input : new LocalEndpoint(input);
   }
 
+  /** The init object that makes this endpoint again. */
   toInit(): LocalEndpointInit {
     const out = this.baseInit();
     if (this.scheme !== undefined) out.scheme = this.scheme;
@@ -317,12 +335,18 @@ export class LocalEndpoint extends Endpoint {
   #with(change: LocalEndpointInit): LocalEndpoint {
     return LocalEndpoint.from({ ...this.toInit(), ...change });
   }
+  /** A copy with this local host name. */
   withHostName(hostName: string): LocalEndpoint { return this.#with({ hostName }); }
+  /** A copy with this local IP address. */
   withIpAddress(ipAddress: string | Uint8Array): LocalEndpoint { return this.#with({ ipAddress }); }
+  /** A copy with this local port (0: any free port). */
   withPort(port: number): LocalEndpoint { return this.#with({ port }); }
+  /** A copy with this service name instead of a port. */
   withService(service: string): LocalEndpoint { const { port: _p, ...rest } = this.toInit(); return LocalEndpoint.from({ ...rest, service }); }
+  /** A copy bound to this interface. */
   withInterface(iface: string): LocalEndpoint { return this.#with({ interface: iface }); }
 
+  /** Same fields, canonically compared. */
   equals(other: unknown): boolean {
     return other instanceof LocalEndpoint && JSON.stringify(this.toJSON()) === JSON.stringify(other.toJSON());
   }
@@ -334,6 +358,7 @@ export class LocalEndpoint extends Endpoint {
     return this.port === undefined ? host : `${host}:${this.port}`;
   }
 
+  /** Every field, for logs and reports. */
   toJSON(): Record<string, unknown> {
     const { hostName, ipAddress, zone, port, service, interface: iface, scheme } = this;
     return { hostName, ipAddress, zone, port, service, interface: iface, scheme };

@@ -13,6 +13,7 @@
  */
 import type { PolicyDecision } from './policy/types.js';
 
+/** Every stable error code; each is explained in docs/errors.md. */
 export type TapsErrorCode =
   | 'ERR_TAPS_INVALID_CONFIGURATION'
   | 'ERR_TAPS_INVALID_PROPERTIES'
@@ -38,10 +39,12 @@ export type TapsErrorCode =
 
 const BRAND = Symbol.for('taps-node.TapsError');
 
+/** Options of {@link TapsError}: the `cause` to keep. */
 export interface TapsErrorOptions {
   cause?: unknown;
 }
 
+/** The one error type of the library: a stable `code` (see docs/errors.md) and the original error as `cause`. */
 export class TapsError extends Error {
   readonly code: TapsErrorCode;
   declare readonly [BRAND]: true;
@@ -68,6 +71,7 @@ export interface PropertyProblem {
   reason: string;
 }
 
+/** Transport properties that are unknown, mistyped or contradictory; `problems` names every one. */
 export class InvalidPropertiesError extends TapsError {
   readonly problems: readonly PropertyProblem[];
   constructor(problems: readonly PropertyProblem[], options: TapsErrorOptions = {}) {

@@ -20,15 +20,18 @@ export type EventMap = { [event: string]: unknown[] };
 
 type Listener<A extends unknown[]> = (...args: A) => void;
 
+/** A small typed event emitter that never throws for a missing `error` listener (STYLE §7); Connection and Listener extend it. */
 export class TypedEmitter<E extends EventMap> {
   #listeners: { [K in keyof E]?: Listener<E[K]>[] } = {};
 
+  /** Add a listener for `event`. */
   on<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
     if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
     (this.#listeners[event] ??= []).push(listener);
     return this;
   }
 
+  /** Add a listener that is removed after its first call. */
   once<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
     if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
     const wrapped: Listener<E[K]> = (...args) => {
@@ -38,6 +41,7 @@ export class TypedEmitter<E extends EventMap> {
     return this.on(event, wrapped);
   }
 
+  /** Remove a listener added with `on` or `once`. */
   off<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
     const list = this.#listeners[event];
     if (list) {
@@ -47,6 +51,7 @@ export class TypedEmitter<E extends EventMap> {
     return this;
   }
 
+  /** How many listeners `event` has. */
   listenerCount<K extends keyof E & string>(event: K): number {
     return this.#listeners[event]?.length ?? 0;
   }

@@ -43,6 +43,7 @@ export interface MessageContextInit {
   readonly fields?: Readonly<Record<string, unknown>>;
 }
 
+/** The names `send()` accepts in a message context. */
 export const MESSAGE_PROPERTY_NAMES: readonly (keyof MessageContextInit)[] = Object.freeze([
   'msgLifetime', 'msgPriority', 'msgOrdered', 'safelyReplayable', 'final', 'msgChecksumLen',
   'msgReliable', 'msgCapacityProfile', 'noFragmentation', 'noSegmentation', 'fields',

@@ -16,6 +16,7 @@
  */
 import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from './driver.js';
 
+/** One answer of a {@link Resolver}. */
 export interface ResolvedAddress {
   readonly address: string;
   readonly family: 4 | 6;
@@ -26,6 +27,7 @@ export interface ResolvedAddress {
 /** Name → addresses of one family. Rejects with an Error whose code is e.g. ENOTFOUND. */
 export type Resolver = (host: string, family: 4 | 6, signal: AbortSignal) => Promise<ResolvedAddress[]>;
 
+/** How the library reaches the network: name lookup, connect and listen through a driver. Hosts may supply their own. */
 export interface Network {
   /** Resolve one family of a name (RFC 8305 asks AAAA and A separately). */
   lookup(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]>;

@@ -44,19 +44,25 @@
 import { InvalidPropertiesError, type PropertyProblem } from './errors.js';
 import { describe } from './names.js';
 
+/** A preference level (RFC 9622 §6.2). */
 export type Preference = 'require' | 'prefer' | 'noPreference' | 'avoid' | 'prohibit';
+/** The preference levels, strongest first. */
 export const PREFERENCES: readonly Preference[] = Object.freeze(['require', 'prefer', 'noPreference', 'avoid', 'prohibit']);
 
+/** A selection property whose value is a {@link Preference}. */
 export type PreferenceProperty =
   | 'reliability' | 'preserveMsgBoundaries' | 'perMsgReliability' | 'preserveOrder' | 'zeroRttMsg' | 'multistreaming'
   | 'fullChecksumSend' | 'fullChecksumRecv' | 'congestionControl' | 'keepAlive' | 'useTemporaryLocalAddress'
   | 'softErrorNotify' | 'activeReadBeforeSend';
 
+/** Values of the `multipath` property (RFC 9622 §6.2.14). */
 export type Multipath = 'disabled' | 'active' | 'passive';
+/** Values of the `direction` property (RFC 9622 §6.2.16). */
 export type Direction = 'bidirectional' | 'unidirectional-send' | 'unidirectional-receive';
 /** `interface` and `pvd`: a set of (preference, name) (I §6.2.11, §6.2.12). */
 export type PreferenceSet = readonly (readonly [Preference, string])[];
 
+/** Every generic selection property and its type (RFC 9622 §6.2). */
 export interface SelectionProperties extends Record<PreferenceProperty, Preference> {
   interface: PreferenceSet;
   pvd: PreferenceSet;
@@ -66,10 +72,13 @@ export interface SelectionProperties extends Record<PreferenceProperty, Preferen
   /** Message Property default (I §9.1.3.4): every message may be delivered more than once. */
   safelyReplayable: boolean;
 }
+/** The name of a generic selection property. */
 export type PropertyName = keyof SelectionProperties;
+/** How a connection is opened; some contradictions exist only for one role. */
 export type Role = 'initiate' | 'listen' | 'rendezvous';
 /** Checks a namespaced property's value: returns why it is invalid, or undefined when it is fine. */
 export type NamespacedValidator = (value: unknown) => string | undefined;
+/** The named profiles of RFC 9622 Appendix B.2. */
 export type ProfileName = 'reliable-inorder-stream' | 'reliable-message' | 'unreliable-datagram';
 
 const DEFAULTS: Readonly<SelectionProperties> = Object.freeze({
@@ -82,6 +91,7 @@ const DEFAULTS: Readonly<SelectionProperties> = Object.freeze({
 /** Listener (and rendezvous) defaults that differ (I §6.2.13, §6.2.14). */
 const LISTENER_DEFAULTS: Partial<SelectionProperties> = Object.freeze({ useTemporaryLocalAddress: 'avoid', multipath: 'passive' });
 
+/** The names of every preference-valued property. */
 export const PREFERENCE_PROPERTIES: readonly PreferenceProperty[] = Object.freeze(
   (Object.keys(DEFAULTS) as PropertyName[]).filter((k): k is PreferenceProperty => typeof DEFAULTS[k] === 'string' && PREFERENCES.includes(DEFAULTS[k] as Preference)),
 );
@@ -160,6 +170,7 @@ function fail(problems: PropertyProblem[]): never {
   throw new InvalidPropertiesError(problems);
 }
 
+/** Selection properties (RFC 9622 §6.2): what the application wants from a stack, as preferences. See the module comment. */
 export class TransportProperties {
   readonly #values = new Map<string, unknown>();
   #role: 'initiate' | 'listen' = 'initiate';
@@ -230,6 +241,7 @@ export class TransportProperties {
       reliability: 'avoid', preserveOrder: 'avoid', congestionControl: 'noPreference', preserveMsgBoundaries: 'require', safelyReplayable: true,
     });
   }
+  /** The named profile (RFC 9622 App. B.2) by its name. */
   static profile(name: ProfileName): TransportProperties {
     switch (name) {
       case 'reliable-inorder-stream': return TransportProperties.reliableInorderStream();
@@ -280,14 +292,19 @@ export class TransportProperties {
     return this.#values.has(this.#resolve(name).name);
   }
 
+  /** The preference in force for a preference property (set or default). */
   preference(name: PreferenceProperty): Preference {
     return this.get(this.#preferenceName(name)) as Preference;
   }
   /** I App. A.1 convenience setters. */
   require(name: PreferenceProperty): this { return this.set(this.#preferenceName(name), 'require'); }
+  /** Set `name` to `prefer`. */
   prefer(name: PreferenceProperty): this { return this.set(this.#preferenceName(name), 'prefer'); }
+  /** Set `name` to `noPreference`. */
   noPreference(name: PreferenceProperty): this { return this.set(this.#preferenceName(name), 'noPreference'); }
+  /** Set `name` to `avoid`. */
   avoid(name: PreferenceProperty): this { return this.set(this.#preferenceName(name), 'avoid'); }
+  /** Set `name` to `prohibit`. */
   prohibit(name: PreferenceProperty): this { return this.set(this.#preferenceName(name), 'prohibit'); }
 
   /** The protocol-specific properties set in one namespace, keyed without the prefix: `{ userTimeoutValue: 30 }`. */
@@ -342,6 +359,7 @@ export class TransportProperties {
     return out;
   }
 
+  /** Every effective value as `[name, value]` pairs. */
   entries(): IterableIterator<[string, unknown]> {
     return Object.entries(this.toJSON())[Symbol.iterator]();
   }

@@ -38,6 +38,7 @@ export function registerDriver(driver: Driver): void {
   registered.set(driver.id, driver);
 }
 
+/** Remove a driver registered with {@link registerDriver}; true if it was there. */
 export function unregisterDriver(id: string): boolean {
   return registered.delete(id);
 }

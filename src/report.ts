@@ -11,6 +11,7 @@
  */
 import type { PolicyDecision } from './policy/types.js';
 
+/** What became of a candidate. */
 export type CandidateFate =
   | 'unsuitable' // the stack's capabilities contradict a require/prohibit, or security differs
   | 'unavailable' // the driver cannot run here (optional module missing)
@@ -20,6 +21,7 @@ export type CandidateFate =
   | 'cancelled' // attempted, then aborted because another won or the caller aborted
   | 'won'; // this one became the connection
 
+/** One candidate of a selection and its fate (a leaf of the candidate tree, or a dropped stack). */
 export interface CandidateRecord {
   /** Stable id within the report, e.g. `c3`. */
   readonly id: string;
@@ -47,6 +49,7 @@ export interface CandidateRecord {
   error?: Error | undefined;
 }
 
+/** One name resolution (AAAA or A) made during a selection. */
 export interface ResolutionRecord {
   readonly host: string;
   readonly family: 4 | 6;
@@ -56,6 +59,7 @@ export interface ResolutionRecord {
   error?: string;
 }
 
+/** Why a selection ended as it did: every candidate, its fate and timing. Errors, logs, the CLI and tests read it. */
 export interface SelectionReport {
   /** Wall-clock time (ms since epoch) the selection began; all other times are relative to it. */
   readonly startedAt: number;

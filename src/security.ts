@@ -31,8 +31,11 @@
 import { inspect } from 'node:util';
 import { canonicalHostName, describe, parseIpLiteral } from './names.js';
 
+/** Whether security is required (default), opportunistic or disabled (RFC 9622 §6.3). */
 export type SecurityMode = 'required' | 'opportunistic' | 'disabled';
+/** TLS versions that may be allowed. */
 export type TlsProtocol = 'tls1.2' | 'tls1.3';
+/** PEM text or its bytes. */
 export type Pem = string | Buffer;
 
 /** What the trust-verification callback is told about the peer (I §6.3.8). */
@@ -52,22 +55,26 @@ export interface TrustContext {
   /** Why the chain or name check failed. */
   readonly chainError?: string;
 }
+/** The trust-verification callback (RFC 9622 §6.3.8): true to accept the peer. */
 export type TrustVerifier = (ctx: TrustContext) => boolean | Promise<boolean>;
 
 /** Asked for a local identity when a peer wants one (I §6.3.8); on listeners it can pick a certificate per SNI name. */
 export interface IdentityChallengeContext {
   readonly hostName: string | undefined;
 }
+/** Picks a local identity when the peer asks for one (RFC 9622 §6.3.8). */
 export type IdentityChallenge = (ctx: IdentityChallengeContext) =>
   | { certificate: Pem; key: Pem }
   | undefined
   | Promise<{ certificate: Pem; key: Pem } | undefined>;
 
+/** A TLS pre-shared key and its identity. */
 export interface PreSharedKey {
   readonly identity: string;
   readonly key: Buffer;
 }
 
+/** The fields of {@link SecurityParameters}. */
 export interface SecurityInit {
   /** Default both. */
   allowedProtocols?: readonly TlsProtocol[];
@@ -148,6 +155,7 @@ function count(v: unknown, field: string, max: number): number {
   return v;
 }
 
+/** Security parameters (RFC 9622 §6.3): required, opportunistic or disabled; trust, identity, ALPN. Frozen once made. */
 export class SecurityParameters {
   readonly mode: SecurityMode;
   readonly allowedProtocols: readonly TlsProtocol[];
@@ -265,9 +273,11 @@ export class SecurityParameters {
     return new SecurityParameters(init);
   }
 
+  /** Whether encrypted stacks may be candidates (required or opportunistic). */
   allowsEncrypted(): boolean {
     return this.mode !== 'disabled';
   }
+  /** Whether unencrypted stacks may be candidates (disabled or opportunistic). */
   allowsUnencrypted(): boolean {
     return this.mode !== 'required';
   }
@@ -304,6 +314,7 @@ export class SecurityParameters {
       psk: this.psk ? { identity: this.psk.identity, key: '[redacted]' } : undefined,
     };
   }
+  /** Console output without key material. */
   [inspect.custom](): string {
     return `SecurityParameters ${inspect(this.toJSON(), { breakLength: Infinity })}`;
   }

@@ -16,19 +16,22 @@
  * `initiate()` resolves only once a candidate is ready, so an application
  * sees a Connection in `established` first. Each `send()` ends in exactly
  * one of `sent`, `expired` or `sendError` (event and promise alike); the
- * promise never goes unhandled. Messages are read with `for await`,
- * `receive()`, or the `received` event (attaching a `received` listener stops
- * queueing for `receive()`). Events never throw for lack of a listener.
+ * promise never goes unhandled. The send path lives in sender.ts; while the
+ * transport pushes back, `sendBlocked` is true until `drain`. Messages are
+ * read with `for await`, `receive()`, or the `received` event (attaching a
+ * `received` listener stops queueing for `receive()`). Events never throw
+ * for lack of a listener.
  *
  * @example
  * await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
  * await conn.send('hello', { msgLifetime: 200 });
  * for await (const msg of conn) console.log(msg.text());
  */
+import { debuglog } from 'node:util';
 import { systemClock, type Clock } from '../clock.js';
-import type { ChannelReceiveMeta, ChannelSendMeta, Driver, SocketAddress, TransportChannel } from '../driver.js';
+import type { ChannelReceiveMeta, Driver, SocketAddress, TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
-import { PolicyDeniedError, SendError, TapsError, toTapsError } from '../errors.js';
+import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Deframer, MessageFramer } from '../framers/index.js';
 import { checkMessageContext, Message, type MessageContextInit } from '../message.js';
@@ -38,7 +41,7 @@ import type { SelectionReport } from '../report.js';
 import { provided } from '../selection/suitability.js';
 import { ConnectionGroup } from './group.js';
 import { DEFAULT_INBOX_LIMITS, Inbox, type InboxLimits } from './inbox.js';
-import { PendingSend, SendQueue, type Outcome } from './pending.js';
+import { NO_CONTEXT, Sender } from './sender.js';
 import {
   canonicalName, checkValue, CONNECTION_DEFAULTS, isReadOnly, notApplicable, READ_ONLY,
   type ConnState, type SettableConnectionProperties,
@@ -46,6 +49,7 @@ import {
 
 export type { ConnState } from './properties.js';
 
+/** The events a {@link Connection} emits, named as in RFC 9622 §8–§10; listeners never throw for lack of a listener. */
 export type ConnectionEvents = {
   /** RFC 9622 §9.2.2.1: handed to the transport. */
   sent: [context: MessageContextInit];
@@ -68,6 +72,7 @@ export type ConnectionEvents = {
   drain: [];
 };
 
+/** @internal What `Preconnection.initiate()` and `Listener` build a {@link Connection} from; applications never make one. */
 export interface ConnectionInit {
   readonly channel: TransportChannel;
   readonly driver: Driver;
@@ -88,11 +93,10 @@ export interface ConnectionInit {
   readonly group?: ConnectionGroup<Connection> | undefined;
 }
 
+const debug = debuglog('taps');
 const encoder = new TextEncoder();
-const NO_CONTEXT: MessageContextInit = Object.freeze({});
-const NO_META: ChannelSendMeta = Object.freeze({});
-const noop = (): void => {};
 
+/** An established connection, whatever stack won: send, receive, properties, groups and close (RFC 9622 §8–§10). See the module comment for the state machine. */
 export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncIterable<Message>, AsyncDisposable {
   /** Why this stack was chosen, and what became of every other candidate. */
   readonly report: SelectionReport;
@@ -105,22 +109,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   readonly #deframer: Deframer | undefined;
   readonly #clock: Clock;
   readonly #lease: Lease;
-  readonly #group: ConnectionGroup<Connection>;
-  readonly #queue = new SendQueue();
+  #group: ConnectionGroup<Connection>;
+  readonly #sender: Sender;
   readonly #inbox: Inbox;
   readonly #props: SettableConnectionProperties;
-  readonly #needsReplayable: boolean;
+  /** direction is unidirectional-receive (read once: the properties are a snapshot). */
+  readonly #receiveOnly: boolean;
   #state: ConnState = 'established';
-  #blocked = false;
-  #finalQueued = false;
   #peerEnded = false;
-  #seq = 0;
-  #inFlight = 0;
-  #expiryTimer: unknown;
-  #expiryAt = Infinity;
   #idleTimer: unknown;
   #closing: Promise<void> | undefined;
-  #closedWaiters: (() => void)[] = [];
   #error: TapsError | undefined;
   #partial: Uint8Array[] = [];
   readonly #emitMessage: (data: Uint8Array) => void;
@@ -136,22 +134,58 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#clock = init.clock ?? systemClock;
     this.#framer = init.driver.framing === 'stream' ? init.framers[0] : undefined;
     this.#deframer = this.#framer?.createDeframer();
-    this.#needsReplayable = !init.driver.capabilities.reliable && init.driver.framing === 'message';
+    this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     this.#group = init.group ?? new ConnectionGroup<Connection>(init.lease);
     this.#lease = this.#group.join(this);
     this.#props = { ...CONNECTION_DEFAULTS };
-    this.#inbox = new Inbox({ ...DEFAULT_INBOX_LIMITS, ...init.inbox }, () => this.#channel.pause(), () => this.#channel.resume());
+    this.#inbox = new Inbox({ ...DEFAULT_INBOX_LIMITS, ...init.inbox }, init.channel);
+    // Assigned here rather than as field initialisers: hot-path callbacks, one of each per connection.
     this.#emitMessage = (data) => this.#deliver(new Message(data));
+    const self = this; // callbacks below reach private state through it, without a closure per call
+    this.#sender = new Sender({
+      channel: init.channel,
+      driver: init.driver,
+      framer: this.#framer,
+      lease: this.#lease,
+      clock: this.#clock,
+      receiveOnly: this.#receiveOnly,
+      state() {
+        return self.#state;
+      },
+      error() {
+        return self.#error;
+      },
+      outcome(p, outcome) {
+        // RFC 9622 §9.2.2: the event for a send's outcome; PendingSend then settles its promise.
+        if (outcome.kind === 'sent') self.emit('sent', p.context);
+        else self.emit(outcome.kind, p.context, outcome.error as TapsError);
+      },
+      drained() {
+        self.emit('drain');
+      },
+    });
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
-    for (const [name, value] of Object.entries(init.connectionProperties ?? {})) this.setProperty(name, value);
+    for (const [name, value] of Object.entries(init.connectionProperties ?? {})) this.#set(name, value, false);
     this.#channel.start({
-      data: (chunk, meta) => this.#onData(chunk, meta),
-      end: () => this.#onEnd(),
-      drain: () => this.#onDrain(),
-      closed: (error) => this.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET')),
-      stream: (channel) => this.#onPeerStream(channel),
-      softError: (error) => this.emit('softError', toTapsError(error, 'ERR_TAPS_PROTOCOL_FAILED')),
+      data(chunk, meta) {
+        self.#onData(chunk, meta);
+      },
+      end() {
+        self.#onEnd();
+      },
+      drain() {
+        self.#sender.drain();
+      },
+      closed(error) {
+        self.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET'));
+      },
+      stream(channel) {
+        self.#onPeerStream(channel);
+      },
+      softError(error) {
+        self.emit('softError', toTapsError(error, 'ERR_TAPS_PROTOCOL_FAILED'));
+      },
     });
   }
 
@@ -194,142 +228,22 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       checkMessageContext(context);
       ctx = context;
     }
-    let resolve!: () => void;
-    let reject!: (e: Error) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    promise.catch(noop); // the failure is also an event; an unawaited send never becomes an unhandled rejection
-    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : this.#clock.now(), this.#seq++, (_p, outcome) => {
-      this.#report(ctx, outcome);
-      if (outcome.kind === 'sent') resolve();
-      else reject(outcome.error);
-    });
-    const problem = this.#refuse(bytes, ctx);
-    if (problem !== undefined) {
-      p.settle({ kind: 'sendError', error: problem });
-      return promise;
-    }
-    if (ctx.final === true) this.#finalQueued = true;
-    if (!this.#blocked && this.#queue.size === 0) this.#write(p);
-    else this.#enqueue(p);
-    return promise;
+    return this.#sender.send(bytes, ctx);
   }
 
-  /** Why this message cannot be sent at all (checked before it is queued). */
-  #refuse(bytes: Uint8Array, ctx: MessageContextInit): SendError | undefined {
-    if (this.#state !== 'established') return new SendError('ERR_TAPS_INVALID_STATE', `cannot send: the connection is ${this.#state}`);
-    if (this.#finalQueued) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send after a message marked final');
-    if (this.#init.properties.get('direction') === 'unidirectional-receive') return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send: direction is unidirectional-receive');
-    const max = this.sendMsgMaxLen;
-    if (bytes.byteLength > max) return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds sendMsgMaxLen ${max} of ${this.driver.id}`);
-    if (ctx === NO_CONTEXT) return undefined;
-    if (this.#needsReplayable && ctx.safelyReplayable === false) {
-      return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `${this.driver.id} may duplicate messages: a message marked safelyReplayable false cannot be sent on it (RFC 9622 §9.1.3.4)`);
-    }
-    const caps = this.driver.capabilities;
-    if (ctx.msgReliable === true && !caps.reliable && !caps.perMsgReliability) {
-      return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `msgReliable requested but ${this.driver.id} can send only unreliably (RFC 9622 §9.1.3.7)`);
-    }
-    if (ctx.msgOrdered === true && !caps.ordered) {
-      return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `msgOrdered requested but ${this.driver.id} does not preserve order (RFC 9622 §9.1.3.3)`);
-    }
-    const single = this.#channel.singularTransmissionMsgMaxLen;
-    if ((ctx.noFragmentation === true || ctx.noSegmentation === true) && single !== undefined && bytes.byteLength > single) {
-      return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${bytes.byteLength} bytes cannot go in one packet (singularTransmissionMsgMaxLen ${single})`);
-    }
-    if (ctx.fields !== undefined && this.driver.framing === 'stream') {
-      return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `${this.driver.id} carries no protocol fields`);
-    }
-    return undefined;
-  }
-
-  #enqueue(p: PendingSend): void {
-    this.#queue.push(p);
-    if (p.deadline < this.#expiryAt) this.#armExpiry(p.deadline);
-  }
-
-  /** Hand one message to the channel; its outcome arrives in the channel's callback. */
-  #write(p: PendingSend): void {
-    if (p.deadline !== Infinity && p.deadline < this.#clock.now()) {
-      p.settle({ kind: 'expired', error: expiredError(p) });
-      return;
-    }
-    const ctx = p.context;
-    let pieces: Uint8Array | readonly Uint8Array[];
-    try {
-      pieces = this.#framer ? this.#framer.frame(p.data) : p.data;
-      this.#lease.sent(p.data.byteLength);
-    } catch (err) {
-      p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
-      return;
-    }
-    const meta: ChannelSendMeta =
-      ctx === NO_CONTEXT ? NO_META : { final: ctx.final, reliable: ctx.msgReliable, priority: ctx.msgPriority, fields: ctx.fields };
-    this.#inFlight++;
-    const done = (err?: Error): void => {
-      this.#inFlight--;
-      if (err) p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_SEND_FAILED', `send failed: ${err.message}`, { cause: err }) });
-      else p.settle({ kind: 'sent' });
-      if (this.#inFlight === 0 && this.#closedWaiters.length > 0 && this.#queue.size === 0) this.#flushed();
-    };
-    let ok: boolean;
-    if (pieces instanceof Uint8Array) ok = this.#channel.send(pieces, meta, done);
-    else {
-      let left = pieces.length;
-      let failed: Error | undefined;
-      const each = (err?: Error): void => {
-        failed ??= err;
-        if (--left === 0) done(failed);
-      };
-      ok = true;
-      for (let i = 0; i < pieces.length; i++) {
-        const last = i === pieces.length - 1;
-        ok = this.#channel.send(pieces[i]!, last ? meta : NO_META, each);
-      }
-    }
-    if (!ok) this.#blocked = true;
-  }
-
-  #onDrain(): void {
-    this.#blocked = false;
-    this.#pump();
-    if (!this.#blocked && this.#queue.size === 0) this.emit('drain');
-  }
-
-  #pump(): void {
-    while (!this.#blocked && this.#state !== 'closed') {
-      const p = this.#queue.shift();
-      if (p === undefined) break;
-      this.#write(p);
-    }
-    if (this.#queue.size === 0) this.#disarmExpiry();
-    if (this.#queue.size === 0 && this.#inFlight === 0 && this.#closedWaiters.length > 0) this.#flushed();
-  }
-
-  #armExpiry(at: number): void {
-    this.#disarmExpiry();
-    this.#expiryAt = at;
-    this.#expiryTimer = this.#clock.setTimeout(() => {
-      this.#expiryTimer = undefined;
-      this.#expiryAt = Infinity;
-      for (const p of this.#queue.expire(this.#clock.now())) p.settle({ kind: 'expired', error: expiredError(p) });
-      const next = this.#queue.nextDeadline();
-      if (next !== Infinity) this.#armExpiry(next);
-      if (this.#queue.size === 0 && this.#inFlight === 0 && this.#closedWaiters.length > 0) this.#flushed();
-    }, Math.max(0, at - this.#clock.now()) + 1);
-  }
-
-  #disarmExpiry(): void {
-    if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer);
-    this.#expiryTimer = undefined;
-    this.#expiryAt = Infinity;
-  }
-
-  #report(ctx: MessageContextInit, outcome: Outcome): void {
-    if (outcome.kind === 'sent') this.emit('sent', ctx);
-    else this.emit(outcome.kind, ctx, outcome.error as TapsError);
+  /**
+   * Send backpressure: true while the transport is pushing back, so further
+   * sends wait in this connection's queue. Wait for the `drain` event before
+   * sending more when it matters how much is queued.
+   *
+   * @example
+   * for (const m of messages) {
+   *   void conn.send(m);
+   *   if (conn.sendBlocked) await new Promise((r) => conn.once('drain', r));
+   * }
+   */
+  get sendBlocked(): boolean {
+    return this.#sender.blocked;
   }
 
   // ── receiving (RFC 9622 §9.3) ──────────────────────────────────────────
@@ -385,12 +299,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.emit('receivedEnd');
   }
 
-  /** The next message; rejects when the connection failed or the peer has finished sending. */
-  async receive(options: { signal?: AbortSignal } = {}): Promise<Message> {
+  /**
+   * The next message; rejects when the connection failed, was aborted, or the
+   * peer has finished sending. A bad `options` argument throws at once.
+   */
+  receive(options: { signal?: AbortSignal } = {}): Promise<Message> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const msg = await this.#inbox.next(options.signal);
-    if (msg === undefined) throw new TapsError('ERR_TAPS_INVALID_STATE', 'no more messages: the peer has finished sending');
-    return msg;
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
+    return this.#inbox.next(options.signal).then((msg) => {
+      if (msg !== undefined) return msg;
+      throw new TapsError('ERR_TAPS_INVALID_STATE', this.#peerEnded ? 'no more messages: the peer has finished sending' : `no more messages: the connection is ${this.#state}`);
+    });
   }
 
   /** `for await (const msg of conn)`: ends when the peer finishes; throws the connection's error. Leaving the loop does not close the connection. */
@@ -414,7 +333,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 
   async #gracefulClose(): Promise<void> {
     this.#state = 'closing';
-    if (this.#queue.size > 0 || this.#inFlight > 0) await new Promise<void>((resolve) => this.#closedWaiters.push(() => resolve()));
+    // Hand the channel everything still queued, whatever its backpressure: its close() flushes it, bounded by the
+    // stack's own close timeout, so a peer that never reads cannot hold close() open forever (issue 7).
+    this.#sender.flush();
     if (this.state === 'closed') {
       if (this.#error) throw this.#error;
       return;
@@ -428,18 +349,20 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (this.#error) throw this.#error;
   }
 
-  #flushed(): void {
-    for (const w of this.#closedWaiters.splice(0)) w();
-  }
-
-  /** Immediate: drop what is queued, tear the channel down. With a reason, it is reported as `connectionError`. */
+  /**
+   * Immediate: drop what is queued, tear the channel down. RFC 9622 §10: a
+   * local Abort is reported as a `connectionError` (ERR_TAPS_CONNECTION_ABORTED,
+   * or `reason` when given). Without a reason, readers end quietly (the
+   * application asked for it); with one, they reject with it.
+   */
   abort(reason?: Error): void {
     if (this.#state === 'closed') return;
     const err = reason === undefined ? undefined : toTapsError(reason, 'ERR_TAPS_CONNECTION_ABORTED');
     this.#finish(err, true);
-    this.#channel.abort(err ?? new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'aborted by the application'));
+    this.#channel.abort(err);
   }
 
+  /** `await using`: a graceful close whose failure is already reported as `connectionError`. */
   async [Symbol.asyncDispose](): Promise<void> {
     try {
       await this.close();
@@ -453,35 +376,35 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#error = error;
-    this.#disarmExpiry();
     if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
-    const why = error ?? new TapsError('ERR_TAPS_CONNECTION_ABORTED', local ? 'the connection was aborted' : 'the connection closed');
-    for (const p of this.#queue.drainAll()) {
-      p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: ${why.message}`, { cause: why }) });
-    }
+    // Made only when someone will see it (an Error's stack costs microseconds).
+    let why = error;
+    const reason = (): TapsError => (why ??= new TapsError('ERR_TAPS_CONNECTION_ABORTED', local ? 'aborted by the application' : 'the connection closed'));
+    this.#sender.close(reason);
     this.#inbox.end(error); // a plain abort() ends iteration quietly: the application asked for it
+    this.#group.leave(this);
     this.#lease.release();
-    this.#flushed();
-    if (error) this.emit('connectionError', error);
+    if (error !== undefined || (local && this.listenerCount('connectionError') > 0)) this.emit('connectionError', reason());
     this.emit('closed');
   }
 
   // ── properties (RFC 9622 §8.1) ─────────────────────────────────────────
 
   get canSend(): boolean {
-    return this.#state === 'established' && !this.#finalQueued && this.#init.properties.get('direction') !== 'unidirectional-receive';
+    return this.#state === 'established' && !this.#sender.finalQueued && !this.#receiveOnly;
   }
   get canReceive(): boolean {
     return this.#state !== 'closed' && !this.#peerEnded && this.#init.properties.get('direction') !== 'unidirectional-send';
   }
   get sendMsgMaxLen(): number {
-    return Math.min(this.#channel.maxMessageSize, this.#framer?.maxMessageSize ?? Infinity);
+    return this.#sender.maxLength;
   }
   get recvMsgMaxLen(): number {
     return this.sendMsgMaxLen;
   }
 
+  /** Read a connection property (RFC 9622 §8.1), read-only ones included. */
   getProperty(name: string): unknown {
     const n = canonicalName(name);
     switch (n) {
@@ -521,8 +444,19 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     return out;
   }
 
-  /** Set a connection property. Throws ERR_TAPS_PROPERTY_NOT_APPLICABLE (connection stays open) when the stack cannot honour it. */
+  /**
+   * Set a connection property. Throws ERR_TAPS_PROPERTY_NOT_APPLICABLE
+   * (connection stays open) when the stack cannot honour it. Every property
+   * but connPriority is entangled across the connection group (RFC 9622
+   * §7.4): the change is applied to each other member too (a member whose
+   * stack cannot take it keeps its value). Protocol-specific (`tcp.*`)
+   * settings apply to this connection's channel only.
+   */
   setProperty(name: string, value: unknown): void {
+    this.#set(name, value, true);
+  }
+
+  #set(name: string, value: unknown, entangle: boolean): void {
     const n = canonicalName(name);
     if (isReadOnly(n)) throw new TypeError(`${n} is read-only (RFC 9622 §8.1.11)`);
     if (n.includes('.')) {
@@ -532,6 +466,21 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     const key = n as keyof SettableConnectionProperties;
     checkValue(key, value);
+    this.#apply(key, value);
+    if (!entangle || key === 'connPriority') return;
+    for (const m of this.#group.members) {
+      if (m === this) continue;
+      try {
+        m.#apply(key, value);
+      } catch (err) {
+        debug('group member of %s kept its %s: %s', m.driver.id, key, (err as Error).message);
+      }
+    }
+  }
+
+  /** Apply a checked value to this connection alone. */
+  #apply(key: keyof SettableConnectionProperties, value: unknown): void {
+    const n = key;
     switch (key) {
       case 'keepAliveTimeout':
         if (value === Infinity && !this.#channel.setOption) break; // disabled: true of every stack
@@ -586,10 +535,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     if (this.#channel.openStream) {
       const channel = await this.#channel.openStream();
+      if (this.state === 'closed') {
+        const err = new TapsError('ERR_TAPS_INVALID_STATE', 'cannot clone: the connection closed while the stream was opening');
+        channel.abort(err);
+        throw err;
+      }
       return this.#member(channel);
     }
     if (this.#init.clone) {
       const conn = await this.#init.clone();
+      this.#adopt(conn);
       return conn;
     }
     throw new TapsError('ERR_TAPS_NOT_CLONEABLE', `${this.driver.id} has no streams to open and this connection was accepted, not initiated`);
@@ -600,17 +555,38 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     return [...this.#group.members];
   }
 
+  /** Close every connection of this group gracefully (RFC 9622 §10). */
   async closeGroup(): Promise<void> {
     await this.#group.closeAll();
   }
 
+  /** Abort every connection of this group at once. */
   abortGroup(reason?: Error): void {
     this.#group.abortAll(reason);
   }
 
+  /** The connection properties changed from their defaults: what a clone copies (RFC 9622 §7.4). */
+  #changed(): Record<string, unknown> {
+    return Object.fromEntries(Object.entries(this.#props).filter(([k, v]) => CONNECTION_DEFAULTS[k as keyof SettableConnectionProperties] !== v));
+  }
+
   #member(channel: TransportChannel): Connection {
-    const changed = Object.fromEntries(Object.entries(this.#props).filter(([k, v]) => CONNECTION_DEFAULTS[k as keyof SettableConnectionProperties] !== v));
-    return new Connection({ ...this.#init, channel, group: this.#group, connectionProperties: changed, target: undefined });
+    return new Connection({ ...this.#init, channel, group: this.#group, connectionProperties: this.#changed(), target: undefined });
+  }
+
+  /** A clone made as a separate connection joins this group (with its own lease) and takes its properties. */
+  #adopt(conn: Connection): void {
+    if (conn.#state === 'closed' || conn.#group === this.#group) return;
+    conn.#group.leave(conn);
+    conn.#group = this.#group;
+    this.#group.adopt(conn);
+    for (const [k, v] of Object.entries(this.#changed())) {
+      try {
+        conn.#apply(k as keyof SettableConnectionProperties, v);
+      } catch (err) {
+        debug('clone on %s kept its %s: %s', conn.driver.id, k, (err as Error).message);
+      }
+    }
   }
 
   #onPeerStream(channel: TransportChannel): void {
@@ -623,8 +599,4 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       conn.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the peer opened a stream and nobody listens for connectionReceived'));
     }
   }
-}
-
-function expiredError(p: PendingSend): TapsError {
-  return new TapsError('ERR_TAPS_TIMEOUT', `message expired: msgLifetime ${p.context.msgLifetime} ms passed before it could be sent`);
 }

@@ -17,6 +17,12 @@ export interface InboxLimits {
 
 export const DEFAULT_INBOX_LIMITS: InboxLimits = Object.freeze({ highWaterBytes: 4 * 1024 * 1024, highWaterMessages: 4096 });
 
+/** What the inbox pauses when full and resumes when drained (a TransportChannel). */
+export interface FlowControl {
+  pause(): void;
+  resume(): void;
+}
+
 type Waiter = { resolve: (m: Message | undefined) => void; reject: (e: Error) => void; cleanup: () => void };
 
 export class Inbox {
@@ -28,13 +34,12 @@ export class Inbox {
   #error: Error | undefined;
   #paused = false;
   readonly #limits: InboxLimits;
-  readonly #pause: () => void;
-  readonly #resume: () => void;
+  readonly #flow: FlowControl;
 
-  constructor(limits: InboxLimits, pause: () => void, resume: () => void) {
+  /** `flow` is what to pause and resume: the connection's channel. */
+  constructor(limits: InboxLimits, flow: FlowControl) {
     this.#limits = limits;
-    this.#pause = pause;
-    this.#resume = resume;
+    this.#flow = flow;
   }
 
   get queued(): number {
@@ -57,7 +62,7 @@ export class Inbox {
     this.#bytes += msg.data.byteLength;
     if (!this.#paused && (this.#bytes > this.#limits.highWaterBytes || this.queued > this.#limits.highWaterMessages)) {
       this.#paused = true;
-      this.#pause();
+      this.#flow.pause();
     }
   }
 
@@ -101,7 +106,7 @@ export class Inbox {
     this.#bytes -= msg.data.byteLength;
     if (this.#paused && this.#bytes <= this.#limits.highWaterBytes / 2 && this.queued <= this.#limits.highWaterMessages / 2) {
       this.#paused = false;
-      this.#resume();
+      this.#flow.resume();
     }
     return msg;
   }

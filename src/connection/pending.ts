@@ -12,6 +12,17 @@ import type { MessageContextInit } from '../message.js';
 
 export type Outcome = { kind: 'sent' } | { kind: 'expired'; error: Error } | { kind: 'sendError'; error: Error };
 
+/** The one `sent` outcome (no allocation per send). */
+export const SENT: Outcome = Object.freeze({ kind: 'sent' });
+
+/** Called once per send with its outcome; one function per connection, shared by all its sends. */
+export type Settler = (p: PendingSend, outcome: Outcome) => void;
+
+/** Called once per send when the channel has taken all of it (err: the first piece that failed). */
+export type Written = (p: PendingSend, err: Error | undefined) => void;
+
+const noop = (): void => {};
+
 export class PendingSend {
   readonly data: Uint8Array;
   readonly context: MessageContextInit;
@@ -20,9 +31,21 @@ export class PendingSend {
   readonly deadline: number;
   readonly seq: number;
   settled = false;
-  readonly #onSettle: (p: PendingSend, outcome: Outcome) => void;
+  /** Channel sends still to complete (a framer may write a message as several pieces). */
+  pieces = 1;
+  #failed: Error | undefined;
+  /**
+   * The `done` callback handed to the channel for each piece: the one
+   * closure a send needs (made in the constructor, not per piece).
+   */
+  readonly written: (err?: Error) => void;
+  /** What `send()` returns: resolves on `sent`, rejects with the error of `expired` / `sendError`. */
+  readonly promise: Promise<void>;
+  #resolve!: () => void;
+  #reject!: (e: Error) => void;
+  readonly #onSettle: Settler;
 
-  constructor(data: Uint8Array, context: MessageContextInit, now: number, seq: number, onSettle: (p: PendingSend, outcome: Outcome) => void) {
+  constructor(data: Uint8Array, context: MessageContextInit, now: number, seq: number, onSettle: Settler, onWritten: Written) {
     this.data = data;
     this.context = context;
     this.priority = context.msgPriority ?? 100;
@@ -30,13 +53,31 @@ export class PendingSend {
     this.deadline = life === undefined || life === Infinity ? Infinity : now + life;
     this.seq = seq;
     this.#onSettle = onSettle;
+    this.written = (err?: Error): void => {
+      if (err !== undefined && this.#failed === undefined) this.#failed = err;
+      if (--this.pieces === 0) onWritten(this, this.#failed);
+    };
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
   }
 
-  /** Settle once; later calls are ignored. Returns whether this call settled it. */
+  /**
+   * Settle once; later calls are ignored. Returns whether this call settled
+   * it. `onSettle` runs first (the connection emits its event), then the
+   * promise settles. A failure is also an event, so a send nobody awaits
+   * never becomes an unhandled rejection.
+   */
   settle(outcome: Outcome): boolean {
     if (this.settled) return false;
     this.settled = true;
     this.#onSettle(this, outcome);
+    if (outcome.kind === 'sent') this.#resolve();
+    else {
+      this.promise.catch(noop);
+      this.#reject(outcome.error);
+    }
     return true;
   }
 }

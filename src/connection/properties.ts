@@ -21,6 +21,7 @@
  */
 import { TapsError } from '../errors.js';
 
+/** A connection's state (RFC 9622 §11): `establishing → established → closing → closed`. */
 export type ConnState = 'establishing' | 'established' | 'closing' | 'closed';
 
 export interface SettableConnectionProperties {

@@ -5,7 +5,8 @@
  * The delimiter must not occur inside a message: sending one that contains
  * it is refused (ERR_TAPS_INVALID_MESSAGE_PROPERTIES) rather than silently
  * splitting it in two on the other side. An optional `stripCarriageReturn`
- * accepts `\r\n` line ends.
+ * accepts `\r\n` line ends (and so refuses to send a message ending in `\r`,
+ * which would not arrive intact).
  *
  * @example
  * const lines = delimiterFramer(); // '\n', messages up to 1 MiB
@@ -15,6 +16,7 @@ import { SendError, TapsError } from '../errors.js';
 import { ChunkBuffer } from './buffer.js';
 import type { Deframer, MessageFramer } from './types.js';
 
+/** Options of {@link delimiterFramer}. */
 export interface DelimiterOptions {
   /** The separator (string as UTF-8, or bytes), default `'\n'`. Non-empty. */
   readonly delimiter?: string | Uint8Array;
@@ -24,6 +26,7 @@ export interface DelimiterOptions {
   readonly stripCarriageReturn?: boolean;
 }
 
+/** A framer that ends each message with a delimiter (default `\n`), e.g. for line protocols. */
 export function delimiterFramer(options: DelimiterOptions = {}): MessageFramer {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const raw = options.delimiter ?? '\n';
@@ -39,12 +42,17 @@ export function delimiterFramer(options: DelimiterOptions = {}): MessageFramer {
     maxMessageSize: max,
     frame(message: Uint8Array): Uint8Array {
       if (message.byteLength > max) throw new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${message.byteLength} bytes exceeds the framer's maximum of ${max}`);
-      if (contains(message, delimiter)) {
-        throw new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', 'the message contains the delimiter; it would arrive as two messages');
+      if (stripCr && message.byteLength > 0 && message[message.byteLength - 1] === 0x0d) {
+        throw new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', "the message ends in '\\r', which stripCarriageReturn would remove on arrival");
       }
-      const out = new Uint8Array(message.byteLength + delimiter.byteLength);
+      const out = Buffer.allocUnsafe(message.byteLength + delimiter.byteLength);
       out.set(message, 0);
       out.set(delimiter, message.byteLength);
+      // The first delimiter on the wire must be ours: one inside the message, or one its tail forms with
+      // the start of ours (delimiter 'aba', message 'xab'), would split it on arrival.
+      if (firstIndex(out, delimiter) !== message.byteLength) {
+        throw new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', 'the message contains the delimiter (or ends with part of it); it would not arrive as one message');
+      }
       return out;
     },
     createDeframer(): Deframer {
@@ -53,9 +61,8 @@ export function delimiterFramer(options: DelimiterOptions = {}): MessageFramer {
   });
 }
 
-function contains(hay: Uint8Array, needle: Uint8Array): boolean {
-  if (needle.byteLength === 1) return hay.indexOf(needle[0]!) >= 0;
-  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(needle) >= 0;
+function firstIndex(hay: Buffer, needle: Uint8Array): number {
+  return needle.byteLength === 1 ? hay.indexOf(needle[0]!) : hay.indexOf(needle);
 }
 
 class DelimiterDeframer implements Deframer {
@@ -103,23 +110,32 @@ class DelimiterDeframer implements Deframer {
       this.#emit(msg, emit);
     }
     this.#searched = this.#held.length;
-    if (this.#held.length > this.#max + d.byteLength) {
-      this.#failed = true;
+    // Without a whole delimiter, at most a maximal message (plus the '\r' to strip) and all but one byte of the delimiter can be held.
+    if (this.#held.length > this.#max + d.byteLength - 1 + (this.#stripCr ? 1 : 0)) {
+      this.#fail();
       throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `no delimiter within ${this.#max} bytes: message over the maximum`);
     }
   }
 
   end(): void {
     if (this.#held.length > 0) {
-      this.#failed = true;
-      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${this.#held.length} bytes without a delimiter)`);
+      const held = this.#held.length;
+      this.#fail();
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${held} bytes without a delimiter)`);
     }
+  }
+
+  /** Unusable from now on; what was held is freed. */
+  #fail(): void {
+    this.#failed = true;
+    this.#held.clear();
+    this.#searched = 0;
   }
 
   #emit(msg: Uint8Array, emit: (message: Uint8Array) => void): void {
     if (this.#stripCr && msg.byteLength > 0 && msg[msg.byteLength - 1] === 0x0d) msg = msg.subarray(0, msg.byteLength - 1);
     if (msg.byteLength > this.#max) {
-      this.#failed = true;
+      this.#fail();
       throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `a message of ${msg.byteLength} bytes is over the maximum of ${this.#max}`);
     }
     emit(msg);

@@ -11,9 +11,10 @@
  * const framer = lengthPrefixFramer({ headerBytes: 2 }); // messages up to 65535 bytes
  */
 import { SendError, TapsError } from '../errors.js';
-import { ChunkBuffer } from './buffer.js';
+import { allocFrame, ChunkBuffer } from './buffer.js';
 import type { Deframer, MessageFramer } from './types.js';
 
+/** Options of {@link lengthPrefixFramer}. */
 export interface LengthPrefixOptions {
   /** Header size: 1, 2 or 4 bytes (default 4). */
   readonly headerBytes?: 1 | 2 | 4;
@@ -25,6 +26,7 @@ const DEFAULT_MAX = 16 * 1024 * 1024;
 /** Messages up to this size are sent as one buffer (a copy is cheaper than a second write). */
 const COALESCE = 16 * 1024;
 
+/** A framer that puts each message's length in front of it, so a byte stream (TCP, TLS) carries messages. */
 export function lengthPrefixFramer(options: LengthPrefixOptions = {}): MessageFramer {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const headerBytes = options.headerBytes ?? 4;
@@ -54,12 +56,12 @@ export function lengthPrefixFramer(options: LengthPrefixOptions = {}): MessageFr
       const n = message.byteLength;
       if (n > max) throw new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${n} bytes exceeds the framer's maximum of ${max}`);
       if (n <= COALESCE) {
-        const out = new Uint8Array(headerBytes + n);
+        const out = allocFrame(headerBytes + n); // uninitialised: every byte is written below
         writeHeader(out, n);
         out.set(message, headerBytes);
         return out;
       }
-      const header = new Uint8Array(headerBytes);
+      const header = Buffer.allocUnsafe(headerBytes);
       writeHeader(header, n);
       return [header, message];
     },
@@ -110,16 +112,23 @@ class LengthPrefixDeframer implements Deframer {
 
   end(): void {
     if (this.#held.length > 0) {
-      this.#failed = true;
-      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${this.#held.length} bytes of a partial message held)`);
+      const held = this.#held.length;
+      this.#fail();
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${held} bytes of a partial message held)`);
     }
+  }
+
+  /** Unusable from now on; what was held is freed. */
+  #fail(): void {
+    this.#failed = true;
+    this.#held.clear();
   }
 
   #length(byte: (i: number) => number): number {
     let n = 0;
     for (let i = 0; i < this.#headerBytes; i++) n = n * 256 + byte(i);
     if (n > this.#max) {
-      this.#failed = true;
+      this.#fail();
       throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the peer announced a message of ${n} bytes, over the maximum of ${this.#max}`);
     }
     return n;

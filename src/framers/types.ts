@@ -27,9 +27,11 @@ export interface MessageFramer {
    * Throws SendError ERR_TAPS_MESSAGE_TOO_LARGE / ERR_TAPS_INVALID_MESSAGE_PROPERTIES.
    */
   frame(message: Uint8Array): Uint8Array | readonly Uint8Array[];
+  /** A fresh deframer for one connection's incoming bytes. */
   createDeframer(): Deframer;
 }
 
+/** The receiving half of a framer: fed bytes, it emits whole messages. */
 export interface Deframer {
   /**
    * Feed received bytes; `emit` is called once per complete message, in

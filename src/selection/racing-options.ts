@@ -9,6 +9,7 @@
 import type { RacingOptions } from './pipeline.js';
 import type { RacingMode } from './race.js';
 
+/** The default racing options: staggered, 250 ms attempt delay, 50 ms resolution delay, 8 addresses per family. */
 export const DEFAULT_RACING: RacingOptions = Object.freeze({
   mode: 'staggered' as RacingMode,
   attemptDelay: 250,
