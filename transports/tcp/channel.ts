@@ -12,8 +12,9 @@
  *   `socket.write` rate on loopback). Returns `socket.write`'s boolean; `drain`
  *   follows. `meta.final` half-closes after the write (I §9.1.3.5).
  * - `close()`: FIN after pending data, then wait for the peer's FIN and the
- *   socket's close, bounded by `closeTimeout` ms (then destroyed; the close is
- *   an error only if our own data had not all been written). `abort()`: RST
+ *   socket's close, bounded by `closeTimeout` ms without progress (then
+ *   destroyed; the close is an error only if our own data had not all been
+ *   written: ERR_TAPS_TIMEOUT, so a peer that never reads cannot hold it). `abort()`: RST
  *   (`resetAndDestroy`), pending data dropped (M §5.1 Abort → ABORT.TCP). Under
  *   TLS the socket is destroyed without RST (resetting the TCP handle under a
  *   live TLS wrap crashes Node 20); unsent data is dropped all the same.
@@ -86,6 +87,8 @@ export class SocketChannel implements TransportChannel {
   #corked = false;
   #closing: Promise<void> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Bytes still to write when the close timer was last armed. */
+  #closeBacklog = 0;
   readonly #closeWaiters: (() => void)[] = [];
 
   constructor(socket: Socket, options: SocketChannelOptions = {}) {
@@ -154,6 +157,7 @@ export class SocketChannel implements TransportChannel {
     }
     // Nobody will read: discard input so the peer's FIN is seen.
     if (!this.#receiver) socket.resume();
+    this.#closeBacklog = socket.writableLength;
     this.#closeTimer = setTimeout(this.#closeTimedOut, this.#closeTimeout);
     return this.#closing;
   }
@@ -227,6 +231,13 @@ export class SocketChannel implements TransportChannel {
 
   #closeTimedOut = (): void => {
     this.#closeTimer = undefined;
+    // Still flushing to a peer that reads, slowly: closeTimeout bounds a close that makes no progress.
+    const left = this.#socket.writableLength;
+    if (!this.#socket.writableFinished && left > 0 && left < this.#closeBacklog) {
+      this.#closeBacklog = left;
+      this.#closeTimer = setTimeout(this.#closeTimedOut, this.#closeTimeout);
+      return;
+    }
     if (!this.#socket.writableFinished) {
       this.#error ??= new TapsError('ERR_TAPS_TIMEOUT', `graceful close did not finish within ${this.#closeTimeout} ms; unsent data was dropped`);
     }

@@ -150,8 +150,9 @@ export const tlsDriver: Driver = Object.freeze({
     throwIfAborted(attempt.signal, 'tls listen');
     const closeTimeout = closeTimeoutOption(attempt.options);
     const server = tls.createServer(tlsServerOptions(attempt.security, attempt.options));
-    // A peer failing its handshake is its problem, not the listener's.
-    server.on('tlsClientError', () => {});
+    // A peer failing its handshake is its problem, not the listener's. Node leaves the socket open after some of
+    // these (a handshake timeout): destroy it, or a peer that never says hello holds it forever (issue 7).
+    server.on('tlsClientError', (_err: Error, socket: { destroy(): void }) => socket.destroy());
     return bindServer(server, attempt, 'secureConnection', (socket) => {
       const s = socket as tls.TLSSocket;
       const info = tlsInfo(s, (s as tls.TLSSocket & { servername?: string | false }).servername || undefined, s.authorized);

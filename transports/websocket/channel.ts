@@ -59,6 +59,8 @@ export class WebSocketChannel implements TransportChannel {
   #ended = false;
   #wsError: WebSocketCloseError | undefined;
   #socketError: Error | undefined;
+  /** A send was still unwritten when a graceful close gave up (ws's closeTimeout destroyed the socket). */
+  #droppedOnClose = false;
   #fragmenting: boolean | undefined; // text flag of a message being sent in fragments
   #corked = false;
   readonly #uncork = (): void => {
@@ -118,6 +120,7 @@ export class WebSocketChannel implements TransportChannel {
     const fin = fields?.['endOfMessage'] !== false;
     this.#fragmenting = fin ? undefined : text;
     this.#ws.send(data, { binary: !text, fin, compress: false }, (err) => {
+      if (err && this.#closing) this.#droppedOnClose = true;
       done(err ? new SendError('ERR_TAPS_SEND_FAILED', `websocket send failed: ${err.message}`, { cause: err }) : undefined);
     });
     if (meta.final && fin) {
@@ -198,7 +201,9 @@ export class WebSocketChannel implements TransportChannel {
     this.info['closeCode'] = code;
     this.info['closeReason'] = reason;
     let error: Error | undefined = this.#wsError;
-    if (!error && !(this.#closing && code === 1006 && !this.#socketError)) {
+    if (!error && this.#closing && code === 1006 && !this.#socketError && this.#droppedOnClose) {
+      error = new TapsError('ERR_TAPS_TIMEOUT', 'the closing handshake did not finish in time (closeTimeout); unsent data was dropped');
+    } else if (!error && !(this.#closing && code === 1006 && !this.#socketError)) {
       error = closeError(code, reason, this.#socketError);
     }
     if (error === undefined) {

@@ -26,6 +26,8 @@ export interface WebSocketConfig {
   readonly perMessageDeflate: boolean;
   /** ms to wait for the upgrade response; undefined: until the attempt's signal aborts. */
   readonly handshakeTimeout: number | undefined;
+  /** ms a closing handshake may take before the socket is destroyed (ws's closeTimeout); undefined: ws's 30 s. */
+  readonly closeTimeout: number | undefined;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -116,5 +118,12 @@ export function webSocketConfig(
   if (typeof deflate !== 'boolean') throw invalid('perMessageDeflate must be a boolean');
   const ht = o['handshakeTimeout'];
   if (ht !== undefined && (typeof ht !== 'number' || !(ht > 0))) throw invalid(`handshakeTimeout must be a positive number of ms, got ${String(ht)}`);
-  return Object.freeze({ path, subprotocols, headers: validateHeaders(o['headers']), maxPayload, perMessageDeflate: deflate, handshakeTimeout: ht as number | undefined });
+  return Object.freeze({ path, subprotocols, headers: validateHeaders(o['headers']), maxPayload, perMessageDeflate: deflate, handshakeTimeout: ht as number | undefined, closeTimeout: validateCloseTimeout(o['closeTimeout']) });
+}
+
+/** `closeTimeout` (ms > 0): how long a close may wait for the peer before the socket is destroyed. */
+export function validateCloseTimeout(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw invalid(`closeTimeout must be a positive number of ms, got ${String(v)}`);
+  return v;
 }

@@ -39,7 +39,9 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
       perMessageDeflate: cfg.perMessageDeflate,
       followRedirects: false,
       headers: { ...cfg.headers },
-    });
+      // ws@8 takes closeTimeout (its type file does not list it yet).
+      ...(cfg.closeTimeout === undefined ? {} : { closeTimeout: cfg.closeTimeout }),
+    } as ConstructorParameters<typeof WebSocket>[2]);
   } catch (err) {
     socket.destroy();
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `websocket refused ${url}: ${(err as Error).message}`, { cause: err });

@@ -11,12 +11,14 @@
  * | peer closed 1009, or we got a too-big frame | ERR_TAPS_MESSAGE_TOO_LARGE   |
  * | a malformed frame from the peer             | ERR_TAPS_PROTOCOL_FAILED     |
  * | socket reset                                | ERR_TAPS_CONNECTION_RESET    |
+ * | TLS record failure under wss (ERR_SSL_*)    | ERR_TAPS_SECURITY_FAILED     |
  * | no close frame (1006), any other code       | ERR_TAPS_CONNECTION_ABORTED  |
  *
  * @example
  * conn.on('connectionError', (err) => { if (err instanceof WebSocketCloseError) log(err.closeCode, err.closeReason) });
  */
-import { TapsError, toTapsError, type TapsErrorCode } from '../../src/errors.js';
+import { TapsError, type TapsErrorCode } from '../../src/errors.js';
+import { channelError } from '../tcp/errors.js';
 
 /** A WebSocket that ended abnormally: carries the close code and reason. */
 export class WebSocketCloseError extends TapsError {
@@ -54,7 +56,8 @@ function codeForClose(closeCode: number): TapsErrorCode {
 export function closeError(closeCode: number, closeReason: string, socketError: Error | undefined): WebSocketCloseError | undefined {
   if (closeCode === 1006) {
     if (socketError) {
-      const t = toTapsError(socketError, 'ERR_TAPS_CONNECTION_ABORTED');
+      // channelError: a TLS record failure under wss (bad MAC, bad record) is a security failure, as under tls.
+      const t = channelError(socketError);
       return new WebSocketCloseError(t.code, `websocket closed abnormally: ${socketError.message}`, 1006, '', { cause: socketError });
     }
     return new WebSocketCloseError('ERR_TAPS_CONNECTION_ABORTED', 'websocket closed without a close frame (1006)', 1006, '');

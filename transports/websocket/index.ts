@@ -6,7 +6,8 @@
  * part of establishment. Options per driver id (`driverOptions.ws` /
  * `driverOptions.wss`): path, subprotocols, headers, maxPayload (also the
  * property `ws.maxPayload`; default 16 MiB), perMessageDeflate (default
- * false), handshakeTimeout (ms).
+ * false), handshakeTimeout (ms), closeTimeout (ms a closing handshake may
+ * take before the socket is destroyed; default ws's 30 s).
  *
  * @example
  * import { wsDriver, wssDriver } from 'taps-node/websocket';

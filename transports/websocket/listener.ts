@@ -10,7 +10,7 @@
  * Options (`driverOptions.ws`/`.wss`): `path` (only this request path is
  * upgraded, others get 404), `subprotocols` (the server's choices, in order
  * of preference; the first the client also offers wins), `maxPayload`,
- * `perMessageDeflate`.
+ * `perMessageDeflate`, `closeTimeout` (ms a closing handshake may take).
  *
  * @example
  * const listener = await wssDriver.listen!(attempt);
@@ -26,7 +26,7 @@ import { tlsInfo } from '../http/socket.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
 import { tlsServerOptions } from '../tls/index.js';
 import { WebSocketChannel } from './channel.js';
-import { DEFAULT_MAX_PAYLOAD, readProperty, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
+import { DEFAULT_MAX_PAYLOAD, readProperty, validateCloseTimeout, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
 
 export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): Promise<DriverListener> {
   throwIfAborted(attempt.signal, secure ? 'wss listen' : 'ws listen');
@@ -35,13 +35,16 @@ export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): 
   const choices = validateSubprotocols(o['subprotocols']);
   const maxPayload = validateMaxPayload(o['maxPayload'] ?? readProperty(attempt.properties, 'ws.maxPayload'), DEFAULT_MAX_PAYLOAD);
   const deflate = o['perMessageDeflate'] === true;
+  const closeTimeout = validateCloseTimeout(o['closeTimeout']);
   const server = secure ? https.createServer(tlsServerOptions(attempt.security, o, ['http/1.1'])) : http.createServer();
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload,
     perMessageDeflate: deflate,
     handleProtocols: (offered) => choices.find((p) => offered.has(p)) ?? false,
-  });
+    // ws@8 takes closeTimeout (its type file does not list it yet).
+    ...(closeTimeout === undefined ? {} : { closeTimeout }),
+  } as ConstructorParameters<typeof WebSocketServer>[0]);
   const listener = new WebSocketListener(server, wss, maxPayload, path);
   await listener.bind(attempt);
   return listener;
@@ -73,7 +76,8 @@ class WebSocketListener implements DriverListener {
     });
     server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#upgrade(req, socket, head));
     server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
-    server.on('tlsClientError', () => {});
+    // Node leaves the socket open after a handshake timeout: destroy it (issue 7, slowloris).
+    server.on('tlsClientError', (_err: Error, socket: net.Socket) => socket.destroy());
   }
 
   bind(attempt: ListenAttempt): Promise<void> {
