@@ -1,0 +1,53 @@
+/**
+ * Usage text and argument errors for the `taps` CLI.
+ *
+ * A {@link UsageError} means the command line itself is wrong: the CLI prints
+ * the message and the usage on stderr and exits 2.
+ *
+ * @example
+ * throw new UsageError('--tenant needs --policy');
+ */
+import { EXIT_CODES_TEXT } from './exit-codes.js';
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const USAGE = `usage:
+  taps probe <url | host:port> [options]
+      Run a real selection and print the candidate tree and the race timeline.
+      --require <p>   --prefer <p>   --avoid <p>   --prohibit <p>
+                          selection property preferences (repeatable), e.g.
+                          --prefer multistreaming --prohibit reliability
+      --profile <name>    start from reliable-inorder-stream | reliable-message |
+                          unreliable-datagram
+      --framer            add a length-prefix framer (stream stacks then keep
+                          message boundaries)
+      --security <mode>   required (default) | opportunistic | disabled
+      --ca <file>         trust this CA (PEM) instead of the system roots
+      --pin <sha256>      accept a server certificate with this fingerprint
+                          (repeatable; hex or base64)
+      --alpn <proto>      offer this ALPN protocol (repeatable)
+      --policy <file>     decide with this policy file ...
+      --tenant <id>       ... as this tenant (both or neither). Without them the
+                          probe allows loopback addresses only (127.0.0.0/8, ::1)
+      --resolve <name>=<addr>[,<addr>]
+                          answer lookups of <name> from this table, not DNS
+                          (repeatable; the default policy may then look it up)
+      --timeout <ms>      give up after this long (default 5000)
+      --attempt-delay <ms>  --racing staggered|simultaneous|failover
+      --json              print the report as JSON instead of text
+      --ascii             draw the timeline with ASCII characters only
+
+  taps policy check <file>
+      Validate a policy file; errors name the line and column.
+
+  taps policy explain <file> <tenant> <url | host:port>
+          [--use <use>] [--address <ip>] [--protocol <scheme>] [--json]
+      Print the decision for one request and the rule that made it.
+      --use       lookup | connect (default) | bind | accept | sendto | redirect | upgrade
+      --address   the resolved IP to judge with a host name
+      --protocol  the scheme for a bare host:port (default tcp)
+
+${EXIT_CODES_TEXT}
+`;

@@ -1,0 +1,39 @@
+/**
+ * The reference docs cannot drift from the code: docs/errors.md names every
+ * TapsErrorCode, and docs/debugging.md lists exactly the diagnostics_channel
+ * channels the library creates.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+describe('docs', () => {
+  it('docs/errors.md has a row for every TapsErrorCode, and no other', () => {
+    const errors = readFileSync('src/errors.ts', 'utf8');
+    const union = /export type TapsErrorCode =([^;]+);/.exec(errors)?.[1] ?? '';
+    const codes = [...union.matchAll(/'ERR_TAPS_([A-Z_]+)'/g)].map((m) => m[1]!);
+    expect(codes.length).toBeGreaterThan(10);
+    const table = readFileSync('docs/errors.md', 'utf8').split('## Every code')[1] ?? '';
+    const rows = [...table.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]!);
+    expect(rows.sort()).toEqual([...codes].sort());
+  });
+
+  it('docs/debugging.md lists exactly the diagnostics channels in the code', () => {
+    const inCode = new Set<string>();
+    for (const file of [...sources('src'), ...sources('transports')]) {
+      const text = readFileSync(file, 'utf8');
+      if (!text.includes('diagnostics_channel')) continue;
+      for (const m of text.matchAll(/['"](taps:[a-z-]+(?::[a-z-]+)*)['"]/g)) inCode.add(m[1]!);
+    }
+    expect(inCode.size).toBeGreaterThan(0);
+    const doc = readFileSync('docs/debugging.md', 'utf8').split('## `diagnostics_channel` channels')[1]?.split('\n## ')[0] ?? '';
+    const listed = new Set([...doc.matchAll(/^\| `(taps:[a-z:-]+)` \|/gm)].map((m) => m[1]!));
+    expect([...listed].sort()).toEqual([...inCode].sort());
+  });
+});
