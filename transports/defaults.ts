@@ -38,6 +38,7 @@ export interface OptionalDrivers {
 export const OPTIONAL_DRIVERS: readonly OptionalDrivers[] = Object.freeze([
   { module: './websocket/index.js', exportName: 'websocketDrivers' },
   { module: './http/index.js', exportName: 'httpDrivers' },
+  { module: './webtransport/index.js', exportName: 'webtransportDrivers' },
 ]);
 
 function isDriver(d: unknown): d is Driver {

@@ -12,5 +12,12 @@ export * from './tls/index.js';
 export * from './udp/index.js';
 export { wsDriver, wssDriver, websocketDrivers } from './websocket/index.js';
 export { httpDriver, httpsDriver, https2Driver, httpDrivers } from './http/index.js';
+export {
+  webtransportH2Driver,
+  webtransportH3Driver,
+  webtransportH3DatagramDriver,
+  webtransportDrivers,
+  WebTransportError,
+} from './webtransport/index.js';
 export { systemResolver } from './system/resolver.js';
 export { drivers, BUILTIN_DRIVERS, OPTIONAL_DRIVERS, type OptionalDrivers } from './defaults.js';

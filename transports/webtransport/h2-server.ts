@@ -1,0 +1,232 @@
+/**
+ * Passive open for WebTransport over HTTP/2 (RFC 9622 I §7.2): our own
+ * `http2.createSecureServer` bound at the checked local target (port 0 gives
+ * a real port in `local`), with the certificate and key of the
+ * SecurityParameters (the tls driver's server options, ALPN `h2` only), and
+ * SETTINGS that enable extended CONNECT and grant the WebTransport windows.
+ *
+ * Mapping: each accepted WebTransport session is a connection group; its
+ * first peer-opened bidirectional stream goes to `handler.connection` (the
+ * core checks the peer against the policy there), later ones to
+ * `receiver.stream` of that group's oldest open channel (group.ts). A session
+ * closes when its last stream closes; its HTTP/2 connection closes when its
+ * last session does.
+ *
+ * Requests that are not `CONNECT :protocol=webtransport` get 405/400; with
+ * the `path` option only that path is served (others 404), without it any.
+ * `close()` stops accepting and drops peers that have not yielded a
+ * connection yet (in the TLS handshake, no session, or a session without a
+ * stream taken); channels already handed out stay open.
+ *
+ * @example
+ * const listener = await webtransportH2Driver.listen!(attempt);
+ * listener.start({ connection: (ch) => ch.start(receiver), error: (e) => log(e) });
+ */
+import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
+import { TapsError, toTapsError } from '../../src/errors.js';
+import { tlsInfo } from '../http/socket.js';
+import { socketAddresses } from '../tcp/channel.js';
+import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { tlsServerOptions } from '../tls/index.js';
+import { webTransportConfig, type WebTransportConfig } from './config.js';
+import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine } from './engine.js';
+import { SessionGroup } from './group.js';
+import { closeHttp2 } from './h2-close.js';
+
+const WHAT = 'webtransport-h2 listen';
+
+function noop(): void {}
+
+export async function listenH2(attempt: ListenAttempt): Promise<DriverListener> {
+  throwIfAborted(attempt.signal, WHAT);
+  const cfg = webTransportConfig(attempt.options, undefined);
+  const tlsOptions = tlsServerOptions(attempt.security, attempt.options ?? {}, ['h2']);
+  const engine = await loadHttp2Engine();
+  throwIfAborted(attempt.signal, WHAT);
+  // allowHalfOpen false: HTTP/2 has no use for TCP half-close, and Node's session would never notice a peer's FIN.
+  const server = http2.createSecureServer({ ...tlsOptions, allowHalfOpen: false, allowHTTP1: false, settings: wtSettings(cfg.windows), remoteCustomSettings: [...WT_SETTINGS] });
+  const listener = new H2Listener(server, engine, cfg);
+  await listener.bind(attempt);
+  return listener;
+}
+
+/** One TCP connection of the listener: its HTTP/2 session and how many WebTransport sessions it carries. */
+interface Peer {
+  raw?: net.Socket;
+  tls?: TLSSocket;
+  h2?: ServerHttp2Session;
+  sessions: number;
+}
+
+const key = (s: net.Socket): string => `${s.remoteAddress}|${s.remotePort}`;
+
+function respond(stream: ServerHttp2Stream, status: number, headers: Record<string, string> = {}): void {
+  stream.respond({ ':status': status, ...headers }, { endStream: true });
+}
+
+function pathOnly(p: string): string {
+  const q = p.indexOf('?');
+  return q < 0 ? p : p.slice(0, q);
+}
+
+class H2Listener implements DriverListener {
+  local: SocketAddress = { address: '', port: 0, family: 4 };
+  readonly #server: http2.Http2SecureServer;
+  readonly #engine: Http2Engine;
+  readonly #cfg: WebTransportConfig;
+  readonly #peers = new Map<string, Peer>();
+  /** Sessions none of whose streams reached the handler yet. */
+  readonly #untaken = new Set<SessionGroup>();
+  #handler: DriverListenerHandler | undefined;
+  #backlog: TransportChannel[] = [];
+  #failure: Error | undefined;
+  #closed = false;
+
+  constructor(server: http2.Http2SecureServer, engine: Http2Engine, cfg: WebTransportConfig) {
+    this.#server = server;
+    this.#engine = engine;
+    this.#cfg = cfg;
+    server.on('connection', (raw: net.Socket) => {
+      if (this.#closed) return void raw.destroy();
+      const k = key(raw);
+      this.#peers.set(k, { raw, sessions: 0 });
+      raw.on('error', noop);
+      raw.once('close', () => this.#peers.delete(k));
+    });
+    server.on('secureConnection', (tls: TLSSocket) => {
+      const peer = this.#peers.get(key(tls));
+      if (peer) peer.tls = tls;
+    });
+    server.on('session', (h2: ServerHttp2Session) => {
+      const socket = h2.socket as net.Socket | undefined;
+      const peer = socket ? this.#peers.get(key(socket)) : undefined;
+      if (peer) peer.h2 = h2;
+      h2.on('error', noop);
+    });
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
+    server.on('unknownProtocol', (socket: net.Socket) => socket.destroy());
+    server.on('tlsClientError', noop);
+    server.on('sessionError', noop);
+  }
+
+  bind(attempt: ListenAttempt): Promise<void> {
+    const { target, signal } = attempt;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#server.off('error', onError);
+        this.#server.close();
+        reject(abortedError(signal, WHAT));
+      };
+      const onError = (err: Error): void => {
+        signal.removeEventListener('abort', onAbort);
+        reject(toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
+      };
+      this.#server.once('error', onError);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#server.listen({ host: target.address, port: target.port, ipv6Only: target.family === 6 }, () => {
+        signal.removeEventListener('abort', onAbort);
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#fail(err));
+        const a = this.#server.address() as net.AddressInfo;
+        this.local = Object.freeze({ address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 });
+        resolve();
+      });
+    });
+  }
+
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', noop);
+    const h2 = stream.session;
+    const socket = h2?.socket as TLSSocket | undefined;
+    if (this.#closed || !h2 || !socket) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (headers[':method'] !== 'CONNECT') return respond(stream, 405, { allow: 'CONNECT' });
+    if (headers[':protocol'] !== 'webtransport') return respond(stream, 400);
+    const path = headers[':path'] ?? '/';
+    if (this.#cfg.path !== undefined && pathOnly(path) !== pathOnly(this.#cfg.path)) return respond(stream, 404);
+    const { local, remote } = socketAddresses(socket);
+    stream.respond({ ':status': 200 });
+    const session = this.#engine.session({
+      stream,
+      isClient: false,
+      windows: this.#cfg.windows,
+      remote: h2.remoteSettings?.customSettings,
+      header: headers,
+      peerAddress: `${remote.address}:${remote.port}`,
+    });
+    const peer: Peer = this.#peers.get(key(socket)) ?? { sessions: 0, h2: h2 as ServerHttp2Session };
+    peer.sessions++;
+    let ended = false;
+    const group: SessionGroup = new SessionGroup(
+      session,
+      {
+        local,
+        remote,
+        info: Object.freeze({ protocol: 'webtransport', httpVersion: '2', path, ...tlsInfo(socket) }),
+        teardown: () => {
+          if (!ended) {
+            ended = true;
+            this.#untaken.delete(group);
+            // The HTTP/2 connection carried only WebTransport: when its last session ends, say GOAWAY.
+            if (--peer.sessions === 0) {
+              const sockets = [peer.tls, peer.raw].filter((s): s is net.Socket => s !== undefined);
+              void closeHttp2(h2, stream, this.#cfg.closeTimeout, sockets);
+            }
+          }
+          return Promise.resolve();
+        },
+      },
+      {
+        closeTimeout: this.#cfg.closeTimeout,
+        accept: (ch) => {
+          this.#untaken.delete(group);
+          this.#accept(ch);
+        },
+      },
+    );
+    if (!ended) this.#untaken.add(group);
+  }
+
+  #accept(channel: TransportChannel): void {
+    if (this.#closed) return channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener is closed'));
+    if (this.#handler) this.#handler.connection(channel);
+    else this.#backlog.push(channel);
+  }
+
+  start(handler: DriverListenerHandler): void {
+    if (this.#handler) throw new TypeError('start() was already called on this listener');
+    this.#handler = handler;
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const ch of backlog) handler.connection(ch);
+    if (this.#failure) handler.error(this.#failure);
+  }
+
+  #fail(err: Error): void {
+    const e = toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
+    void this.close();
+    if (this.#handler) this.#handler.error(e);
+    else this.#failure = e;
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    const gone = new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken');
+    for (const ch of this.#backlog) ch.abort(gone);
+    this.#backlog = [];
+    for (const g of [...this.#untaken]) g.abort(gone);
+    for (const peer of this.#peers.values()) {
+      if (peer.sessions > 0) continue;
+      peer.h2?.destroy();
+      peer.raw?.destroy();
+    }
+    return new Promise<void>((resolve) => {
+      // server.close's callback waits for every open session; the listening handle is gone at once.
+      this.#server.close();
+      setImmediate(resolve);
+    });
+  }
+}

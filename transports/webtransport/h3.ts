@@ -1,0 +1,219 @@
+/**
+ * WebTransport over HTTP/3 (QUIC) through the package's public API, usable
+ * only when the optional native module is installed (engine.ts checks that
+ * on disk and never imports it otherwise, so its absence costs no output).
+ *
+ * The native client dials and does TLS itself: it gets an IP-literal URL of
+ * the checked target (so it resolves nothing) and `requireUnreliable: true`
+ * (so it never falls back to its own HTTP/2 connection). It takes no server
+ * name, CA or verification callback, so the only way to authenticate the
+ * server here is `serverCertificateHashes` from `pinnedServerCertificates`
+ * (≤ 14-day ECDSA certificates, checked by the native code); without pins,
+ * or with `ca`/`verify` that it cannot honour, the attempt fails at once with
+ * ERR_TAPS_SECURITY_FAILED, so the selector falls back to webtransport-h2.
+ * Its failures all read "Opening handshake failed.", so they map to
+ * ERR_TAPS_ESTABLISHMENT_FAILED with that text.
+ *
+ * Listeners use the package's Http3Server on the checked address with the
+ * SecurityParameters' certificate; they serve one path (`path`, default '/').
+ *
+ * @example
+ * const channel = await connectH3(attempt, 'streams');    // a StreamChannel in a session group
+ * const datagrams = await connectH3(attempt, 'datagrams'); // a DatagramChannel
+ */
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { ReadableStreamDefaultReader } from 'node:stream/web';
+import type { ConnectAttempt, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
+import type { SecurityParameters } from '../../src/security.js';
+import { targetAddress } from '../tcp/connect.js';
+import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { webTransportConfig } from './config.js';
+import { DatagramChannel } from './datagram.js';
+import { loadHttp3Api, type PublicApi, type WtSession } from './engine.js';
+import { SessionGroup, type SessionTransport } from './group.js';
+
+export type H3Mode = 'streams' | 'datagrams';
+
+function noop(): void {}
+
+/** `pinnedServerCertificates` as WebTransport `serverCertificateHashes`, or why HTTP/3 cannot authenticate the peer. */
+export function serverCertificateHashes(security: SecurityParameters, what: string): { algorithm: 'sha-256'; value: Uint8Array }[] {
+  const why = (detail: string): TapsError =>
+    new TapsError('ERR_TAPS_SECURITY_FAILED', `${what}: ${detail}; the native HTTP/3 client authenticates servers only by pinned certificate hashes (pinnedServerCertificates)`);
+  if (security.mode !== 'required') throw why('security is not required here, but the native client cannot skip authentication');
+  if (security.pinnedServerCertificates.length === 0) throw why('no certificate is pinned');
+  if (security.ca !== undefined) throw why('a CA is given, which the native client cannot use');
+  if (security.verify !== undefined) throw why('a verify callback is given, which the native client cannot call');
+  return security.pinnedServerCertificates.map((hex) => ({ algorithm: 'sha-256' as const, value: Uint8Array.from(Buffer.from(hex, 'hex')) }));
+}
+
+function unknownLocal(family: 4 | 6): SocketAddress {
+  return Object.freeze({ address: family === 6 ? '::' : '0.0.0.0', port: 0, family });
+}
+
+/** `addr:port` (as the package reports peers) as a SocketAddress. */
+function parsePeer(peer: string | undefined): SocketAddress {
+  const at = peer?.lastIndexOf(':') ?? -1;
+  const address = at > 0 ? peer!.slice(0, at).replace(/^\[|\]$/g, '') : '';
+  const port = at > 0 ? Number(peer!.slice(at + 1)) : 0;
+  return Object.freeze({ address, port: Number.isInteger(port) ? port : 0, family: isIP(address) === 6 ? 6 : 4 });
+}
+
+function waitReady(session: WtSession, signal: AbortSignal, label: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      try {
+        session.close({ closeCode: 1, reason: 'aborted' });
+      } catch {
+        // not yet connected: the native client is closed by the package on failure
+      }
+      reject(abortedError(signal, label));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    session.ready.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${label}: ${(err as Error)?.message ?? String(err)} (refused, unreachable, wrong certificate hash and wrong path look alike here)`, { cause: err }));
+      },
+    );
+  });
+}
+
+export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<TransportChannel> {
+  const what = mode === 'streams' ? 'webtransport-h3' : 'webtransport-h3-datagram';
+  const { signal, target } = attempt;
+  throwIfAborted(signal, what);
+  const cfg = webTransportConfig(attempt.options, attempt.remote?.path ?? '/');
+  const { address, port, family } = targetAddress(target, what);
+  const hashes = serverCertificateHashes(attempt.security, what);
+  const api: PublicApi = await loadHttp3Api();
+  throwIfAborted(signal, what);
+  const path = cfg.path ?? '/';
+  const url = `https://${family === 6 ? `[${address}]` : address}:${port}${path}`;
+  const session = new api.WebTransport(url, {
+    serverCertificateHashes: hashes,
+    requireUnreliable: true,
+    initialSessionFlowControlWindow: cfg.windows.session,
+    initialStreamFlowControlWindow: cfg.windows.stream,
+    ...(attempt.local?.port ? { localPort: attempt.local.port } : {}),
+  });
+  session.ready.catch(noop);
+  session.closed.catch(noop);
+  await waitReady(session, signal, `${what} session at ${url}`);
+  const remote: SocketAddress = Object.freeze({ address, port, family });
+  const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path, serverName: target.hostName });
+  if (mode === 'datagrams') return new DatagramChannel(session, { local: unknownLocal(family), remote, info });
+  const group = new SessionGroup(session, sessionTransport(session, unknownLocal(family), remote, info), { closeTimeout: cfg.closeTimeout });
+  let first;
+  try {
+    first = await session.createBidirectionalStream();
+  } catch (err) {
+    session.close({ closeCode: 0, reason: '' });
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what}: could not open the first stream: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  return group.add(first);
+}
+
+function sessionTransport(session: WtSession, local: SocketAddress, remote: SocketAddress, info: Readonly<Record<string, unknown>>): SessionTransport {
+  return {
+    local,
+    remote,
+    info,
+    teardown: async () => {
+      await session.closed.catch(() => undefined);
+    },
+  };
+}
+
+export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<DriverListener> {
+  const what = `${mode === 'streams' ? 'webtransport-h3' : 'webtransport-h3-datagram'} listen`;
+  const { signal, target, security } = attempt;
+  throwIfAborted(signal, what);
+  const cfg = webTransportConfig(attempt.options, undefined);
+  if (security.certificate === undefined || security.key === undefined) {
+    throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what} needs security.certificate and security.key`);
+  }
+  const api = await loadHttp3Api();
+  throwIfAborted(signal, what);
+  const server = new api.Http3Server({
+    host: target.address,
+    port: target.port,
+    secret: randomBytes(32).toString('hex'),
+    cert: security.certificate.toString(),
+    privKey: security.key.toString(),
+    initialSessionFlowControlWindow: cfg.windows.session,
+    initialStreamFlowControlWindow: cfg.windows.stream,
+  });
+  const sessions = server.sessionStream(cfg.path ?? '/');
+  server.startServer();
+  const onAbort = (): void => server.stopServer();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    await server.ready;
+  } catch (err) {
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} on ${target.address}:${target.port} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  if (signal.aborted) throw abortedError(signal, what);
+  const a = server.address();
+  const local: SocketAddress = Object.freeze({ address: a?.host ?? target.address, port: a?.port ?? target.port, family: target.family });
+  return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/');
+}
+
+class H3Listener implements DriverListener {
+  readonly local: SocketAddress;
+  readonly #stop: () => void;
+  #handler: DriverListenerHandler | undefined;
+  #backlog: TransportChannel[] = [];
+  #closed = false;
+
+  constructor(local: SocketAddress, reader: ReadableStreamDefaultReader<WtSession & { readonly peerAddress?: string }>, stop: () => void, mode: H3Mode, closeTimeout: number, path: string) {
+    this.local = local;
+    this.#stop = stop;
+    void (async () => {
+      for (;;) {
+        const { value: session, done } = await reader.read();
+        if (done) return;
+        session.ready.catch(noop);
+        session.closed.catch(noop);
+        if (this.#closed) {
+          session.close({ closeCode: 0, reason: '' });
+          continue;
+        }
+        const remote = parsePeer(session.peerAddress);
+        const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path });
+        if (mode === 'datagrams') this.#accept(new DatagramChannel(session, { local, remote, info }));
+        else new SessionGroup(session, sessionTransport(session, local, remote, info), { closeTimeout, accept: (ch) => this.#accept(ch) });
+      }
+    })().catch(noop);
+  }
+
+  #accept(channel: TransportChannel): void {
+    if (this.#closed) return channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener is closed'));
+    if (this.#handler) this.#handler.connection(channel);
+    else this.#backlog.push(channel);
+  }
+
+  start(handler: DriverListenerHandler): void {
+    if (this.#handler) throw new TypeError('start() was already called on this listener');
+    this.#handler = handler;
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const ch of backlog) handler.connection(ch);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const ch of this.#backlog) ch.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken'));
+    this.#backlog = [];
+    this.#stop();
+  }
+}
