@@ -1,7 +1,8 @@
 /**
  * The reference docs cannot drift from the code: docs/errors.md names every
  * TapsErrorCode, and docs/debugging.md lists exactly the diagnostics_channel
- * channels the library creates.
+ * channels the library creates, and the README's quick start is exactly the
+ * runnable examples/quick-start.ts (which test/examples.test.ts runs).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,5 +36,14 @@ describe('docs', () => {
     const doc = readFileSync('docs/debugging.md', 'utf8').split('## `diagnostics_channel` channels')[1]?.split('\n## ')[0] ?? '';
     const listed = new Set([...doc.matchAll(/^\| `(taps:[a-z:-]+)` \|/gm)].map((m) => m[1]!));
     expect([...listed].sort()).toEqual([...inCode].sort());
+  });
+
+  it("README's quick start is the block of examples/quick-start.ts, verbatim", () => {
+    const example = readFileSync('examples/quick-start.ts', 'utf8');
+    const block = example.split('// quick-start:begin\n')[1]?.split('// quick-start:end')[0] ?? '';
+    expect(block.length).toBeGreaterThan(200);
+    const readme = readFileSync('README.md', 'utf8');
+    const snippet = /## Quick start[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    expect(snippet).toBe(block.replaceAll("'../src/index.js'", "'taps-node'"));
   });
 });

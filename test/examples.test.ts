@@ -49,6 +49,14 @@ describe('examples', () => {
     expect(r.out).toMatch(/done\.\n$/);
   });
 
+  it('quick-start: the README snippet reaches a TLS echo by name under a policy', async () => {
+    const r = await run('examples/quick-start.ts');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/tls\/tcp 127\.0\.0\.1:\d+ won/);
+    expect(r.out).toMatch(/\nhello\n$/);
+  });
+
   it('properties: the winner of each case and why the others lost', async () => {
     const r = await run('examples/properties.ts');
     expect(r.err).toBe('');
