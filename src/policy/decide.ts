@@ -77,9 +77,9 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
   const rawAddress = req.address;
   let port = req.port;
   const url = req.url;
-  if (!USES.has(use as string)) return rejection(use, protocol, rawHost, port, 'policy-error', `unknown use ${JSON.stringify(String(use))}`);
-  if (!PROTOCOLS.has(protocol as string)) return rejection(use, protocol, rawHost, port, 'bad-scheme', `unknown protocol ${JSON.stringify(String(protocol))}`);
-  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) return rejection(use, protocol, rawHost, port, 'invalid-host', `invalid port ${String(port)}`);
+  if (!USES.has(use as string)) return rejection(use, protocol, rawHost, port, 'policy-error', `unknown use ${JSON.stringify(show(use))}`);
+  if (!PROTOCOLS.has(protocol as string)) return rejection(use, protocol, rawHost, port, 'bad-scheme', `unknown protocol ${JSON.stringify(show(protocol))}`);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) return rejection(use, protocol, rawHost, port, 'invalid-host', `invalid port ${show(port)}`);
   let name: string | undefined;
   let address: CanonicalAddress | undefined;
   let hostForRecord = typeof rawHost === 'string' ? rawHost : undefined;
@@ -115,7 +115,7 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
     }
     address = a;
   }
-  if (name === undefined && address === undefined) return rejection(use, protocol, rawHost, port, 'invalid-host', `a ${String(use)} request must name a host or an address`);
+  if (name === undefined && address === undefined) return rejection(use, protocol, rawHost, port, 'invalid-host', `a ${show(use)} request must name a host or an address`);
   if (use === 'lookup' && name === undefined) return rejection(use, protocol, rawHost, port, 'invalid-host', 'a lookup needs a host name, not an address');
   let cls: AddressClass | undefined;
   let v4: number | undefined;
@@ -125,6 +125,16 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
     v4 = c.v4;
   }
   return { ok: true, use, protocol: protocol as PolicyProtocol, host: hostForRecord, name, address, cls, v4, port, url: typeof url === 'string' ? url : undefined };
+}
+
+/** A field for an error message: never throws, whatever the caller's object does in toString/valueOf. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return String(v);
+  } catch {
+    return `[unprintable ${typeof v}]`;
+  }
 }
 
 function rejection(use: unknown, protocol: unknown, host: unknown, port: unknown, code: DenyCode, reason: string): Rejection {

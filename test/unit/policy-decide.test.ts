@@ -167,6 +167,10 @@ const cases: Case[] = [
   ['numeric host that is no address', conn('1.2.3.4.5', undefined, 443), 'invalid-host'],
   ['zone on a global address', conn(undefined, '2001:db8:1::5%eth0', 1), 'invalid-host'],
   ['neither host nor address', c('connect', 'tcp', { port: 1 }), 'invalid-host'],
+  // Found by test/fuzz: fields whose String() throws must still give a reasoned deny, not an exception.
+  ['protocol whose toString is not callable', { use: 'lookup', protocol: { toString: 0 } } as never, 'bad-scheme'],
+  ['use that cannot be printed', { use: Object.create(null), protocol: 'tcp', address: '10.1.2.3', port: 1 } as never, 'policy-error'],
+  ['port that cannot be printed', { use: 'connect', protocol: 'tcp', address: '10.1.2.3', port: { [Symbol.toPrimitive]: () => { throw new Error('no'); } } } as never, 'invalid-host'],
   // Encodings of names and addresses.
   ['homoglyph name (Cyrillic a)', conn('\u0430pi.example.com', '93.184.216.34', 443), 'no-match'],
   ['fullwidth name', conn('ａｐｉ.example.com', '93.184.216.34', 443), true],
