@@ -149,6 +149,22 @@ export class EstablishmentError extends TapsError {
   }
 }
 
+/**
+ * OpenSSL's X.509 verification results (as Node reports them on `err.code`)
+ * and Node's own TLS/SSL error codes: all of them mean the peer could not be
+ * authenticated or the handshake was refused, never a transport fault.
+ */
+const X509_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE', 'HOSTNAME_MISMATCH', 'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD', 'CERT_CHAIN_TOO_LONG',
+]);
+
+function isSecurityCode(code: string): boolean {
+  return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || code.startsWith('ERR_OSSL_') || X509_CODES.has(code);
+}
+
 /** Turn anything thrown into a TapsError, keeping the original as `cause`. */
 export function toTapsError(err: unknown, fallback: TapsErrorCode = 'ERR_TAPS_PROTOCOL_FAILED'): TapsError {
   if (isTapsError(err)) return err;
@@ -169,7 +185,7 @@ export function toTapsError(err: unknown, fallback: TapsErrorCode = 'ERR_TAPS_PR
     default:
       break;
   }
-  if (typeof e?.code === 'string' && e.code.startsWith('ERR_TLS') || e?.code === 'DEPTH_ZERO_SELF_SIGNED_CERT' || e?.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || e?.code === 'CERT_HAS_EXPIRED' || e?.code === 'SELF_SIGNED_CERT_IN_CHAIN') {
+  if (typeof e?.code === 'string' && isSecurityCode(e.code)) {
     return new TapsError('ERR_TAPS_SECURITY_FAILED', e.message ?? 'security failed', { cause: err });
   }
   return new TapsError(fallback, e?.message ?? String(err), { cause: err });

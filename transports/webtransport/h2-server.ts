@@ -108,7 +108,8 @@ class H2Listener implements DriverListener {
     });
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
     server.on('unknownProtocol', (socket: net.Socket) => socket.destroy());
-    server.on('tlsClientError', noop);
+    // A failed handshake (bad certificate, wrong ALPN, a scanner): drop the socket at once.
+    server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
     server.on('sessionError', noop);
   }
 
