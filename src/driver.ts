@@ -187,7 +187,7 @@ export interface DriverListenerHandler {
   error(err: Error): void;
 }
 
-/** A bound listening socket of one driver; the library wraps it in a {@link Listener}. */
+/** A bound listening socket of one driver; the library wraps it in a `Listener` (src/listener.ts). */
 export interface DriverListener {
   readonly local: SocketAddress;
   /** Start delivering accepted channels (once). */

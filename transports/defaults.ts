@@ -27,6 +27,7 @@ const log = debuglog('taps');
 /** Always present, in this order. */
 export const BUILTIN_DRIVERS: readonly Driver[] = Object.freeze([tcpDriver, tlsDriver, udpDriver]);
 
+/** One lazily loaded stack: where its module is and which export lists its drivers. */
 export interface OptionalDrivers {
   /** Module specifier relative to this file (`.js`, as compiled). */
   readonly module: string;

@@ -88,6 +88,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     brandScope(this);
   }
 
+  /** This scope as its policy guard, with `decideSync` for hot paths (UDP send-to). */
   get guard(): PolicyGuard & { decideSync(request: PolicyRequest): PolicyDecision } {
     return this;
   }

@@ -39,6 +39,7 @@ import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters, TrustVerifier } from '../../src/security.js';
 
+/** A client handshake worked out from SecurityParameters and the checked name: node:tls options plus what to verify after. */
 export interface ClientTlsPlan {
   readonly options: tls.ConnectionOptions;
   /** Lowercase hex SHA-256 pins; empty: no pinning. */

@@ -22,7 +22,9 @@ import type { SecurityParameters } from '../../src/security.js';
 import type { ClientTlsPlan } from './options.js';
 import type { PeerRecord } from './verify.js';
 
+/** Default number of TLS sessions kept for resumption (per driver). */
 export const DEFAULT_SESSION_LIMIT = 100;
+/** Default lifetime of a cached TLS session, in seconds. */
 export const DEFAULT_SESSION_LIFETIME_S = 300;
 
 /** A ticket and what the full handshake it came from showed about the peer. */

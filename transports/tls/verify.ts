@@ -18,6 +18,7 @@ import { TapsError } from '../../src/errors.js';
 import type { TrustContext } from '../../src/security.js';
 import type { ClientTlsPlan } from './options.js';
 
+/** The parts of the peer's leaf certificate that pinning and validity checks need. */
 export interface PeerLeaf {
   readonly raw: Buffer;
   /** SHA-256 of `raw`, lowercase hex. */

@@ -35,12 +35,15 @@ const log = debuglog('taps');
 
 /** The socket side of a datagram channel. */
 export interface DatagramIo {
+  /** Hand one datagram to the OS; `cb` runs when it left (or failed). */
   send(data: Uint8Array, cb: (err: Error | null) => void): void;
   /** Release the socket (or the listener's slot). Calls `done` when released. */
   release(done: () => void): void;
+  /** Apply a socket option (e.g. `udp.ttl`); false when this socket does not have it. */
   setOption?(name: string, value: unknown): boolean;
 }
 
+/** What a datagram channel is made from: its addresses, size limits and queue bounds. */
 export interface DatagramChannelInit {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;

@@ -55,6 +55,7 @@ function openConnected(attempt: ConnectAttempt, socket: Socket, address: string,
   });
 }
 
+/** Open a connected UDP socket to the attempt's checked target (bind checked too), as a channel. */
 export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChannel> {
   throwIfAborted(attempt.signal, 'udp');
   const { address, port, family } = targetAddress(attempt.target, 'udp');

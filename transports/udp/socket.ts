@@ -17,8 +17,10 @@
 import type { Socket, SocketOptions } from 'node:dgram';
 import type { TransportProperties } from '../../src/properties.js';
 
+/** Default socket receive buffer: 4 MiB (the default ~200 KiB drops datagrams in bursts; see DEPENDENCIES.md). */
 export const DEFAULT_RECV_BUFFER = 4 * 1024 * 1024;
 
+/** Largest UDP payload an IP datagram can carry: 65507 bytes over IPv4, 65527 over IPv6. */
 export function maxMessageSize(family: 4 | 6): number {
   return family === 6 ? 65527 : 65507;
 }

@@ -83,6 +83,7 @@ function stateOf(state: () => Availability): () => Availability {
   };
 }
 
+/** WebTransport over HTTP/2 (pure JS): reliable streams only; see the table above. */
 export const webtransportH2Driver: Driver = Object.freeze({
   id: 'webtransport-h2',
   stack: Object.freeze(['webtransport', 'h2', 'tls', 'tcp']),
@@ -98,6 +99,7 @@ export const webtransportH2Driver: Driver = Object.freeze({
   listen: (attempt) => listenH2(attempt),
 } satisfies Driver);
 
+/** WebTransport over HTTP/3 streams; unavailable without the native module. */
 export const webtransportH3Driver: Driver = Object.freeze({
   id: 'webtransport-h3',
   stack: Object.freeze(['webtransport', 'h3', 'quic', 'udp']),
@@ -114,6 +116,7 @@ export const webtransportH3Driver: Driver = Object.freeze({
   listen: (attempt) => listenH3(attempt, 'streams'),
 } satisfies Driver);
 
+/** WebTransport over HTTP/3 datagrams: unreliable, unordered messages; unavailable without the native module. */
 export const webtransportH3DatagramDriver: Driver = Object.freeze({
   id: 'webtransport-h3-datagram',
   stack: Object.freeze(['webtransport', 'h3', 'quic', 'udp']),
