@@ -22,6 +22,7 @@
  * const listener = await webtransportH2Driver.listen!(attempt);
  * listener.start({ connection: (ch) => ch.start(receiver), error: (e) => log(e) });
  */
+import { AcceptQueue } from '../system/accept-queue.js';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -80,17 +81,14 @@ class H2Listener implements DriverListener {
   readonly #peers = new Map<string, Peer>();
   /** Sessions none of whose streams reached the handler yet. */
   readonly #untaken = new Set<SessionGroup>();
-  #handler: DriverListenerHandler | undefined;
-  #backlog: TransportChannel[] = [];
-  #failure: Error | undefined;
-  #closed = false;
+  readonly #queue = new AcceptQueue();
 
   constructor(server: http2.Http2SecureServer, engine: Http2Engine, cfg: WebTransportConfig) {
     this.#server = server;
     this.#engine = engine;
     this.#cfg = cfg;
     server.on('connection', (raw: net.Socket) => {
-      if (this.#closed) return void raw.destroy();
+      if (this.#queue.closed) return void raw.destroy();
       const k = key(raw);
       this.#peers.set(k, { raw, sessions: 0 });
       raw.on('error', noop);
@@ -142,7 +140,7 @@ class H2Listener implements DriverListener {
     stream.on('error', noop);
     const h2 = stream.session;
     const socket = h2?.socket as TLSSocket | undefined;
-    if (this.#closed || !h2 || !socket) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    if (this.#queue.closed || !h2 || !socket) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
     if (headers[':method'] !== 'CONNECT') return respond(stream, 405, { allow: 'CONNECT' });
     if (headers[':protocol'] !== 'webtransport') return respond(stream, 400);
     const path = headers[':path'] ?? '/';
@@ -191,33 +189,22 @@ class H2Listener implements DriverListener {
   }
 
   #accept(channel: TransportChannel): void {
-    if (this.#closed) return channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener is closed'));
-    if (this.#handler) this.#handler.connection(channel);
-    else this.#backlog.push(channel);
+    this.#queue.offer(channel);
   }
 
   start(handler: DriverListenerHandler): void {
-    if (this.#handler) throw new TypeError('start() was already called on this listener');
-    this.#handler = handler;
-    const backlog = this.#backlog;
-    this.#backlog = [];
-    for (const ch of backlog) handler.connection(ch);
-    if (this.#failure) handler.error(this.#failure);
+    this.#queue.start(handler);
   }
 
   #fail(err: Error): void {
-    const e = toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
     void this.close();
-    if (this.#handler) this.#handler.error(e);
-    else this.#failure = e;
+    this.#queue.fail(err);
   }
 
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
+    if (this.#queue.closed) return Promise.resolve();
+    this.#queue.close();
     const gone = new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken');
-    for (const ch of this.#backlog) ch.abort(gone);
-    this.#backlog = [];
     for (const g of [...this.#untaken]) g.abort(gone);
     for (const peer of this.#peers.values()) {
       if (peer.sessions > 0) continue;

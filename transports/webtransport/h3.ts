@@ -21,6 +21,7 @@
  * const channel = await connectH3(attempt, 'streams');    // a StreamChannel in a session group
  * const datagrams = await connectH3(attempt, 'datagrams'); // a DatagramChannel
  */
+import { AcceptQueue } from '../system/accept-queue.js';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ReadableStreamDefaultReader } from 'node:stream/web';
@@ -170,9 +171,7 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
 class H3Listener implements DriverListener {
   readonly local: SocketAddress;
   readonly #stop: () => void;
-  #handler: DriverListenerHandler | undefined;
-  #backlog: TransportChannel[] = [];
-  #closed = false;
+  readonly #queue = new AcceptQueue();
 
   constructor(local: SocketAddress, reader: ReadableStreamDefaultReader<WtSession & { readonly peerAddress?: string }>, stop: () => void, mode: H3Mode, closeTimeout: number, path: string) {
     this.local = local;
@@ -183,7 +182,7 @@ class H3Listener implements DriverListener {
         if (done) return;
         session.ready.catch(noop);
         session.closed.catch(noop);
-        if (this.#closed) {
+        if (this.#queue.closed) {
           session.close({ closeCode: 0, reason: '' });
           continue;
         }
@@ -196,24 +195,16 @@ class H3Listener implements DriverListener {
   }
 
   #accept(channel: TransportChannel): void {
-    if (this.#closed) return channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener is closed'));
-    if (this.#handler) this.#handler.connection(channel);
-    else this.#backlog.push(channel);
+    this.#queue.offer(channel);
   }
 
   start(handler: DriverListenerHandler): void {
-    if (this.#handler) throw new TypeError('start() was already called on this listener');
-    this.#handler = handler;
-    const backlog = this.#backlog;
-    this.#backlog = [];
-    for (const ch of backlog) handler.connection(ch);
+    this.#queue.start(handler);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const ch of this.#backlog) ch.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken'));
-    this.#backlog = [];
+    if (this.#queue.closed) return;
+    this.#queue.close();
     this.#stop();
   }
 }

@@ -1,0 +1,60 @@
+/**
+ * The accept side every driver listener shares: channels accepted before the
+ * library called `start(handler)` wait in a backlog and are handed over, in
+ * order, when it does; a listener failure before `start()` is kept and
+ * reported then; after `close()` every waiting channel is aborted and any
+ * late arrival is refused (RFC 9622 I §7.2: a stopped listener delivers no
+ * more ConnectionReceived events).
+ *
+ * @example
+ * const queue = new AcceptQueue();
+ * server.on('session', (s) => queue.offer(channelOf(s)));
+ * // DriverListener.start(handler) → queue.start(handler); close() → queue.close()
+ */
+import type { DriverListenerHandler, TransportChannel } from '../../src/driver.js';
+import { TapsError, toTapsError } from '../../src/errors.js';
+
+export class AcceptQueue {
+  #handler: DriverListenerHandler | undefined;
+  #backlog: TransportChannel[] = [];
+  #failure: TapsError | undefined;
+  #closed = false;
+
+  /** True once {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Begin delivering: the backlog first, then every later channel; a kept failure is reported after the backlog. */
+  start(handler: DriverListenerHandler): void {
+    if (this.#handler) throw new TypeError('start() was already called on this listener');
+    this.#handler = handler;
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const ch of backlog) handler.connection(ch);
+    if (this.#failure) handler.error(this.#failure);
+  }
+
+  /** A newly accepted channel: delivered, queued until start(), or aborted when closed. */
+  offer(channel: TransportChannel): void {
+    if (this.#closed) return channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener is closed'));
+    if (this.#handler) this.#handler.connection(channel);
+    else this.#backlog.push(channel);
+  }
+
+  /** The listener failed: report it now, or at start() if nobody listens yet. */
+  fail(err: unknown): void {
+    const e = toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
+    if (this.#handler) this.#handler.error(e);
+    else this.#failure ??= e;
+  }
+
+  /** Stop accepting and abort every channel still waiting to be taken. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const gone = new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken');
+    for (const ch of this.#backlog) ch.abort(gone);
+    this.#backlog = [];
+  }
+}
