@@ -39,6 +39,7 @@ export interface OptionalDrivers {
 export const OPTIONAL_DRIVERS: readonly OptionalDrivers[] = Object.freeze([
   { module: './websocket/index.js', exportName: 'websocketDrivers' },
   { module: './http/index.js', exportName: 'httpDrivers' },
+  { module: './quic/index.js', exportName: 'quicDrivers' },
   { module: './webtransport/index.js', exportName: 'webtransportDrivers' },
 ]);
 

@@ -12,6 +12,7 @@ export * from './tls/index.js';
 export * from './udp/index.js';
 export { wsDriver, wssDriver, websocketDrivers } from './websocket/index.js';
 export { httpDriver, httpsDriver, https2Driver, httpDrivers } from './http/index.js';
+export { quicDriver, quicDrivers, QuicError, QUIC_CAPABILITIES } from './quic/index.js';
 export {
   webtransportH2Driver,
   webtransportH3Driver,

@@ -56,6 +56,10 @@ export interface StreamChannelOptions {
   readonly info: Readonly<Record<string, unknown>>;
   /** ms a graceful close may take. */
   readonly closeTimeout: number;
+  /** How a reader/writer rejection becomes a TapsError (default: the WebTransport mapping, ./errors.ts). Lets the quic driver reuse this channel. */
+  readonly streamError?: (err: unknown) => TapsError;
+  /** False when the stream cannot honour `connPriority` (the option then goes to the group). Default true. */
+  readonly priority?: boolean;
 }
 
 /** The reason handed to the package's abort/cancel: its `code` becomes the RESET_STREAM / STOP_SENDING code. */
@@ -81,6 +85,8 @@ export class StreamChannel implements TransportChannel {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #inbox = new Inbox();
   readonly #closeTimeout: number;
+  readonly #streamError: (err: unknown) => TapsError;
+  readonly #priority: boolean;
   #reading = false;
   #paused = false;
   #readDone = false;
@@ -105,6 +111,8 @@ export class StreamChannel implements TransportChannel {
     this.remote = options.remote;
     this.info = options.info;
     this.#closeTimeout = options.closeTimeout;
+    this.#streamError = options.streamError ?? streamError;
+    this.#priority = options.priority ?? true;
     this.#reader = stream.readable.getReader();
     this.#writer = stream.writable.getWriter();
     this.#reader.closed.catch(() => {});
@@ -113,7 +121,7 @@ export class StreamChannel implements TransportChannel {
         this.#writeDone = true;
         this.#maybeFinish();
       },
-      (err: unknown) => this.#fail(streamError(err)),
+      (err: unknown) => this.#fail(this.#streamError(err)),
     );
   }
 
@@ -188,12 +196,12 @@ export class StreamChannel implements TransportChannel {
   }
 
   setOption(name: string, value: unknown): void {
-    if (name === 'connPriority' && typeof value === 'number' && Number.isFinite(value) && value >= 0) {
+    if (this.#priority && name === 'connPriority' && typeof value === 'number' && Number.isFinite(value) && value >= 0) {
       this.#stream.writable.sendOrder = -value;
       return;
     }
     if (this.#group.setOption(name, value)) return;
-    throw new TapsError('ERR_TAPS_PROPERTY_NOT_APPLICABLE', `webtransport streams have no option ${name} with value ${String(value)}`);
+    throw new TapsError('ERR_TAPS_PROPERTY_NOT_APPLICABLE', `these streams have no option ${name} with value ${String(value)}`);
   }
 
   /** A stream the peer opened in this session: delivered to this channel's receiver. */
@@ -231,7 +239,7 @@ export class StreamChannel implements TransportChannel {
 
   readonly #onReadError = (err: unknown): void => {
     this.#reading = false;
-    this.#fail(streamError(err));
+    this.#fail(this.#streamError(err));
   };
 
   // ── send ─────────────────────────────────────────────────────────────
@@ -245,7 +253,7 @@ export class StreamChannel implements TransportChannel {
         if (this.#inflight.delete(entry)) settle(dones);
       },
       (err: unknown) => {
-        if (this.#inflight.delete(entry)) settle(dones, new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the stream failed before the data was sent', { cause: streamError(err) }));
+        if (this.#inflight.delete(entry)) settle(dones, new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the stream failed before the data was sent', { cause: this.#streamError(err) }));
       },
     );
   }

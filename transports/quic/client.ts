@@ -1,0 +1,92 @@
+/**
+ * `quic` connect: one QUIC connection to the attempt's checked address and
+ * port, its first bidirectional stream as the channel (RFC 9622 I §7.4: more
+ * streams come from `clone()`).
+ *
+ * - The package is given the IP literal the policy checked, never a name, and
+ *   its `resolveHostname` hook refuses anything else; SNI (`serverName`) and
+ *   certificate checks use the checked name (./verify.ts).
+ * - It binds the unspecified address of the target's family (or the
+ *   endpoint's local address), never `::` for an IPv4 target.
+ * - Its wait is bounded: `connectTimeout` (package `timer`) and the attempt's
+ *   signal (package `signal`), so a silent UDP port costs at most that; on
+ *   abort the half-made client is destroyed with `force`.
+ *
+ * @example
+ * const channel = await connectQuic(attempt); // attempt.target: { address: '127.0.0.1', port: 4433, protocol: 'quic' }
+ */
+import type { QUICClient } from '@matrixai/quic';
+import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
+import { targetAddress, localBinding } from '../tcp/connect.js';
+import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { quicOptions } from './config.js';
+import { CLIENT_CRYPTO, loadQuic } from './engine.js';
+import { connectError } from './errors.js';
+import { QuicGroup } from './group.js';
+import { serverVerifier } from './verify.js';
+
+export async function connectQuic(attempt: ConnectAttempt): Promise<TransportChannel> {
+  const { signal, target, security } = attempt;
+  throwIfAborted(signal, 'quic');
+  const { address, port, family } = targetAddress(target, 'quic');
+  const where = `${family === 6 ? `[${address}]` : address}:${port}`;
+  if (security.mode === 'disabled') throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'security is disabled; QUIC is always encrypted');
+  const cfg = quicOptions(attempt.options, security, address);
+  const engine = await loadQuic().catch((err: unknown) => {
+    throw new TapsError('ERR_TAPS_UNAVAILABLE', `quic: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  });
+  throwIfAborted(signal, 'quic');
+  const verifier = serverVerifier(security, target);
+  const bind = localBinding(attempt.local);
+  const serverName = security.serverName ?? target.hostName;
+  const pending = engine.api.QUICClient.createQUICClient(
+    {
+      host: address,
+      port,
+      ...(serverName ? { serverName } : {}),
+      localHost: bind.localAddress ?? (family === 6 ? '::' : '0.0.0.0'),
+      localPort: bind.localPort ?? 0,
+      ipv6Only: family === 6,
+      crypto: CLIENT_CRYPTO,
+      config: {
+        verifyPeer: true,
+        verifyCallback: verifier.callback,
+        applicationProtos: [...cfg.alpn],
+        maxIdleTimeout: cfg.idleTimeout,
+      maxSendUdpPayloadSize: cfg.maxUdpPayload,
+      maxRecvUdpPayloadSize: cfg.maxUdpPayload,
+      readableChunkSize: 64 * 1024,
+        ...(cfg.keepAliveInterval ? { keepAliveIntervalTime: cfg.keepAliveInterval } : {}),
+        ...(security.certificate !== undefined && security.key !== undefined ? { cert: String(security.certificate), key: String(security.key) } : {}),
+      },
+      // Only the checked address may come back: the package must never do DNS of its own.
+      resolveHostname: (h: string) => {
+        if (h === address) return address;
+        throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic: ${h} was not checked by the policy`);
+      },
+      logger: engine.logger,
+    },
+    { timer: cfg.connectTimeout, signal },
+  );
+  let client: QUICClient;
+  try {
+    client = await pending;
+  } catch (err) {
+    if (signal.aborted) throw abortedError(signal, `quic connect to ${where}`);
+    throw verifier.failure() ?? connectError(err, where);
+  }
+  const connection = client.connection;
+  const teardown = async (): Promise<void> => {
+    await client.destroy({ isApp: true, errorCode: 0, force: true });
+  };
+  if (signal.aborted) {
+    await teardown().catch(() => {});
+    throw abortedError(signal, `quic connect to ${where}`);
+  }
+  const local = { address: connection.localHost as string, port: connection.localPort as number, family };
+  const remote = { address, port, family };
+  const info = Object.freeze({ protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined, serverName, authenticated: security.mode === 'required' });
+  const group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout });
+  return group.add(connection.newStream('bidi'));
+}

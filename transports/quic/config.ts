@@ -1,0 +1,69 @@
+/**
+ * Options of the `quic` driver (`preconnection.driverOptions.quic`), checked
+ * once per attempt; a wrong type is a TypeError naming the option.
+ *
+ * | option            | default        | meaning |
+ * |-------------------|----------------|---------|
+ * | `alpn`            | `['taps']`     | ALPN protocols when `security.alpn` gives none (QUIC requires one, RFC 9001 §8.1) |
+ * | `connectTimeout`  | 10000 ms       | give up a handshake nobody answers (the package waits forever otherwise) |
+ * | `idleTimeout`     | 30000 ms       | QUIC max_idle_timeout: a silent peer ends the connection (ERR_TAPS_TIMEOUT) |
+ * | `closeTimeout`    | 5000 ms        | how long a stream's graceful close may wait for the peer's FIN |
+ * | `keepAliveInterval` | off          | send PINGs this often (ms) to keep an idle connection open |
+ * | `maxUdpPayload`   | 1350 B; 32 KiB on loopback | largest UDP payload sent and accepted (RFC 9000 §14: 1200 is the floor; loopback's MTU is 64 KiB, and the package's speed scales with it) |
+ *
+ * @example
+ * new Preconnection({ ..., driverOptions: { quic: { alpn: ['myproto'], idleTimeout: 5000 } } });
+ */
+import type { SecurityParameters } from '../../src/security.js';
+
+export interface QuicOptions {
+  readonly alpn: readonly string[];
+  readonly connectTimeout: number;
+  readonly idleTimeout: number;
+  readonly closeTimeout: number;
+  readonly keepAliveInterval: number | undefined;
+  readonly maxUdpPayload: number;
+}
+
+/** Payload size off loopback: fits any path that carries QUIC's 1200-byte minimum with room (quiche's default). */
+export const DEFAULT_UDP_PAYLOAD = 1350;
+/** Payload size between loopback addresses. */
+export const LOOPBACK_UDP_PAYLOAD = 32 * 1024;
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
+}
+
+/** The default ALPN protocol when neither security.alpn nor the `alpn` option names one. */
+export const DEFAULT_ALPN = 'taps';
+
+function ms(options: Readonly<Record<string, unknown>>, name: string, fallback: number | undefined): number | undefined {
+  const v = options[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TypeError(`driverOptions.quic.${name} must be a positive number of ms, got ${String(v)}`);
+  return v;
+}
+
+function payload(options: Readonly<Record<string, unknown>>, address: string): number {
+  const v = options['maxUdpPayload'];
+  if (v === undefined) return isLoopback(address) ? LOOPBACK_UDP_PAYLOAD : DEFAULT_UDP_PAYLOAD;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1200 || v > 65527) throw new RangeError(`driverOptions.quic.maxUdpPayload must be an integer from 1200 to 65527, got ${String(v)}`);
+  return v;
+}
+
+/** Resolve the driver's options (and ALPN from the security parameters first). */
+export function quicOptions(options: Readonly<Record<string, unknown>>, security: SecurityParameters, address: string): QuicOptions {
+  const alpnOption = options['alpn'];
+  if (alpnOption !== undefined && (!Array.isArray(alpnOption) || alpnOption.length === 0 || !alpnOption.every((a) => typeof a === 'string' && a.length > 0 && a.length < 256))) {
+    throw new TypeError('driverOptions.quic.alpn must be a non-empty array of protocol names');
+  }
+  const alpn = security.alpn && security.alpn.length > 0 ? security.alpn : ((alpnOption as string[] | undefined) ?? [DEFAULT_ALPN]);
+  return {
+    alpn: Object.freeze([...alpn]),
+    connectTimeout: ms(options, 'connectTimeout', 10_000)!,
+    idleTimeout: ms(options, 'idleTimeout', 30_000)!,
+    closeTimeout: ms(options, 'closeTimeout', 5_000)!,
+    keepAliveInterval: ms(options, 'keepAliveInterval', undefined),
+    maxUdpPayload: payload(options, address),
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * How `@matrixai/quic` failures surface as TapsErrors. The package throws
+ * classes named after what happened (`ErrorQUICConnectionLocalTLS`,
+ * `ErrorQUICStreamPeerWrite`, ...); their names decide the code, and the QUIC
+ * error number (a stream's RESET_STREAM/STOP_SENDING code, a connection's
+ * CONNECTION_CLOSE code) is kept on {@link QuicError}.
+ *
+ * | when        | what happened                                          | code                          |
+ * |-------------|--------------------------------------------------------|-------------------------------|
+ * | connect     | no answer within `connectTimeout` (a silent UDP port)  | ERR_TAPS_TIMEOUT              |
+ * | connect     | certificate, name, pin, verify callback                | ERR_TAPS_SECURITY_FAILED      |
+ * | connect     | ALPN mismatch, peer refused, ICMP unreachable          | ERR_TAPS_ESTABLISHMENT_FAILED |
+ * | connect     | signal aborted                                         | ERR_TAPS_ABORTED              |
+ * | stream      | the peer reset or stopped the stream                   | ERR_TAPS_CONNECTION_RESET (`quicErrorCode`) |
+ * | stream      | the connection closed or idled out under it            | ERR_TAPS_CONNECTION_ABORTED   |
+ *
+ * @example
+ * conn.on('connectionError', (e) => { if (e instanceof QuicError) log(e.quicErrorCode) });
+ */
+import { TapsError, isTapsError, type TapsErrorCode } from '../../src/errors.js';
+
+/** A QUIC failure with its protocol error number, when there is one. */
+export class QuicError extends TapsError {
+  /** RESET_STREAM / STOP_SENDING application code, or the CONNECTION_CLOSE error code. */
+  readonly quicErrorCode: number | undefined;
+  constructor(code: TapsErrorCode, message: string, quicErrorCode?: number, cause?: unknown) {
+    super(code, message, cause === undefined ? {} : { cause });
+    this.quicErrorCode = quicErrorCode;
+  }
+}
+
+interface PackageError {
+  readonly name?: string;
+  readonly message?: string;
+  readonly data?: { errorCode?: number; isApp?: boolean } | number;
+  readonly cause?: unknown;
+}
+
+/** TLS alert range of QUIC CRYPTO_ERROR codes (RFC 9001 §4.8): 0x100 + alert. */
+const CRYPTO_ERROR_START = 0x100;
+const CRYPTO_ERROR_END = 0x1ff;
+/** TLS alert no_application_protocol (RFC 8446 §6.2, RFC 9001 §8.1). */
+const NO_APPLICATION_PROTOCOL = CRYPTO_ERROR_START + 120;
+
+function codeOf(e: PackageError): number | undefined {
+  if (typeof e.data === 'number') return e.data;
+  if (e.data && typeof e.data.errorCode === 'number') return e.data.errorCode;
+  return undefined;
+}
+
+function text(e: PackageError): string {
+  const why = e.message && e.message.length > 0 ? e.message : (e.name ?? 'unknown QUIC error');
+  const cause = (e.cause as Error | undefined)?.message;
+  return cause ? `${why} (${cause})` : why;
+}
+
+/** A failure while establishing a QUIC connection to `where`. */
+export function connectError(err: unknown, where: string): TapsError {
+  if (isTapsError(err)) return err;
+  const e = (err ?? {}) as PackageError;
+  const code = codeOf(e);
+  const name = e.name ?? '';
+  if (name === 'ErrorQUICClientCreateTimeout' || name === 'ErrorQUICConnectionStartTimeout' || name === 'ErrorQUICConnectionIdleTimeout') {
+    return new QuicError('ERR_TAPS_TIMEOUT', `quic connect to ${where}: no QUIC handshake completed in time`, code, err);
+  }
+  if (code === NO_APPLICATION_PROTOCOL) {
+    return new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where}: the server speaks none of the offered ALPN protocols`, code, err);
+  }
+  if (name.endsWith('TLS') || (code !== undefined && code >= CRYPTO_ERROR_START && code <= CRYPTO_ERROR_END)) {
+    return new QuicError('ERR_TAPS_SECURITY_FAILED', `quic connect to ${where}: the TLS handshake failed: ${text(e)}`, code, err);
+  }
+  return new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where} failed: ${text(e)}`, code, err);
+}
+
+/** A reader/writer rejection of an established stream. */
+export function quicStreamError(err: unknown): TapsError {
+  if (isTapsError(err)) return err;
+  const e = (err ?? {}) as PackageError;
+  const name = e.name ?? '';
+  const code = codeOf(e);
+  if (name === 'ErrorQUICStreamPeerRead') return new QuicError('ERR_TAPS_CONNECTION_RESET', `the peer stopped reading the stream (STOP_SENDING, code ${code ?? 'none'})`, code, err);
+  if (name === 'ErrorQUICStreamPeerWrite') return new QuicError('ERR_TAPS_CONNECTION_RESET', `the peer reset the stream (RESET_STREAM, code ${code ?? 'none'})`, code, err);
+  return new QuicError('ERR_TAPS_CONNECTION_ABORTED', `the QUIC stream failed: ${text(e)}`, code, err);
+}
+
+/** What open streams get when their connection ends under them. */
+export function connectionGoneError(err: unknown): TapsError {
+  if (isTapsError(err)) return err;
+  if (err === undefined) return new QuicError('ERR_TAPS_CONNECTION_ABORTED', 'the QUIC connection closed');
+  const e = err as PackageError;
+  const code = codeOf(e);
+  if (e.name === 'ErrorQUICConnectionIdleTimeout') return new QuicError('ERR_TAPS_TIMEOUT', 'the QUIC connection idled out (no packets within maxIdleTimeout)', code, err);
+  return new QuicError('ERR_TAPS_CONNECTION_ABORTED', `the QUIC connection closed: ${text(e)}`, code, err);
+}

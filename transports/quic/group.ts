@@ -1,0 +1,191 @@
+/**
+ * One QUIC connection as a connection group (RFC 9622 I §7.4): each
+ * bidirectional stream is one channel (the WebTransport drivers'
+ * StreamChannel, which speaks the same `{ readable, writable }` pair), and the
+ * connection lives while one of them is open — a reference count, like
+ * transports/webtransport/group.ts.
+ *
+ * - `openStream()` (Connection `clone()`) opens a new bidirectional stream:
+ *   no head-of-line blocking between streams, one handshake for all.
+ * - Streams the peer opens go to the oldest open channel's `receiver.stream`
+ *   (the Connection emits them as new grouped connections); on a listener's
+ *   connection with no channel yet, the first one goes to `accept`.
+ *   Unidirectional peer streams have no channel shape and are refused
+ *   (STOP_SENDING).
+ * - The connection closing under its streams (peer CONNECTION_CLOSE, idle
+ *   timeout) ends every open channel with ERR_TAPS_CONNECTION_ABORTED or
+ *   ERR_TAPS_TIMEOUT.
+ * - The last channel closing closes the connection (application close, code
+ *   0) and its UDP socket.
+ *
+ * @example
+ * const group = new QuicGroup(client.connection, { local, remote, info, teardown: () => client.destroy({ force: true }) }, { closeTimeout });
+ * const first = group.add(client.connection.newStream('bidi'));
+ */
+import type { QUICConnection, QUICStream } from '@matrixai/quic';
+import type { SocketAddress, TransportChannel } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
+import { StreamChannel, type StreamGroup } from '../webtransport/channel.js';
+import type { QuicEngine } from './engine.js';
+import { connectionGoneError, quicStreamError } from './errors.js';
+
+/** What carries the connection, as the group needs it. */
+export interface QuicTransport {
+  readonly local: SocketAddress;
+  readonly remote: SocketAddress;
+  readonly info: Readonly<Record<string, unknown>>;
+  /** Close the connection (and the client's socket); resolves when released. */
+  teardown(): Promise<void>;
+}
+
+export interface QuicGroupOptions {
+  readonly closeTimeout: number;
+  /** Listener side: where a peer stream goes while the group has no open channel. */
+  readonly accept?: (channel: TransportChannel) => void;
+}
+
+/** The part of quiche's connection (package-internal `conn`, @matrixai/quic ~2.0.9) that tells whether a stream is retired. */
+interface QuicheConn {
+  streamCapacity(streamId: number): number;
+  isClosed(): boolean;
+  isDraining(): boolean;
+}
+
+const POLL_MS = 2;
+
+/**
+ * Wait until quiche has retired every stream (it drops a stream once both
+ * directions are finished and everything sent, FIN included, was
+ * acknowledged; `streamCapacity` then throws), at most `limit` ms. Closing
+ * the connection earlier would discard data still in flight: CONNECTION_CLOSE
+ * ends delivery at once (RFC 9000 §10.2).
+ */
+function drained(connection: QUICConnection, ids: ReadonlySet<number>, limit: number): Promise<void> {
+  const conn = (connection as unknown as { conn?: QuicheConn }).conn;
+  if (!conn || typeof conn.streamCapacity !== 'function') return Promise.resolve();
+  const live = (): boolean => {
+    if (conn.isClosed() || conn.isDraining()) return false;
+    for (const id of ids) {
+      try {
+        conn.streamCapacity(id);
+        return true;
+      } catch {
+        // Retired (or reset): nothing of ours left in flight on it.
+      }
+    }
+    return false;
+  };
+  if (!live()) return Promise.resolve();
+  const deadline = Date.now() + limit;
+  return new Promise<void>((resolve) => {
+    const tick = (): void => {
+      if (!live() || Date.now() >= deadline) resolve();
+      else setTimeout(tick, POLL_MS);
+    };
+    setTimeout(tick, POLL_MS);
+  });
+}
+
+export class QuicGroup implements StreamGroup {
+  readonly #connection: QUICConnection;
+  readonly #transport: QuicTransport;
+  readonly #options: QuicGroupOptions;
+  readonly #channels = new Set<StreamChannel>();
+  /** Every stream id this group used: closing waits until quiche has retired them (all data acknowledged). */
+  readonly #streamIds = new Set<number>();
+  #closed = false;
+  #teardown: Promise<void> | undefined;
+
+  constructor(engine: QuicEngine, connection: QUICConnection, transport: QuicTransport, options: QuicGroupOptions) {
+    this.#connection = connection;
+    this.#transport = transport;
+    this.#options = options;
+    const { events } = engine.api;
+    connection.addEventListener(events.EventQUICConnectionStream.name, (evt: Event) => this.#incoming((evt as unknown as { detail: QUICStream }).detail));
+    connection.addEventListener(events.EventQUICConnectionError.name, (evt: Event) => this.#gone(connectionGoneError((evt as unknown as { detail: unknown }).detail)), { once: true });
+    connection.closedP.then(
+      () => this.#gone(connectionGoneError(undefined)),
+      (err: unknown) => this.#gone(connectionGoneError(err)),
+    );
+  }
+
+  /** Open channels in the group. */
+  get size(): number {
+    return this.#channels.size;
+  }
+
+  /** Wrap a bidirectional stream of this connection as a channel of the group. */
+  add(stream: QUICStream): StreamChannel {
+    this.#streamIds.add(stream.streamId as number);
+    const channel = new StreamChannel(stream, this, {
+      local: this.#transport.local,
+      remote: this.#transport.remote,
+      info: this.#transport.info,
+      closeTimeout: this.#options.closeTimeout,
+      streamError: quicStreamError,
+      priority: false,
+    });
+    this.#channels.add(channel);
+    return channel;
+  }
+
+  openStream(): Promise<TransportChannel> {
+    if (this.#closed) return Promise.reject(new TapsError('ERR_TAPS_INVALID_STATE', 'cannot open a stream: the QUIC connection is closed'));
+    try {
+      return Promise.resolve(this.add(this.#connection.newStream('bidi')));
+    } catch (err) {
+      const limit = (err as { name?: string } | undefined)?.name === 'ErrorQUICStreamLimit';
+      return Promise.reject(new TapsError(limit ? 'ERR_TAPS_NOT_CLONEABLE' : 'ERR_TAPS_INVALID_STATE', limit ? 'the peer allows no more streams on this connection' : `cannot open a stream: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    }
+  }
+
+  release(channel: StreamChannel): Promise<void> {
+    this.#channels.delete(channel);
+    if (this.#channels.size > 0) return Promise.resolve();
+    return this.#close();
+  }
+
+  /** QUIC stream priorities are not exposed by the package: nothing session-wide to set. */
+  setOption(): boolean {
+    return false;
+  }
+
+  /** Abort every channel and close the connection (a listener dropping a connection nobody took). */
+  abort(reason: Error): void {
+    for (const ch of [...this.#channels]) ch.abort(reason);
+    void this.#close();
+  }
+
+  #close(): Promise<void> {
+    if (!this.#teardown) {
+      this.#closed = true;
+      this.#teardown = drained(this.#connection, this.#streamIds, this.#options.closeTimeout)
+        .then(() => this.#transport.teardown())
+        .catch(() => {});
+    }
+    return this.#teardown;
+  }
+
+  #gone(error: TapsError): void {
+    if (this.#closed && this.#channels.size === 0) return;
+    this.#closed = true;
+    for (const ch of [...this.#channels]) ch.sessionGone(error);
+    void this.#close();
+  }
+
+  #incoming(stream: QUICStream): void {
+    if (stream.type !== 'bidi') {
+      stream.cancel(Object.assign(new Error('unidirectional streams are not supported'), { code: 0 }));
+      return;
+    }
+    const channel = this.add(stream);
+    for (const ch of this.#channels) {
+      if (ch !== channel && ch.open) {
+        ch.peerStream(channel);
+        return;
+      }
+    }
+    if (this.#options.accept && !this.#closed) this.#options.accept(channel);
+    else channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the peer opened a stream on a connection that is closing'));
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * `quic` listen: a QUIC server on the attempt's checked local address. Each
+ * peer connection is a connection group (./group.ts): its first
+ * peer-opened stream is delivered as a new connection (the library then
+ * checks the peer against the tenant's `accept` rules), its later streams
+ * arrive in that group.
+ *
+ * The server owns one UDP socket for all its connections, so `close()` stops
+ * accepting at once (new connections are closed on arrival, connections with
+ * no delivered stream are dropped) while connections already handed out keep
+ * running; the socket goes when the last of them ends (RFC 9622 I §7.2: stop
+ * affects only new connections).
+ *
+ * @example
+ * const listener = await listenQuic(attempt); // certificate + key in attempt.security
+ * listener.start({ connection: (ch) => use(ch), error: (e) => log(e) });
+ */
+import type { QUICConnection, QUICServer } from '@matrixai/quic';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
+import { AcceptQueue } from '../system/accept-queue.js';
+import { targetAddress } from '../tcp/connect.js';
+import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { quicOptions, type QuicOptions } from './config.js';
+import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
+import { QuicGroup } from './group.js';
+
+export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener> {
+  const { signal, target, security } = attempt;
+  throwIfAborted(signal, 'quic listen');
+  const { address, port, family } = targetAddress(target, 'quic listen');
+  if (security.certificate === undefined || security.key === undefined) {
+    throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'a QUIC listener needs security.certificate and security.key');
+  }
+  const cfg = quicOptions(attempt.options, security, address);
+  const engine = await loadQuic().catch((err: unknown) => {
+    throw new TapsError('ERR_TAPS_UNAVAILABLE', `quic: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  });
+  throwIfAborted(signal, 'quic listen');
+  const requestClientCertificate = security.ca !== undefined && security.ca.length > 0;
+  const server = new engine.api.QUICServer({
+    crypto: serverCrypto(),
+    config: {
+      cert: String(security.certificate),
+      key: String(security.key),
+      ...(requestClientCertificate ? { ca: security.ca!.map(String), verifyPeer: true } : { verifyPeer: false }),
+      applicationProtos: [...cfg.alpn],
+      maxIdleTimeout: cfg.idleTimeout,
+      maxSendUdpPayloadSize: cfg.maxUdpPayload,
+      maxRecvUdpPayloadSize: cfg.maxUdpPayload,
+      readableChunkSize: 64 * 1024,
+      ...(cfg.keepAliveInterval ? { keepAliveIntervalTime: cfg.keepAliveInterval } : {}),
+    },
+    resolveHostname: (h: string) => {
+      throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic listen: ${h} was not checked by the policy`);
+    },
+    logger: engine.logger,
+  });
+  const what = `quic listen on ${family === 6 ? `[${address}]` : address}:${port}`;
+  try {
+    await server.start({ host: address, port, ipv6Only: family === 6 });
+  } catch (err) {
+    await server.stop({ force: true }).catch(() => {});
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  if (signal.aborted) {
+    await server.stop({ force: true }).catch(() => {});
+    throw abortedError(signal, what);
+  }
+  return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg);
+}
+
+class QuicListener implements DriverListener {
+  readonly local: SocketAddress;
+  readonly #server: QUICServer;
+  readonly #queue = new AcceptQueue();
+  /** Every live connection; the socket is released when the listener is closed and this is empty. */
+  readonly #groups = new Set<QuicGroup>();
+  /** Connections none of whose streams reached the handler yet. */
+  readonly #untaken = new Set<QuicGroup>();
+  #stopped: Promise<void> | undefined;
+
+  constructor(engine: QuicEngine, server: QUICServer, local: SocketAddress, cfg: QuicOptions) {
+    this.#server = server;
+    this.local = local;
+    const { events } = engine.api;
+    server.addEventListener(events.EventQUICServerConnection.name, (evt: Event) => {
+      this.#connection(engine, (evt as unknown as { detail: QUICConnection }).detail, cfg);
+    });
+    server.addEventListener(events.EventQUICServerError.name, (evt: Event) => {
+      this.#queue.fail((evt as unknown as { detail: unknown }).detail);
+      void this.close();
+    });
+  }
+
+  #connection(engine: QuicEngine, connection: QUICConnection, cfg: QuicOptions): void {
+    if (this.#queue.closed) {
+      void connection.stop({ isApp: true, errorCode: 0, force: true }).catch(() => {});
+      return;
+    }
+    const remote: SocketAddress = { address: connection.remoteHost as string, port: connection.remotePort as number, family: this.local.family };
+    const info = Object.freeze({ protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined });
+    const group: QuicGroup = new QuicGroup(
+      engine,
+      connection,
+      {
+        local: this.local,
+        remote,
+        info,
+        teardown: async () => {
+          try {
+            await connection.stop({ isApp: true, errorCode: 0, force: true });
+          } finally {
+            this.#groups.delete(group);
+            this.#untaken.delete(group);
+            this.#maybeStop();
+          }
+        },
+      },
+      {
+        closeTimeout: cfg.closeTimeout,
+        accept: (channel) => {
+          this.#untaken.delete(group);
+          this.#queue.offer(channel);
+        },
+      },
+    );
+    this.#groups.add(group);
+    this.#untaken.add(group);
+  }
+
+  start(handler: DriverListenerHandler): void {
+    this.#queue.start(handler);
+  }
+
+  close(): Promise<void> {
+    if (!this.#queue.closed) {
+      this.#queue.close();
+      const gone = new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken');
+      for (const g of [...this.#untaken]) g.abort(gone);
+    }
+    this.#maybeStop();
+    return Promise.resolve();
+  }
+
+  #maybeStop(): void {
+    if (!this.#queue.closed || this.#groups.size > 0 || this.#stopped) return;
+    this.#stopped = this.#server.stop({ force: true }).catch(() => {});
+  }
+}
