@@ -22,7 +22,7 @@ import { targetAddress, localBinding } from '../tcp/connect.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
 import { quicOptions } from './config.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
-import { connectError } from './errors.js';
+import { codeToReason, connectError } from './errors.js';
 import { QuicGroup } from './group.js';
 import { serverVerifier } from './verify.js';
 
@@ -65,7 +65,8 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
         if (h === address) return address;
         throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic: ${h} was not checked by the policy`);
       },
-      logger: engine.logger,
+      codeToReason,
+    logger: engine.logger,
     },
     { timer: cfg.connectTimeout, signal },
   );

@@ -54,6 +54,15 @@ function text(e: PackageError): string {
   return cause ? `${why} (${cause})` : why;
 }
 
+/**
+ * The package's `codeToReason`: what a reader or writer rejects with when the
+ * peer sent RESET_STREAM (`read`) or STOP_SENDING (`write`) with `code`.
+ */
+export function codeToReason(type: 'read' | 'write', code: number): QuicError {
+  const what = type === 'read' ? 'the peer reset the stream (RESET_STREAM' : 'the peer stopped reading the stream (STOP_SENDING';
+  return new QuicError('ERR_TAPS_CONNECTION_RESET', `${what}, code ${code})`, code);
+}
+
 /** A failure while establishing a QUIC connection to `where`. */
 export function connectError(err: unknown, where: string): TapsError {
   if (isTapsError(err)) return err;

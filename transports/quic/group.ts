@@ -75,7 +75,7 @@ function drained(connection: QUICConnection, ids: ReadonlySet<number>, limit: nu
     }
     return false;
   };
-  if (!live()) return Promise.resolve();
+  if (limit <= 0 || !live()) return Promise.resolve();
   const deadline = Date.now() + limit;
   return new Promise<void>((resolve) => {
     const tick = (): void => {
@@ -94,6 +94,8 @@ export class QuicGroup implements StreamGroup {
   /** Every stream id this group used: closing waits until quiche has retired them (all data acknowledged). */
   readonly #streamIds = new Set<number>();
   #closed = false;
+  /** The last open stream was aborted: tear down without waiting for delivery. */
+  #abandoned = false;
   #teardown: Promise<void> | undefined;
 
   constructor(engine: QuicEngine, connection: QUICConnection, transport: QuicTransport, options: QuicGroupOptions) {
@@ -139,6 +141,10 @@ export class QuicGroup implements StreamGroup {
     }
   }
 
+  aborting(channel: StreamChannel): void {
+    if (this.#channels.size === 1 && this.#channels.has(channel)) this.#abandoned = true;
+  }
+
   release(channel: StreamChannel): Promise<void> {
     this.#channels.delete(channel);
     if (this.#channels.size > 0) return Promise.resolve();
@@ -159,7 +165,7 @@ export class QuicGroup implements StreamGroup {
   #close(): Promise<void> {
     if (!this.#teardown) {
       this.#closed = true;
-      this.#teardown = drained(this.#connection, this.#streamIds, this.#options.closeTimeout)
+      this.#teardown = drained(this.#connection, this.#streamIds, this.#abandoned ? 0 : this.#options.closeTimeout)
         .then(() => this.#transport.teardown())
         .catch(() => {});
     }

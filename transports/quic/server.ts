@@ -23,6 +23,7 @@ import { targetAddress } from '../tcp/connect.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
 import { quicOptions, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
+import { codeToReason } from './errors.js';
 import { QuicGroup } from './group.js';
 
 export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener> {
@@ -54,6 +55,7 @@ export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener
     resolveHostname: (h: string) => {
       throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic listen: ${h} was not checked by the policy`);
     },
+    codeToReason,
     logger: engine.logger,
   });
   const what = `quic listen on ${family === 6 ? `[${address}]` : address}:${port}`;

@@ -48,6 +48,8 @@ export interface StreamGroup {
   openStream(): Promise<TransportChannel>;
   /** Session-wide options (keepAlive); true when handled. */
   setOption(name: string, value: unknown): boolean;
+  /** Told before an abort() releases the channel: nothing of it needs to be delivered any more. */
+  aborting?(channel: StreamChannel): void;
 }
 
 export interface StreamChannelOptions {
@@ -185,6 +187,7 @@ export class StreamChannel implements TransportChannel {
 
   abort(reason?: Error): void {
     if (this.#finished) return;
+    this.#group.aborting?.(this);
     this.#writeClosed = true;
     this.#finish(localAbortError(reason), true);
     this.#resetBoth();

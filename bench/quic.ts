@@ -1,0 +1,170 @@
+/**
+ * QUIC benchmark (issue #5): the `quic` driver against `@matrixai/quic` used
+ * directly with the same settings (32 KiB UDP payloads and 64 KiB read
+ * chunks on loopback, as the driver uses), both talking to one QUICServer of
+ * the package in this process. Rounds alternate between the two clients.
+ *
+ * - stream throughput: 4 MiB up one bidirectional stream in 64 KiB writes,
+ *   each side waiting for its own backpressure signal; the server counts and
+ *   answers with the count at FIN; MiB/s. The absolute figure is the
+ *   package's own ceiling (its JS layer), reported beside the ratio.
+ * - connect time: policy check + handshake + first stream (ours), or
+ *   handshake + first stream (the package); connects per second.
+ * Goal for both: ours ≥ 0.9× the package.
+ *
+ *   npx tsx bench/quic.ts   # table + bench/results/quic.json
+ *   npx tsx bench/run.ts quic
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { QUICConnection, QUICStream } from '@matrixai/quic';
+import type { ChannelReceiver, TransportChannel } from '../src/driver.js';
+import { RemoteEndpoint } from '../src/endpoints.js';
+import { createScope } from '../src/policy/chokepoint.js';
+import { TransportProperties } from '../src/properties.js';
+import { SecurityParameters } from '../src/security.js';
+import { LOOPBACK_UDP_PAYLOAD } from '../transports/quic/config.js';
+import { CLIENT_CRYPTO, loadQuic, serverCrypto } from '../transports/quic/engine.js';
+import { quicDriver } from '../transports/quic/index.js';
+import { selfSignedCertificate } from '../transports/tls/certificates.js';
+import { formatTable, median, row, type BenchRow } from './harness.js';
+
+const MiB = 1024 * 1024;
+const BULK = 4 * MiB;
+const CHUNK = 64 * 1024;
+const BULK_ROUNDS = 8;
+const CONNECTS = 40;
+const SETTINGS = { maxSendUdpPayloadSize: LOOPBACK_UDP_PAYLOAD, maxRecvUdpPayloadSize: LOOPBACK_UDP_PAYLOAD, readableChunkSize: 64 * 1024 };
+
+export async function run(): Promise<BenchRow[]> {
+  const { api, logger } = await loadQuic();
+  const cert = selfSignedCertificate({ names: ['localhost', '127.0.0.1'], kind: 'ec' });
+  const server = new api.QUICServer({ crypto: serverCrypto(), config: { cert: cert.cert, key: cert.key, verifyPeer: false, applicationProtos: ['taps'], ...SETTINGS }, logger });
+  server.addEventListener(api.events.EventQUICServerConnection.name, (evt: Event) => {
+    const conn = (evt as unknown as { detail: QUICConnection }).detail;
+    conn.addEventListener(api.events.EventQUICConnectionStream.name, (e: Event) => {
+      const s = (e as unknown as { detail: QUICStream }).detail;
+      void (async () => {
+        let n = 0;
+        const r = s.readable.getReader();
+        for (;;) {
+          const { value, done } = await r.read();
+          if (done) break;
+          n += value.byteLength;
+        }
+        const w = s.writable.getWriter();
+        await w.write(Buffer.from(String(n)));
+        await w.close();
+      })().catch(() => {});
+    });
+  });
+  await server.start({ host: '127.0.0.1', port: 0 });
+  const port = server.port as number;
+  const scope = createScope({ tenant: 'bench', policy: { decide: () => ({ allow: true, rule: 'bench' }) } });
+  const security = new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] });
+  const payload = Buffer.alloc(CHUNK, 0x61);
+
+  const oursOpen = async (): Promise<TransportChannel> => {
+    const target = await scope.guard.authorize({ use: 'connect', protocol: 'quic', address: '127.0.0.1', port, hostName: 'localhost' });
+    return quicDriver.connect({ signal: new AbortController().signal, target, remote: RemoteEndpoint.from({ hostName: 'localhost', ipAddress: '127.0.0.1', port }), security, properties: new TransportProperties(), options: {}, guard: scope.guard });
+  };
+  const baseOpen = async () => {
+    const client = await api.QUICClient.createQUICClient({ host: '127.0.0.1', port, localHost: '127.0.0.1', crypto: CLIENT_CRYPTO, logger, config: { verifyPeer: false, applicationProtos: ['taps'], ...SETTINGS } });
+    return { client, stream: client.connection.newStream('bidi') };
+  };
+
+  const oursBulk = async (): Promise<number> => {
+    const ch = await oursOpen();
+    let reply = '';
+    let drained: (() => void) | undefined;
+    const closed = new Promise<void>((resolve) => {
+      const rx: ChannelReceiver = { data: (b) => void (reply += Buffer.from(b).toString()), end() {}, drain: () => drained?.(), closed: () => resolve() };
+      ch.start(rx);
+    });
+    const t0 = performance.now();
+    for (let sent = 0; sent < BULK; sent += CHUNK) {
+      const last = sent + CHUNK >= BULK;
+      if (!ch.send(payload, last ? { final: true } : {}, () => {})) await new Promise<void>((r) => (drained = r));
+    }
+    await ch.close();
+    await closed;
+    const dt = (performance.now() - t0) / 1000;
+    if (Number(reply) !== BULK) throw new Error(`ours: the server counted ${reply}`);
+    return BULK / MiB / dt;
+  };
+  const baseBulk = async (): Promise<number> => {
+    const { client, stream } = await baseOpen();
+    const t0 = performance.now();
+    const w = stream.writable.getWriter();
+    for (let sent = 0; sent < BULK; sent += CHUNK) {
+      await w.ready;
+      void w.write(payload);
+    }
+    await w.close();
+    let reply = '';
+    for await (const c of stream.readable) reply += Buffer.from(c).toString();
+    const dt = (performance.now() - t0) / 1000;
+    await client.destroy({ force: true });
+    if (Number(reply) !== BULK) throw new Error(`package: the server counted ${reply}`);
+    return BULK / MiB / dt;
+  };
+  const oursConnect = async (): Promise<number> => {
+    const t0 = performance.now();
+    const ch = await oursOpen();
+    const ms = performance.now() - t0;
+    ch.abort();
+    return ms;
+  };
+  const baseConnect = async (): Promise<number> => {
+    const t0 = performance.now();
+    const { client } = await baseOpen();
+    const ms = performance.now() - t0;
+    await client.destroy({ force: true });
+    return ms;
+  };
+
+  try {
+    const ours: number[] = [];
+    const base: number[] = [];
+    for (let i = 0; i < BULK_ROUNDS; i++) {
+      if (i % 2 === 0) {
+        ours.push(await oursBulk());
+        base.push(await baseBulk());
+      } else {
+        base.push(await baseBulk());
+        ours.push(await oursBulk());
+      }
+    }
+    const oursMs: number[] = [];
+    const baseMs: number[] = [];
+    for (let i = 0; i < CONNECTS; i++) {
+      if (i % 2 === 0) {
+        oursMs.push(await oursConnect());
+        baseMs.push(await baseConnect());
+      } else {
+        baseMs.push(await baseConnect());
+        oursMs.push(await oursConnect());
+      }
+    }
+    const o = median(ours);
+    const b = median(base);
+    const om = median(oursMs.slice(4));
+    const bm = median(baseMs.slice(4));
+    return [
+      row('stream throughput up: quic driver vs @matrixai/quic', o, b, 'MiB/s', '≥ 0.9×', `4 MiB in 64 KiB writes, median of ${BULK_ROUNDS}: ${o.toFixed(2)} vs ${b.toFixed(2)} MiB/s (the package's own ceiling)`),
+      row('connect (handshake + first stream): quic driver vs @matrixai/quic', 1000 / om, 1000 / bm, 'conn/s', '≥ 0.9×', `median of ${CONNECTS - 4}: ${om.toFixed(2)} ms vs ${bm.toFixed(2)} ms (ours includes the policy check and certificate verification)`),
+    ];
+  } finally {
+    await server.stop({ force: true });
+  }
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const rows = await run();
+  process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'quic' })))}\n`);
+  for (const r of rows) process.stdout.write(`${r.name}: ${r.note ?? ''}\n`);
+  await mkdir(join(here, 'results'), { recursive: true });
+  await writeFile(join(here, 'results', 'quic.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
+}
