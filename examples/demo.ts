@@ -37,14 +37,14 @@ const policy: NetworkPolicy = {
 const scope = createScope({ tenant: 'demo', policy });
 const cert = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'], kind: 'ec' });
 
-// 1. Servers, made with the same API: a TLS message echo and a UDP echo.
+// 1. Servers, made with the same API: a message echo over QUIC and TLS on one port number, and a UDP echo.
 const tlsServer = await new Preconnection({
   scope,
   local: { ipAddress: '127.0.0.1', port: 0 },
   properties: TransportProperties.reliableMessage(),
   security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
   framers: [lengthPrefixFramer()],
-}).listen();
+}).listen({ stacks: 'all' }); // every suitable stack: QUIC (udp) and TLS (tcp), sharing the port number
 const accepted: { close(): Promise<void> }[] = [];
 tlsServer.on('connectionReceived', async (c) => {
   accepted.push(c);
@@ -64,7 +64,7 @@ udpServer.on('connectionReceived', async (c) => {
   for await (const m of c) await c.send(m.data);
 });
 open.add(udpServer.port);
-say(`servers: TLS message echo on localhost:${tlsServer.port}, UDP echo on 127.0.0.1:${udpServer.port}\n`);
+say(`servers: message echo over ${tlsServer.stacks.join(' and ')} on localhost:${tlsServer.port}, UDP echo on 127.0.0.1:${udpServer.port}\n`);
 
 async function attempt(title: string, pre: Preconnection, message: string): Promise<void> {
   say(`── ${title}`);
@@ -83,7 +83,8 @@ async function attempt(title: string, pre: Preconnection, message: string): Prom
   }
 }
 
-// 2. Reliable messages, encrypted by default: TLS with a length-prefix framer wins.
+// 2. Reliable messages, encrypted by default. Multistreaming is preferred by default (RFC 9622 §6.2),
+//    so QUIC is ranked first and wins; TLS with a length-prefix framer is the fallback, never needed.
 await attempt(
   'reliable-message to localhost (certificate pinned)',
   new Preconnection({
@@ -94,6 +95,19 @@ await attempt(
     framers: [lengthPrefixFramer()],
   }),
   'hello over whatever won',
+);
+
+// 2b. The same, with multistreaming avoided: TLS over TCP is ranked first and wins.
+await attempt(
+  'reliable-message, multistreaming avoided',
+  new Preconnection({
+    scope,
+    remote: { hostName: 'localhost', port: tlsServer.port },
+    properties: TransportProperties.reliableMessage().avoid('multistreaming'),
+    security: new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] }),
+    framers: [lengthPrefixFramer()],
+  }),
+  'hello over TLS',
 );
 
 // 3. Unreliable datagrams, security explicitly disabled: UDP wins, TCP is only "avoided" and never started.

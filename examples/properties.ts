@@ -42,6 +42,7 @@ async function echo(init: ConstructorParameters<typeof Preconnection>[0]): Promi
     c.on('closed', () => accepted.delete(c));
     void (async () => {
       for await (const m of c) await c.send(m.data);
+      await c.close(); // the client finished: finish our side too
     })().catch(() => c.abort());
   });
   listeners.push(listener);
@@ -51,7 +52,8 @@ async function echo(init: ConstructorParameters<typeof Preconnection>[0]): Promi
 // TLS on TCP port P and UDP on the same port number P (retry if that UDP port is taken).
 let tlsEcho: Listener | undefined;
 for (let i = 0; i < 5 && tlsEcho === undefined; i++) {
-  const t = await echo({ local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.reliableMessage(), security: serverIdentity, framers: [lengthPrefixFramer()] });
+  // multistreaming avoided: this listener is the TLS one (QUIC, when installed, gets its own below).
+  const t = await echo({ local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.reliableMessage().avoid('multistreaming'), security: serverIdentity, framers: [lengthPrefixFramer()] });
   try {
     await echo({ local: { ipAddress: '127.0.0.1', port: t.port }, properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() });
     tlsEcho = t;
@@ -126,6 +128,8 @@ for (const [i, c] of cases.entries()) {
     properties: c.properties,
     security: c.security instanceof SecurityParameters ? c.security : new SecurityParameters(c.security),
     framers: c.framed ? [lengthPrefixFramer()] : [],
+    // udp/P answers datagrams, not QUIC: a QUIC candidate there waits for its connect timeout once TLS is out.
+    driverOptions: { quic: { connectTimeout: 1000 } },
   });
   try {
     const conn = await pre.initiate({ signal: AbortSignal.timeout(5000), onProgress: ranks.onProgress });

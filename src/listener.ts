@@ -2,8 +2,9 @@
  * Listener: passive open (RFC 9622 §7.2, RFC 9623 §4.7).
  *
  * The stacks are judged like an initiate's (properties, security, which
- * drivers can listen) and the best one is bound — or every suitable one with
- * `stacks: 'all'`, sharing one port. Each bind address is authorized as a
+ * drivers can listen) and the best one that binds is used (one the policy
+ * denies or that fails hands over to the next in rank) — or every suitable
+ * one with `stacks: 'all'`, sharing one port. Each bind address is authorized as a
  * `bind` by the tenant's policy before a socket exists; each accepted peer is
  * authorized as an `accept` by its address before the application sees it,
  * and a refused peer is dropped at once. `connectionLimit` (§7.2
@@ -33,7 +34,7 @@ export interface ListenOptions {
   readonly signal?: AbortSignal | undefined;
   /** Deliver at most this many connections (default: unlimited). */
   readonly connectionLimit?: number | undefined;
-  /** Bind the best suitable stack (default) or every suitable one. */
+  /** Bind the best suitable stack that can be bound (default) or every suitable one. */
   readonly stacks?: 'best' | 'all' | undefined;
 }
 
@@ -125,8 +126,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
       suitable.push(driver);
     }
     const ranked = rankStacks(suitable, { properties: init.properties, security: init.security, framerCount: init.framers.length });
-    const chosen = options.stacks === 'all' ? ranked : ranked.slice(0, 1);
-    for (const s of ranked.slice(chosen.length)) record({ driver: s.driver.id, stack: s.driver.stack, fate: 'pending', reason: 'not bound: a better stack was chosen' });
+    // 'best' (default): the first ranked stack that binds; one the policy denies or that fails to bind hands over to the next.
+    const chosen = ranked;
     if (chosen.length === 0) throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', 'no protocol stack can listen with the requested properties', report);
 
     // The tenant's listener quota: taken before any lookup or bind, never waits (QuotaExceededError at once).
@@ -141,7 +142,11 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     const listener = new Listener(init, report, lease);
     let port = local.port ?? 0;
     try {
-      for (const s of chosen) {
+      for (const [i, s] of chosen.entries()) {
+        if (options.stacks !== 'all' && listener.#bound.length > 0) {
+          for (const rest of chosen.slice(i)) record({ driver: rest.driver.id, stack: rest.driver.stack, fate: 'pending', reason: 'not bound: a better stack was bound' });
+          break;
+        }
         for (const address of addresses) {
           const base = { driver: s.driver.id, stack: s.driver.stack, address, family: (address.includes(':') ? 6 : 4) as 4 | 6, port };
           let target;
@@ -204,6 +209,11 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   }
 
   /** The first bound port: handy with port 0. */
+  /** The driver ids bound, best first (one unless listening with `stacks: 'all'`). */
+  get stacks(): readonly string[] {
+    return [...new Set(this.#bound.map((b) => b.driver.id))];
+  }
+
   get port(): number {
     return this.#bound[0]?.listener.local.port ?? 0;
   }
