@@ -42,7 +42,8 @@ export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefin
   const { address, port, family } = targetAddress(target, what);
   const label = `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   return new Promise<Socket>((resolve, reject) => {
-    const socket = new Socket({ allowHalfOpen: true });
+    // noDelay here: Node 20 ignores it among connect() options, which left Nagle on for every client socket.
+    const socket = new Socket({ allowHalfOpen: true, noDelay: true });
     const cleanup = (): void => {
       signal.removeEventListener('abort', onAbort);
       socket.off('connect', onConnect);
