@@ -44,6 +44,7 @@ const BASE: Capabilities = Object.freeze({
 
 const available = () => ({ available: true }) as const;
 
+/** HTTP/1.1 over TCP (`http:` URLs): each message a request, its response the reply. */
 export const httpDriver: Driver = Object.freeze({
   id: 'http',
   stack: Object.freeze(['http/1.1', 'tcp']),
@@ -58,6 +59,7 @@ export const httpDriver: Driver = Object.freeze({
   connect: (attempt) => connectHttp(attempt, { secure: false, alpn: [] }),
 } satisfies Driver);
 
+/** HTTP/1.1 over TLS (`https:` URLs); `clone()` opens a pooled parallel connection. */
 export const httpsDriver: Driver = Object.freeze({
   id: 'https',
   stack: Object.freeze(['http/1.1', 'tls', 'tcp']),
@@ -72,6 +74,7 @@ export const httpsDriver: Driver = Object.freeze({
   connect: (attempt) => connectHttp(attempt, { secure: true, alpn: ['http/1.1'] }),
 } satisfies Driver);
 
+/** HTTP/2 over TLS (`https:` URLs, ALPN h2): requests are streams of one connection; `clone()` is another stream. */
 export const https2Driver: Driver = Object.freeze({
   id: 'https2',
   stack: Object.freeze(['h2', 'tls', 'tcp']),

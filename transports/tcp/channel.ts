@@ -36,8 +36,10 @@ import { channelError, localAbortError } from './errors.js';
 
 const log = debuglog('taps');
 
+/** How long a graceful close() waits for the peer's FIN before giving up (ms). */
 export const DEFAULT_CLOSE_TIMEOUT = 2000;
 
+/** Options of a socket channel: report facts, close timeout, and the raw TCP socket under TLS. */
 export interface SocketChannelOptions {
   /** Facts for the report (ALPN, TLS version, ...). */
   readonly info?: Readonly<Record<string, unknown>>;

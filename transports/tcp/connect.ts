@@ -9,7 +9,7 @@
  * @example
  * const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
  */
-import { Socket, isIP } from 'node:net';
+import { Socket, isIP, type SocketConstructorOpts } from 'node:net';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
@@ -43,7 +43,7 @@ export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefin
   const label = `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   return new Promise<Socket>((resolve, reject) => {
     // noDelay here: Node 20 ignores it among connect() options, which left Nagle on for every client socket.
-    const socket = new Socket({ allowHalfOpen: true, noDelay: true });
+    const socket = new Socket({ allowHalfOpen: true, noDelay: true } as SocketConstructorOpts); // noDelay: missing from @types/node 20's type
     const cleanup = (): void => {
       signal.removeEventListener('abort', onAbort);
       socket.off('connect', onConnect);

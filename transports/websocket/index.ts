@@ -35,6 +35,7 @@ const BASE: Capabilities = Object.freeze({
   keepAlive: true,
 });
 
+/** WebSocket over TCP (`ws:` URLs): reliable, ordered messages, unencrypted. */
 export const wsDriver: Driver = Object.freeze({
   id: 'ws',
   stack: Object.freeze(['websocket', 'tcp']),
@@ -50,6 +51,7 @@ export const wsDriver: Driver = Object.freeze({
   listen: (attempt) => listenWebSocket(attempt, false),
 } satisfies Driver);
 
+/** WebSocket over TLS (`wss:` URLs): reliable, ordered, encrypted messages. */
 export const wssDriver: Driver = Object.freeze({
   id: 'wss',
   stack: Object.freeze(['websocket', 'tls', 'tcp']),
