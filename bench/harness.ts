@@ -49,3 +49,22 @@ export async function rate(fn: () => Promise<number>, ms: number): Promise<numbe
   while (performance.now() - start < ms) units += await fn();
   return (units * 1000) / (performance.now() - start);
 }
+
+/**
+ * Run `ours` and `base` `rounds` times each, alternating which goes first so
+ * neither always runs on a warmer (or more tired) process; returns both
+ * series of results.
+ */
+export async function alternate<T>(rounds: number, ours: () => Promise<T>, base: () => Promise<T>): Promise<{ ours: T[]; base: T[] }> {
+  const out = { ours: [] as T[], base: [] as T[] };
+  for (let i = 0; i < rounds; i++) {
+    if (i % 2 === 0) {
+      out.ours.push(await ours());
+      out.base.push(await base());
+    } else {
+      out.base.push(await base());
+      out.ours.push(await ours());
+    }
+  }
+  return out;
+}

@@ -28,7 +28,7 @@ import { LOOPBACK_UDP_PAYLOAD } from '../transports/quic/config.js';
 import { CLIENT_CRYPTO, loadQuic, serverCrypto } from '../transports/quic/engine.js';
 import { quicDriver } from '../transports/quic/index.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
-import { formatTable, median, row, type BenchRow } from './harness.js';
+import { alternate, formatTable, median, row, type BenchRow } from './harness.js';
 
 const MiB = 1024 * 1024;
 const BULK = 4 * MiB;
@@ -125,28 +125,8 @@ export async function run(): Promise<BenchRow[]> {
   };
 
   try {
-    const ours: number[] = [];
-    const base: number[] = [];
-    for (let i = 0; i < BULK_ROUNDS; i++) {
-      if (i % 2 === 0) {
-        ours.push(await oursBulk());
-        base.push(await baseBulk());
-      } else {
-        base.push(await baseBulk());
-        ours.push(await oursBulk());
-      }
-    }
-    const oursMs: number[] = [];
-    const baseMs: number[] = [];
-    for (let i = 0; i < CONNECTS; i++) {
-      if (i % 2 === 0) {
-        oursMs.push(await oursConnect());
-        baseMs.push(await baseConnect());
-      } else {
-        baseMs.push(await baseConnect());
-        oursMs.push(await oursConnect());
-      }
-    }
+    const { ours, base } = await alternate(BULK_ROUNDS, oursBulk, baseBulk);
+    const { ours: oursMs, base: baseMs } = await alternate(CONNECTS, oursConnect, baseConnect);
     const o = median(ours);
     const b = median(base);
     const om = median(oursMs.slice(4));

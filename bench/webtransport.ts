@@ -30,7 +30,7 @@ import { SecurityParameters } from '../src/security.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
 import { PACKAGE, packageDirectory, type WtSession } from '../transports/webtransport/engine.js';
 import { webtransportH2Driver } from '../transports/webtransport/index.js';
-import { formatTable, median, row, type BenchRow } from './harness.js';
+import { alternate, formatTable, median, row, type BenchRow } from './harness.js';
 
 const MiB = 1024 * 1024;
 const BULK = 16 * MiB;
@@ -200,28 +200,8 @@ export async function run(): Promise<BenchRow[]> {
     // Warm up both paths, then alternate which goes first.
     await oursBulk();
     await baseBulk();
-    const ours: number[] = [];
-    const base: number[] = [];
-    for (let i = 0; i < BULK_ROUNDS; i++) {
-      if (i % 2 === 0) {
-        ours.push(await oursBulk());
-        base.push(await baseBulk());
-      } else {
-        base.push(await baseBulk());
-        ours.push(await oursBulk());
-      }
-    }
-    const oursMs: number[] = [];
-    const baseMs: number[] = [];
-    for (let i = 0; i < CONNECTS; i++) {
-      if (i % 2 === 0) {
-        oursMs.push(await oursOpen());
-        baseMs.push(await baseOpen());
-      } else {
-        baseMs.push(await baseOpen());
-        oursMs.push(await oursOpen());
-      }
-    }
+    const { ours, base } = await alternate(BULK_ROUNDS, oursBulk, baseBulk);
+    const { ours: oursMs, base: baseMs } = await alternate(CONNECTS, oursOpen, baseOpen);
     const o = median(ours);
     const b = median(base);
     const om = median(oursMs.slice(4));
