@@ -6,8 +6,9 @@
  * - The package is given the IP literal the policy checked, never a name, and
  *   its `resolveHostname` hook refuses anything else; SNI (`serverName`) and
  *   certificate checks use the checked name (./verify.ts).
- * - It binds the unspecified address of the target's family (or the
- *   endpoint's local address), never `::` for an IPv4 target.
+ * - It binds the endpoint's local address, else loopback for a loopback
+ *   target, else the unspecified address of the target's family (never `::`
+ *   for an IPv4 target).
  * - Its wait is bounded: `connectTimeout` (package `timer`) and the attempt's
  *   signal (package `signal`), so a silent UDP port costs at most that; on
  *   abort the half-made client is destroyed with `force`.
@@ -20,11 +21,22 @@ import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { targetAddress, localBinding } from '../tcp/connect.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
-import { quicOptions } from './config.js';
+import { isLoopbackAddress, quicOptions } from './config.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
 import { codeToReason, connectError } from './errors.js';
 import { QuicGroup } from './group.js';
 import { serverVerifier } from './verify.js';
+
+/**
+ * The address to bind when the endpoint names none: the target's own
+ * loopback for a loopback target (its packets can only come from there, and
+ * the package runs ~25% faster on a specifically bound socket: bench/quic.ts),
+ * else the unspecified address of the target's family.
+ */
+function defaultLocalHost(address: string, family: 4 | 6): string {
+  if (isLoopbackAddress(address)) return family === 6 ? '::1' : '127.0.0.1';
+  return family === 6 ? '::' : '0.0.0.0';
+}
 
 export async function connectQuic(attempt: ConnectAttempt): Promise<TransportChannel> {
   const { signal, target, security } = attempt;
@@ -45,7 +57,7 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
       host: address,
       port,
       ...(serverName ? { serverName } : {}),
-      localHost: bind.localAddress ?? (family === 6 ? '::' : '0.0.0.0'),
+      localHost: bind.localAddress ?? defaultLocalHost(address, family),
       localPort: bind.localPort ?? 0,
       ipv6Only: family === 6,
       crypto: CLIENT_CRYPTO,

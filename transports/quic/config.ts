@@ -30,7 +30,8 @@ export const DEFAULT_UDP_PAYLOAD = 1350;
 /** Payload size between loopback addresses. */
 export const LOOPBACK_UDP_PAYLOAD = 32 * 1024;
 
-function isLoopback(address: string): boolean {
+/** 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
+export function isLoopbackAddress(address: string): boolean {
   return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
@@ -46,7 +47,7 @@ function ms(options: Readonly<Record<string, unknown>>, name: string, fallback: 
 
 function payload(options: Readonly<Record<string, unknown>>, address: string): number {
   const v = options['maxUdpPayload'];
-  if (v === undefined) return isLoopback(address) ? LOOPBACK_UDP_PAYLOAD : DEFAULT_UDP_PAYLOAD;
+  if (v === undefined) return isLoopbackAddress(address) ? LOOPBACK_UDP_PAYLOAD : DEFAULT_UDP_PAYLOAD;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1200 || v > 65527) throw new RangeError(`driverOptions.quic.maxUdpPayload must be an integer from 1200 to 65527, got ${String(v)}`);
   return v;
 }
