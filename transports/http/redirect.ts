@@ -5,8 +5,8 @@
  * 'follow'`); the default is `'manual'` (the 3xx is delivered as the
  * response), the safer choice: nothing reaches a second host unless the
  * caller opted in. For each hop, before anything is sent:
- *  - a non-network scheme (file:, data:, javascript:, …) is refused at once
- *    with PolicyDeniedError `bad-scheme`;
+ *  - a non-network scheme (file:, data:, javascript:, …) is refused with
+ *    PolicyDeniedError `bad-scheme`, decided (and so recorded) by the guard;
  *  - the hop's name goes through the tenant's lookup grant
  *    (`guard.lookup`) and each address through `guard.authorize` with use
  *    `redirect`, the hop's scheme as protocol (`http`/`https`: a downgrade
@@ -47,14 +47,8 @@ export function nextHop(status: number, location: string, current: HopRequest): 
   } catch (err) {
     throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `redirect to an invalid URL ${JSON.stringify(location)}`, { cause: err });
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new PolicyDeniedError({
-      allow: false,
-      code: 'bad-scheme',
-      reason: `a redirect to ${url.protocol} is not a network scheme an HTTP channel may follow`,
-      rule: null,
-    });
-  }
+  // A non-network scheme goes no further: authorizeHop refuses it through the guard, so it is recorded.
+  if (!isNetworkScheme(url)) return { url, method: current.method, headers: current.headers, body: null };
   url.username = '';
   url.password = '';
   url.hash = '';
@@ -77,6 +71,10 @@ export function nextHop(status: number, location: string, current: HopRequest): 
   return { url, method, headers, body };
 }
 
+function isNetworkScheme(url: URL): boolean {
+  return url.protocol === 'http:' || url.protocol === 'https:';
+}
+
 /** The policy protocol and port a URL names. */
 export function urlProtocol(url: URL): { protocol: 'http' | 'https'; port: number; host: string } {
   const protocol = url.protocol === 'https:' ? 'https' : 'http';
@@ -87,6 +85,13 @@ export function urlProtocol(url: URL): { protocol: 'http' | 'https'; port: numbe
 
 /** Decide one hop: lookup grant, then each address with use 'redirect'. Returns the first allowed target. */
 export async function authorizeHop(guard: PolicyGuard, url: URL, signal: AbortSignal): Promise<CheckedTarget> {
+  if (!isNetworkScheme(url)) {
+    // The guard decides (bad-scheme) and records it, so the host's audit trail shows the attempt.
+    const decision = await guard.decide({ use: 'redirect', protocol: 'https', url: url.href });
+    throw new PolicyDeniedError(
+      decision.allow ? { allow: false, code: 'bad-scheme', reason: `a redirect to ${url.protocol} is not a network scheme an HTTP channel may follow`, rule: null } : decision,
+    );
+  }
   const { protocol, port, host } = urlProtocol(url);
   const href = url.href;
   if (isIP(host) !== 0) return guard.authorize({ use: 'redirect', protocol, address: host, port, url: href });
