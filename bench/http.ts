@@ -9,6 +9,10 @@
  * Goal: ours ≥ 0.9× plain undici at concurrency 1 and 50. The same two
  * rows for HTTP/2 over TLS: `https2` channels (50 streams of one
  * connection via openStream()) against an undici Client with allowH2.
+ * And the whole library for HTTP/1.1: Connections from
+ * Preconnection.initiate() (49 more by clone(): pooled parallel connections)
+ * sending each request with conn.send() and reading the reply with
+ * conn.receive(), against the same undici Client and Pool.
  *
  *   npx tsx bench/http.ts          # table + bench/results/http.json
  *   npm run bench -- http
@@ -18,9 +22,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Client, Pool, type Dispatcher } from 'undici';
+import type { Connection } from '../src/connection/connection.js';
 import type { TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
 import { createScope } from '../src/policy/chokepoint.js';
+import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
 import { httpDriver, https2Driver } from '../transports/http/index.js';
@@ -77,6 +83,15 @@ function requester(ch: TransportChannel): () => Promise<void> {
 }
 
 function noop(): void {}
+
+/** One library Connection as a request → response loop. */
+function connectionRequester(conn: Connection): () => Promise<void> {
+  const context = { fields: { method: 'GET', path: '/' } };
+  return async () => {
+    await conn.send(EMPTY, context);
+    await conn.receive();
+  };
+}
 
 /** Requests per second with `loops` concurrent request loops for ROUND_MS. */
 async function measure(loops: readonly (() => Promise<void>)[]): Promise<number> {
@@ -162,6 +177,7 @@ async function runHttp1(): Promise<BenchRow[]> {
   const origin = `http://127.0.0.1:${server.port}`;
   const client = new Client(origin);
   const pool = new Pool(origin, { connections: 50 });
+  const conns: Connection[] = [];
   try {
     const scope = createScope({ tenant: 'bench', policy: allowAll });
     const target = await scope.guard.authorize({ use: 'connect', protocol: 'http', address: '127.0.0.1', port: server.port });
@@ -181,11 +197,21 @@ async function runHttp1(): Promise<BenchRow[]> {
     const base1 = [undiciLoop(client)];
     const base50 = Array.from({ length: 50 }, () => undiciLoop(pool));
 
-    return [
+    const rows = [
       await compare('requests/s, concurrency 1: http driver vs plain undici Client', ours1, base1),
       await compare('requests/s, concurrency 50: 50 http channels vs plain undici Pool(50)', ours50, base50),
     ];
+    const first1 = await new Preconnection({ scope, remote: `${origin}/`, properties: TransportProperties.reliableMessage(), security: SecurityParameters.disabled() }).initiate();
+    conns.push(first1);
+    for (let i = 1; i < 50; i++) conns.push(await first1.clone());
+    const lib = conns.map(connectionRequester);
+    rows.push(
+      await compare('requests/s, concurrency 1: library Connection (http) vs plain undici Client', lib.slice(0, 1), base1),
+      await compare('requests/s, concurrency 50: 50 library Connections (http) vs plain undici Pool(50)', lib, base50),
+    );
+    return rows;
   } finally {
+    await Promise.all(conns.map((c) => c.close()));
     await Promise.all(channels.map((c) => c.close()));
     await client.close();
     await pool.close();

@@ -7,6 +7,11 @@
  * it counts messages and answers "END" with the count, which ends a round.
  * Goal: ours ≥ 0.95× the plain ws rate (median of alternating rounds).
  *
+ * Two rows: the driver channel alone, and the whole library (a Connection
+ * from Preconnection.initiate() with reliable-message properties, sending
+ * with `conn.send()` and waiting on `sendBlocked`/`drain`), each against
+ * plain ws in the same run.
+ *
  *   npx tsx bench/websocket.ts     # table + bench/results/websocket.json
  *   npm run bench -- websocket
  */
@@ -17,13 +22,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { WebSocket } from 'ws';
+import type { Connection } from '../src/connection/connection.js';
 import type { TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
 import { createScope } from '../src/policy/chokepoint.js';
+import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
 import { wsDriver } from '../transports/websocket/index.js';
-import { formatTable, median, row, type BenchRow } from './harness.js';
+import { alternate, formatTable, median, row, type BenchRow } from './harness.js';
 
 const MESSAGE = 1024;
 const PER_ROUND = 20_000;
@@ -70,6 +77,21 @@ async function oursRound(ch: TransportChannel, next: () => Promise<string>, drai
   }
   ch.send(END, { fields: { text: true } }, noop);
   const count = Number(await next());
+  const ms = performance.now() - t0;
+  if (count !== PER_ROUND) throw new Error(`server counted ${count}, expected ${PER_ROUND}`);
+  return (PER_ROUND * 1000) / ms;
+}
+
+/** Messages per second through a library Connection (send queue, message properties, events). */
+async function connectionRound(conn: Connection): Promise<number> {
+  const payload = Buffer.alloc(MESSAGE, 0x61);
+  const t0 = performance.now();
+  for (let i = 0; i < PER_ROUND; i++) {
+    void conn.send(payload);
+    if (conn.sendBlocked) await new Promise<void>((r) => conn.once('drain', () => r()));
+  }
+  void conn.send(END, { fields: { text: true } });
+  const count = Number((await conn.receive()).text());
   const ms = performance.now() - t0;
   if (count !== PER_ROUND) throw new Error(`server counted ${count}, expected ${PER_ROUND}`);
   return (PER_ROUND * 1000) / ms;
@@ -148,8 +170,22 @@ export async function run(): Promise<BenchRow[]> {
       }
     }
     await ch.close();
+
+    // The whole library: Preconnection → Connection, the same server, against the same plain ws client.
+    const conn = await new Preconnection({
+      scope,
+      remote: `ws://127.0.0.1:${server.port}/`,
+      properties: TransportProperties.reliableMessage(),
+      security: SecurityParameters.disabled(),
+    }).initiate();
+    await connectionRound(conn);
+    const lib = await alternate(ROUNDS, () => connectionRound(conn), () => baselineRound(ws, baseReplies.next));
+    await conn.close();
     await new Promise<void>((r) => (ws.once('close', () => r()), ws.close()));
-    return [row('1 KiB messages one way: ws driver channel vs plain ws', median(ours), median(base), 'msg/s', '≥ 0.95×', `median of ${ROUNDS} rounds of ${PER_ROUND}`)];
+    return [
+      row('1 KiB messages one way: ws driver channel vs plain ws', median(ours), median(base), 'msg/s', '≥ 0.95×', `median of ${ROUNDS} rounds of ${PER_ROUND}`),
+      row('1 KiB messages one way: library Connection (ws) vs plain ws', median(lib.ours), median(lib.base), 'msg/s', '≥ 0.95×', `median of ${ROUNDS} rounds of ${PER_ROUND}; Preconnection.initiate() + conn.send()`),
+    ];
   } finally {
     await server.stop();
   }
