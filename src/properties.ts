@@ -152,18 +152,33 @@ const bool: NamespacedValidator = (v) => (typeof v === 'boolean' ? undefined : `
 
 type Resolved = { kind: 'generic'; name: PropertyName; check: (v: unknown) => Checked } | { kind: 'ns'; name: string; ns: string; check: (v: unknown) => Checked };
 
+/**
+ * Names already resolved, as written (selection asks for the same few names
+ * on every candidate of every initiate). Only names that resolve are kept,
+ * and at most RESOLVED_LIMIT of them, so odd spellings cannot grow it.
+ */
+const RESOLVED = new Map<string, Resolved>();
+const RESOLVED_LIMIT = 1024;
+
 function resolveName(name: unknown): Resolved | PropertyProblem {
   if (typeof name !== 'string') return { property: String(describe(name)), reason: 'a property name must be a string' };
+  const hit = RESOLVED.get(name);
+  if (hit) return hit;
   const lower = name.toLowerCase();
   const generic = GENERIC.get(lower);
-  if (generic) return { kind: 'generic', ...generic };
+  if (generic) return remember(name, { kind: 'generic', ...generic });
   const ns = NAMESPACED.get(lower);
   if (ns) {
     const { validate } = ns;
-    return { kind: 'ns', name: ns.name, ns: lower.slice(0, lower.indexOf('.')), check: (v) => { const why = validate(v); return why === undefined ? ok(v) : bad(why); } };
+    return remember(name, { kind: 'ns', name: ns.name, ns: lower.slice(0, lower.indexOf('.')), check: (v) => { const why = validate(v); return why === undefined ? ok(v) : bad(why); } });
   }
   const shown = name.length > 80 ? `${name.slice(0, 80)}…` : name;
   return { property: shown, reason: lower.includes('.') ? 'unknown protocol-specific property' : 'unknown property' };
+}
+
+function remember(name: string, r: Resolved): Resolved {
+  if (RESOLVED.size < RESOLVED_LIMIT) RESOLVED.set(name, Object.freeze(r));
+  return r;
 }
 
 function fail(problems: PropertyProblem[]): never {

@@ -41,6 +41,9 @@ import { explainRank, rankStacks, type RankedStack } from './rank.js';
 import { resolveFamilies } from './resolve.js';
 import { judgeStack } from './suitability.js';
 
+/** The abort reason that ends every finished selection's leftovers: one shared instance (an Error per initiate cost a stack capture). */
+const SELECTION_FINISHED = new TapsError('ERR_TAPS_ABORTED', 'selection finished');
+
 const debug = debuglog('taps');
 export const candidateStart = diagChannel('taps:candidate:start');
 export const candidateReady = diagChannel('taps:candidate:ready');
@@ -349,7 +352,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);
     input.signal?.removeEventListener('abort', onCallerAbort);
-    if (!signal.aborted) controller.abort(new TapsError('ERR_TAPS_ABORTED', 'selection finished'));
+    if (!signal.aborted) controller.abort(SELECTION_FINISHED);
   }
 }
 
