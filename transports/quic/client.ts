@@ -65,7 +65,7 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
         verifyPeer: true,
         verifyCallback: verifier.callback,
         applicationProtos: [...cfg.alpn],
-        maxIdleTimeout: cfg.idleTimeout,
+        maxIdleTimeout: cfg.idleTimeout ?? 0,
       maxSendUdpPayloadSize: cfg.maxUdpPayload,
       maxRecvUdpPayloadSize: cfg.maxUdpPayload,
       readableChunkSize: 64 * 1024,

@@ -46,7 +46,7 @@ export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener
       key: String(security.key),
       ...(requestClientCertificate ? { ca: security.ca!.map(String), verifyPeer: true } : { verifyPeer: false }),
       applicationProtos: [...cfg.alpn],
-      maxIdleTimeout: cfg.idleTimeout,
+      maxIdleTimeout: cfg.idleTimeout ?? 0,
       maxSendUdpPayloadSize: cfg.maxUdpPayload,
       maxRecvUdpPayloadSize: cfg.maxUdpPayload,
       readableChunkSize: 64 * 1024,

@@ -78,10 +78,20 @@ function nameProblem(leaf: X509Certificate, identity: string): string | undefine
 
 let systemAnchors: X509Certificate[] | undefined;
 
+/** Parsed trust anchors per SecurityParameters (immutable), so a connect does not parse the CA again. */
+const parsedAnchors = new WeakMap<SecurityParameters, X509Certificate[]>();
+
 function anchorsOf(security: SecurityParameters): X509Certificate[] {
-  if (security.ca && security.ca.length > 0) return security.ca.flatMap((pem) => splitPem(String(pem)).map((p) => new X509Certificate(p)));
-  systemAnchors ??= rootCertificates.map((pem) => new X509Certificate(pem));
-  return systemAnchors;
+  if (!security.ca || security.ca.length === 0) {
+    systemAnchors ??= rootCertificates.map((pem) => new X509Certificate(pem));
+    return systemAnchors;
+  }
+  let anchors = parsedAnchors.get(security);
+  if (!anchors) {
+    anchors = security.ca.flatMap((pem) => splitPem(String(pem)).map((p) => new X509Certificate(p)));
+    parsedAnchors.set(security, anchors);
+  }
+  return anchors;
 }
 
 function splitPem(text: string): string[] {
