@@ -117,6 +117,17 @@ export class Preconnection {
     return this.#drivers ? Promise.resolve(this.#drivers) : registeredDrivers();
   }
 
+  #snapshot: { readonly of: TransportProperties; readonly revision: number; readonly frozen: TransportProperties } | undefined;
+
+  #initiateSnapshot(): TransportProperties {
+    const of = this.properties;
+    const s = this.#snapshot;
+    if (s && s.of === of && s.revision === of.revision) return s.frozen;
+    const frozen = of.freeze().validate('initiate'); // role-dependent contradictions (RFC 9623 §3.1), before any socket or query
+    this.#snapshot = { of, revision: of.revision, frozen };
+    return frozen;
+  }
+
   /** Active open (RFC 9622 §7.1): resolves with a Connection that is ready. */
   async initiate(options: InitiateOptions = {}): Promise<Connection> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -125,9 +136,9 @@ export class Preconnection {
     }
     const remote = this.remote;
     if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
-    // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6).
-    const properties = this.properties.clone();
-    properties.validate('initiate'); // role-dependent contradictions (RFC 9623 §3.1), before any socket or query
+    // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6). One frozen,
+    // validated copy serves every initiate() until the properties change (cheaper, and shared by its connections).
+    const properties = this.#initiateSnapshot();
     const security = this.security;
     const framers = this.framers;
     let lease: Lease;

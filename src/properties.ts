@@ -190,6 +190,7 @@ export class TransportProperties {
   readonly #values = new Map<string, unknown>();
   #role: 'initiate' | 'listen' = 'initiate';
   #frozen = false;
+  #revision = 0;
 
   constructor(init?: Record<string, unknown> | TransportProperties | null) {
     if (init instanceof TransportProperties) {
@@ -274,6 +275,11 @@ export class TransportProperties {
     return this.#frozen;
   }
 
+  /** Bumped by every set()/reset(): lets a holder reuse a snapshot taken at the same revision. */
+  get revision(): number {
+    return this.#revision;
+  }
+
   /** The effective value: what was set, else the default (namespaced: undefined when unset). */
   get<K extends PropertyName>(name: K): SelectionProperties[K];
   get(name: string): unknown;
@@ -292,6 +298,7 @@ export class TransportProperties {
     const c = value === undefined ? bad('must have a value (use reset() to restore the default)') : r.check(value);
     if (!c.ok) fail([{ property: r.name, reason: c.reason }]);
     this.#values.set(r.name, c.value);
+    this.#revision++;
     return this;
   }
 
@@ -299,6 +306,7 @@ export class TransportProperties {
   reset(name: string): this {
     this.#writable();
     this.#values.delete(this.#resolve(name).name);
+    this.#revision++;
     return this;
   }
 

@@ -157,4 +157,19 @@ describe('initiate() over loopback', () => {
     expect(err.code).toBe('ERR_TAPS_POLICY_PROHIBITED');
     expect(server.accepted).toBe(0);
   });
+
+  it('each initiate() uses the properties as they are then: an edit after one connection changes the next, not the first', async () => {
+    const server = await tcpEchoOn('127.0.0.1');
+    const scope = createScope({ tenant: 'snap', policy: allow });
+    const pre = new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: (server.address() as { port: number }).port }, properties: TransportProperties.reliableInorderStream(), security: SecurityParameters.disabled(), drivers });
+    const first = await pre.initiate({ signal: AbortSignal.timeout(5000) });
+    const again = await pre.initiate({ signal: AbortSignal.timeout(5000) });
+    expect(again.driver.id).toBe('tcp');
+    pre.properties.set('reliability', 'prohibit').set('preserveOrder', 'noPreference').set('congestionControl', 'noPreference');
+    const err = await pre.initiate({ signal: AbortSignal.timeout(5000) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_TAPS_NO_CANDIDATES' });
+    expect(first.driver.id).toBe('tcp');
+    first.abort();
+    again.abort();
+  });
 });

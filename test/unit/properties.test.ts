@@ -299,3 +299,18 @@ describe('readBack (RFC 9622 §6.2: preferences read back as booleans)', () => {
     expect(() => readBack({} as never, provided)).toThrow(TypeError);
   });
 });
+
+describe('TransportProperties revision (what lets a Preconnection reuse its frozen snapshot)', () => {
+  it('counts set() and reset(), and a frozen copy keeps the values of the revision it was taken at', () => {
+    const p = new TransportProperties();
+    const r0 = p.revision;
+    p.set('multistreaming', 'require');
+    expect(p.revision).toBe(r0 + 1);
+    const frozen = p.freeze();
+    p.reset('multistreaming');
+    expect(p.revision).toBe(r0 + 2);
+    expect(frozen.get('multistreaming')).toBe('require');
+    expect(p.get('multistreaming')).toBe('prefer');
+    expect(() => frozen.set('multistreaming', 'avoid')).toThrow(TypeError);
+  });
+});
