@@ -20,11 +20,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
-import { TapsError, toTapsError } from '../../src/errors.js';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import { toTapsError } from '../../src/errors.js';
 import { tlsInfo } from '../http/socket.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
 import { tlsServerOptions } from '../tls/index.js';
+import { AcceptQueue } from '../system/accept-queue.js';
 import { WebSocketChannel } from './channel.js';
 import { DEFAULT_MAX_PAYLOAD, readProperty, validateCloseTimeout, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
 
@@ -57,10 +58,7 @@ class WebSocketListener implements DriverListener {
   readonly #maxPayload: number;
   readonly #path: string | undefined;
   readonly #pending = new Set<net.Socket>();
-  #handler: DriverListenerHandler | undefined;
-  #backlog: TransportChannel[] = [];
-  #failure: Error | undefined;
-  #closed = false;
+  readonly #queue = new AcceptQueue();
 
   constructor(server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined) {
     this.#server = server;
@@ -106,7 +104,7 @@ class WebSocketListener implements DriverListener {
   }
 
   #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    if (this.#closed) return void socket.destroy();
+    if (this.#queue.closed) return void socket.destroy();
     const path = req.url ?? '/';
     if (this.#path !== undefined && path.split('?')[0] !== this.#path.split('?')[0]) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -116,35 +114,24 @@ class WebSocketListener implements DriverListener {
       this.#pending.delete(socket);
       const info = { path, origin: req.headers.origin, ...tlsInfo(socket) };
       const channel = new WebSocketChannel(ws, socket, { maxPayload: this.#maxPayload, info });
-      if (this.#closed) return channel.abort();
-      if (this.#handler) this.#handler.connection(channel);
-      else this.#backlog.push(channel);
+      this.#queue.offer(channel);
     });
   }
 
   start(handler: DriverListenerHandler): void {
-    if (this.#handler) throw new TypeError('start() was already called on this listener');
-    this.#handler = handler;
-    const backlog = this.#backlog;
-    this.#backlog = [];
-    for (const ch of backlog) handler.connection(ch);
-    if (this.#failure) handler.error(this.#failure);
+    this.#queue.start(handler);
   }
 
   #fail(err: Error): void {
-    const e = toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
     void this.close();
-    if (this.#handler) this.#handler.error(e);
-    else this.#failure = e;
+    this.#queue.fail(err);
   }
 
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
+    if (this.#queue.closed) return Promise.resolve();
+    this.#queue.close();
     for (const s of this.#pending) s.destroy();
     this.#pending.clear();
-    for (const ch of this.#backlog) ch.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken'));
-    this.#backlog = [];
     this.#wss.close();
     return new Promise<void>((resolve) => {
       // server.close's callback waits for every upgraded socket; the listening handle is gone at once.
