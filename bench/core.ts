@@ -27,8 +27,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Connection } from '../src/connection/connection.js';
 import { lengthPrefixFramer } from '../src/framers/index.js';
@@ -40,7 +40,7 @@ import { tcpDriver } from '../transports/tcp/index.js';
 import { tlsDriver } from '../transports/tls/index.js';
 import { udpDriver } from '../transports/udp/index.js';
 import { udpLossSameLoop, udpThroughput } from './core-udp.js';
-import { formatTable, type BenchRow } from './harness.js';
+import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
 import { pairedRow } from './paired.js';
 
 const SINK = `
@@ -285,11 +285,10 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await run();
   process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'core' })))}\n`);
   for (const r of rows) if (r.note) process.stdout.write(`  ${r.name}: ${r.note}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
-  await writeFile(join(here, 'results', 'core.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(join(RESULTS_DIR, 'core.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
 }

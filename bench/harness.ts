@@ -3,6 +3,15 @@
  * helpers, and a table printer. A row compares ours against a baseline
  * measured in the same run; `higherIsBetter` says which way the ratio reads.
  */
+import { fileURLToPath } from 'node:url';
+
+/**
+ * bench/results/ at the project root, whether this runs from source (tsx) or
+ * compiled (`npm run bench` builds bench/ into dist-bench/ and runs that, so
+ * the library is measured as users run it: compiled JavaScript).
+ */
+export const RESULTS_DIR = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/') ? '../../bench/results/' : './results/', import.meta.url));
+
 export interface BenchRow {
   suite?: string;
   name: string;

@@ -18,8 +18,8 @@
  *   npm run bench -- http
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { Connection } from '../src/connection/connection.js';
@@ -31,10 +31,11 @@ import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
 import { httpDriver, https2Driver } from '../transports/http/index.js';
 import { testCertificate } from '../test/helpers/certs.js';
-import { formatTable, median, row, type BenchRow } from './harness.js';
+import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
+import { pairedRow } from './paired.js';
 
 const ROUND_MS = 600;
-const ROUNDS = 7;
+const ROUNDS = 9;
 const EMPTY = new Uint8Array(0);
 
 const SERVER = `
@@ -129,7 +130,7 @@ async function compare(name: string, ours: readonly (() => Promise<void>)[], bas
       o.push(await measure(ours));
     }
   }
-  return row(name, median(o), median(b), 'req/s', '≥ 0.9×', `median of ${ROUNDS} rounds of ${ROUND_MS} ms`);
+  return pairedRow(name, o, b, 'req/s', '≥ 0.9×', `${ROUNDS} alternating rounds of ${ROUND_MS} ms`);
 }
 
 const allowAll = { decide: () => ({ allow: true, rule: 'bench' }) as const };
@@ -219,10 +220,9 @@ async function runHttp1(): Promise<BenchRow[]> {
   }
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await run();
   process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'http' })))}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
-  await writeFile(join(here, 'results', 'http.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(join(RESULTS_DIR, 'http.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
 }

@@ -27,11 +27,10 @@
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatTable, row, type BenchRow } from './harness.js';
+import { formatTable, row, type BenchRow, RESULTS_DIR } from './harness.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
 const self = fileURLToPath(import.meta.url);
 const N = Number(process.env['TAPS_LOAD_CONNECTIONS'] ?? 10_000);
 const CONCURRENCY = 256;
@@ -254,8 +253,8 @@ async function main(): Promise<void> {
   out['rows'] = rows;
   process.stdout.write(`\n${formatTable(rows)}\n`);
   for (const r of rows) if (r.note) process.stdout.write(`  ${r.name}: ${r.note}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
-  await writeFile(join(here, 'results', 'load.json'), JSON.stringify(out, null, 2));
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(join(RESULTS_DIR, 'load.json'), JSON.stringify(out, null, 2));
 }
 
 await main();

@@ -13,11 +13,11 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { formatTable, median, row, type BenchRow } from './harness.js';
+import { formatTable, median, row, type BenchRow, RESULTS_DIR } from './harness.js';
 import { Host } from '../src/policy/host.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { parsePolicy } from '../src/policy/source.js';
@@ -212,13 +212,12 @@ async function establishment(scopes: NetworkScope[], ports: readonly number[], p
   return samples.map(median);
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await run();
   process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'policy' })))}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
+  await mkdir(RESULTS_DIR, { recursive: true });
   await writeFile(
-    join(here, 'results', 'policy.json'),
+    join(RESULTS_DIR, 'policy.json'),
     JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2),
   );
 }

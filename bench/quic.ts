@@ -16,8 +16,8 @@
  *   npx tsx bench/run.ts quic
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { ChannelReceiver, TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
@@ -28,7 +28,7 @@ import { LOOPBACK_UDP_PAYLOAD } from '../transports/quic/config.js';
 import { CLIENT_CRYPTO, loadQuic, serverCrypto } from '../transports/quic/engine.js';
 import { quicDriver } from '../transports/quic/index.js';
 import { testCertificate } from '../test/helpers/certs.js';
-import { alternate, formatTable, median, type BenchRow } from './harness.js';
+import { alternate, formatTable, median, type BenchRow, RESULTS_DIR } from './harness.js';
 import { pairedRow } from './paired.js';
 
 const MiB = 1024 * 1024;
@@ -144,11 +144,10 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await run();
   process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'quic' })))}\n`);
   for (const r of rows) process.stdout.write(`${r.name}: ${r.note ?? ''}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
-  await writeFile(join(here, 'results', 'quic.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(join(RESULTS_DIR, 'quic.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
 }

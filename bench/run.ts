@@ -7,11 +7,10 @@
  *   npm run bench -- core policy  # only these suites
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { formatTable, type BenchRow } from './harness.js';
+import { join } from 'node:path';
 
-const here = dirname(fileURLToPath(import.meta.url));
+import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
+
 const SUITES: Record<string, string> = {
   core: './core.js',
   policy: './policy.js',
@@ -41,8 +40,8 @@ for (const name of names) {
   }
 }
 process.stdout.write(`\n${formatTable(rows)}\n`);
-await mkdir(join(here, 'results'), { recursive: true });
-await writeFile(join(here, 'results', 'bench.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows, failures }, null, 2));
+await mkdir(RESULTS_DIR, { recursive: true });
+await writeFile(join(RESULTS_DIR, 'bench.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows, failures }, null, 2));
 if (failures.length > 0) {
   process.stderr.write(`\n${failures.length} suite(s) failed:\n${failures.join('\n')}\n`);
   process.exitCode = 1;

@@ -18,8 +18,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { WebSocket } from 'ws';
 import type { Connection } from '../src/connection/connection.js';
@@ -30,7 +30,7 @@ import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
 import { wsDriver } from '../transports/websocket/index.js';
-import { alternate, formatTable, median, row, type BenchRow } from './harness.js';
+import { alternate, formatTable, median, row, type BenchRow, RESULTS_DIR } from './harness.js';
 
 const MESSAGE = 1024;
 const PER_ROUND = 20_000;
@@ -191,10 +191,9 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await run();
   process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'websocket' })))}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
-  await writeFile(join(here, 'results', 'websocket.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(join(RESULTS_DIR, 'websocket.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
 }

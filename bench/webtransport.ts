@@ -19,8 +19,8 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
@@ -30,7 +30,7 @@ import { SecurityParameters } from '../src/security.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
 import { PACKAGE, packageDirectory, type WtSession } from '../transports/webtransport/engine.js';
 import { webtransportH2Driver } from '../transports/webtransport/index.js';
-import { alternate, formatTable, median, row, type BenchRow } from './harness.js';
+import { alternate, formatTable, median, row, type BenchRow, RESULTS_DIR } from './harness.js';
 
 const MiB = 1024 * 1024;
 const BULK = 16 * MiB;
@@ -215,11 +215,10 @@ export async function run(): Promise<BenchRow[]> {
   }
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const rows = await run();
   process.stdout.write(`${formatTable(rows.map((r) => ({ ...r, suite: 'webtransport' })))}\n`);
   for (const r of rows) process.stdout.write(`${r.name}: ${r.note ?? ''}\n`);
-  await mkdir(join(here, 'results'), { recursive: true });
-  await writeFile(join(here, 'results', 'webtransport.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(join(RESULTS_DIR, 'webtransport.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows }, null, 2));
 }
