@@ -195,7 +195,8 @@ async function baseTcpRound(socket: Socket, next: () => Promise<number>, payload
 async function tcpThroughput(port: number, size: number, n: number, rounds: number, goal: string): Promise<BenchRow> {
   const payload = Buffer.alloc(size, 0x61);
   const conn = await tcpPre(port).initiate({ signal: AbortSignal.timeout(5000) });
-  const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+  // setNoDelay: Node 20 ignores noDelay among connect() options, and the library's sockets have Nagle off too.
+  const socket = connect({ host: '127.0.0.1', port }).setNoDelay(true);
   await new Promise((r, j) => (socket.once('connect', r), socket.once('error', j)));
   const next = counts(socket);
   await oursTcpRound(conn, payload, n); // warm up both
