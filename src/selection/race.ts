@@ -23,6 +23,9 @@
  */
 import type { Clock } from '../clock.js';
 
+/** The reason losers are cancelled with: one shared instance (a new Error per race cost a stack capture). */
+const ANOTHER_WON = new Error('another candidate won the race');
+
 export type RacingMode = 'staggered' | 'simultaneous' | 'failover';
 
 export interface RaceHooks<T> {
@@ -273,7 +276,7 @@ export class Race<T> {
     }
     leaf.state = 'won';
     this.hooks.win?.(leaf);
-    this.#finish(new Error('another candidate won the race'));
+    this.#finish(ANOTHER_WON);
     this.#resolve({ leaf, value });
   }
 

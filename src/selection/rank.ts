@@ -80,6 +80,20 @@ const QUIET: ReadonlySet<PreferenceProperty> = new Set(['useTemporaryLocalAddres
  * "requires met: reliability, preserveOrder; prefers met: multistreaming; prefers missed: zeroRttMsg".
  */
 export function explainRank(s: RankedStack, props: TransportProperties): string {
+  if (!props.frozen) return buildExplanation(s, props);
+  // A Preconnection's frozen snapshot serves many initiates: explain each stack once, share the string.
+  let byStack = explained.get(props);
+  if (!byStack) explained.set(props, (byStack = new Map()));
+  let key = `${s.driver.id}:${s.driver.security}:`;
+  for (const n of JUDGED) key += s.provides[n] ? '1' : '0';
+  let text = byStack.get(key);
+  if (text === undefined) byStack.set(key, (text = buildExplanation(s, props)));
+  return text;
+}
+
+const explained = new WeakMap<TransportProperties, Map<string, string>>();
+
+function buildExplanation(s: RankedStack, props: TransportProperties): string {
   const named = JUDGED.filter((n) => !QUIET.has(n) || props.isExplicit(n));
   const at = (level: 'require' | 'prefer' | 'avoid', has: boolean): PreferenceProperty[] =>
     named.filter((n) => props.preference(n) === level && s.provides[n] === has);
