@@ -76,6 +76,9 @@ export class HttpSession {
     });
     // Errors reach each request's handler; a client-level event must never go unhandled.
     this.client.on('connectionError', () => {});
+    // Every channel of this session (an HTTP/2 stream, or a cloned HTTP/1.1 channel) listens for 'drain' and
+    // removes its listener when it closes: many is normal, not a leak, and must not print a warning.
+    this.client.setMaxListeners(0);
   }
 
   #connect(cb: ConnectCallback): void {
