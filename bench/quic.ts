@@ -24,7 +24,7 @@ import { RemoteEndpoint } from '../src/endpoints.js';
 import { createScope } from '../src/policy/chokepoint.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
-import { LOOPBACK_UDP_PAYLOAD } from '../transports/quic/config.js';
+import { LOOPBACK_UDP_PAYLOAD, READ_CHUNK } from '../transports/quic/config.js';
 import { CLIENT_CRYPTO, loadQuic, serverCrypto } from '../transports/quic/engine.js';
 import { quicDriver } from '../transports/quic/index.js';
 import { testCertificate } from '../test/helpers/certs.js';
@@ -36,7 +36,7 @@ const BULK = 4 * MiB;
 const CHUNK = 64 * 1024;
 const BULK_ROUNDS = 12;
 const CONNECTS = 40;
-const SETTINGS = { maxSendUdpPayloadSize: LOOPBACK_UDP_PAYLOAD, maxRecvUdpPayloadSize: LOOPBACK_UDP_PAYLOAD, readableChunkSize: 64 * 1024 };
+const SETTINGS = { maxSendUdpPayloadSize: LOOPBACK_UDP_PAYLOAD, maxRecvUdpPayloadSize: LOOPBACK_UDP_PAYLOAD, readableChunkSize: READ_CHUNK };
 
 export async function run(): Promise<BenchRow[]> {
   const { api, logger } = await loadQuic();

@@ -21,7 +21,7 @@ import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { targetAddress, localBinding } from '../tcp/connect.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
-import { isLoopbackAddress, quicOptions } from './config.js';
+import { isLoopbackAddress, quicOptions, transportConfig } from './config.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
 import { codeToReason, connectError } from './errors.js';
 import { QuicGroup } from './group.js';
@@ -64,12 +64,7 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
       config: {
         verifyPeer: true,
         verifyCallback: verifier.callback,
-        applicationProtos: [...cfg.alpn],
-        maxIdleTimeout: cfg.idleTimeout ?? 0,
-      maxSendUdpPayloadSize: cfg.maxUdpPayload,
-      maxRecvUdpPayloadSize: cfg.maxUdpPayload,
-      readableChunkSize: 64 * 1024,
-        ...(cfg.keepAliveInterval ? { keepAliveIntervalTime: cfg.keepAliveInterval } : {}),
+        ...transportConfig(cfg),
         ...(security.certificate !== undefined && security.key !== undefined ? { cert: String(security.certificate), key: String(security.key) } : {}),
       },
       // Only the checked address may come back: the package must never do DNS of its own.

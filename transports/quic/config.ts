@@ -68,3 +68,25 @@ export function quicOptions(options: Readonly<Record<string, unknown>>, security
     maxUdpPayload: payload(options, address),
   };
 }
+
+/** Read size of the package's streams: one 64 KiB chunk per read instead of its 4 KiB default. */
+export const READ_CHUNK = 64 * 1024;
+
+/** The package config both sides share: ALPN, idle timeout, payload sizes, read size, keep-alive. */
+export function transportConfig(cfg: QuicOptions): {
+  applicationProtos: string[];
+  maxIdleTimeout: number;
+  maxSendUdpPayloadSize: number;
+  maxRecvUdpPayloadSize: number;
+  readableChunkSize: number;
+  keepAliveIntervalTime?: number;
+} {
+  return {
+    applicationProtos: [...cfg.alpn],
+    maxIdleTimeout: cfg.idleTimeout ?? 0,
+    maxSendUdpPayloadSize: cfg.maxUdpPayload,
+    maxRecvUdpPayloadSize: cfg.maxUdpPayload,
+    readableChunkSize: READ_CHUNK,
+    ...(cfg.keepAliveInterval ? { keepAliveIntervalTime: cfg.keepAliveInterval } : {}),
+  };
+}

@@ -21,7 +21,7 @@ import { TapsError } from '../../src/errors.js';
 import { AcceptQueue } from '../system/accept-queue.js';
 import { targetAddress } from '../tcp/connect.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
-import { quicOptions, type QuicOptions } from './config.js';
+import { quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
 import { codeToReason } from './errors.js';
 import { QuicGroup } from './group.js';
@@ -45,12 +45,7 @@ export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener
       cert: String(security.certificate),
       key: String(security.key),
       ...(requestClientCertificate ? { ca: security.ca!.map(String), verifyPeer: true } : { verifyPeer: false }),
-      applicationProtos: [...cfg.alpn],
-      maxIdleTimeout: cfg.idleTimeout ?? 0,
-      maxSendUdpPayloadSize: cfg.maxUdpPayload,
-      maxRecvUdpPayloadSize: cfg.maxUdpPayload,
-      readableChunkSize: 64 * 1024,
-      ...(cfg.keepAliveInterval ? { keepAliveIntervalTime: cfg.keepAliveInterval } : {}),
+      ...transportConfig(cfg),
     },
     resolveHostname: (h: string) => {
       throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic listen: ${h} was not checked by the policy`);
