@@ -39,7 +39,7 @@ import type { SecurityParameters } from '../security.js';
 import { Race, RaceGroup, RaceLeaf, type RacingMode } from './race.js';
 import { explainRank, rankStacks, type RankedStack } from './rank.js';
 import { resolveFamilies } from './resolve.js';
-import { judgeStack } from './suitability.js';
+import { judgeStackOnce } from './suitability.js';
 
 /** The abort reason that ends every finished selection's leftovers: one shared instance (an Error per initiate cost a stack capture). */
 const SELECTION_FINISHED = new TapsError('ERR_TAPS_ABORTED', 'selection finished');
@@ -138,7 +138,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     // 1. Gather and judge stacks.
     const suitable: Driver[] = [];
     for (const driver of input.drivers) {
-      const verdict = judgeStack(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme });
+      const verdict = judgeStackOnce(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme });
       if (!verdict.ok) {
         record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: verdict.reason });
         continue;

@@ -123,3 +123,22 @@ export function judgeStack(driver: Driver, ctx: StackContext): Verdict {
   if (problems.length > 0) return { ok: false, reason: problems.join('; ') };
   return { ok: true };
 }
+
+const judged = new WeakMap<TransportProperties, WeakMap<Driver, Map<string, Verdict>>>();
+
+/**
+ * {@link judgeStack}, remembered per frozen properties snapshot and driver: a
+ * Preconnection's snapshot serves many initiates, and the verdict (with its
+ * reason text, kept in every report) is the same each time.
+ */
+export function judgeStackOnce(driver: Driver, ctx: StackContext): Verdict {
+  if (!ctx.properties.frozen) return judgeStack(driver, ctx);
+  let byDriver = judged.get(ctx.properties);
+  if (!byDriver) judged.set(ctx.properties, (byDriver = new WeakMap()));
+  let byContext = byDriver.get(driver);
+  if (!byContext) byDriver.set(driver, (byContext = new Map()));
+  const key = `${ctx.security.mode}|${ctx.framerCount}|${ctx.scheme ?? ''}`;
+  let verdict = byContext.get(key);
+  if (verdict === undefined) byContext.set(key, (verdict = judgeStack(driver, ctx)));
+  return verdict;
+}
