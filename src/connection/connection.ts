@@ -112,7 +112,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #group: ConnectionGroup<Connection>;
   readonly #sender: Sender;
   readonly #inbox: Inbox;
-  readonly #props: SettableConnectionProperties;
+  /** The shared frozen defaults until the first setProperty() copies them (most connections never set one). */
+  #props: Readonly<SettableConnectionProperties>;
   /** direction is unidirectional-receive (read once: the properties are a snapshot). */
   readonly #receiveOnly: boolean;
   #state: ConnState = 'established';
@@ -137,8 +138,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     this.#group = init.group ?? new ConnectionGroup<Connection>(init.lease);
     this.#lease = this.#group.join(this);
-    this.#props = { ...CONNECTION_DEFAULTS };
-    this.#inbox = new Inbox({ ...DEFAULT_INBOX_LIMITS, ...init.inbox }, init.channel);
+    this.#props = CONNECTION_DEFAULTS;
+    this.#inbox = new Inbox(init.inbox ? { ...DEFAULT_INBOX_LIMITS, ...init.inbox } : DEFAULT_INBOX_LIMITS, init.channel);
     // Assigned here rather than as field initialisers: hot-path callbacks, one of each per connection.
     this.#emitMessage = (data) => this.#deliver(new Message(data));
     const self = this; // callbacks below reach private state through it, without a closure per call
@@ -497,7 +498,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
         this.#channel.setOption?.('connPriority', value);
         break;
       case 'connTimeout':
-        (this.#props as unknown as Record<string, unknown>)[key] = value;
+        this.#writableProps()[key] = value;
         if (value === Infinity) {
           if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
           this.#idleTimer = undefined;
@@ -506,7 +507,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       default:
         break;
     }
-    (this.#props as unknown as Record<string, unknown>)[key] = value;
+    this.#writableProps()[key] = value;
+  }
+
+  #writableProps(): Record<string, unknown> {
+    if (this.#props === CONNECTION_DEFAULTS) this.#props = { ...CONNECTION_DEFAULTS };
+    return this.#props as unknown as Record<string, unknown>;
   }
 
   /** connTimeout (§8.1.3): abort when nothing has arrived for that long. */
