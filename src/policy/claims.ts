@@ -18,7 +18,7 @@
  * const claims = await verifyClaims(jwt, issuers, { tenant: 'acme', now: new Date(), clockTolerance: 5 });
  */
 import { createPublicKey, KeyObject } from 'node:crypto';
-import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type CryptoKey, type JSONWebKeySet, type JWK } from 'jose';
+import type { CryptoKey, JSONWebKeySet, JWK, createLocalJWKSet } from 'jose';
 import { compileRules, type CompiledRules } from './compile.js';
 import { parseRule, type JsonRule, type PolicyRule } from './grammar.js';
 
@@ -38,7 +38,17 @@ export interface TrustedIssuer {
   readonly audience?: string;
 }
 
-type VerifyKey = KeyObject | CryptoKey | ReturnType<typeof createLocalJWKSet>;
+/** A JWK set is turned into jose's key lookup on first use (jose loads only when claims are verified). */
+interface KeySet {
+  readonly jwks: JSONWebKeySet;
+  lookup?: ReturnType<typeof createLocalJWKSet>;
+}
+
+type VerifyKey = KeyObject | CryptoKey | KeySet;
+
+// jose is ~50 modules and ~10 MB of resident memory: loaded when the first token is verified, not at import.
+let joseModule: Promise<typeof import('jose')> | undefined;
+const loadJose = (): Promise<typeof import('jose')> => (joseModule ??= import('jose'));
 
 export interface PreparedIssuer {
   readonly issuer: string;
@@ -77,10 +87,14 @@ function toKey(keys: TrustedIssuer['keys'], issuer: string): VerifyKey {
   }
   if (typeof keys === 'object' && keys !== null) {
     if (Array.isArray((keys as JSONWebKeySet).keys)) {
-      for (const k of (keys as JSONWebKeySet).keys) {
-        if (k.kty === 'oct') throw new TypeError(`${where}: symmetric (oct) keys are not accepted`);
+      for (const k of (keys as JSONWebKeySet).keys as unknown[]) {
+        // The structure jose's createLocalJWKSet demands, checked now so a bad set fails at configuration.
+        if (typeof k !== 'object' || k === null || Array.isArray(k) || typeof (k as JWK).kty !== 'string') {
+          throw new TypeError(`${where}: JSON Web Key Set malformed (every key needs a "kty")`);
+        }
+        if ((k as JWK).kty === 'oct') throw new TypeError(`${where}: symmetric (oct) keys are not accepted`);
       }
-      return createLocalJWKSet(keys as JSONWebKeySet);
+      return { jwks: keys as JSONWebKeySet } satisfies KeySet;
     }
     if (typeof (keys as JWK).kty === 'string') {
       if ((keys as JWK).kty === 'oct') throw new TypeError(`${where}: symmetric (oct) keys are not accepted`);
@@ -125,6 +139,7 @@ export interface VerifyOptions {
 /** Verify a compact JWT and compile its grants. Rejects with ClaimsError. */
 export async function verifyClaims(token: string, issuers: ReadonlyMap<string, PreparedIssuer>, o: VerifyOptions): Promise<VerifiedClaims> {
   if (typeof token !== 'string' || token.split('.').length !== 3) throw new ClaimsError('claims must be a compact JWS (header.payload.signature)');
+  const { createLocalJWKSet, decodeJwt, errors: joseErrors, jwtVerify } = await loadJose();
   let iss: unknown;
   try {
     // Read only to choose the key set; nothing in it is trusted until jwtVerify succeeds.
@@ -136,7 +151,9 @@ export async function verifyClaims(token: string, issuers: ReadonlyMap<string, P
   if (issuer === undefined) throw new ClaimsError(`claims issuer ${JSON.stringify(iss)} is not trusted`);
   let payload: Record<string, unknown>;
   try {
-    const verified = await jwtVerify(token, issuer.key as Parameters<typeof jwtVerify>[1], {
+    const key = issuer.key;
+    const verifyKey = 'jwks' in key ? (key.lookup ??= createLocalJWKSet(key.jwks)) : key;
+    const verified = await jwtVerify(token, verifyKey as Parameters<typeof jwtVerify>[1], {
       issuer: issuer.issuer,
       algorithms: issuer.algorithms,
       subject: o.tenant,

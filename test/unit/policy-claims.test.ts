@@ -180,5 +180,8 @@ describe('claims: host configuration', () => {
     expect(() => new Host({ trustedIssuers: [{ issuer: 'x', keys: ed.publicKey, algorithms: ['HS256' as never] }] })).toThrow(RangeError);
     expect(() => new Host({ trustedIssuers: [{ issuer: 'x', keys: ed.publicKey }, { issuer: 'x', keys: ed.publicKey }] })).toThrow(RangeError);
     expect(() => new Host({ trustedIssuers: [{ issuer: 'x', keys: 'not a pem' }] })).toThrow(TypeError);
+    // A malformed JWK set fails at configuration, although jose itself loads only when a token is verified.
+    expect(() => new Host({ trustedIssuers: [{ issuer: 'x', keys: { keys: [{ n: 'no kty' }] } as never }] })).toThrow(/malformed/);
+    expect(() => new Host({ trustedIssuers: [{ issuer: 'x', keys: { keys: [null] } as never }] })).toThrow(TypeError);
   });
 });
