@@ -13,13 +13,14 @@
  * session.client.dispatch({ path: '/', method: 'GET' }, handler);
  */
 import type net from 'node:net';
-import { Client } from 'undici';
+import type { Client } from 'undici';
 import type { SocketAddress } from '../../src/driver.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { socketAddresses } from '../tcp/channel.js';
+import { abortedError } from '../tcp/errors.js';
 import { authority, openSocket, tlsInfo, type OpenedSocket } from './socket.js';
 
 export interface SessionParams {
@@ -38,6 +39,10 @@ export interface SessionParams {
 
 type ConnectCallback = (...args: [null, net.Socket] | [Error, null]) => void;
 
+// undici is ~19 MB of resident memory once imported: loaded by the first HTTP establishment, not at import.
+let undiciModule: Promise<typeof import('undici')> | undefined;
+const loadUndici = (): Promise<typeof import('undici')> => (undiciModule ??= import('undici'));
+
 export class HttpSession {
   readonly client: Client;
   readonly target: CheckedTarget;
@@ -52,7 +57,7 @@ export class HttpSession {
   #refs = 0;
   #closing: Promise<void> | undefined;
 
-  constructor(params: SessionParams, opened: OpenedSocket) {
+  constructor(params: SessionParams, opened: OpenedSocket, ClientClass: typeof Client) {
     const socket = opened.socket;
     this.#params = params;
     this.target = params.target;
@@ -69,7 +74,7 @@ export class HttpSession {
     this.local = local;
     this.remote = remote;
     this.info = Object.freeze({ httpVersion: this.httpVersion, origin: this.origin, ...tlsInfo(socket) });
-    this.client = new Client(this.origin, {
+    this.client = new ClientClass(this.origin, {
       ...params.clientOptions,
       allowH2: this.httpVersion === '2',
       connect: (_opts: unknown, cb: ConnectCallback) => this.#connect(cb),
@@ -146,8 +151,23 @@ export class HttpSession {
 /** Establish: connect the socket (and TLS with ALPN), check ALPN, wrap it in a session. */
 export async function openSession(params: SessionParams): Promise<HttpSession> {
   const tls = params.secure ? { security: params.security, alpn: params.alpn } : undefined;
+  const undici = loadUndici(); // in parallel with the handshake
+  undici.catch(() => {}); // observed below
   const opened = await openSocket({ target: params.target, signal: params.signal, local: params.local, tls, what: params.secure ? 'https' : 'http' });
   const socket = opened.socket;
+  let ClientClass: typeof Client;
+  try {
+    ({ Client: ClientClass } = await undici);
+  } catch (err) {
+    socket.destroy();
+    opened.raw.destroy();
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `the http driver could not load undici: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  if (params.signal.aborted) {
+    socket.destroy();
+    opened.raw.destroy();
+    throw abortedError(params.signal, `${params.secure ? 'https' : 'http'} session to ${params.target.address}:${params.target.port}`);
+  }
   if (params.requireAlpn !== undefined) {
     const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
     if (alpn !== params.requireAlpn) {
@@ -155,5 +175,5 @@ export async function openSession(params: SessionParams): Promise<HttpSession> {
       throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `the server did not negotiate ${params.requireAlpn} (ALPN: ${alpn || 'none'})`);
     }
   }
-  return new HttpSession(params, opened);
+  return new HttpSession(params, opened, ClientClass);
 }

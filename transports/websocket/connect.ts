@@ -11,13 +11,13 @@
  * const channel = await connectWebSocket(attempt, { secure: true });
  */
 import type net from 'node:net';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 import { authority, openSocket, tlsInfo } from '../http/socket.js';
 import { abortedError, throwIfAborted } from '../tcp/errors.js';
 import { WebSocketChannel } from './channel.js';
-import { webSocketConfig } from './config.js';
+import { loadWs, webSocketConfig } from './config.js';
 
 export interface WebSocketFlavour {
   readonly secure: boolean;
@@ -29,10 +29,17 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   const { target, signal } = attempt;
   const scheme = flavour.secure ? 'wss' : 'ws';
   const tls = flavour.secure ? { security: attempt.security, alpn: ['http/1.1'] } : undefined;
+  const ws$ = loadWs(); // in parallel with the handshake
+  ws$.catch(() => {}); // observed below
   const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme });
   const url = `${scheme}://${authority(target, flavour.secure ? 443 : 80)}${cfg.path}`;
   let ws: WebSocket;
   try {
+    const { WebSocket } = await ws$;
+    if (signal.aborted) {
+      socket.destroy();
+      throw abortedError(signal, `${scheme} connect to ${url}`);
+    }
     ws = new WebSocket(url, [...cfg.subprotocols], {
       createConnection: () => socket,
       maxPayload: cfg.maxPayload,
@@ -44,6 +51,7 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
     } as ConstructorParameters<typeof WebSocket>[2]);
   } catch (err) {
     socket.destroy();
+    if (signal.aborted) throw abortedError(signal, `${scheme} connect to ${url}`);
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `websocket refused ${url}: ${(err as Error).message}`, { cause: err });
   }
   // The channel is made inside 'open', before ws can emit anything else (a frame may follow the 101 at once).

@@ -19,7 +19,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocketServer, WebSocket } from 'ws';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { toTapsError } from '../../src/errors.js';
 import { tlsInfo } from '../http/socket.js';
@@ -27,7 +27,7 @@ import { abortedError, throwIfAborted } from '../tcp/errors.js';
 import { tlsServerOptions } from '../tls/index.js';
 import { AcceptQueue } from '../system/accept-queue.js';
 import { WebSocketChannel } from './channel.js';
-import { DEFAULT_MAX_PAYLOAD, readProperty, validateCloseTimeout, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
+import { DEFAULT_MAX_PAYLOAD, loadWs, readProperty, validateCloseTimeout, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
 
 export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): Promise<DriverListener> {
   throwIfAborted(attempt.signal, secure ? 'wss listen' : 'ws listen');
@@ -37,6 +37,8 @@ export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): 
   const maxPayload = validateMaxPayload(o['maxPayload'] ?? readProperty(attempt.properties, 'ws.maxPayload'), DEFAULT_MAX_PAYLOAD);
   const deflate = o['perMessageDeflate'] === true;
   const closeTimeout = validateCloseTimeout(o['closeTimeout']);
+  const { WebSocketServer } = await loadWs();
+  throwIfAborted(attempt.signal, secure ? 'wss listen' : 'ws listen');
   const server = secure ? https.createServer(tlsServerOptions(attempt.security, o, ['http/1.1'])) : http.createServer();
   const wss = new WebSocketServer({
     noServer: true,
