@@ -29,7 +29,7 @@
  */
 import { debuglog } from 'node:util';
 import { systemClock, type Clock } from '../clock.js';
-import type { ChannelReceiveMeta, Driver, SocketAddress, TransportChannel } from '../driver.js';
+import type { ChannelReceiveMeta, ChannelReceiver, Driver, SocketAddress, TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
@@ -41,7 +41,8 @@ import type { SelectionReport } from '../report.js';
 import { provided } from '../selection/suitability.js';
 import { ConnectionGroup } from './group.js';
 import { DEFAULT_INBOX_LIMITS, Inbox, type InboxLimits } from './inbox.js';
-import { NO_CONTEXT, Sender } from './sender.js';
+import type { Outcome, PendingSend } from './pending.js';
+import { NO_CONTEXT, Sender, type SenderHost } from './sender.js';
 import {
   canonicalName, checkValue, CONNECTION_DEFAULTS, isReadOnly, notApplicable, READ_ONLY,
   type ConnState, type SettableConnectionProperties,
@@ -108,8 +109,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   readonly #framer: MessageFramer | undefined;
   readonly #deframer: Deframer | undefined;
   readonly #clock: Clock;
+  /** The quota lease this connection's bytes count against: its own, or its group's shared one. */
   readonly #lease: Lease;
-  #group: ConnectionGroup<Connection>;
+  /** Made on first need (clone, peer stream, groupedConnections): most connections never have one. */
+  #group: ConnectionGroup<Connection> | undefined;
+  /** The group whose lease this connection holds a share of (a stream), instead of a lease of its own. */
+  #shareOf: ConnectionGroup<Connection> | undefined;
   readonly #sender: Sender;
   readonly #inbox: Inbox;
   /** The shared frozen defaults until the first setProperty() copies them (most connections never set one). */
@@ -121,8 +126,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #idleTimer: unknown;
   #closing: Promise<void> | undefined;
   #error: TapsError | undefined;
-  #partial: Uint8Array[] = [];
-  readonly #emitMessage: (data: Uint8Array) => void;
+  /** Pieces of a message the channel delivers in parts (made on the first one). */
+  #partial: Uint8Array[] | undefined;
+  /** The deframer's message callback (made with the deframer). */
+  readonly #emitMessage: ((data: Uint8Array) => void) | undefined;
 
   constructor(init: ConnectionInit) {
     super();
@@ -135,60 +142,79 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#clock = init.clock ?? systemClock;
     this.#framer = init.driver.framing === 'stream' ? init.framers[0] : undefined;
     this.#deframer = this.#framer?.createDeframer();
+    this.#emitMessage = this.#deframer === undefined ? undefined : (data) => this.#deliver(new Message(data));
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
-    this.#group = init.group ?? new ConnectionGroup<Connection>(init.lease);
-    this.#lease = this.#group.join(this);
+    this.#group = init.group;
+    this.#shareOf = init.group;
+    init.group?.join(this);
+    this.#lease = init.group?.lease ?? init.lease;
     this.#props = CONNECTION_DEFAULTS;
     this.#inbox = new Inbox(init.inbox ? { ...DEFAULT_INBOX_LIMITS, ...init.inbox } : DEFAULT_INBOX_LIMITS, init.channel);
-    // Assigned here rather than as field initialisers: hot-path callbacks, one of each per connection.
-    this.#emitMessage = (data) => this.#deliver(new Message(data));
-    const self = this; // callbacks below reach private state through it, without a closure per call
-    this.#sender = new Sender({
-      channel: init.channel,
-      driver: init.driver,
-      framer: this.#framer,
-      lease: this.#lease,
-      clock: this.#clock,
-      receiveOnly: this.#receiveOnly,
-      state() {
-        return self.#state;
-      },
-      error() {
-        return self.#error;
-      },
-      outcome(p, outcome) {
-        // RFC 9622 §9.2.2: the event for a send's outcome; PendingSend then settles its promise.
-        if (outcome.kind === 'sent') self.emit('sent', p.context);
-        else self.emit(outcome.kind, p.context, outcome.error as TapsError);
-      },
-      drained() {
-        self.emit('drain');
-      },
-    });
+    // One object is both the channel's receiver and the sender's host (no closure per callback: issue 7).
+    const link = new Connection.#Link(this, init.channel, init.driver, this.#framer, this.#lease, this.#clock, this.#receiveOnly);
+    this.#sender = new Sender(link);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     for (const [name, value] of Object.entries(init.connectionProperties ?? {})) this.#set(name, value, false);
-    this.#channel.start({
-      data(chunk, meta) {
-        self.#onData(chunk, meta);
-      },
-      end() {
-        self.#onEnd();
-      },
-      drain() {
-        self.#sender.drain();
-      },
-      closed(error) {
-        self.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET'));
-      },
-      stream(channel) {
-        self.#onPeerStream(channel);
-      },
-      softError(error) {
-        self.emit('softError', toTapsError(error, 'ERR_TAPS_PROTOCOL_FAILED'));
-      },
-    });
+    this.#channel.start(link);
   }
+
+  /** The connection as its channel (ChannelReceiver) and its Sender (SenderHost) see it. */
+  static readonly #Link = class Link implements ChannelReceiver, SenderHost {
+    readonly #conn: Connection;
+    readonly channel: TransportChannel;
+    readonly driver: Driver;
+    readonly framer: MessageFramer | undefined;
+    readonly lease: Lease;
+    readonly clock: Clock;
+    readonly receiveOnly: boolean;
+
+    constructor(conn: Connection, channel: TransportChannel, driver: Driver, framer: MessageFramer | undefined, lease: Lease, clock: Clock, receiveOnly: boolean) {
+      this.#conn = conn;
+      this.channel = channel;
+      this.driver = driver;
+      this.framer = framer;
+      this.lease = lease;
+      this.clock = clock;
+      this.receiveOnly = receiveOnly;
+    }
+
+    // SenderHost
+    state(): ConnState {
+      return this.#conn.#state;
+    }
+    error(): TapsError | undefined {
+      return this.#conn.#error;
+    }
+    outcome(p: PendingSend, outcome: Outcome): void {
+      // RFC 9622 §9.2.2: the event for a send's outcome; PendingSend then settles its promise.
+      if (outcome.kind === 'sent') this.#conn.emit('sent', p.context);
+      else this.#conn.emit(outcome.kind, p.context, outcome.error as TapsError);
+    }
+    drained(): void {
+      this.#conn.emit('drain');
+    }
+
+    // ChannelReceiver
+    data(chunk: Uint8Array, meta?: ChannelReceiveMeta): void {
+      this.#conn.#onData(chunk, meta);
+    }
+    end(): void {
+      this.#conn.#onEnd();
+    }
+    drain(): void {
+      this.#conn.#sender.drain();
+    }
+    closed(error?: Error): void {
+      this.#conn.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET'));
+    }
+    stream(channel: TransportChannel): void {
+      this.#conn.#onPeerStream(channel);
+    }
+    softError(error: Error): void {
+      this.#conn.emit('softError', toTapsError(error, 'ERR_TAPS_PROTOCOL_FAILED'));
+    }
+  };
 
   // ── identity ────────────────────────────────────────────────────────────
 
@@ -260,20 +286,20 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (this.#idleTimer !== undefined) this.#armIdle();
     if (this.#deframer !== undefined) {
       try {
-        this.#deframer.push(chunk, this.#emitMessage);
+        this.#deframer.push(chunk, this.#emitMessage!);
       } catch (err) {
         this.abort(toTapsError(err, 'ERR_TAPS_DEFRAMING_FAILED'));
       }
       return;
     }
     if (meta?.complete === false) {
-      this.#partial.push(chunk);
+      (this.#partial ??= []).push(chunk);
       return;
     }
-    if (this.#partial.length > 0) {
+    if (this.#partial !== undefined) {
       this.#partial.push(chunk);
       chunk = Buffer.concat(this.#partial);
-      this.#partial = [];
+      this.#partial = undefined;
     }
     this.#deliver(meta?.fields ? new Message(chunk, { final: false, fields: meta.fields }) : new Message(chunk));
   }
@@ -384,8 +410,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     const reason = (): TapsError => (why ??= new TapsError('ERR_TAPS_CONNECTION_ABORTED', local ? 'aborted by the application' : 'the connection closed'));
     this.#sender.close(reason);
     this.#inbox.end(error); // a plain abort() ends iteration quietly: the application asked for it
-    this.#group.leave(this);
-    this.#lease.release();
+    this.#group?.leave(this);
+    if (this.#shareOf !== undefined) this.#shareOf.release();
+    else this.#lease.release();
     if (error !== undefined || (local && this.listenerCount('connectionError') > 0)) this.emit('connectionError', reason());
     this.emit('closed');
   }
@@ -468,7 +495,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     const key = n as keyof SettableConnectionProperties;
     checkValue(key, value);
     this.#apply(key, value);
-    if (!entangle || key === 'connPriority') return;
+    if (!entangle || key === 'connPriority' || this.#group === undefined) return;
     for (const m of this.#group.members) {
       if (m === this) continue;
       try {
@@ -536,7 +563,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    */
   async clone(): Promise<Connection> {
     if (this.#state !== 'established') throw new TapsError('ERR_TAPS_INVALID_STATE', `cannot clone: the connection is ${this.#state}`);
-    if (this.#group.members.size >= this.#props.groupConnLimit) {
+    if ((this.#group?.members.size ?? 1) >= this.#props.groupConnLimit) {
       throw new TapsError('ERR_TAPS_NOT_CLONEABLE', `the group already has groupConnLimit ${this.#props.groupConnLimit} connections`);
     }
     if (this.#channel.openStream) {
@@ -558,17 +585,29 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 
   /** Every open connection in this one's group, itself included. */
   groupedConnections(): readonly Connection[] {
-    return [...this.#group.members];
+    return this.#group === undefined ? (this.#state === 'closed' ? [] : [this]) : [...this.#group.members];
   }
 
   /** Close every connection of this group gracefully (RFC 9622 §10). */
   async closeGroup(): Promise<void> {
-    await this.#group.closeAll();
+    if (this.#group === undefined) await this.close();
+    else await this.#group.closeAll();
   }
 
   /** Abort every connection of this group at once. */
   abortGroup(reason?: Error): void {
-    this.#group.abortAll(reason);
+    if (this.#group === undefined) this.abort(reason);
+    else this.#group.abortAll(reason);
+  }
+
+  /** This connection's group, made now if it had none: it joins as the first member, sharing its own lease. */
+  #ensureGroup(): ConnectionGroup<Connection> {
+    if (this.#group !== undefined) return this.#group;
+    const group = new ConnectionGroup<Connection>(this.#lease);
+    group.join(this);
+    this.#group = group;
+    this.#shareOf = group;
+    return group;
   }
 
   /** The connection properties changed from their defaults: what a clone copies (RFC 9622 §7.4). */
@@ -577,15 +616,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   }
 
   #member(channel: TransportChannel): Connection {
-    return new Connection({ ...this.#init, channel, group: this.#group, connectionProperties: this.#changed(), target: undefined });
+    return new Connection({ ...this.#init, channel, group: this.#ensureGroup(), connectionProperties: this.#changed(), target: undefined });
   }
 
   /** A clone made as a separate connection joins this group (with its own lease) and takes its properties. */
   #adopt(conn: Connection): void {
-    if (conn.#state === 'closed' || conn.#group === this.#group) return;
-    conn.#group.leave(conn);
-    conn.#group = this.#group;
-    this.#group.adopt(conn);
+    const group = this.#ensureGroup();
+    if (conn.#state === 'closed' || conn.#group === group) return;
+    conn.#group?.leave(conn);
+    conn.#group = group;
+    group.adopt(conn);
     for (const [k, v] of Object.entries(this.#changed())) {
       try {
         conn.#apply(k as keyof SettableConnectionProperties, v);

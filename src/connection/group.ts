@@ -9,13 +9,15 @@
  * is released when the last of them closes, so a group of QUIC streams counts
  * as one connection. A clone that is a separate transport connection (a new
  * TCP connection made the same way) holds its own lease and is only
- * `adopt()`ed into the group.
+ * `adopt()`ed into the group. A Connection makes its group only when it
+ * first needs one (most never clone), joining it as its first member.
  *
  * @example
  * const group = new ConnectionGroup<Connection>(lease);
- * const memberLease = group.join(conn); // bytes count against `lease`
- * group.adopt(clone);                   // a member with a lease of its own
+ * group.join(conn);   // conn's bytes count against group.lease
+ * group.adopt(clone); // a member with a lease of its own
  * group.leave(conn);
+ * group.release();    // conn let go of its share; the last one releases group.lease
  */
 import { TapsError } from '../errors.js';
 import type { Lease } from '../policy/chokepoint.js';
@@ -28,40 +30,29 @@ export interface GroupMember {
 
 export class ConnectionGroup<M extends GroupMember = GroupMember> {
   readonly members = new Set<M>();
-  readonly #lease: Lease;
+  /** The lease the members that joined share. */
+  readonly lease: Lease;
   #held = 0;
   #spent = false;
 
   constructor(lease: Lease) {
-    this.#lease = lease;
+    this.lease = lease;
   }
 
-  /** A lease for one member: bytes count against the shared one; the last release releases it. */
-  join(joining: M): Lease {
+  /** A member that shares the group's lease: its bytes count against `lease`; it calls `release()` once when done. */
+  join(joining: M): void {
     if (this.#spent) throw new TapsError('ERR_TAPS_INVALID_STATE', 'the connection group has closed: its lease was released');
     this.members.add(joining);
     this.#held++;
-    const lease = this.#lease;
-    let released = false;
-    const member: Lease = {
-      sent(n) {
-        lease.sent(n);
-      },
-      received(n) {
-        lease.received(n);
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        if (--this.#held === 0) {
-          this.#spent = true;
-          lease.release();
-        }
-      },
-    };
-    if (lease.onRevoke) member.onRevoke = (cb) => lease.onRevoke!(cb);
-    if (lease.bind) member.bind = (s) => lease.bind!(s);
-    return member;
+  }
+
+  /** A member that joined lets go of its share; the last one releases the lease. */
+  release(): void {
+    if (this.#held === 0) return;
+    if (--this.#held === 0) {
+      this.#spent = true;
+      this.lease.release();
+    }
   }
 
   /** Add a member that holds its own lease (a clone made as a separate connection). */

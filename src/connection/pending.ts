@@ -15,8 +15,10 @@ export type Outcome = { kind: 'sent' } | { kind: 'expired'; error: Error } | { k
 /** The one `sent` outcome (no allocation per send). */
 export const SENT: Outcome = Object.freeze({ kind: 'sent' });
 
-/** Called once per send with its outcome; one function per connection, shared by all its sends. */
-export type Settler = (p: PendingSend, outcome: Outcome) => void;
+/** Told once per send of its outcome; one per connection, shared by all its sends. */
+export interface Settler {
+  outcome(p: PendingSend, outcome: Outcome): void;
+}
 
 /** Called once per send when the channel has taken all of it (err: the first piece that failed). */
 export type Written = (p: PendingSend, err: Error | undefined) => void;
@@ -72,7 +74,7 @@ export class PendingSend {
   settle(outcome: Outcome): boolean {
     if (this.settled) return false;
     this.settled = true;
-    this.#onSettle(this, outcome);
+    this.#onSettle.outcome(this, outcome);
     if (outcome.kind === 'sent') this.#resolve();
     else {
       this.promise.catch(noop);
@@ -85,7 +87,7 @@ export class PendingSend {
 /** Buckets by priority; FIFO inside each. Few distinct priorities are expected. */
 export class SendQueue {
   readonly #buckets = new Map<number, PendingSend[]>();
-  #priorities: number[] = [];
+  #priorities: readonly number[] = [];
   #size = 0;
   #timed = 0;
 
@@ -103,8 +105,7 @@ export class SendQueue {
     if (bucket === undefined) {
       bucket = [];
       this.#buckets.set(p.priority, bucket);
-      this.#priorities.push(p.priority);
-      this.#priorities.sort((a, b) => a - b);
+      this.#priorities = [...this.#priorities, p.priority].sort((a, b) => a - b);
     }
     bucket.push(p);
     this.#size++;

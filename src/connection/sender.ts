@@ -24,8 +24,8 @@ import type { Lease } from '../policy/chokepoint.js';
 import { PendingSend, SENT, SendQueue, type Settler, type Written } from './pending.js';
 import type { ConnState } from './properties.js';
 
-/** What the Sender needs from its Connection. */
-export interface SenderHost {
+/** What the Sender needs from its Connection (one object; its `outcome` settles each send). */
+export interface SenderHost extends Settler {
   readonly channel: TransportChannel;
   readonly driver: Driver;
   readonly framer: MessageFramer | undefined;
@@ -36,8 +36,6 @@ export interface SenderHost {
   state(): ConnState;
   /** The connection's error, once it failed. */
   error(): TapsError | undefined;
-  /** Emit the send's event (`sent` / `expired` / `sendError`); the promise settles after. */
-  readonly outcome: Settler;
   /** The queue emptied after the channel pushed back (`drain`). */
   drained(): void;
 }
@@ -48,9 +46,11 @@ const NO_META: ChannelSendMeta = Object.freeze({});
 
 export class Sender {
   readonly #host: SenderHost;
-  readonly #queue = new SendQueue();
+  /** Made when the first message has to wait (most connections never queue one). */
+  #queue: SendQueue | undefined;
   readonly #needsReplayable: boolean;
-  readonly #onWritten: Written;
+  /** Made by the first send. */
+  #onWritten: Written | undefined;
   #blocked = false;
   #finalQueued = false;
   #seq = 0;
@@ -60,17 +60,25 @@ export class Sender {
   constructor(host: SenderHost) {
     this.#host = host;
     this.#needsReplayable = !host.driver.capabilities.reliable && host.driver.framing === 'message';
-    this.#onWritten = (p, err) => {
+  }
+
+  #written(): Written {
+    const host = this.#host;
+    return (this.#onWritten ??= (p, err) => {
       if (err) p.settle({ kind: 'sendError', error: this.#failure(err) });
       // Confirmed only after the connection failed or was aborted: not claimed sent once it is closed (issue 7).
       else if (host.state() === 'closed') p.settle({ kind: 'sendError', error: this.#failure(host.error() ?? new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'aborted')) });
       else p.settle(SENT);
-    };
+    });
+  }
+
+  get #queued(): number {
+    return this.#queue === undefined ? 0 : this.#queue.size;
   }
 
   /** The channel pushed back, or messages wait in the queue. */
   get blocked(): boolean {
-    return this.#blocked || this.#queue.size > 0;
+    return this.#blocked || this.#queued > 0;
   }
 
   /** A message marked final was accepted: nothing more may be sent. */
@@ -86,16 +94,16 @@ export class Sender {
   /** Send a checked message; see Connection.send. */
   send(bytes: Uint8Array, ctx: MessageContextInit): Promise<void> {
     const host = this.#host;
-    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host.outcome, this.#onWritten);
+    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host, this.#onWritten ?? this.#written());
     const problem = this.#refuse(bytes, ctx);
     if (problem !== undefined) {
       p.settle({ kind: 'sendError', error: problem });
       return p.promise;
     }
     if (ctx.final === true) this.#finalQueued = true;
-    if (!this.#blocked && this.#queue.size === 0) this.#write(p);
+    if (!this.#blocked && this.#queued === 0) this.#write(p);
     else {
-      this.#queue.push(p);
+      (this.#queue ??= new SendQueue()).push(p);
       if (p.deadline < this.#expiryAt) this.#armExpiry(p.deadline);
     }
     return p.promise;
@@ -104,13 +112,14 @@ export class Sender {
   /** The channel can take more: send what is queued, in priority order. */
   drain(): void {
     this.#blocked = false;
-    while (!this.#blocked && this.#host.state() !== 'closed') {
-      const p = this.#queue.shift();
+    const queue = this.#queue;
+    while (queue !== undefined && !this.#blocked && this.#host.state() !== 'closed') {
+      const p = queue.shift();
       if (p === undefined) break;
       this.#write(p);
     }
-    if (this.#queue.size === 0) this.#disarmExpiry();
-    if (!this.#blocked && this.#queue.size === 0) this.#host.drained();
+    if (this.#queued === 0) this.#disarmExpiry();
+    if (!this.#blocked && this.#queued === 0) this.#host.drained();
   }
 
   /**
@@ -119,7 +128,7 @@ export class Sender {
    * timeout, so a peer that never reads cannot hold close() open forever.
    */
   flush(): void {
-    while (this.#host.state() === 'closing') {
+    while (this.#queue !== undefined && this.#host.state() === 'closing') {
       const p = this.#queue.shift();
       if (p === undefined) break;
       this.#write(p);
@@ -130,6 +139,7 @@ export class Sender {
   /** The connection closed: every queued message fails with `why()` (in flight ones fail through the channel). */
   close(why: () => TapsError): void {
     this.#disarmExpiry();
+    if (this.#queue === undefined) return;
     for (const p of this.#queue.drainAll()) {
       const reason = why();
       p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: ${reason.message}`, { cause: reason }) });
@@ -213,8 +223,10 @@ export class Sender {
     this.#expiryTimer = clock.setTimeout(() => {
       this.#expiryTimer = undefined;
       this.#expiryAt = Infinity;
-      for (const p of this.#queue.expire(clock.now())) p.settle({ kind: 'expired', error: expiredError(p) });
-      const next = this.#queue.nextDeadline();
+      const queue = this.#queue;
+      if (queue === undefined) return;
+      for (const p of queue.expire(clock.now())) p.settle({ kind: 'expired', error: expiredError(p) });
+      const next = queue.nextDeadline();
       if (next !== Infinity) this.#armExpiry(next);
     }, Math.max(0, at - clock.now()) + 1);
   }

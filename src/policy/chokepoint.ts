@@ -428,16 +428,29 @@ export class BasicScope implements NetworkScope, PolicyGuard {
       throw new QuotaExceededError(`${kind}s`, `tenant ${this.tenant} already holds ${this.#held[kind]} ${kind}s (limit ${limit})`);
     }
     this.#held[kind]++;
-    let released = false;
-    return {
-      sent: () => {},
-      received: () => {},
-      release: () => {
-        if (released) return;
-        released = true;
-        this.#held[kind]--;
-      },
-    };
+    return new CountedLease(this.#held, kind);
+  }
+}
+
+/** A basic scope's lease: counts held connections or listeners; no byte budget. A class, not closures: one per connection. */
+class CountedLease implements Lease {
+  readonly #held: Record<'connection' | 'listener', number>;
+  readonly #kind: 'connection' | 'listener';
+  #released = false;
+
+  constructor(held: Record<'connection' | 'listener', number>, kind: 'connection' | 'listener') {
+    this.#held = held;
+    this.#kind = kind;
+  }
+
+  sent(): void {}
+
+  received(): void {}
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#held[this.#kind]--;
   }
 }
 

@@ -36,6 +36,10 @@ import { channelError, localAbortError } from './errors.js';
 
 const log = debuglog('taps');
 
+/** The channel a socket belongs to: the socket listeners are shared functions, not closures per channel (issue 7). */
+const kChannel = Symbol('taps.channel');
+type Owned = Socket & { [kChannel]?: SocketChannel };
+
 /** How long a graceful close() waits for the peer's FIN before giving up (ms). */
 export const DEFAULT_CLOSE_TIMEOUT = 2000;
 
@@ -91,7 +95,8 @@ export class SocketChannel implements TransportChannel {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Bytes still to write when the close timer was last armed. */
   #closeBacklog = 0;
-  readonly #closeWaiters: (() => void)[] = [];
+  /** Resolves the promise of a graceful close() (made by the first close()). */
+  #closeDone: (() => void) | undefined;
 
   constructor(socket: Socket, options: SocketChannelOptions = {}) {
     this.#socket = socket;
@@ -101,9 +106,13 @@ export class SocketChannel implements TransportChannel {
     const { local, remote } = socketAddresses(options.raw ?? socket);
     this.local = local;
     this.remote = remote;
-    socket.on('error', this.#onError);
-    socket.once('close', this.#onClose);
-    if (options.raw) options.raw.on('error', this.#onError);
+    (socket as Owned)[kChannel] = this;
+    socket.on('error', SocketChannel.#onError);
+    socket.on('close', SocketChannel.#onClose);
+    if (options.raw) {
+      (options.raw as Owned)[kChannel] = this;
+      options.raw.on('error', SocketChannel.#onError);
+    }
   }
 
   start(receiver: ChannelReceiver): void {
@@ -115,9 +124,9 @@ export class SocketChannel implements TransportChannel {
       return;
     }
     const socket = this.#socket;
-    socket.on('end', this.#onEnd);
-    socket.on('drain', this.#onDrain);
-    socket.on('data', this.#onData);
+    socket.on('end', SocketChannel.#onEnd);
+    socket.on('drain', SocketChannel.#onDrain);
+    socket.on('data', SocketChannel.#onData);
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
@@ -130,7 +139,7 @@ export class SocketChannel implements TransportChannel {
     if (!this.#corked) {
       this.#corked = true;
       socket.cork();
-      process.nextTick(this.#uncork);
+      process.nextTick(SocketChannel.#uncork, this);
     }
     const ok = socket.write(data, (err) => done(err ? new SendError('ERR_TAPS_CONNECTION_ABORTED', `send failed: ${err.message}`, { cause: err }) : undefined));
     if (meta.final === true) {
@@ -151,7 +160,7 @@ export class SocketChannel implements TransportChannel {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     if (this.#closing) return this.#closing;
-    this.#closing = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
+    this.#closing = new Promise<void>((resolve) => (this.#closeDone = resolve));
     const socket = this.#socket;
     if (!this.#ended) {
       this.#ended = true;
@@ -160,7 +169,7 @@ export class SocketChannel implements TransportChannel {
     // Nobody will read: discard input so the peer's FIN is seen.
     if (!this.#receiver) socket.resume();
     this.#closeBacklog = socket.writableLength;
-    this.#closeTimer = setTimeout(this.#closeTimedOut, this.#closeTimeout);
+    this.#closeTimer = setTimeout(SocketChannel.#closeTimedOut, this.#closeTimeout, this);
     return this.#closing;
   }
 
@@ -206,46 +215,54 @@ export class SocketChannel implements TransportChannel {
     }
   }
 
-  #uncork = (): void => {
-    this.#corked = false;
-    this.#socket.uncork();
-  };
+  // Socket listeners: `this` is the socket (or, under TLS, the raw TCP socket), which names its channel.
+  static #onData(this: Owned, chunk: Buffer): void {
+    this[kChannel]!.#receiver?.data(chunk);
+  }
 
-  #onData = (chunk: Buffer): void => {
-    this.#receiver?.data(chunk);
-  };
+  static #onEnd(this: Owned): void {
+    this[kChannel]!.#receiver?.end();
+  }
 
-  #onEnd = (): void => {
-    this.#receiver?.end();
-  };
+  static #onDrain(this: Owned): void {
+    this[kChannel]!.#receiver?.drain();
+  }
 
-  #onDrain = (): void => {
-    this.#receiver?.drain();
-  };
-
-  #onError = (err: Error): void => {
+  static #onError(this: Owned, err: Error): void {
+    const ch = this[kChannel];
     log('socket error %s: %s', (err as NodeJS.ErrnoException).code, err.message);
-    this.#error ??= channelError(err);
+    if (ch === undefined) return;
+    ch.#error ??= channelError(err);
     // Fatal: a TLS socket emits some errors (a post-handshake alert) without destroying itself.
-    this.#socket.destroy();
-    this.#raw?.destroy();
-  };
+    ch.#socket.destroy();
+    ch.#raw?.destroy();
+  }
 
-  #closeTimedOut = (): void => {
-    this.#closeTimer = undefined;
+  static #onClose(this: Owned): void {
+    this[kChannel]!.#closed$();
+  }
+
+  static #uncork(ch: SocketChannel): void {
+    ch.#corked = false;
+    ch.#socket.uncork();
+  }
+
+  static #closeTimedOut(ch: SocketChannel): void {
+    ch.#closeTimer = undefined;
+    const socket = ch.#socket;
     // Still flushing to a peer that reads, slowly: closeTimeout bounds a close that makes no progress.
-    const left = this.#socket.writableLength;
-    if (!this.#socket.writableFinished && left > 0 && left < this.#closeBacklog) {
-      this.#closeBacklog = left;
-      this.#closeTimer = setTimeout(this.#closeTimedOut, this.#closeTimeout);
+    const left = socket.writableLength;
+    if (!socket.writableFinished && left > 0 && left < ch.#closeBacklog) {
+      ch.#closeBacklog = left;
+      ch.#closeTimer = setTimeout(SocketChannel.#closeTimedOut, ch.#closeTimeout, ch);
       return;
     }
-    if (!this.#socket.writableFinished) {
-      this.#error ??= new TapsError('ERR_TAPS_TIMEOUT', `graceful close did not finish within ${this.#closeTimeout} ms; unsent data was dropped`);
+    if (!socket.writableFinished) {
+      ch.#error ??= new TapsError('ERR_TAPS_TIMEOUT', `graceful close did not finish within ${ch.#closeTimeout} ms; unsent data was dropped`);
     }
-    this.#socket.destroy();
-    this.#raw?.destroy();
-  };
+    socket.destroy();
+    ch.#raw?.destroy();
+  }
 
   #clearTimer(): void {
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
@@ -256,16 +273,20 @@ export class SocketChannel implements TransportChannel {
     return this.#aborted ? localAbortError(this.#abortReason) : this.#error;
   }
 
-  #onClose = (): void => {
+  #closed$(): void {
+    if (this.#closed) return;
     this.#closed = true;
     this.#clearTimer();
     const socket = this.#socket;
-    socket.off('data', this.#onData);
-    socket.off('end', this.#onEnd);
-    socket.off('drain', this.#onDrain);
+    socket.off('close', SocketChannel.#onClose);
+    socket.off('data', SocketChannel.#onData);
+    socket.off('end', SocketChannel.#onEnd);
+    socket.off('drain', SocketChannel.#onDrain);
     // Keep the error listener: a late 'error' must not become an uncaught exception.
     this.#raw?.destroy();
-    for (const w of this.#closeWaiters.splice(0)) w();
+    const done = this.#closeDone;
+    this.#closeDone = undefined;
+    done?.();
     this.#receiver?.closed(this.#closeError());
-  };
+  }
 }
