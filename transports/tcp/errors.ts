@@ -60,7 +60,11 @@ export function channelError(err: unknown): TapsError {
   return toTapsError(err, 'ERR_TAPS_CONNECTION_ABORTED');
 }
 
+/** The error of every local abort without a reason: one frozen instance (an Error per abort cost a stack capture). */
+const ABORTED_LOCALLY = Object.freeze(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the connection was aborted locally'));
+
 /** What `receiver.closed()` gets after a local `abort(reason)`. */
 export function localAbortError(reason: unknown): TapsError {
-  return new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the connection was aborted locally', reason === undefined ? {} : { cause: reason });
+  if (reason === undefined) return ABORTED_LOCALLY;
+  return new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the connection was aborted locally', { cause: reason });
 }
