@@ -21,7 +21,9 @@
  * 5. Race (race.ts): stacks staggered in rank order; within a stack its
  *    addresses staggered with families interleaved; with opportunistic
  *    security the unencrypted stacks are a failover group after the
- *    encrypted ones, never raced against them (RFC 9621 §3.3).
+ *    encrypted ones, never raced against them (RFC 9621 §3.3). One stack and
+ *    an IP literal make one candidate: it is attempted directly on the
+ *    selection's signal, without a race tree, and recorded the same way.
  *
  * @example
  * const { channel, driver, report } = await select({ scope, remote, properties, security, framerCount: 1, drivers, ... });
@@ -166,7 +168,85 @@ export async function select(input: SelectionInput): Promise<Selected> {
     if (ranked.length === 0) {
       throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', `no protocol stack can meet the requested properties for ${report.remote}`, report);
     }
-    debug('selection %s: ranked %s', report.remote, ranked.map((s) => s.driver.id).join(' > '));
+    if (debug.enabled) debug('selection %s: ranked %s', report.remote, ranked.map((s) => s.driver.id).join(' > '));
+
+    // Connecting from a chosen local address or port is also a bind: the tenant needs that grant too. Decided
+    // (and recorded) once per protocol and family; a denial denies that stack's candidates of that family.
+    const local = input.local;
+    const localBinds = new Map<string, Promise<TapsError | undefined>>();
+    const localBind = (protocol: Driver['protocol'], family: 4 | 6): Promise<TapsError | undefined> => {
+      if (local === undefined || (local.ipAddress === undefined && !local.port)) return Promise.resolve(undefined);
+      const key = `${protocol}/${family}`;
+      let p = localBinds.get(key);
+      if (p === undefined) {
+        const address = local.ipAddress ?? (family === 6 ? '::' : '0.0.0.0');
+        p = scope.guard.authorize({ use: 'bind', protocol, address, port: local.port ?? 0 }).then(
+          () => undefined,
+          (err: unknown) => toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED'),
+        );
+        localBinds.set(key, p);
+      }
+      return p;
+    };
+
+    if (remote.ipAddress !== undefined && ranked.length === 1) {
+      // One stack and one address: nothing to race (RFC 8305 needs two candidates), so no race tree; the
+      // attempt runs on the selection's own signal. Recorded exactly as a race of one would be.
+      const s = ranked[0]!;
+      const address = remote.ipAddress;
+      const family: 4 | 6 = address.includes(':') ? 6 : 4;
+      const port = (remote.port ?? s.driver.defaultPort)!;
+      const base = { driver: s.driver.id, stack: s.driver.stack, hostName: undefined, address, family, port };
+      let target: CheckedTarget;
+      try {
+        const bindDenied = await localBind(s.driver.protocol, family);
+        if (bindDenied !== undefined) throw bindDenied;
+        target = await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address, port, hostName: undefined });
+      } catch (err) {
+        const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
+        const decision = (e as { decision?: CandidateRecord['decision'] }).decision;
+        record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e });
+        throw e;
+      }
+      const c = record({ ...base, fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties) });
+      signal.throwIfAborted();
+      update(c, { startedAt: at() });
+      if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: scope.tenant, candidate: c });
+      let channel: TransportChannel;
+      try {
+        channel = await scope.network.connect(s.driver, {
+          signal,
+          target,
+          remote,
+          local: input.local,
+          security: input.security,
+          properties: input.properties,
+          options: input.driverOptions[s.driver.id] ?? {},
+          guard: scope.guard,
+        });
+      } catch (err) {
+        if (signal.aborted) {
+          update(c, { fate: 'cancelled', endedAt: at(), reason: 'another candidate won, or the caller gave up' });
+        } else {
+          const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
+          update(c, { fate: 'failed', endedAt: at(), reason: e.message, code: e.code, error: e });
+          if (candidateFail.hasSubscribers) candidateFail.publish({ tenant: scope.tenant, candidate: c, error: e });
+          debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
+        }
+        throw err;
+      }
+      if (signal.aborted) {
+        // Ready just as the caller gave up (or the budget ran out): released, not handed over.
+        channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after the selection ended'));
+        update(c, { fate: 'cancelled', endedAt: at(), reason: 'another candidate won, or the caller gave up' });
+        throw signal.reason;
+      }
+      update(c, { fate: 'won', endedAt: at(), reason: c.reason });
+      if (candidateReady.hasSubscribers) candidateReady.publish({ tenant: scope.tenant, candidate: c });
+      report.winner = c.id;
+      report.endedAt = at();
+      return { channel, driver: s.driver, target, candidate: c, report };
+    }
 
     // 3–5. Build the race tree, derive endpoints into it, authorize each leaf.
     const groups = new Map<RankedStack, RaceGroup<Leaf>>();
@@ -197,25 +277,6 @@ export async function select(input: SelectionInput): Promise<Selected> {
         dispose: (leaf) => leaf.channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after another candidate won')),
       },
     });
-
-    // Connecting from a chosen local address or port is also a bind: the tenant needs that grant too. Decided
-    // (and recorded) once per protocol and family; a denial denies that stack's candidates of that family.
-    const local = input.local;
-    const localBinds = new Map<string, Promise<TapsError | undefined>>();
-    const localBind = (protocol: Driver['protocol'], family: 4 | 6): Promise<TapsError | undefined> => {
-      if (local === undefined || (local.ipAddress === undefined && !local.port)) return Promise.resolve(undefined);
-      const key = `${protocol}/${family}`;
-      let p = localBinds.get(key);
-      if (p === undefined) {
-        const address = local.ipAddress ?? (family === 6 ? '::' : '0.0.0.0');
-        p = scope.guard.authorize({ use: 'bind', protocol, address, port: local.port ?? 0 }).then(
-          () => undefined,
-          (err: unknown) => toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED'),
-        );
-        localBinds.set(key, p);
-      }
-      return p;
-    };
 
     const addAddresses = async (addresses: readonly { address: string; family: 4 | 6 }[], hostName: string | undefined, stacks: readonly RankedStack[]): Promise<void> => {
       for (const s of stacks) {

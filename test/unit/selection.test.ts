@@ -238,4 +238,67 @@ describe('selection pipeline', () => {
     expect(r.candidate.startedAt).toBe(250);
     expect(quic.attempts[0]!.aborted).toBe(true);
   });
+
+  describe('one stack, one IP literal (no race tree)', () => {
+    const literal = RemoteEndpoint.from({ ipAddress: '127.0.0.1', port: 443 });
+
+    it('wins with the same report a race of one gives', async () => {
+      const clock = new ManualClock();
+      const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => ({ ready: 3 }) });
+      const p = select(input(clock, { drivers: [tcp], remote: literal }));
+      await clock.advance(3);
+      const r = await p;
+      expect(r.candidate).toMatchObject({ fate: 'won', address: '127.0.0.1', family: 4, port: 443, startedAt: 0, endedAt: 3 });
+      expect(r.candidate.decision).toMatchObject({ allow: true, rule: 'test' });
+      expect(r.report.winner).toBe(r.candidate.id);
+      expect(r.target.address).toBe('127.0.0.1');
+      expect(clock.pending).toBe(0);
+    });
+
+    it('a refusal is an EstablishmentError naming the failed candidate', async () => {
+      const clock = new ManualClock();
+      const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => ({ refuse: 1 }) });
+      const p = select(input(clock, { drivers: [tcp], remote: literal })).catch((e: unknown) => e);
+      await clock.advance(1);
+      const err = (await p) as EstablishmentError;
+      expect(err).toBeInstanceOf(EstablishmentError);
+      expect(err.code).toBe('ERR_TAPS_ESTABLISHMENT_FAILED');
+      expect(err.report.candidates.at(-1)).toMatchObject({ fate: 'failed', reason: expect.stringMatching(/ECONNREFUSED/) });
+    });
+
+    it('a denial never reaches the driver', async () => {
+      const clock = new ManualClock();
+      const tcp = fakeDriver({ id: 'tcp', clock });
+      const deny: NetworkPolicy = { decide: () => ({ allow: false, code: 'not-allowed', reason: 'no grant', rule: null }) };
+      const err = (await select(input(clock, { drivers: [tcp], remote: literal, scope: createScope({ tenant: 't', policy: deny }) })).catch((e: unknown) => e)) as EstablishmentError;
+      expect(err.code).toBe('ERR_TAPS_POLICY_PROHIBITED');
+      expect(err.report.candidates.at(-1)).toMatchObject({ fate: 'denied', code: 'not-allowed' });
+      expect(tcp.attempts).toHaveLength(0);
+    });
+
+    it('the caller giving up aborts the attempt: ERR_TAPS_ABORTED, the candidate cancelled', async () => {
+      const clock = new ManualClock();
+      const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => 'hang' });
+      const caller = new AbortController();
+      const p = select(input(clock, { drivers: [tcp], remote: literal, signal: caller.signal })).catch((e: unknown) => e);
+      await flush();
+      expect(tcp.attempts).toHaveLength(1);
+      caller.abort(new Error('bored'));
+      const err = (await p) as EstablishmentError;
+      expect(err.code).toBe('ERR_TAPS_ABORTED');
+      expect(tcp.attempts[0]!.aborted).toBe(true);
+      expect(err.report.candidates.at(-1)!.fate).toBe('cancelled');
+      expect(clock.pending).toBe(0);
+    });
+
+    it('the selection timeout bounds it: ERR_TAPS_TIMEOUT', async () => {
+      const clock = new ManualClock();
+      const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => 'hang' });
+      const p = select(input(clock, { drivers: [tcp], remote: literal, timeout: 100 })).catch((e: unknown) => e);
+      await clock.advance(100);
+      const err = (await p) as EstablishmentError;
+      expect(err.code).toBe('ERR_TAPS_TIMEOUT');
+      expect(tcp.attempts[0]!.aborted).toBe(true);
+    });
+  });
 });
