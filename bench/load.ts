@@ -47,6 +47,9 @@ interface IdleResult {
   /** V8's committed heap (used + free pages it kept) after the connections opened. */
   readonly heapTotalBefore: number;
   readonly heapTotalAfter: number;
+  /** Memory outside V8's heap that V8 knows of (Buffers and the like). */
+  readonly externalBefore: number;
+  readonly externalAfter: number;
   readonly openMs: number;
   readonly fdLimit: string;
 }
@@ -128,6 +131,7 @@ async function idleChild(mode: 'net' | 'taps', port: number, n: number): Promise
     mode, asked: n, opened: conns.length, error, openMs, fdLimit: await fdLimit(),
     rssBefore: before.rss, rssAfter: after.rss, heapBefore: before.heapUsed, heapAfter: after.heapUsed,
     heapTotalBefore: before.heapTotal, heapTotalAfter: after.heapTotal,
+    externalBefore: before.external, externalAfter: after.external,
   };
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
   // Wait until the holder has closed its ends first (its side then keeps the TIME_WAITs, not our ephemeral ports).
@@ -227,7 +231,7 @@ async function idle(): Promise<{ rows: BenchRow[]; results: IdleResult[] }> {
   const note = net.opened < N || taps.opened < N ? `only ${Math.min(net.opened, taps.opened)} of ${N} opened: ${net.error ?? taps.error ?? ''} (fd limit ${taps.fdLimit})` : undefined;
   const rows: BenchRow[] = [
     row(`${taps.opened} idle TCP connections: resident memory`, mb(taps.rssAfter), mb(net.rssAfter), 'MiB', '≤ 1.5×', note),
-    row('idle TCP: bytes per connection (RSS growth / N)', per(taps), per(net), 'B', '', `heap used per connection: ${((taps.heapAfter - taps.heapBefore) / Math.max(1, taps.opened)).toFixed(0)} B ours, ${((net.heapAfter - net.heapBefore) / Math.max(1, net.opened)).toFixed(0)} B net; heap committed per connection: ${((taps.heapTotalAfter - taps.heapTotalBefore) / Math.max(1, taps.opened)).toFixed(0)} B ours, ${((net.heapTotalAfter - net.heapTotalBefore) / Math.max(1, net.opened)).toFixed(0)} B net`),
+    row('idle TCP: bytes per connection (RSS growth / N)', per(taps), per(net), 'B', '', `heap used per connection: ${((taps.heapAfter - taps.heapBefore) / Math.max(1, taps.opened)).toFixed(0)} B ours, ${((net.heapAfter - net.heapBefore) / Math.max(1, net.opened)).toFixed(0)} B net; heap committed per connection: ${((taps.heapTotalAfter - taps.heapTotalBefore) / Math.max(1, taps.opened)).toFixed(0)} B ours, ${((net.heapTotalAfter - net.heapTotalBefore) / Math.max(1, net.opened)).toFixed(0)} B net; external per connection: ${((taps.externalAfter - taps.externalBefore) / Math.max(1, taps.opened)).toFixed(0)} B ours, ${((net.externalAfter - net.externalBefore) / Math.max(1, net.opened)).toFixed(0)} B net; RSS before: ${mb(taps.rssBefore).toFixed(1)} MiB ours, ${mb(net.rssBefore).toFixed(1)} MiB net`),
     row('idle TCP: time to open all', taps.openMs, net.openMs, 'ms', '', `${CONCURRENCY} at a time`),
   ];
   return { rows, results };

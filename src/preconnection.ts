@@ -117,6 +117,9 @@ export class Preconnection {
     return this.#drivers ? Promise.resolve(this.#drivers) : registeredDrivers();
   }
 
+  /** How a connection of this preconnection makes a clone on a single-stream stack (one function, shared). */
+  #clone: (() => Promise<Connection>) | undefined;
+
   #snapshot: { readonly of: TransportProperties; readonly revision: number; readonly frozen: TransportProperties } | undefined;
 
   #initiateSnapshot(): TransportProperties {
@@ -175,7 +178,7 @@ export class Preconnection {
         remoteEndpoint: remote,
         localEndpoint: this.local,
         connectionProperties: this.#connectionProperties,
-        clone: () => this.initiate({}),
+        clone: (this.#clone ??= () => this.initiate({})),
       });
     } catch (err) {
       lease.release();

@@ -26,10 +26,11 @@ export interface FlowControl {
 type Waiter = { resolve: (m: Message | undefined) => void; reject: (e: Error) => void; cleanup: () => void };
 
 export class Inbox {
-  readonly #queue: Message[] = [];
+  // Both made on first use: most connections deliver through the `received` event and never queue.
+  #queue: Message[] | undefined;
   #head = 0;
   #bytes = 0;
-  readonly #waiters: Waiter[] = [];
+  #waiters: Waiter[] | undefined;
   #ended = false;
   #error: Error | undefined;
   #paused = false;
@@ -43,22 +44,22 @@ export class Inbox {
   }
 
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue === undefined ? 0 : this.#queue.length - this.#head;
   }
 
   get hasWaiter(): boolean {
-    return this.#waiters.length > 0;
+    return this.#waiters !== undefined && this.#waiters.length > 0;
   }
 
   /** Hand a message to a waiting reader, or queue it. */
   put(msg: Message): void {
-    const w = this.#waiters.shift();
+    const w = this.#waiters?.shift();
     if (w !== undefined) {
       w.cleanup();
       w.resolve(msg);
       return;
     }
-    this.#queue.push(msg);
+    (this.#queue ??= []).push(msg);
     this.#bytes += msg.data.byteLength;
     if (!this.#paused && (this.#bytes > this.#limits.highWaterBytes || this.queued > this.#limits.highWaterMessages)) {
       this.#paused = true;
@@ -71,7 +72,9 @@ export class Inbox {
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
-    for (const w of this.#waiters.splice(0)) {
+    const waiters = this.#waiters ?? [];
+    this.#waiters = undefined;
+    for (const w of waiters) {
       w.cleanup();
       if (error) w.reject(error);
       else w.resolve(undefined);
@@ -85,22 +88,24 @@ export class Inbox {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
-        const i = this.#waiters.indexOf(w);
-        if (i >= 0) this.#waiters.splice(i, 1);
+        const i = this.#waiters?.indexOf(w) ?? -1;
+        if (i >= 0) this.#waiters!.splice(i, 1);
         reject(abortError(signal!));
       };
       const w: Waiter = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.push(w);
+      (this.#waiters ??= []).push(w);
     });
   }
 
+  /** Only while `queued > 0`. */
   #take(): Message {
-    const msg = this.#queue[this.#head]!;
-    this.#queue[this.#head] = undefined as unknown as Message;
+    const queue = this.#queue!;
+    const msg = queue[this.#head]!;
+    queue[this.#head] = undefined as unknown as Message;
     this.#head++;
-    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
+    if (this.#head > 1024 && this.#head * 2 > queue.length) {
+      queue.splice(0, this.#head);
       this.#head = 0;
     }
     this.#bytes -= msg.data.byteLength;

@@ -43,6 +43,13 @@ import { explainRank, rankStacks, type RankedStack } from './rank.js';
 import { resolveFamilies } from './resolve.js';
 import { judgeStackOnce } from './suitability.js';
 
+/** Candidate ids (`c1`, `c2`, ...): one shared string each, not one per selection. */
+const CANDIDATE_IDS: string[] = [];
+const candidateId = (n: number): string => (CANDIDATE_IDS[n] ??= `c${n}`);
+
+/** Frozen records of unsuitable stacks, by memoized verdict and candidate id (retained by every report: shared). */
+const unsuitableRecords = new WeakMap<object, Map<string, CandidateRecord>>();
+
 /** The abort reason that ends every finished selection's leftovers: one shared instance (an Error per initiate cost a stack capture). */
 const SELECTION_FINISHED = new TapsError('ERR_TAPS_ABORTED', 'selection finished');
 
@@ -115,10 +122,20 @@ export async function select(input: SelectionInput): Promise<Selected> {
   };
   let nextId = 1;
   const record = (r: Omit<CandidateRecord, 'id'>): CandidateRecord => {
-    const c: CandidateRecord = { id: `c${nextId++}`, ...r };
+    const c: CandidateRecord = { id: candidateId(nextId++), ...r };
     report.candidates.push(c);
     input.onProgress?.(c, report);
     return c;
+  };
+  /** An unsuitable stack's record: the same frozen object for every selection with the same verdict and id. */
+  const recordUnsuitable = (driver: Driver, verdict: object, reason: string): void => {
+    const id = candidateId(nextId++);
+    let byId = unsuitableRecords.get(verdict);
+    if (byId === undefined) unsuitableRecords.set(verdict, (byId = new Map()));
+    let c = byId.get(id);
+    if (c === undefined) byId.set(id, (c = Object.freeze({ id, driver: driver.id, stack: driver.stack, fate: 'unsuitable' as const, reason })));
+    report.candidates.push(c);
+    input.onProgress?.(c, report);
   };
   const update = (c: CandidateRecord, patch: Partial<CandidateRecord>): void => {
     Object.assign(c, patch);
@@ -142,7 +159,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     for (const driver of input.drivers) {
       const verdict = judgeStackOnce(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme });
       if (!verdict.ok) {
-        record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: verdict.reason });
+        recordUnsuitable(driver, verdict, verdict.reason);
         continue;
       }
       let availability;

@@ -269,10 +269,10 @@ describe('selection pipeline', () => {
     it('a denial never reaches the driver', async () => {
       const clock = new ManualClock();
       const tcp = fakeDriver({ id: 'tcp', clock });
-      const deny: NetworkPolicy = { decide: () => ({ allow: false, code: 'not-allowed', reason: 'no grant', rule: null }) };
+      const deny: NetworkPolicy = { decide: () => ({ allow: false, code: 'denied', reason: 'no grant', rule: 'deny all' }) };
       const err = (await select(input(clock, { drivers: [tcp], remote: literal, scope: createScope({ tenant: 't', policy: deny }) })).catch((e: unknown) => e)) as EstablishmentError;
       expect(err.code).toBe('ERR_TAPS_POLICY_PROHIBITED');
-      expect(err.report.candidates.at(-1)).toMatchObject({ fate: 'denied', code: 'not-allowed' });
+      expect(err.report.candidates.at(-1)).toMatchObject({ fate: 'denied', code: 'denied' });
       expect(tcp.attempts).toHaveLength(0);
     });
 

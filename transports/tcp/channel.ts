@@ -39,6 +39,7 @@ const log = debuglog('taps');
 /** The channel a socket belongs to: the socket listeners are shared functions, not closures per channel (issue 7). */
 const kChannel = Symbol('taps.channel');
 type Owned = Socket & { [kChannel]?: SocketChannel };
+const NO_INFO: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** How long a graceful close() waits for the peer's FIN before giving up (ms). */
 export const DEFAULT_CLOSE_TIMEOUT = 2000;
@@ -102,7 +103,7 @@ export class SocketChannel implements TransportChannel {
     this.#socket = socket;
     this.#raw = options.raw;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-    this.info = Object.freeze({ ...(options.info ?? {}) });
+    this.info = options.info === undefined ? NO_INFO : Object.freeze({ ...options.info });
     const { local, remote } = socketAddresses(options.raw ?? socket);
     this.local = local;
     this.remote = remote;
