@@ -115,8 +115,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #group: ConnectionGroup<Connection> | undefined;
   /** The group whose lease this connection holds a share of (a stream), instead of a lease of its own. */
   #shareOf: ConnectionGroup<Connection> | undefined;
-  readonly #sender: Sender;
-  readonly #inbox: Inbox;
+  /** The channel's receiver and the sender's host (see Link below). */
+  readonly #link: ChannelReceiver & SenderHost;
+  /** Made by the first send (an idle connection has none). */
+  #sender: Sender | undefined;
+  /** Made when a message must wait or a reader asks (most connections deliver through `received`). */
+  #inbox: Inbox | undefined;
   /** The shared frozen defaults until the first setProperty() copies them (most connections never set one). */
   #props: Readonly<SettableConnectionProperties>;
   /** direction is unidirectional-receive (read once: the properties are a snapshot). */
@@ -149,10 +153,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     init.group?.join(this);
     this.#lease = init.group?.lease ?? init.lease;
     this.#props = CONNECTION_DEFAULTS;
-    this.#inbox = new Inbox(init.inbox ? { ...DEFAULT_INBOX_LIMITS, ...init.inbox } : DEFAULT_INBOX_LIMITS, init.channel);
     // One object is both the channel's receiver and the sender's host (no closure per callback: issue 7).
-    const link = new Connection.#Link(this, init.channel, init.driver, this.#framer, this.#lease, this.#clock, this.#receiveOnly);
-    this.#sender = new Sender(link);
+    const link = new Connection.#Link(this);
+    this.#link = link;
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     for (const [name, value] of Object.entries(init.connectionProperties ?? {})) this.#set(name, value, false);
@@ -162,24 +165,30 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   /** The connection as its channel (ChannelReceiver) and its Sender (SenderHost) see it. */
   static readonly #Link = class Link implements ChannelReceiver, SenderHost {
     readonly #conn: Connection;
-    readonly channel: TransportChannel;
-    readonly driver: Driver;
-    readonly framer: MessageFramer | undefined;
-    readonly lease: Lease;
-    readonly clock: Clock;
-    readonly receiveOnly: boolean;
 
-    constructor(conn: Connection, channel: TransportChannel, driver: Driver, framer: MessageFramer | undefined, lease: Lease, clock: Clock, receiveOnly: boolean) {
+    constructor(conn: Connection) {
       this.#conn = conn;
-      this.channel = channel;
-      this.driver = driver;
-      this.framer = framer;
-      this.lease = lease;
-      this.clock = clock;
-      this.receiveOnly = receiveOnly;
     }
 
     // SenderHost
+    get channel(): TransportChannel {
+      return this.#conn.#channel;
+    }
+    get driver(): Driver {
+      return this.#conn.driver;
+    }
+    get framer(): MessageFramer | undefined {
+      return this.#conn.#framer;
+    }
+    get lease(): Lease {
+      return this.#conn.#lease;
+    }
+    get clock(): Clock {
+      return this.#conn.#clock;
+    }
+    get receiveOnly(): boolean {
+      return this.#conn.#receiveOnly;
+    }
     state(): ConnState {
       return this.#conn.#state;
     }
@@ -203,7 +212,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       this.#conn.#onEnd();
     }
     drain(): void {
-      this.#conn.#sender.drain();
+      this.#conn.#sender?.drain(); // no sender: nothing of ours was pushed back
     }
     closed(error?: Error): void {
       this.#conn.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET'));
@@ -255,7 +264,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       checkMessageContext(context);
       ctx = context;
     }
-    return this.#sender.send(bytes, ctx);
+    return (this.#sender ??= new Sender(this.#link)).send(bytes, ctx);
   }
 
   /**
@@ -270,7 +279,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    * }
    */
   get sendBlocked(): boolean {
-    return this.#sender.blocked;
+    return this.#sender?.blocked ?? false;
   }
 
   // ── receiving (RFC 9622 §9.3) ──────────────────────────────────────────
@@ -306,9 +315,21 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 
   #deliver(msg: Message): void {
     if (this.listenerCount('received') > 0) {
-      if (this.#inbox.hasWaiter) this.#inbox.put(msg);
+      if (this.#inbox?.hasWaiter) this.#inbox.put(msg);
       this.emit('received', msg);
-    } else this.#inbox.put(msg);
+    } else this.#queue().put(msg);
+  }
+
+  /** The receive queue, made now if there was none, in the state the connection is in. */
+  #queue(): Inbox {
+    let inbox = this.#inbox;
+    if (inbox === undefined) {
+      const limits = this.#init.inbox ? { ...DEFAULT_INBOX_LIMITS, ...this.#init.inbox } : DEFAULT_INBOX_LIMITS;
+      inbox = this.#inbox = new Inbox(limits, this.#channel);
+      if (this.#state === 'closed') inbox.end(this.#error);
+      else if (this.#peerEnded) inbox.end();
+    }
+    return inbox;
   }
 
   #onEnd(): void {
@@ -322,7 +343,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
         return;
       }
     }
-    this.#inbox.end();
+    this.#inbox?.end();
     this.emit('receivedEnd');
   }
 
@@ -333,7 +354,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   receive(options: { signal?: AbortSignal } = {}): Promise<Message> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
-    return this.#inbox.next(options.signal).then((msg) => {
+    return this.#queue().next(options.signal).then((msg) => {
       if (msg !== undefined) return msg;
       throw new TapsError('ERR_TAPS_INVALID_STATE', this.#peerEnded ? 'no more messages: the peer has finished sending' : `no more messages: the connection is ${this.#state}`);
     });
@@ -343,7 +364,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return {
       next: async () => {
-        const msg = await this.#inbox.next();
+        const msg = await this.#queue().next();
         return msg === undefined ? { value: undefined, done: true } : { value: msg, done: false };
       },
     };
@@ -362,7 +383,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#state = 'closing';
     // Hand the channel everything still queued, whatever its backpressure: its close() flushes it, bounded by the
     // stack's own close timeout, so a peer that never reads cannot hold close() open forever (issue 7).
-    this.#sender.flush();
+    this.#sender?.flush();
     if (this.state === 'closed') {
       if (this.#error) throw this.#error;
       return;
@@ -408,8 +429,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     // Made only when someone will see it (an Error's stack costs microseconds).
     let why = error;
     const reason = (): TapsError => (why ??= new TapsError('ERR_TAPS_CONNECTION_ABORTED', local ? 'aborted by the application' : 'the connection closed'));
-    this.#sender.close(reason);
-    this.#inbox.end(error); // a plain abort() ends iteration quietly: the application asked for it
+    this.#sender?.close(reason);
+    this.#inbox?.end(error); // a plain abort() ends iteration quietly: the application asked for it
     this.#group?.leave(this);
     if (this.#shareOf !== undefined) this.#shareOf.release();
     else this.#lease.release();
@@ -420,13 +441,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   // ── properties (RFC 9622 §8.1) ─────────────────────────────────────────
 
   get canSend(): boolean {
-    return this.#state === 'established' && !this.#sender.finalQueued && !this.#receiveOnly;
+    return this.#state === 'established' && !(this.#sender?.finalQueued ?? false) && !this.#receiveOnly;
   }
   get canReceive(): boolean {
     return this.#state !== 'closed' && !this.#peerEnded && this.#init.properties.get('direction') !== 'unidirectional-send';
   }
   get sendMsgMaxLen(): number {
-    return this.#sender.maxLength;
+    return (this.#sender ??= new Sender(this.#link)).maxLength;
   }
   get recvMsgMaxLen(): number {
     return this.sendMsgMaxLen;
