@@ -119,6 +119,9 @@ export async function select(input: SelectionInput): Promise<Selected> {
     attemptDelay: racing.attemptDelay,
     resolutions: [],
     candidates: [],
+    // Declared now, set at the end: an object whose shape never grows stays compact (it outlives the selection).
+    winner: undefined,
+    endedAt: undefined,
   };
   let nextId = 1;
   const record = (r: Omit<CandidateRecord, 'id'>): CandidateRecord => {
@@ -225,9 +228,9 @@ export async function select(input: SelectionInput): Promise<Selected> {
         record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e });
         throw e;
       }
-      const c = record({ ...base, fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties) });
       signal.throwIfAborted();
-      update(c, { startedAt: at() });
+      // Started as it is recorded; every field it will have is declared here (the record outlives the selection).
+      const c = record({ ...base, fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: at(), endedAt: undefined });
       if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: scope.tenant, candidate: c });
       let channel: TransportChannel;
       try {
@@ -262,6 +265,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       if (candidateReady.hasSubscribers) candidateReady.publish({ tenant: scope.tenant, candidate: c });
       report.winner = c.id;
       report.endedAt = at();
+      trim(report);
       return { channel, driver: s.driver, target, candidate: c, report };
     }
 
@@ -421,6 +425,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     report.winner = candidate.id;
     finishPending(report, at());
     report.endedAt = at();
+    trim(report);
     debug('selection %s won by %s %s', report.remote, candidate.id, candidate.driver);
     return { channel: value.channel, driver: value.driver, target: value.target, candidate, report };
   } catch (err) {
@@ -463,6 +468,17 @@ function dedupe<T extends { address: string }>(addrs: readonly T[]): T[] {
   const seen = new Set<string>();
   return addrs.filter((a) => (seen.has(a.address) ? false : (seen.add(a.address), true)));
 }
+
+/** A won selection's report is kept by its connection: its arrays at their exact length (a pushed-to array keeps spare room). */
+function trim(report: SelectionReport): void {
+  const r = report as { candidates: CandidateRecord[]; resolutions: SelectionReport['resolutions'] };
+  r.candidates = r.candidates.slice();
+  if (r.resolutions.length === 0) r.resolutions = NO_RESOLUTIONS;
+  else r.resolutions = r.resolutions.slice();
+}
+
+/** The resolutions of a selection that resolved nothing (an IP literal): one shared frozen empty list. */
+const NO_RESOLUTIONS = Object.freeze([]) as unknown as SelectionReport['resolutions'];
 
 function finishPending(report: SelectionReport, now: number): void {
   for (const c of report.candidates) {

@@ -7,7 +7,7 @@ import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalEndpoint } from '../../src/endpoints.js';
 import { isTapsError } from '../../src/errors.js';
-import { connectTcp, tcpDriver } from '../../transports/tcp/index.js';
+import { connectTcp, SocketChannel, tcpDriver } from '../../transports/tcp/index.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { checked, connectAttempt, scopeFor } from '../helpers/policy.js';
 import { Collector, driverEchoServer, extraHandles, handleCounts, refusedPort, type EchoServer } from '../compliance/harness.js';
@@ -92,6 +92,19 @@ describe.each(['127.0.0.1', '::1'])('tcp over %s', (address) => {
     expect((socket as unknown as Record<symbol, unknown>)[flag!]).toBe(true);
     expect(socket.allowHalfOpen).toBe(true);
     socket.destroy();
+  });
+
+  it('still knows both addresses after the socket is gone (Node forgets them)', async () => {
+    const target = await checked(scope, { protocol: 'tcp', address, port: server.port });
+    const socket = await connectTcp(target, undefined, new AbortController().signal, 'tcp');
+    const ch = new SocketChannel(socket);
+    const localPort = socket.localPort;
+    socket.destroy();
+    await new Promise((r) => socket.once('close', r));
+    const family = address.includes(':') ? 6 : 4;
+    expect(ch.remote).toEqual({ address, port: server.port, family });
+    expect(ch.local).toEqual({ address, port: localPort, family });
+    expect(Object.isFrozen(ch.remote)).toBe(true);
   });
 
   it('binds the local endpoint it is given', async () => {

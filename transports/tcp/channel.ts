@@ -104,6 +104,7 @@ export class SocketChannel implements TransportChannel {
     this.#raw = options.raw;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.info = options.info === undefined ? NO_INFO : Object.freeze({ ...options.info });
+    // Read now, while connected: Node forgets them once the socket is destroyed.
     const { local, remote } = socketAddresses(options.raw ?? socket);
     this.local = local;
     this.remote = remote;
