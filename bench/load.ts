@@ -93,7 +93,12 @@ async function idleChild(mode: 'net' | 'taps', port: number, n: number): Promise
       });
   } else {
     const { Preconnection, TransportProperties, SecurityParameters, createScope } = await import('../src/index.js');
-    const { tcpDriver, tlsDriver, udpDriver } = await import('../transports/index.js');
+    // Each driver from its own module (taps-node/tcp, /tls, /udp), as a host that uses these three imports them.
+    const [{ tcpDriver }, { tlsDriver }, { udpDriver }] = await Promise.all([
+      import('../transports/tcp/index.js'),
+      import('../transports/tls/index.js'),
+      import('../transports/udp/index.js'),
+    ]);
     const scope = createScope({ tenant: 'load', policy: { decide: () => ({ allow: true, rule: 'load: allow all' }) } });
     const pre = new Preconnection({
       scope,

@@ -158,7 +158,7 @@ export class Preconnection {
         properties,
         security,
         framerCount: framers.length,
-        drivers: await this.drivers(),
+        drivers: this.#drivers ?? (await registeredDrivers()),
         driverOptions: this.#driverOptions,
         racing: this.#racing,
         clock: this.#clock,

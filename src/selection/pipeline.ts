@@ -167,7 +167,9 @@ export async function select(input: SelectionInput): Promise<Selected> {
       }
       let availability;
       try {
-        availability = await driver.available();
+        // Most drivers answer synchronously: awaited only when it is a promise (an await costs a microtask and a promise).
+        const a = driver.available();
+        availability = a instanceof Promise ? await a : a;
       } catch (err) {
         availability = { available: false as const, reason: `availability check failed: ${(err as Error)?.message ?? String(err)}` };
       }
@@ -193,10 +195,11 @@ export async function select(input: SelectionInput): Promise<Selected> {
     // Connecting from a chosen local address or port is also a bind: the tenant needs that grant too. Decided
     // (and recorded) once per protocol and family; a denial denies that stack's candidates of that family.
     const local = input.local;
-    const localBinds = new Map<string, Promise<TapsError | undefined>>();
-    const localBind = (protocol: Driver['protocol'], family: 4 | 6): Promise<TapsError | undefined> => {
-      if (local === undefined || (local.ipAddress === undefined && !local.port)) return Promise.resolve(undefined);
+    let localBinds: Map<string, Promise<TapsError | undefined>> | undefined;
+    const localBind = (protocol: Driver['protocol'], family: 4 | 6): Promise<TapsError | undefined> | undefined => {
+      if (local === undefined || (local.ipAddress === undefined && !local.port)) return undefined;
       const key = `${protocol}/${family}`;
+      localBinds ??= new Map();
       let p = localBinds.get(key);
       if (p === undefined) {
         const address = local.ipAddress ?? (family === 6 ? '::' : '0.0.0.0');
@@ -219,7 +222,8 @@ export async function select(input: SelectionInput): Promise<Selected> {
       const base = { driver: s.driver.id, stack: s.driver.stack, hostName: undefined, address, family, port };
       let target: CheckedTarget;
       try {
-        const bindDenied = await localBind(s.driver.protocol, family);
+        const bind = localBind(s.driver.protocol, family);
+        const bindDenied = bind === undefined ? undefined : await bind;
         if (bindDenied !== undefined) throw bindDenied;
         target = await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address, port, hostName: undefined });
       } catch (err) {
