@@ -155,6 +155,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       ? clock.setTimeout(() => controller.abort(new TapsError('ERR_TAPS_TIMEOUT', `establishment timed out after ${input.timeout} ms`)), input.timeout)
       : undefined;
   const signal = controller.signal;
+  let handedOver = false;
 
   try {
     // 1. Gather and judge stacks.
@@ -234,7 +235,12 @@ export async function select(input: SelectionInput): Promise<Selected> {
       }
       signal.throwIfAborted();
       // Started as it is recorded; every field it will have is declared here (the record outlives the selection).
-      const c = record({ ...base, fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: at(), endedAt: undefined });
+      const c: CandidateRecord = {
+        id: candidateId(nextId++), driver: s.driver.id, stack: s.driver.stack, hostName: undefined, address, family, port,
+        fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: at(), endedAt: undefined,
+      };
+      report.candidates.push(c);
+      input.onProgress?.(c, report);
       if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: scope.tenant, candidate: c });
       let channel: TransportChannel;
       try {
@@ -265,11 +271,14 @@ export async function select(input: SelectionInput): Promise<Selected> {
         update(c, { fate: 'cancelled', endedAt: at(), reason: 'another candidate won, or the caller gave up' });
         throw signal.reason;
       }
-      update(c, { fate: 'won', endedAt: at(), reason: c.reason });
+      c.fate = 'won';
+      c.endedAt = at();
+      input.onProgress?.(c, report);
       if (candidateReady.hasSubscribers) candidateReady.publish({ tenant: scope.tenant, candidate: c });
       report.winner = c.id;
       report.endedAt = at();
       trim(report);
+      handedOver = true; // its signal stays as it is: nothing else of this selection runs
       return { channel, driver: s.driver, target, candidate: c, report };
     }
 
@@ -439,7 +448,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);
     input.signal?.removeEventListener('abort', onCallerAbort);
-    if (!signal.aborted) controller.abort(SELECTION_FINISHED);
+    if (!signal.aborted && !handedOver) controller.abort(SELECTION_FINISHED);
   }
 }
 

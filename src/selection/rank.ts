@@ -30,7 +30,7 @@ export interface RankedStack {
   readonly driver: Driver;
   /** Registration order: the stable last tie-breaker. */
   readonly order: number;
-  readonly provides: Record<PreferenceProperty, boolean>;
+  readonly provides: Readonly<Record<PreferenceProperty, boolean>>;
 }
 
 export interface RankContext {
@@ -68,6 +68,7 @@ export const byRegistration: Comparator<RankedStack> = (a, b) => a.order - b.ord
 
 export function rankStacks(drivers: readonly Driver[], ctx: RankContext): RankedStack[] {
   const stacks = drivers.map((driver, order) => ({ driver, order, provides: provided(driver, ctx.framerCount) }));
+  if (stacks.length < 2) return stacks;
   const cmp = compose(bySecurity, byPreferred(ctx.properties), byAvoided(ctx.properties), byStackDepth, byRegistration);
   return stacks.sort(cmp);
 }
@@ -82,16 +83,17 @@ const QUIET: ReadonlySet<PreferenceProperty> = new Set(['useTemporaryLocalAddres
 export function explainRank(s: RankedStack, props: TransportProperties): string {
   if (!props.frozen) return buildExplanation(s, props);
   // A Preconnection's frozen snapshot serves many initiates: explain each stack once, share the string.
+  // Keyed by the stack's `provides` (one frozen object per driver and framer choice) and its security.
   let byStack = explained.get(props);
-  if (!byStack) explained.set(props, (byStack = new Map()));
-  let key = `${s.driver.id}:${s.driver.security}:`;
-  for (const n of JUDGED) key += s.provides[n] ? '1' : '0';
-  let text = byStack.get(key);
-  if (text === undefined) byStack.set(key, (text = buildExplanation(s, props)));
+  if (!byStack) explained.set(props, (byStack = new WeakMap()));
+  let bySecurity = byStack.get(s.provides);
+  if (!bySecurity) byStack.set(s.provides, (bySecurity = new Map()));
+  let text = bySecurity.get(s.driver.security);
+  if (text === undefined) bySecurity.set(s.driver.security, (text = buildExplanation(s, props)));
   return text;
 }
 
-const explained = new WeakMap<TransportProperties, Map<string, string>>();
+const explained = new WeakMap<TransportProperties, WeakMap<object, Map<string, string>>>();
 
 function buildExplanation(s: RankedStack, props: TransportProperties): string {
   const named = JUDGED.filter((n) => !QUIET.has(n) || props.isExplicit(n));

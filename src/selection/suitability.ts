@@ -30,7 +30,17 @@ export interface StackContext {
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 /** What a stack provides for each preference property, given the framers in use. */
-export function provided(driver: Driver, framerCount: number): Record<PreferenceProperty, boolean> {
+export function provided(driver: Driver, framerCount: number): Readonly<Record<PreferenceProperty, boolean>> {
+  // Drivers are long-lived: one frozen answer per driver, with and without a framer (shared by every ranking and report).
+  let pair = providedBy.get(driver);
+  if (pair === undefined) providedBy.set(driver, (pair = [undefined, undefined]));
+  const i = framerCount > 0 ? 1 : 0;
+  return (pair[i] ??= Object.freeze(computeProvided(driver, framerCount)));
+}
+
+const providedBy = new WeakMap<Driver, [Readonly<Record<PreferenceProperty, boolean>> | undefined, Readonly<Record<PreferenceProperty, boolean>> | undefined]>();
+
+function computeProvided(driver: Driver, framerCount: number): Record<PreferenceProperty, boolean> {
   const c: Capabilities = driver.capabilities;
   return {
     reliability: c.reliable,
