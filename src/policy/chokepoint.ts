@@ -308,14 +308,33 @@ export class BasicScope implements NetworkScope, PolicyGuard {
   }
 
   async decide(request: PolicyRequest): Promise<PolicyDecision> {
-    let decision: PolicyDecision;
+    return this.#decide(request);
+  }
+
+  /** The policy's verdict, synchronously when the policy answers synchronously (no promise, no microtask). */
+  #decide(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision> {
+    let d: PolicyDecision | Promise<PolicyDecision>;
     try {
-      decision = await this.#policy.decide(request);
+      d = this.#policy.decide(request);
+    } catch (err) {
+      return this.#finish(request, policyError(err));
+    }
+    if (typeof (d as Promise<unknown> | null)?.then === 'function') {
+      return Promise.resolve(d).then(
+        (decision) => this.#wellFormed(request, decision),
+        (err: unknown) => this.#finish(request, policyError(err)),
+      );
+    }
+    return this.#wellFormed(request, d as PolicyDecision);
+  }
+
+  #wellFormed(request: PolicyRequest, decision: PolicyDecision): PolicyDecision {
+    try {
       if (typeof decision !== 'object' || decision === null || typeof decision.allow !== 'boolean') {
         throw new TypeError('policy returned a malformed decision');
       }
     } catch (err) {
-      decision = policyError(err);
+      return this.#finish(request, policyError(err)); // even an `allow` getter that throws
     }
     return this.#finish(request, decision);
   }
@@ -376,7 +395,7 @@ export class BasicScope implements NetworkScope, PolicyGuard {
     if (!address.ok) {
       throw new PolicyDeniedError({ allow: false, code: 'invalid-host', reason: address.reason, rule: null });
     }
-    const decision = await this.decide({
+    const d = this.#decide({
       use: request.use,
       protocol: request.protocol,
       host: request.hostName,
@@ -384,8 +403,10 @@ export class BasicScope implements NetworkScope, PolicyGuard {
       port: request.port,
       url: request.url,
     });
+    const decision = d instanceof Promise ? await d : d;
     if (!decision.allow) throw new PolicyDeniedError(decision);
-    return mintTarget(this.tenant, { ...request, address: dialString(address) }, decision);
+    const { use, protocol, port, hostName, url } = request;
+    return mintTarget(this.tenant, { use, protocol, address: dialString(address), port, hostName, url }, decision);
   }
 
   async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {

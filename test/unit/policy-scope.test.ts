@@ -257,3 +257,26 @@ describe('createScope (BasicScope) keeps working', () => {
     expect(asyncScope.guard.decideSync!({ use: 'sendto', protocol: 'udp', address: '127.0.0.1', port: 1 })).toMatchObject({ allow: false, code: 'policy-error' });
   });
 });
+
+describe('createScope: whatever the policy answers, a decision', () => {
+  const req = { use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 80 } as const;
+  const guardFor = (decide: () => unknown) => createScope({ tenant: 't', policy: { decide: decide as never } }).guard;
+
+  it('allows on a synchronous or an asynchronous allow', async () => {
+    expect((await guardFor(() => ({ allow: true, rule: 'sync' })).authorize(req)).decision).toMatchObject({ allow: true, rule: 'sync' });
+    expect((await guardFor(async () => ({ allow: true, rule: 'async' })).authorize(req)).decision).toMatchObject({ allow: true, rule: 'async' });
+  });
+
+  it.each([
+    ['throws', () => { throw new Error('boom'); }],
+    ['rejects', () => Promise.reject(new Error('boom'))],
+    ['answers nothing', () => undefined],
+    ['answers a malformed decision', () => ({ allow: 'yes' })],
+    ['answers with an allow getter that throws', () => Object.defineProperty({}, 'allow', { get() { throw new Error('getter'); } })],
+    ['resolves to a malformed decision', async () => 42],
+  ])('denies with policy-error when the policy %s', async (_what, decide) => {
+    const err = await guardFor(decide).authorize(req).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PolicyDeniedError);
+    expect((err as PolicyDeniedError).decision).toMatchObject({ allow: false, code: 'policy-error' });
+  });
+});
