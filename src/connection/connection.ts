@@ -102,8 +102,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   /** Why this stack was chosen, and what became of every other candidate. */
   readonly report: SelectionReport;
   readonly driver: Driver;
-  readonly remoteEndpoint: RemoteEndpoint | undefined;
-  readonly localEndpoint: LocalEndpoint | undefined;
   readonly #channel: TransportChannel;
   readonly #init: ConnectionInit;
   readonly #framer: MessageFramer | undefined;
@@ -141,8 +139,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#channel = init.channel;
     this.driver = init.driver;
     this.report = init.report;
-    this.remoteEndpoint = init.remoteEndpoint;
-    this.localEndpoint = init.localEndpoint;
     this.#clock = init.clock ?? systemClock;
     this.#framer = init.driver.framing === 'stream' ? init.framers[0] : undefined;
     this.#deframer = this.#framer?.createDeframer();
@@ -226,6 +222,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   };
 
   // ── identity ────────────────────────────────────────────────────────────
+
+  /** The remote endpoint the connection was made with, as given (not the resolved address: see `remote`). */
+  get remoteEndpoint(): RemoteEndpoint | undefined {
+    return this.#init.remoteEndpoint;
+  }
+  /** The local endpoint the connection was made with, when one was given. */
+  get localEndpoint(): LocalEndpoint | undefined {
+    return this.#init.localEndpoint;
+  }
 
   get state(): ConnState {
     return this.#state;

@@ -280,6 +280,8 @@ export class BasicScope implements NetworkScope, PolicyGuard {
   readonly #limits: { connections: number; listeners: number };
   readonly #held = { connection: 0, listener: 0 };
   readonly #names = new WeakSet<CheckedName>();
+  /** The last target minted: an identical request allowed by an identical decision gets the same (immutable) target. */
+  #last: { readonly request: AuthorizeRequest; readonly rule: string | null; readonly reason: string | undefined; readonly target: CheckedTarget } | undefined;
 
   constructor(options: ScopeOptions, defaultResolver?: Resolver) {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -405,8 +407,12 @@ export class BasicScope implements NetworkScope, PolicyGuard {
     });
     const decision = d instanceof Promise ? await d : d;
     if (!decision.allow) throw new PolicyDeniedError(decision);
+    const last = this.#last;
+    if (last !== undefined && sameRequest(last.request, request) && last.rule === decision.rule && last.reason === decision.reason) return last.target;
     const { use, protocol, port, hostName, url } = request;
-    return mintTarget(this.tenant, { use, protocol, address: dialString(address), port, hostName, url }, decision);
+    const target = mintTarget(this.tenant, { use, protocol, address: dialString(address), port, hostName, url }, decision);
+    this.#last = { request: { use, protocol, address: request.address, port, hostName, url }, rule: decision.rule, reason: decision.reason, target };
+    return target;
   }
 
   async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
@@ -473,6 +479,10 @@ class CountedLease implements Lease {
     this.#released = true;
     this.#held[this.#kind]--;
   }
+}
+
+function sameRequest(a: AuthorizeRequest, b: AuthorizeRequest): boolean {
+  return a.address === b.address && a.port === b.port && a.protocol === b.protocol && a.use === b.use && a.hostName === b.hostName && a.url === b.url;
 }
 
 function policyError(err: unknown): PolicyDecision & { allow: false } {

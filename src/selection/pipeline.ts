@@ -102,7 +102,16 @@ interface Leaf {
   readonly target: CheckedTarget;
 }
 
+/** How a report names the remote endpoint; endpoints are immutable, so each is described once. */
 function endpointText(remote: RemoteEndpoint): string {
+  let text = endpointTexts.get(remote);
+  if (text === undefined) endpointTexts.set(remote, (text = describeEndpoint(remote)));
+  return text;
+}
+
+const endpointTexts = new WeakMap<RemoteEndpoint, string>();
+
+function describeEndpoint(remote: RemoteEndpoint): string {
   const host = remote.hostName ?? (remote.ipAddress?.includes(':') ? `[${remote.ipAddress}]` : remote.ipAddress) ?? '?';
   return `${remote.scheme ? `${remote.scheme}://` : ''}${host}${remote.port !== undefined ? `:${remote.port}` : ''}`;
 }

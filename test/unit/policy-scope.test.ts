@@ -280,3 +280,20 @@ describe('createScope: whatever the policy answers, a decision', () => {
     expect((err as PolicyDeniedError).decision).toMatchObject({ allow: false, code: 'policy-error' });
   });
 });
+
+describe('createScope: targets are reused only for the very same answer', () => {
+  it('the same request allowed by the same rule gets the same target; any difference gets a new one', async () => {
+    let rule = 'r1';
+    const guard = createScope({ tenant: 't', policy: { decide: () => ({ allow: true, rule }) } }).guard;
+    const req = { use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 80 } as const;
+    const a = await guard.authorize(req);
+    expect(await guard.authorize({ ...req })).toBe(a);
+    expect(await guard.authorize({ ...req, port: 81 })).not.toBe(a);
+    rule = 'r2';
+    const b = await guard.authorize(req);
+    expect(b).not.toBe(a);
+    expect(b.decision.rule).toBe('r2');
+    expect(await guard.authorize({ ...req, hostName: 'localhost' })).toMatchObject({ hostName: 'localhost' });
+    expect(Object.isFrozen(a)).toBe(true);
+  });
+});

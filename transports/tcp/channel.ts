@@ -76,8 +76,13 @@ function keepAliveSetting(name: string, value: unknown): { enable: boolean; dela
 }
 
 export class SocketChannel implements TransportChannel {
-  readonly framing = 'stream' as const;
-  readonly maxMessageSize = Infinity;
+  // Constants on the prototype, not fields on each channel.
+  get framing(): 'stream' {
+    return 'stream';
+  }
+  get maxMessageSize(): number {
+    return Infinity;
+  }
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly info: Readonly<Record<string, unknown>>;
