@@ -52,6 +52,8 @@ export interface SocketChannelOptions {
   readonly closeTimeout?: number;
   /** The TCP socket under a TLS socket, for RST on abort and keep-alive. */
   readonly raw?: Socket;
+  /** The peer's address when the caller dialled it (see {@link dialledAddress}); read from the socket otherwise. */
+  readonly remote?: SocketAddress | undefined;
 }
 
 function family(f: string | number | undefined, address: string | undefined): 4 | 6 {
@@ -62,9 +64,20 @@ function family(f: string | number | undefined, address: string | undefined): 4 
 
 /** The socket's two addresses, read once while it is connected. */
 export function socketAddresses(socket: Socket): { local: SocketAddress; remote: SocketAddress } {
-  const local = { address: socket.localAddress ?? '', port: socket.localPort ?? 0, family: family(socket.localFamily, socket.localAddress) };
-  const remote = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: family(socket.remoteFamily, socket.remoteAddress) };
-  return { local: Object.freeze(local), remote: Object.freeze(remote) };
+  return { local: localAddressOf(socket), remote: remoteAddressOf(socket) };
+}
+
+function localAddressOf(socket: Socket): SocketAddress {
+  return Object.freeze({ address: socket.localAddress ?? '', port: socket.localPort ?? 0, family: family(socket.localFamily, socket.localAddress) });
+}
+
+function remoteAddressOf(socket: Socket): SocketAddress {
+  return Object.freeze({ address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: family(socket.remoteFamily, socket.remoteAddress) });
+}
+
+/** The peer address of a socket dialled to a checked target: the target itself (no getpeername), unless it carries a zone. */
+export function dialledAddress(target: { readonly address: string; readonly port: number; readonly family: 4 | 6 }): SocketAddress | undefined {
+  return target.address.includes('%') ? undefined : Object.freeze({ address: target.address, port: target.port, family: target.family });
 }
 
 /** Read a keep-alive setting: seconds (> 0) enable with that idle time; false / 'disabled' / 0 disable. */
@@ -110,9 +123,9 @@ export class SocketChannel implements TransportChannel {
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.info = options.info === undefined ? NO_INFO : Object.freeze({ ...options.info });
     // Read now, while connected: Node forgets them once the socket is destroyed.
-    const { local, remote } = socketAddresses(options.raw ?? socket);
-    this.local = local;
-    this.remote = remote;
+    const tcp = options.raw ?? socket;
+    this.local = localAddressOf(tcp);
+    this.remote = options.remote ?? remoteAddressOf(tcp);
     (socket as Owned)[kChannel] = this;
     socket.on('error', SocketChannel.#onError);
     socket.on('close', SocketChannel.#onClose);
@@ -284,12 +297,8 @@ export class SocketChannel implements TransportChannel {
     if (this.#closed) return;
     this.#closed = true;
     this.#clearTimer();
-    const socket = this.#socket;
-    socket.off('close', SocketChannel.#onClose);
-    socket.off('data', SocketChannel.#onData);
-    socket.off('end', SocketChannel.#onEnd);
-    socket.off('drain', SocketChannel.#onDrain);
-    // Keep the error listener: a late 'error' must not become an uncaught exception.
+    // The socket is gone and emits nothing more: its listeners go with it (the error listener stays either way,
+    // so a late 'error' could never become an uncaught exception).
     this.#raw?.destroy();
     const done = this.#closeDone;
     this.#closeDone = undefined;

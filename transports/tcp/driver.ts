@@ -19,7 +19,7 @@
  */
 import { createServer, type Socket } from 'node:net';
 import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
-import { DEFAULT_CLOSE_TIMEOUT, SocketChannel } from './channel.js';
+import { DEFAULT_CLOSE_TIMEOUT, SocketChannel, dialledAddress } from './channel.js';
 import { connectTcp } from './connect.js';
 import { bindServer } from './listener.js';
 
@@ -68,7 +68,7 @@ export const tcpDriver: Driver = Object.freeze({
       socket.destroy();
       throw err;
     }
-    return new SocketChannel(socket, { closeTimeout });
+    return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target) });
   },
 
   listen(attempt: ListenAttempt): Promise<DriverListener> {

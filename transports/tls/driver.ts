@@ -25,7 +25,7 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
-import { SocketChannel } from '../tcp/channel.js';
+import { SocketChannel, dialledAddress } from '../tcp/channel.js';
 import { connectTcp } from '../tcp/connect.js';
 import { applyKeepAlive, closeTimeoutOption, TCP_CAPABILITIES } from '../tcp/driver.js';
 import { abortedError, establishmentError, throwIfAborted } from '../tcp/errors.js';
@@ -143,7 +143,7 @@ export const tlsDriver: Driver = Object.freeze({
       offer: limit > 0 ? takeSession(tenant, key) : undefined,
       keep: limit > 0 ? (stored) => storeSession(tenant, key, stored, limit, lifetimeMs) : undefined,
     });
-    return new SocketChannel(socket, { raw, closeTimeout, info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
+    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
 
   async listen(attempt: ListenAttempt): Promise<DriverListener> {
