@@ -1,6 +1,6 @@
 /**
- * Importing the library loads no heavy package: jose (claims), undici (http)
- * and ws (websocket) load on first use, so a host that only dials TCP does
+ * Importing the library loads no package at all: jose (claims), undici (http),
+ * ws (websocket) and the QUIC/WebTransport packages load on first use, so a host that only dials TCP does
  * not pay ~35 MB of resident memory for them. Checked in a child process
  * whose module hooks report every package it resolves.
  */
@@ -23,11 +23,10 @@ function packagesLoadedBy(code: string): string[] {
 }
 
 describe('lazy imports', () => {
-  it('the library and every driver import without jose, undici or ws', () => {
+  it('the library and every driver import without loading any package', () => {
     const loaded = packagesLoadedBy("await import('./src/index.ts'); await import('./transports/index.ts'); console.log('imported');");
-    expect(loaded).not.toContain('jose');
-    expect(loaded).not.toContain('undici');
-    expect(loaded).not.toContain('ws');
+    // Not one package: jose, undici, ws, the QUIC and WebTransport packages all load on first use.
+    expect(loaded).toEqual([]);
   }, 30_000);
 
   it('the hook does see a package that is imported (the check can fail)', () => {
