@@ -94,6 +94,33 @@ function anchorsOf(security: SecurityParameters): X509Certificate[] {
   return anchors;
 }
 
+/**
+ * Leaves whose chain and name already checked out, per SecurityParameters: the same certificate (the same
+ * DER, so the same signature) for the same name needs no second chain walk while every certificate of that
+ * chain is still valid. Only successes are kept (a chain that failed may succeed with other intermediates).
+ */
+const verifiedLeaves = new WeakMap<SecurityParameters, Map<string, { readonly from: number; readonly until: number }>>();
+const VERIFIED_LEAVES_MAX = 256;
+
+function rememberVerified(security: SecurityParameters, key: string, chain: readonly X509Certificate[], anchors: readonly X509Certificate[]): void {
+  let byLeaf = verifiedLeaves.get(security);
+  if (byLeaf === undefined) verifiedLeaves.set(security, (byLeaf = new Map()));
+  if (byLeaf.size >= VERIFIED_LEAVES_MAX) byLeaf.delete(byLeaf.keys().next().value!);
+  // The window in which every certificate that could have been on the path is valid (a conservative bound).
+  let from = -Infinity;
+  let until = Infinity;
+  for (const c of [...chain, ...anchors.filter((a) => chain.some((x) => x.checkIssued(a)))]) {
+    from = Math.max(from, Date.parse(c.validFrom));
+    until = Math.min(until, Date.parse(c.validTo));
+  }
+  byLeaf.set(key, { from, until });
+}
+
+function wasVerified(security: SecurityParameters, key: string, now: number): boolean {
+  const hit = verifiedLeaves.get(security)?.get(key);
+  return hit !== undefined && now >= hit.from && now <= hit.until;
+}
+
 function splitPem(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
@@ -112,6 +139,10 @@ export function serverVerifier(security: SecurityParameters, target: CheckedTarg
   const verify = security.verify;
   const callback = async (certs: Uint8Array[]): Promise<number | undefined> => {
     if (security.mode !== 'required') return undefined;
+    // Seen and verified before for this name: no parsing, no signature checks (pins and callbacks always run).
+    const cacheable = pins.size === 0 && !verify && certs[0] !== undefined;
+    const key = cacheable ? `${identity}\0${createHash('sha256').update(certs[0]!).digest('hex')}` : '';
+    if (cacheable && wasVerified(security, key, Date.now())) return undefined;
     let chain: X509Certificate[];
     try {
       chain = certs.map((der) => new X509Certificate(Buffer.from(der)));
@@ -145,7 +176,10 @@ export function serverVerifier(security: SecurityParameters, target: CheckedTarg
       }
       return verdict === true ? undefined : refuse(BAD_CERTIFICATE, `the verification callback did not accept the server certificate (it returned ${String(verdict)})`);
     }
-    if (problem === undefined) return undefined;
+    if (problem === undefined) {
+      if (cacheable) rememberVerified(security, key, chain, anchorsOf(security));
+      return undefined;
+    }
     return refuse(/not valid now/.test(problem) ? CERTIFICATE_EXPIRED : /issuer|chain/.test(problem) ? UNKNOWN_CA : BAD_CERTIFICATE, problem);
   };
   return { callback, failure: () => failure };
