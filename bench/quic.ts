@@ -81,8 +81,10 @@ export async function run(): Promise<BenchRow[]> {
     const ch = await oursOpen();
     let reply = '';
     let drained: (() => void) | undefined;
+    let ended!: () => void;
+    const replied = new Promise<void>((resolve) => (ended = resolve));
     const closed = new Promise<void>((resolve) => {
-      const rx: ChannelReceiver = { data: (b) => void (reply += Buffer.from(b).toString()), end() {}, drain: () => drained?.(), closed: () => resolve() };
+      const rx: ChannelReceiver = { data: (b) => void (reply += Buffer.from(b).toString()), end: () => ended(), drain: () => drained?.(), closed: () => resolve() };
       ch.start(rx);
     });
     const t0 = performance.now();
@@ -90,9 +92,11 @@ export async function run(): Promise<BenchRow[]> {
       const last = sent + CHUNK >= BULK;
       if (!ch.send(payload, last ? { final: true } : {}, () => {})) await new Promise<void>((r) => (drained = r));
     }
+    // Timed to the same point as the package: the server's count and FIN are in. Closing is not timed on either side.
+    await replied;
+    const dt = (performance.now() - t0) / 1000;
     await ch.close();
     await closed;
-    const dt = (performance.now() - t0) / 1000;
     if (Number(reply) !== BULK) throw new Error(`ours: the server counted ${reply}`);
     return BULK / MiB / dt;
   };
