@@ -8,7 +8,7 @@
  * registerDriver(tcpDriver);
  */
 export { tcpDriver, TCP_CAPABILITIES } from './driver.js';
-export { SocketChannel, DEFAULT_CLOSE_TIMEOUT, type SocketChannelOptions } from './channel.js';
+export { SocketChannel, DEFAULT_CLOSE_TIMEOUT, dialledAddress, type SocketChannelOptions } from './channel.js';
 export { connectTcp, targetAddress } from './connect.js';
 export { SocketListener, bindServer } from './listener.js';
 export { establishmentError, channelError, abortedError } from './errors.js';
