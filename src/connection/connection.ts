@@ -154,7 +154,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#link = link;
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
-    for (const [name, value] of Object.entries(init.connectionProperties ?? {})) this.#set(name, value, false);
+    const preset = init.connectionProperties;
+    if (preset !== undefined) for (const name in preset) this.#set(name, preset[name], false);
     this.#channel.start(link);
   }
 
