@@ -51,6 +51,8 @@
  * wire); `closed()` exactly once; no handle left open after close.
  */
 import { createSocket } from 'node:dgram';
+import { getEventListeners } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectAttempt, Driver, TransportChannel } from '../../src/driver.js';
 import type { NetworkScope } from '../../src/policy/chokepoint.js';
@@ -341,6 +343,27 @@ export function runDriverCompliance(o: ComplianceOptions): void {
         expect(relay.captured().length).toBeGreaterThan(0);
       } finally {
         await relay.close();
+      }
+    });
+
+    it('leaves no listener on the attempt signal once the attempt settled (the selector shares one that never aborts); closes unstarted', async () => {
+      const shared = new AbortController().signal;
+      const ch = await connect({ signal: shared });
+      expect(getEventListeners(shared, 'abort')).toEqual([]);
+      // Closed without ever being started, while the echo of a message is on its way: it still closes promptly.
+      ch.send(Buffer.from('unread echo'), {}, () => {});
+      await ch.close();
+      if (driver.ipProtocol === 'tcp') {
+        const closed = createServer();
+        const port = await new Promise<number>((r) => closed.listen(0, address, () => r((closed.address() as AddressInfo).port)));
+        await new Promise((r) => closed.close(r));
+        await expect(connect({ port, signal: shared })).rejects.toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+        expect(getEventListeners(shared, 'abort')).toEqual([]);
+      }
+      if (encrypted) {
+        const untrusted = (o.untrustedSecurity ?? (() => new SecurityParameters()))();
+        await expect(connect({ security: untrusted, signal: shared })).rejects.toMatchObject({ code: 'ERR_TAPS_SECURITY_FAILED' });
+        expect(getEventListeners(shared, 'abort')).toEqual([]);
       }
     });
 

@@ -67,6 +67,8 @@ export class WebSocketChannel implements TransportChannel {
     this.#corked = false;
     this.#socket.uncork();
   };
+  /** Closed before start(): what arrives is dropped, not queued for a receiver that will never come. */
+  #discarding = false;
   readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
 
@@ -82,6 +84,7 @@ export class WebSocketChannel implements TransportChannel {
     this.#closedPromise = new Promise((r) => (this.#resolveClosed = r));
     ws.pause(); // nothing flows until start()
     ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (this.#discarding) return;
       this.#inbox.data(data, isBinary ? BINARY : TEXT);
     });
     ws.on('error', (err: Error & { code?: string }) => {
@@ -162,6 +165,12 @@ export class WebSocketChannel implements TransportChannel {
 
   close(): Promise<void> {
     if (!this.#ended) this.#beginClose(1000, '');
+    if (!this.#inbox.started && !this.#discarding) {
+      // Nobody will read: discard what arrives, so the peer's close frame is seen (paused, the handshake
+      // would wait out ws's closeTimeout).
+      this.#discarding = true;
+      this.#ws.resume();
+    }
     return this.#closedPromise;
   }
 
