@@ -26,7 +26,7 @@ export interface FakeDriverOptions {
 }
 
 export interface FakeDriver extends Driver {
-  readonly attempts: { address: string; port: number; hostName?: string | undefined; aborted: boolean }[];
+  readonly attempts: { address: string; port: number; hostName?: string | undefined; aborted: boolean; signal: AbortSignal }[];
   readonly channels: FakeTransportChannel[];
 }
 
@@ -74,7 +74,7 @@ export function fakeDriver(o: FakeDriverOptions): FakeDriver {
     available: () => (o.unavailable ? { available: false, reason: o.unavailable } : { available: true }),
     connect(attempt: ConnectAttempt): Promise<TransportChannel> {
       attempt.signal.throwIfAborted();
-      const rec = { address: attempt.target.address, port: attempt.target.port, hostName: attempt.target.hostName, aborted: false };
+      const rec = { address: attempt.target.address, port: attempt.target.port, hostName: attempt.target.hostName, aborted: false, signal: attempt.signal };
       attempts.push(rec);
       const b = o.behaviour?.(attempt.target.address) ?? { ready: 1 };
       return new Promise((resolve, reject) => {

@@ -2,6 +2,7 @@
  * The selection pipeline with fake drivers, an injected resolver and a manual
  * clock: gather → policy → rank → race, and the report that explains it.
  */
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { RemoteEndpoint } from '../../src/endpoints.js';
 import { EstablishmentError } from '../../src/errors.js';
@@ -10,7 +11,7 @@ import { createScope } from '../../src/policy/chokepoint.js';
 import type { NetworkPolicy, PolicyRequest } from '../../src/policy/types.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
-import { select, type SelectionInput } from '../../src/selection/pipeline.js';
+import { NEVER_ABORTED, select, type SelectionInput } from '../../src/selection/pipeline.js';
 import { DEFAULT_RACING } from '../../src/selection/racing-options.js';
 import { fakeDriver, type Behaviour } from '../helpers/fake-driver.js';
 import { ManualClock, flush } from '../helpers/manual-clock.js';
@@ -289,6 +290,28 @@ describe('selection pipeline', () => {
       expect(tcp.attempts[0]!.aborted).toBe(true);
       expect(err.report.candidates.at(-1)!.fate).toBe('cancelled');
       expect(clock.pending).toBe(0);
+    });
+
+    it('needs no controller of its own: the caller signal as given, or one shared signal that never aborts and keeps no listener', async () => {
+      const clock = new ManualClock();
+      const tcp = fakeDriver({ id: 'tcp', clock, behaviour: (a) => (a === '127.0.0.1' ? { ready: 1 } : { refuse: 1 }) });
+      const ready = select(input(clock, { drivers: [tcp], remote: literal }));
+      const refused = select(input(clock, { drivers: [tcp], remote: RemoteEndpoint.from({ ipAddress: '127.0.0.2', port: 443 }) })).catch((e: unknown) => e);
+      await flush();
+      expect(tcp.attempts.map((a) => a.signal)).toEqual([NEVER_ABORTED, NEVER_ABORTED]);
+      expect(getEventListeners(NEVER_ABORTED, 'abort')).toHaveLength(2);
+      await clock.advance(1);
+      await ready;
+      expect(await refused).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+      expect(getEventListeners(NEVER_ABORTED, 'abort')).toEqual([]);
+      expect(NEVER_ABORTED.aborted).toBe(false);
+      const caller = new AbortController();
+      const p = select(input(clock, { drivers: [tcp], remote: literal, signal: caller.signal }));
+      await flush();
+      expect(tcp.attempts[2]!.signal).toBe(caller.signal);
+      await clock.advance(1);
+      await p;
+      expect(getEventListeners(caller.signal, 'abort')).toEqual([]);
     });
 
     it('the selection timeout bounds it: ERR_TAPS_TIMEOUT', async () => {
