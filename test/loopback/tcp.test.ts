@@ -94,17 +94,54 @@ describe.each(['127.0.0.1', '::1'])('tcp over %s', (address) => {
     socket.destroy();
   });
 
-  it('still knows both addresses after the socket is gone (Node forgets them)', async () => {
+  it('still knows its remote address after the socket is gone (Node forgets it)', async () => {
     const target = await checked(scope, { protocol: 'tcp', address, port: server.port });
     const socket = await connectTcp(target, undefined, new AbortController().signal, 'tcp');
     const ch = new SocketChannel(socket);
-    const localPort = socket.localPort;
     socket.destroy();
     await new Promise((r) => socket.once('close', r));
-    const family = address.includes(':') ? 6 : 4;
-    expect(ch.remote).toEqual({ address, port: server.port, family });
-    expect(ch.local).toEqual({ address, port: localPort, family });
+    expect(ch.remote).toEqual({ address, port: server.port, family: address.includes(':') ? 6 : 4 });
     expect(Object.isFrozen(ch.remote)).toBe(true);
+  });
+
+  it('knows its local address after it ended the socket itself or saw the peer FIN, though never asked while connected', async () => {
+    const peers: number[] = [];
+    const srv = createServer((s) => {
+      s.on('error', () => {});
+      peers.push(s.remotePort!);
+      if (peers.length === 3) s.end();
+      else s.resume();
+    });
+    await new Promise<void>((r) => srv.listen(0, address, r));
+    try {
+      const port = (srv.address() as { port: number }).port;
+      const aborted = await connect(port);
+      aborted.abort();
+      const closed = await connect(port);
+      await closed.close();
+      const ended = await connect(port);
+      const rx = new Collector();
+      ended.start(rx);
+      await rx.untilEnd();
+      await ended.close();
+      const family = address.includes(':') ? 6 : 4;
+      for (const ch of [aborted, closed, ended]) {
+        expect(ch.local).toMatchObject({ address, family });
+        expect(peers).toContain(ch.local.port);
+      }
+      expect(new Set([aborted, closed, ended].map((c) => c.local.port)).size).toBe(3);
+    } finally {
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
+  it('driver options: a bad keepAlive or closeTimeout rejects the connect with a RangeError and leaves no socket', async () => {
+    const before = handleCounts();
+    await expect(connect(server.port, { options: { keepAlive: -1 } })).rejects.toThrow(RangeError);
+    await expect(connect(server.port, { options: { closeTimeout: 'soon' } })).rejects.toThrow(RangeError);
+    expect(await extraHandles(before)).toEqual([]);
+    const ch = await connect(server.port, { options: { keepAlive: 30 } });
+    await ch.close();
   });
 
   it('binds the local endpoint it is given', async () => {
