@@ -59,16 +59,17 @@ export const tcpDriver: Driver = Object.freeze({
   capabilities: TCP_CAPABILITIES,
   available: () => ({ available: true }) as const,
 
-  async connect(attempt: ConnectAttempt): Promise<SocketChannel> {
-    const closeTimeout = closeTimeoutOption(attempt.options);
-    const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
+  connect(attempt: ConnectAttempt): Promise<SocketChannel> {
+    // Not an async function (returning a promise from one costs extra ticks), so every failure is turned into a rejection here.
     try {
-      applyKeepAlive(socket, attempt.options);
+      const closeTimeout = closeTimeoutOption(attempt.options);
+      return connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp', (socket) => {
+        applyKeepAlive(socket, attempt.options); // a bad option throws: the socket is destroyed and the connect rejects
+        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target) });
+      });
     } catch (err) {
-      socket.destroy();
-      throw err;
+      return Promise.reject(err);
     }
-    return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target) });
   },
 
   listen(attempt: ListenAttempt): Promise<DriverListener> {
