@@ -19,6 +19,7 @@
  *   async connect(attempt) { attempt.signal.throwIfAborted(); ... },
  * };
  */
+import { setMaxListeners } from 'node:events';
 import type { CheckedTarget, PolicyGuard } from './policy/chokepoint.js';
 import type { PolicyProtocol } from './policy/types.js';
 import type { RemoteEndpoint, LocalEndpoint } from './endpoints.js';
@@ -153,7 +154,10 @@ export interface TransportChannel {
 
 /** Everything a driver gets for one connection attempt. */
 export interface ConnectAttempt {
-  /** Required. Abort means: stop now, release everything, reject with the signal's reason. */
+  /**
+   * Required. Abort means: stop now, release everything, reject with the signal's reason. It may be
+   * {@link NEVER_ABORTED} (nothing can abort this attempt); a driver may skip listening to that one.
+   */
   readonly signal: AbortSignal;
   /** The address, port and protocol the policy allowed, with the checked name for SNI/Host. */
   readonly target: CheckedTarget;
@@ -221,3 +225,12 @@ export interface Driver {
   /** Bind `attempt.target` and listen; absent when the stack cannot listen. */
   listen?(attempt: ListenAttempt): Promise<DriverListener>;
 }
+
+/**
+ * The signal of an attempt that nothing can abort (no caller signal, no timeout, nothing raced against
+ * it): one shared signal that never aborts. A driver may compare against it and skip its abort listener;
+ * one that listens anyway must remove its listener when the attempt settles, like on any signal. It has
+ * no listener limit (many attempts may be in flight at once).
+ */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
+setMaxListeners(0, NEVER_ABORTED);

@@ -35,6 +35,6 @@ export { SystemNetwork, DelegatingNetwork, type Network, type Resolver, type Res
 export { DEFAULT_RACING } from './selection/racing-options.js';
 export type { RacingOptions } from './selection/pipeline.js';
 export type * from './driver.js';
-export { NO_CAPABILITIES } from './driver.js';
+export { NEVER_ABORTED, NO_CAPABILITIES } from './driver.js';
 export * from './policy/index.js';
 export { systemClock, type Clock } from './clock.js';

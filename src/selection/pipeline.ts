@@ -30,10 +30,9 @@
  * const { channel, driver, report } = await select({ scope, remote, properties, security, framerCount: 1, drivers, ... });
  */
 import { channel as diagChannel } from 'node:diagnostics_channel';
-import { setMaxListeners } from 'node:events';
 import { debuglog } from 'node:util';
 import type { Clock } from '../clock.js';
-import type { Driver, TransportChannel } from '../driver.js';
+import { NEVER_ABORTED, type Driver, type TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
 import type { CheckedName, CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
@@ -51,14 +50,6 @@ const candidateId = (n: number): string => (CANDIDATE_IDS[n] ??= `c${n}`);
 
 /** Frozen records of unsuitable stacks, by memoized verdict and candidate id (retained by every report: shared). */
 const unsuitableRecords = new WeakMap<object, Map<string, CandidateRecord>>();
-
-/**
- * The signal of a direct attempt that nothing can abort (no caller signal, no timeout): one shared signal that
- * never aborts. Drivers remove their listener once the attempt settles (a test checks every driver), and many
- * attempts in flight at once must not warn of a leak, so it has no listener limit.
- */
-export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
-setMaxListeners(0, NEVER_ABORTED);
 
 /** The abort reason that ends every finished selection's leftovers: one shared instance (an Error per initiate cost a stack capture). */
 const SELECTION_FINISHED = new TapsError('ERR_TAPS_ABORTED', 'selection finished');
