@@ -24,7 +24,7 @@
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
-import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
+import { NEVER_ABORTED, NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
 import { SocketChannel, dialledAddress } from '../tcp/channel.js';
 import { connectTcp } from '../tcp/connect.js';
 import { applyKeepAlive, closeTimeoutOption, TCP_CAPABILITIES } from '../tcp/driver.js';
@@ -77,7 +77,7 @@ function handshake(
       });
     }
     const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      if (signal !== NEVER_ABORTED) signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
       socket.off('close', onClose);
       socket.off('secureConnect', onSecure);
@@ -106,7 +106,7 @@ function handshake(
         resolve({ socket, peer: seen });
       }, fail);
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal !== NEVER_ABORTED) signal.addEventListener('abort', onAbort, { once: true }); // nothing aborts NEVER_ABORTED
     socket.once('secureConnect', onSecure);
     socket.on('error', onError);
     socket.once('close', onClose);

@@ -9,7 +9,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
-import type { ConnectAttempt } from '../../src/driver.js';
+import { NEVER_ABORTED, type ConnectAttempt } from '../../src/driver.js';
 import { localBinding, targetAddress } from '../tcp/connect.js';
 import { abortedError, channelError, establishmentError, throwIfAborted } from '../tcp/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
@@ -23,7 +23,7 @@ function openConnected(attempt: ConnectAttempt, socket: Socket, address: string,
   const { localAddress, localPort } = localBinding(attempt.local);
   return new Promise<void>((resolve, reject) => {
     const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      if (signal !== NEVER_ABORTED) signal.removeEventListener('abort', onAbort);
       socket.off('error', onError);
     };
     const onError = (err: Error): void => {
@@ -34,7 +34,7 @@ function openConnected(attempt: ConnectAttempt, socket: Socket, address: string,
       cleanup();
       reject(abortedError(signal, label));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal !== NEVER_ABORTED) signal.addEventListener('abort', onAbort, { once: true }); // nothing aborts NEVER_ABORTED
     socket.once('error', onError);
     const connect = (): void => {
       if (signal.aborted) return;
