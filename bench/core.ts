@@ -271,7 +271,7 @@ export async function run(): Promise<BenchRow[]> {
   const only = process.env['CORE_ONLY']; // e.g. CORE_ONLY=udp npx tsx bench/core.ts
   const rows: { key: string; make: () => Promise<BenchRow> }[] = [
     { key: 'tcp1k', make: () => tcpThroughput(sink.tcp, 1024, 20_000, 21, '≥ 0.85×') },
-    { key: 'tcp64k', make: () => tcpThroughput(sink.tcp, 64 * 1024, 1_000, 31, '≥ 0.95×') },
+    { key: 'tcp64k', make: () => tcpThroughput(sink.tcp, 64 * 1024, 4_000, 25, '≥ 0.95×') },
     { key: 'udp', make: () => udpThroughput(sink.udp, scope, drivers) },
     { key: 'udploss', make: () => udpLossSameLoop(scope, drivers) },
     { key: 'connect', make: () => establishment(sink.tcp, undefined) },
