@@ -21,7 +21,7 @@ import type { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
 import { EstablishmentError, PolicyDeniedError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
 import type { MessageFramer } from './framers/index.js';
-import type { Lease, NetworkScope } from './policy/chokepoint.js';
+import type { CheckedName, Lease, NetworkScope } from './policy/chokepoint.js';
 import type { PolicyDecision } from './policy/types.js';
 import type { TransportProperties } from './properties.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
@@ -133,8 +133,12 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     // The tenant's listener quota: taken before any lookup or bind, never waits (QuotaExceededError at once).
     const lease = scope.lease('listener');
     let addresses: string[];
+    let bindable: readonly (typeof chosen)[number][];
     try {
-      addresses = await bindAddresses(init);
+      ({ addresses, bindable } = await bindAddresses(init, chosen, record));
+      if (bindable.length === 0) {
+        throw new EstablishmentError('ERR_TAPS_POLICY_PROHIBITED', `could not listen on ${report.remote}: the tenant may not look up ${local.hostName}`, report);
+      }
     } catch (err) {
       lease.release();
       throw err;
@@ -142,9 +146,9 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     const listener = new Listener(init, report, lease);
     let port = local.port ?? 0;
     try {
-      for (const [i, s] of chosen.entries()) {
+      for (const [i, s] of bindable.entries()) {
         if (options.stacks !== 'all' && listener.#bound.length > 0) {
-          for (const rest of chosen.slice(i)) record({ driver: rest.driver.id, stack: rest.driver.stack, fate: 'pending', reason: 'not bound: a better stack was bound' });
+          for (const rest of bindable.slice(i)) record({ driver: rest.driver.id, stack: rest.driver.stack, fate: 'pending', reason: 'not bound: a better stack was bound' });
           break;
         }
         for (const address of addresses) {
@@ -300,20 +304,51 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   }
 }
 
-/** Where to bind: the local IP, or each address a local name resolves to, or every interface. */
-async function bindAddresses(init: ListenerInit): Promise<string[]> {
+/**
+ * Where to bind: the local IP, or each address a local name resolves to, or every interface. A local name
+ * is a lookup like any other: the tenant needs the `lookup` grant for each stack's protocol (a stack without
+ * it is recorded denied and binds nothing), and the guard resolves the checked name (no unchecked query).
+ */
+async function bindAddresses<S extends { readonly driver: Driver }>(
+  init: ListenerInit,
+  stacks: readonly S[],
+  record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord,
+): Promise<{ addresses: string[]; bindable: readonly S[] }> {
   const { local, scope } = init;
-  if (local.ipAddress !== undefined) return [local.ipAddress];
-  if (local.hostName === undefined) return ['::'];
+  if (local.ipAddress !== undefined) return { addresses: [local.ipAddress], bindable: stacks };
+  const host = local.hostName;
+  if (host === undefined) return { addresses: ['::'], bindable: stacks };
+  const grants = new Map<string, CheckedName | TapsError>();
+  const bindable: S[] = [];
+  let name: CheckedName | undefined;
+  for (const s of stacks) {
+    let grant = grants.get(s.driver.protocol);
+    if (grant === undefined) {
+      try {
+        grant = await scope.guard.authorizeLookup(s.driver.protocol, host);
+      } catch (err) {
+        grant = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
+      }
+      grants.set(s.driver.protocol, grant);
+    }
+    if (grant instanceof TapsError) {
+      const decision = (grant as { decision?: PolicyDecision }).decision;
+      record({ driver: s.driver.id, stack: s.driver.stack, hostName: host, fate: 'denied', reason: `lookup of ${host} denied: ${decision?.reason ?? grant.message}`, code: decision && !decision.allow ? decision.code : grant.code, decision });
+      continue;
+    }
+    name ??= grant;
+    bindable.push(s);
+  }
+  if (name === undefined) return { addresses: [], bindable }; // every lookup denied (recorded): nothing to bind
   const signal = init.options.signal ?? new AbortController().signal;
-  const out: string[] = [];
+  const addresses: string[] = [];
   for (const family of [6, 4] as const) {
     try {
-      for (const a of await scope.network.lookup(local.hostName, family, signal)) out.push(a.address);
+      for (const a of await scope.guard.resolve(name, family, signal)) addresses.push(a.address);
     } catch {
       /* a missing family is fine */
     }
   }
-  if (out.length === 0) throw new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve local name ${local.hostName}`);
-  return out;
+  if (addresses.length === 0) throw new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve local name ${host}`);
+  return { addresses, bindable };
 }

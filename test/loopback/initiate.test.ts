@@ -4,6 +4,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { EstablishmentError } from '../../src/errors.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -135,6 +136,29 @@ describe('initiate() over loopback', () => {
     } finally {
       await conn.close();
     }
+  });
+
+  it('listening on a local name asks the lookup grant first: denied sends no query and binds nothing; granted binds every answer', async () => {
+    const resolver = fakeResolver({ 'svc.test': { v6: ['::1'], v4: ['127.0.0.1'] } });
+    const noLookups: NetworkPolicy = {
+      decide: (r) => (r.use === 'lookup' ? { allow: false, code: 'no-match', reason: 'no lookups here', rule: null } : { allow: true, rule: 'test' }),
+    };
+    const server = (policy: NetworkPolicy): Preconnection =>
+      new Preconnection({
+        scope: createScope({ tenant: 'a', policy, resolver }),
+        local: { hostName: 'svc.test', port: 0 },
+        properties: TransportProperties.reliableInorderStream(),
+        security: SecurityParameters.disabled(),
+        drivers: [tcpDriver],
+      });
+    const err = (await server(noLookups).listen().catch((e: unknown) => e)) as EstablishmentError;
+    expect(err).toMatchObject({ code: 'ERR_TAPS_POLICY_PROHIBITED' });
+    expect(err.report.candidates).toContainEqual(expect.objectContaining({ driver: 'tcp', hostName: 'svc.test', fate: 'denied', code: 'no-match' }));
+    expect(resolver.queries).toEqual([]);
+    const listener = await server(allow).listen();
+    cleanups.push(() => listener.stop());
+    expect(resolver.queries.map((q) => q.family).sort()).toEqual([4, 6]);
+    expect(listener.localAddresses.map((a) => a.address).sort()).toEqual(['127.0.0.1', '::1']);
   });
 
   it('the policy decides every candidate: a denied port is never reached', async () => {
