@@ -40,7 +40,7 @@ const cert = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'], k
 // 1. Servers, made with the same API: a message echo over QUIC and TLS on one port number, and a UDP echo.
 const tlsServer = await new Preconnection({
   scope,
-  local: { ipAddress: '127.0.0.1', port: 0 },
+  local: { hostName: 'localhost', port: 0 }, // both loopbacks: localhost is ::1 and 127.0.0.1 (RFC 6761 §6.3)
   properties: TransportProperties.reliableMessage(),
   security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
   framers: [lengthPrefixFramer()],

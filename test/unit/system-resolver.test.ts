@@ -1,25 +1,56 @@
 /**
  * The system resolver (transports/system) and the fake resolver test helper.
- * Real lookups only of names in /etc/hosts (`localhost`, IPv4) and IP
- * literals, so no DNS query leaves the machine; error mapping is checked with
+ * Real lookups only of an /etc/hosts name (IPv4) and IP literals, so no DNS
+ * query leaves the machine; error mapping is checked with
  * a stubbed `dns.promises.lookup`.
  */
 import { promises as dnsPromises } from 'node:dns';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { systemResolver } from '../../transports/system/resolver.js';
+import { isLocalhost, systemResolver } from '../../transports/system/resolver.js';
 import { fakeResolver } from '../helpers/resolver.js';
 
 const signal = () => new AbortController().signal;
+
+/** The first IPv4 entry of /etc/hosts with a name other than localhost. */
+function hostsEntry(): { name: string; address: string } | undefined {
+  let text = '';
+  try {
+    text = readFileSync('/etc/hosts', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [address, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
+    const name = names.find((n) => !isLocalhost(n));
+    if (address !== undefined && isIP(address) === 4 && name !== undefined) return { name, address };
+  }
+  return undefined;
+}
 
 describe('systemResolver', () => {
   afterEach(() => {
     vi.restoreAllMocks();
   });
 
-  it('resolves a hosts-file name for IPv4', async () => {
-    const answer = await systemResolver('localhost', 4, signal());
-    expect(answer).toContainEqual({ address: '127.0.0.1', family: 4 });
+  // A real getaddrinfo of a name /etc/hosts answers (never a name only DNS knows); localhost is answered without one.
+  const hosts = hostsEntry();
+  it.runIf(hosts !== undefined)(`resolves a name from /etc/hosts with getaddrinfo (${hosts?.name ?? 'none here'})`, async () => {
+    const answer = await systemResolver(hosts!.name, 4, signal());
+    expect(answer).toContainEqual({ address: hosts!.address, family: 4 });
     expect(answer.every((a) => a.family === 4)).toBe(true);
+  });
+
+  it('answers localhost and names under it itself, per family, without a query (RFC 6761 §6.3)', async () => {
+    const spy = vi.spyOn(dnsPromises, 'lookup');
+    for (const name of ['localhost', 'LocalHost.', 'app.localhost', 'a.b.localhost.']) {
+      expect(await systemResolver(name, 4, signal())).toEqual([{ address: '127.0.0.1', family: 4 }]);
+      expect(await systemResolver(name, 6, signal())).toEqual([{ address: '::1', family: 6 }]);
+    }
+    expect(spy).not.toHaveBeenCalled();
+    expect(isLocalhost('localhost.example')).toBe(false);
+    expect(isLocalhost('notlocalhost')).toBe(false);
   });
 
   it('answers IP literals itself, and only for their own family', async () => {

@@ -14,6 +14,10 @@
  *   missing family, so both cases end the same way.
  * - An IP literal answers itself, and only for its own family (getaddrinfo
  *   would hand back an IPv4 literal for an AF_INET6 query).
+ * - `localhost` and every name under it are the loopback addresses, answered
+ *   here without a query (RFC 6761 §6.3; curl does the same): 127.0.0.1 for
+ *   IPv4, ::1 for IPv6. With only `127.0.0.1 localhost` in /etc/hosts,
+ *   getaddrinfo would send the AAAA question to the configured DNS server.
  * - `dns.lookup` cannot be cancelled: on abort the call rejects at once with a
  *   TapsError `ERR_TAPS_ABORTED` (cause: the signal's reason) and the late
  *   answer is ignored.
@@ -27,6 +31,14 @@ import { TapsError } from '../../src/errors.js';
 import type { ResolvedAddress, Resolver } from '../../src/network.js';
 
 const NO_DATA = new Set(['ENODATA', 'EAI_NODATA']);
+const LOOPBACK_4: ResolvedAddress = Object.freeze({ address: '127.0.0.1', family: 4 });
+const LOOPBACK_6: ResolvedAddress = Object.freeze({ address: '::1', family: 6 });
+
+/** `localhost`, `LOCALHOST.`, `app.localhost`: the special-use loopback names (RFC 6761 §6.3). */
+export function isLocalhost(host: string): boolean {
+  const h = (host.endsWith('.') ? host.slice(0, -1) : host).toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost');
+}
 
 function aborted(signal: AbortSignal): TapsError {
   return new TapsError('ERR_TAPS_ABORTED', 'name resolution was aborted', { cause: signal.reason });
@@ -38,6 +50,7 @@ export const systemResolver: Resolver = (host: string, family: 4 | 6, signal: Ab
   if (family !== 4 && family !== 6) throw new RangeError(`family must be 4 or 6, got ${String(family)}`);
   if (!(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (signal.aborted) return Promise.reject(aborted(signal));
+  if (isLocalhost(host)) return Promise.resolve([family === 6 ? LOOPBACK_6 : LOOPBACK_4]);
   const literal = isIP(host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host);
   if (literal !== 0) {
     const address = literal === 6 && host.startsWith('[') ? host.slice(1, -1) : host;
