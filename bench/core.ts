@@ -237,7 +237,7 @@ async function establishment(port: number, hostName: string | undefined): Promis
     socket.resetAndDestroy();
     return ms;
   };
-  // A name can stall on the resolver (here an AAAA query for localhost sometimes takes 5 s): bound the time, not the count.
+  // A name can stall on the resolver (an AAAA query the hosts file cannot answer goes to DNS): bound the time, not the count.
   const [warm, count, budget] = hostName === undefined ? [CONNECT_WARMUP, CONNECTS, 20_000] : [50, 300, 8_000];
   const start = performance.now();
   for (let i = 0; i < warm; i++) {
@@ -263,7 +263,7 @@ async function establishment(port: number, hostName: string | undefined): Promis
   const note = `${ours.length} alternating connects; time until ready; ours ${tail(ours)}; net ${tail(base)}`;
   return hostName === undefined
     ? pairedRow('establish to 127.0.0.1: initiate() vs net.connect', ours.map(us), base.map(us), 'µs', '≤ 1.3×', note)
-    : pairedRow(`establish to ${hostName}: initiate() vs net.connect({ autoSelectFamily })`, ours.map(us), base.map(us), 'µs', 'report', `${note}; ${hostName} is 127.0.0.1 only here`);
+    : pairedRow(`establish to ${hostName}: initiate() vs net.connect({ autoSelectFamily })`, ours.map(us), base.map(us), 'µs', 'report', `${note}; the listener is on 127.0.0.1 only: the library answers localhost itself as ::1 and 127.0.0.1 (RFC 6761 §6.3) and tries ::1 first (refused at once), net gets 127.0.0.1 from getaddrinfo and /etc/hosts`);
 }
 
 export async function run(): Promise<BenchRow[]> {

@@ -52,13 +52,14 @@ export class TapsError extends Error {
   constructor(code: TapsErrorCode, message: string, options: TapsErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    Object.defineProperty(this, BRAND, { value: true });
   }
 
   override get name(): string {
     return this.constructor.name;
   }
 }
+// The brand lives on the prototype (every subclass inherits it), not on each error: one property less to define per error.
+Object.defineProperty(TapsError.prototype, BRAND, { value: true });
 
 /** True for any TapsError, even one made by another copy of this library. */
 export function isTapsError(value: unknown): value is TapsError {
