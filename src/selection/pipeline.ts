@@ -35,6 +35,7 @@ import type { Clock } from '../clock.js';
 import { NEVER_ABORTED, type Driver, type TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
+import type { ResolvedAddress } from '../network.js';
 import type { CheckedName, CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
@@ -385,10 +386,18 @@ export async function select(input: SelectionInput): Promise<Selected> {
       for (const g of groups.values()) g.seal();
     };
 
+    // The race runs from the first answer on (or once every answer is in); it is awaited as soon as it runs.
     let started: Promise<{ leaf: RaceLeaf<Leaf>; value: Leaf }> | undefined;
+    let onStarted!: () => void;
+    const running = new Promise<void>((r) => (onStarted = r));
     const startRace = (): void => {
-      started ??= race.run();
+      if (started !== undefined) return;
+      started = race.run();
+      onStarted();
     };
+    /** False while a name's answers may still come (a lookup is in flight, listening to the selection's signal). */
+    let resolved = true;
+    let resolutionError: { error: unknown } | undefined;
 
     if (remote.ipAddress !== undefined) {
       const family: 4 | 6 = remote.ipAddress.includes(':') ? 6 : 4;
@@ -427,13 +436,18 @@ export async function select(input: SelectionInput): Promise<Selected> {
         // Resolved once per family, by the guard, from the checked name; only these answers are ever dialled.
         const name = checked;
         const cap = racing.maxAddressesPerFamily;
-        const resolution = resolveFamilies((family, sig) => scope.guard.resolve(name, family, sig), {
+        // Recorded when the answer arrives (IPv4 answers may then be held for the resolution delay; empty ones are delivered to nobody).
+        const answered = (family: 4 | 6) => (addrs: ResolvedAddress[]): ResolvedAddress[] => {
+          const rec = report.resolutions.find((r) => r.family === family);
+          if (rec) Object.assign(rec, { endedAt: at(), addresses: addrs.map((a) => a.address) });
+          return addrs;
+        };
+        resolved = false;
+        const resolution = resolveFamilies((family, sig) => scope.guard.resolve(name, family, sig).then(answered(family)), {
           clock,
           resolutionDelay: racing.resolutionDelay,
           signal,
           onAnswer: async (family, addrs) => {
-            const rec = report.resolutions.find((r) => r.family === family);
-            if (rec) Object.assign(rec, { endedAt: at(), addresses: addrs.map((a) => a.address) });
             const used = dedupe(addrs).slice(0, cap);
             await addAddresses(used, name.name, lookupAllowed);
             startRace();
@@ -444,16 +458,37 @@ export async function select(input: SelectionInput): Promise<Selected> {
           },
         });
         report.resolutions.push({ host, family: 6, startedAt: at() }, { host, family: 4, startedAt: at() });
-        await resolution;
+        // Not awaited: a candidate that is ready is handed over at once, even while the other family's answer is
+        // still out (RFC 8305 §3); the race is sealed when every answer is in, and a late one is then cancelled.
+        const sealAll = (): void => {
+          resolved = true;
+          seal();
+          startRace();
+        };
+        resolution.then(sealAll, (error: unknown) => {
+          resolutionError = { error };
+          sealAll();
+        });
+        await running;
+      } else {
+        seal();
+        startRace();
       }
-      seal();
-      startRace();
     } else {
       throw new TypeError('remote endpoint has neither a hostName nor an ipAddress');
     }
 
-    const { leaf, value } = await started!;
+    let result: { leaf: RaceLeaf<Leaf>; value: Leaf };
+    try {
+      result = await started!;
+    } catch (err) {
+      throw resolutionError !== undefined ? resolutionError.error : err;
+    }
+    const { leaf, value } = result;
     const candidate = leafRecords.get(leaf)!;
+    // Nothing of the selection listens to its signal any more unless a lookup is still out: then it is aborted below.
+    handedOver = resolved;
+    for (const r of report.resolutions) if (r.endedAt === undefined) Object.assign(r, { endedAt: at(), error: 'cancelled: a candidate was ready before this answer' });
     report.winner = candidate.id;
     finishPending(report, at());
     report.endedAt = at();

@@ -241,6 +241,24 @@ describe('selection pipeline', () => {
     expect(quic.attempts[0]!.aborted).toBe(true);
   });
 
+  it('a slow AAAA answer does not hold back an IPv4 candidate that is ready: handed over after the resolution delay', async () => {
+    const clock = new ManualClock();
+    const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => ({ ready: 5 }) });
+    const scope = createScope({ tenant: 't', policy: allow, resolver: resolverFor(clock, { 'slow6.test': { v6: ['::1'], v4: ['127.0.0.1'], v6Delay: 5000 } }) });
+    let done = false;
+    const p = select(input(clock, { drivers: [tcp], scope, remote: RemoteEndpoint.from({ hostName: 'slow6.test', port: 443 }) })).finally(() => (done = true));
+    await clock.advance(50); // the resolution delay: IPv4 starts
+    await clock.advance(5);
+    expect(done).toBe(true);
+    const r = await p;
+    expect(r.candidate).toMatchObject({ address: '127.0.0.1', fate: 'won', startedAt: 50 });
+    expect(r.report.resolutions.find((x) => x.family === 6)).toMatchObject({ endedAt: 55, error: expect.stringMatching(/^cancelled/) });
+    expect(r.report.resolutions.find((x) => x.family === 4)).toMatchObject({ endedAt: 0, addresses: ['127.0.0.1'] });
+    await clock.advance(5000); // the late AAAA answer changes nothing and starts nothing
+    expect(tcp.attempts).toHaveLength(1);
+    expect(clock.pending).toBe(0);
+  });
+
   describe('one stack, one IP literal (no race tree)', () => {
     const literal = RemoteEndpoint.from({ ipAddress: '127.0.0.1', port: 443 });
 
