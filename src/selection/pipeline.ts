@@ -309,6 +309,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     const race = new Race<Leaf>(root, {
       clock,
       signal,
+      attempts: controller, // attempts run on the selection's signal: no AbortSignal per attempt
       hooks: {
         start: (leaf) => {
           const c = leafRecords.get(leaf)!;
@@ -332,37 +333,46 @@ export async function select(input: SelectionInput): Promise<Selected> {
       },
     });
 
+    /** One address's policy verdict for a stack: its CheckedTarget, or why not (the bind grant first, when there is one). */
+    const decide = (s: RankedStack, a: { address: string; family: 4 | 6 }, port: number, hostName: string | undefined): Promise<CheckedTarget | TapsError> => {
+      const connect = (): Promise<CheckedTarget | TapsError> =>
+        scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address: a.address, port, hostName }).then(
+          (target) => target,
+          (err: unknown) => toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED'),
+        );
+      const bind = localBind(s.driver.protocol, a.family);
+      return bind === undefined ? connect() : bind.then((denied) => denied ?? connect());
+    };
+
     const addAddresses = async (addresses: readonly { address: string; family: 4 | 6 }[], hostName: string | undefined, stacks: readonly RankedStack[]): Promise<void> => {
       for (const s of stacks) {
         if (race.settled) return;
         const group = groups.get(s)!;
         const port = (remote.port ?? s.driver.defaultPort)!;
-        const decided = await Promise.all(
-          addresses.map(async (a) => {
-            const bindDenied = await localBind(s.driver.protocol, a.family);
-            if (bindDenied !== undefined) return { a, err: bindDenied };
-            try {
-              return { a, target: await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address: a.address, port, hostName }) };
-            } catch (err) {
-              return { a, err: toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED') };
-            }
-          }),
-        );
-        for (const d of decided) {
-          const base = { driver: s.driver.id, stack: s.driver.stack, hostName, address: d.a.address, family: d.a.family, port };
-          if (d.err || !d.target) {
-            const e = d.err!;
-            const decision = (e as { decision?: CandidateRecord['decision'] }).decision;
-            record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e });
+        // Decided together (a policy may answer asynchronously), joined in answer order.
+        const verdicts = await Promise.all(addresses.map((a) => decide(s, a, port, hostName)));
+        for (let i = 0; i < addresses.length; i++) {
+          const a = addresses[i]!;
+          const v = verdicts[i]!;
+          if (isTapsError(v)) {
+            const decision = (v as { decision?: CandidateRecord['decision'] }).decision;
+            record({
+              driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port,
+              fate: 'denied', reason: v.message, code: decision && !decision.allow ? decision.code : v.code, decision, error: v,
+            });
             continue;
           }
-          const target = d.target;
-          const c = record({ ...base, fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties) });
-          const leaf = new RaceLeaf<Leaf>(
-            c.id,
-            async (leafSignal) => {
-              leafSignal.throwIfAborted();
-              const ch = await scope.network.connect(s.driver, {
+          const target = v;
+          // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact).
+          const c = record({
+            driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port,
+            fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: undefined, endedAt: undefined,
+            code: undefined, error: undefined,
+          });
+          const attempt = (leafSignal: AbortSignal): Promise<Leaf> => {
+            leafSignal.throwIfAborted();
+            return scope.network
+              .connect(s.driver, {
                 signal: leafSignal,
                 target,
                 remote,
@@ -371,11 +381,10 @@ export async function select(input: SelectionInput): Promise<Selected> {
                 properties: input.properties,
                 options: input.driverOptions[s.driver.id] ?? {},
                 guard: scope.guard,
-              });
-              return { channel: ch, driver: s.driver, target };
-            },
-            d.a.family,
-          );
+              })
+              .then((channel) => ({ channel, driver: s.driver, target }));
+          };
+          const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
           leafRecords.set(leaf, c);
           if (!race.settled) group.add(leaf);
         }
@@ -395,7 +404,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       started = race.run();
       onStarted();
     };
-    /** False while a name's answers may still come (a lookup is in flight, listening to the selection's signal). */
+    /** False while a lookup is in flight (listening to the selection's signal): a win then aborts it. */
     let resolved = true;
     let resolutionError: { error: unknown } | undefined;
 
@@ -437,13 +446,19 @@ export async function select(input: SelectionInput): Promise<Selected> {
         const name = checked;
         const cap = racing.maxAddressesPerFamily;
         // Recorded when the answer arrives (IPv4 answers may then be held for the resolution delay; empty ones are delivered to nobody).
+        let out = 2; // lookups in flight (each listens to the selection's signal until it settles)
         const answered = (family: 4 | 6) => (addrs: ResolvedAddress[]): ResolvedAddress[] => {
+          resolved = --out === 0;
           const rec = report.resolutions.find((r) => r.family === family);
           if (rec) Object.assign(rec, { endedAt: at(), addresses: addrs.map((a) => a.address) });
           return addrs;
         };
+        const failed = (err: unknown): never => {
+          resolved = --out === 0;
+          throw err;
+        };
         resolved = false;
-        const resolution = resolveFamilies((family, sig) => scope.guard.resolve(name, family, sig).then(answered(family)), {
+        const resolution = resolveFamilies((family, sig) => scope.guard.resolve(name, family, sig).then(answered(family), failed), {
           clock,
           resolutionDelay: racing.resolutionDelay,
           signal,
@@ -461,7 +476,6 @@ export async function select(input: SelectionInput): Promise<Selected> {
         // Not awaited: a candidate that is ready is handed over at once, even while the other family's answer is
         // still out (RFC 8305 §3); the race is sealed when every answer is in, and a late one is then cancelled.
         const sealAll = (): void => {
-          resolved = true;
           seal();
           startRace();
         };

@@ -48,6 +48,36 @@ describe('Race (RFC 8305 staggered racing)', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('every attempt runs on one signal of the race, aborted only when the race ends with attempts still running', async () => {
+    const clock = new ManualClock();
+    // A race of one that wins: the given controller's signal is the attempt's, and it is left alone.
+    const one = new RaceGroup<string>('staggered', 250);
+    let seen: AbortSignal | undefined;
+    one.add(new RaceLeaf<string>('a', async (signal) => ((seen = signal), 'A')));
+    one.seal();
+    const attempts = new AbortController();
+    await new Race(one, { clock, attempts }).run();
+    expect(seen).toBe(attempts.signal);
+    expect(attempts.signal.aborted).toBe(false);
+    // Two in flight: the winner's race aborts the shared signal once, which stops the other.
+    const two = new RaceGroup<string>('simultaneous', 250);
+    const b = controllable(clock, 'b');
+    const c = controllable(clock, 'c');
+    two.add(b.leaf);
+    two.add(c.leaf);
+    two.seal();
+    const shared = new AbortController();
+    const p = new Race(two, { clock, attempts: shared }).run();
+    await flush();
+    expect(shared.signal.aborted).toBe(false);
+    c.state.resolve('C');
+    expect((await p).leaf.id).toBe('c');
+    expect(shared.signal.aborted).toBe(true);
+    expect(b.state.aborted).toBe(true);
+    expect(b.leaf.state).toBe('cancelled');
+    expect(c.leaf.state).toBe('won');
+  });
+
   it('starts the next attempt at once when one fails', async () => {
     const clock = new ManualClock();
     const root = new RaceGroup<string>('staggered', 250);
