@@ -155,8 +155,10 @@ export interface TransportChannel {
 /** Everything a driver gets for one connection attempt. */
 export interface ConnectAttempt {
   /**
-   * Required. Abort means: stop now, release everything, reject with the signal's reason. It may be
-   * {@link NEVER_ABORTED} (nothing can abort this attempt); a driver may skip listening to that one.
+   * Required. Abort means: stop now, release everything, reject with the signal's reason. The attempts of
+   * one race share it, so it may abort after this attempt settled (another one won): stop listening to it
+   * once the attempt has settled. It may be {@link NEVER_ABORTED} (nothing can abort this attempt); a driver
+   * may skip listening to that one.
    */
   readonly signal: AbortSignal;
   /** The address, port and protocol the policy allowed, with the checked name for SNI/Host. */
