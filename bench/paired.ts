@@ -1,5 +1,5 @@
 /**
- * Rows from alternating rounds (bench/core.ts, bench/core-udp.ts): the
+ * Rows from alternating rounds (bench/core.ts, bench/core-udp.ts, bench/policy.ts): the
  * medians of each side, and as the ratio the median of the per-pair ratios.
  * A pair ran back to back, so it shares the machine's weather; on a shared,
  * noisy host that is steadier than the ratio of the two medians.
