@@ -449,7 +449,8 @@ export async function select(input: SelectionInput): Promise<Selected> {
         let out = 2; // lookups in flight (each listens to the selection's signal until it settles)
         const answered = (family: 4 | 6) => (addrs: ResolvedAddress[]): ResolvedAddress[] => {
           resolved = --out === 0;
-          const rec = report.resolutions.find((r) => r.family === family);
+          // After the selection ended (its signal aborted) the report is the caller's: a late answer leaves it alone.
+          const rec = signal.aborted ? undefined : report.resolutions.find((r) => r.family === family);
           if (rec) Object.assign(rec, { endedAt: at(), addresses: addrs.map((a) => a.address) });
           return addrs;
         };

@@ -254,8 +254,10 @@ describe('selection pipeline', () => {
     expect(r.candidate).toMatchObject({ address: '127.0.0.1', fate: 'won', startedAt: 50 });
     expect(r.report.resolutions.find((x) => x.family === 6)).toMatchObject({ endedAt: 55, error: expect.stringMatching(/^cancelled/) });
     expect(r.report.resolutions.find((x) => x.family === 4)).toMatchObject({ endedAt: 0, addresses: ['127.0.0.1'] });
-    await clock.advance(5000); // the late AAAA answer changes nothing and starts nothing
+    await clock.advance(5000); // the late AAAA answer (this resolver ignores the signal) changes nothing and starts nothing
     expect(tcp.attempts).toHaveLength(1);
+    expect(r.report.resolutions.find((x) => x.family === 6)).toEqual(expect.objectContaining({ endedAt: 55, error: expect.stringMatching(/^cancelled/) }));
+    expect(r.report.resolutions.find((x) => x.family === 6)!.addresses).toBeUndefined();
     expect(clock.pending).toBe(0);
   });
 
