@@ -172,7 +172,8 @@ export class RaceGroup<T> {
     if (child instanceof RaceLeaf && child.family !== undefined) this.#lastFamily = child.family;
     child.start(race);
     if (race.settled) return;
-    if (this.mode === 'staggered') {
+    // A sealed group with nothing left to start needs no attempt-delay timer.
+    if (this.mode === 'staggered' && !(this.#sealed && this.#waiting.length === 0)) {
       this.#timer = race.clock.setTimeout(() => {
         this.#timer = undefined;
         if (!race.settled) this.#launchNext();

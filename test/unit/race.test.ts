@@ -78,6 +78,28 @@ describe('Race (RFC 8305 staggered racing)', () => {
     expect(c.leaf.state).toBe('won');
   });
 
+  it('arms the attempt-delay timer only while a next attempt may come', async () => {
+    const clock = new ManualClock();
+    const sealed = new RaceGroup<string>('staggered', 250);
+    const a = controllable(clock, 'a');
+    sealed.add(a.leaf);
+    sealed.seal();
+    const p = new Race(sealed, { clock }).run();
+    await flush();
+    expect(clock.pending).toBe(0); // sealed, nothing waiting: no timer
+    a.state.resolve('A');
+    await p;
+    const open = new RaceGroup<string>('staggered', 250);
+    const b = controllable(clock, 'b');
+    open.add(b.leaf);
+    const q = new Race(open, { clock }).run();
+    await flush();
+    expect(clock.pending).toBe(1); // not sealed: an answer may still bring a next attempt
+    b.state.resolve('B');
+    await q;
+    expect(clock.pending).toBe(0);
+  });
+
   it('starts the next attempt at once when one fails', async () => {
     const clock = new ManualClock();
     const root = new RaceGroup<string>('staggered', 250);
