@@ -21,11 +21,12 @@ import type { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
 import { EstablishmentError, PolicyDeniedError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
 import type { MessageFramer } from './framers/index.js';
-import type { CheckedName, Lease, NetworkScope } from './policy/chokepoint.js';
+import type { Lease, NetworkScope } from './policy/chokepoint.js';
 import type { PolicyDecision } from './policy/types.js';
 import type { TransportProperties } from './properties.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
 import type { SecurityParameters } from './security.js';
+import { grantLookups } from './selection/lookup.js';
 import { rankStacks } from './selection/rank.js';
 import { judgeStack } from './selection/suitability.js';
 
@@ -318,27 +319,7 @@ async function bindAddresses<S extends { readonly driver: Driver }>(
   if (local.ipAddress !== undefined) return { addresses: [local.ipAddress], bindable: stacks };
   const host = local.hostName;
   if (host === undefined) return { addresses: ['::'], bindable: stacks };
-  const grants = new Map<string, CheckedName | TapsError>();
-  const bindable: S[] = [];
-  let name: CheckedName | undefined;
-  for (const s of stacks) {
-    let grant = grants.get(s.driver.protocol);
-    if (grant === undefined) {
-      try {
-        grant = await scope.guard.authorizeLookup(s.driver.protocol, host);
-      } catch (err) {
-        grant = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
-      }
-      grants.set(s.driver.protocol, grant);
-    }
-    if (grant instanceof TapsError) {
-      const decision = (grant as { decision?: PolicyDecision }).decision;
-      record({ driver: s.driver.id, stack: s.driver.stack, hostName: host, fate: 'denied', reason: `lookup of ${host} denied: ${decision?.reason ?? grant.message}`, code: decision && !decision.allow ? decision.code : grant.code, decision });
-      continue;
-    }
-    name ??= grant;
-    bindable.push(s);
-  }
+  const { name, allowed: bindable } = await grantLookups(scope.guard, host, stacks, record);
   if (name === undefined) return { addresses: [], bindable }; // every lookup denied (recorded): nothing to bind
   const signal = init.options.signal ?? new AbortController().signal;
   const addresses: string[] = [];

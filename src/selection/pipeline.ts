@@ -32,7 +32,7 @@
 import { channel as diagChannel } from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
 import type { Clock } from '../clock.js';
-import { NEVER_ABORTED, type Driver, type TransportChannel } from '../driver.js';
+import { NEVER_ABORTED, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
@@ -42,6 +42,7 @@ import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
 import { Race, RaceGroup, RaceLeaf, type RacingMode } from './race.js';
 import { explainRank, rankStacks, type RankedStack } from './rank.js';
+import { grantLookups } from './lookup.js';
 import { resolveFamilies } from './resolve.js';
 import { judgeStackOnce } from './suitability.js';
 
@@ -263,16 +264,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: scope.tenant, candidate: c });
       let channel: TransportChannel;
       try {
-        channel = await scope.network.connect(s.driver, {
-          signal,
-          target,
-          remote,
-          local: input.local,
-          security: input.security,
-          properties: input.properties,
-          options: input.driverOptions[s.driver.id] ?? {},
-          guard: scope.guard,
-        });
+        channel = await scope.network.connect(s.driver, attemptFor(input, s.driver, target, signal));
       } catch (err) {
         if (signal.aborted) {
           update(c, { fate: 'cancelled', endedAt: at(), reason: 'another candidate won, or the caller gave up' });
@@ -371,18 +363,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
           });
           const attempt = (leafSignal: AbortSignal): Promise<Leaf> => {
             leafSignal.throwIfAborted();
-            return scope.network
-              .connect(s.driver, {
-                signal: leafSignal,
-                target,
-                remote,
-                local: input.local,
-                security: input.security,
-                properties: input.properties,
-                options: input.driverOptions[s.driver.id] ?? {},
-                guard: scope.guard,
-              })
-              .then((channel) => ({ channel, driver: s.driver, target }));
+            return scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal)).then((channel) => ({ channel, driver: s.driver, target }));
           };
           const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
           leafRecords.set(leaf, c);
@@ -417,30 +398,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       const host = remote.hostName;
       // The lookup grant is asked once per protocol (one decision, one record; stacks of that protocol share it):
       // a stack whose protocol may not look up the name gets no answers, and no query leaves without a grant.
-      const lookupAllowed: RankedStack[] = [];
-      const grants = new Map<string, { name: CheckedName } | { err: TapsError }>();
-      let checked: CheckedName | undefined;
-      for (const s of ranked) {
-        let grant = grants.get(s.driver.protocol);
-        if (grant === undefined) {
-          try {
-            grant = { name: await scope.guard.authorizeLookup(s.driver.protocol, host) };
-          } catch (err) {
-            grant = { err: toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED') };
-          }
-          grants.set(s.driver.protocol, grant);
-        }
-        if ('name' in grant) {
-          lookupAllowed.push(s);
-          checked ??= grant.name;
-          continue;
-        }
-        const decision = (grant.err as { decision?: CandidateRecord['decision'] }).decision;
-        record({
-          driver: s.driver.id, stack: s.driver.stack, hostName: host, fate: 'denied', reason: `lookup of ${host} denied: ${decision?.reason ?? grant.err.message}`,
-          code: decision && !decision.allow ? decision.code : grant.err.code, decision, error: grant.err,
-        });
-      }
+      const { name: checked, allowed: lookupAllowed } = await grantLookups(scope.guard, host, ranked, record);
       if (checked !== undefined) {
         // Resolved once per family, by the guard, from the checked name; only these answers are ever dialled.
         const name = checked;
@@ -519,6 +477,20 @@ export async function select(input: SelectionInput): Promise<Selected> {
     if (onCallerAbort !== undefined) input.signal!.removeEventListener('abort', onCallerAbort);
     if (controller !== undefined && !controller.signal.aborted && !handedOver) controller.abort(SELECTION_FINISHED);
   }
+}
+
+/** What a driver gets for one attempt at a checked target. */
+function attemptFor(input: SelectionInput, driver: Driver, target: CheckedTarget, signal: AbortSignal): ConnectAttempt {
+  return {
+    signal,
+    target,
+    remote: input.remote,
+    local: input.local,
+    security: input.security,
+    properties: input.properties,
+    options: input.driverOptions[driver.id] ?? {},
+    guard: input.scope.guard,
+  };
 }
 
 function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups: Map<RankedStack, RaceGroup<Leaf>>): RaceGroup<Leaf> {

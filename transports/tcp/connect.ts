@@ -11,10 +11,9 @@
  */
 import { Socket, isIP } from 'node:net';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
-import { NEVER_ABORTED } from '../../src/driver.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
-import { abortedError, establishmentError, throwIfAborted } from './errors.js';
+import { abortedError, establishmentError, throwIfAborted, whenAborted } from './errors.js';
 
 /** Check that a target names an IP literal and a port; a name here would reach the library's DNS. */
 export function targetAddress(target: CheckedTarget, what: string): { address: string; port: number; family: 4 | 6 } {
@@ -52,10 +51,9 @@ export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | unde
     const socket = new Socket();
     socket.allowHalfOpen = true;
     socket.setNoDelay(true);
-    // Nothing can abort an attempt on NEVER_ABORTED: no listener to add and remove (~1 µs of a loopback connect).
-    const abortable = signal !== NEVER_ABORTED;
+    let stopListening = (): void => {};
     const cleanup = (): void => {
-      if (abortable) signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('connect', onConnect);
       socket.off('error', onError);
     };
@@ -82,9 +80,9 @@ export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | unde
       socket.destroy();
       reject(abortedError(signal, label()));
     };
-    if (abortable) signal.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, onAbort);
     socket.on('connect', onConnect);
     socket.on('error', onError);
-    socket.connect(local === undefined ? { host: address, port, family, autoSelectFamily: false } : { host: address, port, family, autoSelectFamily: false, ...localBinding(local) });
+    socket.connect({ host: address, port, family, autoSelectFamily: false, ...localBinding(local) });
   });
 }

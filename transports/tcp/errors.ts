@@ -21,6 +21,7 @@
  * @example
  * socket.once('error', (err) => reject(establishmentError(err, 'tcp connect to 127.0.0.1:1')));
  */
+import { NEVER_ABORTED } from '../../src/driver.js';
 import { TapsError, isTapsError, toTapsError } from '../../src/errors.js';
 
 /** Errors that come from a system call (not from TLS/X.509): ECONNREFUSED, EPIPE, ... */
@@ -40,6 +41,19 @@ export function throwIfAborted(signal: AbortSignal, what: string): void {
   if (!(signal instanceof AbortSignal)) throw new TypeError('attempt.signal must be an AbortSignal');
   if (signal.aborted) throw abortedError(signal, what);
 }
+
+/**
+ * Call `onAbort` once when `signal` aborts; returns the function that stops listening (call it when the
+ * attempt settles: the signal may be shared). On NEVER_ABORTED nothing is added (an EventTarget listener
+ * added and removed is ~1 µs of a loopback connect).
+ */
+export function whenAborted(signal: AbortSignal, onAbort: () => void): () => void {
+  if (signal === NEVER_ABORTED) return NOTHING;
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
+const NOTHING = (): void => {};
 
 /** A failure while establishing (before ready). `tls`: non-system errors are security failures. */
 export function establishmentError(err: unknown, what: string, tls = false): TapsError {

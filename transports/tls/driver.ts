@@ -24,11 +24,11 @@
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
-import { NEVER_ABORTED, NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
+import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
 import { SocketChannel, dialledAddress } from '../tcp/channel.js';
 import { connectTcp } from '../tcp/connect.js';
 import { applyKeepAlive, closeTimeoutOption, TCP_CAPABILITIES } from '../tcp/driver.js';
-import { abortedError, establishmentError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, establishmentError, throwIfAborted, whenAborted } from '../tcp/errors.js';
 import { bindServer } from '../tcp/listener.js';
 import { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from './options.js';
 import { sessionKey, sessionPolicy, storeSession, takeSession, type StoredSession } from './sessions.js';
@@ -76,8 +76,9 @@ function handshake(
         else if (state === 'handshaking') tickets.push(ticket);
       });
     }
+    let stopListening = (): void => {};
     const cleanup = (): void => {
-      if (signal !== NEVER_ABORTED) signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('error', onError);
       socket.off('close', onClose);
       socket.off('secureConnect', onSecure);
@@ -106,7 +107,7 @@ function handshake(
         resolve({ socket, peer: seen });
       }, fail);
     };
-    if (signal !== NEVER_ABORTED) signal.addEventListener('abort', onAbort, { once: true }); // nothing aborts NEVER_ABORTED
+    stopListening = whenAborted(signal, onAbort);
     socket.once('secureConnect', onSecure);
     socket.on('error', onError);
     socket.once('close', onClose);

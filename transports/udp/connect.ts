@@ -9,9 +9,9 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
-import { NEVER_ABORTED, type ConnectAttempt } from '../../src/driver.js';
+import type { ConnectAttempt } from '../../src/driver.js';
 import { localBinding, targetAddress } from '../tcp/connect.js';
-import { abortedError, channelError, establishmentError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, channelError, establishmentError, throwIfAborted, whenAborted } from '../tcp/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 
@@ -22,8 +22,9 @@ function openConnected(attempt: ConnectAttempt, socket: Socket, address: string,
   const { signal } = attempt;
   const { localAddress, localPort } = localBinding(attempt.local);
   return new Promise<void>((resolve, reject) => {
+    let stopListening = (): void => {};
     const cleanup = (): void => {
-      if (signal !== NEVER_ABORTED) signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('error', onError);
     };
     const onError = (err: Error): void => {
@@ -34,7 +35,7 @@ function openConnected(attempt: ConnectAttempt, socket: Socket, address: string,
       cleanup();
       reject(abortedError(signal, label));
     };
-    if (signal !== NEVER_ABORTED) signal.addEventListener('abort', onAbort, { once: true }); // nothing aborts NEVER_ABORTED
+    stopListening = whenAborted(signal, onAbort);
     socket.once('error', onError);
     const connect = (): void => {
       if (signal.aborted) return;
