@@ -132,7 +132,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     if (chosen.length === 0) throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', 'no protocol stack can listen with the requested properties', report);
 
     // The tenant's listener quota: taken before any lookup or bind, never waits (QuotaExceededError at once).
-    const lease = scope.lease('listener');
+    const taken = scope.lease('listener');
+    const lease = taken instanceof Promise ? await taken : taken;
     let addresses: string[];
     let bindable: readonly (typeof chosen)[number][];
     try {
@@ -250,9 +251,14 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     if (this.#limit <= 0) return refuse('connection limit reached');
     let lease;
     try {
-      lease = scope.lease('connection');
+      const taken = scope.lease('connection');
+      lease = taken instanceof Promise ? await taken : taken;
     } catch (err) {
       return refuse(`quota: ${(err as Error).message}`);
+    }
+    if (this.#stopped) {
+      lease.release();
+      return refuse('the listener has stopped');
     }
     // What a hot reload re-decides for this peer; the Connection aborts itself when its lease is revoked.
     lease.bind?.({ use: 'accept', protocol: driver.protocol, address: channel.remote.address, port: channel.remote.port });

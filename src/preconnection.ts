@@ -146,7 +146,9 @@ export class Preconnection {
     const framers = this.framers;
     let lease: Lease;
     try {
-      lease = this.scope.lease('connection');
+      const taken = this.scope.lease('connection');
+      // A quota shared beyond this process may take a turn to answer; a local one never does.
+      lease = taken instanceof Promise ? await taken : taken;
     } catch (err) {
       throw err instanceof TapsError ? err : new TapsError('ERR_TAPS_QUOTA_EXCEEDED', String(err), { cause: err });
     }

@@ -150,9 +150,12 @@ export interface NetworkScope {
   /**
    * Take one unit of the tenant's quota; throws QuotaExceededError when none
    * is left (never blocks). Pass the connection's (or listener's) target so a
-   * hot reload can revoke it.
+   * hot reload can revoke it. A scope whose quotas are shared beyond the
+   * process (a Host with a quota store) may answer with a promise when it
+   * must ask the store first; it then rejects the same way, or with
+   * `ERR_TAPS_FLEET_UNAVAILABLE` when the store cannot be reached.
    */
-  lease(kind: 'connection' | 'listener', target?: CheckedTarget): Lease;
+  lease(kind: 'connection' | 'listener', target?: CheckedTarget): Lease | Promise<Lease>;
 }
 
 /** Every minted target → the scope that minted it (when it keeps track) and the policy revision then. */

@@ -29,6 +29,7 @@ import { ClaimsError, prepareIssuers, verifyClaims, type PreparedIssuer, type Tr
 import { compilePolicy, type CompiledPolicy, type CustomRule } from './compile.js';
 import { TenantQuota } from './quota.js';
 import { TenantScope, type HostCore } from './scope.js';
+import type { QuotaStore } from './store.js';
 import { isPolicySpec, parsePolicy, parsePolicyFile, type PolicyJson, type PolicySpec } from './source.js';
 import type { PolicyDecision } from './types.js';
 
@@ -51,6 +52,11 @@ export interface HostOptions {
   readonly now?: (() => number) | undefined;
   /** Timers (custom-rule timeouts, reload debounce). Default: the global timers. */
   readonly clock?: Clock | undefined;
+  /**
+   * Where tenant quotas are kept (default: in this process). A store shares
+   * them beyond it, e.g. `taps-node/fleet` across hosts on one Redis.
+   */
+  readonly quotaStore?: QuotaStore | undefined;
   /** Seconds of clock skew accepted on claims `exp`/`nbf` (default 5). */
   readonly clockTolerance?: number | undefined;
   /** Milliseconds a watched file must be quiet before it is reloaded (default 50). */
@@ -123,6 +129,10 @@ export class Host {
     const tol = options.clockTolerance ?? 5;
     if (!(tol >= 0 && Number.isFinite(tol))) throw new RangeError('options.clockTolerance must be a non-negative number of seconds');
     checkRevoke(options.onRevoke, 'options.onRevoke');
+    const store = options.quotaStore;
+    if (store !== undefined && (typeof store !== 'object' || store === null || typeof store.take !== 'function' || typeof store.give !== 'function' || typeof store.charge !== 'function')) {
+      throw new TypeError('options.quotaStore must have take, give and charge methods');
+    }
     this.#options = options;
     this.#issuers = prepareIssuers(options.trustedIssuers);
     this.#network = options.network ?? new SystemNetwork(options.resolver ?? systemResolver);
@@ -259,7 +269,7 @@ export class Host {
   #quota(tenant: string): TenantQuota {
     let q = this.#quotas.get(tenant);
     if (!q) {
-      q = new TenantQuota(tenant, () => this.#snap.tenants.get(tenant)?.policy.limits ?? {}, this.#now);
+      q = new TenantQuota(tenant, () => this.#snap.tenants.get(tenant)?.policy.limits ?? {}, this.#now, this.#options.quotaStore);
       this.#quotas.set(tenant, q);
     }
     return q;

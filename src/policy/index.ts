@@ -28,6 +28,7 @@ export {
 } from './canonical.js';
 export { CLAIMS_ALGORITHMS, type ClaimsAlgorithm, type TrustedIssuer, type VerifiedClaims } from './claims.js';
 export { TenantLease, TenantQuota } from './quota.js';
+export type { QuotaStore, QuotaUnit } from './store.js';
 export { DECISION_CHANNEL } from './records.js';
 export {
   BasicScope, CheckedNetwork, createScope, isCheckedName, isCheckedTarget, isNetworkScope,

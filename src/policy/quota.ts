@@ -8,6 +8,8 @@
  * Limits are read from the tenant's current policy revision at each check,
  * so a reload changes them at once; what is already held stays held.
  * Every live lease is registered with its tenant so a reload can revoke it.
+ * With a {@link QuotaStore} (store.ts) the limits are decided by the store
+ * instead (a fleet shares them); a unit may then take a turn to be granted.
  *
  * @example
  * const lease = scope.lease('connection', target);
@@ -18,6 +20,7 @@
 import { QuotaExceededError } from '../errors.js';
 import { isCheckedTarget, type CheckedTarget, type Lease } from './chokepoint.js';
 import type { ByteBudget, PolicyLimits } from './source.js';
+import type { QuotaStore } from './store.js';
 import type { PolicyDecision, PolicyRequest } from './types.js';
 
 interface Window {
@@ -35,20 +38,33 @@ export class TenantQuota {
   readonly #windows = { sent: { start: 0, used: 0 }, received: { start: 0, used: 0 }, bytes: { start: 0, used: 0 } };
   readonly #limits: () => PolicyLimits;
   readonly #now: () => number;
+  readonly #store: QuotaStore | undefined;
 
-  constructor(tenant: string, limits: () => PolicyLimits, now: () => number) {
+  constructor(tenant: string, limits: () => PolicyLimits, now: () => number, store?: QuotaStore) {
     this.tenant = tenant;
     this.#limits = limits;
     this.#now = now;
+    this.#store = store;
   }
 
-  /** Take a connection or listener unit. `owner` identifies the scope (its claims decide revocation). */
-  acquire(kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner): TenantLease {
+  /**
+   * Take a connection or listener unit. `owner` identifies the scope (its
+   * claims decide revocation). Synchronous unless a store must be asked.
+   */
+  acquire(kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner): TenantLease | Promise<TenantLease> {
     if (kind !== 'connection' && kind !== 'listener') throw new TypeError(`lease kind must be 'connection' or 'listener', got ${String(kind)}`);
     const limit = kind === 'connection' ? this.#limits().connections : this.#limits().listeners;
-    if (limit !== undefined && this.held[kind] >= limit) {
+    const store = this.#store;
+    if (store !== undefined) {
+      const pending = store.take(this.tenant, kind, limit);
+      if (pending !== undefined) return pending.then(() => this.#grant(kind, target, owner));
+    } else if (limit !== undefined && this.held[kind] >= limit) {
       throw new QuotaExceededError(`${kind}s`, `tenant ${this.tenant} already holds ${this.held[kind]} ${kind}s (limit ${limit})`);
     }
+    return this.#grant(kind, target, owner);
+  }
+
+  #grant(kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner): TenantLease {
     this.held[kind]++;
     const lease = new TenantLease(this, kind, target, owner);
     this.live.add(lease);
@@ -63,6 +79,7 @@ export class TenantQuota {
     const one = limits[direction];
     const both = limits.bytes;
     if (one === undefined && both === undefined) return;
+    if (this.#store !== undefined) return this.#store.charge(this.tenant, direction, n, one, both);
     const now = this.#now();
     const w1 = this.#windows[direction];
     const w2 = this.#windows.bytes;
@@ -87,7 +104,9 @@ export class TenantQuota {
 
   /** @internal */
   drop(lease: TenantLease): void {
-    if (this.live.delete(lease)) this.held[lease.kind]--;
+    if (!this.live.delete(lease)) return;
+    this.held[lease.kind]--;
+    this.#store?.give(this.tenant, lease.kind);
   }
 }
 

@@ -208,7 +208,8 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     return this.#resolve(o.request!.name!, family, signal);
   }
 
-  lease(kind: 'connection' | 'listener', target?: CheckedTarget): TenantLease {
+  /** A unit of the tenant's quota; a promise only when the host's quota store must be asked (a fleet). */
+  lease(kind: 'connection' | 'listener', target?: CheckedTarget): TenantLease | Promise<TenantLease> {
     if (target !== undefined && !this.owns(target)) throw new TypeError('target was not minted by this scope');
     return this.#core.quota(this.tenant).acquire(kind, target, this);
   }

@@ -238,19 +238,19 @@ describe('quotas and hot reload over live connections', () => {
   it('connection quota: exhaustion is its own error and opens nothing', async () => {
     host.setPolicy('beta', { allow: [`tcp://127.0.0.1:${b4.port}`], deny: [`*://127.0.0.1:${a4.port}`], limits: { connections: 1 } });
     const t = await beta.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: b4.port });
-    const lease = beta.lease('connection', t);
+    const lease = await beta.lease('connection', t);
     const ch = await beta.network.connect(tcpDriver, connectAttempt(beta, t));
     const n = b4.accepted;
     expect(() => beta.lease('connection', t)).toThrow(QuotaExceededError);
     expect(b4.accepted).toBe(n);
     await roundTrip(ch);
     lease.release();
-    beta.lease('connection', t).release();
+    (await beta.lease('connection', t)).release();
   });
 
   it('a reload that forbids a live connection closes it (onRevoke), new candidates use the new revision', async () => {
     const t = await alpha.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: a4.port });
-    const lease = alpha.lease('connection', t);
+    const lease = await alpha.lease('connection', t);
     const ch = await alpha.network.connect(tcpDriver, connectAttempt(alpha, t));
     const rx = new Collector();
     ch.start(rx);

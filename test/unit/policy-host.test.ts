@@ -212,9 +212,9 @@ describe('Host: hot reload through the API', () => {
     const a = await host.tenant('a');
     const t1 = await a.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1000 });
     const t2 = await a.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 2000 });
-    const l1 = a.lease('connection', t1);
-    const l2 = a.lease('connection', t2);
-    const l3 = a.lease('connection');
+    const l1 = await a.lease('connection', t1);
+    const l2 = await a.lease('connection', t2);
+    const l3 = await a.lease('connection');
     const revoked: string[] = [];
     l1.onRevoke!((d) => revoked.push(`1:${d.code}:${d.reason}`));
     l2.onRevoke!((d) => revoked.push(`2:${d.code}`));
@@ -240,8 +240,8 @@ describe('Host: hot reload through the API', () => {
     host.setPolicy('b', 'allow tcp://127.0.0.1:1000');
     const a = await host.tenant('a');
     const b = await host.tenant('b');
-    const outgoing = a.lease('connection');
-    const incoming = a.lease('connection');
+    const outgoing = await a.lease('connection');
+    const incoming = await a.lease('connection');
     outgoing.bind!(await a.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1000 }));
     incoming.bind!({ use: 'accept', protocol: 'tcp', address: '127.0.0.5', port: 40000 });
     const fates: string[] = [];
@@ -252,7 +252,9 @@ describe('Host: hot reload through the API', () => {
     host.setPolicy('a', '');
     expect(fates).toEqual(['incoming', 'outgoing']);
     const foreign = await b.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1000 });
-    expect(() => a.lease('connection').bind(foreign)).toThrow(TypeError);
+    const spare = await a.lease('connection');
+    expect(() => spare.bind(foreign)).toThrow(TypeError);
+    spare.release();
     outgoing.release();
     incoming.release();
   });
@@ -261,7 +263,7 @@ describe('Host: hot reload through the API', () => {
     const host = new Host({ resolver: async () => [], onRevoke: 'keep' });
     host.setPolicy('a', 'allow tcp://127.0.0.1:1000');
     const a = await host.tenant('a');
-    const lease = a.lease('connection', await a.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1000 }));
+    const lease = await a.lease('connection', await a.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1000 }));
     let called = false;
     lease.onRevoke!(() => (called = true));
     host.setPolicy('a', '');

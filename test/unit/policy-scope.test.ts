@@ -177,8 +177,8 @@ describe('TenantScope: quotas', () => {
     host.setPolicy('a', 'limit connections 2\nlimit listeners 1');
     const a = await host.tenant('a');
     const a2 = await host.tenant('a');
-    const l1 = a.lease('connection');
-    const l2 = a2.lease('connection');
+    const l1 = await a.lease('connection');
+    const l2 = await a2.lease('connection');
     let err: unknown;
     try {
       a.lease('connection');
@@ -188,13 +188,13 @@ describe('TenantScope: quotas', () => {
     expect(err).toBeInstanceOf(QuotaExceededError);
     expect(err).not.toBeInstanceOf(PolicyDeniedError);
     expect(err).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED', quota: 'connections' });
-    const listener = a.lease('listener');
+    const listener = await a.lease('listener');
     expect(() => a.lease('listener')).toThrow(/listeners/);
     l1.release();
     l1.release();
-    a.lease('connection').release();
+    (await a.lease('connection')).release();
     listener.release();
-    a.lease('listener').release();
+    (await a.lease('listener')).release();
     l2.release();
     // Other tenants are unaffected.
     const b = await host.tenant('b');
@@ -206,7 +206,7 @@ describe('TenantScope: quotas', () => {
     const host = new Host({ resolver: async () => [], now: () => now });
     host.setPolicy('a', 'limit sent 100 per 1s\nlimit bytes 150 per 10s');
     const a = await host.tenant('a');
-    const lease = a.lease('connection');
+    const lease = await a.lease('connection');
     lease.sent(60);
     lease.sent(40);
     expect(() => lease.sent(1)).toThrow(expect.objectContaining({ code: 'ERR_TAPS_QUOTA_EXCEEDED', quota: 'bytes-sent' }));
@@ -250,7 +250,7 @@ describe('createScope (BasicScope) keeps working', () => {
     expect(seen[0]).toMatchObject({ tenant: 't', use: 'connect', protocol: 'tcp', port: 1, allow: true, rule: 'one', revision: 0 });
     await expect(scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: 'localhost', port: 1 })).rejects.toThrow(PolicyDeniedError);
     expect(scope.guard.decideSync!({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 2 })).toMatchObject({ allow: false });
-    const lease = scope.lease('connection');
+    const lease = await scope.lease('connection');
     expect(() => scope.lease('connection')).toThrow(QuotaExceededError);
     lease.release();
     const asyncScope = createScope({ tenant: 'u', policy: { decide: async () => ({ allow: true, rule: 'x' }) }, resolver: async () => [] });
