@@ -199,7 +199,7 @@ describe.each(['127.0.0.1', '::1'])('Connection over loopback %s', (host) => {
         await until(() => peerClosed, 'the peer to see the reset');
         expect(peerError?.code).toBe('ERR_TAPS_CONNECTION_RESET');
       } else {
-        // TLS is destroyed without RST under Node 20 (see transports/tcp/channel.ts): the peer sees the stream end.
+        // TLS is destroyed without RST under Node 20 (see transports/kit/socket-channel.ts): the peer sees the stream end.
         await until(() => peerClosed || peerEnded, 'the peer to see the end');
       }
     });

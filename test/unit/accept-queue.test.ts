@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DriverListenerHandler, TransportChannel } from '../../src/driver.js';
 import type { TapsError } from '../../src/errors.js';
-import { AcceptQueue } from '../../transports/system/accept-queue.js';
+import { AcceptQueue } from '../../transports/kit/accept-queue.js';
 import { FakeChannel } from '../helpers/fake-channel.js';
 
 function recorder(): DriverListenerHandler & { got: TransportChannel[]; errors: TapsError[] } {

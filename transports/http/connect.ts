@@ -19,7 +19,7 @@
 import type { Client } from 'undici';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { throwIfAborted } from '../tcp/errors.js';
+import { throwIfAborted } from '../kit/abort.js';
 import { HttpChannel, type HttpChannelConfig } from './channel.js';
 import { DEFAULT_MAX_REDIRECTIONS } from './redirect.js';
 import { REDIRECT_MODES, type RedirectMode } from './request.js';

@@ -19,9 +19,9 @@ import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { socketAddresses } from '../tcp/channel.js';
-import { abortedError } from '../tcp/errors.js';
-import { authority, openSocket, tlsInfo, type OpenedSocket } from './socket.js';
+import { abortedError } from '../kit/abort.js';
+import { authority, openSocket, tlsInfo, type OpenedSocket } from '../kit/open-socket.js';
+import { socketAddresses } from '../kit/socket-channel.js';
 
 export interface SessionParams {
   readonly target: CheckedTarget;

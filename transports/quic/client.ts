@@ -19,8 +19,8 @@
 import type { QUICClient } from '@matrixai/quic';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { targetAddress, localBinding } from '../tcp/connect.js';
-import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { targetAddress, localBinding } from '../kit/dial.js';
 import { isLoopbackAddress, quicOptions, transportConfig } from './config.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
 import { codeToReason, connectError } from './errors.js';

@@ -25,7 +25,7 @@
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { StreamChannel, type StreamGroup } from '../webtransport/channel.js';
+import { StreamChannel, type StreamGroup } from '../kit/web-stream-channel.js';
 import type { QuicEngine } from './engine.js';
 import { connectionGoneError, quicStreamError } from './errors.js';
 

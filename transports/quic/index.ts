@@ -20,7 +20,7 @@
  * - Policy: checked as protocol `quic` with the address and port, like every
  *   UDP candidate; the package gets the IP literal only (./client.ts).
  * - Security: always encrypted; authentication by CA + the checked name,
- *   pinned SHA-256, or the verify callback, like the tls driver (./verify.ts).
+ *   pinned SHA-256, or the verify callback, like the tls driver (./verify.ts, ../kit/tls-verify.ts).
  *   ALPN is required by QUIC: `security.alpn`, else the `alpn` option, else
  *   `taps` (./config.ts); a mismatch fails with ERR_TAPS_ESTABLISHMENT_FAILED.
  * - The package and its native module load lazily; where they cannot load,

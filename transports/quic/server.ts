@@ -18,9 +18,9 @@
 import type { QUICConnection, QUICServer } from '@matrixai/quic';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { AcceptQueue } from '../system/accept-queue.js';
-import { targetAddress } from '../tcp/connect.js';
-import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { AcceptQueue } from '../kit/accept-queue.js';
+import { targetAddress } from '../kit/dial.js';
 import { quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
 import { codeToReason } from './errors.js';

@@ -2,7 +2,7 @@
  * Server authentication for QUIC clients, done here rather than by quiche:
  * with a `verifyCallback` the package skips its native check and hands us the
  * peer's DER chain, so the rules are exactly the tls driver's
- * (transports/tls/options.ts, verify.ts):
+ * (../kit/tls-options.ts, ../kit/tls-verify.ts):
  *
  * - opportunistic security: encrypted, the peer is not authenticated;
  * - pinned certificates: the leaf's SHA-256 must be pinned and valid now
@@ -26,7 +26,7 @@ import { rootCertificates } from 'node:tls';
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { checkPins } from '../tls/verify.js';
+import { checkPins } from '../kit/tls-verify.js';
 
 /** TLS alerts (RFC 8446 §6.2) as QUIC CRYPTO_ERROR codes. */
 const BAD_CERTIFICATE = 0x100 + 42;

@@ -11,43 +11,18 @@
  * - listeners: `backlog` (number), `ipv6Only` (boolean).
  *
  * A refused connect rejects with ERR_TAPS_ESTABLISHMENT_FAILED (cause: the
- * ECONNREFUSED error); see ./errors.ts for the full table.
+ * ECONNREFUSED error); see ../kit/errors.ts for the full table.
  *
  * @example
  * import { tcpDriver } from 'taps-node/tcp';
  * const channel = await tcpDriver.connect(attempt); // attempt.target from scope.guard.authorize(...)
  */
-import { createServer, type Socket } from 'node:net';
-import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
-import { DEFAULT_CLOSE_TIMEOUT, SocketChannel, dialledAddress } from './channel.js';
-import { connectTcp } from './connect.js';
-import { bindServer } from './listener.js';
-
-export const TCP_CAPABILITIES: Capabilities = Object.freeze({
-  ...NO_CAPABILITIES,
-  reliable: true,
-  ordered: true,
-  congestionControl: true,
-  fullChecksum: true,
-  keepAlive: true,
-});
-
-/** Read `closeTimeout` from driver options (ms). */
-export function closeTimeoutOption(options: Readonly<Record<string, unknown>>): number {
-  const v = options['closeTimeout'];
-  if (v === undefined) return DEFAULT_CLOSE_TIMEOUT;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`options.closeTimeout must be a number of ms >= 0, got ${String(v)}`);
-  return v;
-}
-
-/** Apply `keepAlive` from driver options to a connected socket. */
-export function applyKeepAlive(socket: Socket, options: Readonly<Record<string, unknown>>): void {
-  const v = options['keepAlive'];
-  if (v === undefined || v === false) return;
-  if (v === true) socket.setKeepAlive(true);
-  else if (typeof v === 'number' && Number.isFinite(v) && v > 0) socket.setKeepAlive(true, Math.round(v * 1000));
-  else throw new RangeError(`options.keepAlive must be true or a number of seconds > 0, got ${String(v)}`);
-}
+import { createServer } from 'node:net';
+import type { ConnectAttempt, Driver, DriverListener, ListenAttempt } from '../../src/driver.js';
+import { connectTcp } from '../kit/dial.js';
+import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
+import { bindServer } from '../kit/socket-listener.js';
+import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 
 export const tcpDriver: Driver = Object.freeze({
   id: 'tcp',

@@ -7,8 +7,10 @@
  * import { tcpDriver } from 'taps-node/tcp';
  * registerDriver(tcpDriver);
  */
-export { tcpDriver, TCP_CAPABILITIES } from './driver.js';
-export { SocketChannel, DEFAULT_CLOSE_TIMEOUT, dialledAddress, type SocketChannelOptions } from './channel.js';
-export { connectTcp, targetAddress } from './connect.js';
-export { SocketListener, bindServer } from './listener.js';
-export { establishmentError, channelError, abortedError } from './errors.js';
+export { tcpDriver } from './driver.js';
+export { TCP_CAPABILITIES } from '../kit/tcp-options.js';
+export { SocketChannel, DEFAULT_CLOSE_TIMEOUT, dialledAddress, type SocketChannelOptions } from '../kit/socket-channel.js';
+export { connectTcp, targetAddress } from '../kit/dial.js';
+export { SocketListener, bindServer } from '../kit/socket-listener.js';
+export { establishmentError, channelError } from '../kit/errors.js';
+export { abortedError } from '../kit/abort.js';

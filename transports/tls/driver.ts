@@ -2,9 +2,10 @@
  * The `tls` driver: TLS 1.2/1.3 over TCP (M §5.1 with TLS; RFC 8446), a
  * reliable, ordered, encrypted and authenticated byte stream. Selected for
  * bare host:port endpoints when security is required (the default) or for a
- * `tls://` URL. Connect: a TCP handshake to the checked IP (../tcp/connect.ts),
+ * `tls://` URL. Connect: a TCP handshake to the checked IP (../kit/dial.ts),
  * then the TLS handshake with SNI/identity from the checked name
- * (./options.ts), then pins and the verification callback (./verify.ts);
+ * (../kit/tls-options.ts), then pins and the verification callback
+ * (../kit/tls-verify.ts), with session resumption (../kit/tls-sessions.ts);
  * ready only after all of these. A server that accepts TCP but never speaks
  * TLS stalls the attempt until its signal aborts (the racer's timeout).
  *
@@ -22,97 +23,18 @@
  * const channel = await tlsDriver.connect(attempt); // attempt.security: new SecurityParameters({ ca, alpn: ["x"] })
  * channel.info.alpn; // 'x'
  */
-import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
-import { SocketChannel, dialledAddress } from '../tcp/channel.js';
-import { connectTcp } from '../tcp/connect.js';
-import { applyKeepAlive, closeTimeoutOption, TCP_CAPABILITIES } from '../tcp/driver.js';
-import { abortedError, establishmentError, throwIfAborted, whenAborted } from '../tcp/errors.js';
-import { bindServer } from '../tcp/listener.js';
-import { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from './options.js';
-import { sessionKey, sessionPolicy, storeSession, takeSession, type StoredSession } from './sessions.js';
-import { peerLeaf, peerRecord, verifyPeer, type PeerLeaf, type PeerRecord } from './verify.js';
+import { throwIfAborted } from '../kit/abort.js';
+import { connectTcp } from '../kit/dial.js';
+import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
+import { bindServer } from '../kit/socket-listener.js';
+import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
+import { handshake, tlsInfo } from '../kit/tls-client.js';
+import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
+import { sessionKey, sessionPolicy, storeSession, takeSession } from '../kit/tls-sessions.js';
 
 export const TLS_CAPABILITIES: Capabilities = Object.freeze({ ...NO_CAPABILITIES, ...TCP_CAPABILITIES, encrypted: true });
-
-/** Facts about a TLS socket for `channel.info`. */
-export function tlsInfo(socket: tls.TLSSocket, serverName?: string, authenticated?: boolean, leaf: PeerLeaf | undefined = peerLeaf(socket)): Record<string, unknown> {
-  return {
-    authenticated,
-    alpn: socket.alpnProtocol || undefined,
-    tlsVersion: socket.getProtocol() ?? undefined,
-    cipher: socket.getCipher()?.name,
-    serverName,
-    peerCertificateFingerprint256: leaf?.fingerprint256,
-    sessionReused: socket.isSessionReused(),
-  };
-}
-
-/** Session resumption for one connect: the ticket to offer, and where new tickets go. */
-interface Resumption {
-  readonly offer: StoredSession | undefined;
-  readonly keep: ((stored: StoredSession) => void) | undefined;
-}
-
-/** Run the TLS handshake over a connected TCP socket, then the pin and callback checks. */
-function handshake(
-  raw: Socket,
-  plan: ClientTlsPlan,
-  signal: AbortSignal,
-  label: string,
-  resumption: Resumption,
-): Promise<{ socket: tls.TLSSocket; peer: PeerRecord }> {
-  return new Promise((resolve, reject) => {
-    let state: 'handshaking' | 'ready' | 'failed' = 'handshaking';
-    let peer: PeerRecord | undefined;
-    const socket = tls.connect({ socket: raw, ...plan.options, ...(resumption.offer ? { session: resumption.offer.session } : {}) });
-    // TLS 1.3 tickets may come with the server's Finished, before the checks end: hold them until the peer passed.
-    const tickets: Buffer[] = [];
-    const keep = resumption.keep;
-    if (keep) {
-      socket.on('session', (ticket: Buffer) => {
-        if (state === 'ready' && peer) keep({ session: ticket, peer });
-        else if (state === 'handshaking') tickets.push(ticket);
-      });
-    }
-    let stopListening = (): void => {};
-    const cleanup = (): void => {
-      stopListening();
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      socket.off('secureConnect', onSecure);
-    };
-    const fail = (err: unknown): void => {
-      if (state !== 'handshaking') return;
-      state = 'failed';
-      cleanup();
-      socket.on('error', () => {});
-      raw.on('error', () => {});
-      socket.destroy();
-      raw.destroy();
-      reject(signal.aborted ? abortedError(signal, label) : establishmentError(err, label, true));
-    };
-    const onError = (err: Error): void => fail(err);
-    const onClose = (): void => fail(Object.assign(new Error('the connection closed during the TLS handshake'), { code: 'ECONNRESET' }));
-    const onAbort = (): void => fail(signal.reason);
-    const onSecure = (): void => {
-      const seen = peerRecord(socket, resumption.offer?.peer);
-      verifyPeer(socket, plan, signal, seen).then(() => {
-        if (state !== 'handshaking') return;
-        state = 'ready';
-        peer = seen;
-        cleanup();
-        if (keep) for (const t of tickets.splice(0)) keep({ session: t, peer: seen });
-        resolve({ socket, peer: seen });
-      }, fail);
-    };
-    stopListening = whenAborted(signal, onAbort);
-    socket.once('secureConnect', onSecure);
-    socket.on('error', onError);
-    socket.once('close', onClose);
-  });
-}
 
 export const tlsDriver: Driver = Object.freeze({
   id: 'tls',

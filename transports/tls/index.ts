@@ -6,7 +6,8 @@
  * import { tlsDriver, tlsClientOptions } from 'taps-node/tls';
  * registerDriver(tlsDriver);
  */
-export { tlsDriver, tlsInfo, TLS_CAPABILITIES } from './driver.js';
-export { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from './options.js';
-export { verifyPeer, checkPins, peerLeaf, type PeerLeaf } from './verify.js';
-export { clearSessions, DEFAULT_SESSION_LIMIT, DEFAULT_SESSION_LIFETIME_S } from './sessions.js';
+export { tlsDriver, TLS_CAPABILITIES } from './driver.js';
+export { tlsInfo } from '../kit/tls-client.js';
+export { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from '../kit/tls-options.js';
+export { verifyPeer, checkPins, peerLeaf, type PeerLeaf } from '../kit/tls-verify.js';
+export { clearSessions, DEFAULT_SESSION_LIMIT, DEFAULT_SESSION_LIFETIME_S } from '../kit/tls-sessions.js';

@@ -29,7 +29,7 @@
 import { debuglog } from 'node:util';
 import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
-import { localAbortError } from '../tcp/errors.js';
+import { localAbortError } from '../kit/errors.js';
 
 const log = debuglog('taps');
 

@@ -10,8 +10,9 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
 import type { ConnectAttempt } from '../../src/driver.js';
-import { localBinding, targetAddress } from '../tcp/connect.js';
-import { abortedError, channelError, establishmentError, throwIfAborted, whenAborted } from '../tcp/errors.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
+import { localBinding, targetAddress } from '../kit/dial.js';
+import { channelError, establishmentError } from '../kit/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 

@@ -23,8 +23,9 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { targetAddress } from '../tcp/connect.js';
-import { abortedError, channelError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { targetAddress } from '../kit/dial.js';
+import { channelError } from '../kit/errors.js';
 import { DatagramChannel } from './channel.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 

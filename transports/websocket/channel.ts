@@ -23,9 +23,9 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import type { ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
-import { Inbox } from '../http/inbox.js';
-import { socketAddresses } from '../tcp/channel.js';
-import { localAbortError } from '../tcp/errors.js';
+import { localAbortError } from '../kit/errors.js';
+import { Inbox } from '../kit/inbox.js';
+import { socketAddresses } from '../kit/socket-channel.js';
 import { closeError, protocolError, type WebSocketCloseError } from './errors.js';
 
 const BINARY: ChannelReceiveMeta = Object.freeze({ fields: Object.freeze({ binary: true }) });

@@ -15,6 +15,7 @@
  */
 import { TapsError } from '../../src/errors.js';
 import type { TransportProperties } from '../../src/properties.js';
+import { validatePath } from '../kit/request-path.js';
 
 export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
 
@@ -31,7 +32,6 @@ export interface WebSocketConfig {
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const PATH = /^\/[\x21-\x22\x24-\x7e]*$/; // visible ASCII without '#'
 const FORBIDDEN_HEADERS = new Set(['host', 'connection', 'upgrade', 'content-length', 'transfer-encoding']);
 
 function invalid(message: string): TapsError {
@@ -58,12 +58,6 @@ export function validateSubprotocols(list: unknown): readonly string[] {
     seen.add(p);
   }
   return Object.freeze([...arr] as string[]);
-}
-
-export function validatePath(path: unknown): string {
-  if (path === undefined || path === null || path === '') return '/';
-  if (typeof path !== 'string' || !PATH.test(path)) throw invalid(`invalid request path ${JSON.stringify(path)}: it must start with '/' and hold only visible ASCII without '#'`);
-  return path;
 }
 
 /** 0 means no limit (as in ws); the channel then reports Infinity. */

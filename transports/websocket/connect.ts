@@ -14,8 +14,8 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
-import { authority, openSocket, tlsInfo } from '../http/socket.js';
-import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { WebSocketChannel } from './channel.js';
 import { loadWs, webSocketConfig } from './config.js';
 

@@ -18,7 +18,7 @@
  * conn.on('connectionError', (err) => { if (err instanceof WebSocketCloseError) log(err.closeCode, err.closeReason) });
  */
 import { TapsError, type TapsErrorCode } from '../../src/errors.js';
-import { channelError } from '../tcp/errors.js';
+import { channelError } from '../kit/errors.js';
 
 /** A WebSocket that ended abnormally: carries the close code and reason. */
 export class WebSocketCloseError extends TapsError {

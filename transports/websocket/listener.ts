@@ -22,12 +22,13 @@ import type net from 'node:net';
 import type { WebSocketServer, WebSocket } from 'ws';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { toTapsError } from '../../src/errors.js';
-import { tlsInfo } from '../http/socket.js';
-import { abortedError, throwIfAborted } from '../tcp/errors.js';
-import { tlsServerOptions } from '../tls/index.js';
-import { AcceptQueue } from '../system/accept-queue.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { AcceptQueue } from '../kit/accept-queue.js';
+import { tlsInfo } from '../kit/open-socket.js';
+import { validatePath } from '../kit/request-path.js';
+import { tlsServerOptions } from '../kit/tls-options.js';
 import { WebSocketChannel } from './channel.js';
-import { DEFAULT_MAX_PAYLOAD, loadWs, readProperty, validateCloseTimeout, validateMaxPayload, validatePath, validateSubprotocols } from './config.js';
+import { DEFAULT_MAX_PAYLOAD, loadWs, readProperty, validateCloseTimeout, validateMaxPayload, validateSubprotocols } from './config.js';
 
 export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): Promise<DriverListener> {
   throwIfAborted(attempt.signal, secure ? 'wss listen' : 'ws listen');

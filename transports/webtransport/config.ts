@@ -16,7 +16,7 @@
  * const cfg = webTransportConfig(attempt.options, attempt.remote.path); // { path: '/chat', windows: {...}, closeTimeout: 2000 }
  */
 import { TapsError } from '../../src/errors.js';
-import { validatePath } from '../websocket/config.js';
+import { validatePath } from '../kit/request-path.js';
 import type { Windows } from './engine.js';
 
 export const DEFAULT_WINDOWS: Windows = Object.freeze({ session: 15 * 1024 * 1024, stream: 6 * 1024 * 1024, streams: 100 });

@@ -19,8 +19,8 @@
 import type { ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStreamDefaultWriter } from 'node:stream/web';
 import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError } from '../../src/errors.js';
-import { Inbox } from '../http/inbox.js';
-import { localAbortError } from '../tcp/errors.js';
+import { localAbortError } from '../kit/errors.js';
+import { Inbox } from '../kit/inbox.js';
 import type { WtSession } from './engine.js';
 import { sessionClosedError, streamError } from './errors.js';
 

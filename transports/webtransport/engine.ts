@@ -31,16 +31,13 @@ import type { ReadableStream, WritableStream } from 'node:stream/web';
 import { pathToFileURL } from 'node:url';
 import type { Availability } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
+import type { WebStreamPair } from '../kit/web-stream-channel.js';
 
 export const PACKAGE = '@fails-components/webtransport';
 export const NATIVE_HTTP3 = '@fails-components/webtransport-transport-http3-quiche';
 
 /** One bidirectional WebTransport stream, as the W3C API shapes it. */
-export interface WtStream {
-  readonly readable: ReadableStream<Uint8Array>;
-  /** `sendOrder`: higher is sent first (W3C WebTransport §"sendOrder"). */
-  readonly writable: WritableStream<Uint8Array> & { sendOrder?: number };
-}
+export type WtStream = WebStreamPair;
 
 export interface WtCloseInfo {
   readonly closeCode?: number;

@@ -21,7 +21,7 @@
  */
 import type { SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { StreamChannel, type StreamGroup } from './channel.js';
+import { StreamChannel, type StreamGroup } from '../kit/web-stream-channel.js';
 import type { WtSession, WtStream } from './engine.js';
 import { sessionClosedError, streamError } from './errors.js';
 
@@ -69,7 +69,7 @@ export class SessionGroup implements StreamGroup {
 
   /** Wrap a stream of this session as a channel of the group. */
   add(stream: WtStream): StreamChannel {
-    const channel = new StreamChannel(stream, this, { local: this.#transport.local, remote: this.#transport.remote, info: this.#transport.info, closeTimeout: this.#options.closeTimeout });
+    const channel = new StreamChannel(stream, this, { local: this.#transport.local, remote: this.#transport.remote, info: this.#transport.info, closeTimeout: this.#options.closeTimeout, streamError });
     this.#channels.add(channel);
     return channel;
   }

@@ -3,8 +3,8 @@
  *
  * 1. our own TCP connection to the checked IP and port, and TLS with ALPN
  *    `h2`, SNI and the certificate identity from the checked name, CA, pins
- *    or the verify callback (transports/http/socket.ts, the tls driver's
- *    options), so the package never dials or resolves anything;
+ *    or the verify callback (the kit's checked dial and TLS options,
+ *    ../kit/open-socket.ts), so the package never dials or resolves anything;
  * 2. with pins (WebTransport's `serverCertificateHashes`): the certificate
  *    must also be valid for at most 14 days (W3C WebTransport, "custom
  *    certificate requirements"), else ERR_TAPS_SECURITY_FAILED;
@@ -26,10 +26,12 @@ import type { TLSSocket } from 'node:tls';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, isTapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { authority, openSocket, tlsInfo } from '../http/socket.js';
-import { socketAddresses } from '../tcp/channel.js';
-import { abortedError, establishmentError, throwIfAborted } from '../tcp/errors.js';
-import { peerLeaf, tlsClientOptions } from '../tls/index.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { establishmentError } from '../kit/errors.js';
+import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
+import { socketAddresses } from '../kit/socket-channel.js';
+import { tlsClientOptions } from '../kit/tls-options.js';
+import { peerLeaf } from '../kit/tls-verify.js';
 import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine, type WtSession } from './engine.js';
 import { handshakeRefused } from './errors.js';

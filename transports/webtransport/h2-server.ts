@@ -22,16 +22,16 @@
  * const listener = await webtransportH2Driver.listen!(attempt);
  * listener.start({ connection: (ch) => ch.start(receiver), error: (e) => log(e) });
  */
-import { AcceptQueue } from '../system/accept-queue.js';
+import { AcceptQueue } from '../kit/accept-queue.js';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
-import { tlsInfo } from '../http/socket.js';
-import { socketAddresses } from '../tcp/channel.js';
-import { abortedError, throwIfAborted } from '../tcp/errors.js';
-import { tlsServerOptions } from '../tls/index.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { tlsInfo } from '../kit/open-socket.js';
+import { socketAddresses } from '../kit/socket-channel.js';
+import { tlsServerOptions } from '../kit/tls-options.js';
 import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine } from './engine.js';
 import { SessionGroup } from './group.js';

@@ -21,15 +21,15 @@
  * const channel = await connectH3(attempt, 'streams');    // a StreamChannel in a session group
  * const datagrams = await connectH3(attempt, 'datagrams'); // a DatagramChannel
  */
-import { AcceptQueue } from '../system/accept-queue.js';
+import { AcceptQueue } from '../kit/accept-queue.js';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ReadableStreamDefaultReader } from 'node:stream/web';
 import type { ConnectAttempt, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { targetAddress } from '../tcp/connect.js';
-import { abortedError, throwIfAborted } from '../tcp/errors.js';
+import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { targetAddress } from '../kit/dial.js';
 import { webTransportConfig } from './config.js';
 import { DatagramChannel } from './datagram.js';
 import { loadHttp3Api, type PublicApi, type WtSession } from './engine.js';

@@ -47,7 +47,7 @@ import { listenH2 } from './h2-server.js';
 import { connectH3, listenH3 } from './h3.js';
 
 export { WebTransportError } from './errors.js';
-export { StreamChannel, COALESCE_LIMIT } from './channel.js';
+export { StreamChannel, COALESCE_LIMIT } from '../kit/web-stream-channel.js';
 export { DatagramChannel } from './datagram.js';
 export { DEFAULT_WINDOWS, DEFAULT_CLOSE_TIMEOUT } from './config.js';
 export { MAX_PINNED_VALIDITY_MS } from './h2-client.js';

@@ -1,6 +1,6 @@
 /**
  * Post-handshake checks of the tls driver, run after 'secureConnect' and
- * before the channel is ready (see the table in ./options.ts): the pin set,
+ * before the channel is ready (see the table in ./tls-options.ts): the pin set,
  * then the caller's trust-verification callback (I §6.3.8), which may be
  * async and is told whether OpenSSL's chain and name checks passed
  * (`chainVerified`, `chainError`). Every failure is a TapsError
@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { TapsError } from '../../src/errors.js';
 import type { TrustContext } from '../../src/security.js';
-import type { ClientTlsPlan } from './options.js';
+import type { ClientTlsPlan } from './tls-options.js';
 
 /** The parts of the peer's leaf certificate that pinning and validity checks need. */
 export interface PeerLeaf {

@@ -15,8 +15,9 @@ import type { Server, Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { targetAddress } from './connect.js';
-import { abortedError, channelError, throwIfAborted } from './errors.js';
+import { abortedError, throwIfAborted } from './abort.js';
+import { targetAddress } from './dial.js';
+import { channelError } from './errors.js';
 
 const log = debuglog('taps');
 

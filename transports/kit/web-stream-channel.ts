@@ -1,8 +1,9 @@
 /**
- * A {@link TransportChannel} over one bidirectional WebTransport stream (the
- * W3C `{ readable, writable }` pair): the byte-stream channel the WebTransport
- * drivers hand out. Several of them share one session (a connection group,
- * RFC 9622 I §7.4), which lives as long as one of them is open (group.ts).
+ * A {@link TransportChannel} over one bidirectional stream given as a W3C
+ * `{ readable, writable }` pair: the byte-stream channel the WebTransport and
+ * QUIC drivers hand out. Several of them share one session or connection (a
+ * connection group, RFC 9622 I §7.4), which lives as long as one of them is
+ * open (the driver's {@link StreamGroup}).
  *
  * - Receive: nothing is read before `start()`; after it, each chunk the
  *   reader yields goes to `receiver.data`, the peer's FIN to `receiver.end`.
@@ -16,9 +17,9 @@
  *   side too; bounded by `closeTimeout` ms (then STOP_SENDING; an error only if
  *   our own data had not all gone out). `abort()`: RESET_STREAM and
  *   STOP_SENDING (M §5.1 Abort), pending sends fail.
- * - The peer's RESET_STREAM or STOP_SENDING ends the channel with
- *   ERR_TAPS_CONNECTION_RESET (`streamErrorCode` on the WebTransportError); the
- *   session closing under it with ERR_TAPS_CONNECTION_ABORTED.
+ * - A reader or writer rejection (the peer's RESET_STREAM or STOP_SENDING, the
+ *   session closing under it) ends the channel with the error the driver's
+ *   `streamError` mapping makes of it.
  * - `openStream()` opens a sibling stream in the same session; streams the
  *   peer opens arrive at `receiver.stream` of the group's oldest open channel.
  * - `setOption('connPriority', n)`: lower n is sent first (the stream's
@@ -28,13 +29,18 @@
  * const ch = group.add(await session.createBidirectionalStream());
  * ch.start({ data: (b) => got(b), end() {}, drain() {}, closed: (e) => done(e), stream: (s) => other(s) });
  */
-import type { ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStreamDefaultWriter } from 'node:stream/web';
+import type { ReadableStream, ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStream, WritableStreamDefaultWriter } from 'node:stream/web';
 import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
-import { Inbox } from '../http/inbox.js';
-import { localAbortError } from '../tcp/errors.js';
-import type { WtStream } from './engine.js';
-import { streamError } from './errors.js';
+import { localAbortError } from './errors.js';
+import { Inbox } from './inbox.js';
+
+/** One bidirectional stream as the W3C pair (WebTransport's, or the QUIC package's). */
+export interface WebStreamPair {
+  readonly readable: ReadableStream<Uint8Array>;
+  /** `sendOrder`: higher is sent first (W3C WebTransport §"sendOrder"). */
+  readonly writable: WritableStream<Uint8Array> & { sendOrder?: number };
+}
 
 /** Sends smaller than this are joined with the others of the same tick. */
 export const COALESCE_LIMIT = 16 * 1024;
@@ -58,8 +64,8 @@ export interface StreamChannelOptions {
   readonly info: Readonly<Record<string, unknown>>;
   /** ms a graceful close may take. */
   readonly closeTimeout: number;
-  /** How a reader/writer rejection becomes a TapsError (default: the WebTransport mapping, ./errors.ts). Lets the quic driver reuse this channel. */
-  readonly streamError?: (err: unknown) => TapsError;
+  /** How a reader/writer rejection becomes a TapsError: the driver's own mapping (WebTransport's, QUIC's). */
+  readonly streamError: (err: unknown) => TapsError;
   /** False when the stream cannot honour `connPriority` (the option then goes to the group). Default true. */
   readonly priority?: boolean;
 }
@@ -81,7 +87,7 @@ export class StreamChannel implements TransportChannel {
   readonly remote: SocketAddress;
   readonly info: Readonly<Record<string, unknown>>;
 
-  readonly #stream: WtStream;
+  readonly #stream: WebStreamPair;
   readonly #group: StreamGroup;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -106,14 +112,14 @@ export class StreamChannel implements TransportChannel {
   #resolveClosing: (() => void) | undefined;
   #released: Promise<void> | undefined;
 
-  constructor(stream: WtStream, group: StreamGroup, options: StreamChannelOptions) {
+  constructor(stream: WebStreamPair, group: StreamGroup, options: StreamChannelOptions) {
     this.#stream = stream;
     this.#group = group;
     this.local = options.local;
     this.remote = options.remote;
     this.info = options.info;
     this.#closeTimeout = options.closeTimeout;
-    this.#streamError = options.streamError ?? streamError;
+    this.#streamError = options.streamError;
     this.#priority = options.priority ?? true;
     this.#reader = stream.readable.getReader();
     this.#writer = stream.writable.getWriter();

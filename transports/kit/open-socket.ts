@@ -1,10 +1,10 @@
 /**
  * Open one TCP or TLS socket to a {@link CheckedTarget}: the only way the
- * WebSocket and HTTP drivers reach the network. The TCP part is the tcp
- * driver's `connectTcp` (the checked IP and port, never a name, so neither
- * ws nor undici nor Node resolves anything); TLS uses the tls driver's
- * options (SNI and certificate identity from the checked name, pins, the
- * caller's verification callback) with this driver's own ALPN list, so the
+ * WebSocket, HTTP and WebTransport-over-HTTP/2 drivers reach the network. The
+ * TCP part is `connectTcp` (./dial.ts: the checked IP and port, never a name,
+ * so neither ws nor undici nor Node resolves anything); TLS uses the options
+ * of ./tls-options.ts (SNI and certificate identity from the checked name,
+ * pins, the caller's verification callback) with the driver's own ALPN list, so the
  * negotiated application protocol is the one the driver declared. An abort
  * at any moment destroys the sockets and rejects with a TapsError (RFC 9623
  * M §4.2: a cancelled attempt releases everything).
@@ -17,9 +17,12 @@ import tls from 'node:tls';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { connectTcp } from '../tcp/connect.js';
-import { abortedError, establishmentError } from '../tcp/errors.js';
-import { tlsClientOptions, tlsInfo as tlsSocketInfo, verifyPeer, type ClientTlsPlan } from '../tls/index.js';
+import { abortedError } from './abort.js';
+import { connectTcp } from './dial.js';
+import { establishmentError } from './errors.js';
+import { tlsInfo as tlsSocketInfo } from './tls-client.js';
+import { tlsClientOptions, type ClientTlsPlan } from './tls-options.js';
+import { verifyPeer } from './tls-verify.js';
 
 export interface OpenSocketOptions {
   readonly target: CheckedTarget;

@@ -10,10 +10,11 @@
  * const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
  */
 import { Socket, isIP } from 'node:net';
-import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
-import { abortedError, establishmentError, throwIfAborted, whenAborted } from './errors.js';
+import type { CheckedTarget } from '../../src/policy/chokepoint.js';
+import { abortedError, throwIfAborted, whenAborted } from './abort.js';
+import { establishmentError } from './errors.js';
 
 /** Check that a target names an IP literal and a port; a name here would reach the library's DNS. */
 export function targetAddress(target: CheckedTarget, what: string): { address: string; port: number; family: 4 | 6 } {

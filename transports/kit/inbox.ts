@@ -1,5 +1,5 @@
 /**
- * The receive-side gate every WebSocket/HTTP channel shares: events that
+ * The receive-side gate of the WebSocket, HTTP and WebTransport channels: events that
  * happen before `start()` or while the receiver has paused the channel wait
  * here and are delivered in order later (driver contract: "events before
  * start() are buffered by the driver and delivered in order"). `closed` is

@@ -19,8 +19,8 @@
 import { createHash } from 'node:crypto';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
-import type { ClientTlsPlan } from './options.js';
-import type { PeerRecord } from './verify.js';
+import type { ClientTlsPlan } from './tls-options.js';
+import type { PeerRecord } from './tls-verify.js';
 
 /** Default number of TLS sessions kept for resumption (per driver). */
 export const DEFAULT_SESSION_LIMIT = 100;

@@ -1,7 +1,7 @@
 /**
- * Error mapping shared by the socket drivers (tcp, tls, udp): one place that
- * turns an OS or library error into a TapsError with the original as `cause`
- * (STYLE §6). Establishment and run-time failures map differently:
+ * Error mapping shared by the drivers: one place that turns an OS or library
+ * error into a TapsError with the original as `cause` (STYLE §6). Aborts are
+ * in ./abort.ts. Establishment and run-time failures map differently:
  *
  * | when            | OS / library error                               | TapsError code                    |
  * |-----------------|--------------------------------------------------|-----------------------------------|
@@ -21,7 +21,6 @@
  * @example
  * socket.once('error', (err) => reject(establishmentError(err, 'tcp connect to 127.0.0.1:1')));
  */
-import { NEVER_ABORTED } from '../../src/driver.js';
 import { TapsError, isTapsError, toTapsError } from '../../src/errors.js';
 
 /** Errors that come from a system call (not from TLS/X.509): ECONNREFUSED, EPIPE, ... */
@@ -29,31 +28,6 @@ export function isSystemError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
 }
-
-/** The rejection for an aborted connect/bind: ERR_TAPS_ABORTED with the signal's reason as cause. */
-export function abortedError(signal: AbortSignal, what: string): TapsError {
-  if (isTapsError(signal.reason) && signal.reason.code === 'ERR_TAPS_ABORTED') return signal.reason;
-  return new TapsError('ERR_TAPS_ABORTED', `${what} was aborted`, { cause: signal.reason });
-}
-
-/** Throw {@link abortedError} if the signal has fired: call before any I/O. */
-export function throwIfAborted(signal: AbortSignal, what: string): void {
-  if (!(signal instanceof AbortSignal)) throw new TypeError('attempt.signal must be an AbortSignal');
-  if (signal.aborted) throw abortedError(signal, what);
-}
-
-/**
- * Call `onAbort` once when `signal` aborts; returns the function that stops listening (call it when the
- * attempt settles: the signal may be shared). On NEVER_ABORTED nothing is added (an EventTarget listener
- * added and removed is ~1 µs of a loopback connect).
- */
-export function whenAborted(signal: AbortSignal, onAbort: () => void): () => void {
-  if (signal === NEVER_ABORTED) return NOTHING;
-  signal.addEventListener('abort', onAbort, { once: true });
-  return () => signal.removeEventListener('abort', onAbort);
-}
-
-const NOTHING = (): void => {};
 
 /** A failure while establishing (before ready). `tls`: non-system errors are security failures. */
 export function establishmentError(err: unknown, what: string, tls = false): TapsError {
