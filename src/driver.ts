@@ -220,6 +220,12 @@ export interface Driver {
   readonly schemes?: readonly string[];
   /** Port used when the endpoint gives none. */
   readonly defaultPort?: number;
+  /**
+   * Can send to an IP multicast group (a remote endpoint that is a group) and, when it listens, join one
+   * (a local endpoint with `multicastGroup`: any-source or source-specific, left again when the listener
+   * stops). Stacks without it are unsuitable for group endpoints (RFC 9622 §6.1.1).
+   */
+  readonly multicast?: boolean;
   /** Whether it can run here (e.g. an optional native module is missing). Must not throw or print. */
   available(): Availability | Promise<Availability>;
   /** Connect to `attempt.target` only; reject with a TapsError (the signal's reason on abort). */

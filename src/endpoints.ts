@@ -22,7 +22,11 @@
  *   0–65535, an unknown service.
  * - `toString()` gives a string `from()` reads back to the same host, IP, zone,
  *   port, scheme and path (a host name wins over an IP when both are set;
- *   interface, service and subprotocols are not part of the string).
+ *   interface, service, subprotocols, group and hop limit are not part of the string).
+ * - Groups (I §6.1.1): a local endpoint's `multicastGroup` (with `multicastSource`
+ *   for source-specific multicast) is the group a listener joins; a remote
+ *   endpoint whose IP is a group (`multicastGroup` says so explicitly) is sent
+ *   to; `hopLimit` is the TTL / hop count of what is sent to a group.
  *
  * @example
  * const r = RemoteEndpoint.from('wss://Example.COM/chat');
@@ -30,6 +34,7 @@
  * const l = LocalEndpoint.from({ ipAddress: '::1', port: 0 });
  * RemoteEndpoint.from({ hostName: 'example.com', service: 'https' }).withPort(8443).toString(); // 'example.com:8443'
  */
+import { checkGroup, checkHopLimit, checkSource, isMulticast } from './paths/multicast.js';
 import {
   canonicalHostName, canonicalIp, checkPath, checkPort, describe, parseIpLiteral, parseString, parseUrl, portText, SCHEME,
   type IpLiteral, type Parsed,
@@ -54,6 +59,19 @@ export interface LocalEndpointInit {
   port?: number;
   service?: string;
   interface?: string;
+  /**
+   * A multicast group (RFC 9622 §6.1.1): on a local endpoint the group a listener joins
+   * (`WithAnySourceMulticastGroupIP`); on a remote endpoint the group a connection sends to
+   * (`WithMulticastGroupIP`, the same as an `ipAddress` that is a group).
+   */
+  multicastGroup?: string;
+  /** Hop limit (IPv4 TTL, IPv6 hop count) of datagrams sent to a group, 0–255 (RFC 9622 §6.1.1 `WithHopLimit`). */
+  hopLimit?: number;
+}
+/** The fields of a {@link LocalEndpoint}: where to listen, which address or interface to use, which group to join. */
+export interface LocalEndpointFields extends LocalEndpointInit {
+  /** With `multicastGroup`: join the group for this one source only (source-specific multicast, RFC 4607). */
+  multicastSource?: string;
 }
 /** The fields of a {@link RemoteEndpoint} (RFC 9622 §6.1): who to talk to; a URL or `host:port` string works too. */
 export interface RemoteEndpointInit extends LocalEndpointInit {
@@ -76,6 +94,9 @@ interface Fields {
   scheme?: string | undefined;
   path: string;
   subprotocols: readonly string[];
+  group?: IpLiteral | undefined;
+  source?: IpLiteral | undefined;
+  hopLimit?: number | undefined;
 }
 
 function ipFromInit(v: unknown): IpLiteral {
@@ -176,7 +197,24 @@ function fields(input: unknown, allowed: ReadonlySet<string>, kind: string): Fie
     });
     subprotocols = Object.freeze([...(sp as string[])]);
   }
-  return { hostName, ip, port, explicitPort, service, interface: iv as string | undefined, scheme, path, subprotocols };
+  const { group, source, hopLimit } = groupFields(get, local);
+  if (group !== undefined && local && (ip !== undefined || hostName !== undefined)) {
+    throw new TypeError('a local endpoint names either an address or a multicast group to join, not both (restrict the receiving interface with `interface`)');
+  }
+  const remoteIp = agree(at(ip, 'ipAddress'), at(local ? undefined : group, 'multicastGroup'), sameIp, showIp);
+  return { hostName, ip: local ? ip : remoteIp, port, explicitPort, service, interface: iv as string | undefined, scheme, path, subprotocols, group: local ? group : undefined, source, hopLimit };
+}
+
+/** The multicast fields (RFC 9622 §6.1.1): group, source (local only) and hop limit. */
+function groupFields(get: (k: string) => unknown, local: boolean): { group?: IpLiteral; source?: IpLiteral; hopLimit?: number } {
+  const g = get('multicastGroup');
+  const s = local ? get('multicastSource') : undefined;
+  const h = get('hopLimit');
+  const group = g === undefined ? undefined : checkGroup(g, 'multicastGroup');
+  if (s !== undefined && group === undefined) throw new TypeError('multicastSource needs a multicastGroup (source-specific multicast joins a group for one source)');
+  const source = s === undefined || group === undefined ? undefined : checkSource(s, group, 'multicastSource');
+  const hopLimit = h === undefined ? undefined : checkHopLimit(h, 'hopLimit');
+  return { ...(group && { group }), ...(source && { source }), ...(hopLimit !== undefined && { hopLimit }) };
 }
 
 function hostPart(f: { hostName?: string | undefined; ipAddress?: string | undefined; zone?: string | undefined }, url: boolean): string | undefined {
@@ -199,6 +237,8 @@ abstract class Endpoint {
   readonly interface?: string;
   /** True when the endpoint names an IP address and no host name. */
   readonly isIpLiteral: boolean;
+  /** Hop limit of datagrams sent to a multicast group (IPv4 TTL / IPv6 hop count). */
+  readonly hopLimit?: number;
   protected readonly explicitPort: boolean;
 
   protected constructor(f: Fields) {
@@ -212,6 +252,7 @@ abstract class Endpoint {
     if (f.service !== undefined) this.service = f.service;
     if (f.interface !== undefined) this.interface = f.interface;
     this.isIpLiteral = f.ip !== undefined && f.hostName === undefined;
+    if (f.hopLimit !== undefined) this.hopLimit = f.hopLimit;
     this.explicitPort = f.explicitPort;
   }
 
@@ -223,12 +264,14 @@ abstract class Endpoint {
     if (this.explicitPort && this.port !== undefined) out.port = this.port;
     if (this.service !== undefined) out.service = this.service;
     if (this.interface !== undefined) out.interface = this.interface;
+    if (this.hopLimit !== undefined) out.hopLimit = this.hopLimit;
     return out;
   }
 }
 
-const LOCAL_KEYS: ReadonlySet<string> = new Set(['hostName', 'ipAddress', 'port', 'service', 'interface', 'scheme']);
-const REMOTE_KEYS: ReadonlySet<string> = new Set([...LOCAL_KEYS, 'url', 'path', 'subprotocols']);
+const COMMON_KEYS = ['hostName', 'ipAddress', 'port', 'service', 'interface', 'scheme', 'multicastGroup', 'hopLimit'];
+const LOCAL_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'multicastSource']);
+const REMOTE_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'url', 'path', 'subprotocols']);
 
 /** Who to talk to (RFC 9622 §6.1): host name and/or IP, port or service, optional URL scheme and path. Canonical and frozen. */
 export class RemoteEndpoint extends Endpoint {
@@ -282,6 +325,14 @@ export class RemoteEndpoint extends Endpoint {
   withService(service: string): RemoteEndpoint { const { port: _p, ...rest } = this.toInit(); return RemoteEndpoint.from({ ...rest, service }); }
   /** A copy bound to this interface. */
   withInterface(iface: string): RemoteEndpoint { return this.#with({ interface: iface }); }
+  /** A copy sending to this multicast group (RFC 9622 §6.1.1 `WithMulticastGroupIP`): the group is the IP address. */
+  withMulticastGroupIp(group: string): RemoteEndpoint { const { ipAddress: _ip, hostName: _h, ...rest } = this.toInit(); return RemoteEndpoint.from({ ...rest, multicastGroup: group }); }
+  /** A copy whose datagrams to a group carry this hop limit (RFC 9622 §6.1.1 `WithHopLimit`). */
+  withHopLimit(hopLimit: number): RemoteEndpoint { return this.#with({ hopLimit }); }
+  /** True when the IP address is a multicast group: a connection to it sends to the group and receives nothing. */
+  get isMulticast(): boolean {
+    return this.ipAddress !== undefined && isMulticast(this.ipAddress);
+  }
   /** A copy with this URL scheme (naming a stack). */
   withScheme(scheme: string): RemoteEndpoint { return this.#with({ scheme }); }
   /** A copy with this URL path. */
@@ -303,8 +354,8 @@ export class RemoteEndpoint extends Endpoint {
 
   /** Every field, for logs and reports. */
   toJSON(): Record<string, unknown> {
-    const { hostName, ipAddress, zone, port, service, interface: iface, scheme, path, subprotocols } = this;
-    return { hostName, ipAddress, zone, port, service, interface: iface, scheme, path, subprotocols: [...subprotocols] };
+    const { hostName, ipAddress, zone, port, service, interface: iface, scheme, path, subprotocols, hopLimit } = this;
+    return { hostName, ipAddress, zone, port, service, interface: iface, scheme, path, subprotocols: [...subprotocols], hopLimit };
   }
 }
 
@@ -312,27 +363,44 @@ export class RemoteEndpoint extends Endpoint {
 export class LocalEndpoint extends Endpoint {
   /** URL scheme naming the stack to listen with (`tcp://[::1]:0`), if given. */
   readonly scheme?: string;
+  /** The multicast group a listener on this endpoint joins (RFC 9622 §6.1.1). */
+  readonly multicastGroup?: string;
+  /** The one source of a source-specific group (RFC 4607); absent: any source. */
+  readonly multicastSource?: string;
 
   /** An init object, a port number, or a string: `host:port`, `[v6]:port`, `:port`, `*` (any address, any port), `scheme://host:port`. */
-  constructor(init?: LocalEndpointInit | string | number) {
+  constructor(init?: LocalEndpointFields | string | number) {
     const f = fields(init, LOCAL_KEYS, 'local endpoint');
     super(f);
     if (f.scheme !== undefined) this.scheme = f.scheme;
+    if (f.group !== undefined) this.multicastGroup = f.group.address;
+    if (f.source !== undefined) this.multicastSource = f.source.address;
     Object.freeze(this);
   }
 
   /** An endpoint from an init object, a port, a `host:port` string, or an endpoint (returned as is). */
-  static from(input?: LocalEndpointInit | string | number | LocalEndpoint): LocalEndpoint {
+  static from(input?: LocalEndpointFields | string | number | LocalEndpoint): LocalEndpoint {
     return input instanceof LocalEndpoint ? input : new LocalEndpoint(input);
   }
 
   /** The init object that makes this endpoint again. */
-  toInit(): LocalEndpointInit {
-    const out = this.baseInit();
+  toInit(): LocalEndpointFields {
+    const out: LocalEndpointFields = this.baseInit();
     if (this.scheme !== undefined) out.scheme = this.scheme;
+    if (this.multicastGroup !== undefined) out.multicastGroup = this.multicastGroup;
+    if (this.multicastSource !== undefined) out.multicastSource = this.multicastSource;
     return out;
   }
-  #with(change: LocalEndpointInit): LocalEndpoint {
+  /** A copy joining this any-source multicast group (RFC 9622 §6.1.1 `WithAnySourceMulticastGroupIP`). */
+  withAnySourceMulticastGroupIp(group: string): LocalEndpoint {
+    const { multicastSource: _s, ...rest } = this.toInit();
+    return LocalEndpoint.from({ ...rest, multicastGroup: group });
+  }
+  /** A copy joining this group for one source only (RFC 9622 §6.1.1 `WithSingleSourceMulticastGroupIP`). */
+  withSingleSourceMulticastGroupIp(group: string, source: string): LocalEndpoint { return this.#with({ multicastGroup: group, multicastSource: source }); }
+  /** A copy whose datagrams to a group carry this hop limit (RFC 9622 §6.1.1 `WithHopLimit`). */
+  withHopLimit(hopLimit: number): LocalEndpoint { return this.#with({ hopLimit }); }
+  #with(change: LocalEndpointFields): LocalEndpoint {
     return LocalEndpoint.from({ ...this.toInit(), ...change });
   }
   /** A copy with this local host name. */
@@ -360,7 +428,7 @@ export class LocalEndpoint extends Endpoint {
 
   /** Every field, for logs and reports. */
   toJSON(): Record<string, unknown> {
-    const { hostName, ipAddress, zone, port, service, interface: iface, scheme } = this;
-    return { hostName, ipAddress, zone, port, service, interface: iface, scheme };
+    const { hostName, ipAddress, zone, port, service, interface: iface, scheme, multicastGroup, multicastSource, hopLimit } = this;
+    return { hostName, ipAddress, zone, port, service, interface: iface, scheme, multicastGroup, multicastSource, hopLimit };
   }
 }

@@ -26,7 +26,8 @@ export { Message, MESSAGE_PROPERTY_NAMES, type MessageContextInit, type Received
 export { lengthPrefixFramer, delimiterFramer, type MessageFramer, type Deframer, type LengthPrefixOptions, type DelimiterOptions } from './framers/index.js';
 export { TypedEmitter, type EventMap } from './events.js';
 export * from './properties.js';
-export { RemoteEndpoint, LocalEndpoint, WELL_KNOWN_PORTS, type RemoteEndpointInit, type LocalEndpointInit } from './endpoints.js';
+export { isMulticast } from './paths/multicast.js';
+export { RemoteEndpoint, LocalEndpoint, WELL_KNOWN_PORTS, type RemoteEndpointInit, type LocalEndpointInit, type LocalEndpointFields } from './endpoints.js';
 export * from './security.js';
 export * from './errors.js';
 export { explainReport, type SelectionReport, type CandidateRecord, type CandidateFate, type ResolutionRecord } from './report.js';

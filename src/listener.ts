@@ -96,7 +96,7 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     const report: SelectionReport = {
       startedAt: Date.now(),
       tenant: scope.tenant,
-      remote: `listen ${local.ipAddress ?? local.hostName ?? '*'}:${local.port ?? 0}`,
+      remote: `listen ${groupText(local) ?? local.ipAddress ?? local.hostName ?? '*'}:${local.port ?? 0}`,
       racing: 'simultaneous',
       attemptDelay: 0,
       resolutions: [],
@@ -114,7 +114,10 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
         record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: `${driver.id} cannot listen` });
         continue;
       }
-      const v = judgeStack(driver, { properties: init.properties, security: init.security, framerCount: init.framers.length, scheme: init.local.scheme ?? init.remote?.scheme });
+      const v = judgeStack(driver, {
+        properties: init.properties, security: init.security, framerCount: init.framers.length,
+        scheme: init.local.scheme ?? init.remote?.scheme, multicast: init.local.multicastGroup !== undefined,
+      });
       if (!v.ok) {
         record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: v.reason });
         continue;
@@ -311,6 +314,12 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   }
 }
 
+/** A group listener's group for the report: `group 239.1.2.3` or `group 232.1.1.1 from 192.0.2.9`. */
+function groupText(local: LocalEndpoint): string | undefined {
+  if (local.multicastGroup === undefined) return undefined;
+  return `group ${local.multicastGroup}${local.multicastSource === undefined ? '' : ` from ${local.multicastSource}`}`;
+}
+
 /**
  * Where to bind: the local IP, or each address a local name resolves to, or every interface. A local name
  * is a lookup like any other: the tenant needs the `lookup` grant for each stack's protocol (a stack without
@@ -322,6 +331,9 @@ async function bindAddresses<S extends { readonly driver: Driver }>(
   record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord,
 ): Promise<{ addresses: string[]; bindable: readonly S[] }> {
   const { local, scope } = init;
+  // A group listener binds the group itself (it then receives only that group's datagrams) and joins it:
+  // the `bind` decision on the group's address and port is the tenant's grant to join (RFC 9622 §6.1.1).
+  if (local.multicastGroup !== undefined) return { addresses: [local.multicastGroup], bindable: stacks };
   if (local.ipAddress !== undefined) return { addresses: [local.ipAddress], bindable: stacks };
   const host = local.hostName;
   if (host === undefined) return { addresses: ['::'], bindable: stacks };

@@ -435,6 +435,7 @@ TransportProperties.defineNamespaced('tcp.userTimeoutValue', (v) =>
 TransportProperties.defineNamespaced('tcp.userTimeoutEnabled', bool);
 TransportProperties.defineNamespaced('tcp.userTimeoutChangeable', bool);
 TransportProperties.defineNamespaced('udp.recvBufferSize', integer(1, 2 ** 31 - 1));
+TransportProperties.defineNamespaced('udp.multicastLoopback', bool);
 TransportProperties.defineNamespaced('ws.maxPayload', integer(0, Number.MAX_SAFE_INTEGER));
 
 /** What a selection property reads as once a connection exists (I §6.2: preferences become booleans). */

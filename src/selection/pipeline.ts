@@ -180,7 +180,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     // 1. Gather and judge stacks.
     const suitable: Driver[] = [];
     for (const driver of input.drivers) {
-      const verdict = judgeStackOnce(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme });
+      const verdict = judgeStackOnce(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast });
       if (!verdict.ok) {
         recordUnsuitable(driver, verdict, verdict.reason);
         continue;

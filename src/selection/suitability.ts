@@ -25,6 +25,8 @@ export interface StackContext {
   readonly framerCount: number;
   /** The endpoint URL's scheme, when it gave one. */
   readonly scheme?: string | undefined;
+  /** An endpoint is a multicast group (RFC 9622 §6.1.1): only stacks that can multicast qualify. */
+  readonly multicast?: boolean | undefined;
 }
 
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -109,6 +111,9 @@ export function judgeStack(driver: Driver, ctx: StackContext): Verdict {
       reason: ctx.scheme === undefined ? `${driver.id} needs a URL scheme naming it` : `the endpoint's scheme ${ctx.scheme}: does not name ${driver.id}`,
     };
   }
+  if (ctx.multicast === true && driver.multicast !== true) {
+    return { ok: false, reason: `the endpoint is a multicast group and ${driver.id} cannot multicast` };
+  }
   const mode = ctx.security.mode;
   if (mode === 'required' && driver.security === 'none') {
     return { ok: false, reason: `${driver.id} is unencrypted and security is required (use SecurityParameters.disabled() or .opportunistic() to allow it)` };
@@ -147,7 +152,7 @@ export function judgeStackOnce(driver: Driver, ctx: StackContext): Verdict {
   if (!byDriver) judged.set(ctx.properties, (byDriver = new WeakMap()));
   let byContext = byDriver.get(driver);
   if (!byContext) byDriver.set(driver, (byContext = new Map()));
-  const key = `${ctx.security.mode}|${ctx.framerCount}|${ctx.scheme ?? ''}`;
+  const key = `${ctx.security.mode}|${ctx.framerCount}|${ctx.scheme ?? ''}|${ctx.multicast === true ? 'm' : ''}`;
   let verdict = byContext.get(key);
   if (verdict === undefined) byContext.set(key, (verdict = judgeStack(driver, ctx)));
   return verdict;

@@ -52,6 +52,8 @@ export interface DatagramChannelInit {
   readonly info?: Readonly<Record<string, unknown>>;
   readonly highWater?: number;
   readonly queueBytes?: number;
+  /** A member of a multicast group's listener: it receives from the group and cannot send (RFC 9623 §10). */
+  readonly receiveOnly?: boolean;
 }
 
 /**
@@ -77,6 +79,7 @@ export class DatagramChannel implements TransportChannel {
   dropped = 0;
 
   readonly #io: DatagramIo;
+  readonly #receiveOnly: boolean;
   readonly #highWater: number;
   readonly #queueBytes: number;
   #receiver: ChannelReceiver | undefined;
@@ -98,6 +101,7 @@ export class DatagramChannel implements TransportChannel {
     this.maxMessageSize = init.maxMessageSize;
     this.singularTransmissionMsgMaxLen = init.singularTransmissionMsgMaxLen;
     this.info = Object.freeze({ ...(init.info ?? {}) });
+    this.#receiveOnly = init.receiveOnly === true;
     this.#highWater = init.highWater ?? DEFAULT_SEND_HIGH_WATER;
     this.#queueBytes = init.queueBytes ?? 4 * 1024 * 1024;
   }
@@ -114,6 +118,7 @@ export class DatagramChannel implements TransportChannel {
     let failure: SendError | undefined;
     if (this.#closed || this.#closing) failure = new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the channel is closed');
     else if (this.#ended) failure = new SendError('ERR_TAPS_INVALID_STATE', 'a final message was already sent');
+    else if (this.#receiveOnly) failure = new SendError('ERR_TAPS_INVALID_STATE', `this connection receives from the multicast group ${this.local.address} and cannot send`);
     else if (data.byteLength > this.maxMessageSize) {
       failure = new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `a ${data.byteLength}-byte message exceeds the ${this.maxMessageSize}-byte UDP limit`);
     }

@@ -2,7 +2,9 @@
  * A connected UDP socket to a checked target (M §5.2: "Connect" binds and
  * connects, so the OS filters datagrams to the one peer and reports ICMP
  * errors). Ready once a local port exists and the socket is connected
- * (M §4.2: "UDP once a route and port exist"); nothing is sent.
+ * (M §4.2: "UDP once a route and port exist"); nothing is sent. A target that
+ * is a multicast group gets its hop limit, interface and loopback set
+ * (./multicast.ts) before it is ready: it sends to the group and receives nothing.
  *
  * @example
  * const channel = await connectUdp(attempt); // DatagramChannel
@@ -13,7 +15,9 @@ import type { ConnectAttempt } from '../../src/driver.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { localBinding, targetAddress } from '../kit/dial.js';
 import { channelError, establishmentError } from '../kit/errors.js';
+import { isMulticast } from '../../src/paths/multicast.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
+import { prepareGroupSend } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 
 const log = debuglog('taps');
@@ -68,6 +72,7 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
   try {
     await openConnected(attempt, socket, address, port, label);
+    if (isMulticast(address)) prepareGroupSend(socket, attempt.remote, attempt.local, family, attempt.properties);
   } catch (err) {
     socket.on('error', () => {});
     try {

@@ -41,6 +41,7 @@ export const udpDriver: Driver = Object.freeze({
   framing: 'message',
   security: 'none',
   capabilities: UDP_CAPABILITIES,
+  multicast: true,
   available: () => ({ available: true }) as const,
   connect: connectUdp,
   listen: listenUdp,

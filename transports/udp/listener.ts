@@ -10,6 +10,9 @@
  * - `close()` stops making channels (datagrams from new peers are dropped) and
  *   aborts channels not yet handed out; the socket itself closes when the
  *   last handed-out channel closes.
+ * - A local endpoint naming a multicast group binds the group and joins it
+ *   (./multicast.ts); each source sending to it becomes a receive-only channel,
+ *   and `close()` leaves the group at once.
  * - Driver options: `maxPeers` (default 4096: beyond it, datagrams from new
  *   peers are dropped, so spoofed sources cannot exhaust memory) and
  *   `idleTimeout` (ms; a peer channel that receives nothing for that long
@@ -27,6 +30,7 @@ import { abortedError, throwIfAborted } from '../kit/abort.js';
 import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
 import { DatagramChannel } from './channel.js';
+import { joinGroup } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 
 const log = debuglog('taps');
@@ -50,10 +54,15 @@ export class UdpListener implements DriverListener {
   #handler: DriverListenerHandler | undefined;
   #stopped = false;
   #socketClosed = false;
+  /** Leaves the multicast group this listener joined (a no-op for unicast listeners). */
+  readonly #leave: () => void;
+  readonly #receiveOnly: boolean;
 
-  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>) {
+  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, group?: { readonly leave: () => void }) {
     this.#socket = socket;
     this.#options = options;
+    this.#leave = group?.leave ?? (() => {});
+    this.#receiveOnly = group !== undefined;
     const addr = socket.address();
     this.local = Object.freeze({ address: addr.address, port: addr.port, family });
     const maxPeers = options['maxPeers'] ?? 4096;
@@ -79,6 +88,7 @@ export class UdpListener implements DriverListener {
 
   close(): Promise<void> {
     this.#stopped = true;
+    this.#leave(); // at once: channels already handed out stay open, but the host is no longer a member
     for (const ch of this.#queue.splice(0)) ch.abort();
     this.#maybeCloseSocket();
     return Promise.resolve();
@@ -129,6 +139,7 @@ export class UdpListener implements DriverListener {
           singularTransmissionMsgMaxLen: singularMax(rinfo.address, family, this.#options),
           info: grantedBuffers(socket),
           highWater: this.#highWater,
+          receiveOnly: this.#receiveOnly,
         },
       ),
     };
@@ -149,6 +160,7 @@ export class UdpListener implements DriverListener {
     log('udp listener error: %s', err.message);
     const mapped = channelError(err);
     this.#stopped = true;
+    this.#leave();
     for (const ch of this.#queue.splice(0)) ch.fail(mapped);
     for (const peer of [...this.#peers.values()]) peer.channel.fail(mapped);
     this.#maybeCloseSocket();
@@ -162,7 +174,9 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
   const { address, port, family } = targetAddress(attempt.target, 'udp listen');
   const { signal, options } = attempt;
   const ipv6Only = options['ipv6Only'] === true;
-  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only, ...bufferOptions(options, attempt.properties) });
+  // Several listeners of one group share its address and port (RFC 9623 §10: SO_REUSEADDR).
+  const group = attempt.local.multicastGroup !== undefined;
+  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only, reuseAddr: group, ...bufferOptions(options, attempt.properties) });
   return new Promise<UdpListener>((resolve, reject) => {
     const cleanup = (): void => {
       signal.removeEventListener('abort', onAbort);
@@ -191,7 +205,8 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
     socket.bind({ address, port, exclusive: true }, () => {
       cleanup();
       try {
-        resolve(new UdpListener(socket, family, options));
+        const leave = group ? joinGroup(socket, attempt.local, family) : undefined;
+        resolve(new UdpListener(socket, family, options, leave && { leave }));
       } catch (err) {
         closeQuietly();
         reject(err);

@@ -1,0 +1,252 @@
+/**
+ * A lab of network namespaces for one test file: namespaces, veth links,
+ * bridges, addresses, commands inside them, and agents (child Node processes
+ * that run the library inside a namespace and report JSON events).
+ *
+ * Every namespace is named `tapspath-<pid>-<tag>-<name>` and deleted in
+ * `destroy()` (call it in afterAll), on process exit, and — for namespaces a
+ * crashed run of this machine left behind (their pid is gone) — when the next
+ * lab is made. Addresses come from the documentation and benchmarking blocks
+ * only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15,
+ * 233.252.0.0/24, 2001:db8::/32); nothing is routed out of the lab.
+ *
+ * @example
+ * const lab = await Lab.open('mc');
+ * const [a, b] = [lab.ns('a'), lab.ns('b')];
+ * lab.link(a, 'a0', b, 'b0');
+ * lab.addr(a, 'a0', '192.0.2.1/24');
+ * const agent = lab.agent(a, 'multicast.ts', { role: 'send' });
+ * await agent.next('ready');
+ * await lab.destroy();
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const PREFIX = 'tapspath-';
+
+/** Why this machine cannot run namespace tests, or undefined when it can. */
+export function labUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return `network namespaces need Linux (this is ${process.platform})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'network namespaces need root';
+  try {
+    execFileSync('ip', ['netns', 'list'], { stdio: 'pipe' });
+  } catch (err) {
+    return `\`ip netns\` does not work here: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
+function ip(args: readonly string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Delete namespaces of this prefix whose creating process is gone (a run that crashed before cleaning up). */
+function sweepStale(): void {
+  for (const line of ip(['netns', 'list']).split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid !== process.pid && !existsSync(`/proc/${pid}`)) {
+      try {
+        ip(['netns', 'del', name]);
+      } catch {
+        /* gone already */
+      }
+    }
+  }
+}
+
+const live = new Set<Lab>();
+process.once('exit', () => {
+  for (const lab of live) lab.destroySync();
+});
+
+/** One JSON event an agent printed. */
+export interface AgentEvent {
+  readonly type: string;
+  readonly [field: string]: unknown;
+}
+
+/** A child process running a script from test/netns/agents inside a namespace. */
+export class Agent {
+  readonly events: AgentEvent[] = [];
+  readonly #child: ChildProcess;
+  readonly #waiters: { type: string; resolve: (e: AgentEvent) => void }[] = [];
+  #stderr = '';
+  #buffer = '';
+  readonly exited: Promise<number | null>;
+  readonly name: string;
+
+  constructor(ns: string, script: string, args: unknown, name: string) {
+    this.name = name;
+    const file = fileURLToPath(new URL(`../agents/${script}`, import.meta.url));
+    this.#child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', file, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
+    this.#child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.#stderr += chunk;
+    });
+    this.exited = new Promise((resolve) => this.#child.once('exit', (code) => resolve(code)));
+  }
+
+  #read(chunk: string): void {
+    this.#buffer += chunk;
+    let nl: number;
+    while ((nl = this.#buffer.indexOf('\n')) >= 0) {
+      const line = this.#buffer.slice(0, nl).trim();
+      this.#buffer = this.#buffer.slice(nl + 1);
+      if (!line.startsWith('{')) continue;
+      const event = JSON.parse(line) as AgentEvent;
+      this.events.push(event);
+      for (const w of [...this.#waiters]) {
+        if (w.type === event.type) {
+          this.#waiters.splice(this.#waiters.indexOf(w), 1);
+          w.resolve(event);
+        }
+      }
+    }
+  }
+
+  /** The first event of `type` not yet taken (waits for it). A hang guard rejects after `guardMs` with the agent's stderr. */
+  next(type: string, guardMs = 20_000): Promise<AgentEvent> {
+    const i = this.events.findIndex((e) => e.type === type && !taken.has(e));
+    if (i >= 0) {
+      taken.add(this.events[i]!);
+      return Promise.resolve(this.events[i]!);
+    }
+    return new Promise((resolve, reject) => {
+      const guard = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(new Error(`agent ${this.name}: no '${type}' event (events: ${this.events.map((e) => e.type).join(', ')}); stderr:\n${this.#stderr}`));
+      }, guardMs);
+      const onExit = (): void => {
+        clearTimeout(guard);
+        reject(new Error(`agent ${this.name} exited before '${type}'; stderr:\n${this.#stderr}`));
+      };
+      this.#child.once('exit', onExit);
+      const waiter = {
+        type,
+        resolve: (e: AgentEvent) => {
+          clearTimeout(guard);
+          this.#child.off('exit', onExit);
+          taken.add(e);
+          resolve(e);
+        },
+      };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Send a command line (JSON) to the agent's stdin. */
+  command(cmd: Record<string, unknown>): void {
+    this.#child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+  }
+
+  /** Ask the agent to end (`{ type: 'exit' }`), then wait; kill it if it does not. */
+  async stop(): Promise<number | null> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return this.#child.exitCode;
+    this.command({ type: 'exit' });
+    this.#child.stdin!.end();
+    const guard = setTimeout(() => this.#child.kill('SIGKILL'), 10_000);
+    const code = await this.exited;
+    clearTimeout(guard);
+    return code;
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+}
+
+const taken = new WeakSet<AgentEvent>();
+
+export class Lab {
+  readonly #tag: string;
+  readonly #namespaces: string[] = [];
+  readonly #agents: Agent[] = [];
+
+  private constructor(tag: string) {
+    this.#tag = tag;
+  }
+
+  /** A new lab; removes what crashed runs left behind first. */
+  static open(tag: string): Lab {
+    sweepStale();
+    const lab = new Lab(tag);
+    live.add(lab);
+    return lab;
+  }
+
+  /** Create a namespace (loopback up); returns its full name. */
+  ns(name: string): string {
+    const full = `${PREFIX}${process.pid}-${this.#tag}-${name}`;
+    ip(['netns', 'add', full]);
+    this.#namespaces.push(full);
+    ip(['-n', full, 'link', 'set', 'lo', 'up']);
+    return full;
+  }
+
+  /** A veth pair between two namespaces (both ends up). */
+  link(nsA: string, ifA: string, nsB: string, ifB: string): void {
+    ip(['-n', nsA, 'link', 'add', ifA, 'type', 'veth', 'peer', 'name', ifB, 'netns', nsB]);
+    ip(['-n', nsA, 'link', 'set', ifA, 'up']);
+    ip(['-n', nsB, 'link', 'set', ifB, 'up']);
+  }
+
+  /** A bridge in `ns` with these interfaces as ports (multicast snooping off: every port hears every group). */
+  bridge(ns: string, name: string, ports: readonly string[]): void {
+    ip(['-n', ns, 'link', 'add', name, 'type', 'bridge', 'mcast_snooping', '0']);
+    for (const p of ports) ip(['-n', ns, 'link', 'set', p, 'master', name]);
+    ip(['-n', ns, 'link', 'set', name, 'up']);
+  }
+
+  addr(ns: string, dev: string, cidr: string): void {
+    ip(['-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(cidr.includes(':') ? ['nodad'] : [])]);
+  }
+
+  /** `ip -n ns …` */
+  ip(ns: string, ...args: string[]): string {
+    return ip(['-n', ns, ...args]);
+  }
+
+  /** Run a command inside `ns`; its stdout. */
+  run(ns: string, command: string, ...args: string[]): string {
+    return execFileSync('ip', ['netns', 'exec', ns, command, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Start `test/netns/agents/<script>` inside `ns` with `args` (JSON). */
+  agent(ns: string, script: string, args: unknown, name = script): Agent {
+    const a = new Agent(ns, script, args, name);
+    this.#agents.push(a);
+    return a;
+  }
+
+  /** Stop every agent, then delete every namespace. */
+  async destroy(): Promise<void> {
+    await Promise.allSettled(this.#agents.map((a) => a.stop()));
+    this.destroySync();
+  }
+
+  /** @internal Delete the namespaces now (also run at process exit). */
+  destroySync(): void {
+    for (const ns of this.#namespaces.splice(0)) {
+      try {
+        ip(['netns', 'del', ns]);
+      } catch {
+        /* already gone */
+      }
+    }
+    live.delete(this);
+  }
+}
+
+/** `/proc/net/igmp` lists a group as its four bytes in host (little-endian) order, in hex: 233.252.0.1 → `0100FCE9`. */
+export function igmpGroupHex(group: string): string {
+  return group
+    .split('.')
+    .reverse()
+    .map((b) => Number(b).toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
+}
