@@ -96,6 +96,15 @@ async function silentUdp(port = 0): Promise<UdpSocket> {
   return s;
 }
 
+/** A UDP port on `address` that nothing listens on (bound once, then closed): the kernel answers ICMP port unreachable. */
+async function closedUdpPort(address: string): Promise<number> {
+  const s = createSocket(address.includes(':') ? 'udp6' : 'udp4');
+  await new Promise<void>((r) => s.bind(0, address, () => r()));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 describe('QUIC through Preconnection', () => {
   it('prefer multistreaming: QUIC wins over TLS on the same port number; clone() is a second stream of one connection', async () => {
     const tls = await echo('tls');
@@ -187,6 +196,34 @@ describe('QUIC through Preconnection', () => {
     const err = await pre.initiate({ signal: AbortSignal.timeout(5000) }).catch((e: unknown) => e);
     const q = (err as { report: { candidates: { driver: string; code?: string }[] } }).report.candidates.find((c) => c.driver === 'quic');
     expect(q).toMatchObject({ code: 'ERR_TAPS_TIMEOUT' });
+  });
+
+  it.each(['127.0.0.1', '::1'])('a closed UDP port on %s: the ICMP port unreachable ends the QUIC attempt at once (ECONNREFUSED), not the connect timeout', async (address) => {
+    const port = await closedUdpPort(address);
+    const pre = new Preconnection({
+      scope,
+      remote: { ipAddress: address, port },
+      properties: new TransportProperties({ multistreaming: 'require' }),
+      security: clientSecurity(),
+      drivers,
+      // A connect timeout far beyond the test's own budget: only the ICMP error can end the attempt in time.
+      driverOptions: { quic: { connectTimeout: 60_000 } },
+    });
+    const t0 = performance.now();
+    const err = await pre.initiate().catch((e: unknown) => e);
+    console.log(`quic to closed ${address}:${port} rejected after ${(performance.now() - t0).toFixed(1)} ms`);
+    expect(err).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+    const q = (err as { report: { candidates: { driver: string; code?: string; reason?: string; error?: Error }[] } }).report.candidates.find((c) => c.driver === 'quic');
+    expect(q).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+    expect(q?.reason).toMatch(/refused \(ICMP port unreachable\): ECONNREFUSED/);
+    expect((q?.error?.cause as { code?: string }).code).toBe('ECONNREFUSED');
+  });
+
+  it('a connected QUIC socket still carries a whole connection, and closing it releases the socket (leak guard)', async () => {
+    const quic = await echo('quic');
+    const conn = await client(quic.port, { properties: new TransportProperties({ multistreaming: 'require' }) }).initiate({ signal: AbortSignal.timeout(5000) });
+    expect(await roundTrip(conn, 'x'.repeat(100_000))).toBe(`echo:${'x'.repeat(100_000)}`);
+    await conn.close();
   });
 
   it('a peer that resets the stream: the connection ends with ERR_TAPS_CONNECTION_RESET', async () => {

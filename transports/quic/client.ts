@@ -12,6 +12,10 @@
  * - Its wait is bounded: `connectTimeout` (package `timer`) and the attempt's
  *   signal (package `signal`), so a silent UDP port costs at most that; on
  *   abort the half-made client is destroyed with `force`.
+ * - Its UDP socket is connected to the target (./socket.ts), so an ICMP port,
+ *   host or net unreachable ends the attempt at once with
+ *   ERR_TAPS_ESTABLISHMENT_FAILED naming it (a refused port fails in
+ *   milliseconds, as TCP's does, instead of waiting out `connectTimeout`).
  *
  * @example
  * const channel = await connectQuic(attempt); // attempt.target: { address: '127.0.0.1', port: 4433, protocol: 'quic' }
@@ -19,12 +23,13 @@
 import type { QUICClient } from '@matrixai/quic';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
 import { isLoopbackAddress, quicOptions, transportConfig } from './config.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
-import { codeToReason, connectError } from './errors.js';
+import { codeToReason, connectError, unreachableError } from './errors.js';
 import { QuicGroup } from './group.js';
+import { connectedQuicSocket, type ConnectedQuicSocket } from './socket.js';
 import { serverVerifier } from './verify.js';
 
 /**
@@ -52,41 +57,65 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
   const verifier = serverVerifier(security, target);
   const bind = localBinding(attempt.local);
   const serverName = security.serverName ?? target.hostName;
-  const pending = engine.api.QUICClient.createQUICClient(
-    {
-      host: address,
+  // The attempt ends on the caller's abort or at once on an ICMP unreachable for the peer (./socket.ts).
+  const ended = new AbortController();
+  let unreachable: Error | undefined;
+  const stopListening = whenAborted(signal, () => ended.abort(signal.reason));
+  let udp: ConnectedQuicSocket;
+  try {
+    udp = await connectedQuicSocket(engine, {
+      address,
       port,
-      ...(serverName ? { serverName } : {}),
+      family,
       localHost: bind.localAddress ?? defaultLocalHost(address, family),
       localPort: bind.localPort ?? 0,
-      ipv6Only: family === 6,
-      crypto: CLIENT_CRYPTO,
-      config: {
-        verifyPeer: true,
-        verifyCallback: verifier.callback,
-        ...transportConfig(cfg),
-        ...(security.certificate !== undefined && security.key !== undefined ? { cert: String(security.certificate), key: String(security.key) } : {}),
+      onUnreachable: (err) => {
+        if (unreachable !== undefined || ended.signal.aborted) return;
+        unreachable = err;
+        ended.abort(err);
       },
-      // Only the checked address may come back: the package must never do DNS of its own.
-      resolveHostname: (h: string) => {
-        if (h === address) return address;
-        throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic: ${h} was not checked by the policy`);
-      },
-      codeToReason,
-    logger: engine.logger,
-    },
-    { timer: cfg.connectTimeout, signal },
-  );
+    });
+  } catch (err) {
+    stopListening();
+    throw connectError(err, where);
+  }
   let client: QUICClient;
   try {
-    client = await pending;
+    client = await engine.api.QUICClient.createQUICClient(
+      {
+        host: address,
+        port,
+        ...(serverName ? { serverName } : {}),
+        socket: udp.socket,
+        crypto: CLIENT_CRYPTO,
+        config: {
+          verifyPeer: true,
+          verifyCallback: verifier.callback,
+          ...transportConfig(cfg),
+          ...(security.certificate !== undefined && security.key !== undefined ? { cert: String(security.certificate), key: String(security.key) } : {}),
+        },
+        // `host` is the checked IP literal (the package resolves nothing for one); the socket's own resolver refuses any name.
+        codeToReason,
+        logger: engine.logger,
+      },
+      { timer: cfg.connectTimeout, signal: ended.signal },
+    );
   } catch (err) {
+    await udp.stop().catch(() => {});
+    if (unreachable !== undefined) throw unreachableError(unreachable, where);
     if (signal.aborted) throw abortedError(signal, `quic connect to ${where}`);
     throw verifier.failure() ?? connectError(err, where);
+  } finally {
+    stopListening();
   }
   const connection = client.connection;
+  // The socket is the driver's, not the package's: it goes after the client.
   const teardown = async (): Promise<void> => {
-    await client.destroy({ isApp: true, errorCode: 0, force: true });
+    try {
+      await client.destroy({ isApp: true, errorCode: 0, force: true });
+    } finally {
+      await udp.stop();
+    }
   };
   if (signal.aborted) {
     await teardown().catch(() => {});

@@ -9,7 +9,8 @@
  * |-------------|--------------------------------------------------------|-------------------------------|
  * | connect     | no answer within `connectTimeout` (a silent UDP port)  | ERR_TAPS_TIMEOUT              |
  * | connect     | certificate, name, pin, verify callback                | ERR_TAPS_SECURITY_FAILED      |
- * | connect     | ALPN mismatch, peer refused, ICMP unreachable          | ERR_TAPS_ESTABLISHMENT_FAILED |
+ * | connect     | ALPN mismatch, peer refused                            | ERR_TAPS_ESTABLISHMENT_FAILED |
+ * | connect     | ICMP port/host/net unreachable (at once, ./socket.ts)  | ERR_TAPS_ESTABLISHMENT_FAILED (cause: ECONNREFUSED, ...) |
  * | connect     | signal aborted                                         | ERR_TAPS_ABORTED              |
  * | stream      | the peer reset or stopped the stream                   | ERR_TAPS_CONNECTION_RESET (`quicErrorCode`) |
  * | stream      | the connection closed or idled out under it            | ERR_TAPS_CONNECTION_ABORTED   |
@@ -79,6 +80,20 @@ export function connectError(err: unknown, where: string): TapsError {
     return new QuicError('ERR_TAPS_SECURITY_FAILED', `quic connect to ${where}: the TLS handshake failed: ${text(e)}`, code, err);
   }
   return new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where} failed: ${text(e)}`, code, err);
+}
+
+const ICMP_WORDS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'refused (ICMP port unreachable)',
+  EHOSTUNREACH: 'host unreachable (ICMP)',
+  ENETUNREACH: 'network unreachable (ICMP)',
+  EHOSTDOWN: 'host down (ICMP)',
+  ENETDOWN: 'network down',
+};
+
+/** A QUIC connect ended by an ICMP error the kernel reported on the connected UDP socket. */
+export function unreachableError(err: Error, where: string): TapsError {
+  const code = (err as { code?: string }).code ?? 'unreachable';
+  return new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where} ${ICMP_WORDS[code] ?? 'failed'}: ${code}`, undefined, err);
 }
 
 /** A reader/writer rejection of an established stream. */

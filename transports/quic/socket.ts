@@ -1,0 +1,91 @@
+/**
+ * The client's UDP socket for one QUIC connection, connected to the checked
+ * peer so the kernel reports ICMP errors for it.
+ *
+ * Linux reports ICMP port/host/net unreachable only to *connected* UDP
+ * sockets. `@matrixai/quic` makes an unconnected one per client, so a closed
+ * port answered by ICMP waited out the whole connect timer. Here the
+ * `QUICSocket` is made by the driver and handed to `createQUICClient` as a
+ * shared socket: its `dgram` socket is `connect()`ed to the target, its
+ * sends go without address (a connected socket refuses one), and an
+ * `'error'` listener stays attached for its whole life. An ICMP error
+ * (`ECONNREFUSED`, `EHOSTUNREACH`, `ENETUNREACH`) is passed to `onUnreachable`;
+ * the client ends the attempt with it at once.
+ *
+ * The driver owns this socket: the package never stops a shared socket, so
+ * {@link ConnectedQuicSocket.stop} must be called when the client is
+ * destroyed or its creation failed.
+ *
+ * @example
+ * const s = await connectedQuicSocket(engine, { address, port, family, localHost, localPort, onUnreachable });
+ * const client = await QUICClient.createQUICClient({ ..., socket: s.socket }, { timer, signal });
+ */
+import type { Socket as DgramSocket } from 'node:dgram';
+import type { QUICSocket } from '@matrixai/quic';
+import { TapsError } from '../../src/errors.js';
+import type { QuicEngine } from './engine.js';
+
+/** Errors a connected UDP socket reports for ICMP unreachable messages (RFC 1122 §4.1.3.3). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
+
+export interface ConnectedSocketOptions {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  readonly localHost: string;
+  readonly localPort: number;
+  /** Called once per ICMP error the kernel reports for the peer (before and after the handshake). */
+  readonly onUnreachable: (error: Error) => void;
+}
+
+/** A started QUICSocket connected to one peer, and how to release it. */
+export interface ConnectedQuicSocket {
+  readonly socket: QUICSocket;
+  stop(): Promise<void>;
+}
+
+/** The package's internals this module reaches: the dgram socket and the send function it calls. */
+interface SocketInternals {
+  socket: DgramSocket;
+  socketSend: (msg: Uint8Array, ...rest: unknown[]) => Promise<number>;
+}
+
+/** Whether `err` is an ICMP unreachable report on a connected UDP socket. */
+export function isUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE.has(code);
+}
+
+export async function connectedQuicSocket(engine: QuicEngine, o: ConnectedSocketOptions): Promise<ConnectedQuicSocket> {
+  const socket = new engine.api.QUICSocket({
+    logger: engine.logger.getChild('socket'),
+    resolveHostname: (h: string) => {
+      throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic: ${h} was not checked by the policy`);
+    },
+  });
+  await socket.start({ host: o.localHost, port: o.localPort, ipv6Only: o.family === 6 });
+  const internals = socket as unknown as SocketInternals;
+  const udp = internals.socket;
+  // Attached before connect and kept for the socket's life: an 'error' event without a listener would throw.
+  const onError = (err: Error): void => {
+    if (isUnreachable(err)) o.onUnreachable(err);
+  };
+  udp.on('error', onError);
+  const stop = async (): Promise<void> => {
+    try {
+      await socket.stop({ force: true });
+    } finally {
+      udp.off('error', onError);
+    }
+  };
+  try {
+    await new Promise<void>((resolve, reject) => udp.connect(o.port, o.address, (err?: Error) => (err ? reject(err) : resolve())));
+  } catch (err) {
+    await stop().catch(() => {});
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic: could not connect a UDP socket to ${o.address}:${o.port}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  // A connected socket refuses an address on send: every packet of this socket goes to the one checked peer.
+  internals.socketSend = (msg: Uint8Array) =>
+    new Promise<number>((resolve, reject) => udp.send(msg, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+  return { socket, stop };
+}
