@@ -36,6 +36,7 @@ export type TapsErrorCode =
   | 'ERR_TAPS_PROPERTY_NOT_APPLICABLE'
   | 'ERR_TAPS_SEND_FAILED'
   | 'ERR_TAPS_SECURITY_FAILED'
+  | 'ERR_TAPS_PATH_UNAVAILABLE'
   | 'ERR_TAPS_UNAVAILABLE';
 
 const BRAND = Symbol.for('taps-node.TapsError');

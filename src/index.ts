@@ -27,6 +27,8 @@ export { lengthPrefixFramer, delimiterFramer, type MessageFramer, type Deframer,
 export { TypedEmitter, type EventMap } from './events.js';
 export * from './properties.js';
 export { isMulticast } from './paths/multicast.js';
+export { PathMonitor, systemPathMonitor, type PathChange, type PathMonitorOptions } from './paths/monitor.js';
+export { localAddresses, type LocalAddress, type InterfaceSource, type TemporaryFlags } from './paths/interfaces.js';
 export { RemoteEndpoint, LocalEndpoint, WELL_KNOWN_PORTS, type RemoteEndpointInit, type LocalEndpointInit, type LocalEndpointFields } from './endpoints.js';
 export * from './security.js';
 export * from './errors.js';

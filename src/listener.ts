@@ -22,6 +22,8 @@ import { EstablishmentError, PolicyDeniedError, TapsError, toTapsError } from '.
 import { TypedEmitter } from './events.js';
 import type { MessageFramer } from './framers/index.js';
 import type { Lease, NetworkScope } from './policy/chokepoint.js';
+import { systemPathMonitor, type PathChange, type PathMonitor } from './paths/monitor.js';
+import { PathWatch } from './paths/watch.js';
 import type { PolicyDecision } from './policy/types.js';
 import type { TransportProperties } from './properties.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
@@ -46,6 +48,8 @@ export type ListenerEvents = {
   refused: [peer: SocketAddress, reason: string, decision?: PolicyDecision];
   error: [error: TapsError];
   stopped: [];
+  /** A bound address went away, came back or moved (RFC 9622 §8.3.2); a listener on a wildcard address never sees one. */
+  pathChange: [change: PathChange];
 };
 
 interface ListenerInit {
@@ -58,6 +62,7 @@ interface ListenerInit {
   readonly drivers: readonly Driver[];
   readonly driverOptions: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   readonly connectionProperties: Readonly<Record<string, unknown>>;
+  readonly paths?: PathMonitor | undefined;
   readonly options: ListenOptions;
 }
 
@@ -75,6 +80,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   readonly #waiters: { resolve: (r: IteratorResult<Connection>) => void }[] = [];
   #limit: number;
   #stopped = false;
+  /** Made when the first `pathChange` listener is added. */
+  #path: PathWatch | undefined;
   /** One unit of the tenant's `listeners` quota, held until stop(). */
   readonly #lease: Lease;
 
@@ -275,6 +282,7 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
       lease,
       localEndpoint: this.#init.local,
       connectionProperties: this.#init.connectionProperties,
+      paths: this.#init.paths,
     });
     this.emit('connectionReceived', conn);
     const waiter = this.#waiters.shift();
@@ -282,10 +290,31 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     else if (this.listenerCount('connectionReceived') === 0) this.#queue.push(conn);
   }
 
+  override on<K extends keyof ListenerEvents & string>(event: K, listener: (...args: ListenerEvents[K]) => void): this {
+    super.on(event, listener);
+    if (event === 'pathChange') this.#watchPath();
+    return this;
+  }
+
+  override off<K extends keyof ListenerEvents & string>(event: K, listener: (...args: ListenerEvents[K]) => void): this {
+    super.off(event, listener);
+    if (event === 'pathChange') this.#watchPath();
+    return this;
+  }
+
+  /** While someone listens for `pathChange`, the path monitor watches every bound address. */
+  #watchPath(): void {
+    const wanted = !this.#stopped && this.listenerCount('pathChange') > 0;
+    if (!wanted && this.#path === undefined) return;
+    this.#path ??= new PathWatch(this.#init.paths ?? systemPathMonitor, () => this.#bound.map((b) => b.listener.local.address), (c) => this.emit('pathChange', c));
+    this.#path.want(wanted);
+  }
+
   /** Stop listening; connections already delivered stay open. Idempotent. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#path?.want(false);
     this.#lease.release();
     await Promise.allSettled(this.#bound.map((b) => b.listener.close()));
     for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });

@@ -28,6 +28,7 @@ import type { MessageFramer } from './framers/index.js';
 import { Listener, type ListenOptions } from './listener.js';
 import type { MessageContextInit } from './message.js';
 import { BasicScope, isNetworkScope, type Lease, type NetworkScope } from './policy/chokepoint.js';
+import { PathMonitor } from './paths/monitor.js';
 import { TransportProperties } from './properties.js';
 import { registeredDrivers } from './registry.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
@@ -52,6 +53,8 @@ export interface PreconnectionInit {
   readonly connectionProperties?: Readonly<Record<string, unknown>> | undefined;
   /** Time source (tests inject fake time). */
   readonly clock?: Clock | 'global-timers' | undefined;
+  /** The path monitor connections and listeners of this preconnection report `pathChange` from (default: the system's, polling every second while watched). */
+  readonly paths?: PathMonitor | undefined;
 }
 
 export interface InitiateOptions {
@@ -81,6 +84,7 @@ export class Preconnection {
   readonly #racing: RacingOptions;
   readonly #connectionProperties: Readonly<Record<string, unknown>>;
   readonly #clock: Clock;
+  readonly #paths: PathMonitor | undefined;
 
   constructor(init: PreconnectionInit = {}) {
     if (typeof init !== 'object' || init === null) throw new TypeError('init must be an object');
@@ -110,6 +114,8 @@ export class Preconnection {
     this.#racing = racingFrom(init.racing);
     this.#connectionProperties = Object.freeze({ ...(init.connectionProperties ?? {}) });
     this.#clock = init.clock === 'global-timers' ? globalTimersClock : (init.clock ?? systemClock);
+    if (init.paths !== undefined && !(init.paths instanceof PathMonitor)) throw new TypeError('paths must be a PathMonitor');
+    this.#paths = init.paths;
   }
 
   /** The drivers this preconnection chooses from. */
@@ -177,6 +183,7 @@ export class Preconnection {
         lease,
         target: selected.target,
         clock: this.#clock,
+        paths: this.#paths,
         remoteEndpoint: remote,
         localEndpoint: this.local,
         connectionProperties: this.#connectionProperties,
@@ -215,6 +222,7 @@ export class Preconnection {
       drivers: await this.drivers(),
       driverOptions: this.#driverOptions,
       connectionProperties: this.#connectionProperties,
+      paths: this.#paths,
       options,
     });
   }

@@ -39,6 +39,8 @@ import type { CheckedTarget, Lease } from '../policy/chokepoint.js';
 import { readBack, type SelectionReadback, type TransportProperties } from '../properties.js';
 import type { SelectionReport } from '../report.js';
 import { provided } from '../selection/suitability.js';
+import { systemPathMonitor, type PathChange, type PathMonitor } from '../paths/monitor.js';
+import { PathWatch } from '../paths/watch.js';
 import { ConnectionGroup } from './group.js';
 import { DEFAULT_INBOX_LIMITS, Inbox, type InboxLimits } from './inbox.js';
 import type { Outcome, PendingSend } from './pending.js';
@@ -62,8 +64,10 @@ export type ConnectionEvents = {
   received: [message: Message];
   /** The peer will send nothing more (its final message, FIN). */
   receivedEnd: [];
-  /** §8.3.1 */
+  /** §8.3.1; also the path under the connection died (ERR_TAPS_PATH_UNAVAILABLE, after `pathChange`). */
   softError: [error: TapsError];
+  /** §8.3.2: the local address went away, came back or moved to another interface. The connection stays open. */
+  pathChange: [change: PathChange];
   /** §10: the connection failed (then `closed` follows). */
   connectionError: [error: TapsError];
   closed: [];
@@ -89,6 +93,8 @@ export interface ConnectionInit {
   /** How to make a new connection like this one when the stack has no streams to open. */
   readonly clone?: (() => Promise<Connection>) | undefined;
   readonly clock?: Clock | undefined;
+  /** Watches the local address while someone listens for `pathChange`/`softError` (default: the system's). */
+  readonly paths?: PathMonitor | undefined;
   readonly inbox?: Partial<InboxLimits> | undefined;
   /** Internal: join this group instead of starting one. */
   readonly group?: ConnectionGroup<Connection> | undefined;
@@ -132,6 +138,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #partial: Uint8Array[] | undefined;
   /** The deframer's message callback (made with the deframer). */
   readonly #emitMessage: ((data: Uint8Array) => void) | undefined;
+  /** Made when the first `pathChange`/`softError` listener is added. */
+  #path: PathWatch | undefined;
 
   constructor(init: ConnectionInit) {
     super();
@@ -425,11 +433,35 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
   }
 
+  override on<K extends keyof ConnectionEvents & string>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
+    super.on(event, listener);
+    if (event === 'pathChange' || event === 'softError') this.#watchPath();
+    return this;
+  }
+
+  override off<K extends keyof ConnectionEvents & string>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
+    super.off(event, listener);
+    if (event === 'pathChange' || event === 'softError') this.#watchPath();
+    return this;
+  }
+
+  /** The path monitor watches the local address while the connection is open and someone listens (RFC 9622 §8.3.2). */
+  #watchPath(): void {
+    const wanted = this.#state !== 'closed' && this.listenerCount('pathChange') + this.listenerCount('softError') > 0;
+    if (!wanted && this.#path === undefined) return;
+    this.#path ??= new PathWatch(this.#init.paths ?? systemPathMonitor, () => [this.#channel.local.address], (change) => {
+      this.emit('pathChange', change);
+      if (!change.available) this.emit('softError', new TapsError('ERR_TAPS_PATH_UNAVAILABLE', `the path of this connection died: ${change.reason}`));
+    });
+    this.#path.want(wanted);
+  }
+
   /** Enter `closed` once: settle everything outstanding, release every timer and the lease. */
   #finish(error: TapsError | undefined, local = false): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#error = error;
+    this.#path?.want(false);
     if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     // Made only when someone will see it (an Error's stack costs microseconds).

@@ -215,6 +215,16 @@ export class Lab {
     return execFileSync('ip', ['netns', 'exec', ns, command, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /** Wait until `ns` has a socket listening on `port` (`ss`), e.g. a server process just started there. */
+  async listening(ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const out = this.run(ns, 'ss', proto === 'tcp' ? '-ltnH' : '-lunH');
+      if (new RegExp(`:${port}\\s`).test(out)) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`nothing listens on ${proto} port ${port} in ${ns}`);
+  }
+
   /** Start `test/netns/agents/<script>` inside `ns` with `args` (JSON). */
   agent(ns: string, script: string, args: unknown, name = script): Agent {
     const a = new Agent(ns, script, args, name);
