@@ -56,6 +56,7 @@ function bare(address: string): string {
   return address.split('%')[0]!.toLowerCase();
 }
 
+/** Watches local addresses and reports each change of their path; polls only while something is watched (see the module comment). */
 export class PathMonitor {
   readonly interval: number;
   readonly #source: () => readonly LocalAddress[];
