@@ -53,12 +53,15 @@ export class TenantQuota {
    */
   acquire(kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner): TenantLease | Promise<TenantLease> {
     if (kind !== 'connection' && kind !== 'listener') throw new TypeError(`lease kind must be 'connection' or 'listener', got ${String(kind)}`);
-    const limit = kind === 'connection' ? this.#limits().connections : this.#limits().listeners;
+    const limits = this.#limits();
     const store = this.#store;
     if (store !== undefined) {
-      const pending = store.take(this.tenant, kind, limit);
+      const pending = store.take(this.tenant, kind, limits);
       if (pending !== undefined) return pending.then(() => this.#grant(kind, target, owner));
-    } else if (limit !== undefined && this.held[kind] >= limit) {
+      return this.#grant(kind, target, owner);
+    }
+    const limit = kind === 'connection' ? limits.connections : limits.listeners;
+    if (limit !== undefined && this.held[kind] >= limit) {
       throw new QuotaExceededError(`${kind}s`, `tenant ${this.tenant} already holds ${this.held[kind]} ${kind}s (limit ${limit})`);
     }
     return this.#grant(kind, target, owner);
@@ -79,7 +82,7 @@ export class TenantQuota {
     const one = limits[direction];
     const both = limits.bytes;
     if (one === undefined && both === undefined) return;
-    if (this.#store !== undefined) return this.#store.charge(this.tenant, direction, n, one, both);
+    if (this.#store !== undefined) return this.#store.charge(this.tenant, direction, n, limits);
     const now = this.#now();
     const w1 = this.#windows[direction];
     const w2 = this.#windows.bytes;

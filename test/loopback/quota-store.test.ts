@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuotaExceededError, TapsError, isTapsError } from '../../src/errors.js';
 import { Host } from '../../src/policy/host.js';
 import type { QuotaStore, QuotaUnit } from '../../src/policy/store.js';
-import type { ByteBudget } from '../../src/policy/source.js';
+import type { PolicyLimits } from '../../src/policy/source.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -22,7 +22,8 @@ class TurnStore implements QuotaStore {
   readonly log: string[] = [];
   charged = 0;
   down = false;
-  take(tenant: string, kind: QuotaUnit, limit: number | undefined): Promise<void> {
+  take(tenant: string, kind: QuotaUnit, limits: PolicyLimits): Promise<void> {
+    const limit = kind === 'connection' ? limits.connections : limits.listeners;
     const key = `${tenant}/${kind}`;
     this.log.push(`take ${key} ${String(limit)}`);
     return new Promise<void>((resolve, reject) =>
@@ -40,8 +41,8 @@ class TurnStore implements QuotaStore {
     this.log.push(`give ${key}`);
     this.held.set(key, (this.held.get(key) ?? 0) - 1);
   }
-  charge(_tenant: string, direction: 'sent' | 'received', bytes: number, one: ByteBudget | undefined, both: ByteBudget | undefined): void {
-    const budget = one ?? both!;
+  charge(_tenant: string, direction: 'sent' | 'received', bytes: number, limits: PolicyLimits): void {
+    const budget = limits[direction] ?? limits.bytes!;
     if (this.charged + bytes > budget.bytes) throw new QuotaExceededError(`bytes-${direction}`, 'store budget spent');
     this.charged += bytes;
   }
