@@ -156,11 +156,15 @@ export class ByteCounter {
     return Math.max(0, Math.floor(this.budget.bytes * share) - this.#outage.spent);
   }
 
-  /** The block to ask for: two refills' worth of recent spending, at least byteBlock, at most an even share of the budget. */
+  /**
+   * The block to ask for: two refills' worth of recent spending and at least
+   * `byteBlock`, but never more than half of an even share of the budget, so
+   * hosts that start later still find some.
+   */
   #block(): number {
     const t = this.#ctx.tuning;
     const fair = Math.floor(this.budget.bytes / (2 * Math.max(1, this.#ctx.hosts)));
-    return Math.max(1, Math.min(Math.max(t.byteBlock, 2 * this.#spentSinceGrant), Math.max(fair, t.byteBlock)));
+    return Math.max(1, Math.min(Math.max(t.byteBlock, 2 * this.#spentSinceGrant), fair));
   }
 
   #key(window: number): string {

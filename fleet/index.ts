@@ -65,7 +65,7 @@ export interface FleetOptions {
   readonly byteBlock?: number;
   /** Spare units and bytes unused this long go back to the fleet (default 1,000 ms). */
   readonly spareIdleMs?: number;
-  /** How long a take that found the fleet full waits once for other hosts' spares (default 20 ms). */
+  /** How long a take that found the fleet full waits at most, once, for other hosts to return spares (default 50 ms). */
   readonly reclaimWaitMs?: number;
   /**
    * While Redis is unreachable, let this host admit new connections and
@@ -104,7 +104,7 @@ function tuning(o: FleetOptions): QuotaTuning {
     unitBlock: positive(o.unitBlock, 'unitBlock', 8, true),
     byteBlock: positive(o.byteBlock, 'byteBlock', 256 * 1024, true),
     spareIdleMs: positive(o.spareIdleMs, 'spareIdleMs', 1000),
-    reclaimWaitMs: positive(o.reclaimWaitMs, 'reclaimWaitMs', 20),
+    reclaimWaitMs: positive(o.reclaimWaitMs, 'reclaimWaitMs', 50),
     fallbackShare: share,
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Policy distribution: each tenant's policy source and revision live in
- * Redis (`policies`: tenant → `rev\npayload`); publishing stores the next
+ * Redis (`policies`: tenant → `rev\npayload`, an empty payload for a
+ * removed tenant); publishing stores the next
  * revision and announces it on the `policy` channel, payload included, so a
  * host applies it without another round trip. A host applies a revision
  * only if it is newer than the one it has for that tenant, through the
@@ -74,19 +75,14 @@ export class PolicyFeed {
     this.#enqueue(tenant, rev, message.slice(b + 1));
   }
 
-  /** Read every stored revision and apply what is newer; tenants gone from Redis are removed. */
+  /** Read every stored revision (tombstones included) and apply what is newer. */
   async catchUp(): Promise<void> {
     if (this.#host === undefined) return;
     const ctx = this.#ctx;
     const all = await ctx.link.cmd.hgetall(ctx.keys.policies);
-    const [current] = await Promise.all([ctx.link.cmd.get(ctx.keys.policyRevision)]);
     for (const [tenant, value] of Object.entries(all)) {
       const nl = value.indexOf('\n');
       this.#enqueue(tenant, Number(value.slice(0, nl)), value.slice(nl + 1));
-    }
-    const upTo = Number(current ?? 0);
-    for (const tenant of [...this.#known.keys()]) {
-      if (!(tenant in all)) this.#enqueue(tenant, upTo, '');
     }
     await this.#chain;
   }

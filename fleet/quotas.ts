@@ -59,6 +59,21 @@ export class FleetQuotas implements QuotaStore {
     return { inUse: c?.inUse ?? 0, spare: c?.spare ?? 0 };
   }
 
+  /**
+   * Settles when no exchange with Redis is in flight: every unit given back
+   * so far has been returned (or kept as a spare). With `spares: false` it
+   * also returns every spare first (e.g. before a host drains).
+   */
+  async settled(options: { spares?: boolean } = {}): Promise<void> {
+    if (options.spares === false) for (const c of this.#units.values()) c.returnSpares();
+    for (;;) {
+      await new Promise((r) => setImmediate(r));
+      const counters = [...this.#units.values()];
+      if (counters.every((c) => !c.busy && (options.spares !== false || c.spare === 0 || !this.#ctx.link.up))) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   /** @internal Start the heartbeat and the idle sweep; the first beat is awaited. */
   async start(): Promise<void> {
     const ctx = this.#ctx;
@@ -92,10 +107,12 @@ export class FleetQuotas implements QuotaStore {
     await Promise.all([...this.#bytes.values()].map((b) => b.settle()));
   }
 
-  /** @internal Another host is short of a tenant's units: give back spares. */
+  /** @internal A message on the reclaim channel: a host is short (return spares), or spares came back (retry). */
   reclaim(message: string): void {
-    const [tenant, kind] = message.split('\n');
-    this.#units.get(`${tenant}\n${kind}`)?.returnSpares();
+    const [tenant, kind, back] = message.split('\n');
+    const c = this.#units.get(`${tenant}\n${kind}`);
+    if (back === 'back') c?.returned();
+    else c?.returnSpares(true);
   }
 
   /** @internal Stop timers; Redis forgets this host's claims after the lease time (or at once with `release`). */

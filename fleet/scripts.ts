@@ -110,17 +110,21 @@ return back
 `;
 
 /**
- * Store a tenant's policy under the next revision and announce it (an empty
- * payload removes the tenant). KEYS: policies, policyrev. ARGV: tenant,
+ * Store a tenant's policy under the next revision and announce it. An empty
+ * payload removes the tenant: a tombstone (`rev\n`) is kept, so a host that
+ * missed the announcement still learns of the removal, while a tenant Redis
+ * knows nothing about (Redis lost its data) is never removed from hosts.
+ * Revisions of a fresh Redis start at its clock in ms, so they stay above
+ * those of a Redis that was wiped. KEYS: policies, policyrev. ARGV: tenant,
  * payload, channel. Returns the revision.
  */
 const publishPolicy = `
-local rev = redis.call('INCR', KEYS[2])
-if ARGV[2] == '' then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], ARGV[1], rev .. '\\n' .. ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 end
+local rev = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], rev .. '\\n' .. ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[1] .. '\\n' .. rev .. '\\n' .. ARGV[2])
 return rev
 `;

@@ -39,7 +39,9 @@ export class UnitCounter {
   #limit = -1;
   #busy = false;
   #again = false;
+  #dropAgain = false;
   #retried = false;
+  #retryTimer: NodeJS.Timeout | undefined;
   /** Free units left after the last grant (-1: no limit), and holders then. */
   #free = -1;
   #holders = 1;
@@ -49,6 +51,11 @@ export class UnitCounter {
     this.#ctx = ctx;
     this.tenant = tenant;
     this.kind = kind;
+  }
+
+  /** True while an exchange with Redis is in flight or scheduled. */
+  get busy(): boolean {
+    return this.#busy || this.#waiters.length > 0;
   }
 
   get spare(): number {
@@ -83,9 +90,18 @@ export class UnitCounter {
     if (this.#limit >= 0 && this.spare > this.#keep()) this.#sync();
   }
 
-  /** Return every spare (idle, or another host asked for them). */
-  returnSpares(): void {
-    if (this.spare > 0) this.#sync(true);
+  /** Return every spare (idle, or another host asked for them: then tell it when they are back). */
+  returnSpares(announce = false): void {
+    if (this.spare > 0) this.#sync(true, announce);
+  }
+
+  /** Another host returned spares this host was short of: try again now instead of at the end of the wait. */
+  returned(): void {
+    if (this.#retryTimer === undefined) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#busy = false;
+    this.#sync();
   }
 
   /** Send the claim again (the lease ran out, or Redis came back). */
@@ -116,21 +132,23 @@ export class UnitCounter {
   }
 
   /** One exchange with Redis at a time; a request arriving meanwhile runs right after. */
-  #sync(dropSpares = false): void {
+  #sync(dropSpares = false, announce = false): void {
     if (this.#busy) {
       this.#again = true;
+      this.#dropAgain ||= dropSpares;
       return;
     }
     this.#busy = true;
-    setImmediate(() => void this.#exchange(dropSpares));
+    setImmediate(() => void this.#exchange(dropSpares, announce));
   }
 
-  async #exchange(dropSpares: boolean): Promise<void> {
+  async #exchange(dropSpares: boolean, announce: boolean): Promise<void> {
     const ctx = this.#ctx;
     const need = this.#waiters.length;
     // Spares are kept only while the lease surely held them: after it ran out they may be another host's.
     const keep = dropSpares || !ctx.leaseHeld ? 0 : Math.min(this.spare, this.#keep());
     const base = this.inUse + keep;
+    const returned = this.claim > base;
     this.claim = base; // shrink first: a return is effective here before Redis hears of it
     const extra = need > 0 ? ctx.tuning.unitBlock : 0;
     const sentAt = performance.now();
@@ -150,6 +168,10 @@ export class UnitCounter {
       return;
     }
     ctx.renewed(sentAt);
+    if (announce && returned) {
+      // Asked by a host that is short: tell it the spares are back (fire and forget).
+      ctx.link.cmd.publish(ctx.keys.reclaimChannel, `${this.tenant}\n${this.kind}\nback`).catch(() => {});
+    }
     const [granted, free, holders, others] = reply;
     this.claim = base + granted;
     this.#free = free < 0 ? -1 : Math.max(0, free - granted);
@@ -158,8 +180,10 @@ export class UnitCounter {
     this.#serve(granted < need && others > 0);
     if (this.#busy) return; // waiting for other hosts to return spares
     const again = this.#again;
+    const drop = this.#dropAgain;
     this.#again = false;
-    if (this.#waiters.length > 0 || (again && this.spare > this.#keep())) this.#sync();
+    this.#dropAgain = false;
+    if (this.#waiters.length > 0 || (again && this.spare > (drop ? 0 : this.#keep()))) this.#sync(drop, drop);
   }
 
   /** Hand granted units to the waiters in order; the rest wait once for returned spares, then are refused. */
@@ -176,10 +200,11 @@ export class UnitCounter {
       // Other hosts were told (reclaim) to return spares they do not use; ask once more after they had the time.
       this.#retried = true;
       this.#busy = true;
-      setTimeout(() => {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
         this.#busy = false;
         this.#sync();
-      }, this.#ctx.tuning.reclaimWaitMs).unref();
+      }, this.#ctx.tuning.reclaimWaitMs);
       return;
     }
     this.#retried = false;

@@ -27,7 +27,7 @@ export interface TestRedis {
   readonly url: string;
   /** Stop the server (SIGTERM, no save) and wait for it to exit. */
   stop(): Promise<void>;
-  /** Start it again on the same port; resolves when it accepts connections. */
+  /** Start it again on the same port (if stopped); resolves when it accepts connections. */
   start(): Promise<void>;
   /** Stop it and remove its directory. */
   close(): Promise<void>;
@@ -48,6 +48,7 @@ export async function startRedis(): Promise<TestRedis> {
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
+    if (child !== undefined && child.exitCode === null) return;
     const c = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--loglevel', 'warning'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
