@@ -84,6 +84,14 @@ export interface FleetOptions {
   readonly onState?: (state: { readonly up: boolean; readonly error?: Error }) => void;
 }
 
+/** What a Host needs from a fleet: spread into `new Host({ ...fleet.hostOptions(), onRevoke })`. */
+export interface FleetHostOptions {
+  /** The fleet's quota store. */
+  readonly quotaStore: QuotaStore;
+  /** The decision stream sink, when the fleet records decisions. */
+  readonly onDecision?: (r: DecisionRecord) => void;
+}
+
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
 function positive(v: unknown, what: string, fallback: number, integer = false): number {
@@ -190,7 +198,7 @@ export class Fleet {
   }
 
   /** Options for `new Host(...)`: the quota store, and the decision sink when records are on. */
-  hostOptions(): { quotaStore: QuotaStore; onDecision?: (r: DecisionRecord) => void } {
+  hostOptions(): FleetHostOptions {
     return this.records ? { quotaStore: this.quotas, onDecision: this.records.record } : { quotaStore: this.quotas };
   }
 
@@ -209,16 +217,22 @@ export class Fleet {
     return this.#feed.revision(tenant);
   }
 
-  /** Settles when every revision announced so far has been applied on this host. */
-  policiesSettled(): Promise<void> {
-    return this.#feed.settled();
+  /**
+   * Resolves once this host has applied (or removed, or rejected) revision
+   * `revision` of `tenant`'s policy, or a later one: e.g. a revision another
+   * host published.
+   */
+  reached(tenant: string, revision: number): Promise<void> {
+    return this.#feed.reached(tenant, revision);
   }
 
   /**
    * Store a tenant's policy (text, the JSON form, or a signed policy when the
    * fleet requires them) as its next revision and announce it to every host.
    * The policy is checked here first: one that does not parse (or verify)
-   * throws and reaches no host. Returns the fleet revision.
+   * throws and reaches no host. Resolves with the fleet revision once the
+   * Host attached here (if any) has applied it; other hosts apply it as the
+   * announcement reaches them (see {@link reached}).
    */
   async publish(tenant: string, policy: string | object): Promise<number> {
     if (typeof tenant !== 'string' || !/^[A-Za-z0-9._:@-]{1,128}$/.test(tenant)) {
@@ -231,7 +245,7 @@ export class Fleet {
     return this.#publish(tenant, payload);
   }
 
-  /** Remove a tenant's policy from the fleet: every host then denies it everything. Returns the fleet revision. */
+  /** Remove a tenant's policy from the fleet: every host then denies it everything (and revokes per its `onRevoke`). Returns the fleet revision. */
   async unpublish(tenant: string): Promise<number> {
     if (typeof tenant !== 'string' || tenant.length === 0) throw new TypeError('tenant must be a non-empty string');
     return this.#publish(tenant, '');
@@ -257,12 +271,15 @@ export class Fleet {
 
   async #publish(tenant: string, payload: string): Promise<number> {
     const ctx = this.#ctx;
+    let revision: number;
     try {
-      return await ctx.link.cmd.fleetPublish(ctx.keys.policies, ctx.keys.policyRevision, tenant, payload, ctx.keys.policyChannel);
+      revision = await ctx.link.cmd.fleetPublish(ctx.keys.policies, ctx.keys.policyRevision, tenant, payload, ctx.keys.policyChannel);
     } catch (err) {
       ctx.link.failed(err);
       throw ctx.unavailable(err);
     }
+    await this.#feed.published(tenant, revision, payload);
+    return revision;
   }
 
   /** Subscribe (again) to the fleet's channels, then catch up on what may have been missed. */

@@ -46,6 +46,7 @@ export class PolicyFeed {
   #host: Host | undefined;
   /** Announcements are applied in order, one at a time (a signed one takes a turn to verify). */
   #chain: Promise<void> = Promise.resolve();
+  readonly #waiters = new Set<{ tenant: string; revision: number; resolve(): void }>();
 
   constructor(ctx: FleetContext, signers: ReadonlyMap<string, PreparedIssuer> | undefined, onPolicy: ((e: PolicyEvent) => void) | undefined) {
     this.#ctx = ctx;
@@ -92,6 +93,18 @@ export class PolicyFeed {
     return this.#chain;
   }
 
+  /** Resolves once this host has seen (applied, removed or rejected) `revision` of `tenant`, or a later one. */
+  reached(tenant: string, revision: number): Promise<void> {
+    if (this.revision(tenant) >= revision) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.add({ tenant, revision, resolve }));
+  }
+
+  /** Apply a revision this host just published (the announcement may come later; it is then skipped). */
+  published(tenant: string, revision: number, payload: string): Promise<void> {
+    this.#enqueue(tenant, revision, payload);
+    return this.#chain;
+  }
+
   #enqueue(tenant: string, rev: number, payload: string): void {
     if (!Number.isSafeInteger(rev) || rev <= 0) return;
     this.#chain = this.#chain.then(() => this.#apply(tenant, rev, payload));
@@ -114,6 +127,12 @@ export class PolicyFeed {
       }
     } catch (err) {
       event = { tenant, revision, outcome: 'rejected', error: err as Error };
+    }
+    for (const w of this.#waiters) {
+      if (w.tenant === tenant && w.revision <= revision) {
+        this.#waiters.delete(w);
+        w.resolve();
+      }
     }
     try {
       this.#onPolicy?.(event);

@@ -17,6 +17,7 @@
 import type { DecisionRecord } from '../src/policy/chokepoint.js';
 import type { FleetContext } from './context.js';
 
+/** How the decision stream is bounded. */
 export interface RecordSinkOptions {
   /** About how many entries the stream keeps (default 100,000). */
   readonly maxLen?: number;
@@ -24,6 +25,7 @@ export interface RecordSinkOptions {
   readonly maxQueued?: number;
 }
 
+/** Writes decision records to the fleet's Redis Stream (see the module comment). */
 export class RecordSink {
   readonly #ctx: FleetContext;
   readonly #maxLen: number;
@@ -37,6 +39,7 @@ export class RecordSink {
   /** Records dropped (Redis unreachable, or the queue full). */
   dropped = 0;
 
+  /** @internal Made by the Fleet. */
   constructor(ctx: FleetContext, options: RecordSinkOptions, revision: (tenant: string) => number) {
     this.#ctx = ctx;
     this.#maxLen = options.maxLen ?? 100_000;
