@@ -18,6 +18,7 @@ const SUITES: Record<string, string> = {
   http: './http.js',
   quic: './quic.js',
   webtransport: './webtransport.js',
+  fleet: './fleet.js',
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
