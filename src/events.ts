@@ -72,9 +72,4 @@ export class TypedEmitter<E extends EventMap> {
     }
     return true;
   }
-
-  /** Drop every listener (a closed connection holds none). */
-  protected removeAllListeners(): void {
-    this.#listeners = {};
-  }
 }

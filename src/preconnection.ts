@@ -26,7 +26,7 @@ import { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
 import { EstablishmentError, TapsError } from './errors.js';
 import type { MessageFramer } from './framers/index.js';
 import { Listener, type ListenOptions } from './listener.js';
-import type { MessageContextInit } from './message.js';
+import { checkMessageContext, type MessageContextInit } from './message.js';
 import { BasicScope, isNetworkScope, type Lease, type NetworkScope } from './policy/chokepoint.js';
 import { PathMonitor } from './paths/monitor.js';
 import { TransportProperties } from './properties.js';
@@ -63,6 +63,17 @@ export interface InitiateOptions {
   readonly timeout?: number | undefined;
   /** Called whenever a candidate's record changes: for progress displays and timelines. */
   readonly onProgress?: ((candidate: CandidateRecord, report: SelectionReport) => void) | undefined;
+}
+
+/** What a connection was made from: frozen when initiate() was called, reused by its clones (RFC 9622 §7.4). */
+interface Snapshot {
+  readonly remote: RemoteEndpoint;
+  readonly local: LocalEndpoint | undefined;
+  readonly properties: TransportProperties;
+  readonly security: SecurityParameters;
+  readonly framers: readonly MessageFramer[];
+  /** Made once, shared by every connection made from this snapshot. */
+  clone?: () => Promise<Connection>;
 }
 
 let denyScope: NetworkScope | undefined;
@@ -123,9 +134,6 @@ export class Preconnection {
     return this.#drivers ? Promise.resolve(this.#drivers) : registeredDrivers();
   }
 
-  /** How a connection of this preconnection makes a clone on a single-stream stack (one function, shared). */
-  #clone: (() => Promise<Connection>) | undefined;
-
   #snapshot: { readonly of: TransportProperties; readonly revision: number; readonly frozen: TransportProperties } | undefined;
 
   #initiateSnapshot(): TransportProperties {
@@ -145,11 +153,13 @@ export class Preconnection {
     }
     const remote = this.remote;
     if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
-    // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6). One frozen,
-    // validated copy serves every initiate() until the properties change (cheaper, and shared by its connections).
-    const properties = this.#initiateSnapshot();
-    const security = this.security;
-    const framers = this.framers;
+    // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6), nor its clones
+    // (§7.4). One frozen, validated copy serves every initiate() until the properties change.
+    return this.#establish({ remote, local: this.local, properties: this.#initiateSnapshot(), security: this.security, framers: this.framers }, options);
+  }
+
+  /** One selection from a snapshot; the Connection's clone() runs it again from the same snapshot. */
+  async #establish(snap: Snapshot, options: InitiateOptions): Promise<Connection> {
     let lease: Lease;
     try {
       const taken = this.scope.lease('connection');
@@ -161,11 +171,11 @@ export class Preconnection {
     try {
       const selected = await select({
         scope: this.scope,
-        remote,
-        local: this.local,
-        properties,
-        security,
-        framerCount: framers.length,
+        remote: snap.remote,
+        local: snap.local,
+        properties: snap.properties,
+        security: snap.security,
+        framerCount: snap.framers.length,
         drivers: this.#drivers ?? (await registeredDrivers()),
         driverOptions: this.#driverOptions,
         racing: this.#racing,
@@ -177,17 +187,17 @@ export class Preconnection {
       return new Connection({
         channel: selected.channel,
         driver: selected.driver,
-        properties,
-        framers,
+        properties: snap.properties,
+        framers: snap.framers,
         report: selected.report,
         lease,
         target: selected.target,
         clock: this.#clock,
         paths: this.#paths,
-        remoteEndpoint: remote,
-        localEndpoint: this.local,
+        remoteEndpoint: snap.remote,
+        localEndpoint: snap.local,
         connectionProperties: this.#connectionProperties,
-        clone: (this.#clone ??= () => this.initiate({})),
+        clone: (snap.clone ??= () => this.#establish(snap, {})),
       });
     } catch (err) {
       lease.release();
@@ -198,9 +208,11 @@ export class Preconnection {
   /** Initiate and send a first message (RFC 9622 §9.2.5); the message is sent once the connection is ready. */
   async initiateWithSend(message: Uint8Array | string, context?: MessageContextInit, options: InitiateOptions = {}): Promise<Connection> {
     if (typeof message !== 'string' && !(message instanceof Uint8Array)) throw new TypeError('message must be a Uint8Array or a string');
+    if (context !== undefined) checkMessageContext(context);
     const conn = await this.initiate(options);
-    // 0-RTT where the stack can (RFC 9622 §9.2.5); a stack without it sends after the handshake.
-    conn.send(message, { safelyReplayable: true, ...(context ?? {}) }).catch(() => {
+    // The message is sent once the connection is ready. It is safely replayable only if the caller says so
+    // (RFC 9622 §9.2.5): declaring it is what would allow 0-RTT, which no stack here offers yet.
+    conn.send(message, context).catch(() => {
       /* reported through the connection's sendError event */
     });
     return conn;

@@ -4,30 +4,44 @@
  * framing, the send queue, message properties, receive backpressure,
  * connection properties, groups and the tenant's quota lease.
  *
- * The state machine (RFC 9622 §11), drawn once:
+ * The state machine (RFC 9622 §11), drawn once. A Connection exists only
+ * once established: RFC 9622's Establishing is the pending `initiate()`,
+ * which rejects with an EstablishmentError when every candidate failed.
  *
  * ```
- *   establishing ──ready──▶ established ──close()──▶ closing ──both sides done──▶ closed
- *        │                       │                      │                            ▲
- *        │                       └── abort() / error / policy revoked ───────────────┤
- *        └── every candidate failed: initiate() rejects, no Connection exists ───────┘
+ *                 close()                      both directions done
+ *  established ─────────────▶ closing ──────────────────────────────▶ closed   emits `closed`
+ *       │  peer's end (FIN) ─▶ closing, still able to send until close()
+ *       │                      or a message marked final
+ *       │                         │
+ *       └─────────────────────────┴── abort() / failure / connTimeout ─▶ closed   emits `connectionError`
+ *                                     / policy revoked
  * ```
  *
- * `initiate()` resolves only once a candidate is ready, so an application
- * sees a Connection in `established` first. Each `send()` ends in exactly
- * one of `sent`, `expired` or `sendError` (event and promise alike); the
- * promise never goes unhandled. The send path lives in sender.ts; while the
- * transport pushes back, `sendBlocked` is true until `drain`. Messages are
- * read with `for await`, `receive()`, or the `received` event (attaching a
- * `received` listener stops queueing for `receive()`). Events never throw
- * for lack of a listener.
+ * | from | on | to | emits |
+ * |---|---|---|---|
+ * | established | `close()` | closing | — |
+ * | established | the peer's end | closing (canReceive false, canSend true) | `receivedEnd` |
+ * | closing | the channel closes cleanly | closed | `closed` |
+ * | established, closing | `abort()`, a failure, connTimeout, policy revoked | closed | `connectionError` |
+ *
+ * Exactly one of `closed` / `connectionError` ends a connection, and
+ * nothing is emitted after it: the outcomes of sends still outstanding are
+ * emitted first; a `send()` after it rejects with ERR_TAPS_INVALID_STATE
+ * without an event. Each `send()` ends in exactly one of `sent`, `expired`
+ * or `sendError` (event and promise alike); the promise never goes
+ * unhandled. The send path lives in sender.ts; while the transport pushes
+ * back, `sendBlocked` is true until `drain`. Messages are read with
+ * `for await`, `receive()`, or the `received` event: with a `received`
+ * listener messages go to it (the first listener also gets those already
+ * queued), otherwise they queue for `receive()`. Events never throw for
+ * lack of a listener.
  *
  * @example
  * await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
  * await conn.send('hello', { msgLifetime: 200 });
  * for await (const msg of conn) console.log(msg.text());
  */
-import { debuglog } from 'node:util';
 import { systemClock, type Clock } from '../clock.js';
 import type { ChannelReceiveMeta, ChannelReceiver, Driver, SocketAddress, TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
@@ -38,17 +52,15 @@ import { checkMessageContext, Message, type MessageContextInit } from '../messag
 import type { CheckedTarget, Lease } from '../policy/chokepoint.js';
 import { readBack, type SelectionReadback, type TransportProperties } from '../properties.js';
 import type { SelectionReport } from '../report.js';
-import { provided } from '../selection/suitability.js';
+import { provided } from '../provided.js';
 import { systemPathMonitor, type PathChange, type PathMonitor } from '../paths/monitor.js';
 import { PathWatch } from '../paths/watch.js';
-import { ConnectionGroup } from './group.js';
+import { ConnectionGroup, Membership, type MemberHost } from './group.js';
 import { DEFAULT_INBOX_LIMITS, Inbox, type InboxLimits } from './inbox.js';
 import type { Outcome, PendingSend } from './pending.js';
 import { NO_CONTEXT, Sender, type SenderHost } from './sender.js';
-import {
-  canonicalName, checkValue, CONNECTION_DEFAULTS, isReadOnly, notApplicable, READ_ONLY,
-  type ConnState, type SettableConnectionProperties,
-} from './properties.js';
+import { canonicalName, isReadOnly, notApplicable, READ_ONLY, type ConnState, type SettableConnectionProperties } from './properties.js';
+import { ConnectionSettings, type SettableName, type SettingsHost } from './settings.js';
 
 export type { ConnState } from './properties.js';
 
@@ -100,7 +112,6 @@ export interface ConnectionInit {
   readonly group?: ConnectionGroup<Connection> | undefined;
 }
 
-const debug = debuglog('taps');
 const encoder = new TextEncoder();
 
 /** An established connection, whatever stack won: send, receive, properties, groups and close (RFC 9622 §8–§10). See the module comment for the state machine. */
@@ -113,25 +124,26 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   readonly #framer: MessageFramer | undefined;
   readonly #deframer: Deframer | undefined;
   readonly #clock: Clock;
-  /** The quota lease this connection's bytes count against: its own, or its group's shared one. */
-  readonly #lease: Lease;
-  /** Made on first need (clone, peer stream, groupedConnections): most connections never have one. */
-  #group: ConnectionGroup<Connection> | undefined;
-  /** The group whose lease this connection holds a share of (a stream), instead of a lease of its own. */
-  #shareOf: ConnectionGroup<Connection> | undefined;
-  /** The channel's receiver and the sender's host (see Link below). */
-  readonly #link: ChannelReceiver & SenderHost;
+  /** Its group and the quota lease its bytes count against (its own, or its group's shared one). */
+  readonly #membership: Membership<Connection>;
+  /** The channel's receiver, the sender's host and the settings' host (see Link below). */
+  readonly #link: Link;
   /** Made by the first send (an idle connection has none). */
   #sender: Sender | undefined;
   /** Made when a message must wait or a reader asks (most connections deliver through `received`). */
   #inbox: Inbox | undefined;
-  /** The shared frozen defaults until the first setProperty() copies them (most connections never set one). */
-  #props: Readonly<SettableConnectionProperties>;
+  /** Connection properties (RFC 9622 §8.1) and what they do to the stack. */
+  readonly #settings: ConnectionSettings;
+  /** connTimeout for the send path (Infinity: not watched). */
+  #deliveryTimeout = Infinity;
   /** direction is unidirectional-receive (read once: the properties are a snapshot). */
   readonly #receiveOnly: boolean;
   #state: ConnState = 'established';
   #peerEnded = false;
-  #idleTimer: unknown;
+  /** The application called close(): nothing more may be sent. */
+  #localClosing = false;
+  /** Closed or ConnectionError was emitted: no event follows (RFC 9622 §11). */
+  #silent = false;
   #closing: Promise<void> | undefined;
   #error: TapsError | undefined;
   /** Pieces of a message the channel delivers in parts (made on the first one). */
@@ -152,14 +164,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#deframer = this.#framer?.createDeframer();
     this.#emitMessage = this.#deframer === undefined ? undefined : (data) => this.#deliver(new Message(data));
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
-    this.#group = init.group;
-    this.#shareOf = init.group;
-    init.group?.join(this);
-    this.#lease = init.group?.lease ?? init.lease;
-    this.#props = CONNECTION_DEFAULTS;
-    // One object is both the channel's receiver and the sender's host (no closure per callback: issue 7).
+    // One object is the channel's receiver and the host of the sender, settings and membership (no closure per callback).
     const link = new Connection.#Link(this);
     this.#link = link;
+    const keepAlive = init.properties.get('keepAlive');
+    this.#settings = new ConnectionSettings(link, keepAlive === 'require' || keepAlive === 'prefer');
+    this.#membership = new Membership(link, init.lease, init.group);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     const preset = init.connectionProperties;
@@ -167,8 +177,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#channel.start(link);
   }
 
-  /** The connection as its channel (ChannelReceiver) and its Sender (SenderHost) see it. */
-  static readonly #Link = class Link implements ChannelReceiver, SenderHost {
+  /** The connection as its channel, its Sender, its settings and its membership see it. */
+  static readonly #Link = class Link implements ChannelReceiver, SenderHost, SettingsHost, MemberHost<Connection> {
     readonly #conn: Connection;
 
     constructor(conn: Connection) {
@@ -186,16 +196,32 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       return this.#conn.#framer;
     }
     get lease(): Lease {
-      return this.#conn.#lease;
+      return this.#conn.#membership.lease;
     }
     get clock(): Clock {
       return this.#conn.#clock;
+    }
+    get self(): Connection {
+      return this.#conn;
+    }
+    get driverId(): string {
+      return this.#conn.driver.id;
+    }
+    get settings(): ConnectionSettings {
+      return this.#conn.#settings;
+    }
+    get remake(): (() => Promise<Connection>) | undefined {
+      return this.#conn.#init.clone;
     }
     get receiveOnly(): boolean {
       return this.#conn.#receiveOnly;
     }
     state(): ConnState {
       return this.#conn.#state;
+    }
+    sendOpen(): boolean {
+      const conn = this.#conn;
+      return conn.#state !== 'closed' && !conn.#localClosing;
     }
     error(): TapsError | undefined {
       return this.#conn.#error;
@@ -207,6 +233,27 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     drained(): void {
       this.#conn.emit('drain');
+    }
+    stalled(error: TapsError): void {
+      this.#conn.abort(error);
+    }
+
+    // SettingsHost
+    deliveryTimeout(ms: number): void {
+      this.#conn.#deliveryTimeout = ms;
+      this.#conn.#sender?.setDeliveryTimeout(ms);
+    }
+
+    // MemberHost
+    member(channel: TransportChannel, group: ConnectionGroup<Connection>, properties: Record<string, unknown>): Connection {
+      const conn = this.#conn;
+      return new Connection({ ...conn.#init, channel, group, connectionProperties: properties, target: undefined });
+    }
+    membershipOf(other: Connection): Membership<Connection> {
+      return other.#membership;
+    }
+    offer(stream: Connection): boolean {
+      return this.#conn.emit('connectionReceived', stream);
     }
 
     // ChannelReceiver
@@ -223,12 +270,36 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       this.#conn.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET'));
     }
     stream(channel: TransportChannel): void {
-      this.#conn.#onPeerStream(channel);
+      this.#conn.#membership.peerStream(channel);
     }
     softError(error: Error): void {
       this.#conn.emit('softError', toTapsError(error, 'ERR_TAPS_PROTOCOL_FAILED'));
     }
   };
+
+  /** No event after Closed / ConnectionError (RFC 9622 §11). */
+  protected override emit<K extends keyof ConnectionEvents & string>(event: K, ...args: ConnectionEvents[K]): boolean {
+    return this.#silent ? false : super.emit(event, ...args);
+  }
+
+  /**
+   * Add a listener. The first `received` listener also gets the messages
+   * already queued for `receive()`, in order, on the next microtask, before
+   * any message that arrives later: a late listener misses nothing. A
+   * `pathChange` or `softError` listener starts the path monitor.
+   */
+  override on<K extends keyof ConnectionEvents & string>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
+    super.on(event, listener);
+    if (event === 'received' && (this.#inbox?.queued ?? 0) > 0) queueMicrotask(() => this.#handOverQueued());
+    else if (event === 'pathChange' || event === 'softError') this.#watchPath();
+    return this;
+  }
+
+  /** Queued messages go to the `received` listeners (see on()). */
+  #handOverQueued(): void {
+    const inbox = this.#inbox;
+    while (inbox !== undefined && inbox.queued > 0 && this.listenerCount('received') > 0 && !this.#silent) this.emit('received', inbox.take()!);
+  }
 
   // ── identity ────────────────────────────────────────────────────────────
 
@@ -278,7 +349,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       checkMessageContext(context);
       ctx = context;
     }
-    return (this.#sender ??= new Sender(this.#link)).send(bytes, ctx);
+    return (this.#sender ??= this.#newSender()).send(bytes, ctx);
   }
 
   /**
@@ -296,17 +367,20 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     return this.#sender?.blocked ?? false;
   }
 
+  #newSender(): Sender {
+    return new Sender(this.#link, this.#deliveryTimeout);
+  }
+
   // ── receiving (RFC 9622 §9.3) ──────────────────────────────────────────
 
   #onData(chunk: Uint8Array, meta?: ChannelReceiveMeta): void {
     if (this.#state === 'closed') return;
     try {
-      this.#lease.received(chunk.byteLength);
+      this.#membership.lease.received(chunk.byteLength);
     } catch (err) {
       this.abort(toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED'));
       return;
     }
-    if (this.#idleTimer !== undefined) this.#armIdle();
     if (this.#deframer !== undefined) {
       try {
         this.#deframer.push(chunk, this.#emitMessage!);
@@ -329,7 +403,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 
   #deliver(msg: Message): void {
     if (this.listenerCount('received') > 0) {
-      if (this.#inbox?.hasWaiter) this.#inbox.put(msg);
+      const inbox = this.#inbox;
+      if (inbox !== undefined && inbox.queued > 0) this.#handOverQueued(); // keep the order: older ones first
+      if (inbox?.hasWaiter) inbox.put(msg);
       this.emit('received', msg);
     } else this.#queue().put(msg);
   }
@@ -346,8 +422,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     return inbox;
   }
 
+  /**
+   * The peer will send nothing more (FIN): the connection is `closing` (RFC 9622 §11), its last queued message
+   * is marked final (§9.3.2.4), readers end, and `receivedEnd` fires. The sending side stays open until
+   * close() or a final message (TCP half-close); both sides done, the channel closes and `closed` follows.
+   */
   #onEnd(): void {
-    if (this.#peerEnded) return;
+    if (this.#peerEnded || this.#state === 'closed') return;
     this.#peerEnded = true;
     if (this.#deframer !== undefined) {
       try {
@@ -357,6 +438,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
         return;
       }
     }
+    if (this.#state === 'established') this.#state = 'closing';
+    this.#inbox?.markFinal();
     this.#inbox?.end();
     this.emit('receivedEnd');
   }
@@ -395,6 +478,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 
   async #gracefulClose(): Promise<void> {
     this.#state = 'closing';
+    this.#localClosing = true;
     // Hand the channel everything still queued, whatever its backpressure: its close() flushes it, bounded by the
     // stack's own close timeout, so a peer that never reads cannot hold close() open forever (issue 7).
     this.#sender?.flush();
@@ -413,9 +497,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 
   /**
    * Immediate: drop what is queued, tear the channel down. RFC 9622 §10: a
-   * local Abort is reported as a `connectionError` (ERR_TAPS_CONNECTION_ABORTED,
-   * or `reason` when given). Without a reason, readers end quietly (the
-   * application asked for it); with one, they reject with it.
+   * local Abort is reported as one `connectionError` (ERR_TAPS_CONNECTION_ABORTED,
+   * or `reason` when given), and no `closed` follows. Without a reason,
+   * readers end quietly (the application asked for it); with one, they
+   * reject with it.
    */
   abort(reason?: Error): void {
     if (this.#state === 'closed') return;
@@ -431,12 +516,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     } catch {
       /* already reported as connectionError */
     }
-  }
-
-  override on<K extends keyof ConnectionEvents & string>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
-    super.on(event, listener);
-    if (event === 'pathChange' || event === 'softError') this.#watchPath();
-    return this;
   }
 
   override off<K extends keyof ConnectionEvents & string>(event: K, listener: (...args: ConnectionEvents[K]) => void): this {
@@ -456,36 +535,37 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#path.want(wanted);
   }
 
-  /** Enter `closed` once: settle everything outstanding, release every timer and the lease. */
+  /**
+   * Enter `closed` once: settle everything outstanding (their events first), release every timer and the
+   * lease, then emit exactly one of `closed` (no error) or `connectionError` (an error, or a local abort),
+   * after which the connection emits nothing (RFC 9622 §10, §11).
+   */
   #finish(error: TapsError | undefined, local = false): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#error = error;
     this.#path?.want(false);
-    if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
-    this.#idleTimer = undefined;
     // Made only when someone will see it (an Error's stack costs microseconds).
     let why = error;
     const reason = (): TapsError => (why ??= new TapsError('ERR_TAPS_CONNECTION_ABORTED', local ? 'aborted by the application' : 'the connection closed'));
     this.#sender?.close(reason);
     this.#inbox?.end(error); // a plain abort() ends iteration quietly: the application asked for it
-    this.#group?.leave(this);
-    if (this.#shareOf !== undefined) this.#shareOf.release();
-    else this.#lease.release();
-    if (error !== undefined || (local && this.listenerCount('connectionError') > 0)) this.emit('connectionError', reason());
-    this.emit('closed');
+    this.#membership.leave();
+    if (error !== undefined || local) this.emit('connectionError', reason());
+    else this.emit('closed');
+    this.#silent = true;
   }
 
   // ── properties (RFC 9622 §8.1) ─────────────────────────────────────────
 
   get canSend(): boolean {
-    return this.#state === 'established' && !(this.#sender?.finalQueued ?? false) && !this.#receiveOnly;
+    return this.#state !== 'closed' && !this.#localClosing && !(this.#sender?.finalQueued ?? false) && !this.#receiveOnly;
   }
   get canReceive(): boolean {
     return this.#state !== 'closed' && !this.#peerEnded && this.#init.properties.get('direction') !== 'unidirectional-send';
   }
   get sendMsgMaxLen(): number {
-    return (this.#sender ??= new Sender(this.#link)).maxLength;
+    return (this.#sender ??= this.#newSender()).maxLength;
   }
   get recvMsgMaxLen(): number {
     return this.sendMsgMaxLen;
@@ -514,13 +594,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
         return this.driver.capabilities.zeroRtt ? this.sendMsgMaxLen : 0;
       default:
         if (n.includes('.')) throw notApplicable(n, `read it from the stack's info instead (${this.driver.id})`);
-        return this.#props[n as keyof SettableConnectionProperties];
+        return this.#settings.value(n as SettableName);
     }
   }
 
   /** Every connection property, read-only ones included. */
   get properties(): Readonly<Record<string, unknown>> {
-    const out: Record<string, unknown> = { ...this.#props };
+    const out: Record<string, unknown> = { ...this.#settings.all };
     for (const n of READ_ONLY) {
       try {
         out[n] = this.getProperty(n);
@@ -546,70 +626,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #set(name: string, value: unknown, entangle: boolean): void {
     const n = canonicalName(name);
     if (isReadOnly(n)) throw new TypeError(`${n} is read-only (RFC 9622 §8.1.11)`);
-    if (n.includes('.')) {
-      if (!this.#channel.setOption) throw notApplicable(n, `${this.driver.id} has no protocol-specific settings`);
-      this.#channel.setOption(n, value);
-      return;
-    }
+    if (n.includes('.')) return this.#settings.setSpecific(n, value);
     const key = n as keyof SettableConnectionProperties;
-    checkValue(key, value);
-    this.#apply(key, value);
-    if (!entangle || key === 'connPriority' || this.#group === undefined) return;
-    for (const m of this.#group.members) {
-      if (m === this) continue;
-      try {
-        m.#apply(key, value);
-      } catch (err) {
-        debug('group member of %s kept its %s: %s', m.driver.id, key, (err as Error).message);
-      }
-    }
-  }
-
-  /** Apply a checked value to this connection alone. */
-  #apply(key: keyof SettableConnectionProperties, value: unknown): void {
-    const n = key;
-    switch (key) {
-      case 'keepAliveTimeout':
-        if (value === Infinity && !this.#channel.setOption) break; // disabled: true of every stack
-        if (!this.driver.capabilities.keepAlive || !this.#channel.setOption) throw notApplicable(n, `${this.driver.id} cannot send keep-alives`);
-        this.#channel.setOption('keepAliveTimeout', value);
-        break;
-      case 'minSendRate':
-      case 'minRecvRate':
-      case 'maxSendRate':
-      case 'maxRecvRate':
-        if (value !== Infinity) throw notApplicable(n, `${this.driver.id} does not pace or guarantee rates`);
-        break;
-      case 'connPriority':
-        this.#channel.setOption?.('connPriority', value);
-        break;
-      case 'connTimeout':
-        this.#writableProps()[key] = value;
-        if (value === Infinity) {
-          if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
-          this.#idleTimer = undefined;
-        } else this.#armIdle();
-        return;
-      default:
-        break;
-    }
-    this.#writableProps()[key] = value;
-  }
-
-  #writableProps(): Record<string, unknown> {
-    if (this.#props === CONNECTION_DEFAULTS) this.#props = { ...CONNECTION_DEFAULTS };
-    return this.#props as unknown as Record<string, unknown>;
-  }
-
-  /** connTimeout (§8.1.3): abort when nothing has arrived for that long. */
-  #armIdle(): void {
-    if (this.#idleTimer !== undefined) this.#clock.clearTimeout(this.#idleTimer);
-    if (this.#state === 'closed') return;
-    const ms = this.#props.connTimeout;
-    this.#idleTimer = this.#clock.setTimeout(() => {
-      this.#idleTimer = undefined;
-      this.abort(new TapsError('ERR_TAPS_TIMEOUT', `nothing received for ${ms} ms (connTimeout)`));
-    }, ms);
+    this.#settings.set(key, value);
+    if (entangle) this.#membership.entangle(key, value);
   }
 
   // ── groups (RFC 9622 §7.4) ─────────────────────────────────────────────
@@ -622,86 +642,23 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    */
   async clone(): Promise<Connection> {
     if (this.#state !== 'established') throw new TapsError('ERR_TAPS_INVALID_STATE', `cannot clone: the connection is ${this.#state}`);
-    if ((this.#group?.members.size ?? 1) >= this.#props.groupConnLimit) {
-      throw new TapsError('ERR_TAPS_NOT_CLONEABLE', `the group already has groupConnLimit ${this.#props.groupConnLimit} connections`);
-    }
-    if (this.#channel.openStream) {
-      const channel = await this.#channel.openStream();
-      if (this.state === 'closed') {
-        const err = new TapsError('ERR_TAPS_INVALID_STATE', 'cannot clone: the connection closed while the stream was opening');
-        channel.abort(err);
-        throw err;
-      }
-      return this.#member(channel);
-    }
-    if (this.#init.clone) {
-      const conn = await this.#init.clone();
-      this.#adopt(conn);
-      return conn;
-    }
-    throw new TapsError('ERR_TAPS_NOT_CLONEABLE', `${this.driver.id} has no streams to open and this connection was accepted, not initiated`);
+    return this.#membership.clone();
   }
 
   /** Every open connection in this one's group, itself included. */
   groupedConnections(): readonly Connection[] {
-    return this.#group === undefined ? (this.#state === 'closed' ? [] : [this]) : [...this.#group.members];
+    return this.#membership.members();
   }
 
   /** Close every connection of this group gracefully (RFC 9622 §10). */
-  async closeGroup(): Promise<void> {
-    if (this.#group === undefined) await this.close();
-    else await this.#group.closeAll();
+  closeGroup(): Promise<void> {
+    return this.#membership.closeGroup();
   }
 
   /** Abort every connection of this group at once. */
   abortGroup(reason?: Error): void {
-    if (this.#group === undefined) this.abort(reason);
-    else this.#group.abortAll(reason);
-  }
-
-  /** This connection's group, made now if it had none: it joins as the first member, sharing its own lease. */
-  #ensureGroup(): ConnectionGroup<Connection> {
-    if (this.#group !== undefined) return this.#group;
-    const group = new ConnectionGroup<Connection>(this.#lease);
-    group.join(this);
-    this.#group = group;
-    this.#shareOf = group;
-    return group;
-  }
-
-  /** The connection properties changed from their defaults: what a clone copies (RFC 9622 §7.4). */
-  #changed(): Record<string, unknown> {
-    return Object.fromEntries(Object.entries(this.#props).filter(([k, v]) => CONNECTION_DEFAULTS[k as keyof SettableConnectionProperties] !== v));
-  }
-
-  #member(channel: TransportChannel): Connection {
-    return new Connection({ ...this.#init, channel, group: this.#ensureGroup(), connectionProperties: this.#changed(), target: undefined });
-  }
-
-  /** A clone made as a separate connection joins this group (with its own lease) and takes its properties. */
-  #adopt(conn: Connection): void {
-    const group = this.#ensureGroup();
-    if (conn.#state === 'closed' || conn.#group === group) return;
-    conn.#group?.leave(conn);
-    conn.#group = group;
-    group.adopt(conn);
-    for (const [k, v] of Object.entries(this.#changed())) {
-      try {
-        conn.#apply(k as keyof SettableConnectionProperties, v);
-      } catch (err) {
-        debug('clone on %s kept its %s: %s', conn.driver.id, k, (err as Error).message);
-      }
-    }
-  }
-
-  #onPeerStream(channel: TransportChannel): void {
-    if (this.#state === 'closed') {
-      channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the connection closed'));
-      return;
-    }
-    const conn = this.#member(channel);
-    if (!this.emit('connectionReceived', conn)) {
-      conn.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the peer opened a stream and nobody listens for connectionReceived'));
-    }
+    this.#membership.abortGroup(reason);
   }
 }
+
+type Link = ChannelReceiver & SenderHost & SettingsHost & MemberHost<Connection>;

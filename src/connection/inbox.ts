@@ -8,7 +8,7 @@
  * Reading below half of both resumes it.
  */
 import { TapsError } from '../errors.js';
-import type { Message } from '../message.js';
+import { Message } from '../message.js';
 
 export interface InboxLimits {
   readonly highWaterBytes: number;
@@ -96,6 +96,19 @@ export class Inbox {
       signal?.addEventListener('abort', onAbort, { once: true });
       (this.#waiters ??= []).push(w);
     });
+  }
+
+  /** The oldest queued message, taken now (undefined when none). */
+  take(): Message | undefined {
+    return this.queued > 0 ? this.#take() : undefined;
+  }
+
+  /** The peer sent nothing after the last queued message: mark it final (RFC 9622 §9.3.2.4). */
+  markFinal(): void {
+    if (this.queued === 0) return;
+    const queue = this.#queue!;
+    const last = queue[queue.length - 1]!;
+    if (!last.context.final) queue[queue.length - 1] = new Message(last.data, { ...last.context, final: true });
   }
 
   /** Only while `queued > 0`. */

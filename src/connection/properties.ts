@@ -10,8 +10,8 @@
  * | property | default | honoured by |
  * |---|---|---|
  * | connPriority | 100 | ordering among a group's streams where the stack can (setOption) |
- * | connTimeout | Infinity | this library: abort with ERR_TAPS_TIMEOUT after that long without receiving |
- * | keepAliveTimeout | Infinity (disabled) | stacks with keep-alive (TCP, TLS) via setOption |
+ * | connTimeout | Infinity | reliable stacks: abort with ERR_TAPS_TIMEOUT when sent data makes no progress for that long (sender.ts) |
+ * | keepAliveTimeout | Infinity (disabled) | stacks with keep-alive (TCP, TLS) via setOption, in ms; off when over connTimeout |
  * | connScheduler | 'weightedFairQueueing' | recorded for the group |
  * | connCapacityProfile | 'default' | recorded (a hint, §8.1.6) |
  * | multipathPolicy | 'handover' | recorded (single-path stacks) |
@@ -21,8 +21,11 @@
  */
 import { TapsError } from '../errors.js';
 
-/** A connection's state (RFC 9622 §11): `establishing → established → closing → closed`. */
-export type ConnState = 'establishing' | 'established' | 'closing' | 'closed';
+/**
+ * A connection's state (RFC 9622 §11). A Connection object exists only once
+ * established: RFC 9622's Establishing state is the pending `initiate()`.
+ */
+export type ConnState = 'established' | 'closing' | 'closed';
 
 export interface SettableConnectionProperties {
   connPriority: number;

@@ -10,6 +10,15 @@
  * through a {@link SenderHost}. A graceful close `flush()`es the queue into
  * the channel; an abort `close()`s it, failing what was queued.
  *
+ * connTimeout (RFC 9622 §8.1.3: how long to wait before deciding that data
+ * cannot be delivered) is approximated with what Node shows: while data is
+ * outstanding (queued here, or handed to the channel whose completion has
+ * not come back) and no send completes for that long, the connection fails
+ * with ERR_TAPS_TIMEOUT. Node exposes neither TCP_USER_TIMEOUT nor the
+ * kernel's unacknowledged bytes, so data the kernel has accepted but the
+ * peer never acknowledges is seen only once the kernel's send buffer fills
+ * and writes stop completing; an idle dead peer is found by keep-alive.
+ *
  * @example
  * const sender = new Sender(host);
  * await sender.send(bytes, { msgPriority: 10 });
@@ -34,10 +43,14 @@ export interface SenderHost extends Settler {
   /** direction is unidirectional-receive. */
   readonly receiveOnly: boolean;
   state(): ConnState;
+  /** The local sending side is open: not closed, not closing by the application's close(). */
+  sendOpen(): boolean;
   /** The connection's error, once it failed. */
   error(): TapsError | undefined;
   /** The queue emptied after the channel pushed back (`drain`). */
   drained(): void;
+  /** connTimeout ran out with data outstanding and no progress. */
+  stalled(error: TapsError): void;
 }
 
 /** The context of a send given none (no allocation, no checks). */
@@ -56,19 +69,30 @@ export class Sender {
   #seq = 0;
   #expiryTimer: unknown;
   #expiryAt = Infinity;
+  /** Messages handed to the channel whose completion has not come back (settled, in order, from #inflightHead). */
+  #inflight = 0;
+  #inflightList: PendingSend[] = [];
+  #inflightHead = 0;
+  /** connTimeout in ms (Infinity: not watched), the watchdog's timer, and when a send last completed. */
+  #deliveryTimeout = Infinity;
+  #watchdog: unknown;
+  #progressAt = 0;
 
-  constructor(host: SenderHost) {
+  constructor(host: SenderHost, deliveryTimeout = Infinity) {
     this.#host = host;
     this.#needsReplayable = !host.driver.capabilities.reliable && host.driver.framing === 'message';
+    this.#deliveryTimeout = deliveryTimeout;
   }
 
   #written(): Written {
     const host = this.#host;
     return (this.#onWritten ??= (p, err) => {
+      if (p.settled) return; // failed when the connection closed
+      this.#inflight--;
+      if (this.#deliveryTimeout !== Infinity) this.#progressAt = host.clock.now();
       if (err) p.settle({ kind: 'sendError', error: this.#failure(err) });
-      // Confirmed only after the connection failed or was aborted: not claimed sent once it is closed (issue 7).
-      else if (host.state() === 'closed') p.settle({ kind: 'sendError', error: this.#failure(host.error() ?? new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'aborted')) });
       else p.settle(SENT);
+      this.#retire();
     });
   }
 
@@ -91,9 +115,23 @@ export class Sender {
     return Math.min(this.#host.channel.maxMessageSize, this.#host.framer?.maxMessageSize ?? Infinity);
   }
 
+  /** Data is waiting for the transport: queued here, or handed over and not completed. */
+  get outstanding(): boolean {
+    return this.#inflight > 0 || this.#queued > 0;
+  }
+
+  /** connTimeout changed (Infinity: stop watching). */
+  setDeliveryTimeout(ms: number): void {
+    this.#deliveryTimeout = ms;
+    this.#disarmWatchdog();
+    if (ms !== Infinity && this.outstanding) this.#armWatchdog(ms);
+  }
+
   /** Send a checked message; see Connection.send. */
   send(bytes: Uint8Array, ctx: MessageContextInit): Promise<void> {
     const host = this.#host;
+    // No event follows Closed (RFC 9622 §11): a send after it only rejects.
+    if (host.state() === 'closed') return closedSend(host.error());
     const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host, this.#onWritten ?? this.#written());
     const problem = this.#refuse(bytes, ctx);
     if (problem !== undefined) {
@@ -101,6 +139,7 @@ export class Sender {
       return p.promise;
     }
     if (ctx.final === true) this.#finalQueued = true;
+    if (this.#deliveryTimeout !== Infinity && this.#watchdog === undefined) this.#armWatchdog(this.#deliveryTimeout);
     if (!this.#blocked && this.#queued === 0) this.#write(p);
     else {
       (this.#queue ??= new SendQueue()).push(p);
@@ -136,22 +175,46 @@ export class Sender {
     this.#disarmExpiry();
   }
 
-  /** The connection closed: every queued message fails with `why()` (in flight ones fail through the channel). */
+  /**
+   * The connection closed: every message not yet confirmed fails with `why()`, those handed to the channel first,
+   * then the queued ones, so their events come before Closed / ConnectionError (RFC 9622 §11). A channel
+   * completion arriving later finds them settled.
+   */
   close(why: () => TapsError): void {
     this.#disarmExpiry();
-    if (this.#queue === undefined) return;
-    for (const p of this.#queue.drainAll()) {
+    this.#disarmWatchdog();
+    const notSent = (p: PendingSend): void => {
       const reason = why();
       p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: ${reason.message}`, { cause: reason }) });
+    };
+    const list = this.#inflightList;
+    for (let i = this.#inflightHead; i < list.length; i++) if (!list[i]!.settled) notSent(list[i]!);
+    this.#inflightList = [];
+    this.#inflightHead = 0;
+    this.#inflight = 0;
+    if (this.#queue !== undefined) for (const p of this.#queue.drainAll()) notSent(p);
+  }
+
+  /** Drop settled messages from the front of the in-flight list. */
+  #retire(): void {
+    const list = this.#inflightList;
+    let head = this.#inflightHead;
+    while (head < list.length && list[head]!.settled) head++;
+    if (head === list.length) {
+      list.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > list.length) {
+      list.splice(0, head);
+      head = 0;
     }
+    this.#inflightHead = head;
   }
 
   /** Why this message cannot be sent at all (checked before it is queued). */
   #refuse(bytes: Uint8Array, ctx: MessageContextInit): SendError | undefined {
     const host = this.#host;
-    const state = host.state();
     const id = host.driver.id;
-    if (state !== 'established') return new SendError('ERR_TAPS_INVALID_STATE', `cannot send: the connection is ${state}`);
+    if (!host.sendOpen()) return new SendError('ERR_TAPS_INVALID_STATE', `cannot send: the connection is ${host.state()}`);
     if (this.#finalQueued) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send after a message marked final');
     if (host.receiveOnly) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send: direction is unidirectional-receive');
     const max = this.maxLength;
@@ -161,8 +224,11 @@ export class Sender {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `${id} may duplicate messages: a message marked safelyReplayable false cannot be sent on it (RFC 9622 §9.1.3.4)`);
     }
     const caps = host.driver.capabilities;
-    if (ctx.msgReliable === true && !caps.reliable && !caps.perMsgReliability) {
-      return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `msgReliable requested but ${id} can send only unreliably (RFC 9622 §9.1.3.7)`);
+    if (ctx.msgReliable !== undefined && ctx.msgReliable !== caps.reliable && !caps.perMsgReliability) {
+      return new SendError(
+        'ERR_TAPS_INVALID_MESSAGE_PROPERTIES',
+        `msgReliable ${ctx.msgReliable} differs from the reliability of ${id} (${caps.reliable ? 'reliable' : 'unreliable'}), which has no per-message reliability (RFC 9622 §9.1.3.7)`,
+      );
     }
     if (ctx.msgOrdered === true && !caps.ordered) {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `msgOrdered requested but ${id} does not preserve order (RFC 9622 §9.1.3.3)`);
@@ -193,6 +259,8 @@ export class Sender {
       p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
       return;
     }
+    this.#inflight++;
+    this.#inflightList.push(p);
     const ctx = p.context;
     const meta: ChannelSendMeta =
       ctx === NO_CONTEXT ? NO_META : { final: ctx.final, reliable: ctx.msgReliable, priority: ctx.msgPriority, fields: ctx.fields };
@@ -231,11 +299,45 @@ export class Sender {
     }, Math.max(0, at - clock.now()) + 1);
   }
 
+  /** Start the connTimeout clock now (data just became outstanding). */
+  #armWatchdog(ms: number): void {
+    this.#progressAt = this.#host.clock.now();
+    this.#watchdog = this.#host.clock.setTimeout(() => this.#checkProgress(), ms);
+  }
+
+  #checkProgress(): void {
+    this.#watchdog = undefined;
+    const limit = this.#deliveryTimeout;
+    if (limit === Infinity || !this.outstanding) return; // nothing waits: the next send starts the clock again
+    const clock = this.#host.clock;
+    const idle = clock.now() - this.#progressAt;
+    if (idle < limit) {
+      this.#watchdog = clock.setTimeout(() => this.#checkProgress(), limit - idle);
+      return;
+    }
+    this.#host.stalled(new TapsError('ERR_TAPS_TIMEOUT', `sent data made no progress for ${limit} ms (connTimeout, RFC 9622 §8.1.3)`));
+  }
+
+  #disarmWatchdog(): void {
+    if (this.#watchdog !== undefined) this.#host.clock.clearTimeout(this.#watchdog);
+    this.#watchdog = undefined;
+  }
+
   #disarmExpiry(): void {
     if (this.#expiryTimer !== undefined) this.#host.clock.clearTimeout(this.#expiryTimer);
     this.#expiryTimer = undefined;
     this.#expiryAt = Infinity;
   }
+}
+
+const noop = (): void => {};
+
+/** What a send after Closed returns: a rejection the caller may await, already handled so it never goes unhandled. */
+function closedSend(error: TapsError | undefined): Promise<void> {
+  const why = error === undefined ? 'the connection is closed' : `the connection is closed (${error.message})`;
+  const p = Promise.reject(new SendError('ERR_TAPS_INVALID_STATE', `cannot send: ${why}`, error === undefined ? {} : { cause: error }));
+  p.catch(noop);
+  return p;
 }
 
 function byteLength(pieces: readonly Uint8Array[]): number {

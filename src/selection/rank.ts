@@ -11,7 +11,8 @@
 import type { Driver } from '../driver.js';
 import type { PreferenceProperty, TransportProperties } from '../properties.js';
 import type { SecurityParameters } from '../security.js';
-import { JUDGED, provided } from './suitability.js';
+import { provided } from '../provided.js';
+import { JUDGED } from './suitability.js';
 
 export type Comparator<T> = (a: T, b: T) => number;
 

@@ -11,7 +11,8 @@
  * const v = judgeStack(tcpDriver, { properties, security, framers: [], scheme: undefined });
  * if (!v.ok) console.log(v.reason); // "reliability is required but udp is unreliable"
  */
-import type { Capabilities, Driver } from '../driver.js';
+import type { Driver } from '../driver.js';
+import { provided } from '../provided.js';
 import type { PreferenceProperty, TransportProperties } from '../properties.js';
 import type { SecurityParameters } from '../security.js';
 
@@ -30,38 +31,6 @@ export interface StackContext {
 }
 
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
-
-/** What a stack provides for each preference property, given the framers in use. */
-export function provided(driver: Driver, framerCount: number): Readonly<Record<PreferenceProperty, boolean>> {
-  // Drivers are long-lived: one frozen answer per driver, with and without a framer (shared by every ranking and report).
-  let pair = providedBy.get(driver);
-  if (pair === undefined) providedBy.set(driver, (pair = [undefined, undefined]));
-  const i = framerCount > 0 ? 1 : 0;
-  return (pair[i] ??= Object.freeze(computeProvided(driver, framerCount)));
-}
-
-const providedBy = new WeakMap<Driver, [Readonly<Record<PreferenceProperty, boolean>> | undefined, Readonly<Record<PreferenceProperty, boolean>> | undefined]>();
-
-function computeProvided(driver: Driver, framerCount: number): Record<PreferenceProperty, boolean> {
-  const c: Capabilities = driver.capabilities;
-  return {
-    reliability: c.reliable,
-    preserveOrder: c.ordered,
-    preserveMsgBoundaries: c.messageBoundaries || (driver.framing === 'stream' && framerCount > 0),
-    perMsgReliability: c.perMsgReliability,
-    zeroRttMsg: c.zeroRtt,
-    multistreaming: c.multistream,
-    fullChecksumSend: c.fullChecksum,
-    fullChecksumRecv: c.fullChecksum,
-    congestionControl: c.congestionControl,
-    keepAlive: c.keepAlive,
-    // Connected UDP sockets report ICMP errors; the TCP stacks here cannot surface them.
-    softErrorNotify: driver.ipProtocol === 'udp',
-    // Path-level choices the OS makes for every stack alike.
-    useTemporaryLocalAddress: true,
-    activeReadBeforeSend: true,
-  };
-}
 
 const WORDS: Partial<Record<PreferenceProperty, [string, string]>> = {
   reliability: ['reliable', 'unreliable'],

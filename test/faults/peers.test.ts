@@ -13,19 +13,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { isTapsError, type TapsError } from '../../src/errors.js';
 import { seeded } from '../helpers/fault-relay.js';
-import { connectedPair, dialer, listenOn, until, type Stack } from './stacks.js';
+import { connectedPair, dialer, listenOn, receiveDeadline, until, type Stack } from './stacks.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/** The connection's end: its connectionError, or undefined for a clean `closed` (exactly one of them comes). */
 function errorOf(conn: Connection): Promise<TapsError | undefined> {
   return new Promise((resolve) => {
-    let err: TapsError | undefined;
-    conn.on('connectionError', (e) => (err ??= e));
-    if (conn.state === 'closed') resolve(err);
-    conn.once('closed', () => resolve(err));
+    if (conn.state === 'closed') resolve(undefined);
+    conn.once('connectionError', (e) => resolve(e));
+    conn.once('closed', () => resolve(undefined));
   });
 }
 
@@ -41,28 +41,30 @@ async function raw(port: number): Promise<Socket> {
 const STREAMS: readonly Stack[] = ['tcp', 'tls', 'ws', 'wss'];
 
 describe('slowloris: part of a frame, then nothing', () => {
-  it.each(STREAMS)('%s: connTimeout on the server ends it with ERR_TAPS_TIMEOUT', async (stack) => {
+  it.each(STREAMS)('%s: the server application\'s receive deadline ends it with ERR_TAPS_TIMEOUT', async (stack) => {
     // The client starts a 200 KB message; the path stalls after a few KB, inside that message.
-    const p = await connectedPair(stack, { relay: { seed: 51, toServer: { stallAt: 3_000 } }, serverConnectionProperties: { connTimeout: 150 } });
+    const p = await connectedPair(stack, { relay: { seed: 51, toServer: { stallAt: 3_000 } } });
     cleanups.push(() => p.cleanup());
     const got: number[] = [];
     p.server.on('received', (m) => got.push(m.byteLength));
+    receiveDeadline(p.server, 150);
     const failed = errorOf(p.server);
     void p.client.send(new Uint8Array(200_000)).catch(() => {});
     const err = await failed;
     expect(err).toMatchObject({ code: 'ERR_TAPS_TIMEOUT' });
-    expect(err!.message).toMatch(/connTimeout/);
+    expect(err!.message).toMatch(/receive deadline/);
     expect(got).toEqual([]);
     expect(p.server.state).toBe('closed');
   });
 
   it('tcp: a raw peer that sends a length header and a few bytes, then stalls', async () => {
-    const listener = await listenOn('tcp', '127.0.0.1', { connTimeout: 100 });
+    const listener = await listenOn('tcp', '127.0.0.1');
     cleanups.push(() => listener.stop());
     const accepted = new Promise<Connection>((r) => listener.once('connectionReceived', r));
     const s = await raw(listener.port);
     s.write(Buffer.from([0, 0, 0x10, 0, 1, 2, 3])); // announces 4096 bytes, sends 3
     const conn = await accepted;
+    receiveDeadline(conn, 100);
     expect(await errorOf(conn)).toMatchObject({ code: 'ERR_TAPS_TIMEOUT' });
     // The server closed its side: the raw peer sees it go.
     await until(() => s.destroyed || s.readableEnded, 'the peer to see the close');
@@ -136,7 +138,7 @@ describe('a peer that never reads', () => {
 
 describe('garbage', () => {
   it.each([1, 2, 3, 4, 5, 6, 7, 8])('tcp listener: random bytes from a raw peer (seed %i) fail the connection with a typed error', async (seed) => {
-    const listener = await listenOn('tcp', '127.0.0.1', { connTimeout: 200 });
+    const listener = await listenOn('tcp', '127.0.0.1');
     cleanups.push(() => listener.stop());
     const accepted = new Promise<Connection>((r) => listener.once('connectionReceived', r));
     const s = await raw(listener.port);
@@ -145,8 +147,9 @@ describe('garbage', () => {
     s.write(junk);
     const conn = await accepted;
     conn.on('received', () => {});
+    receiveDeadline(conn, 200);
     const err = await errorOf(conn);
-    // A header over the maximum fails at once; a plausible one waits for a body that never comes, until connTimeout.
+    // A header over the maximum fails at once; a plausible one waits for a body that never comes, until the deadline.
     expect(['ERR_TAPS_DEFRAMING_FAILED', 'ERR_TAPS_TIMEOUT']).toContain(err?.code);
   });
 
@@ -195,11 +198,12 @@ describe('garbage', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }));
-    const pre = dialer(stack, '127.0.0.1', (server.address() as { port: number }).port, { connectionProperties: { connTimeout: 200 } });
+    const pre = dialer(stack, '127.0.0.1', (server.address() as { port: number }).port);
     const outcome = await pre.initiate({ signal: AbortSignal.timeout(3000) }).then(
       (c) => {
         cleanups.push(() => c.abort());
         c.on('received', () => {});
+        receiveDeadline(c, 200);
         return errorOf(c);
       },
       (e: unknown) => e,

@@ -10,6 +10,7 @@
  * await p.client.send('hi');
  * await p.cleanup();
  */
+import { TapsError } from '../../src/errors.js';
 import type { Connection } from '../../src/connection/connection.js';
 import type { Driver } from '../../src/driver.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
@@ -156,8 +157,28 @@ export async function until(check: () => boolean, what: string, limitMs = 10_000
   }
 }
 
-/** Resolves when the connection is closed (at once if it already is). */
+/** Resolves when the connection is closed, cleanly or not (at once if it already is): `closed` or `connectionError`, never both. */
 export function closed(conn: Connection): Promise<void> {
   if (conn.state === 'closed') return Promise.resolve();
-  return new Promise((resolve) => conn.once('closed', () => resolve()));
+  return new Promise((resolve) => {
+    conn.once('closed', () => resolve());
+    conn.once('connectionError', () => resolve());
+  });
+}
+
+/**
+ * What an application serving untrusted peers does against a slowloris: abort a connection on which no whole
+ * message arrived for `ms` (connTimeout is about data we send, RFC 9622 §8.1.3, not about a silent peer).
+ */
+export function receiveDeadline(conn: Connection, ms: number): void {
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => conn.abort(new TapsError('ERR_TAPS_TIMEOUT', `no whole message for ${ms} ms (receive deadline)`)), ms);
+  };
+  arm();
+  conn.on('received', arm);
+  const stop = (): void => clearTimeout(timer);
+  conn.once('closed', stop);
+  conn.once('connectionError', stop);
 }

@@ -26,7 +26,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { isTapsError, type TapsErrorCode } from '../../src/errors.js';
 import type { TcpFaultPlan } from '../helpers/fault-relay.js';
-import { closed, connectedPair, until, type Pair, type Stack } from './stacks.js';
+import { closed, connectedPair, receiveDeadline, until, type Pair, type Stack } from './stacks.js';
 import { Checker, FULL, FULL_COUNT, pump, tally, Workload, type SendTally } from './workload.js';
 
 const pairs: Pair[] = [];
@@ -70,12 +70,14 @@ interface ExchangeOptions {
   readonly during?: (p: Pair) => Promise<void>;
   /** Largest payload. */
   readonly max?: number;
-  /** Connection properties for both ends (e.g. connTimeout). */
+  /** Connection properties for both ends. */
   readonly properties?: Readonly<Record<string, unknown>>;
+  /** Each end aborts when no whole message arrived for this many ms (the application's receive deadline). */
+  readonly receiveDeadline?: number;
 }
 
 async function exchange(stack: Stack, plan: TcpFaultPlan | undefined, n: number, seed: number, opts: ExchangeOptions = {}): Promise<Outcome> {
-  const { during, max, properties } = opts;
+  const { during, max, properties, receiveDeadline: deadline } = opts;
   const pair = await connectedPair(stack, {
     ...(plan === undefined ? {} : { relay: plan }),
     ...(properties === undefined ? {} : { connectionProperties: properties, serverConnectionProperties: properties }),
@@ -86,6 +88,7 @@ async function exchange(stack: Stack, plan: TcpFaultPlan | undefined, n: number,
   // The server checks what the client sent (up) and the client what the server sent (down).
   const server = watch(pair.server, up);
   const client = watch(pair.client, down);
+  if (deadline !== undefined) for (const c of [pair.server, pair.client]) receiveDeadline(c, deadline);
   await Promise.all([pump(pair.client, up, 0, n), pump(pair.server, down, 0, n), during?.(pair)]);
   const broken = (): boolean => pair.client.state === 'closed' || pair.server.state === 'closed' || client.ended || server.ended;
   await until(() => (server.check.ok >= client.tally.sent && client.check.ok >= server.tally.sent) || broken(), 'delivery or a failure', 60_000);
@@ -193,9 +196,9 @@ describe.each(['tls', 'wss'] as const)('%s: tampering is detected, never deliver
 describe.each(['tcp', 'ws'] as const)('%s: tampering is beyond what the stack can detect', (stack) => {
   // No integrity check above TCP's checksum, which the relay recomputes: the library cannot promise intact
   // messages here (the capability it declares is `encrypted: false`). It must still never crash, fail only with
-  // typed errors. A corrupted length makes a receiver wait for bytes that never come: connTimeout ends that.
+  // typed errors. A corrupted length makes a receiver wait for bytes that never come: the receive deadline ends that.
   it.each([31, 32, 33])('bits flipped and chunks dropped (seed %i): typed errors or deliveries, never a crash', async (seed) => {
-    const o = await exchange(stack, { seed, toServer: { corrupt: 0.01, drop: 0.005 }, toClient: { corrupt: 0.01 } }, 2000, seed, { properties: { connTimeout: 300 } });
+    const o = await exchange(stack, { seed, toServer: { corrupt: 0.01, drop: 0.005 }, toClient: { corrupt: 0.01 } }, 2000, seed, { receiveDeadline: 300 });
     for (const e of o.errors) {
       expect(['ERR_TAPS_TIMEOUT', 'ERR_TAPS_DEFRAMING_FAILED', 'ERR_TAPS_PROTOCOL_FAILED', 'ERR_TAPS_MESSAGE_TOO_LARGE', 'ERR_TAPS_CONNECTION_RESET', 'ERR_TAPS_CONNECTION_ABORTED']).toContain(e.code);
     }

@@ -196,11 +196,12 @@ describe.each(['127.0.0.1', '::1'])('Connection over loopback %s', (host) => {
       expect(await reading).toEqual({ value: undefined, done: true });
       expect(localErrors).toEqual(['ERR_TAPS_CONNECTION_ABORTED']);
       if (stack === 'tcp') {
-        await until(() => peerClosed, 'the peer to see the reset');
+        await until(() => peerError !== undefined, 'the peer to see the reset');
         expect(peerError?.code).toBe('ERR_TAPS_CONNECTION_RESET');
+        expect(peerClosed).toBe(false); // RFC 9622 §11: ConnectionError or Closed, never both
       } else {
         // TLS is destroyed without RST under Node 20 (see transports/kit/socket-channel.ts): the peer sees the stream end.
-        await until(() => peerClosed || peerEnded, 'the peer to see the end');
+        await until(() => peerClosed || peerEnded || peerError !== undefined, 'the peer to see the end');
       }
     });
   });

@@ -91,32 +91,59 @@ describe('connection properties (RFC 9622 §8.1)', () => {
     conn.abort();
   });
 
-  it('connTimeout aborts with ERR_TAPS_TIMEOUT after that long without receiving; data restarts the wait', async () => {
-    const { conn, channel, clock } = fakeConnection({ framing: 'message' });
-    const errors: TapsError[] = [];
-    conn.on('connectionError', (e) => errors.push(e));
+  it('connTimeout (RFC 9622 §8.1.3) fails the connection when sent data makes no progress for that long; each completion restarts the wait', async () => {
+    const { conn, channel, clock } = fakeConnection({ framers: [lengthPrefixFramer()] });
+    channel.autoComplete = false;
+    const events: string[] = [];
+    conn.on('connectionError', (e) => events.push(`connectionError ${e.code}`));
+    conn.on('sendError', (_c, e) => events.push(`sendError ${e.code}`));
     conn.setProperty('connTimeout', 1000);
+    expect(clock.pending).toBe(0); // nothing outstanding: no timer
+    const first = conn.send('a');
+    const second = conn.send('b');
     await clock.advance(999);
-    channel.deliver('keep me alive');
+    channel.complete(1); // progress: the wait starts again
     await clock.advance(999);
     expect(conn.state).toBe('established');
     await clock.advance(1);
     expect(conn.state).toBe('closed');
-    expect(errors.map((e) => e.code)).toEqual(['ERR_TAPS_TIMEOUT']);
+    await expect(first).resolves.toBeUndefined();
+    await expect(second).rejects.toMatchObject({ code: 'ERR_TAPS_CONNECTION_ABORTED' });
+    expect(events).toEqual(['sendError ERR_TAPS_CONNECTION_ABORTED', 'connectionError ERR_TAPS_TIMEOUT']);
     expect(channel.aborted).toBe(true);
     expect(clock.pending).toBe(0);
   });
 
-  it('connTimeout Infinity disables it; connection properties given at creation apply', async () => {
-    const { conn, clock } = fakeConnection({ framing: 'message', connectionProperties: { connTimeout: 50, connPriority: 3 } });
+  it('connTimeout leaves a healthy idle connection alone, however long nothing is received', async () => {
+    const { conn, channel, clock } = fakeConnection({ framers: [lengthPrefixFramer()], connectionProperties: { connTimeout: 50, connPriority: 3 } });
     expect(conn.getProperty('connPriority')).toBe(3);
+    await conn.send('done at once');
+    await clock.advance(10_000);
+    expect(conn.state).toBe('established');
+    expect(clock.pending).toBe(0);
+    channel.autoComplete = false;
+    void conn.send('stuck');
     expect(clock.pending).toBe(1);
-    conn.setProperty('connTimeout', Infinity);
+    conn.setProperty('connTimeout', Infinity); // disabled: the watch stops
     expect(clock.pending).toBe(0);
     await clock.advance(1000);
     expect(conn.state).toBe('established');
-    await conn.close();
-    expect(clock.pending).toBe(0);
+    conn.setProperty('connTimeout', 200); // set again with data still outstanding: watched from now
+    await clock.advance(199);
+    expect(conn.state).toBe('established');
+    await clock.advance(1);
+    expect(conn.getProperty('connState')).toBe('closed');
+  });
+
+  it('connTimeout has no effect on an unreliable stack (RFC 9622 §8.1.3) but reads back', async () => {
+    const { conn, channel, clock } = fakeConnection({ framing: 'message' });
+    channel.autoComplete = false;
+    conn.setProperty('connTimeout', 10);
+    void conn.send('x');
+    await clock.advance(1000);
+    expect(conn.state).toBe('established');
+    expect(conn.getProperty('connTimeout')).toBe(10);
+    conn.abort();
   });
 
   it('bad connection properties at creation throw before anything is started', () => {

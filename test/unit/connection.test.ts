@@ -76,12 +76,13 @@ describe('send: exactly one of sent / expired / sendError', () => {
     channel.drain(); // the rest go out, but their done() is outstanding
     sendAt(40);
     conn.abort(); // outstanding ones fail
-    sendAt(41); // refused: closed
+    sendAt(41); // refused: closed, and no event follows Closed (RFC 9622 §11)
     await Promise.all(all);
     expect(o.settled.size).toBe(42);
-    expect(o.events).toHaveLength(42);
+    expect(o.settled.get(41)).toMatchObject({ ok: false, error: { code: 'ERR_TAPS_INVALID_STATE' } });
+    expect(o.events).toHaveLength(41);
     const byKind = (k: string) => o.events.filter((e) => e.kind === k).length;
-    expect(byKind('sent') + byKind('expired') + byKind('sendError')).toBe(42);
+    expect(byKind('sent') + byKind('expired') + byKind('sendError')).toBe(41);
     expect(byKind('expired')).toBe(5); // 3,6,9,12,15 ×10 ms ≤ 150
     expect([...o.settled.values()].filter((s) => s.ok)).toHaveLength(byKind('sent'));
     for (const s of o.settled.values()) if (!s.ok) expect(s.error).toBeInstanceOf(TapsError);
@@ -444,7 +445,7 @@ describe('receiving (RFC 9622 §9.3)', () => {
     expect(conn.state).toBe('closed');
   });
 
-  it('the channel failing reports connectionError then closed, and rejects readers with that error', async () => {
+  it('the channel failing reports one connectionError (no closed after it), and rejects readers with that error', async () => {
     const { conn, channel, lease } = fakeConnection({ framing: 'message' });
     const seen: string[] = [];
     conn.on('connectionError', (e) => seen.push(`error:${e.code}`));
@@ -452,7 +453,7 @@ describe('receiving (RFC 9622 §9.3)', () => {
     const reading = conn.receive();
     channel.peerClosed(new Error('ECONNRESET'));
     await expect(reading).rejects.toMatchObject({ code: 'ERR_TAPS_CONNECTION_RESET' });
-    expect(seen).toEqual(['error:ERR_TAPS_CONNECTION_RESET', 'closed']);
+    expect(seen).toEqual(['error:ERR_TAPS_CONNECTION_RESET']);
     expect(lease.releases).toBe(1);
   });
 
@@ -505,7 +506,7 @@ describe('closing (RFC 9622 §10)', () => {
     expect(o.events.map((e) => e.kind)).toEqual(['sendError']);
   });
 
-  it('abort() settles everything at once: queued and in-flight sends fail, readers end, closed is emitted once', async () => {
+  it('abort() settles everything at once: queued and in-flight sends fail first, readers end, then one connectionError and no closed', async () => {
     const { conn, channel, lease } = fakeConnection({ framing: 'message' });
     channel.autoComplete = false;
     channel.pushBack = true;
@@ -515,7 +516,10 @@ describe('closing (RFC 9622 §10)', () => {
     const closedEvents: number[] = [];
     conn.on('closed', () => closedEvents.push(1));
     const errors: TapsError[] = [];
-    conn.on('connectionError', (e) => errors.push(e));
+    conn.on('connectionError', (e) => {
+      errors.push(e);
+      expect(o.events).toHaveLength(2); // the sends' events came first
+    });
     const iter = conn[Symbol.asyncIterator]();
     const reading = iter.next();
     conn.abort();
@@ -526,23 +530,28 @@ describe('closing (RFC 9622 §10)', () => {
     expect(o.events.map((e) => e.kind)).toEqual(['sendError', 'sendError']);
     expect(channel.aborted).toBe(true);
     expect(conn.state).toBe('closed');
-    expect(closedEvents).toHaveLength(1);
-    // RFC 9622 §10: a local Abort is reported as a ConnectionError naming the local abort.
+    // RFC 9622 §10: a local Abort is reported as a ConnectionError naming the local abort, and only that.
     expect(errors.map((e) => e.code)).toEqual(['ERR_TAPS_CONNECTION_ABORTED']);
+    expect(closedEvents).toHaveLength(0);
     expect(lease.releases).toBe(1);
     conn.abort(); // idempotent
     await conn.close(); // closed already: resolves
-    expect(closedEvents).toHaveLength(1);
+    expect(closedEvents).toHaveLength(0);
+    expect(errors).toHaveLength(1);
   });
 
-  it('abort() without a listener for connectionError emits only closed, and throws nothing', () => {
+  it('abort() emits its one connectionError whether or not anyone listens, and throws nothing', () => {
     const { conn, channel } = fakeConnection({ framing: 'message' });
-    let closed = 0;
-    conn.on('closed', () => closed++);
     expect(() => conn.abort()).not.toThrow();
-    expect(closed).toBe(1);
+    expect(conn.state).toBe('closed');
     expect(channel.aborted).toBe(true);
     expect(channel.abortReason).toBeUndefined();
+    const late = fakeConnection({ framing: 'message' });
+    const seen: string[] = [];
+    late.conn.on('connectionError', (e) => seen.push(e.code));
+    late.conn.on('closed', () => seen.push('closed'));
+    late.conn.abort();
+    expect(seen).toEqual(['ERR_TAPS_CONNECTION_ABORTED']);
   });
 
   it('abort(reason) reports the reason as connectionError and readers reject with it', async () => {
