@@ -79,6 +79,7 @@ export async function listenerChild(): Promise<void> {
     c.on('received', () => {});
     c.on('receivedEnd', () => void c.close().catch(() => {}));
     c.on('closed', () => open.delete(c));
+    c.on('connectionError', () => open.delete(c));
   });
   const before = counts();
   process.stdout.write(`PORT ${listener.port}\n`);

@@ -40,6 +40,7 @@ async function echo(init: ConstructorParameters<typeof Preconnection>[0]): Promi
   listener.on('connectionReceived', (c) => {
     accepted.add(c);
     c.on('closed', () => accepted.delete(c));
+    c.on('connectionError', () => accepted.delete(c)); // one of the two ends every connection
     void (async () => {
       for await (const m of c) await c.send(m.data);
       await c.close(); // the client finished: finish our side too

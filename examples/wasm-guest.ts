@@ -124,6 +124,7 @@ function instantiate(label: string, scope: NetworkScope, args: readonly string[]
             conns.set(handle, conn);
             conn.on('received', (m) => guest.on_message(handle, toInbox(m.data)));
             conn.on('closed', () => (conns.delete(handle), settle()));
+            conn.on('connectionError', () => (conns.delete(handle), settle())); // closed or connectionError, never both
             guest.on_ready(handle);
           },
           (err) => (fail(handle, err), settle()),

@@ -35,10 +35,10 @@
  * | several interfaces or pvds required                   | allowed | types and instances overlap (`Wi-Fi` and `en0`) |
  *
  * @example
- * const props = new TransportProperties({ Reliability: 'require', preserveMsgBoundaries: 'prefer', 'tcp.userTimeoutValue': 30 });
+ * const props = new TransportProperties({ Reliability: 'require', preserveMsgBoundaries: 'prefer', 'udp.recvBufferSize': 1 << 20 });
  * props.prefer('multistreaming').avoid('keepAlive');
  * props.preference('preserveMsgBoundaries'); // 'prefer'
- * props.namespaced('tcp');                   // { userTimeoutValue: 30 }
+ * props.namespaced('udp');                   // { recvBufferSize: 1048576 }
  * const datagrams = TransportProperties.unreliableDatagram();
  */
 import { InvalidPropertiesError, type PropertyProblem } from './errors.js';
@@ -430,9 +430,12 @@ export class TransportProperties {
   }
 }
 
-TransportProperties.defineNamespaced('tcp.userTimeoutValue', (v) =>
-  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : `must be a number of seconds >= 0 (got ${describe(v)})`);
-TransportProperties.defineNamespaced('tcp.userTimeoutEnabled', bool);
+// RFC 9622 §8.2: the TCP User Timeout Option. Node.js can neither send the option (RFC 5482) nor set
+// TCP_USER_TIMEOUT, so a value that asks for it is refused here rather than accepted and ignored.
+const NO_UTO = 'cannot be honoured: Node.js can neither send the TCP User Timeout Option (RFC 5482) nor set TCP_USER_TIMEOUT; use the connTimeout and keepAliveTimeout connection properties';
+TransportProperties.defineNamespaced('tcp.userTimeoutValue', (v) => `${NO_UTO} (got ${describe(v)})`);
+TransportProperties.defineNamespaced('tcp.userTimeoutEnabled', (v) => (v === false ? undefined : v === true ? NO_UTO : `must be a boolean (got ${describe(v)})`));
+// Whether a received option may change connTimeout: none is ever received, so either value holds.
 TransportProperties.defineNamespaced('tcp.userTimeoutChangeable', bool);
 TransportProperties.defineNamespaced('udp.recvBufferSize', integer(1, 2 ** 31 - 1));
 TransportProperties.defineNamespaced('udp.multicastLoopback', bool);

@@ -22,8 +22,11 @@
  * settings.set('keepAliveTimeout', 30_000); // kernel timer 30 s on TCP
  * settings.value('connTimeout');            // Infinity
  */
+import { debuglog } from 'node:util';
 import type { Driver, TransportChannel } from '../driver.js';
 import { CONNECTION_DEFAULTS, checkValue, notApplicable, type SettableConnectionProperties } from './properties.js';
+
+const debug = debuglog('taps');
 
 /** What the settings act on. */
 export interface SettingsHost {
@@ -45,7 +48,12 @@ export class ConnectionSettings {
   constructor(host: SettingsHost, wantsKeepAlive: boolean) {
     this.#host = host;
     this.#wantsKeepAlive = wantsKeepAlive && host.driver.capabilities.keepAlive && host.channel.setOption !== undefined;
-    if (this.#wantsKeepAlive) host.channel.setOption!('keepAlive', true);
+    if (!this.#wantsKeepAlive) return;
+    try {
+      host.channel.setOption!('keepAlive', true);
+    } catch (err) {
+      debug('%s could not turn keep-alive on: %s', host.driver.id, (err as Error).message);
+    }
   }
 
   value<K extends SettableName>(name: K): SettableConnectionProperties[K] {

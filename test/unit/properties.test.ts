@@ -63,9 +63,9 @@ describe('TransportProperties defaults', () => {
 describe('TransportProperties names and values', () => {
   it.each([
     ['Reliability', 'reliability'], ['PRESERVEORDER', 'preserveOrder'], ['zerorttmsg', 'zeroRttMsg'], ['Direction', 'direction'],
-    ['TCP.USERTIMEOUTVALUE', 'tcp.userTimeoutValue'],
+    ['UDP.RECVBUFFERSIZE', 'udp.recvBufferSize'],
   ])('name %s is case-insensitive and stored as %s', (given, canonical) => {
-    const value = canonical === 'direction' ? 'unidirectional-send' : canonical.startsWith('tcp') ? 5 : 'avoid';
+    const value = canonical === 'direction' ? 'unidirectional-send' : canonical.includes('.') ? 5 : 'avoid';
     const p = new TransportProperties({ [given]: value });
     expect(p.get(canonical)).toBe(value);
     expect(p.isExplicit(canonical)).toBe(true);
@@ -77,8 +77,8 @@ describe('TransportProperties names and values', () => {
     ['direction', 'UNIDIRECTIONAL-RECEIVE', 'unidirectional-receive'], ['advertisesAltaddr', true, true],
     ['interface', [['require', 'en0'], ['avoid', 'Cellular'], ['require', 'en0']], [['require', 'en0'], ['avoid', 'Cellular']]],
     ['pvd', [['prefer', 'pvd.example.net']], [['prefer', 'pvd.example.net']]],
-    ['safelyReplayable', true, true], ['tcp.userTimeoutValue', 0, 0], ['tcp.userTimeoutValue', 2.5, 2.5],
-    ['tcp.userTimeoutEnabled', true, true], ['tcp.userTimeoutChangeable', false, false], ['udp.recvBufferSize', 4194304, 4194304],
+    ['safelyReplayable', true, true], ['tcp.userTimeoutEnabled', false, false],
+    ['tcp.userTimeoutChangeable', false, false], ['udp.recvBufferSize', 4194304, 4194304],
     ['ws.maxPayload', 0, 0],
   ])('accepts %s = %j', (name, value, stored) => {
     expect(new TransportProperties({ [name]: value }).get(name)).toEqual(stored);
@@ -90,7 +90,7 @@ describe('TransportProperties names and values', () => {
     ['multipath', 'on'], ['direction', 'send'], ['advertisesAltaddr', 'false'], ['interface', 'en0'], ['interface', [['require']]],
     ['interface', [['maybe', 'en0']]], ['interface', [['require', '']]], ['interface', [['require', 'en0'], ['prohibit', 'en0']]],
     ['pvd', [['prefer', 'a\u0000b']]], ['tcp.userTimeoutValue', -1], ['tcp.userTimeoutValue', '30'], ['tcp.userTimeoutValue', Infinity],
-    ['tcp.userTimeoutEnabled', 'yes'], ['udp.recvBufferSize', 0], ['udp.recvBufferSize', 1.5], ['ws.maxPayload', -1],
+    ['tcp.userTimeoutValue', 30], ['tcp.userTimeoutEnabled', true], ['tcp.userTimeoutEnabled', 'yes'], ['udp.recvBufferSize', 0], ['udp.recvBufferSize', 1.5], ['ws.maxPayload', -1],
     ['safelyReplayable', 'true'],
   ])('rejects %s = %j with InvalidPropertiesError naming it', (name, value) => {
     expect(offenders(() => new TransportProperties({ [name]: value }))).toEqual([name]);
@@ -160,12 +160,12 @@ describe('TransportProperties accessors', () => {
   });
 
   it('namespaced() returns one namespace without its prefix, frozen', () => {
-    const p = new TransportProperties({ 'tcp.userTimeoutValue': 30, 'TCP.userTimeoutEnabled': true, 'udp.recvBufferSize': 1024 });
-    expect({ ...p.namespaced('tcp') }).toEqual({ userTimeoutValue: 30, userTimeoutEnabled: true });
+    const p = new TransportProperties({ 'tcp.userTimeoutChangeable': false, 'TCP.userTimeoutEnabled': false, 'udp.recvBufferSize': 1024 });
+    expect({ ...p.namespaced('tcp') }).toEqual({ userTimeoutChangeable: false, userTimeoutEnabled: false });
     expect({ ...p.namespaced('UDP') }).toEqual({ recvBufferSize: 1024 });
     expect({ ...p.namespaced('quic') }).toEqual({});
     expect(Object.isFrozen(p.namespaced('tcp'))).toBe(true);
-    expect(p.get('tcp.userTimeoutChangeable')).toBeUndefined();
+    expect(p.get('tcp.userTimeoutValue')).toBeUndefined();
   });
 
   it('defineNamespaced() lets a driver add a property, and refuses bad or conflicting definitions', () => {
@@ -201,10 +201,10 @@ describe('TransportProperties accessors', () => {
   });
 
   it('toJSON() and entries() give every effective value', () => {
-    const p = new TransportProperties({ 'tcp.userTimeoutValue': 3 });
+    const p = new TransportProperties({ 'udp.recvBufferSize': 3 });
     const json = p.toJSON();
     expect(Object.keys(json)).toHaveLength(DEFAULTS.length + 1);
-    expect(json['tcp.userTimeoutValue']).toBe(3);
+    expect(json['udp.recvBufferSize']).toBe(3);
     expect(new Map(p.entries()).get('reliability')).toBe('require');
     expect(new TransportProperties(JSON.parse(JSON.stringify(json)) as Record<string, unknown>).toJSON()).toEqual(json);
   });
