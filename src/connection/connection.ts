@@ -80,7 +80,7 @@ export type ConnectionEvents = {
   softError: [error: TapsError];
   /** §8.3.2: the local address went away, came back or moved to another interface. The connection stays open. */
   pathChange: [change: PathChange];
-  /** §10: the connection failed (then `closed` follows). */
+  /** §10: the connection failed or was aborted; ends it instead of `closed` (never both). */
   connectionError: [error: TapsError];
   closed: [];
   /** A multistreaming peer opened a stream in this connection's group (§7.4). */
