@@ -13,6 +13,11 @@
  * Preconnection.initiate() (49 more by clone(): pooled parallel connections)
  * sending each request with conn.send() and reading the reply with
  * conn.receive(), against the same undici Client and Pool.
+ * And the cost of a new HTTPS connection (TLS 1.3 handshake plus one GET,
+ * closed after): the https driver resuming a stored session against the same
+ * driver with resumption off (`sessionCacheLimit: 0`), and against undici
+ * resuming too (one connector, so one session cache, for every new Client);
+ * the fresh https driver against a fresh undici Client.
  *
  *   npx tsx bench/http.ts          # table + bench/results/http.json
  *   npm run bench -- http
@@ -21,7 +26,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Client, Pool, type Dispatcher } from 'undici';
+import { Client, Pool, buildConnector, type Dispatcher } from 'undici';
 import type { Connection } from '../src/connection/connection.js';
 import type { TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
@@ -29,9 +34,9 @@ import { createScope } from '../src/policy/chokepoint.js';
 import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
-import { httpDriver, https2Driver } from '../transports/http/index.js';
+import { httpDriver, httpsDriver, https2Driver } from '../transports/http/index.js';
 import { testCertificate } from '../test/helpers/certs.js';
-import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
+import { alternate, formatTable, median, type BenchRow, RESULTS_DIR } from './harness.js';
 import { pairedRow } from './paired.js';
 
 const ROUND_MS = 600;
@@ -43,7 +48,9 @@ const { parentPort, workerData } = require('node:worker_threads');
 const http = require('node:http');
 const http2 = require('node:http2');
 const handler = (req, res) => { req.resume(); res.end('ok'); };
-const server = workerData.h2 ? http2.createSecureServer({ cert: workerData.cert, key: workerData.key }, handler) : http.createServer(handler);
+const https = require('node:https');
+const tls = { cert: workerData.cert, key: workerData.key };
+const server = workerData.h2 ? http2.createSecureServer(tls, handler) : workerData.h1 ? https.createServer({ ...tls, ALPNProtocols: ['http/1.1'] }, handler) : http.createServer(handler);
 const sessions = new Set();
 server.on('session', (s) => { sessions.add(s); s.on('close', () => sessions.delete(s)); });
 server.keepAliveTimeout = 60000;
@@ -55,8 +62,8 @@ parentPort.on('message', () => {
 });
 `;
 
-async function startServer(h2?: { cert: string; key: string }): Promise<{ port: number; stop(): Promise<void> }> {
-  const worker = new Worker(SERVER, { eval: true, workerData: h2 ? { h2: true, ...h2 } : {} });
+async function startServer(secure?: { cert: string; key: string; h1?: boolean }): Promise<{ port: number; stop(): Promise<void> }> {
+  const worker = new Worker(SERVER, { eval: true, workerData: secure ? (secure.h1 ? { h1: true, ...secure } : { h2: true, ...secure }) : {} });
   const port = await new Promise<number>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
@@ -136,7 +143,72 @@ async function compare(name: string, ours: readonly (() => Promise<void>)[], bas
 const allowAll = { decide: () => ({ allow: true, rule: 'bench' }) as const };
 
 export async function run(): Promise<BenchRow[]> {
-  return [...(await runHttp1()), ...(await runHttp2())];
+  return [...(await runHttp1()), ...(await runHttp2()), ...(await runHttpsConnect())];
+}
+
+const CONNECT_ROUNDS = 15;
+const CONNECTS_PER_ROUND = 20;
+
+/** Median ms of `n` runs of `once` (each returns its own ms). */
+async function medianOf(n: number, once: () => Promise<number>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) times.push(await once());
+  return median(times);
+}
+
+/** Alternating rounds of two connect loops; one paired row of the per-round medians (ms, lower is better). */
+async function compareConnects(name: string, ours: () => Promise<number>, base: () => Promise<number>, goal: string): Promise<BenchRow> {
+  await medianOf(5, ours);
+  await medianOf(5, base);
+  const { ours: o, base: b } = await alternate(CONNECT_ROUNDS, () => medianOf(CONNECTS_PER_ROUND, ours), () => medianOf(CONNECTS_PER_ROUND, base));
+  return pairedRow(name, o, b, 'ms', goal, `${CONNECT_ROUNDS} alternating rounds, median of ${CONNECTS_PER_ROUND} connects each`);
+}
+
+/** A new HTTPS connection and one GET, timed from nothing to the whole response; the channel is closed after (not timed). */
+async function runHttpsConnect(): Promise<BenchRow[]> {
+  const cert = testCertificate({ kind: 'ec' });
+  const server = await startServer({ cert: cert.cert, key: cert.key, h1: true });
+  const scope = createScope({ tenant: 'bench', policy: allowAll });
+  const origin = `https://localhost:${server.port}`;
+  try {
+    const target = await scope.guard.authorize({ use: 'connect', protocol: 'https', address: '127.0.0.1', port: server.port, hostName: 'localhost' });
+    const resumed = new SecurityParameters({ ca: cert.cert });
+    const fresh = new SecurityParameters({ ca: cert.cert, sessionCacheLimit: 0 });
+    const ours = (security: SecurityParameters) => async (): Promise<number> => {
+      const t0 = performance.now();
+      const ch = await scope.network.connect(httpsDriver, {
+        signal: new AbortController().signal,
+        target,
+        remote: RemoteEndpoint.from(`${origin}/`),
+        security,
+        properties: new TransportProperties(),
+        options: {},
+        guard: scope.guard,
+      });
+      await requester(ch)();
+      const ms = performance.now() - t0;
+      await ch.close();
+      return ms;
+    };
+    // undici dials 127.0.0.1 itself (no lookup, as the driver), SNI and certificate name 'localhost'.
+    const tlsOptions = { ca: cert.cert, servername: 'localhost' };
+    const shared = buildConnector(tlsOptions);
+    const undici = (connect: buildConnector.connector | buildConnector.BuildOptions) => async (): Promise<number> => {
+      const t0 = performance.now();
+      const client = new Client(`https://127.0.0.1:${server.port}`, { connect });
+      await undiciLoop(client)();
+      const ms = performance.now() - t0;
+      await client.close();
+      return ms;
+    };
+    return [
+      await compareConnects('HTTPS connect + first response: https driver, session resumed vs full handshake (sessionCacheLimit 0)', ours(resumed), ours(fresh), '≤ 1×'),
+      await compareConnects('HTTPS connect + first response, resumed: https driver vs undici Client (shared connector, its session cache)', ours(resumed), undici(shared), '≤ 1.3×'),
+      await compareConnects('HTTPS connect + first response, full handshake: https driver vs a new undici Client', ours(fresh), undici({ ...tlsOptions, maxCachedSessions: 0 }), '≤ 1.3×'),
+    ];
+  } finally {
+    await server.stop();
+  }
 }
 
 /** HTTP/2 over TLS: https2 channels (streams of one connection) vs an undici Client with allowH2 (one connection). */

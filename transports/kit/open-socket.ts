@@ -5,7 +5,8 @@
  * so neither ws nor undici nor Node resolves anything); TLS uses the options
  * of ./tls-options.ts (SNI and certificate identity from the checked name,
  * pins, the caller's verification callback) with the driver's own ALPN list, so the
- * negotiated application protocol is the one the driver declared. An abort
+ * negotiated application protocol is the one the driver declared, and the one
+ * client handshake of ./tls-client.ts (session resumption included). An abort
  * at any moment destroys the sockets and rejects with a TapsError (RFC 9623
  * M §4.2: a cancelled attempt releases everything).
  *
@@ -17,12 +18,10 @@ import tls from 'node:tls';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { abortedError } from './abort.js';
 import { connectTcp } from './dial.js';
-import { establishmentError } from './errors.js';
-import { tlsInfo as tlsSocketInfo } from './tls-client.js';
+import { clientHandshake, tlsInfo as tlsSocketInfo } from './tls-client.js';
 import { tlsClientOptions, type ClientTlsPlan } from './tls-options.js';
-import { verifyPeer } from './tls-verify.js';
+import type { PeerLeaf, PeerRecord } from './tls-verify.js';
 
 export interface OpenSocketOptions {
   readonly target: CheckedTarget;
@@ -39,13 +38,15 @@ export interface OpenedSocket {
   readonly socket: net.Socket;
   /** The TCP socket underneath (keep-alive, addresses). */
   readonly raw: net.Socket;
+  /** For TLS: the peer as the handshake checked it (on a resumed session, as its full handshake did). */
+  readonly peer: PeerRecord | undefined;
 }
 
 /** Resolve with the connected (and, for TLS, verified) socket; reject with a TapsError. */
 export async function openSocket(options: OpenSocketOptions): Promise<OpenedSocket> {
   const { target, signal, what } = options;
   const raw = await connectTcp(target, options.local, signal, what);
-  if (!options.tls) return { socket: raw, raw };
+  if (!options.tls) return { socket: raw, raw, peer: undefined };
   let plan: ClientTlsPlan;
   try {
     plan = tlsClientOptions(options.tls.security, target, options.tls.alpn);
@@ -53,47 +54,10 @@ export async function openSocket(options: OpenSocketOptions): Promise<OpenedSock
     raw.destroy();
     throw err;
   }
-  const socket = await handshake(raw, plan, signal, `${what} TLS handshake with ${plan.identity} at ${target.address}:${target.port}`);
-  authenticated.set(socket, plan.authenticate);
-  return { socket, raw };
-}
-
-function handshake(raw: net.Socket, plan: ClientTlsPlan, signal: AbortSignal, label: string): Promise<tls.TLSSocket> {
-  return new Promise<tls.TLSSocket>((resolve, reject) => {
-    let settled = false;
-    const socket = tls.connect({ socket: raw, ...plan.options });
-    const fail = (err: unknown): void => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      socket.on('error', () => {});
-      raw.on('error', () => {});
-      socket.destroy();
-      raw.destroy();
-      reject(signal.aborted ? abortedError(signal, label) : establishmentError(err, label, true));
-    };
-    const onError = (err: Error): void => fail(err);
-    const onClose = (): void => fail(Object.assign(new Error('the connection closed during the TLS handshake'), { code: 'ECONNRESET' }));
-    const onAbort = (): void => fail(signal.reason);
-    const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-      socket.off('secureConnect', onSecure);
-    };
-    const onSecure = (): void => {
-      verifyPeer(socket, plan, signal).then(() => {
-        if (settled) return;
-        settled = true;
-        cleanup();
-        resolve(socket);
-      }, fail);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('secureConnect', onSecure);
-    socket.on('error', onError);
-    socket.once('close', onClose);
-  });
+  const label = `${what} TLS handshake with ${plan.identity} at ${target.address}:${target.port}`;
+  const { socket, peer } = await clientHandshake(raw, plan, target, options.tls.security, signal, label);
+  checked.set(socket, { authenticated: plan.authenticate, leaf: peer.leaf });
+  return { socket, raw, peer };
 }
 
 /** `host[:port]` for a URL authority: the checked name, else the bracketed IP. */
@@ -102,11 +66,13 @@ export function authority(target: CheckedTarget, defaultPort: number): string {
   return target.port === defaultPort ? host : `${host}:${target.port}`;
 }
 
-const authenticated = new WeakMap<net.Socket, boolean>();
+/** What the client handshake of a socket opened here checked (a resumed session shows no certificate itself). */
+const checked = new WeakMap<net.Socket, { readonly authenticated: boolean; readonly leaf: PeerLeaf | undefined }>();
 
 /** Facts about a TLS socket for `channel.info` (empty for plain TCP). */
 export function tlsInfo(socket: net.Socket): Record<string, unknown> {
   if (!(socket instanceof tls.TLSSocket)) return {};
   const name = (socket as tls.TLSSocket & { servername?: string | false }).servername || undefined;
-  return tlsSocketInfo(socket, name, authenticated.get(socket));
+  const client = checked.get(socket);
+  return client === undefined ? tlsSocketInfo(socket, name, undefined) : tlsSocketInfo(socket, name, client.authenticated, client.leaf);
 }

@@ -1,21 +1,28 @@
 /**
- * The TLS client handshake over a connected TCP socket: `tls.connect` with
- * the plan worked out from SecurityParameters and the checked name
- * (./tls-options.ts), then the pin and callback checks (./tls-verify.ts),
- * offering a stored session ticket and keeping new ones only once the peer
- * passed (./tls-sessions.ts). Ready only after all of these; a failure or an
- * abort destroys both sockets and rejects with a TapsError. Also the facts
+ * The one TLS client handshake every driver uses (tls, https, wss,
+ * webtransport-h2): `tls.connect` over a connected TCP socket with the plan
+ * worked out from SecurityParameters and the checked name (./tls-options.ts:
+ * SNI and certificate identity come from there and nowhere else), then the
+ * pin and callback checks (./tls-verify.ts). It offers a stored session
+ * ticket of the same tenant and key and keeps the tickets the server sends,
+ * only once the peer passed (./tls-sessions.ts; `security.sessionCacheLimit`
+ * 0 turns this off). A resumed handshake checks the peer record of the full
+ * handshake the ticket came from. Ready only after all of these; a failure or
+ * an abort destroys both sockets and rejects with a TapsError. Also the facts
  * about a TLS socket that channels report in `info`.
  *
  * @example
- * const { socket, peer } = await handshake(raw, plan, signal, 'tls handshake with example.com', { offer: undefined, keep: undefined });
+ * const plan = tlsClientOptions(attempt.security, attempt.target, ['h2']);
+ * const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, 'https handshake');
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { abortedError, whenAborted } from './abort.js';
 import { establishmentError } from './errors.js';
+import type { CheckedTarget } from '../../src/policy/chokepoint.js';
+import type { SecurityParameters } from '../../src/security.js';
 import type { ClientTlsPlan } from './tls-options.js';
-import type { StoredSession } from './tls-sessions.js';
+import { sessionKey, sessionPolicy, storeSession, takeSession, type StoredSession } from './tls-sessions.js';
 import { peerLeaf, peerRecord, verifyPeer, type PeerLeaf, type PeerRecord } from './tls-verify.js';
 
 /** Facts about a TLS socket for `channel.info`. */
@@ -31,20 +38,38 @@ export function tlsInfo(socket: tls.TLSSocket, serverName?: string, authenticate
   };
 }
 
+/** A finished client handshake: the TLS socket and the peer as it was checked. */
+export interface ClientHandshake {
+  readonly socket: tls.TLSSocket;
+  /** The peer's certificate and chain result; on a resumed session, those of the full handshake it resumes. */
+  readonly peer: PeerRecord;
+}
+
+/**
+ * Run the client handshake over `raw` (connected to `target`), resuming a stored session of this tenant
+ * and key when there is one. `label` names the handshake in errors.
+ */
+export function clientHandshake(raw: Socket, plan: ClientTlsPlan, target: CheckedTarget, security: SecurityParameters, signal: AbortSignal, label: string): Promise<ClientHandshake> {
+  const { limit, lifetimeMs } = sessionPolicy(security);
+  if (limit <= 0) return handshake(raw, plan, signal, label, NO_RESUMPTION);
+  const tenant = target.tenant;
+  const key = sessionKey(target, plan, security);
+  return handshake(raw, plan, signal, label, {
+    offer: takeSession(tenant, key),
+    keep: (stored) => storeSession(tenant, key, stored, limit, lifetimeMs),
+  });
+}
+
 /** Session resumption for one connect: the ticket to offer, and where new tickets go. */
-export interface Resumption {
+interface Resumption {
   readonly offer: StoredSession | undefined;
   readonly keep: ((stored: StoredSession) => void) | undefined;
 }
 
+const NO_RESUMPTION: Resumption = Object.freeze({ offer: undefined, keep: undefined });
+
 /** Run the TLS handshake over a connected TCP socket, then the pin and callback checks. */
-export function handshake(
-  raw: Socket,
-  plan: ClientTlsPlan,
-  signal: AbortSignal,
-  label: string,
-  resumption: Resumption,
-): Promise<{ socket: tls.TLSSocket; peer: PeerRecord }> {
+function handshake(raw: Socket, plan: ClientTlsPlan, signal: AbortSignal, label: string, resumption: Resumption): Promise<ClientHandshake> {
   return new Promise((resolve, reject) => {
     let state: 'handshaking' | 'ready' | 'failed' = 'handshaking';
     let peer: PeerRecord | undefined;

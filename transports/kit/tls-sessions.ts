@@ -1,5 +1,6 @@
 /**
- * TLS session resumption for the tls driver (I §6.3.7; M §4.4 caches): a
+ * TLS session resumption for every TLS-over-TCP client (tls, https, wss,
+ * webtransport-h2; the handshake is ./tls-client.ts) (I §6.3.7; M §4.4 caches): a
  * process-wide store of session tickets, keyed so that a ticket is only ever
  * offered again by the same tenant, to the same address and port, for the
  * same checked name and under the same trust settings (CA set, pins, client
@@ -22,7 +23,7 @@ import type { SecurityParameters } from '../../src/security.js';
 import type { ClientTlsPlan } from './tls-options.js';
 import type { PeerRecord } from './tls-verify.js';
 
-/** Default number of TLS sessions kept for resumption (per driver). */
+/** Default number of TLS sessions kept for resumption (per tenant). */
 export const DEFAULT_SESSION_LIMIT = 100;
 /** Default lifetime of a cached TLS session, in seconds. */
 export const DEFAULT_SESSION_LIFETIME_S = 300;

@@ -5,7 +5,7 @@
  * `tls://` URL. Connect: a TCP handshake to the checked IP (../kit/dial.ts),
  * then the TLS handshake with SNI/identity from the checked name
  * (../kit/tls-options.ts), then pins and the verification callback
- * (../kit/tls-verify.ts), with session resumption (../kit/tls-sessions.ts);
+ * (../kit/tls-verify.ts), with session resumption (../kit/tls-client.ts);
  * ready only after all of these. A server that accepts TCP but never speaks
  * TLS stalls the attempt until its signal aborts (the racer's timeout).
  *
@@ -30,9 +30,8 @@ import { connectTcp } from '../kit/dial.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
-import { handshake, tlsInfo } from '../kit/tls-client.js';
+import { clientHandshake, tlsInfo } from '../kit/tls-client.js';
 import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
-import { sessionKey, sessionPolicy, storeSession, takeSession } from '../kit/tls-sessions.js';
 
 export const TLS_CAPABILITIES: Capabilities = Object.freeze({ ...NO_CAPABILITIES, ...TCP_CAPABILITIES, encrypted: true });
 
@@ -59,13 +58,7 @@ export const tlsDriver: Driver = Object.freeze({
       raw.destroy();
       throw err;
     }
-    const tenant = attempt.target.tenant;
-    const key = sessionKey(attempt.target, plan, attempt.security);
-    const { limit, lifetimeMs } = sessionPolicy(attempt.security);
-    const { socket, peer } = await handshake(raw, plan, attempt.signal, label, {
-      offer: limit > 0 ? takeSession(tenant, key) : undefined,
-      keep: limit > 0 ? (stored) => storeSession(tenant, key, stored, limit, lifetimeMs) : undefined,
-    });
+    const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label);
     return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
 

@@ -31,7 +31,7 @@ import { establishmentError } from '../kit/errors.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
 import { tlsClientOptions } from '../kit/tls-options.js';
-import { peerLeaf } from '../kit/tls-verify.js';
+import type { PeerLeaf } from '../kit/tls-verify.js';
 import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine, type WtSession } from './engine.js';
 import { handshakeRefused } from './errors.js';
@@ -45,9 +45,8 @@ export const MAX_PINNED_VALIDITY_MS = 14 * 24 * 60 * 60 * 1000;
 function noop(): void {}
 
 /** With pins, the rules of `serverCertificateHashes` on top of the pin match the tls driver checked. */
-export function checkPinnedValidity(socket: TLSSocket, security: SecurityParameters): void {
+export function checkPinnedValidity(leaf: PeerLeaf | undefined, security: SecurityParameters): void {
   if (security.mode !== 'required' || security.pinnedServerCertificates.length === 0) return;
-  const leaf = peerLeaf(socket);
   if (!leaf) throw new TapsError('ERR_TAPS_SECURITY_FAILED', 'the server sent no certificate to check against the pinned hashes');
   const span = leaf.validTo - leaf.validFrom;
   if (!(span <= MAX_PINNED_VALIDITY_MS)) {
@@ -63,7 +62,7 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
   tlsClientOptions(attempt.security, target, ['h2']);
   const engine = await loadHttp2Engine();
   throwIfAborted(signal, WHAT);
-  const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT });
+  const { socket, raw, peer } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT });
   const tlsSocket = socket as TLSSocket;
   // HTTP/2 has no use for TCP half-close: a peer's FIN ends the connection (else Node's session never notices it).
   tlsSocket.allowHalfOpen = false;
@@ -72,7 +71,8 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
     if (tlsSocket.alpnProtocol !== 'h2') {
       throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${WHAT}: the server at ${target.address}:${target.port} does not speak HTTP/2 (ALPN ${JSON.stringify(tlsSocket.alpnProtocol || 'none')})`);
     }
-    checkPinnedValidity(tlsSocket, attempt.security);
+    // The leaf the handshake checked (a resumed session shows none itself).
+    checkPinnedValidity(peer?.leaf, attempt.security);
     throwIfAborted(signal, WHAT);
   } catch (err) {
     socket.destroy();
