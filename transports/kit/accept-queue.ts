@@ -1,10 +1,11 @@
 /**
- * The accept side every driver listener shares: channels accepted before the
- * library called `start(handler)` wait in a backlog and are handed over, in
- * order, when it does; a listener failure before `start()` is kept and
- * reported then; after `close()` every waiting channel is aborted and any
- * late arrival is refused (RFC 9622 I §7.2: a stopped listener delivers no
- * more ConnectionReceived events).
+ * The accept side of the driver listeners (tcp, tls, udp, websocket,
+ * webtransport, quic): channels accepted before the library called
+ * `start(handler)` wait in a backlog and are handed over, in order, when it
+ * does; a listener failure before `start()` is kept and reported then; after
+ * `close()` every waiting channel is aborted and any late arrival is refused
+ * (RFC 9622 I §7.2: a stopped listener delivers no more ConnectionReceived
+ * events).
  *
  * @example
  * const queue = new AcceptQueue();
@@ -28,6 +29,7 @@ export class AcceptQueue {
   /** Begin delivering: the backlog first, then every later channel; a kept failure is reported after the backlog. */
   start(handler: DriverListenerHandler): void {
     if (this.#handler) throw new TypeError('start() was already called on this listener');
+    if (typeof handler !== 'object' || handler === null) throw new TypeError('handler must be a DriverListenerHandler');
     this.#handler = handler;
     const backlog = this.#backlog;
     this.#backlog = [];

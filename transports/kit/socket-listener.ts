@@ -2,10 +2,12 @@
  * A {@link DriverListener} over a `net.Server` or `tls.Server`, shared by the
  * tcp and tls drivers. Binding resolves once the server listens (port 0
  * picks a free port, read back from `local`). Each accepted (for TLS:
- * handshaken) socket becomes a channel; channels that arrive before
- * `start()` are queued and handed over in order. `close()` stops accepting and
- * destroys queued channels nobody took; channels already handed out stay open.
- * A server error after binding goes to `handler.error` and closes the server.
+ * handshaken) socket becomes a channel, handed over through an
+ * {@link AcceptQueue}: channels that arrive before `start()` wait and are
+ * handed over in order. `close()` stops accepting and aborts queued channels
+ * nobody took; channels already handed out stay open. A server error after
+ * binding closes the server and goes to `handler.error`, at `start()` if it
+ * came before.
  *
  * @example
  * const listener = await bindServer(net.createServer({ allowHalfOpen: true }), attempt, 'connection', (s) => new SocketChannel(s), 'tcp');
@@ -16,6 +18,7 @@ import { debuglog } from 'node:util';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted } from './abort.js';
+import { AcceptQueue } from './accept-queue.js';
 import { targetAddress } from './dial.js';
 import { channelError } from './errors.js';
 
@@ -24,9 +27,7 @@ const log = debuglog('taps');
 export class SocketListener implements DriverListener {
   readonly local: SocketAddress;
   readonly #server: Server;
-  readonly #queue: TransportChannel[] = [];
-  #handler: DriverListenerHandler | undefined;
-  #closed = false;
+  readonly #queue = new AcceptQueue();
   #closing: Promise<void> | undefined;
   readonly #sockets = new Set<Socket>();
 
@@ -43,7 +44,7 @@ export class SocketListener implements DriverListener {
     server.on(event, (socket: Socket) => {
       // A TLS socket wraps the accepted TCP socket (Node keeps it as `_parent`): that one is handed out now.
       this.#sockets.delete((socket as Socket & { _parent?: Socket })._parent ?? socket);
-      if (this.#closed) {
+      if (this.#queue.closed) {
         socket.destroy();
         return;
       }
@@ -55,28 +56,22 @@ export class SocketListener implements DriverListener {
         socket.destroy();
         return;
       }
-      if (this.#handler) this.#handler.connection(channel);
-      else this.#queue.push(channel);
+      this.#queue.offer(channel);
     });
     server.on('error', (err: Error) => {
       log('listener error: %s', err.message);
-      const handler = this.#handler;
       void this.close();
-      handler?.error(channelError(err));
+      this.#queue.fail(channelError(err));
     });
   }
 
   start(handler: DriverListenerHandler): void {
-    if (this.#handler) throw new TypeError('start() was already called');
-    if (typeof handler !== 'object' || handler === null) throw new TypeError('handler must be a DriverListenerHandler');
-    this.#handler = handler;
-    for (const ch of this.#queue.splice(0)) handler.connection(ch);
+    this.#queue.start(handler);
   }
 
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    this.#closed = true;
-    for (const ch of this.#queue.splice(0)) ch.abort();
+    this.#queue.close();
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
     // net.Server's close callback waits for every accepted connection; the listening handle closes now.

@@ -27,6 +27,7 @@ import { debuglog } from 'node:util';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
 import { DatagramChannel } from './channel.js';
@@ -46,12 +47,11 @@ export class UdpListener implements DriverListener {
   dropped = 0;
   readonly #socket: Socket;
   readonly #peers = new Map<string, Peer>();
-  readonly #queue: DatagramChannel[] = [];
+  readonly #queue = new AcceptQueue();
   readonly #options: Readonly<Record<string, unknown>>;
   readonly #maxPeers: number;
   readonly #idleTimeout: number | undefined;
   readonly #highWater: number | undefined;
-  #handler: DriverListenerHandler | undefined;
   #stopped = false;
   #socketClosed = false;
   /** Leaves the multicast group this listener joined (a no-op for unicast listeners). */
@@ -80,16 +80,13 @@ export class UdpListener implements DriverListener {
   }
 
   start(handler: DriverListenerHandler): void {
-    if (this.#handler) throw new TypeError('start() was already called');
-    if (typeof handler !== 'object' || handler === null) throw new TypeError('handler must be a DriverListenerHandler');
-    this.#handler = handler;
-    for (const ch of this.#queue.splice(0)) handler.connection(ch);
+    this.#queue.start(handler);
   }
 
   close(): Promise<void> {
     this.#stopped = true;
     this.#leave(); // at once: channels already handed out stay open, but the host is no longer a member
-    for (const ch of this.#queue.splice(0)) ch.abort();
+    this.#queue.close();
     this.#maybeCloseSocket();
     return Promise.resolve();
   }
@@ -151,8 +148,7 @@ export class UdpListener implements DriverListener {
       }, ms);
     }
     this.#peers.set(key, peer);
-    if (this.#handler) this.#handler.connection(peer.channel);
-    else this.#queue.push(peer.channel);
+    this.#queue.offer(peer.channel);
     return peer;
   }
 
@@ -161,10 +157,11 @@ export class UdpListener implements DriverListener {
     const mapped = channelError(err);
     this.#stopped = true;
     this.#leave();
-    for (const ch of this.#queue.splice(0)) ch.fail(mapped);
+    // Every peer channel fails with the error, handed out or still waiting (those are then dropped from the queue).
     for (const peer of [...this.#peers.values()]) peer.channel.fail(mapped);
+    this.#queue.close();
     this.#maybeCloseSocket();
-    this.#handler?.error(mapped);
+    this.#queue.fail(mapped);
   };
 }
 
