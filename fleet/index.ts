@@ -55,7 +55,7 @@ export interface FleetOptions {
   readonly hostId?: string;
   /** How long this host's units stay its own without a heartbeat: a dead host's units return after this (default 10,000 ms). */
   readonly leaseMs?: number;
-  /** How long a Redis command may take before the fleet counts Redis as unreachable (default 500 ms). */
+  /** How long a Redis command may take before it fails; a unit it was asked for then fails closed (default 1,000 ms). */
   readonly commandTimeoutMs?: number;
   /** Longest pause between reconnection attempts (default 2,000 ms). */
   readonly maxReconnectDelayMs?: number;
@@ -162,7 +162,7 @@ export class Fleet {
     const link = await RedisLink.open(
       {
         redis: options.redis,
-        commandTimeoutMs: positive(options.commandTimeoutMs, 'commandTimeoutMs', 500),
+        commandTimeoutMs: positive(options.commandTimeoutMs, 'commandTimeoutMs', 1000),
         maxReconnectDelayMs: positive(options.maxReconnectDelayMs, 'maxReconnectDelayMs', 2000),
       },
       (up, error) => {

@@ -6,8 +6,8 @@
  * fleet policy revision). The stream is trimmed to about `maxLen` entries
  * (`XADD … MAXLEN ~`).
  *
- * Recording never slows a decision: records are queued and written in one
- * pipeline per turn of the event loop. While Redis is unreachable, or when
+ * Recording never slows a decision: records are queued and written in
+ * pipelines of up to 1,000, one after the other. While Redis is unreachable, or when
  * more than `maxQueued` are waiting, new records are dropped and counted
  * (`dropped`), never kept without bound.
  *
@@ -26,6 +26,8 @@ export interface RecordSinkOptions {
 }
 
 /** Writes decision records to the fleet's Redis Stream (see the module comment). */
+const BATCH = 1000;
+
 export class RecordSink {
   readonly #ctx: FleetContext;
   readonly #maxLen: number;
@@ -72,19 +74,21 @@ export class RecordSink {
     await this.#writing;
   }
 
+  /** Write what is queued, in pipelines of at most BATCH entries (a huge pipeline would outlast the command deadline). */
   async #flush(): Promise<void> {
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) return;
     const ctx = this.#ctx;
-    const p = ctx.link.cmd.pipeline();
-    for (const r of batch) p.xadd(ctx.keys.records, 'MAXLEN', '~', this.#maxLen, '*', ...this.#fields(r));
-    try {
-      const results = (await p.exec()) ?? [];
-      for (const [err] of results) err ? this.dropped++ : this.written++;
-    } catch (err) {
-      ctx.link.failed(err);
-      this.dropped += batch.length;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, BATCH);
+      const p = ctx.link.cmd.pipeline();
+      for (const r of batch) p.xadd(ctx.keys.records, 'MAXLEN', '~', this.#maxLen, '*', ...this.#fields(r));
+      try {
+        const results = (await p.exec()) ?? [];
+        for (const [err] of results) err ? this.dropped++ : this.written++;
+        ctx.link.ok();
+      } catch (err) {
+        ctx.link.failed(err);
+        this.dropped += batch.length;
+      }
     }
   }
 

@@ -99,10 +99,15 @@ export class RedisLink {
     return new TapsError('ERR_TAPS_FLEET_UNAVAILABLE', `the fleet cannot count this: ${why}`, cause === undefined ? {} : { cause });
   }
 
-  /** A command failed: if it looks like the connection (not the script), mark Redis down until it is ready again. */
+  /**
+   * A command failed. If the connection itself failed, Redis counts as down
+   * until the connection is ready again; a command that merely timed out
+   * fails alone (the next one tries again), so one slow answer does not stop
+   * the fleet.
+   */
   failed(err: unknown): void {
     const msg = String((err as Error)?.message ?? err);
-    if (/timed? ?out|writeable|closed|ECONN|EPIPE|Connection is closed|LOADING|max retries/i.test(msg)) this.#set(false, err as Error);
+    if (/writeable|Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|LOADING/i.test(msg)) this.#set(false, err as Error);
   }
 
   /** A command succeeded: Redis answers again (after a timeout that did not close the connection). */
