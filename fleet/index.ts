@@ -252,9 +252,11 @@ export class Fleet {
   }
 
   /**
-   * Leave the fleet. With `release` (the default) this host's units are
-   * returned now; without, they return after the lease time. Pending decision
-   * records are written first. The Host keeps its last policies.
+   * Leave the fleet, after the Host's connections and listeners have ended:
+   * with `release` (the default) this host's units are returned now (a unit
+   * still in use would stop counting); without, they return after the lease
+   * time. Pending decision records are written first. The Host keeps its
+   * last policies; new units fail with ERR_TAPS_FLEET_UNAVAILABLE.
    */
   async close(options: { release?: boolean } = {}): Promise<void> {
     if (this.#closed) return;

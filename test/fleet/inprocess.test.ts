@@ -128,6 +128,50 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet, two hosts in one process', (
     await b.fleet.close();
   });
 
+  it('a revision announced while a host was not subscribed is caught up when it subscribes again', async () => {
+    const name = `f${++fleetNo}`;
+    const a = await member(name);
+    const b = await member(name);
+    const rev1 = await a.fleet.publish('acme', `allow tcp://127.0.0.1:${port}`);
+    await b.fleet.reached('acme', rev1);
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(redis.url);
+    // Drop every subscriber connection, then publish before they are back: the announcement reaches nobody.
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    expect(await admin.pubsub('NUMSUB', `taps:${name}:policy`)).toEqual([`taps:${name}:policy`, 0]);
+    const rev2 = await a.fleet.publish('acme', 'allow tcp://127.0.0.1:1');
+    const rev3 = await a.fleet.unpublish('globex'); // a tombstone for a tenant nobody had: ignored
+    await admin.quit();
+    await b.fleet.reached('acme', rev2);
+    expect(b.events.filter((e) => e.tenant === 'acme').map((e) => [e.revision, e.outcome])).toEqual([[rev1, 'applied'], [rev2, 'applied']]);
+    expect(b.fleet.revision('globex')).toBe(0);
+    expect(rev3).toBeGreaterThan(rev2);
+    await a.fleet.close();
+    await b.fleet.close();
+  });
+
+  it('listeners are counted across the fleet too', async () => {
+    const name = `f${++fleetNo}`;
+    const a = await member(name);
+    const b = await member(name);
+    await a.fleet.publish('acme', 'allow bind:tcp://127.0.0.1:*\nlimit listeners 1');
+    await b.fleet.reached('acme', a.fleet.revision('acme'));
+    const listen = async (m: Member) =>
+      new Preconnection({
+        scope: await m.host.tenant('acme'), local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.reliableInorderStream(),
+        security: SecurityParameters.disabled(), drivers: [tcpDriver],
+      }).listen();
+    const la = await listen(a);
+    await expect(listen(b)).rejects.toBeInstanceOf(QuotaExceededError);
+    await la.stop();
+    await a.fleet.quotas.settled({ spares: false });
+    const lb = await listen(b);
+    await expect(listen(a)).rejects.toBeInstanceOf(QuotaExceededError);
+    await lb.stop();
+    await a.fleet.close();
+    await b.fleet.close();
+  });
+
   it('far from the limit a host keeps spares: most connections cost no round trip', async () => {
     const name = `f${++fleetNo}`;
     const a = await member(name, { unitBlock: 4 });
