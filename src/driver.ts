@@ -202,6 +202,37 @@ export interface DriverListener {
   close(): Promise<void>;
 }
 
+/** Where a {@link PeerSocket} delivers what arrives before (and, for claimed datagrams, after) it is connected. */
+export interface PeerSocketHandler {
+  /** One datagram from `from`. Before `connect` every datagram comes here; after it, only those `intercept` claimed. */
+  datagram(data: Uint8Array, from: SocketAddress): void;
+  /** The socket failed; it is closed. */
+  error(err: Error): void;
+}
+
+/**
+ * One bound, unconnected datagram socket for peer-to-peer establishment (RFC 9622 §7.3 Rendezvous): the
+ * library sends connectivity checks and STUN requests from it, each to a target the tenant's policy
+ * allowed, then turns it into the connection's channel to the peer that answered. The same socket keeps
+ * the NAT bindings the checks made.
+ */
+export interface PeerSocket {
+  /** The bound address and port (the unspecified address when bound to every interface). */
+  readonly local: SocketAddress;
+  /** Install the handler (once); datagrams that arrived before are delivered now. */
+  start(handler: PeerSocketHandler): void;
+  /** Send one datagram to a checked target; `done` runs once it left or failed. */
+  sendTo(data: Uint8Array, target: CheckedTarget, done: (err?: Error) => void): void;
+  /**
+   * Connect the socket to `target` and hand it over as a message channel. Datagrams from the peer for
+   * which `intercept` returns true still go to the handler (e.g. the peer's late checks); `sendTo` the
+   * same target keeps working. Closing the channel closes the socket.
+   */
+  connect(target: CheckedTarget, intercept: (data: Uint8Array) => boolean): Promise<TransportChannel>;
+  /** Close the socket (when it was never connected). Idempotent. */
+  close(): Promise<void>;
+}
+
 /** A transport driver, registered with the library at run time. */
 export interface Driver {
   /** Unique id, e.g. `tcp`, `tls`, `udp`, `ws`, `wss`, `http`, `https`, `quic`, `webtransport-h2`. */
@@ -232,6 +263,8 @@ export interface Driver {
   connect(attempt: ConnectAttempt): Promise<TransportChannel>;
   /** Bind `attempt.target` and listen; absent when the stack cannot listen. */
   listen?(attempt: ListenAttempt): Promise<DriverListener>;
+  /** Bind `attempt.target` as a {@link PeerSocket} for rendezvous; absent when the stack cannot (only datagram stacks can). */
+  openPeerSocket?(attempt: ListenAttempt): Promise<PeerSocket>;
 }
 
 /**

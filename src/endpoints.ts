@@ -72,6 +72,8 @@ export interface LocalEndpointInit {
 export interface LocalEndpointFields extends LocalEndpointInit {
   /** With `multicastGroup`: join the group for this one source only (source-specific multicast, RFC 4607). */
   multicastSource?: string;
+  /** A STUN server (RFC 8489) that tells `resolve()` this endpoint's server-reflexive address (RFC 9622 §6.1.5 `WithStunServer`). */
+  stunServer?: string | RemoteEndpointInit | RemoteEndpoint;
 }
 /** The fields of a {@link RemoteEndpoint} (RFC 9622 §6.1): who to talk to; a URL or `host:port` string works too. */
 export interface RemoteEndpointInit extends LocalEndpointInit {
@@ -270,7 +272,7 @@ abstract class Endpoint {
 }
 
 const COMMON_KEYS = ['hostName', 'ipAddress', 'port', 'service', 'interface', 'scheme', 'multicastGroup', 'hopLimit'];
-const LOCAL_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'multicastSource']);
+const LOCAL_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'multicastSource', 'stunServer']);
 const REMOTE_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'url', 'path', 'subprotocols']);
 
 /** Who to talk to (RFC 9622 §6.1): host name and/or IP, port or service, optional URL scheme and path. Canonical and frozen. */
@@ -367,6 +369,8 @@ export class LocalEndpoint extends Endpoint {
   readonly multicastGroup?: string;
   /** The one source of a source-specific group (RFC 4607); absent: any source. */
   readonly multicastSource?: string;
+  /** The STUN server `resolve()` asks for this endpoint's server-reflexive address. */
+  readonly stunServer?: RemoteEndpoint;
 
   /** An init object, a port number, or a string: `host:port`, `[v6]:port`, `:port`, `*` (any address, any port), `scheme://host:port`. */
   constructor(init?: LocalEndpointFields | string | number) {
@@ -375,6 +379,12 @@ export class LocalEndpoint extends Endpoint {
     if (f.scheme !== undefined) this.scheme = f.scheme;
     if (f.group !== undefined) this.multicastGroup = f.group.address;
     if (f.source !== undefined) this.multicastSource = f.source.address;
+    const stun = typeof init === 'object' && init !== null ? (init as LocalEndpointFields).stunServer : undefined;
+    if (stun !== undefined) {
+      const server = RemoteEndpoint.from(stun as RemoteEndpointInit);
+      if (server.port === undefined) throw new TypeError('stunServer needs a port (3478 is STUN\'s)');
+      this.stunServer = server;
+    }
     Object.freeze(this);
   }
 
@@ -389,8 +399,11 @@ export class LocalEndpoint extends Endpoint {
     if (this.scheme !== undefined) out.scheme = this.scheme;
     if (this.multicastGroup !== undefined) out.multicastGroup = this.multicastGroup;
     if (this.multicastSource !== undefined) out.multicastSource = this.multicastSource;
+    if (this.stunServer !== undefined) out.stunServer = this.stunServer;
     return out;
   }
+  /** A copy that learns its server-reflexive address from this STUN server (RFC 9622 §6.1.5 `WithStunServer`). */
+  withStunServer(address: string, port = 3478): LocalEndpoint { return this.#with({ stunServer: { hostName: address, port } }); }
   /** A copy joining this any-source multicast group (RFC 9622 §6.1.1 `WithAnySourceMulticastGroupIP`). */
   withAnySourceMulticastGroupIp(group: string): LocalEndpoint {
     const { multicastSource: _s, ...rest } = this.toInit();
@@ -429,6 +442,6 @@ export class LocalEndpoint extends Endpoint {
   /** Every field, for logs and reports. */
   toJSON(): Record<string, unknown> {
     const { hostName, ipAddress, zone, port, service, interface: iface, scheme, multicastGroup, multicastSource, hopLimit } = this;
-    return { hostName, ipAddress, zone, port, service, interface: iface, scheme, multicastGroup, multicastSource, hopLimit };
+    return { hostName, ipAddress, zone, port, service, interface: iface, scheme, multicastGroup, multicastSource, hopLimit, stunServer: this.stunServer?.toString() };
   }
 }

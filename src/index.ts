@@ -19,7 +19,7 @@
  * });
  * await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
  */
-export { Preconnection, type PreconnectionInit, type InitiateOptions } from './preconnection.js';
+export { Preconnection, type PreconnectionInit, type InitiateOptions, type PreconnectionEvents, type ResolveOptions, type RendezvousOptions } from './preconnection.js';
 export { Connection, type ConnectionEvents, type ConnectionInit, type ConnState } from './connection/connection.js';
 export { Listener, type ListenerEvents, type ListenOptions } from './listener.js';
 export { Message, MESSAGE_PROPERTY_NAMES, type MessageContextInit, type ReceivedContext, type CapacityProfile } from './message.js';

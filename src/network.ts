@@ -14,7 +14,7 @@
  *   }
  * }
  */
-import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from './driver.js';
+import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from './driver.js';
 
 /** One answer of a {@link Resolver}. */
 export interface ResolvedAddress {
@@ -35,6 +35,8 @@ export interface Network {
   connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel>;
   /** Bind a listener with a driver at an already checked local target. */
   listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener>;
+  /** Bind a peer socket for rendezvous at an already checked local target; absent: this network cannot rendezvous. */
+  openPeerSocket?(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket>;
 }
 
 /** The system network: raw OS work through the given resolver and the drivers themselves. */
@@ -55,6 +57,10 @@ export class SystemNetwork implements Network {
     if (!driver.listen) return Promise.reject(new TypeError(`driver ${driver.id} cannot listen`));
     return driver.listen(attempt);
   }
+  openPeerSocket(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket> {
+    if (!driver.openPeerSocket) return Promise.reject(new TypeError(`driver ${driver.id} cannot open a peer socket`));
+    return driver.openPeerSocket(attempt);
+  }
 }
 
 /** Forwards every method to `inner`; subclass and override only what you change. */
@@ -71,5 +77,9 @@ export class DelegatingNetwork implements Network {
   }
   listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
     return this.inner.listen(driver, attempt);
+  }
+  openPeerSocket(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket> {
+    if (!this.inner.openPeerSocket) return Promise.reject(new TypeError('this network cannot open peer sockets (rendezvous)'));
+    return this.inner.openPeerSocket(driver, attempt);
   }
 }

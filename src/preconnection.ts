@@ -22,8 +22,10 @@
 import { globalTimersClock, systemClock, type Clock } from './clock.js';
 import { Connection } from './connection/connection.js';
 import type { Driver } from './driver.js';
-import { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
-import { EstablishmentError, TapsError } from './errors.js';
+import { LocalEndpoint, RemoteEndpoint, type RemoteEndpointInit } from './endpoints.js';
+import { EstablishmentError, TapsError, toTapsError } from './errors.js';
+import { TypedEmitter } from './events.js';
+import { RendezvousSession, type SessionInput } from './rendezvous/session.js';
 import type { MessageFramer } from './framers/index.js';
 import { Listener, type ListenOptions } from './listener.js';
 import { checkMessageContext, type MessageContextInit } from './message.js';
@@ -83,7 +85,33 @@ function noPolicyScope(): NetworkScope {
   return denyScope;
 }
 
-export class Preconnection {
+/** The events a {@link Preconnection} emits (RFC 9622 §7.3). */
+export type PreconnectionEvents = {
+  /** A rendezvous made its connection (the one `rendezvous()` resolves with). */
+  rendezvousDone: [connection: Connection];
+  /** A rendezvous failed (the error `rendezvous()` rejects with). */
+  establishmentError: [error: TapsError];
+};
+
+/** Options of {@link Preconnection.resolve}. */
+export interface ResolveOptions {
+  /** Aborting it before `rendezvous()` releases the socket `resolve()` bound. */
+  readonly signal?: AbortSignal | undefined;
+  /** How long the STUN server may take to answer, in ms (default 3000). */
+  readonly stunTimeout?: number | undefined;
+}
+
+/** Options of {@link Preconnection.rendezvous}. */
+export interface RendezvousOptions {
+  /** The peer's candidates (what its `resolve()` gave, passed over the application's signalling); default: the preconnection's remote endpoint. */
+  readonly remote?: readonly (RemoteEndpoint | LocalEndpoint | RemoteEndpointInit | string)[] | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Give up after this many ms (default 10000). */
+  readonly timeout?: number | undefined;
+}
+
+/** What the caller wants before any connection exists: endpoints, properties, security, framers (RFC 9622 §6); `initiate()`, `listen()`, `rendezvous()`. */
+export class Preconnection extends TypedEmitter<PreconnectionEvents> {
   readonly scope: NetworkScope;
   remote: RemoteEndpoint | undefined;
   local: LocalEndpoint | undefined;
@@ -98,6 +126,7 @@ export class Preconnection {
   readonly #paths: PathMonitor | undefined;
 
   constructor(init: PreconnectionInit = {}) {
+    super();
     if (typeof init !== 'object' || init === null) throw new TypeError('init must be an object');
     if (init.scope !== undefined && !isNetworkScope(init.scope)) {
       throw new TypeError('scope must be a NetworkScope made by createScope() or Host.tenant(); a lookalike object is not accepted');
@@ -215,6 +244,97 @@ export class Preconnection {
     conn.send(message, context).catch(() => {
       /* reported through the connection's sendError event */
     });
+    return conn;
+  }
+
+  /** The socket and candidates of the rendezvous `resolve()` prepared, until `rendezvous()` uses them. */
+  #rendezvous: RendezvousSession | undefined;
+
+  #rendezvousInput(signal: AbortSignal | undefined, drivers: readonly Driver[], stunTimeout?: number): SessionInput {
+    const local = this.local;
+    if (local === undefined) throw new TypeError('rendezvous needs a local endpoint (LocalEndpoint.from({ port: 0 }) for any address)');
+    const properties = this.properties.forListener();
+    properties.validate('rendezvous');
+    return {
+      scope: this.scope, local, properties, security: this.security, framerCount: this.framers.length, drivers,
+      driverOptions: this.#driverOptions, clock: this.#clock, signal, stunTimeout,
+    };
+  }
+
+  /**
+   * RFC 9622 §7.3 Resolve: bind the socket a rendezvous will use and gather this side's candidates — its
+   * host addresses and, when the local endpoint names a STUN server, its server-reflexive address. Give
+   * `local` to the peer; `remote` are this preconnection's remote endpoints. The socket stays bound for
+   * `rendezvous()` (abort `signal` to release it without one).
+   */
+  async resolve(options: ResolveOptions = {}): Promise<{ local: LocalEndpoint[]; remote: RemoteEndpoint[] }> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    options.signal?.throwIfAborted();
+    if (this.#rendezvous === undefined) {
+      const session = await RendezvousSession.open(this.#rendezvousInput(options.signal, await this.drivers(), options.stunTimeout));
+      this.#rendezvous = session;
+      options.signal?.addEventListener('abort', () => {
+        if (this.#rendezvous === session) this.#rendezvous = undefined;
+        void session.close();
+      }, { once: true });
+    }
+    return { local: [...this.#rendezvous.local], remote: this.remote === undefined ? [] : [this.remote] };
+  }
+
+  /**
+   * RFC 9622 §7.3 Rendezvous: check the peer's candidates from this side's socket while the peer checks
+   * ours (simultaneous send through NATs), and make a connection on the pair both chose. Resolves with it
+   * and emits `rendezvousDone`; rejects with an EstablishmentError whose report lists every candidate pair
+   * (denied by the policy, failed, cancelled, won) and emits `establishmentError`.
+   */
+  async rendezvous(options: RendezvousOptions = {}): Promise<Connection> {
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !(options.timeout > 0))) {
+      throw new RangeError(`options.timeout must be a positive number of ms, got ${String(options.timeout)}`);
+    }
+    const given = options.remote ?? (this.remote === undefined ? [] : [this.remote]);
+    if (!Array.isArray(given) || given.length === 0) throw new TypeError('rendezvous needs the peer\'s candidates (options.remote) or a remote endpoint');
+    // The peer's resolve() gives LocalEndpoints: here they are where to reach it.
+    const remotes = given.map((r) => (r instanceof LocalEndpoint ? RemoteEndpoint.from({ ipAddress: r.ipAddress ?? '', ...(r.port !== undefined && { port: r.port }) }) : RemoteEndpoint.from(r)));
+    let session = this.#rendezvous;
+    this.#rendezvous = undefined;
+    try {
+      session ??= await RendezvousSession.open(this.#rendezvousInput(options.signal, await this.drivers()));
+    } catch (err) {
+      this.emit('establishmentError', toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
+      throw err;
+    }
+    let lease: Lease;
+    try {
+      const taken = this.scope.lease('connection');
+      lease = taken instanceof Promise ? await taken : taken;
+    } catch (err) {
+      await session.close();
+      throw err;
+    }
+    let result;
+    try {
+      result = await session.run(remotes, { signal: options.signal, timeout: options.timeout });
+    } catch (err) {
+      lease.release();
+      this.emit('establishmentError', toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
+      throw err;
+    }
+    const conn = new Connection({
+      channel: result.channel,
+      driver: result.driver,
+      properties: this.properties.forListener().freeze(),
+      framers: this.framers,
+      report: result.report,
+      lease,
+      target: result.target,
+      clock: this.#clock,
+      paths: this.#paths,
+      remoteEndpoint: RemoteEndpoint.from({ ipAddress: result.target.address, port: result.target.port }),
+      localEndpoint: this.local,
+      connectionProperties: this.#connectionProperties,
+    });
+    this.emit('rendezvousDone', conn);
     return conn;
   }
 

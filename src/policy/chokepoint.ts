@@ -19,7 +19,8 @@ import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
 import { decisionChannel as recordsChannel, emitRecord, nextRecordId, wantsRecords } from './records.js';
 import { DelegatingNetwork, SystemNetwork, type Network, type ResolvedAddress, type Resolver } from '../network.js';
 import { systemResolver } from '../registry.js';
-import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from '../driver.js';
+import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from '../driver.js';
+import { CheckedPeerSocket } from './checked-peer-socket.js';
 import { DENY_ALL, type DenyCode, type NetworkPolicy, type NetworkUse, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
 
 /** An address the tenant's policy allowed, for one use and protocol. Only the guard makes these. */
@@ -253,6 +254,14 @@ export class CheckedNetwork extends DelegatingNetwork {
       return Promise.reject(new PolicyDeniedError(unverified('the bind target')));
     }
     return super.listen(driver, attempt);
+  }
+  /** A peer socket binds like a listener; each send-to and its final peer must be connect targets of this tenant. */
+  override openPeerSocket(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket> {
+    const t = attempt.target;
+    if (!isCheckedTarget(t) || t.tenant !== this.#tenant || t.use !== 'bind') {
+      return Promise.reject(new PolicyDeniedError(unverified('the bind target')));
+    }
+    return super.openPeerSocket(driver, attempt).then((socket) => new CheckedPeerSocket(socket, this.#tenant, driver.protocol, isCheckedTarget));
   }
 }
 

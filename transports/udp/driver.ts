@@ -21,6 +21,7 @@
 import { NO_CAPABILITIES, type Capabilities, type Driver } from '../../src/driver.js';
 import { connectUdp } from './connect.js';
 import { listenUdp } from './listener.js';
+import { openPeerSocket } from './peer-socket.js';
 
 export const UDP_CAPABILITIES: Capabilities = Object.freeze({
   ...NO_CAPABILITIES,
@@ -45,4 +46,5 @@ export const udpDriver: Driver = Object.freeze({
   available: () => ({ available: true }) as const,
   connect: connectUdp,
   listen: listenUdp,
+  openPeerSocket,
 } satisfies Driver);
