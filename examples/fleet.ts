@@ -71,10 +71,11 @@ say(`host-2: ${typeof b3 === 'string' ? b3 : 'open'}`);
 
 say('── a new revision forbids the service: every host closes what it forbids');
 const live = [a2, b1, b3].filter((c): c is Connection => typeof c !== 'string');
-const closed = Promise.all(live.map((c) => new Promise<void>((r) => c.once('closed', () => r()))));
+// A revoked connection ends with connectionError (the policy's denial), not closed.
+const revoked = Promise.all(live.map((c) => new Promise<string>((r) => c.once('connectionError', (e) => r(isTapsError(e) ? e.code : String(e))))));
 const rev2 = await one.fleet.publish('acme', 'allow tcp://127.0.0.1:1');
-await closed;
-say(`revision ${rev2}: ${live.length} live connections closed; a new one: ${await connect(one)}`);
+const codes = await revoked;
+say(`revision ${rev2}: ${live.length} live connections ended (${[...new Set(codes)].join(', ')}); a new one: ${await connect(one)}`);
 
 await one.fleet.records!.flushed();
 say(`── decision records in the fleet stream taps:${NAME}:records: ${one.fleet.records!.written + two.fleet.records!.written}`);

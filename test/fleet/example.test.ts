@@ -33,7 +33,7 @@ describe.skipIf(REDIS_SERVER === undefined)('examples/fleet.ts', () => {
     expect(out).toMatch(/on host-1: true, on host-2: true/);
     expect(out).toMatch(/host-1: open, open; host-2: open, ERR_TAPS_QUOTA_EXCEEDED/);
     expect(out).toMatch(/host-1 closes one; host-2 can take it\nhost-2: open/);
-    expect(out).toMatch(/3 live connections closed; a new one: ERR_TAPS_POLICY_PROHIBITED/);
+    expect(out).toMatch(/3 live connections ended \(ERR_TAPS_POLICY_PROHIBITED\); a new one: ERR_TAPS_POLICY_PROHIBITED/);
     expect(out).toMatch(/decision records in the fleet stream taps:example-\d+:records: \d+/);
     expect(out).toMatch(/done\.\n$/);
   });
