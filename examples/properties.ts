@@ -17,7 +17,7 @@ import http2 from 'node:http2';
 import { parseArgs } from 'node:util';
 import {
   EstablishmentError, Host, Preconnection, SecurityParameters, TransportProperties, isTapsError, lengthPrefixFramer, registeredDrivers,
-  type Connection, type Driver, type Listener, type MessageContextInit, type RemoteEndpointInit,
+  type Connection, type Driver, type Listener, type ListenOptions, type MessageContextInit, type RemoteEndpointInit,
 } from '../src/index.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
 import { rankReasons, say, whyNot, winnerLine } from './lib/report.js';
@@ -35,8 +35,8 @@ const service = await host.tenant('service');
 
 const listeners: Listener[] = [];
 const accepted = new Set<Connection>();
-async function echo(init: ConstructorParameters<typeof Preconnection>[0]): Promise<Listener> {
-  const listener = await new Preconnection({ scope: service, ...init }).listen();
+async function echo(init: ConstructorParameters<typeof Preconnection>[0], options: ListenOptions = {}): Promise<Listener> {
+  const listener = await new Preconnection({ scope: service, ...init }).listen(options);
   listener.on('connectionReceived', (c) => {
     accepted.add(c);
     c.on('closed', () => accepted.delete(c));
@@ -53,8 +53,8 @@ async function echo(init: ConstructorParameters<typeof Preconnection>[0]): Promi
 // TLS on TCP port P and UDP on the same port number P (retry if that UDP port is taken).
 let tlsEcho: Listener | undefined;
 for (let i = 0; i < 5 && tlsEcho === undefined; i++) {
-  // multistreaming avoided: this listener is the TLS one (QUIC, when installed, gets its own below).
-  const t = await echo({ local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.reliableMessage().avoid('multistreaming'), security: serverIdentity, framers: [lengthPrefixFramer()] });
+  // multistreaming avoided and only the best stack: this listener is the TLS one (QUIC, when installed, gets its own below).
+  const t = await echo({ local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.reliableMessage().avoid('multistreaming'), security: serverIdentity, framers: [lengthPrefixFramer()] }, { stacks: 'best' });
   try {
     await echo({ local: { ipAddress: '127.0.0.1', port: t.port }, properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() });
     tlsEcho = t;

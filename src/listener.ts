@@ -1,24 +1,25 @@
 /**
  * Listener: passive open (RFC 9622 §7.2, RFC 9623 §4.7).
  *
- * The stacks are judged like an initiate's (properties, security, which
- * drivers can listen) and the best one that binds is used (one the policy
- * denies or that fails hands over to the next in rank) — or every suitable
- * one with `stacks: 'all'`, sharing one port. Each bind address is authorized as a
- * `bind` by the tenant's policy before a socket exists; each accepted peer is
- * authorized as an `accept` by its address before the application sees it,
- * and a refused peer is dropped at once. `connectionLimit` (§7.2
- * SetNewConnectionLimit) caps deliveries; peers beyond it are refused rather
- * than queued, so a flood costs nothing.
+ * By default it binds every stack the properties, security and policy allow, on one port number
+ * (selection/bind.ts): for reliable streams with security that is TLS on TCP and QUIC on UDP, so any TLS
+ * client (openssl, curl, a browser) and any taps-node client reach the same `host:port`. A stack that
+ * cannot bind makes `listen()` reject with the report and nothing left bound, unless the caller accepts
+ * a partial bind (`allowPartialBind: true`); `stacks: 'best'` binds only the best one that binds. Each
+ * bind is authorized as a `bind` by the tenant's policy before a socket exists; each accepted peer is
+ * authorized as an `accept` by its address before the application sees it, and a refused peer is dropped
+ * at once. `connectionLimit` (§7.2 SetNewConnectionLimit) caps deliveries; peers beyond it are refused
+ * rather than queued, so a flood costs nothing.
  *
  * @example
  * const listener = await pre.listen();
+ * console.log(explainReport(listener.report)); // what was bound, and why the rest was not
  * for await (const conn of listener) handle(conn);
  */
 import type { Driver, DriverListener, SocketAddress, TransportChannel } from './driver.js';
 import { Connection } from './connection/connection.js';
 import type { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
-import { EstablishmentError, PolicyDeniedError, TapsError, toTapsError } from './errors.js';
+import { PolicyDeniedError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
 import type { MessageFramer } from './framers/index.js';
 import type { Lease, NetworkScope } from './policy/chokepoint.js';
@@ -26,19 +27,26 @@ import { systemPathMonitor, type PathChange, type PathMonitor } from './paths/mo
 import { PathWatch } from './paths/watch.js';
 import type { PolicyDecision } from './policy/types.js';
 import type { TransportProperties } from './properties.js';
-import type { CandidateRecord, SelectionReport } from './report.js';
+import type { SelectionReport } from './report.js';
 import type { SecurityParameters } from './security.js';
-import { grantLookups } from './selection/lookup.js';
-import { rankStacks } from './selection/rank.js';
-import { judgeStack } from './selection/suitability.js';
+import { bindStacks, type Bound } from './selection/bind.js';
 
 /** Options of `Preconnection.listen()`. */
 export interface ListenOptions {
+  /** Abort the bind while it runs; once listening, stop the listener. */
   readonly signal?: AbortSignal | undefined;
   /** Deliver at most this many connections (default: unlimited). */
   readonly connectionLimit?: number | undefined;
-  /** Bind the best suitable stack that can be bound (default) or every suitable one. */
-  readonly stacks?: 'best' | 'all' | undefined;
+  /**
+   * `'all'` (default): every stack the properties, security and policy allow, sharing one port number.
+   * `'best'`: only the best-ranked stack that binds.
+   */
+  readonly stacks?: 'all' | 'best' | undefined;
+  /**
+   * Resolve even when some allowed stack could not be bound (its record in `report` says why). Default
+   * false: a stack that cannot bind makes `listen()` reject, with nothing left bound.
+   */
+  readonly allowPartialBind?: boolean | undefined;
 }
 
 /** The events a {@link Listener} emits. */
@@ -66,16 +74,24 @@ interface ListenerInit {
   readonly options: ListenOptions;
 }
 
-interface Bound {
-  readonly driver: Driver;
-  readonly listener: DriverListener;
+/** Programmer errors in listen() options: thrown at once, naming the option. */
+function checkOptions(options: ListenOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError('listen() options must be an object');
+  const { connectionLimit, stacks, allowPartialBind, signal } = options;
+  if (connectionLimit !== undefined && !(typeof connectionLimit === 'number' && connectionLimit >= 0)) {
+    throw new RangeError(`connectionLimit must be a number ≥ 0, got ${String(connectionLimit)}`);
+  }
+  if (stacks !== undefined && stacks !== 'all' && stacks !== 'best') throw new RangeError(`stacks must be 'all' or 'best', got ${String(stacks)}`);
+  if (allowPartialBind !== undefined && typeof allowPartialBind !== 'boolean') throw new TypeError(`allowPartialBind must be a boolean, got ${typeof allowPartialBind}`);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
 }
 
 /** A passive open (RFC 9622 §7.2): binds the chosen stack(s) and delivers each accepted, policy-checked peer as a Connection. */
 export class Listener extends TypedEmitter<ListenerEvents> implements AsyncIterable<Connection> {
+  /** What was bound, and why each other stack was not: one candidate per (stack, address). */
   readonly report: SelectionReport;
   readonly #init: ListenerInit;
-  readonly #bound: Bound[] = [];
+  readonly #bound: readonly Bound[];
   readonly #queue: Connection[] = [];
   readonly #waiters: { resolve: (r: IteratorResult<Connection>) => void }[] = [];
   #limit: number;
@@ -84,152 +100,63 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   #path: PathWatch | undefined;
   /** One unit of the tenant's `listeners` quota, held until stop(). */
   readonly #lease: Lease;
+  /** The stop() listener on the caller's signal, removed at stop (a long-lived signal must not keep the listener). */
+  #onAbort: (() => void) | undefined;
 
-  private constructor(init: ListenerInit, report: SelectionReport, lease: Lease) {
+  private constructor(init: ListenerInit, report: SelectionReport, bound: readonly Bound[], lease: Lease) {
     super();
     this.#init = init;
     this.report = report;
+    this.#bound = bound;
     this.#limit = init.options.connectionLimit ?? Infinity;
     this.#lease = lease;
   }
 
   /** @internal Preconnection.listen() calls this. */
   static async open(init: ListenerInit): Promise<Listener> {
-    const { scope, local, options } = init;
-    if (options.connectionLimit !== undefined && !(typeof options.connectionLimit === 'number' && options.connectionLimit >= 0)) {
-      throw new RangeError(`connectionLimit must be a number ≥ 0, got ${String(options.connectionLimit)}`);
-    }
+    const { options } = init;
+    checkOptions(options);
     options.signal?.throwIfAborted();
-    const report: SelectionReport = {
-      startedAt: Date.now(),
-      tenant: scope.tenant,
-      remote: `listen ${groupText(local) ?? local.ipAddress ?? local.hostName ?? '*'}:${local.port ?? 0}`,
-      racing: 'simultaneous',
-      attemptDelay: 0,
-      resolutions: [],
-      candidates: [],
-    };
-    let n = 1;
-    const record = (r: Omit<CandidateRecord, 'id'>): CandidateRecord => {
-      const c = { id: `c${n++}`, ...r };
-      report.candidates.push(c);
-      return c;
-    };
-    const suitable: Driver[] = [];
-    for (const driver of init.drivers) {
-      if (typeof driver.listen !== 'function') {
-        record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: `${driver.id} cannot listen` });
-        continue;
-      }
-      const v = judgeStack(driver, {
-        properties: init.properties, security: init.security, framerCount: init.framers.length,
-        scheme: init.local.scheme ?? init.remote?.scheme, multicast: init.local.multicastGroup !== undefined,
-      });
-      if (!v.ok) {
-        record({ driver: driver.id, stack: driver.stack, fate: 'unsuitable', reason: v.reason });
-        continue;
-      }
-      const a = await driver.available();
-      if (!a.available) {
-        record({ driver: driver.id, stack: driver.stack, fate: 'unavailable', reason: a.reason });
-        continue;
-      }
-      suitable.push(driver);
+    const { report, bound, lease } = await bindStacks({
+      scope: init.scope,
+      local: init.local,
+      remote: init.remote,
+      properties: init.properties,
+      security: init.security,
+      framerCount: init.framers.length,
+      drivers: init.drivers,
+      driverOptions: init.driverOptions,
+      stacks: options.stacks ?? 'all',
+      allowPartialBind: options.allowPartialBind ?? false,
+      signal: options.signal,
+    });
+    const listener = new Listener(init, report, bound, lease);
+    // Hot reload re-decides the first bind; a revision that forbids it stops the listener.
+    lease.bind?.(bound[0]!.target);
+    for (const b of bound) listener.#attach(b.driver, b.listener);
+    const signal = options.signal;
+    if (signal !== undefined) {
+      listener.#onAbort = () => void listener.stop();
+      signal.addEventListener('abort', listener.#onAbort, { once: true });
     }
-    const ranked = rankStacks(suitable, { properties: init.properties, security: init.security, framerCount: init.framers.length });
-    // 'best' (default): the first ranked stack that binds; one the policy denies or that fails to bind hands over to the next.
-    const chosen = ranked;
-    if (chosen.length === 0) throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', 'no protocol stack can listen with the requested properties', report);
-
-    // The tenant's listener quota: taken before any lookup or bind, never waits (QuotaExceededError at once).
-    const taken = scope.lease('listener');
-    const lease = taken instanceof Promise ? await taken : taken;
-    let addresses: string[];
-    let bindable: readonly (typeof chosen)[number][];
-    try {
-      ({ addresses, bindable } = await bindAddresses(init, chosen, record));
-      if (bindable.length === 0) {
-        throw new EstablishmentError('ERR_TAPS_POLICY_PROHIBITED', `could not listen on ${report.remote}: the tenant may not look up ${local.hostName}`, report);
-      }
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
-    const listener = new Listener(init, report, lease);
-    let port = local.port ?? 0;
-    try {
-      for (const [i, s] of bindable.entries()) {
-        if (options.stacks !== 'all' && listener.#bound.length > 0) {
-          for (const rest of bindable.slice(i)) record({ driver: rest.driver.id, stack: rest.driver.stack, fate: 'pending', reason: 'not bound: a better stack was bound' });
-          break;
-        }
-        for (const address of addresses) {
-          const base = { driver: s.driver.id, stack: s.driver.stack, address, family: (address.includes(':') ? 6 : 4) as 4 | 6, port };
-          let target;
-          try {
-            target = await scope.guard.authorize({ use: 'bind', protocol: s.driver.protocol, address, port });
-          } catch (err) {
-            const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
-            const decision = (e as { decision?: PolicyDecision }).decision;
-            record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision });
-            continue;
-          }
-          const signal = options.signal ?? new AbortController().signal;
-          const c = record({ ...base, fate: 'pending', decision: target.decision });
-          try {
-            const bound = await scope.network.listen(s.driver, {
-              signal,
-              target,
-              local,
-              security: init.security,
-              properties: init.properties,
-              options: init.driverOptions[s.driver.id] ?? {},
-              guard: scope.guard,
-            });
-            Object.assign(c, { fate: 'won', port: bound.local.port });
-            // Hot reload re-decides the first bind; a revision that forbids it stops the listener.
-            if (listener.#bound.length === 0) listener.#lease.bind?.(target);
-            if (port === 0) port = bound.local.port; // every further bind shares the first ephemeral port
-            listener.#attach(s.driver, bound);
-          } catch (err) {
-            const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
-            Object.assign(c, { fate: 'failed', reason: e.message, code: e.code, error: e });
-          }
-        }
-      }
-    } catch (err) {
-      await listener.stop();
-      throw err;
-    }
-    if (listener.#bound.length === 0) {
-      listener.#lease.release();
-      const denied = report.candidates.some((c) => c.fate === 'denied');
-      const anyFailed = report.candidates.some((c) => c.fate === 'failed');
-      throw new EstablishmentError(
-        denied && !anyFailed ? 'ERR_TAPS_POLICY_PROHIBITED' : 'ERR_TAPS_ESTABLISHMENT_FAILED',
-        `could not listen on ${report.remote}: ${report.candidates.filter((c) => c.fate === 'denied' || c.fate === 'failed').map((c) => c.reason).join('; ')}`,
-        report,
-      );
-    }
-    options.signal?.addEventListener('abort', () => void listener.stop(), { once: true });
-    listener.#lease.onRevoke?.((decision) => {
+    lease.onRevoke?.((decision) => {
       listener.emit('error', new PolicyDeniedError(decision, `the tenant's policy no longer allows this listener: ${decision.reason}`));
       void listener.stop();
     });
     return listener;
   }
 
-  /** The addresses actually bound (port filled in when 0 was asked). */
+  /** The addresses actually bound (port filled in when 0 was asked), best-ranked stack first. */
   get localAddresses(): readonly SocketAddress[] {
     return this.#bound.map((b) => b.listener.local);
   }
 
-  /** The first bound port: handy with port 0. */
-  /** The driver ids bound, best first (one unless listening with `stacks: 'all'`). */
+  /** The driver ids bound, best first. */
   get stacks(): readonly string[] {
     return [...new Set(this.#bound.map((b) => b.driver.id))];
   }
 
+  /** The port number every stack is bound on: handy with port 0. */
   get port(): number {
     return this.#bound[0]?.listener.local.port ?? 0;
   }
@@ -241,7 +168,6 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   }
 
   #attach(driver: Driver, listener: DriverListener): void {
-    this.#bound.push({ driver, listener });
     listener.start({
       connection: (channel) => void this.#accept(driver, channel),
       error: (err) => this.emit('error', toTapsError(err, 'ERR_TAPS_PROTOCOL_FAILED')),
@@ -315,6 +241,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     if (this.#stopped) return;
     this.#stopped = true;
     this.#path?.want(false);
+    if (this.#onAbort !== undefined) this.#init.options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#onAbort = undefined;
     this.#lease.release();
     await Promise.allSettled(this.#bound.map((b) => b.listener.close()));
     for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });
@@ -341,42 +269,4 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
-}
-
-/** A group listener's group for the report: `group 239.1.2.3` or `group 232.1.1.1 from 192.0.2.9`. */
-function groupText(local: LocalEndpoint): string | undefined {
-  if (local.multicastGroup === undefined) return undefined;
-  return `group ${local.multicastGroup}${local.multicastSource === undefined ? '' : ` from ${local.multicastSource}`}`;
-}
-
-/**
- * Where to bind: the local IP, or each address a local name resolves to, or every interface. A local name
- * is a lookup like any other: the tenant needs the `lookup` grant for each stack's protocol (a stack without
- * it is recorded denied and binds nothing), and the guard resolves the checked name (no unchecked query).
- */
-async function bindAddresses<S extends { readonly driver: Driver }>(
-  init: ListenerInit,
-  stacks: readonly S[],
-  record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord,
-): Promise<{ addresses: string[]; bindable: readonly S[] }> {
-  const { local, scope } = init;
-  // A group listener binds the group itself (it then receives only that group's datagrams) and joins it:
-  // the `bind` decision on the group's address and port is the tenant's grant to join (RFC 9622 §6.1.1).
-  if (local.multicastGroup !== undefined) return { addresses: [local.multicastGroup], bindable: stacks };
-  if (local.ipAddress !== undefined) return { addresses: [local.ipAddress], bindable: stacks };
-  const host = local.hostName;
-  if (host === undefined) return { addresses: ['::'], bindable: stacks };
-  const { name, allowed: bindable } = await grantLookups(scope.guard, host, stacks, record);
-  if (name === undefined) return { addresses: [], bindable }; // every lookup denied (recorded): nothing to bind
-  const signal = init.options.signal ?? new AbortController().signal;
-  const addresses: string[] = [];
-  for (const family of [6, 4] as const) {
-    try {
-      for (const a of await scope.guard.resolve(name, family, signal)) addresses.push(a.address);
-    } catch {
-      /* a missing family is fine */
-    }
-  }
-  if (addresses.length === 0) throw new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve local name ${host}`);
-  return { addresses, bindable };
 }

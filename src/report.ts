@@ -16,7 +16,8 @@ export type CandidateFate =
   | 'unsuitable' // the stack's capabilities contradict a require/prohibit, or security differs
   | 'unavailable' // the driver cannot run here (optional module missing)
   | 'denied' // the tenant's policy said no
-  | 'pending' // ranked but never started (the race was won or given up first)
+  | 'pending' // in progress: not decided yet (seen only while the selection runs, e.g. by onProgress)
+  | 'skipped' // ranked, never started: the race was won or given up first (the reason says which)
   | 'failed' // attempted and failed
   | 'cancelled' // attempted, then aborted because another won or the caller aborted
   | 'won'; // this one became the connection

@@ -49,7 +49,7 @@ export function whyNot(report: SelectionReport, rankWhy?: ReadonlyMap<string, st
     if (others.length === 0) continue;
     const parts = others.map((c) => {
       switch (c.fate) {
-        case 'pending':
+        case 'skipped':
           return `not attempted${endpoint(c)}: ranked below the winner${rankWhy?.has(c.id) ? ` (${rankWhy.get(c.id)})` : ''}`;
         case 'cancelled':
           return `started${endpoint(c)} but lost the race`;

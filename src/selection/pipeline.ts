@@ -44,7 +44,7 @@ import { Race, RaceGroup, RaceLeaf, type RacingMode } from './race.js';
 import { explainRank, rankStacks, type RankedStack } from './rank.js';
 import { grantLookups } from './lookup.js';
 import { resolveFamilies } from './resolve.js';
-import { judgeStackOnce } from './suitability.js';
+import { gatherStacks, type Dropped } from './gather.js';
 
 /** Candidate ids (`c1`, `c2`, ...): one shared string each, not one per selection. */
 const CANDIDATE_IDS: string[] = [];
@@ -178,27 +178,12 @@ export async function select(input: SelectionInput): Promise<Selected> {
 
   try {
     // 1. Gather and judge stacks.
-    const suitable: Driver[] = [];
-    for (const driver of input.drivers) {
-      const verdict = judgeStackOnce(driver, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast });
-      if (!verdict.ok) {
-        recordUnsuitable(driver, verdict, verdict.reason);
-        continue;
-      }
-      let availability;
-      try {
-        // Most drivers answer synchronously: awaited only when it is a promise (an await costs a microtask and a promise).
-        const a = driver.available();
-        availability = a instanceof Promise ? await a : a;
-      } catch (err) {
-        availability = { available: false as const, reason: `availability check failed: ${(err as Error)?.message ?? String(err)}` };
-      }
-      if (!availability.available) {
-        record({ driver: driver.id, stack: driver.stack, fate: 'unavailable', reason: availability.reason });
-        continue;
-      }
-      suitable.push(driver);
-    }
+    const dropped: Dropped = (driver, fate, reason, verdict) => {
+      if (verdict !== undefined) recordUnsuitable(driver, verdict, reason);
+      else record({ driver: driver.id, stack: driver.stack, fate, reason });
+    };
+    const gathered = gatherStacks(input.drivers, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast }, dropped);
+    const suitable = gathered instanceof Promise ? await gathered : gathered;
     (controller?.signal ?? input.signal)?.throwIfAborted();
     // 2. Rank.
     const ranked = rankStacks(suitable, { properties: input.properties, security: input.security, framerCount: input.framerCount }).filter((s) => {
@@ -536,7 +521,7 @@ const NO_RESOLUTIONS = Object.freeze([]) as unknown as SelectionReport['resoluti
 
 function finishPending(report: SelectionReport, now: number): void {
   for (const c of report.candidates) {
-    if (c.fate === 'pending' && c.startedAt === undefined) c.reason = `not attempted: ${report.winner ? 'another candidate won first' : 'the race ended first'}`;
+    if (c.fate === 'pending' && c.startedAt === undefined) Object.assign(c, { fate: 'skipped', reason: `not attempted: ${report.winner ? 'another candidate won first' : 'the race ended first'}` });
     else if (c.fate === 'pending') Object.assign(c, { fate: 'cancelled', endedAt: now });
   }
 }

@@ -91,7 +91,7 @@ describe('selection pipeline', () => {
     // TCP is suitable (reliability is only avoided) but ranks after UDP and is never started.
     expect(byDriver('tcp').length).toBeGreaterThan(0);
     for (const c of byDriver('tcp')) {
-      expect(c).toMatchObject({ fate: 'pending', reason: 'not attempted: another candidate won first' });
+      expect(c).toMatchObject({ fate: 'skipped', reason: 'not attempted: another candidate won first' });
       expect(c.startedAt).toBeUndefined();
     }
   });

@@ -9,6 +9,7 @@
  * | `idleTimeout`     | off            | QUIC max_idle_timeout: a peer silent this long ends the connection (ERR_TAPS_TIMEOUT). Off by default like TCP's and like RFC 9622 §8.1.3 connTimeout; the package also runs ~25% slower with it on (a timer reset per packet, bench/quic.ts) |
  * | `closeTimeout`    | 5000 ms        | how long a stream's graceful close may wait for the peer's FIN |
  * | `keepAliveInterval` | off          | send PINGs this often (ms) to keep an idle connection open |
+ * | `ipv6Only`        | false          | listeners: a `::` bind takes IPv6 only (by default it is dual-stack, like the tcp and tls listeners) |
  * | `maxUdpPayload`   | 1350 B; 32 KiB on loopback | largest UDP payload sent and accepted (RFC 9000 §14: 1200 is the floor; loopback's MTU is 64 KiB, and the package's speed scales with it) |
  *
  * @example

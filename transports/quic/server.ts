@@ -55,16 +55,32 @@ export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener
   });
   const what = `quic listen on ${family === 6 ? `[${address}]` : address}:${port}`;
   try {
-    await server.start({ host: address, port, ipv6Only: family === 6 });
+    // `::` is dual-stack unless the `ipv6Only` option says otherwise, like the tcp and tls listeners.
+    await server.start({ host: address, port, ipv6Only: attempt.options['ipv6Only'] === true });
   } catch (err) {
     await server.stop({ force: true }).catch(() => {});
-    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    closeUnboundSocket(server);
+    const cause = (err as { cause?: { message?: string } }).cause?.message;
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} failed: ${(err as Error)?.message ?? String(err)}${cause ? ` (${cause})` : ''}`, { cause: err });
   }
   if (signal.aborted) {
     await server.stop({ force: true }).catch(() => {});
     throw abortedError(signal, what);
   }
   return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg);
+}
+
+/**
+ * A bind that fails (EADDRINUSE) leaves the package's dgram socket open: `QUICSocket.start` throws without
+ * closing the socket it made, and `stop()` of a server that never started does nothing. Close it here.
+ */
+function closeUnboundSocket(server: QUICServer): void {
+  const udp = (server as unknown as { socket?: { socket?: { close(): void } } }).socket?.socket;
+  try {
+    udp?.close();
+  } catch {
+    // already closed
+  }
 }
 
 class QuicListener implements DriverListener {

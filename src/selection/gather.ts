@@ -1,0 +1,78 @@
+/**
+ * Gather and judge: which of the drivers can serve this request at all (RFC 9623 §4.1.3, first steps),
+ * shared by `initiate()` (pipeline.ts) and `listen()` (listener.ts).
+ *
+ * Each driver is judged on its declared capabilities against the properties, the security mode, the
+ * endpoint's scheme and multicast (suitability.ts); a suitable one is then asked whether it can run here.
+ * A driver whose `available()` throws or rejects is `unavailable` with that reason, never a failed call.
+ * Every dropped stack is handed to `dropped` with its fate and reason, so the report keeps it.
+ *
+ * The answer is synchronous when every driver answers `available()` synchronously (most do): an await
+ * per driver would cost a promise and a microtask on every initiate.
+ *
+ * @example
+ * const suitable = await gatherStacks(drivers, { properties, security, framerCount: 1, scheme: undefined }, (driver, fate, reason) => record(...));
+ */
+import type { Availability, Driver } from '../driver.js';
+import { judgeStackOnce, type StackContext, type Verdict } from './suitability.js';
+
+/** How a dropped stack is reported: its fate, the reason, and (for `unsuitable`) the memoized verdict it came from. */
+export type Dropped = (driver: Driver, fate: 'unsuitable' | 'unavailable', reason: string, verdict?: Verdict) => void;
+
+/** Options of {@link gatherStacks}. */
+export interface GatherOptions {
+  /** Passive open: a driver without `listen` is unsuitable. */
+  readonly listening?: boolean | undefined;
+}
+
+/** The suitable, available drivers in their given order; the rest reported through `dropped`. */
+export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, dropped: Dropped, options: GatherOptions = {}): Driver[] | Promise<Driver[]> {
+  const suitable: Driver[] = [];
+  for (let i = 0; i < drivers.length; i++) {
+    const driver = drivers[i]!;
+    if (options.listening === true && typeof driver.listen !== 'function') {
+      dropped(driver, 'unsuitable', `${driver.id} cannot listen`);
+      continue;
+    }
+    const verdict = judgeStackOnce(driver, ctx);
+    if (!verdict.ok) {
+      dropped(driver, 'unsuitable', verdict.reason, verdict);
+      continue;
+    }
+    const a = availability(driver);
+    if (a instanceof Promise) return a.then((first) => finish(drivers, i, first, suitable, ctx, dropped, options));
+    if (a.available) suitable.push(driver);
+    else dropped(driver, 'unavailable', a.reason);
+  }
+  return suitable;
+}
+
+/** The rest of the list once one driver answered with a promise. */
+async function finish(drivers: readonly Driver[], at: number, first: Availability, suitable: Driver[], ctx: StackContext, dropped: Dropped, options: GatherOptions): Promise<Driver[]> {
+  const driver = drivers[at]!;
+  if (first.available) suitable.push(driver);
+  else dropped(driver, 'unavailable', first.reason);
+  const rest = await gatherStacks(drivers.slice(at + 1), ctx, dropped, options);
+  for (const d of rest) suitable.push(d);
+  return suitable;
+}
+
+/** A driver's availability; a throw or rejection is an unavailable driver with that reason. */
+export function availability(driver: Driver): Availability | Promise<Availability> {
+  let a: Availability | Promise<Availability>;
+  try {
+    a = driver.available();
+  } catch (err) {
+    return unavailable(err);
+  }
+  return a instanceof Promise ? a.then(checked, unavailable) : checked(a);
+}
+
+function checked(a: Availability): Availability {
+  if (typeof a === 'object' && a !== null && (a.available === true || (a.available === false && typeof a.reason === 'string'))) return a;
+  return { available: false, reason: 'availability check answered neither { available: true } nor { available: false, reason }' };
+}
+
+function unavailable(err: unknown): Availability {
+  return { available: false, reason: `availability check failed: ${(err as Error)?.message ?? String(err)}` };
+}
