@@ -48,7 +48,8 @@
  * declared capabilities (reliable+ordered: 10k numbered chunks arrive complete
  * and in order; messageBoundaries: sizes kept; encrypted: the plaintext is not
  * on the wire and an untrusted peer is refused; unencrypted: it is on the
- * wire); `closed()` exactly once; no handle left open after close.
+ * wire); `closed()` exactly once; no handle left open after close; no
+ * listener left on a shared attempt signal once a connect or listen settled.
  */
 import { createSocket } from 'node:dgram';
 import { getEventListeners } from 'node:events';
@@ -58,7 +59,7 @@ import type { ConnectAttempt, Driver, TransportChannel } from '../../src/driver.
 import type { NetworkScope } from '../../src/policy/chokepoint.js';
 import { SecurityParameters } from '../../src/security.js';
 import { blackhole } from '../helpers/blackhole.js';
-import { checked, connectAttempt, scopeFor } from '../helpers/policy.js';
+import { checked, connectAttempt, listenAttempt, scopeFor } from '../helpers/policy.js';
 import { Collector, driverEchoServer, extraHandles, handleCounts, tcpRelay, udpRelay, waitFor } from './harness.js';
 
 export interface ComplianceServer {
@@ -365,6 +366,17 @@ export function runDriverCompliance(o: ComplianceOptions): void {
         await expect(connect({ security: untrusted, signal: shared })).rejects.toMatchObject({ code: 'ERR_TAPS_SECURITY_FAILED' });
         expect(getEventListeners(shared, 'abort')).toEqual([]);
       }
+    });
+
+    // Listeners built from the driver's own listen(): bound, or refused (the port is the echo server's), none stays on the signal.
+    when(o.echoServer === undefined && typeof driver.listen === 'function')('leaves no listener on the listen attempt signal once bound or refused', async () => {
+      const shared = new AbortController().signal;
+      const init = { signal: shared, ...(o.serverSecurity ? { security: o.serverSecurity() } : {}) };
+      const listener = await scope.network.listen(driver, await listenAttempt(scope, driver.protocol, address, 0, init));
+      expect(getEventListeners(shared, 'abort')).toEqual([]);
+      await listener.close();
+      await expect(scope.network.listen(driver, await listenAttempt(scope, driver.protocol, address, server.port, init))).rejects.toMatchObject({ code: expect.stringMatching(/^ERR_TAPS_/) });
+      expect(getEventListeners(shared, 'abort')).toEqual([]);
     });
 
     when(encrypted)('encrypted: a peer the client does not trust is refused with ERR_TAPS_SECURITY_FAILED', async () => {

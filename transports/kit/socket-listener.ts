@@ -17,7 +17,7 @@ import type { Server, Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from './abort.js';
+import { abortedError, throwIfAborted, whenAborted } from './abort.js';
 import { AcceptQueue } from './accept-queue.js';
 import { targetAddress } from './dial.js';
 import { channelError } from './errors.js';
@@ -95,8 +95,9 @@ export function bindServer(
   const backlog = typeof attempt.options['backlog'] === 'number' ? attempt.options['backlog'] : undefined;
   const ipv6Only = attempt.options['ipv6Only'] === true;
   return new Promise<SocketListener>((resolve, reject) => {
+    let stopListening = (): void => {};
     const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       server.off('listening', onListening);
       server.off('error', onError);
     };
@@ -120,7 +121,7 @@ export function bindServer(
       server.close();
       reject(abortedError(signal, `${what} listen`));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, onAbort);
     server.once('listening', onListening);
     server.once('error', onError);
     server.listen({ host: address, port, ipv6Only, ...(backlog === undefined ? {} : { backlog }) });

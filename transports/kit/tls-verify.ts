@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { TapsError } from '../../src/errors.js';
 import type { TrustContext } from '../../src/security.js';
+import { whenAborted } from './abort.js';
 import type { ClientTlsPlan } from './tls-options.js';
 
 /** The parts of the peer's leaf certificate that pinning and validity checks need. */
@@ -72,12 +73,8 @@ export function checkPins(leaf: PeerLeaf | undefined, pins: ReadonlySet<string>,
 
 function raceAbort<T>(work: () => T | Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve()
-      .then(work)
-      .then(resolve, reject)
-      .finally(() => signal.removeEventListener('abort', onAbort));
+    const stopListening = whenAborted(signal, () => reject(signal.reason));
+    Promise.resolve().then(work).then(resolve, reject).finally(stopListening);
   });
 }
 

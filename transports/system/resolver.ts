@@ -29,6 +29,7 @@ import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import { TapsError } from '../../src/errors.js';
 import type { ResolvedAddress, Resolver } from '../../src/network.js';
+import { whenAborted } from '../kit/abort.js';
 
 const NO_DATA = new Set(['ENODATA', 'EAI_NODATA']);
 const LOOPBACK_4: ResolvedAddress = Object.freeze({ address: '127.0.0.1', family: 4 });
@@ -57,16 +58,15 @@ export const systemResolver: Resolver = (host: string, family: 4 | 6, signal: Ab
     return Promise.resolve(literal === family ? [{ address, family }] : []);
   }
   return new Promise<ResolvedAddress[]>((resolve, reject) => {
-    const onAbort = (): void => reject(aborted(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, () => reject(aborted(signal)));
     dns.lookup(host, { family, all: true, verbatim: true }).then(
       (answers) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         // getaddrinfo may add the other family (AI_V4MAPPED-like behaviour on some systems): keep only what was asked.
         resolve(answers.filter((a) => a.family === family).map((a) => ({ address: a.address, family })));
       },
       (err: NodeJS.ErrnoException) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         if (typeof err?.code === 'string' && NO_DATA.has(err.code)) resolve([]);
         else reject(new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve ${host} (IPv${family}): ${err?.code ?? err?.message}`, { cause: err }));
       },

@@ -26,7 +26,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
@@ -175,8 +175,9 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
   const group = attempt.local.multicastGroup !== undefined;
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only, reuseAddr: group, ...bufferOptions(options, attempt.properties) });
   return new Promise<UdpListener>((resolve, reject) => {
+    let stopListening = (): void => {};
     const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('error', onError);
     };
     const closeQuietly = (): void => {
@@ -197,7 +198,7 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
       closeQuietly();
       reject(abortedError(signal, 'udp listen'));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, onAbort);
     socket.once('error', onError);
     socket.bind({ address, port, exclusive: true }, () => {
       cleanup();

@@ -14,7 +14,7 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { WebSocketChannel } from './channel.js';
 import { loadWs, webSocketConfig } from './config.js';
@@ -71,9 +71,10 @@ function upgraded(
   return new Promise<WebSocketChannel>((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let failure: TapsError | undefined;
+    let stopListening = (): void => {};
     const cleanup = (): void => {
       if (timer !== undefined) clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       ws.off('open', onOpen);
       ws.off('unexpected-response', onResponse);
       ws.off('close', onClose);
@@ -106,7 +107,7 @@ function upgraded(
     ws.on('error', onError);
     ws.once('unexpected-response', onResponse);
     ws.once('close', onClose);
-    signal.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, onAbort);
     if (timeout !== undefined) {
       timer = setTimeout(() => fail(new TapsError('ERR_TAPS_TIMEOUT', `websocket handshake took longer than ${timeout} ms`)), timeout);
     }

@@ -22,7 +22,7 @@ import type net from 'node:net';
 import type { WebSocketServer, WebSocket } from 'ws';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { toTapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
@@ -84,19 +84,20 @@ class WebSocketListener implements DriverListener {
   bind(attempt: ListenAttempt): Promise<void> {
     const { target, signal } = attempt;
     return new Promise<void>((resolve, reject) => {
+      let stopListening = (): void => {};
       const onAbort = (): void => {
         this.#server.off('error', onError);
         this.#server.close();
         reject(abortedError(signal, 'websocket listen'));
       };
       const onError = (err: Error): void => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         reject(toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
       };
       this.#server.once('error', onError);
-      signal.addEventListener('abort', onAbort, { once: true });
+      stopListening = whenAborted(signal, onAbort);
       this.#server.listen({ host: target.address, port: target.port, ipv6Only: target.family === 6 }, () => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#fail(err));
         const a = this.#server.address() as net.AddressInfo;

@@ -26,7 +26,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, isTapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { establishmentError } from '../kit/errors.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
@@ -95,8 +95,9 @@ function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt:
       settings: wtSettings(cfg.windows),
       remoteCustomSettings: [...WT_SETTINGS],
     });
+    let stopListening = (): void => {};
     const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       h2.off('remoteSettings', onSettings);
       h2.off('error', onError);
       h2.off('close', onClose);
@@ -159,7 +160,7 @@ function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt:
           (err: unknown) => fail(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${label}: ${(err as Error)?.message ?? String(err)}`, { cause: err })),
         );
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, onAbort);
     h2.on('remoteSettings', onSettings);
     h2.on('error', onError);
     h2.once('close', onClose);

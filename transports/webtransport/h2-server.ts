@@ -28,7 +28,7 @@ import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
@@ -114,19 +114,20 @@ class H2Listener implements DriverListener {
   bind(attempt: ListenAttempt): Promise<void> {
     const { target, signal } = attempt;
     return new Promise<void>((resolve, reject) => {
+      let stopListening = (): void => {};
       const onAbort = (): void => {
         this.#server.off('error', onError);
         this.#server.close();
         reject(abortedError(signal, WHAT));
       };
       const onError = (err: Error): void => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         reject(toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
       };
       this.#server.once('error', onError);
-      signal.addEventListener('abort', onAbort, { once: true });
+      stopListening = whenAborted(signal, onAbort);
       this.#server.listen({ host: target.address, port: target.port, ipv6Only: target.family === 6 }, () => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#fail(err));
         const a = this.#server.address() as net.AddressInfo;

@@ -28,7 +28,7 @@ import type { ReadableStreamDefaultReader } from 'node:stream/web';
 import type { ConnectAttempt, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress } from '../kit/dial.js';
 import { webTransportConfig } from './config.js';
 import { DatagramChannel } from './datagram.js';
@@ -72,14 +72,14 @@ function waitReady(session: WtSession, signal: AbortSignal, label: string): Prom
       }
       reject(abortedError(signal, label));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    const stopListening = whenAborted(signal, onAbort);
     session.ready.then(
       () => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         resolve();
       },
       (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        stopListening();
         reject(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${label}: ${(err as Error)?.message ?? String(err)} (refused, unreachable, wrong certificate hash and wrong path look alike here)`, { cause: err }));
       },
     );
@@ -153,14 +153,13 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   });
   const sessions = server.sessionStream(cfg.path ?? '/');
   server.startServer();
-  const onAbort = (): void => server.stopServer();
-  signal.addEventListener('abort', onAbort, { once: true });
+  const stopListening = whenAborted(signal, () => server.stopServer());
   try {
     await server.ready;
   } catch (err) {
     throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} on ${target.address}:${target.port} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    stopListening();
   }
   if (signal.aborted) throw abortedError(signal, what);
   const a = server.address();
