@@ -6,6 +6,8 @@
  * may name every driver. A static scan of each file's import specifiers
  * (static imports, re-exports, dynamic `import()` with a literal), read by
  * TypeScript's own pre-processor, so comments and strings do not count.
+ * Also: transports/ listens for an abort only through the kit's
+ * `whenAborted()` (one listener, always removed when the attempt settles).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
@@ -85,5 +87,15 @@ describe('driver imports', () => {
     expect(violations(join(transports, 'kit', 'dial.ts'), 'transports/kit', "import { tcpDriver } from '../tcp/driver.js';")).toEqual([
       'transports/kit/dial.ts → ../tcp/driver.js',
     ]);
+  });
+
+  it("no file in transports/ adds or removes an 'abort' listener by hand: whenAborted() does", () => {
+    const helper = join(transports, 'kit', 'abort.ts');
+    const byHand = /(?:add|remove)EventListener\(\s*['"]abort['"]|\.onabort\s*=/;
+    const files = [...driverFiles().map((f) => f.file), join(transports, 'defaults.ts'), join(transports, 'index.ts')];
+    expect(byHand.test("signal.addEventListener('abort', onAbort, { once: true });")).toBe(true);
+    const bad = files.filter((f) => f !== helper && byHand.test(readFileSync(f, 'utf8'))).map((f) => relative(root, f));
+    expect(bad).toEqual([]);
+    expect(byHand.test(readFileSync(helper, 'utf8'))).toBe(true);
   });
 });

@@ -18,7 +18,7 @@ import { debuglog } from 'node:util';
 import type { ListenAttempt, PeerSocket, PeerSocketHandler, SocketAddress, TransportChannel } from '../../src/driver.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { TapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted } from '../kit/abort.js';
+import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
@@ -156,8 +156,9 @@ export function openPeerSocket(attempt: ListenAttempt): Promise<PeerSocket> {
   const { signal, options } = attempt;
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
   return new Promise<PeerSocket>((resolve, reject) => {
+    let stopListening = (): void => {};
     const fail = (err: Error): void => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.on('error', () => {});
       try {
         socket.close();
@@ -171,10 +172,10 @@ export function openPeerSocket(attempt: ListenAttempt): Promise<PeerSocket> {
       socket.off('error', onError);
       fail(abortedError(signal, 'udp rendezvous bind'));
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    stopListening = whenAborted(signal, onAbort);
     socket.once('error', onError);
     socket.bind({ address, port, exclusive: true }, () => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       socket.off('error', onError);
       resolve(new UdpPeerSocket(socket, family, options));
     });
