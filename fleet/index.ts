@@ -26,6 +26,7 @@
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { debuglog } from 'node:util';
 import type { RedisOptions } from 'ioredis';
 import { TapsError } from '../src/errors.js';
 import type { DecisionRecord } from '../src/policy/chokepoint.js';
@@ -91,6 +92,8 @@ export interface FleetHostOptions {
   /** The decision stream sink, when the fleet records decisions. */
   readonly onDecision?: (r: DecisionRecord) => void;
 }
+
+const debug = debuglog('taps');
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -304,6 +307,7 @@ export class Fleet {
   }
 
   #changed(up: boolean, error: Error | undefined): void {
+    debug('fleet %s: Redis %s%s', this.#ctx.keys.prefix, up ? 'answers again' : 'is unreachable', error ? ` (${error.message})` : '');
     if (up) void this.quotas.recover().then(() => this.#feed.catchUp()).catch(() => {});
     try {
       this.#onState?.(error === undefined || up ? { up } : { up, error });

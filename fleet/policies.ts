@@ -20,6 +20,7 @@
  * @example
  * await fleet.publish('acme', 'allow tcp://api.example.com:443\nlimit connections 100');
  */
+import { debuglog } from 'node:util';
 import type { Host } from '../src/policy/host.js';
 import type { PreparedIssuer } from '../src/policy/claims.js';
 import type { FleetContext } from './context.js';
@@ -36,6 +37,8 @@ export interface PolicyEvent {
   readonly hostRevision?: number;
   readonly error?: Error;
 }
+
+const debug = debuglog('taps');
 
 export class PolicyFeed {
   readonly #ctx: FleetContext;
@@ -127,6 +130,7 @@ export class PolicyFeed {
       }
     } catch (err) {
       event = { tenant, revision, outcome: 'rejected', error: err as Error };
+      debug('fleet revision %d of %s rejected: %s', revision, tenant, (err as Error)?.message);
     }
     for (const w of this.#waiters) {
       if (w.tenant === tenant && w.revision <= revision) {
