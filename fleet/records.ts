@@ -3,7 +3,8 @@
  * fleet. Each entry has the fields of a {@link DecisionRecord} (scalars as
  * strings, `request` and `decision` as JSON; an absent field is left out)
  * plus `node` (the host id that decided) and `fleetRevision` (the tenant's
- * fleet policy revision). The stream is trimmed to about `maxLen` entries
+ * fleet policy revision); a field longer than 2,048 characters is cut
+ * there (a guest chooses the names it asks for). The stream is trimmed to about `maxLen` entries
  * (`XADD … MAXLEN ~`).
  *
  * Recording never slows a decision: records are queued and written in
@@ -95,7 +96,7 @@ export class RecordSink {
   #fields(r: DecisionRecord): string[] {
     const out = ['id', String(r.id), 'node', this.#ctx.hostId, 'tenant', r.tenant, 'time', String(r.time), 'mode', r.mode, 'allow', String(r.allow)];
     const put = (k: string, v: string | number | null | undefined) => {
-      if (v !== undefined && v !== null) out.push(k, String(v));
+      if (v !== undefined && v !== null) out.push(k, clip(String(v)));
     };
     put('use', r.use);
     put('protocol', r.protocol);
@@ -105,10 +106,17 @@ export class RecordSink {
     put('port', r.port);
     put('rule', r.rule);
     put('code', r.code);
-    out.push('reason', r.reason, 'revision', String(r.revision), 'fleetRevision', String(this.#revision(r.tenant)));
-    out.push('request', safeJson(r.request), 'decision', safeJson(r.decision));
+    out.push('reason', clip(r.reason), 'revision', String(r.revision), 'fleetRevision', String(this.#revision(r.tenant)));
+    out.push('request', clip(safeJson(r.request)), 'decision', clip(safeJson(r.decision)));
     return out;
   }
+}
+
+/** Longest field kept in a stream entry: a guest chooses what it asks for, and MAXLEN bounds entries, not their size. */
+const MAX_FIELD = 2048;
+
+function clip(s: string): string {
+  return s.length <= MAX_FIELD ? s : `${s.slice(0, MAX_FIELD)}…(${s.length} characters)`;
 }
 
 /** The request as the caller gave it may hold anything (a getter, a cycle): never let it break recording. */

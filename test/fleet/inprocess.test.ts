@@ -233,6 +233,7 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet, two hosts in one process', (
     conn.abort();
     const scope = await a.host.tenant('acme');
     await scope.guard.decide({ use: 'connect', protocol: 'tcp', address: '192.0.2.1', port: 80 });
+    await scope.guard.decide({ use: 'connect', protocol: 'tcp', host: `${'a'.repeat(60)}.`.repeat(2000), port: 80 }); // a guest's 122 KB name
     await a.fleet.records!.flushed();
     const { Redis } = await import('ioredis');
     const r = new Redis(redis.url);
@@ -242,11 +243,14 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet, two hosts in one process', (
     expect(rows.map((x) => [x.tenant, x.use, x.address, x.port, x.allow, x.code])).toEqual([
       ['acme', 'connect', '127.0.0.1', String(port), 'true', undefined],
       ['acme', 'connect', '192.0.2.1', '80', 'false', 'no-match'],
+      ['acme', 'connect', undefined, '80', 'false', rows[2]!.code],
     ]);
+    expect(rows[2]!.host!.length).toBeLessThan(2100);
+    expect(rows[2]!.host).toMatch(/…\(122000 characters\)$/);
     expect(rows[0]!.node).toBe(a.fleet.hostId);
     expect(rows[0]!.fleetRevision).toBe(String(a.fleet.revision('acme')));
     expect(JSON.parse(rows[1]!.decision!)).toMatchObject({ allow: false, code: 'no-match' });
-    expect(a.fleet.records!.written).toBe(2);
+    expect(a.fleet.records!.written).toBe(3);
     await a.fleet.close();
   });
 
