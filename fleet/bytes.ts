@@ -11,10 +11,11 @@
  *
  * A charge the block cannot cover is refused at once (it cannot wait: the
  * bytes are being sent or have arrived) and asks for a block that covers it.
- * While Redis is unreachable, live connections go on spending from what this
- * host holds and then from an outage allowance (the fallback share of each
- * window, or this host's even share of it); those bytes are recorded in
- * Redis when it is back.
+ * While Redis is unreachable, live connections go on spending what this
+ * host holds and beyond it up to an outage cap per window (the fallback
+ * share of the budget, or an even share among the hosts last seen, counting
+ * what the host spent in the window before); the bytes beyond its blocks are
+ * recorded in Redis when it is back.
  *
  * @example
  * const b = new ByteCounter(ctx, 'acme', 'sent', { bytes: 1e9, windowMs: 60_000 });
@@ -34,9 +35,10 @@ export class ByteCounter {
   #avail = 0;
   /** A block already granted for the next window. */
   #next = { window: -1, avail: 0 };
-  /** Bytes spent since the last grant (sizes the next block), and in an outage (recorded later). */
+  /** Bytes spent since the last grant (sizes the next block), and in this window. */
   #spentSinceGrant = 0;
-  #outage = { window: -1, spent: 0 };
+  #spentInWindow = 0;
+  /** Bytes spent beyond granted blocks while Redis was away, per window (recorded when it is back). */
   #debt = new Map<number, number>();
   #busy = false;
   #inflight: Promise<void> | undefined;
@@ -54,7 +56,7 @@ export class ByteCounter {
   /** Bytes this host may spend now in the current window, without asking. */
   available(): number {
     this.#roll();
-    return this.#avail + (this.#ctx.link.up ? 0 : this.#outageLeft());
+    return this.#ctx.link.up ? this.#avail : Math.max(this.#avail, this.#outageCap() - this.#spentInWindow);
   }
 
   /** Undefined when bytes are at hand, else a promise settled once a block was asked for (a new unit waits for it). */
@@ -77,9 +79,9 @@ export class ByteCounter {
     const fromBlock = Math.min(n, this.#avail);
     this.#avail -= fromBlock;
     this.#spentSinceGrant += n;
+    this.#spentInWindow += n;
     const rest = n - fromBlock;
     if (rest > 0) {
-      this.#outage.spent += rest;
       this.#debt.set(this.#window, (this.#debt.get(this.#window) ?? 0) + rest);
     }
     if (this.#ctx.link.up && this.#avail < this.#block() / 2) this.refill(0);
@@ -148,12 +150,17 @@ export class ByteCounter {
     this.#avail = this.#next.window === w ? this.#next.avail : 0;
     this.#next = { window: -1, avail: 0 };
     this.#spentSinceGrant = 0;
+    this.#spentInWindow = 0;
   }
 
-  #outageLeft(): number {
-    if (this.#outage.window !== this.#window) this.#outage = { window: this.#window, spent: 0 };
+  /**
+   * What this host may spend in a window while Redis is away, in all (blocks
+   * granted before included): the fallback share of the budget, or an even
+   * share among the hosts last seen.
+   */
+  #outageCap(): number {
     const share = this.#ctx.tuning.fallbackShare ?? 1 / Math.max(1, this.#ctx.hosts);
-    return Math.max(0, Math.floor(this.budget.bytes * share) - this.#outage.spent);
+    return Math.floor(this.budget.bytes * share);
   }
 
   /**

@@ -282,6 +282,43 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet, two hosts in one process', (
     await a.fleet.close();
   });
 
+  it('Redis away: a live connection spends past its block up to the outage cap; the bytes are recorded when Redis is back', async () => {
+    const name = `f${++fleetNo}`;
+    const states: boolean[] = [];
+    const a = await member(name, { byteBlock: 1024, onState: (st) => states.push(st.up) });
+    await a.fleet.publish('acme', `allow tcp://127.0.0.1:${port}\nlimit sent 8000 per 24h`);
+    const conn = await connect(a);
+    await conn.send(new Uint8Array(1000));
+    await redis.stop();
+    await until(() => states.includes(false), 'the fleet to see Redis go');
+    let sent = 1000;
+    let refused: unknown;
+    while (refused === undefined) {
+      try {
+        await conn.send(new Uint8Array(1000));
+        sent += 1000;
+      } catch (err) {
+        refused = err;
+      }
+    }
+    // One host: its cap is the whole budget, counting what it spent before.
+    expect(sent).toBe(8000);
+    expect(codeOf(refused)).toBe('ERR_TAPS_QUOTA_EXCEEDED');
+    expect(conn.state).toBe('established');
+    await redis.start();
+    await until(() => states.at(-1) === true, 'the fleet to see Redis back');
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url);
+    // The Redis that came back is empty (no persistence): what it holds now is what was spent beyond the blocks.
+    const window = Math.floor((await r.time()).map(Number).reduce((s, v, i) => (i === 0 ? v * 1000 : s + Math.floor(v / 1000)), 0) / 86_400_000);
+    const key = `taps:${name}:b:acme:sent:86400000:${window}`;
+    await until(async () => Number(await r.get(key)) > 0, 'the outage bytes to be recorded');
+    expect(Number(await r.get(key))).toBeLessThanOrEqual(7000); // at least the first 1,000 came from a block granted before
+    await r.quit();
+    conn.abort();
+    await a.fleet.close();
+  });
+
   it('bad options are programmer errors; an unreachable Redis at start is ERR_TAPS_FLEET_UNAVAILABLE', async () => {
     await expect(Fleet.open({ redis: redis.url, name: 'bad name' })).rejects.toBeInstanceOf(TypeError);
     await expect(Fleet.open({ redis: redis.url, leaseMs: -1 })).rejects.toBeInstanceOf(RangeError);
