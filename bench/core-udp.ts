@@ -14,7 +14,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import type { Connection } from '../src/connection/connection.js';
 import type { Driver } from '../src/driver.js';
-import type { NetworkScope } from '../src/policy/chokepoint.js';
+import type { NetworkScope } from '../src/policy/index.js';
 import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';

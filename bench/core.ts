@@ -32,7 +32,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Connection } from '../src/connection/connection.js';
 import { lengthPrefixFramer } from '../src/framers/index.js';
-import { createScope } from '../src/policy/chokepoint.js';
+import { createScope } from '../src/policy/index.js';
 import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';

@@ -23,7 +23,7 @@ import { Host } from '../src/policy/host.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { parsePolicy } from '../src/policy/source.js';
 import type { PolicyRequest } from '../src/policy/types.js';
-import { createScope, type NetworkScope } from '../src/policy/chokepoint.js';
+import { createScope, type NetworkScope } from '../src/policy/index.js';
 import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';

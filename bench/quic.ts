@@ -21,7 +21,7 @@ import { pathToFileURL } from 'node:url';
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { ChannelReceiver, TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
-import { createScope } from '../src/policy/chokepoint.js';
+import { createScope } from '../src/policy/index.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
 import { LOOPBACK_UDP_PAYLOAD, READ_CHUNK } from '../transports/quic/config.js';

@@ -25,7 +25,7 @@ import { WebSocket } from 'ws';
 import type { Connection } from '../src/connection/connection.js';
 import type { TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
-import { createScope } from '../src/policy/chokepoint.js';
+import { createScope } from '../src/policy/index.js';
 import { Preconnection } from '../src/preconnection.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';

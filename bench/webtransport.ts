@@ -24,7 +24,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TransportChannel } from '../src/driver.js';
 import { RemoteEndpoint } from '../src/endpoints.js';
-import { createScope } from '../src/policy/chokepoint.js';
+import { createScope } from '../src/policy/index.js';
 import { TransportProperties } from '../src/properties.js';
 import { SecurityParameters } from '../src/security.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';

@@ -20,7 +20,7 @@
  * };
  */
 import { setMaxListeners } from 'node:events';
-import type { CheckedTarget, PolicyGuard } from './policy/chokepoint.js';
+import type { CheckedTarget, PolicyGuard } from './policy/contract.js';
 import type { PolicyProtocol } from './policy/types.js';
 import type { RemoteEndpoint, LocalEndpoint } from './endpoints.js';
 import type { SecurityParameters } from './security.js';

@@ -153,6 +153,8 @@ function fields(input: unknown, allowed: ReadonlySet<string>, kind: string): Fie
     if (/[\s\\\x00-\x1f\x7f]/.test(u)) throw new TypeError('url contains whitespace, a backslash or a control character');
     fromString = parseUrl(u, 'url');
   }
+  // Own fields only from here on: a field on a polluted Object.prototype is no part of the endpoint.
+  fromString = Object.assign(Object.create(null) as Parsed, fromString);
   if (local && fromString.path !== undefined && fromString.path !== '/') throw new TypeError(`${kind} has a path; a local endpoint is scheme://host:port`);
   const hn = get('hostName');
   let nameGiven: string | undefined;

@@ -1,10 +1,14 @@
 /**
  * The `Network`: the seam between the library and the operating system,
- * after wasmtime's pluggable `Network` trait (seeds/). The system network
- * does raw work (resolve with the system resolver, let a driver open its
- * socket); the tenant's policy network wraps one and checks every use first.
- * A host may supply its own (a virtual network, a proxy) and override one
- * method while delegating the rest by extending {@link DelegatingNetwork}.
+ * after wasmtime's pluggable `Network` trait. The system network does raw
+ * work (resolve with the system resolver, let a driver open its socket); a
+ * tenant's scope wraps one and admits only what its guard checked, for the
+ * method's own use. A host may supply its own (a virtual network, a proxy)
+ * and override one method while delegating the rest by extending
+ * {@link DelegatingNetwork}.
+ *
+ * This module also holds the {@link NetworkScope} type, the capability handle
+ * a guest is given: its guard, its checked network and its quota leases.
  *
  * @example
  * class LoggingNetwork extends DelegatingNetwork {
@@ -15,14 +19,9 @@
  * }
  */
 import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from './driver.js';
+import type { CheckedTarget, Lease, PolicyGuard, ResolvedAddress } from './policy/contract.js';
 
-/** One answer of a {@link Resolver}. */
-export interface ResolvedAddress {
-  readonly address: string;
-  readonly family: 4 | 6;
-  /** Seconds the answer may be cached, when the resolver knows it. */
-  readonly ttl?: number;
-}
+export type { ResolvedAddress } from './policy/contract.js';
 
 /** Name → addresses of one family. Rejects with an Error whose code is e.g. ENOTFOUND. */
 export type Resolver = (host: string, family: 4 | 6, signal: AbortSignal) => Promise<ResolvedAddress[]>;
@@ -39,10 +38,37 @@ export interface Network {
   openPeerSocket?(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket>;
 }
 
-/** The system network: raw OS work through the given resolver and the drivers themselves. */
+/** A tenant's capability handle: its guard, its policy-checked network and its quota leases. The only source of the tenant. */
+export interface NetworkScope {
+  readonly tenant: string;
+  readonly guard: PolicyGuard;
+  /** Admits only targets this scope's guard minted, each for its own use and the driver's protocol. */
+  readonly network: Network;
+  /**
+   * Take one unit of the tenant's quota; throws QuotaExceededError when none
+   * is left (never blocks). Pass the connection's (or listener's) target so a
+   * hot reload can revoke it. A scope whose quotas are shared beyond the
+   * process (a Host with a quota store) may answer with a promise when it
+   * must ask the store first; it then rejects the same way, or with
+   * `ERR_TAPS_FLEET_UNAVAILABLE` when the store cannot be reached.
+   */
+  lease(kind: 'connection' | 'listener', target?: CheckedTarget): Lease | Promise<Lease>;
+}
+
+// The system resolver is a transport-side module (it calls getaddrinfo): loaded on first use, like the
+// drivers, so importing the core loads no socket code. A specifier in a variable keeps it out of the
+// type checker's and bundlers' import graph.
+const SYSTEM_RESOLVER = '../transports/system/resolver.js';
+let loaded: Promise<{ readonly systemResolver: Resolver }> | undefined;
+
+/** The operating system's resolver (getaddrinfo, one family per call; `localhost` answered in-process). */
+export const systemResolver: Resolver = async (host, family, signal) =>
+  (await (loaded ??= import(SYSTEM_RESOLVER) as Promise<{ readonly systemResolver: Resolver }>)).systemResolver(host, family, signal);
+
+/** The system network: raw OS work through the given resolver (default: the system's) and the drivers themselves. */
 export class SystemNetwork implements Network {
   readonly #resolver: Resolver;
-  constructor(resolver: Resolver) {
+  constructor(resolver: Resolver = systemResolver) {
     if (typeof resolver !== 'function') throw new TypeError('resolver must be a function (host, family, signal) => Promise<ResolvedAddress[]>');
     this.#resolver = resolver;
   }

@@ -49,7 +49,7 @@ import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Deframer, MessageFramer } from '../framers/index.js';
 import { checkMessageContext, Message, type MessageContextInit } from '../message.js';
-import type { CheckedTarget, Lease } from '../policy/chokepoint.js';
+import type { CheckedTarget, Lease } from '../policy/contract.js';
 import { readBack, type SelectionReadback, type TransportProperties } from '../properties.js';
 import type { SelectionReport } from '../report.js';
 import { provided } from '../provided.js';

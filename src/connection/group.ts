@@ -24,7 +24,7 @@
 import { debuglog } from 'node:util';
 import type { TransportChannel } from '../driver.js';
 import { TapsError } from '../errors.js';
-import type { Lease } from '../policy/chokepoint.js';
+import type { Lease } from '../policy/contract.js';
 import type { ConnState } from './properties.js';
 import type { ConnectionSettings, SettableName } from './settings.js';
 

@@ -29,7 +29,7 @@ import type { ChannelSendMeta, Driver, TransportChannel } from '../driver.js';
 import { SendError, TapsError, toTapsError } from '../errors.js';
 import type { MessageFramer } from '../framers/index.js';
 import type { MessageContextInit } from '../message.js';
-import type { Lease } from '../policy/chokepoint.js';
+import type { Lease } from '../policy/contract.js';
 import { PendingSend, SENT, SendQueue, type Settler, type Written } from './pending.js';
 import type { ConnState } from './properties.js';
 

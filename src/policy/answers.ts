@@ -7,7 +7,7 @@
  * @example
  * keepAnswers([{ address: '127.1' }, { address: 'evil' }], 4); // [{ address: '127.0.0.1', family: 4 }]
  */
-import type { ResolvedAddress } from '../network.js';
+import type { ResolvedAddress } from './contract.js';
 import { canonicalAddress, dialString, type CanonicalAddress } from './canonical.js';
 import type { PolicyDecision } from './types.js';
 
@@ -33,4 +33,3 @@ export function keepAnswers(answers: unknown, family: 4 | 6): ResolvedAddress[] 
 export function literalAnswer(c: CanonicalAddress, family: 4 | 6): ResolvedAddress[] {
   return (c.kind === 'ipv4' ? 4 : 6) === family ? [{ address: dialString(c), family }] : [];
 }
-

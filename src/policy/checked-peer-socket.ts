@@ -1,33 +1,33 @@
 /**
  * The chokepoint for peer sockets (rendezvous): every datagram a peer socket
- * sends, and the peer it is finally connected to, must be a target this
- * tenant's guard minted for a `connect` of the socket's protocol. A forged,
- * foreign or differently-used target is refused before the driver sees it,
- * exactly like a connect target (CheckedNetwork).
+ * sends, and the peer it is finally connected to, must be admitted by the
+ * scope's rule (admission.ts `admit`): a target this very scope's guard
+ * minted for a `connect` of the socket's protocol, under the current policy
+ * revision. A forged, foreign or differently-used target is refused before
+ * the driver sees it, exactly like a connect target. The check is per
+ * datagram and costs a map lookup and a few comparisons; a target minted
+ * under an older revision is decided again first.
  *
  * @example
- * const socket = new CheckedPeerSocket(await driver.openPeerSocket(attempt), 'acme', 'udp', isCheckedTarget);
+ * const socket = new CheckedPeerSocket(await driver.openPeerSocket(attempt), (t, what) => admit(scope, t, 'connect', 'udp', what));
  * socket.sendTo(bytes, target, done); // target: guard.authorize({ use: 'connect', protocol: 'udp', … })
  */
 import type { PeerSocket, PeerSocketHandler, SocketAddress, TransportChannel } from '../driver.js';
 import { PolicyDeniedError } from '../errors.js';
-import type { CheckedTarget } from './chokepoint.js';
-import type { PolicyProtocol } from './types.js';
+import type { CheckedTarget } from './contract.js';
+import type { PolicyDecision } from './types.js';
 
-const unverified = (what: string): PolicyDeniedError =>
-  new PolicyDeniedError({ allow: false, code: 'unverified', reason: `${what} was not checked by this tenant's policy`, rule: null });
+type Denial = PolicyDecision & { allow: false };
+/** The scope's admission of one target: undefined admits, a denial refuses, a promise decides again first. */
+export type Admit = (target: unknown, what: string) => Denial | undefined | Promise<Denial | undefined>;
 
 export class CheckedPeerSocket implements PeerSocket {
   readonly #inner: PeerSocket;
-  readonly #tenant: string;
-  readonly #protocol: PolicyProtocol;
-  readonly #minted: (t: unknown) => t is CheckedTarget;
+  readonly #admit: Admit;
 
-  constructor(inner: PeerSocket, tenant: string, protocol: PolicyProtocol, minted: (t: unknown) => t is CheckedTarget) {
+  constructor(inner: PeerSocket, admit: Admit) {
     this.#inner = inner;
-    this.#tenant = tenant;
-    this.#protocol = protocol;
-    this.#minted = minted;
+    this.#admit = admit;
   }
 
   get local(): SocketAddress {
@@ -38,22 +38,25 @@ export class CheckedPeerSocket implements PeerSocket {
     this.#inner.start(handler);
   }
 
-  #allowed(t: unknown): t is CheckedTarget {
-    return this.#minted(t) && t.tenant === this.#tenant && t.protocol === this.#protocol && t.use === 'connect';
-  }
-
   sendTo(data: Uint8Array, target: CheckedTarget, done: (err?: Error) => void): void {
-    if (!this.#allowed(target)) {
-      const err = unverified('the send-to target');
+    const verdict = this.#admit(target, 'send to');
+    if (verdict === undefined) return this.#inner.sendTo(data, target, done);
+    if (!(verdict instanceof Promise)) {
+      const err = new PolicyDeniedError(verdict);
       queueMicrotask(() => done(err));
       return;
     }
-    this.#inner.sendTo(data, target, done);
+    verdict.then(
+      (d) => (d === undefined ? this.#inner.sendTo(data, target, done) : done(new PolicyDeniedError(d))),
+      (err: Error) => done(err),
+    );
   }
 
   connect(target: CheckedTarget, intercept: (data: Uint8Array) => boolean): Promise<TransportChannel> {
-    if (!this.#allowed(target)) return Promise.reject(unverified('the peer to connect to'));
-    return this.#inner.connect(target, intercept);
+    const verdict = this.#admit(target, 'connect');
+    if (verdict === undefined) return this.#inner.connect(target, intercept);
+    if (!(verdict instanceof Promise)) return Promise.reject(new PolicyDeniedError(verdict));
+    return verdict.then((d) => (d === undefined ? this.#inner.connect(target, intercept) : Promise.reject(new PolicyDeniedError(d))));
   }
 
   close(): Promise<void> {

@@ -19,6 +19,7 @@
  * parseRule({ use: ['bind'], scheme: 'tcp', host: '127.0.0.1', port: '8000-8100' }, 'allow');
  */
 import { TapsError } from '../errors.js';
+import { ownField } from '../own.js';
 import { canonicalHost, formatIPv4, formatIPv6, parseIPv6, DEFAULT_PORTS } from './canonical.js';
 import { isPresetName, PRESETS, type PresetName } from './classes.js';
 import { maskWords, PortSet } from './trie.js';
@@ -272,19 +273,33 @@ function parsePorts(t: string, err: (d: string, p: number) => PolicyParseError):
 const portSets = new Map<string, PortSet>();
 
 function jsonRuleText(r: JsonRule, at: ParseLocation): string {
-  const fail = (d: string) => new PolicyParseError(d, JSON.stringify(r) ?? String(r), 0, at);
+  const fail = (d: string) => new PolicyParseError(d, safeJson(r), 0, at);
   if (typeof r !== 'object' || r === null || Array.isArray(r)) throw fail('a rule must be a string or an object { use?, scheme, host, port? }');
   for (const k of Object.keys(r)) if (!['use', 'scheme', 'host', 'port'].includes(k)) throw fail(`unknown rule field ${JSON.stringify(k)}`);
-  if (typeof r.scheme !== 'string') throw fail('rule.scheme must be a string');
-  if (typeof r.host !== 'string') throw fail('rule.host must be a string');
-  const uses = r.use === undefined ? [] : Array.isArray(r.use) ? r.use : [r.use];
+  // Own fields only (a polluted Object.prototype adds nothing to a rule).
+  const scheme = ownField(r, 'scheme', 'rule');
+  const hostText = ownField(r, 'host', 'rule');
+  const use = ownField(r, 'use', 'rule');
+  const portField = ownField(r, 'port', 'rule');
+  if (typeof scheme !== 'string') throw fail('rule.scheme must be a string');
+  if (typeof hostText !== 'string') throw fail('rule.host must be a string');
+  const uses: unknown[] = use === undefined ? [] : Array.isArray(use) ? use : [use];
   if (uses.some((u) => typeof u !== 'string')) throw fail('rule.use must be a string or an array of strings');
-  const host = r.host.includes(':') && !r.host.startsWith('[') ? `[${r.host}]` : r.host;
+  const host = hostText.includes(':') && !hostText.startsWith('[') ? `[${hostText}]` : hostText;
   let port = '';
-  if (r.port !== undefined) {
-    const ps = Array.isArray(r.port) ? r.port : [r.port];
+  if (portField !== undefined) {
+    const ps: unknown[] = Array.isArray(portField) ? portField : [portField];
     if (ps.length === 0 || ps.some((x) => typeof x !== 'number' && typeof x !== 'string')) throw fail('rule.port must be a number, a string or an array of them');
     port = `:${ps.join(',')}`;
   }
-  return `${uses.length > 0 ? `${uses.join(',')}:` : ''}${r.scheme}://${host}${port}`;
+  return `${uses.length > 0 ? `${uses.join(',')}:` : ''}${scheme}://${host}${port}`;
+}
+
+/** A rule object as text for an error message (never runs the caller's toString). */
+function safeJson(r: unknown): string {
+  try {
+    return JSON.stringify(r) ?? typeof r;
+  } catch {
+    return typeof r;
+  }
 }

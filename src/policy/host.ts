@@ -23,8 +23,8 @@ import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { globalTimersClock, type Clock } from '../clock.js';
 import { PolicyDeniedError } from '../errors.js';
 import { SystemNetwork, type Network, type Resolver } from '../network.js';
-import { systemResolver } from '../registry.js';
-import type { DecisionRecord } from './chokepoint.js';
+import { checkObject, optionsBag, ownField } from '../own.js';
+import type { DecisionRecord } from './contract.js';
 import { ClaimsError, prepareIssuers, verifyClaims, type PreparedIssuer, type TrustedIssuer } from './claims.js';
 import { compilePolicy, type CompiledPolicy, type CustomRule } from './compile.js';
 import { TenantQuota } from './quota.js';
@@ -106,8 +106,20 @@ function checkTenant(id: unknown, what = 'tenant'): string {
   return id;
 }
 
+const HOST_OPTIONS = [
+  'resolver', 'network', 'onDecision', 'trustedIssuers', 'onRevoke', 'onReload', 'now', 'clock', 'quotaStore', 'clockTolerance', 'reloadDebounceMs',
+] as const;
+
+/** The host's options, read once: own data properties only (src/own.ts). */
+function hostOptions(init: unknown): HostOptions {
+  const o = checkObject(init, 'options');
+  const out: Record<string, unknown> = {};
+  for (const k of HOST_OPTIONS) out[k] = ownField(o, k, 'options');
+  return Object.freeze(out) as HostOptions;
+}
+
 function checkRevoke(v: unknown, what: string): RevokeMode | undefined {
-  if (v !== undefined && v !== 'close' && v !== 'keep') throw new RangeError(`${what} must be 'close' or 'keep', got ${String(v)}`);
+  if (v !== undefined && v !== 'close' && v !== 'keep') throw new RangeError(`${what} must be 'close' or 'keep', got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
   return v as RevokeMode | undefined;
 }
 
@@ -122,12 +134,12 @@ export class Host {
   #snap: Snapshot = Object.freeze({ revision: 0, tenants: new Map() });
   #closed = false;
 
-  constructor(options: HostOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  constructor(init: HostOptions = {}) {
+    const options = hostOptions(init);
     if (options.onDecision !== undefined && typeof options.onDecision !== 'function') throw new TypeError('options.onDecision must be a function');
     if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('options.now must be a function');
     const tol = options.clockTolerance ?? 5;
-    if (!(tol >= 0 && Number.isFinite(tol))) throw new RangeError('options.clockTolerance must be a non-negative number of seconds');
+    if (!(typeof tol === 'number' && tol >= 0 && Number.isFinite(tol))) throw new RangeError('options.clockTolerance must be a non-negative number of seconds');
     checkRevoke(options.onRevoke, 'options.onRevoke');
     const store = options.quotaStore;
     if (store !== undefined && (typeof store !== 'object' || store === null || typeof store.take !== 'function' || typeof store.give !== 'function' || typeof store.charge !== 'function')) {
@@ -135,7 +147,7 @@ export class Host {
     }
     this.#options = options;
     this.#issuers = prepareIssuers(options.trustedIssuers);
-    this.#network = options.network ?? new SystemNetwork(options.resolver ?? systemResolver);
+    this.#network = options.network ?? new SystemNetwork(options.resolver);
     this.#now = options.now ?? Date.now;
     const self = this;
     this.#core = {
@@ -171,17 +183,20 @@ export class Host {
    */
   setPolicy(tenant: string, policy: PolicySource, options: SetPolicyOptions = {}): number {
     checkTenant(tenant);
-    const onRevoke = checkRevoke(options.onRevoke, 'options.onRevoke');
-    const obj = typeof policy === 'object' && policy !== null && !isPolicySpec(policy) ? (policy as PolicyJson & { custom?: CustomRule; customTimeoutMs?: number }) : undefined;
+    // Own properties only: a field on a polluted Object.prototype is nobody's option (and never a custom rule).
+    const o = optionsBag(options, 'options');
+    const onRevoke = checkRevoke(ownField(o, 'onRevoke', 'options'), 'options.onRevoke');
+    const obj = typeof policy === 'object' && policy !== null && !isPolicySpec(policy) ? policy : undefined;
     let spec: PolicySpec;
     if (isPolicySpec(policy)) spec = policy;
     else if (obj !== undefined) {
-      const { custom: _c, customTimeoutMs: _t, ...json } = obj;
-      spec = parsePolicy(json, `tenant ${tenant}`);
+      const json: Record<string, unknown> = {};
+      for (const k of Object.keys(obj)) if (k !== 'custom' && k !== 'customTimeoutMs') json[k] = ownField(obj, k, 'policy');
+      spec = parsePolicy(json as PolicyJson, `tenant ${tenant}`);
     } else spec = parsePolicy(policy as string, `tenant ${tenant}`);
     const compiled = compilePolicy(spec, {
-      custom: options.custom ?? obj?.custom,
-      customTimeoutMs: options.customTimeoutMs ?? obj?.customTimeoutMs,
+      custom: (ownField(o, 'custom', 'options') ?? (obj && ownField(obj, 'custom', 'policy'))) as CustomRule | undefined,
+      customTimeoutMs: (ownField(o, 'customTimeoutMs', 'options') ?? (obj && ownField(obj, 'customTimeoutMs', 'policy'))) as number | undefined,
     });
     return this.#swap(new Map([[tenant, compiled]]), onRevoke);
   }
@@ -189,8 +204,9 @@ export class Host {
   /** Remove a tenant's policy: everything it asks is then denied (`no-policy`) and its live leases are revoked (unless 'keep'). */
   removeTenant(tenant: string, options: { onRevoke?: RevokeMode } = {}): boolean {
     checkTenant(tenant);
+    const onRevoke = checkRevoke(ownField(optionsBag(options, 'options'), 'onRevoke', 'options'), 'options.onRevoke');
     if (!this.#snap.tenants.has(tenant)) return false;
-    this.#swap(new Map([[tenant, null]]), checkRevoke(options.onRevoke, 'options.onRevoke'));
+    this.#swap(new Map([[tenant, null]]), onRevoke);
     return true;
   }
 
@@ -204,7 +220,9 @@ export class Host {
     if (typeof path !== 'string' || path.length === 0) throw new TypeError('path must be a non-empty string');
     if (this.#closed) throw new TypeError('this Host is closed');
     const full = resolvePath(path);
-    const onRevoke = checkRevoke(options.onRevoke, 'options.onRevoke');
+    const o = optionsBag(options, 'options');
+    const onRevoke = checkRevoke(ownField(o, 'onRevoke', 'options'), 'options.onRevoke');
+    const watchFile = ownField(o, 'watch', 'options') === true;
     let file = this.#files.get(full);
     if (!file) {
       file = { tenants: new Set(), watcher: undefined, timer: undefined, chain: Promise.resolve(), onRevoke };
@@ -218,7 +236,7 @@ export class Host {
       if (file.tenants.size === 0 && file.watcher === undefined) this.#files.delete(full);
       throw err;
     }
-    if (options.watch && file.watcher === undefined) this.#watch(full, file);
+    if (watchFile && file.watcher === undefined) this.#watch(full, file);
     return revision;
   }
 
@@ -229,8 +247,7 @@ export class Host {
    */
   async tenant(id: string, options: { claims?: string } = {}): Promise<TenantScope> {
     checkTenant(id, 'id');
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const token = options.claims;
+    const token = ownField(checkObject(options, 'options'), 'claims', 'options');
     if (token === undefined) return new TenantScope(this.#core, id, undefined);
     if (typeof token !== 'string') {
       throw new TypeError('options.claims must be a compact JWT string; a decoded payload is never trusted');

@@ -30,8 +30,8 @@ export { CLAIMS_ALGORITHMS, type ClaimsAlgorithm, type TrustedIssuer, type Verif
 export { TenantLease, TenantQuota } from './quota.js';
 export type { QuotaStore, QuotaUnit } from './store.js';
 export { DECISION_CHANNEL } from './records.js';
-export {
-  BasicScope, CheckedNetwork, createScope, isCheckedName, isCheckedTarget, isNetworkScope,
-  type AuthorizeRequest, type CheckedName, type CheckedTarget, type DecisionRecord, type Lease, type NetworkScope, type PolicyGuard, type ScopeOptions,
-} from './chokepoint.js';
+export { CheckedNetwork, isCheckedName, isCheckedTarget, isNetworkScope } from './chokepoint.js';
+export { BasicScope, createScope, type ScopeOptions } from './basic-scope.js';
+export type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, Lease, PolicyGuard } from './contract.js';
+export type { NetworkScope } from '../network.js';
 export * from './types.js';

@@ -13,7 +13,7 @@
  * if (memo.matches(policy, revision, use, protocol, host, address, port, url)) return memo.decision();
  * memo.store(policy, revision, use, protocol, host, address, port, url, canonical, verdict, decision);
  */
-import type { CheckedTarget } from './chokepoint.js';
+import type { CheckedTarget } from './contract.js';
 import type { CompiledPolicy } from './compile.js';
 import type { CanonicalRequest } from './decide.js';
 import type { DenyCode, PolicyDecision } from './types.js';

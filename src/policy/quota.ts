@@ -18,7 +18,9 @@
  * lease.release();
  */
 import { QuotaExceededError } from '../errors.js';
-import { isCheckedTarget, type CheckedTarget, type Lease } from './chokepoint.js';
+import { isCheckedTarget, targetRequest } from './admission.js';
+import type { CheckedTarget, Lease } from './contract.js';
+import { snapshotRequest } from './requests.js';
 import type { ByteBudget, PolicyLimits } from './source.js';
 import type { QuotaStore } from './store.js';
 import type { PolicyDecision, PolicyRequest } from './types.js';
@@ -118,11 +120,6 @@ export interface LeaseOwner {
   owns(target: unknown): boolean;
 }
 
-/** The request a hot reload re-decides for a target. */
-export function targetRequest(t: CheckedTarget): PolicyRequest {
-  return { use: t.use, protocol: t.protocol, host: t.hostName, address: t.address, port: t.port };
-}
-
 export class TenantLease implements Lease {
   readonly kind: 'connection' | 'listener';
   /** The scope that took it (its claims count when a reload re-decides the subject). */
@@ -156,9 +153,9 @@ export class TenantLease implements Lease {
       return;
     }
     if (typeof subject !== 'object' || subject === null) throw new TypeError('subject must be a CheckedTarget or a PolicyRequest');
-    const { use, protocol, host, address, port, url } = subject;
+    const request = snapshotRequest(subject);
     this.#target = undefined;
-    this.#subject = Object.freeze({ use, protocol, host, address, port, url });
+    this.#subject = request;
   }
 
   get released(): boolean {

@@ -9,7 +9,7 @@
  * subscribe('taps:policy:decision', (r) => log((r as DecisionRecord).reason));
  */
 import { channel } from 'node:diagnostics_channel';
-import type { DecisionRecord } from './chokepoint.js';
+import type { DecisionRecord } from './contract.js';
 
 /** The channel every decision is published on. */
 export const DECISION_CHANNEL = 'taps:policy:decision';

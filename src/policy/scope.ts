@@ -18,21 +18,19 @@
  * const channel = await scope.network.connect(driver, { ...attempt, target });
  */
 import type { Clock } from '../clock.js';
-import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, TransportChannel } from '../driver.js';
 import { PolicyDeniedError } from '../errors.js';
-import type { Network, ResolvedAddress } from '../network.js';
+import type { Network, NetworkScope } from '../network.js';
+import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
 import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
-import {
-  brandScope, CheckedNetwork, mintInfo, mintName, mintTarget,
-  type AuthorizeRequest, type CheckedName, type CheckedTarget, type DecisionRecord, type NetworkScope, type PolicyGuard,
-} from './chokepoint.js';
+import { brandScope, CheckedNetwork, mintedBy, mintName, mintTarget, type AdmittingScope } from './admission.js';
 import type { VerifiedClaims } from './claims.js';
 import type { CompiledPolicy, CustomRequest } from './compile.js';
+import type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, PolicyGuard, ResolvedAddress } from './contract.js';
 import { canonicalRequest, evaluate, type CanonicalRequest, type Rejection } from './decide.js';
-import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
 import { DecisionMemo } from './memo.js';
 import { emitRecord, nextRecordId, wantsRecords } from './records.js';
-import { targetRequest, type TenantLease, type TenantQuota } from './quota.js';
+import { snapshotAuthorize, snapshotRequest } from './requests.js';
+import type { TenantLease, TenantQuota } from './quota.js';
 import { POLICY_PROTOCOLS, type DenyCode, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
 
 /** What a scope needs from its host (internal wiring, not public API). */
@@ -55,7 +53,6 @@ interface Outcome {
   readonly revision: number;
 }
 
-const CONNECT_USES = new Set(['connect', 'redirect', 'upgrade', 'sendto']);
 const deny = (code: DenyCode, reason: string, rule: string | null = null): Denial => ({ allow: false, code, reason, rule });
 const errorText = (err: unknown) => (err as Error)?.message ?? String(err);
 
@@ -67,7 +64,7 @@ function checkCustom(d: unknown): PolicyDecision {
 }
 
 /** The scope a {@link Host} gives out for one tenant (see the module comment). */
-export class TenantScope implements NetworkScope, PolicyGuard {
+export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly tenant: string;
   readonly network: Network;
   /** The verified claims this scope was made with, if any. */
@@ -84,12 +81,12 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     this.#core = core;
     this.tenant = tenant;
     this.claims = claims;
-    this.network = new TenantNetwork(core.network, this);
+    this.network = new CheckedNetwork(core.network, this);
     brandScope(this);
   }
 
-  /** This scope as its policy guard, with `decideSync` for hot paths (UDP send-to). */
-  get guard(): PolicyGuard & { decideSync(request: PolicyRequest): PolicyDecision } {
+  /** This scope as its policy guard. */
+  get guard(): PolicyGuard {
     return this;
   }
 
@@ -101,7 +98,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
   /** Decide and record; never throws (a failing policy denies with `policy-error`). */
   decide(request: PolicyRequest): Promise<PolicyDecision> {
     try {
-      const r = this.#run(request, false, true);
+      const r = this.#run(snapshotRequest(request), false, true);
       return 'then' in r ? r.then((o) => o.decision) : Promise.resolve(r.decision);
     } catch (err) {
       return Promise.resolve(deny('policy-error', `policy failed: ${errorText(err)}`));
@@ -111,7 +108,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
   /** Decide synchronously (per-datagram send-to checks); an async custom rule denies with `policy-error`. */
   decideSync(request: PolicyRequest): PolicyDecision {
     try {
-      return (this.#run(request, true, true) as Outcome).decision;
+      return (this.#run(snapshotRequest(request), true, true) as Outcome).decision;
     } catch (err) {
       return deny('policy-error', `policy failed: ${errorText(err)}`);
     }
@@ -119,37 +116,30 @@ export class TenantScope implements NetworkScope, PolicyGuard {
 
   authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
     try {
-      if (typeof request !== 'object' || request === null) throw new TypeError('request must be an object');
-      const use = request.use;
-      const protocol = request.protocol;
-      const address = request.address;
-      const port = request.port;
-      const hostName = request.hostName;
-      const url = request.url;
-      if (typeof address !== 'string' || typeof port !== 'number') {
-        throw new PolicyDeniedError(deny('invalid-host', 'authorize needs an IP address and a port'));
-      }
       // Synchronous policies (the common case) mint without waiting a turn: this is on every candidate's path.
-      const r = this.#run({ use, protocol, host: hostName, address, port, url }, false, true);
+      const r = this.#run(snapshotAuthorize(request), false, true);
       if ('then' in r) return r.then((o) => this.#mintFrom(o));
-      if (this.#fromMemo) return Promise.resolve((this.#memo.target ??= this.#mintFrom(r)));
-      return Promise.resolve(this.#mintFrom(r));
+      return Promise.resolve(this.#target(r));
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  authorizeSync(request: AuthorizeRequest): CheckedTarget {
+    return this.#target(this.#run(snapshotAuthorize(request), true, true) as Outcome);
+  }
+
+  /** The target of a synchronous outcome: the memo's when the answer was the memo's (targets are immutable). */
+  #target(r: Outcome): CheckedTarget {
+    if (this.#fromMemo) return (this.#memo.target ??= this.#mintFrom(r));
+    return this.#mintFrom(r);
   }
 
   /** The CheckedTarget for an allowed outcome; a denial throws PolicyDeniedError. */
   #mintFrom(o: Outcome): CheckedTarget {
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
     const c = o.request!;
-    return mintTarget(
-      this.tenant,
-      { use: c.use, protocol: c.protocol, address: dialString(c.address!), port: c.port!, hostName: c.name, url: c.url },
-      o.decision,
-      this,
-      o.revision,
-    );
+    return mintTarget(this, this.tenant, { use: c.use, protocol: c.protocol, address: dialString(c.address!), port: c.port!, hostName: c.name }, o.decision, o.revision);
   }
 
   async lookup(host: string, family: 4 | 6, protocol: PolicyProtocol, signal: AbortSignal): Promise<ResolvedAddress[]> {
@@ -159,12 +149,13 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     return this.resolve(await this.authorizeLookup(protocol, host), family, signal);
   }
 
-  async authorizeLookup(protocol: PolicyProtocol, host: string): Promise<CheckedName> {
+  async authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
+    const p = typeof port === 'number' ? port : undefined;
     const h = canonicalHost(host);
-    if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), LITERAL_LOOKUP, this.revision);
-    const o = await this.#run({ use: 'lookup', protocol, host }, false, true);
+    if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), p, LITERAL_LOOKUP, this.revision);
+    const o = await this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
-    return this.#mintName(o.request!.protocol, o.request!.name!, o.decision, o.revision);
+    return this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
   }
 
   async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
@@ -182,8 +173,8 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     return this.#resolve(name.name, family, signal);
   }
 
-  #mintName(protocol: PolicyProtocol, name: string, decision: PolicyDecision & { allow: true }, revision: number): CheckedName {
-    const n = mintName(this.tenant, protocol, name, decision);
+  #mintName(protocol: PolicyProtocol, name: string, port: number | undefined, decision: PolicyDecision & { allow: true }, revision: number): CheckedName {
+    const n = mintName(this, this.tenant, protocol, name, port, decision);
     this.#names.set(n, revision);
     return n;
   }
@@ -200,10 +191,10 @@ export class TenantScope implements NetworkScope, PolicyGuard {
     if (h.ok && h.kind !== 'name') return literalAnswer(h, family);
     let last: Outcome | undefined;
     for (const protocol of POLICY_PROTOCOLS) {
-      last = await this.#run({ use: 'lookup', protocol, host }, false, false);
+      last = await this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, false);
       if (last.decision.allow || last.request === undefined) break;
     }
-    const o = await this.#run({ use: 'lookup', protocol: last!.request?.protocol ?? 'tcp', host }, false, true);
+    const o = await this.#run(Object.freeze({ use: 'lookup', protocol: last!.request?.protocol ?? 'tcp', host }), false, true);
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
     return this.#resolve(o.request!.name!, family, signal);
   }
@@ -216,7 +207,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
 
   /** True when this scope's guard minted `target`. */
   owns(target: unknown): target is CheckedTarget {
-    return mintInfo(target)?.owner === this;
+    return mintedBy(target, this);
   }
 
   /**
@@ -231,8 +222,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
 
   /** @internal Revision a target was minted under, if this scope minted it. */
   mintedRevision(target: CheckedTarget): number | undefined {
-    const info = mintInfo(target);
-    return info?.owner === this ? info.revision : undefined;
+    return mintedBy(target, this) ? target.revision : undefined;
   }
 
   #run(request: PolicyRequest, sync: boolean, record: boolean): Outcome | Promise<Outcome> {
@@ -244,7 +234,7 @@ export class TenantScope implements NetworkScope, PolicyGuard {
       const c = canonicalRequest(request);
       return this.#finish(request, c, deny((c as Rejection).code, (c as Rejection).reason), revision, policy, record);
     }
-    // Every field is read exactly once, here (a getter cannot answer twice).
+    // A snapshot (requests.ts) or an object of ours: reading its fields runs no caller code.
     const use = request.use;
     const protocol = request.protocol;
     const host = request.host;
@@ -258,7 +248,8 @@ export class TenantScope implements NetworkScope, PolicyGuard {
       this.#fromMemo = true;
       return { decision: m.decision(), request: m.request, revision };
     }
-    const c = canonicalRequest({ use, protocol, host, address, port, url });
+    // Our own object (a snapshot, or one this module made), so canonicalRequest reads the same values again.
+    const c = canonicalRequest(request);
     if (!c.ok) return this.#finish(request, c, deny(c.code, c.reason), revision, policy, record);
     const claims = this.claims;
     const grants = claims !== undefined && this.#core.now() < claims.expiresAt + this.#core.clockTolerance * 1000 ? claims.rules : undefined;
@@ -347,48 +338,5 @@ export class TenantScope implements NetworkScope, PolicyGuard {
       },
       this.#core.onDecision,
     );
-  }
-}
-
-class TenantNetwork extends CheckedNetwork {
-  readonly #scope: TenantScope;
-  constructor(inner: Network, scope: TenantScope) {
-    super(inner, scope.tenant);
-    this.#scope = scope;
-  }
-
-  override lookup(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
-    return this.#scope.lookupAnyProtocol(host, family, signal);
-  }
-
-  override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
-    const t = attempt?.target;
-    if (t?.protocol !== driver?.protocol) return Promise.reject(new PolicyDeniedError(deny('unverified', `a ${String(t?.protocol)} target cannot be used by the ${String(driver?.protocol)} driver`)));
-    return this.#admit(t, (x) => CONNECT_USES.has(x.use), 'connect', () => this.inner.connect(driver, attempt));
-  }
-
-  override listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
-    return this.#admit(attempt?.target, (t) => t.use === 'bind', 'bind', () => this.inner.listen(driver, attempt));
-  }
-
-  /**
-   * Only targets this scope minted (which implies its tenant), for the right
-   * use; then `go` at once when the target's revision is current (no extra
-   * turn on the connect path), else after re-deciding it under the new one.
-   */
-  #admit<T>(target: unknown, useOk: (t: CheckedTarget) => boolean, what: string, go: () => Promise<T>): Promise<T> {
-    const s = this.#scope;
-    const info = mintInfo(target);
-    if (info?.owner !== s) return Promise.reject(new PolicyDeniedError(deny('unverified', `the ${what} target was not checked by this scope's policy`)));
-    const t = target as CheckedTarget;
-    if (!useOk(t)) return Promise.reject(new PolicyDeniedError(deny('unverified', `a ${t.use} target cannot be used to ${what}`)));
-    if (info.revision === s.revision) {
-      try {
-        return go();
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    return Promise.resolve(s.recheck(targetRequest(t))).then((d) => (d.allow ? go() : Promise.reject(new PolicyDeniedError(d))));
   }
 }

@@ -21,6 +21,7 @@
  * const spec = parsePolicy('allow tcp://127.0.0.1:8080\nlimit connections 2');
  * const file = parsePolicyFile(text, 'tenants.policy'); // Map<tenant, PolicySpec>
  */
+import { ownField } from '../own.js';
 import { parseRule, PolicyParseError, type JsonRule, type ParseLocation, type PolicyRule } from './grammar.js';
 
 /** Bytes allowed per fixed time window. */
@@ -62,6 +63,7 @@ export interface PolicyJson {
 }
 
 const TENANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+const JSON_FIELDS = ['mode', 'allow', 'deny', 'limits'];
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -116,12 +118,13 @@ export function parsePolicyFile(text: string, name = 'policy file'): Map<string,
   if (typeof text !== 'string') throw new TypeError('policy file text must be a string');
   if (!isJson(text)) return parseText(text, name, true);
   const doc = parseJsonText(text, name) as { tenants?: unknown };
-  const keys = Object.keys(doc);
-  if (keys.some((k) => k !== 'tenants') || typeof doc.tenants !== 'object' || doc.tenants === null) {
+  const keys = typeof doc === 'object' && doc !== null ? Object.keys(doc) : [];
+  const tenants = keys.length === 1 && keys[0] === 'tenants' ? ownField(doc, 'tenants', 'policy file') : undefined;
+  if (typeof tenants !== 'object' || tenants === null) {
     throw new PolicyParseError('a JSON policy file is { "tenants": { "<id>": { … } } }', text.slice(0, 60), 0, { source: name });
   }
   const out = new Map<string, PolicySpec>();
-  for (const [id, pol] of Object.entries(doc.tenants as Record<string, PolicyJson>)) {
+  for (const [id, pol] of Object.entries(tenants as Record<string, PolicyJson>)) {
     if (!TENANT_ID.test(id)) throw new PolicyParseError('invalid tenant id', id, 0, { source: name, path: `tenants` });
     out.set(id, fromJson(pol, name, `tenants.${id}.`));
   }
@@ -145,20 +148,24 @@ function parseJsonText(text: string, name: string): PolicyJson {
 function fromJson(doc: PolicyJson, name: string, prefix: string): PolicySpec {
   const fail = (d: string, path: string, rule = '') => new PolicyParseError(d, rule, 0, { source: name, path: prefix + path });
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw fail('a policy must be an object', prefix || '(root)');
-  for (const k of Object.keys(doc)) if (!['mode', 'allow', 'deny', 'limits'].includes(k)) throw fail(`unknown field ${JSON.stringify(k)}`, k);
+  for (const k of Object.keys(doc)) if (!JSON_FIELDS.includes(k)) throw fail(`unknown field ${JSON.stringify(k)}`, k);
+  // Own fields only: a field inherited from a polluted Object.prototype is not part of the policy.
+  const field = (k: string): unknown => ownField(doc, k, 'policy');
   const b = builder();
-  if (doc.mode !== undefined) {
-    if (doc.mode !== 'enforce' && doc.mode !== 'audit') throw fail('mode must be "enforce" or "audit"', 'mode', String(doc.mode));
-    b.mode = doc.mode;
+  const mode = field('mode');
+  if (mode !== undefined) {
+    if (mode !== 'enforce' && mode !== 'audit') throw fail('mode must be "enforce" or "audit"', 'mode', typeof mode === 'string' ? mode : typeof mode);
+    b.mode = mode;
   }
   for (const effect of ['allow', 'deny'] as const) {
-    const list = doc[effect];
+    const list = field(effect) as PolicyJson['allow'];
     if (list === undefined) continue;
     if (!Array.isArray(list)) throw fail(`${effect} must be an array of rules`, effect);
     list.forEach((r, i) => b[effect].push(parseRule(r, effect, { source: name, path: `${prefix}${effect}[${i}]` })));
   }
-  if (doc.limits !== undefined) {
-    const l = doc.limits;
+  const limits = field('limits');
+  if (limits !== undefined) {
+    const l = limits as NonNullable<PolicyJson['limits']>;
     if (typeof l !== 'object' || l === null) throw fail('limits must be an object', 'limits');
     for (const [k, v] of Object.entries(l)) {
       if (k === 'connections' || k === 'listeners') {
@@ -175,10 +182,11 @@ function fromJson(doc: PolicyJson, name: string, prefix: string): PolicySpec {
 }
 
 function checkBudget(v: unknown): ByteBudget | undefined {
-  const o = v as ByteBudget;
-  if (typeof o !== 'object' || o === null) return undefined;
-  if (!Number.isInteger(o.bytes) || o.bytes < 0 || !Number.isFinite(o.windowMs) || o.windowMs <= 0) return undefined;
-  return { bytes: o.bytes, windowMs: o.windowMs };
+  if (typeof v !== 'object' || v === null) return undefined;
+  const bytes = ownField(v, 'bytes', 'budget');
+  const windowMs = ownField(v, 'windowMs', 'budget');
+  if (typeof bytes !== 'number' || !Number.isInteger(bytes) || bytes < 0 || typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0) return undefined;
+  return { bytes, windowMs };
 }
 
 function parseText(text: string, name: string, file: boolean): Map<string, PolicySpec> {

@@ -9,7 +9,7 @@
  */
 import type { Driver } from '../driver.js';
 import { toTapsError } from '../errors.js';
-import type { CheckedName, PolicyGuard } from '../policy/chokepoint.js';
+import type { CheckedName, PolicyGuard } from '../policy/contract.js';
 import type { CandidateRecord } from '../report.js';
 
 /** The first granted CheckedName (undefined when every protocol was denied) and the stacks that may use it. */

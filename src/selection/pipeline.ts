@@ -36,7 +36,8 @@ import { NEVER_ABORTED, type ConnectAttempt, type Driver, type TransportChannel 
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
-import type { CheckedName, CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
+import type { NetworkScope } from '../network.js';
+import type { CheckedName, CheckedTarget } from '../policy/contract.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';

@@ -15,7 +15,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, Socket, type Server } from 'node:net';
 import type { ChannelReceiver, Driver, DriverListener, TransportChannel } from '../../src/driver.js';
-import type { NetworkScope } from '../../src/policy/chokepoint.js';
+import type { NetworkScope } from '../../src/policy/index.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { listenAttempt } from '../helpers/policy.js';
 

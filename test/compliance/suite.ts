@@ -56,7 +56,7 @@ import { getEventListeners } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectAttempt, Driver, TransportChannel } from '../../src/driver.js';
-import type { NetworkScope } from '../../src/policy/chokepoint.js';
+import type { NetworkScope } from '../../src/policy/index.js';
 import { SecurityParameters } from '../../src/security.js';
 import { blackhole } from '../helpers/blackhole.js';
 import { checked, connectAttempt, listenAttempt, scopeFor } from '../helpers/policy.js';

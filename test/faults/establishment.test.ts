@@ -20,7 +20,7 @@
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isTapsError } from '../../src/errors.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { extraHandles, handleCounts } from '../compliance/harness.js';
 import { blackhole } from '../helpers/blackhole.js';

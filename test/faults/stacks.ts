@@ -15,7 +15,7 @@ import type { Connection } from '../../src/connection/connection.js';
 import type { Driver } from '../../src/driver.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
 import type { Listener } from '../../src/listener.js';
-import { createScope, type NetworkScope } from '../../src/policy/chokepoint.js';
+import { createScope, type NetworkScope } from '../../src/policy/index.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';

@@ -24,7 +24,7 @@ import { Connection, type ConnectionInit } from '../../src/connection/connection
 import { NO_CAPABILITIES, type Capabilities, type ChannelReceiveMeta, type ChannelReceiver, type ChannelSendMeta, type Driver, type Framing, type SocketAddress, type TransportChannel } from '../../src/driver.js';
 import { QuotaExceededError, TapsError } from '../../src/errors.js';
 import type { MessageFramer } from '../../src/framers/index.js';
-import type { Lease } from '../../src/policy/chokepoint.js';
+import type { Lease } from '../../src/policy/index.js';
 import type { PolicyDecision } from '../../src/policy/types.js';
 import { TransportProperties } from '../../src/properties.js';
 import type { SelectionReport } from '../../src/report.js';

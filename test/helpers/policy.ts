@@ -11,7 +11,7 @@
  */
 import type { ConnectAttempt, ListenAttempt } from '../../src/driver.js';
 import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
-import { createScope, type CheckedTarget, type NetworkScope } from '../../src/policy/chokepoint.js';
+import { createScope, type CheckedTarget, type NetworkScope } from '../../src/policy/index.js';
 import type { NetworkPolicy, NetworkUse, PolicyProtocol } from '../../src/policy/types.js';
 import { TransportProperties } from '../../src/properties.js';
 import type { SecurityParameters } from '../../src/security.js';

@@ -11,7 +11,7 @@ import type { Connection } from '../../src/connection/connection.js';
 import type { TapsError } from '../../src/errors.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
 import type { Listener, ListenOptions } from '../../src/listener.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';

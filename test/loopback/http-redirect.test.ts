@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChannelReceiveMeta, TransportChannel } from '../../src/driver.js';
 import { PolicyDeniedError } from '../../src/errors.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import type { NetworkPolicy, PolicyRequest } from '../../src/policy/types.js';
 import { SecurityParameters } from '../../src/security.js';
 import { httpsDriver } from '../../transports/http/index.js';

@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChannelReceiveMeta, TransportChannel } from '../../src/driver.js';
 import { RemoteEndpoint } from '../../src/endpoints.js';
-import type { NetworkScope } from '../../src/policy/chokepoint.js';
+import type { NetworkScope } from '../../src/policy/index.js';
 import type { NetworkPolicy, PolicyRequest } from '../../src/policy/types.js';
 import { SecurityParameters } from '../../src/security.js';
 import { httpDriver, httpsDriver, https2Driver } from '../../transports/http/index.js';

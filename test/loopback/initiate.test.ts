@@ -8,7 +8,7 @@ import type { EstablishmentError } from '../../src/errors.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import { tcpDriver } from '../../transports/tcp/index.js';

@@ -11,7 +11,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Driver, TransportChannel } from '../../src/driver.js';
 import { PolicyDeniedError, QuotaExceededError } from '../../src/errors.js';
-import type { DecisionRecord } from '../../src/policy/chokepoint.js';
+import type { DecisionRecord } from '../../src/policy/index.js';
 import { Host } from '../../src/policy/host.js';
 import type { TenantScope } from '../../src/policy/scope.js';
 import type { ResolvedAddress } from '../../src/network.js';

@@ -9,7 +9,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import type { NetworkPolicy } from '../../src/policy/types.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransportChannel } from '../../src/driver.js';
 import { SecurityParameters, type TrustContext } from '../../src/security.js';
 import { clearSessions, tlsDriver } from '../../transports/tls/index.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import { DAY, testCertificate } from '../helpers/certs.js';
 import { allowAll, checked, connectAttempt, listenAttempt, scopeFor } from '../helpers/policy.js';
 import { loopbackResolver } from '../helpers/resolver.js';

@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
-import { createScope, type DecisionRecord } from '../../src/policy/chokepoint.js';
+import { createScope, type DecisionRecord } from '../../src/policy/index.js';
 import { Host } from '../../src/policy/host.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ChannelReceiveMeta, DriverListener, TransportChannel } from '../../src/driver.js';
 import { RemoteEndpoint } from '../../src/endpoints.js';
 import { isTapsError } from '../../src/errors.js';
-import type { NetworkScope } from '../../src/policy/chokepoint.js';
+import type { NetworkScope } from '../../src/policy/index.js';
 import type { NetworkPolicy, PolicyRequest } from '../../src/policy/types.js';
 import { SecurityParameters } from '../../src/security.js';
 import { TransportProperties } from '../../src/properties.js';

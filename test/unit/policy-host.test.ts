@@ -9,7 +9,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { PolicyDeniedError } from '../../src/errors.js';
-import type { DecisionRecord } from '../../src/policy/chokepoint.js';
+import type { DecisionRecord } from '../../src/policy/index.js';
 import { Host, type ReloadEvent } from '../../src/policy/host.js';
 import { PolicyParseError } from '../../src/policy/grammar.js';
 import type { PolicyDecision, PolicyRequest } from '../../src/policy/types.js';

@@ -8,7 +8,8 @@ import type { ConnectAttempt, Driver, ListenAttempt, TransportChannel } from '..
 import { NO_CAPABILITIES } from '../../src/driver.js';
 import { PolicyDeniedError, QuotaExceededError } from '../../src/errors.js';
 import { DelegatingNetwork, type ResolvedAddress } from '../../src/network.js';
-import { createScope, isNetworkScope, mintTarget, type CheckedTarget, type DecisionRecord } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/basic-scope.js';
+import { isNetworkScope, mintTarget, type CheckedTarget, type DecisionRecord } from '../../src/policy/chokepoint.js';
 import { Host } from '../../src/policy/host.js';
 
 function fakeDriver(protocol: 'tcp' | 'udp' = 'tcp') {
@@ -57,7 +58,7 @@ describe('TenantScope: targets', () => {
     const ta = await a.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1 });
     const bind = await a.guard.authorize({ use: 'bind', protocol: 'tcp', address: '127.0.0.1', port: 2 });
     const lookalike = { ...ta };
-    const forged = mintTarget('a', { use: 'connect', protocol: 'tcp', address: '10.0.0.1', port: 1 }, { allow: true, rule: 'forged' });
+    const forged = mintTarget({}, 'a', { use: 'connect', protocol: 'tcp', address: '10.0.0.1', port: 1, hostName: undefined }, { allow: true, rule: 'forged' }, a.revision);
     for (const [scope, target] of [[b, ta], [a2, ta], [a, lookalike], [a, forged], [a, bind]] as const) {
       const err = await scope.network.connect(driver, attempt(target as CheckedTarget)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PolicyDeniedError);

@@ -5,7 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import { SecurityParameters } from '../../src/security.js';
 import { serverVerifier } from '../../transports/quic/verify.js';
 import { DAY, testCertificate } from '../helpers/certs.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { RemoteEndpoint } from '../../src/endpoints.js';
 import { EstablishmentError } from '../../src/errors.js';
 import type { ResolvedAddress } from '../../src/network.js';
-import { createScope } from '../../src/policy/chokepoint.js';
+import { createScope } from '../../src/policy/index.js';
 import type { NetworkPolicy, PolicyRequest } from '../../src/policy/types.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';

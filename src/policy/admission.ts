@@ -1,0 +1,252 @@
+/**
+ * The chokepoint's machinery: minting and the one admission rule, the one
+ * place every candidate passes before a packet leaves.
+ *
+ * A {@link NetworkScope} is a capability handle for one tenant (like the data
+ * in a wasmtime Store): it holds the tenant's policy, network and quotas, and
+ * nothing a caller passes to `initiate()`, `listen()`, an endpoint or a URL can
+ * name or change the tenant. Its {@link PolicyGuard} decides requests, records
+ * each decision, and mints a {@link CheckedTarget} for every allowed address.
+ *
+ * Minting is recorded here, privately: a target is real only if this module
+ * made it, whatever it looks like. Every scope's network admits a target by
+ * one rule ({@link admit}): minted by this very scope (so for its tenant), for
+ * the method's own use (`connect` for connect, `bind` for listen), for the
+ * driver's protocol, and under the current policy revision (an older one is
+ * decided again first). What a caller hands the network (the attempt and its
+ * fields) is read once, own data properties only, and the driver gets that
+ * snapshot, never the caller's object.
+ *
+ * @example
+ * const scope = createScope({ tenant: 'acme', policy, resolver });
+ * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
+ * const channel = await scope.network.connect(tcpDriver, { ...attempt, target });
+ */
+import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from '../driver.js';
+import { CheckedPeerSocket } from './checked-peer-socket.js';
+import { PolicyDeniedError } from '../errors.js';
+import { DelegatingNetwork, SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
+import { checkObject, ownField } from '../own.js';
+import type { CheckedName, CheckedTarget, PolicyGuard, ResolvedAddress } from './contract.js';
+import { decisionChannel as recordsChannel } from './records.js';
+import type { DenyCode, NetworkUse, PolicyDecision, PolicyProtocol, PolicyRequest } from './types.js';
+
+export type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, Lease, PolicyGuard, ResolvedAddress } from './contract.js';
+export type { NetworkScope } from '../network.js';
+
+type Denial = PolicyDecision & { allow: false };
+
+/** Every minted target → the scope that minted it. Private: only this module's functions read or add. */
+const minted = new WeakMap<object, object>();
+const mintedNames = new WeakMap<object, object>();
+const scopes = new WeakSet<object>();
+
+/** True only for targets minted by a guard (whatever scope). */
+export function isCheckedTarget(value: unknown): value is CheckedTarget {
+  return typeof value === 'object' && value !== null && minted.has(value);
+}
+
+/** True only for names minted by a guard (whatever scope). */
+export function isCheckedName(value: unknown): value is CheckedName {
+  return typeof value === 'object' && value !== null && mintedNames.has(value);
+}
+
+/** True only for scopes made by `createScope` or a `Host`. */
+export function isNetworkScope(value: unknown): value is NetworkScope {
+  return typeof value === 'object' && value !== null && scopes.has(value);
+}
+
+/** @internal Brand a scope this library made (`isNetworkScope` then accepts it). */
+export function brandScope<T extends NetworkScope>(scope: T): T {
+  scopes.add(scope);
+  return scope;
+}
+
+/** @internal True when `owner` minted `target`. */
+export function mintedBy(target: unknown, owner: object): boolean {
+  return typeof target === 'object' && target !== null && minted.get(target) === owner;
+}
+
+/** @internal True when `owner` minted `name`. */
+export function nameMintedBy(name: unknown, owner: object): boolean {
+  return typeof name === 'object' && name !== null && mintedNames.get(name) === owner;
+}
+
+/** The fields a target is minted from (already canonical: the guard decided on exactly these). */
+export interface TargetFields {
+  readonly use: NetworkUse;
+  readonly protocol: PolicyProtocol;
+  /** Canonical, as dialled (dialString). */
+  readonly address: string;
+  readonly port: number;
+  readonly hostName: string | undefined;
+}
+
+/** @internal Mint a target after an allow decision; `owner` is the scope whose network will admit it. */
+export function mintTarget(owner: object, tenant: string, f: TargetFields, decision: PolicyDecision & { allow: true }, revision: number): CheckedTarget {
+  const target = Object.freeze({
+    tenant,
+    use: f.use,
+    protocol: f.protocol,
+    address: f.address,
+    family: f.address.includes(':') ? 6 : 4,
+    port: f.port,
+    hostName: f.hostName,
+    revision,
+    // A frozen copy: a target may serve several identical requests, and nobody holding it may change what it says.
+    decision: Object.freeze(decision.reason === undefined ? { allow: true, rule: decision.rule } : { allow: true, rule: decision.rule, reason: decision.reason }),
+  }) as unknown as CheckedTarget;
+  minted.set(target, owner);
+  return target;
+}
+
+/** @internal Mint a name after an allowed lookup decision. */
+export function mintName(
+  owner: object, tenant: string, protocol: PolicyProtocol, name: string, port: number | undefined, decision: PolicyDecision & { allow: true },
+): CheckedName {
+  const checked = Object.freeze({ tenant, protocol, name, port, decision }) as unknown as CheckedName;
+  mintedNames.set(checked, owner);
+  return checked;
+}
+
+export const decisionChannel = recordsChannel;
+
+const unverified = (reason: string): Denial => ({ allow: false, code: 'unverified' as DenyCode, reason, rule: null });
+
+/** What a scope offers the admission rule: its identity, its revision, a way to re-decide, its lookup grant. */
+export interface AdmittingScope {
+  readonly tenant: string;
+  /** The policy revision targets must have been minted under to be admitted without a new decision. */
+  readonly revision: number;
+  /** Re-decide (and record) what a target minted under an older revision was allowed for. */
+  recheck(request: PolicyRequest): PolicyDecision | Promise<PolicyDecision>;
+  /** `network.lookup`: allowed when some protocol's lookup grant covers the name. */
+  lookupAnyProtocol(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]>;
+  readonly guard: PolicyGuard;
+}
+
+/** The request a target was decided as (what a hot reload re-decides). */
+export function targetRequest(t: CheckedTarget): PolicyRequest {
+  return { use: t.use, protocol: t.protocol, host: t.hostName, address: t.address, port: t.port };
+}
+
+/**
+ * The admission rule every scope's network applies: `target` was minted by
+ * `scope`, for `use`, for `protocol`. Undefined: admitted now. A denial: not
+ * admitted. A promise: minted under an older revision, so decided again.
+ */
+export function admit(scope: AdmittingScope, target: unknown, use: NetworkUse, protocol: unknown, what: string): Denial | undefined | Promise<Denial | undefined> {
+  if (!mintedBy(target, scope)) return unverified(`the ${what} target was not checked by this scope's policy`);
+  // Minted here, so a frozen object of ours: reading its fields runs no caller code.
+  const t = target as CheckedTarget;
+  if (t.use !== use) return unverified(`a ${t.use} target cannot be used to ${what} (it was checked for ${t.use} only)`);
+  if (t.protocol !== protocol) return unverified(`a ${t.protocol} target cannot be used by a ${typeof protocol === 'string' ? protocol : 'driver of no'} protocol driver`);
+  if (t.tenant !== scope.tenant) return unverified(`the ${what} target belongs to another tenant`);
+  if (t.revision === scope.revision) return undefined;
+  return Promise.resolve(scope.recheck(targetRequest(t))).then((d) => (d.allow ? undefined : (d as Denial)));
+}
+
+function admitted<T>(verdict: Denial | undefined | Promise<Denial | undefined>, go: () => Promise<T>): Promise<T> {
+  if (verdict === undefined) {
+    try {
+      return go();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+  if (!(verdict instanceof Promise)) return Promise.reject(new PolicyDeniedError(verdict));
+  return verdict.then((d) => (d === undefined ? go() : Promise.reject(new PolicyDeniedError(d))));
+}
+
+const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options'] as const;
+
+/** The attempt as the driver will see it: read once (own data), with this scope's guard; never the caller's object. */
+function snapshotAttempt(attempt: unknown, guard: PolicyGuard, what: string): Record<string, unknown> {
+  const a = checkObject(attempt, what);
+  const out: Record<string, unknown> = { guard };
+  for (const k of ATTEMPT_FIELDS) out[k] = ownField(a, k, what);
+  if (!(out['signal'] instanceof AbortSignal)) throw new TypeError(`${what}.signal must be an AbortSignal`);
+  const options = out['options'];
+  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`${what}.options must be an object`);
+  out['options'] = options === undefined ? EMPTY_OPTIONS : options;
+  return Object.freeze(out);
+}
+
+const EMPTY_OPTIONS = Object.freeze({});
+
+function driverProtocol(driver: unknown): unknown {
+  const d = checkObject(driver, 'driver');
+  return (d as { protocol?: unknown }).protocol;
+}
+
+/**
+ * A scope's network: wraps the host's (or the system) network and admits by
+ * one rule (the same for every scope kind) — `connect` only `connect` targets, `listen` only `bind`
+ * targets, each for the driver's protocol — and answers `lookup` only under a
+ * lookup grant. Made by the scopes themselves; a host never needs to.
+ */
+export class CheckedNetwork extends DelegatingNetwork {
+  readonly #scope: AdmittingScope;
+
+  /** @internal A scope makes its own. */
+  constructor(inner: Network, scope: AdmittingScope) {
+    super(inner);
+    this.#scope = scope;
+  }
+
+  override lookup(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    try {
+      if (typeof host !== 'string') throw new TypeError('host must be a string');
+      if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${typeof family === 'number' ? family : typeof family}`);
+      if (!(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+      return this.#scope.lookupAnyProtocol(host, family, signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+    let snap: Record<string, unknown>;
+    let protocol: unknown;
+    try {
+      protocol = driverProtocol(driver);
+      snap = snapshotAttempt(attempt, this.#scope.guard, 'attempt');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return admitted(admit(this.#scope, snap['target'], 'connect', protocol, 'connect'), () => this.inner.connect(driver, snap as unknown as ConnectAttempt));
+  }
+
+  override listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
+    let snap: Record<string, unknown>;
+    let protocol: unknown;
+    try {
+      protocol = driverProtocol(driver);
+      snap = snapshotAttempt(attempt, this.#scope.guard, 'attempt');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return admitted(admit(this.#scope, snap['target'], 'bind', protocol, 'bind'), () => this.inner.listen(driver, snap as unknown as ListenAttempt));
+  }
+
+  /** A peer socket binds like a listener; each datagram it sends, and its final peer, must be a `connect` target of this scope. */
+  override openPeerSocket(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket> {
+    let snap: Record<string, unknown>;
+    let protocol: unknown;
+    try {
+      protocol = driverProtocol(driver);
+      snap = snapshotAttempt(attempt, this.#scope.guard, 'attempt');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const scope = this.#scope;
+    return admitted(admit(scope, snap['target'], 'bind', protocol, 'bind'), () =>
+      super.openPeerSocket(driver, snap as unknown as ListenAttempt).then((socket) => new CheckedPeerSocket(socket, (t, what) => admit(scope, t, 'connect', protocol, what))),
+    );
+  }
+}
+
+/** The network a scope wraps: the host's, or the system's with the given resolver. */
+export function baseNetwork(network: Network | undefined, resolver: Resolver | undefined): Network {
+  return network ?? new SystemNetwork(resolver);
+}
