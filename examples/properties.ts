@@ -35,7 +35,7 @@ const service = await host.tenant('service');
 
 const listeners: Listener[] = [];
 const accepted = new Set<Connection>();
-async function echo(init: ConstructorParameters<typeof Preconnection>[0], options: ListenOptions = {}): Promise<Listener> {
+async function echo(init: Omit<ConstructorParameters<typeof Preconnection>[0], 'scope'>, options: ListenOptions = {}): Promise<Listener> {
   const listener = await new Preconnection({ scope: service, ...init }).listen(options);
   listener.on('connectionReceived', (c) => {
     accepted.add(c);

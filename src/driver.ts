@@ -127,7 +127,7 @@ export interface TransportChannel {
   /** Largest message one `send` may carry (Infinity for streams). */
   readonly maxMessageSize: number;
   /** Largest message that goes out in one IP packet, if known (RFC 9622 §8.1.11.1). */
-  readonly singularTransmissionMsgMaxLen?: number;
+  readonly singularTransmissionMsgMaxLen?: number | undefined;
   /** Facts about the established channel for the report/properties (e.g. `alpn`, `tlsVersion`, `httpVersion`). */
   readonly info: Readonly<Record<string, unknown>>;
   /** Install the receiver (once); buffered events are delivered now, in order. */
@@ -248,15 +248,15 @@ export interface Driver {
   readonly security: 'none' | 'tls';
   readonly capabilities: Capabilities;
   /** URL schemes that name this stack in a RemoteEndpoint url (e.g. `wss`), if any. */
-  readonly schemes?: readonly string[];
+  readonly schemes?: readonly string[] | undefined;
   /** Port used when the endpoint gives none. */
-  readonly defaultPort?: number;
+  readonly defaultPort?: number | undefined;
   /**
    * Can send to an IP multicast group (a remote endpoint that is a group) and, when it listens, join one
    * (a local endpoint with `multicastGroup`: any-source or source-specific, left again when the listener
    * stops). Stacks without it are unsuitable for group endpoints (RFC 9622 §6.1.1).
    */
-  readonly multicast?: boolean;
+  readonly multicast?: boolean | undefined;
   /** Whether it can run here (e.g. an optional native module is missing). Must not throw or print. */
   available(): Availability | Promise<Availability>;
   /** Connect to `attempt.target` only; reject with a TapsError (the signal's reason on abort). */

@@ -115,10 +115,16 @@ export class PolicyDeniedError extends TapsError {
   }
 }
 
+/**
+ * Which quota ran out: the connections or listeners a tenant may hold at once,
+ * or a byte budget per window — bytes sent, bytes received, or both together.
+ */
+export type QuotaName = 'connections' | 'listeners' | 'bytes-sent' | 'bytes-received' | 'bytes';
+
 /** A tenant's quota (connections, listeners, bytes) is used up: not a denial. */
 export class QuotaExceededError extends TapsError {
-  readonly quota: string;
-  constructor(quota: string, message: string, options: TapsErrorOptions = {}) {
+  readonly quota: QuotaName;
+  constructor(quota: QuotaName, message: string, options: TapsErrorOptions = {}) {
     super('ERR_TAPS_QUOTA_EXCEEDED', message, options);
     this.quota = quota;
   }

@@ -21,6 +21,7 @@
  */
 export { Preconnection, type PreconnectionInit, type InitiateOptions, type PreconnectionEvents, type ResolveOptions, type RendezvousOptions } from './preconnection.js';
 export { Connection, type ConnectionEvents, type ConnectionInit, type ConnState } from './connection/connection.js';
+export type { ConnectionPropertiesInit, SettableConnectionProperties } from './connection/properties.js';
 export { Listener, type ListenerEvents, type ListenOptions } from './listener.js';
 export { Message, MESSAGE_PROPERTY_NAMES, type MessageContextInit, type ReceivedContext, type CapacityProfile } from './message.js';
 export { lengthPrefixFramer, delimiterFramer, type MessageFramer, type Deframer, type LengthPrefixOptions, type DelimiterOptions } from './framers/index.js';
@@ -38,6 +39,7 @@ export { SystemNetwork, DelegatingNetwork, type Network, type Resolver, type Res
 export { DEFAULT_RACING } from './selection/racing-options.js';
 export type { RacingOptions } from './selection/pipeline.js';
 export type * from './driver.js';
+export type * from './driver-options.js';
 export { NEVER_ABORTED, NO_CAPABILITIES } from './driver.js';
 export * from './policy/index.js';
 export { systemClock, type Clock } from './clock.js';

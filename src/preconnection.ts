@@ -21,7 +21,9 @@
  */
 import { globalTimersClock, systemClock, type Clock } from './clock.js';
 import { Connection } from './connection/connection.js';
+import type { ConnectionPropertiesInit } from './connection/properties.js';
 import type { Driver } from './driver.js';
+import type { DriverOptions } from './driver-options.js';
 import { LocalEndpoint, RemoteEndpoint, type RemoteEndpointInit } from './endpoints.js';
 import { EstablishmentError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
@@ -30,38 +32,40 @@ import type { MessageFramer } from './framers/index.js';
 import { Listener, type ListenOptions } from './listener.js';
 import { checkMessageContext, type MessageContextInit } from './message.js';
 import type { NetworkScope } from './network.js';
-import { BasicScope } from './policy/basic-scope.js';
 import { isNetworkScope } from './policy/admission.js';
 import type { Lease } from './policy/contract.js';
 import { PathMonitor } from './paths/monitor.js';
-import { TransportProperties } from './properties.js';
+import { TransportProperties, type TransportPropertiesInit } from './properties.js';
 import { registeredDrivers } from './registry.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
 import { SecurityParameters } from './security.js';
 import { select, type RacingOptions } from './selection/pipeline.js';
 import { racingFrom } from './selection/racing-options.js';
+import { didYouMean } from './suggest.js';
 
+/** What a {@link Preconnection} is made from. Keys other than these are a TypeError. */
 export interface PreconnectionInit {
-  /** The tenant's capability handle (from `createScope` or `Host.tenant`). Absent: deny everything. */
-  readonly scope?: NetworkScope | undefined;
+  /** Required: the tenant's capability handle (from `createScope` or `Host.tenant`), the only source of the tenant. */
+  readonly scope: NetworkScope;
   readonly remote?: RemoteEndpoint | Parameters<typeof RemoteEndpoint.from>[0] | undefined;
   readonly local?: LocalEndpoint | ConstructorParameters<typeof LocalEndpoint>[0] | undefined;
-  readonly properties?: TransportProperties | Record<string, unknown> | undefined;
+  readonly properties?: TransportProperties | TransportPropertiesInit | undefined;
   readonly security?: SecurityParameters | ConstructorParameters<typeof SecurityParameters>[0] | undefined;
   readonly framers?: readonly MessageFramer[] | undefined;
   /** Use exactly these drivers instead of the registry's. */
   readonly drivers?: readonly Driver[] | undefined;
-  /** Options per driver id, handed to that driver's connect/listen. */
-  readonly driverOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined;
+  /** Options per driver id, handed to that driver's connect/listen (typed for this package's drivers). */
+  readonly driverOptions?: DriverOptions | undefined;
   readonly racing?: Partial<RacingOptions> | undefined;
   /** Connection properties (RFC 9622 §8) applied to connections made from this preconnection. */
-  readonly connectionProperties?: Readonly<Record<string, unknown>> | undefined;
+  readonly connectionProperties?: ConnectionPropertiesInit | undefined;
   /** Time source (tests inject fake time). */
   readonly clock?: Clock | 'global-timers' | undefined;
   /** The path monitor connections and listeners of this preconnection report `pathChange` from (default: the system's, polling every second while watched). */
   readonly paths?: PathMonitor | undefined;
 }
 
+/** Options of {@link Preconnection.initiate}. */
 export interface InitiateOptions {
   readonly signal?: AbortSignal | undefined;
   /** Give up after this many ms (ERR_TAPS_TIMEOUT). */
@@ -81,11 +85,27 @@ interface Snapshot {
   clone?: () => Promise<Connection>;
 }
 
-let denyScope: NetworkScope | undefined;
-/** The scope used when none is given: tenant `(none)`, no policy, so every candidate is denied. */
-function noPolicyScope(): NetworkScope {
-  denyScope ??= new BasicScope({ tenant: '(none)' });
-  return denyScope;
+// Every key of the init, spelled once: `satisfies` makes the compiler fail when a key is added to the interface and not here.
+const INIT_KEYS: readonly string[] = Object.keys({
+  scope: 1, remote: 1, local: 1, properties: 1, security: 1, framers: 1, drivers: 1, driverOptions: 1, racing: 1, connectionProperties: 1, clock: 1, paths: 1,
+} satisfies Record<keyof PreconnectionInit, 1>);
+const INITIATE_KEYS: readonly string[] = Object.keys({ signal: 1, timeout: 1, onProgress: 1 } satisfies Record<keyof InitiateOptions, 1>);
+
+/** Throw a TypeError naming every key of `value` that `known` lacks, with the likely intended one. */
+function rejectUnknownKeys(value: object, known: readonly string[], what: string): void {
+  const unknown = Object.keys(value).filter((k) => !known.includes(k));
+  if (unknown.length === 0) return;
+  const named = unknown.map((k) => `${JSON.stringify(k)}${didYouMean(k, known)}`).join(', ');
+  throw new TypeError(`${what}: unknown option${unknown.length > 1 ? 's' : ''} ${named}; known: ${known.join(', ')}`);
+}
+
+function driverOptionsFrom(given: DriverOptions | undefined): Readonly<Record<string, Readonly<Record<string, unknown>>>> {
+  if (given === undefined) return Object.freeze({});
+  if (typeof given !== 'object' || given === null) throw new TypeError('driverOptions must be an object of driver id → options');
+  for (const [id, options] of Object.entries(given)) {
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`driverOptions[${JSON.stringify(id)}] must be an object`);
+  }
+  return Object.freeze({ ...given }) as Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 /** The events a {@link Preconnection} emits (RFC 9622 §7.3). */
@@ -128,13 +148,17 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
   readonly #clock: Clock;
   readonly #paths: PathMonitor | undefined;
 
-  constructor(init: PreconnectionInit = {}) {
+  constructor(init: PreconnectionInit) {
     super();
-    if (typeof init !== 'object' || init === null) throw new TypeError('init must be an object');
-    if (init.scope !== undefined && !isNetworkScope(init.scope)) {
+    if (typeof init !== 'object' || init === null) throw new TypeError('init must be an object with at least a scope');
+    rejectUnknownKeys(init, INIT_KEYS, 'new Preconnection()');
+    if (init.scope === undefined) {
+      throw new TypeError('scope is required: pass the tenant\'s scope from host.tenant(id) or createScope(); without one nothing may be reached');
+    }
+    if (!isNetworkScope(init.scope)) {
       throw new TypeError('scope must be a NetworkScope made by createScope() or Host.tenant(); a lookalike object is not accepted');
     }
-    this.scope = init.scope ?? noPolicyScope();
+    this.scope = init.scope;
     this.remote = init.remote === undefined ? undefined : init.remote instanceof RemoteEndpoint ? init.remote : RemoteEndpoint.from(init.remote);
     this.local = init.local === undefined ? undefined : init.local instanceof LocalEndpoint ? init.local : new LocalEndpoint(init.local);
     this.properties = init.properties instanceof TransportProperties ? init.properties.clone() : new TransportProperties(init.properties ?? {});
@@ -153,7 +177,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
       }
     }
     this.#drivers = init.drivers ? Object.freeze([...init.drivers]) : undefined;
-    this.#driverOptions = Object.freeze({ ...(init.driverOptions ?? {}) });
+    this.#driverOptions = driverOptionsFrom(init.driverOptions);
     this.#racing = racingFrom(init.racing);
     this.#connectionProperties = Object.freeze({ ...(init.connectionProperties ?? {}) });
     this.#clock = init.clock === 'global-timers' ? globalTimersClock : (init.clock ?? systemClock);
@@ -180,6 +204,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
   /** Active open (RFC 9622 §7.1): resolves with a Connection that is ready. */
   async initiate(options: InitiateOptions = {}): Promise<Connection> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    rejectUnknownKeys(options, INITIATE_KEYS, 'initiate()');
     if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !(options.timeout > 0))) {
       throw new RangeError(`options.timeout must be a positive number of ms, got ${String(options.timeout)}`);
     }

@@ -43,6 +43,7 @@
  */
 import { InvalidPropertiesError, type PropertyProblem } from './errors.js';
 import { describe } from './names.js';
+import { didYouMean } from './suggest.js';
 
 /** A preference level (RFC 9622 §6.2). */
 export type Preference = 'require' | 'prefer' | 'noPreference' | 'avoid' | 'prohibit';
@@ -74,6 +75,17 @@ export interface SelectionProperties extends Record<PreferenceProperty, Preferen
 }
 /** The name of a generic selection property. */
 export type PropertyName = keyof SelectionProperties;
+/** A protocol-specific property name, `namespace.name` (e.g. `tcp.userTimeoutValue`, RFC 9622 §4.1). */
+export type NamespacedPropertyName = `${string}.${string}`;
+/**
+ * Transport properties as a plain object: generic ones by their camelCase
+ * name with their type, protocol-specific ones as `namespace.name`. A
+ * misspelt generic name is a compile error (and, from JavaScript, an
+ * InvalidPropertiesError with a suggestion).
+ */
+export type TransportPropertiesInit = { readonly [K in PropertyName]?: SelectionProperties[K] | undefined } & {
+  readonly [name: NamespacedPropertyName]: unknown;
+};
 /** How a connection is opened; some contradictions exist only for one role. */
 export type Role = 'initiate' | 'listen' | 'rendezvous';
 /** Checks a namespaced property's value: returns why it is invalid, or undefined when it is fine. */
@@ -173,7 +185,8 @@ function resolveName(name: unknown): Resolved | PropertyProblem {
     return remember(name, { kind: 'ns', name: ns.name, ns: lower.slice(0, lower.indexOf('.')), check: (v) => { const why = validate(v); return why === undefined ? ok(v) : bad(why); } });
   }
   const shown = name.length > 80 ? `${name.slice(0, 80)}…` : name;
-  return { property: shown, reason: lower.includes('.') ? 'unknown protocol-specific property' : 'unknown property' };
+  if (lower.includes('.')) return { property: shown, reason: `unknown protocol-specific property${didYouMean(name, [...NAMESPACED.values()].map((d) => d.name))}` };
+  return { property: shown, reason: `unknown property${didYouMean(name, Object.keys(DEFAULTS))}` };
 }
 
 function remember(name: string, r: Resolved): Resolved {
@@ -192,7 +205,7 @@ export class TransportProperties {
   #frozen = false;
   #revision = 0;
 
-  constructor(init?: Record<string, unknown> | TransportProperties | null) {
+  constructor(init?: TransportPropertiesInit | TransportProperties | null) {
     if (init instanceof TransportProperties) {
       for (const [k, v] of init.#values) this.#values.set(k, v);
       this.#role = init.#role;

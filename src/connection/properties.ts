@@ -20,6 +20,7 @@
  * | isolateSession | false | recorded (only meaningful before establishment) |
  */
 import { TapsError } from '../errors.js';
+import { didYouMean } from '../suggest.js';
 
 /**
  * A connection's state (RFC 9622 §11). A Connection object exists only once
@@ -27,6 +28,7 @@ import { TapsError } from '../errors.js';
  */
 export type ConnState = 'established' | 'closing' | 'closed';
 
+/** The connection properties an application may set (RFC 9622 §8.1), with their types. */
 export interface SettableConnectionProperties {
   connPriority: number;
   connTimeout: number;
@@ -41,6 +43,11 @@ export interface SettableConnectionProperties {
   groupConnLimit: number;
   isolateSession: boolean;
 }
+
+/** Connection properties as a plain object (a Preconnection's `connectionProperties`): generic ones typed, protocol-specific ones as `namespace.name`. */
+export type ConnectionPropertiesInit = { readonly [K in keyof SettableConnectionProperties]?: SettableConnectionProperties[K] | undefined } & {
+  readonly [name: `${string}.${string}`]: unknown;
+};
 
 export const CONNECTION_DEFAULTS: Readonly<SettableConnectionProperties> = Object.freeze({
   connPriority: 100,
@@ -72,7 +79,9 @@ export function canonicalName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) throw new TypeError('property name must be a non-empty string');
   if (name.includes('.')) return name; // protocol-specific (tcp.userTimeoutValue …), handled by the channel
   const c = CANONICAL.get(name.toLowerCase());
-  if (c === undefined) throw new TypeError(`unknown connection property '${name}' (RFC 9622 §8.1; known: ${[...CANONICAL.values()].join(', ')})`);
+  if (c === undefined) {
+    throw new TypeError(`unknown connection property '${name}'${didYouMean(name, CANONICAL.values())} (RFC 9622 §8.1; known: ${[...CANONICAL.values()].join(', ')})`);
+  }
   return c;
 }
 

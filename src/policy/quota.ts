@@ -94,14 +94,14 @@ export class TenantQuota {
     if (both !== undefined) w2.used += n;
   }
 
-  #roll(w: Window, budget: ByteBudget, now: number, name: string, n: number): void {
+  #roll(w: Window, budget: ByteBudget, now: number, name: 'sent' | 'received' | 'bytes', n: number): void {
     if (now - w.start >= budget.windowMs || now < w.start) {
       w.start = now;
       w.used = 0;
     }
     if (w.used + n > budget.bytes) {
       throw new QuotaExceededError(
-        `bytes-${name}`,
+        name === 'bytes' ? 'bytes' : `bytes-${name}`,
         `tenant ${this.tenant} would exceed its ${name === 'bytes' ? 'byte' : name} budget: ${w.used} + ${n} > ${budget.bytes} bytes per ${budget.windowMs} ms`,
       );
     }

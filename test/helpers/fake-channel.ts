@@ -214,12 +214,12 @@ export function fakeLease(): FakeLease {
     sendBudget: Infinity,
     receiveBudget: Infinity,
     sent(n) {
-      if (lease.sentBytes + n > lease.sendBudget) throw new QuotaExceededError('sentBytes', `send budget of ${lease.sendBudget} bytes spent`);
+      if (lease.sentBytes + n > lease.sendBudget) throw new QuotaExceededError('bytes-sent', `send budget of ${lease.sendBudget} bytes spent`);
       lease.sentBytes += n;
     },
     received(n) {
       lease.receivedBytes += n;
-      if (lease.receivedBytes > lease.receiveBudget) throw new QuotaExceededError('receivedBytes', `receive budget of ${lease.receiveBudget} bytes spent`);
+      if (lease.receivedBytes > lease.receiveBudget) throw new QuotaExceededError('bytes-received', `receive budget of ${lease.receiveBudget} bytes spent`);
     },
     release() {
       lease.releases++;

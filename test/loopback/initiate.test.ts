@@ -173,12 +173,12 @@ describe('initiate() over loopback', () => {
     expect(server.accepted).toBe(0);
   });
 
-  it('without a scope nothing is reached', async () => {
+  it('without a scope nothing is reached: a TypeError at once, before any socket', async () => {
     const server = await tcpEchoOn('127.0.0.1');
     const port = (server.address() as { port: number }).port;
-    const pre = new Preconnection({ remote: { ipAddress: '127.0.0.1', port }, properties: TransportProperties.reliableInorderStream(), security: SecurityParameters.disabled(), drivers });
-    const err = await pre.initiate().catch((e) => e);
-    expect(err.code).toBe('ERR_TAPS_POLICY_PROHIBITED');
+    const init = { remote: { ipAddress: '127.0.0.1', port }, properties: TransportProperties.reliableInorderStream(), security: SecurityParameters.disabled(), drivers };
+    expect(() => new Preconnection(init as never)).toThrow(/scope is required/);
+    expect(() => new Preconnection({ ...init, scope: undefined } as never)).toThrow(TypeError);
     expect(server.accepted).toBe(0);
   });
 

@@ -212,9 +212,9 @@ describe('TenantScope: quotas', () => {
     lease.sent(40);
     expect(() => lease.sent(1)).toThrow(expect.objectContaining({ code: 'ERR_TAPS_QUOTA_EXCEEDED', quota: 'bytes-sent' }));
     lease.received(50);
-    expect(() => lease.received(1)).toThrow(expect.objectContaining({ quota: 'bytes-bytes' }));
+    expect(() => lease.received(1)).toThrow(expect.objectContaining({ quota: 'bytes' }));
     now += 1000;
-    expect(() => lease.sent(1)).toThrow(expect.objectContaining({ quota: 'bytes-bytes' }));
+    expect(() => lease.sent(1)).toThrow(expect.objectContaining({ quota: 'bytes' }));
     now += 9000;
     lease.sent(100);
     expect(() => lease.sent(-1)).toThrow(RangeError);

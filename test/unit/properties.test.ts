@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidPropertiesError, isTapsError } from '../../src/errors.js';
 import {
-  PREFERENCE_PROPERTIES, PREFERENCES, TransportProperties, readBack, type PreferenceProperty, type PropertyName,
+  PREFERENCE_PROPERTIES, PREFERENCES, TransportProperties, readBack, type PreferenceProperty, type PropertyName, type TransportPropertiesInit,
 } from '../../src/properties.js';
 
 /** Run fn, expect an InvalidPropertiesError, return the names of the offending properties. */
@@ -99,19 +99,19 @@ describe('TransportProperties names and values', () => {
 
   it('collects every offender into one error', () => {
     const names = offenders(
-      () => new TransportProperties({ reliabilty: 'require', preserveOrder: 'maybe', 'tcp.nope': 1, 'foo.bar': 2, multipath: 3, 'udp.recvBufferSize': -5 }),
+      () => new TransportProperties({ reliabilty: 'require', preserveOrder: 'maybe', 'tcp.nope': 1, 'foo.bar': 2, multipath: 3, 'udp.recvBufferSize': -5 } as never),
     );
     expect(names.sort()).toEqual(['foo.bar', 'multipath', 'preserveOrder', 'reliabilty', 'tcp.nope', 'udp.recvBufferSize']);
   });
 
   it('reports a name given twice under different spellings', () => {
-    expect(offenders(() => new TransportProperties({ reliability: 'require', Reliability: 'avoid' }))).toEqual(['reliability']);
+    expect(offenders(() => new TransportProperties({ reliability: 'require', Reliability: 'avoid' } as never))).toEqual(['reliability']);
   });
 
   it('distinguishes unknown plain and unknown protocol-specific names', () => {
     const err = (() => {
       try {
-        new TransportProperties({ frobnicate: 'require', 'quic.frobnicate': 1 });
+        new TransportProperties({ frobnicate: 'require', 'quic.frobnicate': 1 } as never);
       } catch (e) {
         return e as InvalidPropertiesError;
       }
@@ -230,7 +230,7 @@ describe('contradictions (RFC 9623 §3.1)', () => {
   });
 
   it('value problems and contradictions come in the same error', () => {
-    const names = offenders(() => new TransportProperties({ reliability: 'prohibit', perMsgReliability: 'require', keepAlive: 'x' }));
+    const names = offenders(() => new TransportProperties({ reliability: 'prohibit', perMsgReliability: 'require', keepAlive: 'x' } as never));
     expect(names.sort()).toEqual(['keepAlive', 'perMsgReliability', 'reliability']);
   });
 
@@ -243,7 +243,7 @@ describe('contradictions (RFC 9623 §3.1)', () => {
     [{ reliability: 'avoid', perMsgReliability: 'require' }],
     [{ direction: 'unidirectional-receive', zeroRttMsg: 'require' }],
   ])('%j is not a contradiction', (init) => {
-    expect(() => new TransportProperties(init).validate()).not.toThrow();
+    expect(() => new TransportProperties(init as TransportPropertiesInit).validate()).not.toThrow();
   });
 
   it.each([
