@@ -121,8 +121,3 @@ export function validateCloseTimeout(v: unknown): number | undefined {
   if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw invalid(`closeTimeout must be a positive number of ms, got ${String(v)}`);
   return v;
 }
-
-// ws is ~8 MB of resident memory once imported: loaded by the first WebSocket connect or listen, not at import.
-let wsModule: Promise<typeof import('ws')> | undefined;
-/** The ws package, imported on first use. */
-export const loadWs = (): Promise<typeof import('ws')> => (wsModule ??= import('ws'));

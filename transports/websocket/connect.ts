@@ -17,7 +17,8 @@ import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { WebSocketChannel } from './channel.js';
-import { loadWs, webSocketConfig } from './config.js';
+import { webSocketConfig } from './config.js';
+import { loadWs } from './load.js';
 
 export interface WebSocketFlavour {
   readonly secure: boolean;

@@ -19,7 +19,6 @@ import { connectWebSocket } from './connect.js';
 import { listenWebSocket } from './listener.js';
 
 export { WebSocketCloseError } from './errors.js';
-export { WebSocketChannel } from './channel.js';
 export { DEFAULT_MAX_PAYLOAD } from './config.js';
 
 const BASE: Capabilities = Object.freeze({

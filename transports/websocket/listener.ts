@@ -28,7 +28,8 @@ import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
 import { WebSocketChannel } from './channel.js';
-import { DEFAULT_MAX_PAYLOAD, loadWs, readProperty, validateCloseTimeout, validateMaxPayload, validateSubprotocols } from './config.js';
+import { DEFAULT_MAX_PAYLOAD, readProperty, validateCloseTimeout, validateMaxPayload, validateSubprotocols } from './config.js';
+import { loadWs } from './load.js';
 
 export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): Promise<DriverListener> {
   throwIfAborted(attempt.signal, secure ? 'wss listen' : 'ws listen');
