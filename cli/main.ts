@@ -16,6 +16,7 @@ import { stdio, type CliIO } from './output.js';
 import { check, explain } from './policy.js';
 import { probe } from './probe.js';
 import { USAGE, UsageError } from './usage.js';
+import { packageVersion } from './version.js';
 
 async function dispatch(argv: readonly string[], io: CliIO): Promise<ExitCode> {
   const [command, ...rest] = argv;
@@ -44,6 +45,10 @@ async function dispatch(argv: readonly string[], io: CliIO): Promise<ExitCode> {
 export async function main(argv: readonly string[], io: CliIO = stdio): Promise<ExitCode> {
   if (argv.includes('--help') || argv.includes('-h')) {
     io.out(USAGE);
+    return EXIT.ok;
+  }
+  if (argv[0] === '--version' || argv[0] === '-v') {
+    io.out(`${packageVersion()}\n`);
     return EXIT.ok;
   }
   try {

@@ -14,7 +14,7 @@ export class UsageError extends Error {
 }
 
 export const USAGE = `usage:
-  taps probe <url | host:port> [options]
+  taps-node probe <url | host:port> [options]
       Run a real selection and print the candidate tree and the race timeline.
       --require <p>   --prefer <p>   --avoid <p>   --prohibit <p>
                           selection property preferences (repeatable), e.g.
@@ -39,10 +39,10 @@ export const USAGE = `usage:
       --json              print the report as JSON instead of text
       --ascii             draw the timeline with ASCII characters only
 
-  taps policy check <file>
+  taps-node policy check <file>
       Validate a policy file; errors name the line and column.
 
-  taps policy explain <file> <tenant> <url | host:port>
+  taps-node policy explain <file> <tenant> <url | host:port>
           [--use <use>] [--address <ip>] [--protocol <scheme>] [--json]
       Print the decision for one request and the rule that made it.
       --use       lookup | connect (default) | bind | accept | sendto | redirect | upgrade

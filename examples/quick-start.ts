@@ -1,55 +1,53 @@
 /**
  * `npm run example:quick-start`: the README's quick start, run for real. The
  * part between the `quick-start` markers is copied verbatim into README.md
- * (test/docs.test.ts keeps the two equal); around it, a loopback TLS echo
- * server made with the library itself so the snippet has something to reach.
+ * (test/docs.test.ts keeps the two equal, with the imports naming the
+ * package), and it is plain JavaScript: test/package/packed.test.ts runs the
+ * README's copy as `quick-start.mjs` against the packed package, as a reader
+ * would paste it.
  */
-import type { TenantScope } from '../src/index.js';
-// (imports are hoisted: the server below uses the ones in the quick-start block)
+// quick-start:begin
+import { Host, Preconnection, SecurityParameters, TransportProperties, explainReport, isTapsError, lengthPrefixFramer } from '../src/index.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
 
-const cert = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'], kind: 'ec' });
-const caPem = cert.cert;
+const host = new Host();                                   // owns every tenant's policy
+host.setPolicy('server', 'allow bind:tls://@loopback:*\nallow accept:tls://@loopback:*');
+host.setPolicy('me', 'allow tls://@loopback:*');           // localhost: the preset grants lookup and addresses
+
+// A TLS echo server on loopback with a throwaway certificate (ECDSA P-256, 10 days).
+const { cert, key } = selfSignedCertificate({ names: ['localhost'] });
 const server = await new Preconnection({
-  scope: await createServerScope(),
+  scope: await host.tenant('server'),
   local: { ipAddress: '127.0.0.1', port: 0 },
   properties: TransportProperties.reliableMessage(),
-  security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+  security: new SecurityParameters({ certificate: cert, key }),
   framers: [lengthPrefixFramer()],
 }).listen();
 server.on('connectionReceived', async (c) => {
-  for await (const m of c) await c.send(m.data);
+  for await (const msg of c) await c.send(msg.data);       // echo until the client closes
   await c.close();
 });
-const port = server.port;
 
-function createServerScope(): Promise<TenantScope> {
-  const h = new Host();
-  h.setPolicy('server', 'allow bind:tls://@loopback:*\nallow accept:tls://@loopback:*');
-  return h.tenant('server');
-}
-
-// quick-start:begin
-import { Host, Preconnection, SecurityParameters, TransportProperties, explainReport, isTapsError, lengthPrefixFramer } from '../src/index.js';
-
-const host = new Host();                             // owns every tenant's policy
-host.setPolicy('me', `allow tls://@loopback:${port}`); // localhost: the preset grants lookup and addresses
+// The client asks by properties, not by protocol.
 const pre = new Preconnection({
-  scope: await host.tenant('me'),                    // the only way to carry a tenant: no scope, no network
-  remote: { hostName: 'localhost', port },
-  properties: TransportProperties.reliableMessage(), // reliable + ordered + message boundaries
-  security: new SecurityParameters({ ca: caPem }),   // encrypted by default; never silently downgraded
-  framers: [lengthPrefixFramer()],                   // lets TLS/TCP byte streams carry messages
+  scope: await host.tenant('me'),                          // the only way to carry a tenant: no scope, no network
+  remote: { hostName: 'localhost', port: server.port },
+  properties: TransportProperties.reliableMessage(),       // reliable + ordered + message boundaries
+  security: new SecurityParameters({ ca: cert }),          // encrypted by default; never silently downgraded
+  framers: [lengthPrefixFramer()],                         // lets TLS/TCP byte streams carry messages
 });
 try {
-  await using conn = await pre.initiate({ signal: AbortSignal.timeout(5_000) });
-  console.log(explainReport(conn.report));           // every candidate and its fate
+  const conn = await pre.initiate({ signal: AbortSignal.timeout(5_000) });
+  console.log(explainReport(conn.report));                 // every candidate and its fate
   await conn.send('hello');
-  for await (const msg of conn) { console.log(new TextDecoder().decode(msg.data)); break; }
+  const reply = await conn.receive();
+  console.log(new TextDecoder().decode(reply.data));       // hello
+  await conn.close();
 } catch (err) {
   if (isTapsError(err)) console.error(err.code, err.message); // e.g. ERR_TAPS_POLICY_PROHIBITED
   else throw err;
+} finally {
+  await server.stop();
+  host.close();
 }
 // quick-start:end
-
-await server.stop();

@@ -1,18 +1,20 @@
 /**
- * Make X.509 certificates at run time: self-signed ones for a demo, a local
- * service or WebTransport's `serverCertificateHashes` (ECDSA P-256, at most 14
- * days), and a small CA with leaves for tests of CA verification.
+ * `taps-node/certificates`: X.509 certificates made at run time — self-signed
+ * ones for a local service or for WebTransport's `serverCertificateHashes`
+ * (ECDSA P-256, valid at most 14 days, so they rotate: docs/certificates.md),
+ * and throwaway CAs with leaves for tests and examples of CA verification.
  *
- * Keys come from `crypto.generateKeyPairSync` (RSA-2048 or EC P-256); the
- * TBSCertificate is built with node-forge's ASN.1 and signed with
- * `crypto.sign`, since forge has no ECDSA (shared/DEPENDENCIES.md). Names that
+ * Keys come from `crypto.generateKeyPairSync` (EC P-256 by default, or
+ * RSA-2048); the TBSCertificate is built with node-forge's ASN.1 and signed
+ * with `crypto.sign`, because forge itself signs only with RSA. Names that
  * are IP literals go into the SAN as IP addresses, the others as DNS names;
- * the first name is also the CN. Import this module on its own (it loads
- * node-forge): `taps-node/tls` does not re-export it.
+ * the first name is also the CN. This entry loads node-forge; the drivers
+ * never import it.
  *
  * @example
- * const { cert, key, fingerprint256 } = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'], kind: 'ec' });
- * const ca = certificateAuthority({ kind: 'ec' });
+ * import { selfSignedCertificate, certificateAuthority, issueCertificate } from 'taps-node/certificates';
+ * const { cert, key, fingerprint256, notAfter } = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'] });
+ * const ca = certificateAuthority();
  * const leaf = issueCertificate(ca, { names: ['localhost'] }); // trust with new SecurityParameters({ ca: ca.cert })
  */
 import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
@@ -24,17 +26,19 @@ const OID_SHA256_RSA = '1.2.840.113549.1.1.11';
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const { asn1, pki } = forge;
 
+/** What to put in a generated certificate; every field has a default. */
 export interface CertificateOptions {
   /** DNS names and IP literals; the first is the CN. Default ['localhost', '127.0.0.1', '::1']. */
-  readonly names?: readonly string[];
-  /** Key type. Default 'ec' (ECDSA P-256 with SHA-256). */
-  readonly kind?: 'rsa' | 'ec';
+  readonly names?: readonly string[] | undefined;
+  /** Key type. Default 'ec' (ECDSA P-256 with SHA-256, what WebTransport's certificate hashes require). */
+  readonly kind?: 'rsa' | 'ec' | undefined;
   /** Days of validity from `notBefore`. Default 10 (WebTransport accepts at most 14). */
-  readonly days?: number;
+  readonly days?: number | undefined;
   /** Start of validity. Default: one hour ago. */
-  readonly notBefore?: Date;
+  readonly notBefore?: Date | undefined;
 }
 
+/** A generated certificate with its private key, in the forms TLS options and pins take. */
 export interface GeneratedCertificate {
   /** PEM certificate. */
   readonly cert: string;
@@ -44,6 +48,10 @@ export interface GeneratedCertificate {
   readonly der: Buffer;
   /** SHA-256 of the DER, lowercase hex (what `pinnedServerCertificates` takes). */
   readonly fingerprint256: string;
+  /** Start of validity. */
+  readonly notBefore: Date;
+  /** End of validity: replace the certificate before then (docs/certificates.md). */
+  readonly notAfter: Date;
 }
 
 interface Signer {
@@ -137,6 +145,8 @@ function build(publicKey: KeyObject, privateKey: KeyObject, subject: forge.asn1.
     key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     der,
     fingerprint256: createHash('sha256').update(der).digest('hex'),
+    notBefore,
+    notAfter,
   };
 }
 
