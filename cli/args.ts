@@ -1,12 +1,13 @@
 /**
- * Argument parsing for the `taps` CLI on `node:util` parseArgs (strict: an
- * unknown flag is a usage error, never ignored).
+ * Argument parsing for the `taps-node` CLI on `node:util` parseArgs (strict:
+ * an unknown flag is a usage error naming the flag meant, never ignored).
  *
  * @example
  * const a = parseProbeArgs(['localhost:8443', '--prefer', 'multistreaming', '--json']);
  * a.target; a.prefer; a.json; // 'localhost:8443', ['multistreaming'], true
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { didYouMean } from '../src/suggest.js';
 import { UsageError } from './usage.js';
 
 export interface ProbeArgs {
@@ -45,7 +46,12 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: readonly
   try {
     return parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    const message = (err as Error).message;
+    const unknown = /^Unknown option '([^']+)'/.exec(message)?.[1];
+    if (unknown !== undefined) throw new UsageError(`unknown option ${unknown}${didYouMean(unknown, Object.keys(options).map((o) => `--${o}`))}`);
+    const ambiguous = /^Option '(--[^']+)' argument is ambiguous/.exec(message)?.[1];
+    if (ambiguous !== undefined) throw new UsageError(`${ambiguous} needs a value (one that starts with '-' is written ${ambiguous}=-…)`);
+    throw new UsageError(message.split('\n')[0] ?? message);
   }
 }
 
@@ -58,7 +64,7 @@ function positiveMs(v: string | undefined, flag: string, fallback: number | unde
 
 function oneOf<T extends string>(v: string | undefined, flag: string, values: readonly T[]): T | undefined {
   if (v === undefined) return undefined;
-  if (!values.includes(v as T)) throw new UsageError(`${flag} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  if (!values.includes(v as T)) throw new UsageError(`${flag} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}${didYouMean(v, values)}`);
   return v as T;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The `taps` command: dispatch, error handling and exit codes. `main()`
+ * The `taps-node` command: dispatch, error handling and exit codes. `main()`
  * never exits the process and never writes to the terminal itself: it
  * returns the exit code and prints through the {@link CliIO} it is given,
  * so tests run it in-process (`cli/taps.ts` is the thin executable).
@@ -15,7 +15,8 @@ import { EXIT, type ExitCode } from './exit-codes.js';
 import { stdio, type CliIO } from './output.js';
 import { check, explain } from './policy.js';
 import { probe } from './probe.js';
-import { USAGE, UsageError } from './usage.js';
+import { didYouMean } from '../src/suggest.js';
+import { SHORT_USAGE, USAGE, UsageError } from './usage.js';
 import { packageVersion } from './version.js';
 
 async function dispatch(argv: readonly string[], io: CliIO): Promise<ExitCode> {
@@ -27,7 +28,7 @@ async function dispatch(argv: readonly string[], io: CliIO): Promise<ExitCode> {
       const [sub, ...args] = rest;
       if (sub === 'check') return check(parseCheckArgs(args), io);
       if (sub === 'explain') return explain(parseExplainArgs(args), io);
-      throw new UsageError(sub === undefined ? 'policy needs a subcommand: check or explain' : `unknown policy subcommand ${JSON.stringify(sub)}`);
+      throw new UsageError(sub === undefined ? 'policy needs a subcommand: check or explain' : `unknown policy subcommand ${JSON.stringify(sub)}${didYouMean(sub, ['check', 'explain'])}`);
     }
     case 'help':
     case '--help':
@@ -37,7 +38,7 @@ async function dispatch(argv: readonly string[], io: CliIO): Promise<ExitCode> {
     case undefined:
       throw new UsageError('no command given');
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+      throw new UsageError(`unknown command ${JSON.stringify(command)}${didYouMean(command, ['probe', 'policy', 'help', '--version'])}`);
   }
 }
 
@@ -55,18 +56,18 @@ export async function main(argv: readonly string[], io: CliIO = stdio): Promise<
     return await dispatch(argv, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`taps: ${err.message}\n\n${USAGE}`);
+      io.err(`taps-node: ${err.message}\n${SHORT_USAGE}`);
       return EXIT.usage;
     }
     if (isTapsError(err) && err.code === 'ERR_TAPS_INVALID_CONFIGURATION') {
-      io.err(`taps: ${err.message}\n`);
+      io.err(`taps-node: ${err.message}\n`);
       return EXIT.invalidPolicy;
     }
     if (isTapsError(err)) {
-      io.err(`taps: ${err.code}: ${err.message}\n`);
+      io.err(`taps-node: ${err.code}: ${err.message}\n`);
       return EXIT.failed;
     }
-    io.err(`taps: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    io.err(`taps-node: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     return EXIT.internal;
   }
 }

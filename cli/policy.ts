@@ -1,9 +1,9 @@
 /**
- * `taps policy check` and `taps policy explain`.
+ * `taps-node policy check` and `taps-node policy explain`.
  *
  * `check` parses and compiles every tenant of a policy file (text or JSON,
- * the format `Host.loadPolicyFile` reads) and, on error, prints the message
- * with the line, the column and a caret under the offending character. A
+ * the format `Host.loadPolicyFile` reads) and prints every error, each with
+ * the line, the column and a caret under the offending character. A
  * JSON error located by a path (`tenants.acme.allow[1]`) is pinned to a line
  * and column by finding the offending rule in the text.
  *
@@ -72,33 +72,78 @@ async function readPolicy(file: string, io: CliIO): Promise<string | undefined> 
   }
 }
 
-function parseError(err: unknown, file: string, text: string, io: CliIO, json: boolean): ExitCode {
-  if (!(err instanceof PolicyParseError)) throw err;
+/** One error as JSON data, located in the text. */
+function errorJson(err: PolicyParseError, text: string): Record<string, unknown> {
   const where = locate(err, text);
-  if (json) {
-    io.out(`${JSON.stringify({ command: 'policy check', ok: false, file, error: { message: err.message, detail: err.detail, rule: err.rule, line: where?.line, column: where?.column, path: err.path } }, null, 2)}\n`);
-    return EXIT.invalidPolicy;
-  }
+  return { message: err.message, detail: err.detail, rule: err.rule, line: where?.line, column: where?.column, path: err.path };
+}
+
+/** One error for people: the message with its line and column, and the offending line with a caret. */
+function errorText(err: PolicyParseError, text: string): string {
+  const where = locate(err, text);
   // A JSON path error names only the file: put the line and column found in the text in its place.
   const message = where && err.line === undefined && err.source !== undefined && err.message.startsWith(`${err.source}: `)
     ? `${err.source}:${where.line}:${where.column}: ${err.message.slice(err.source.length + 2)}`
     : err.message;
-  io.err(`${message}\n`);
-  if (where) io.err(caret(text, where));
-  io.err(`${file}: invalid; no tenant's policy would be installed\n`);
+  return `${message}\n${where ? caret(text, where) : ''}`;
+}
+
+function reportErrors(errors: readonly unknown[], file: string, text: string, io: CliIO, json: boolean): ExitCode {
+  for (const err of errors) if (!(err instanceof PolicyParseError)) throw err;
+  const list = errors as readonly PolicyParseError[];
+  if (json) {
+    const all = list.map((e) => errorJson(e, text));
+    io.out(`${JSON.stringify({ command: 'policy check', ok: false, file, error: all[0], errors: all }, null, 2)}\n`);
+    return EXIT.invalidPolicy;
+  }
+  for (const err of list) io.err(errorText(err, text));
+  const count = list.length === 1 ? '1 error' : `${list.length} errors`;
+  io.err(`${file}: invalid (${count}); no tenant's policy would be installed\n`);
   return EXIT.invalidPolicy;
+}
+
+const MAX_ERRORS = 100;
+
+/**
+ * Parse and compile the whole file, collecting every error rather than the
+ * first: in a text file each error's line is blanked and the file parsed
+ * again (the line numbers stay), up to MAX_ERRORS; a JSON file reports its
+ * first parse error. Then every tenant is compiled, each error kept.
+ */
+function checkAll(text: string, name: string): { specs: Map<string, PolicySpec>; errors: unknown[] } {
+  const errors: unknown[] = [];
+  const lines = text.split('\n');
+  let specs: Map<string, PolicySpec> | undefined;
+  while (specs === undefined) {
+    try {
+      specs = parsePolicyFile(lines.join('\n'), name);
+    } catch (err) {
+      errors.push(err);
+      const line = err instanceof PolicyParseError ? err.line : undefined;
+      if (line === undefined || lines[line - 1] === '' || errors.length >= MAX_ERRORS) return { specs: new Map(), errors };
+      lines[line - 1] = '';
+    }
+  }
+  for (const spec of specs.values()) {
+    try {
+      compilePolicy(spec);
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  return { specs, errors };
+}
+
+/** The first error of a file that must load as a whole (explain). */
+function parseError(err: unknown, file: string, text: string, io: CliIO, json: boolean): ExitCode {
+  return reportErrors([err], file, text, io, json);
 }
 
 export async function check(args: { readonly file: string; readonly json: boolean }, io: CliIO): Promise<ExitCode> {
   const text = await readPolicy(args.file, io);
   if (text === undefined) return EXIT.invalidPolicy;
-  let specs: Map<string, PolicySpec>;
-  try {
-    specs = parsePolicyFile(text, basename(args.file));
-    for (const spec of specs.values()) compilePolicy(spec);
-  } catch (err) {
-    return parseError(err, args.file, text, io, args.json);
-  }
+  const { specs, errors } = checkAll(text, basename(args.file));
+  if (errors.length > 0) return reportErrors(errors, args.file, text, io, args.json);
   if (args.json) {
     io.out(`${JSON.stringify({ command: 'policy check', ok: true, file: args.file, tenants: Object.fromEntries([...specs].map(([id, s]) => [id, { mode: s.mode, allow: s.allow.map((r) => r.text), deny: s.deny.map((r) => r.text), limits: s.limits }])) }, null, 2)}\n`);
   } else {

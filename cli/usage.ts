@@ -1,8 +1,10 @@
 /**
- * Usage text and argument errors for the `taps` CLI.
+ * Usage text and argument errors for the `taps-node` CLI.
  *
  * A {@link UsageError} means the command line itself is wrong: the CLI prints
- * the message and the usage on stderr and exits 2.
+ * the message (with "did you mean …?" where a name was misspelt) and the
+ * short {@link SHORT_USAGE} on stderr, and exits 2. `--help` prints the full
+ * {@link USAGE}.
  *
  * @example
  * throw new UsageError('--tenant needs --policy');
@@ -12,6 +14,13 @@ import { EXIT_CODES_TEXT } from './exit-codes.js';
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
+
+/** Printed after a usage error: the command forms, and where the options are. */
+export const SHORT_USAGE = `usage: taps-node probe <url | host:port> [options]
+       taps-node policy check <file>
+       taps-node policy explain <file> <tenant> <url | host:port> [options]
+       taps-node --help (every option) | --version
+`;
 
 export const USAGE = `usage:
   taps-node probe <url | host:port> [options]

@@ -11,7 +11,7 @@
  * until the probe's timeout.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,16 +143,38 @@ describe('taps probe: policy and arguments', () => {
     expect(row(out, '127.0.0.1:2', 'tcp')).toMatch(/denied/);
   });
 
-  it('rejects bad arguments with the usage and exit 2', async () => {
+  it('rejects bad arguments with one line, a short usage and exit 2', async () => {
     for (const argv of [[], ['probe'], ['probe', 'a:1', '--bogus'], ['probe', 'a:1', '--prefer', 'teleportation'], ['probe', 'a:1', '--policy', 'x'], ['frobnicate'], ['policy', 'lint', 'x'], ['probe', 'a:1', '--timeout', '-3']]) {
       const { code, err } = await run(...argv);
       expect(code, argv.join(' ')).toBe(2);
-      expect(err).toMatch(/^taps: /);
-      expect(err).toMatch(/usage:\n {2}taps probe/);
+      expect(err).toMatch(/^taps-node: [^\n]+\nusage: taps-node probe /);
+      expect(err.split('\n').length, argv.join(' ')).toBeLessThan(8);
     }
     const help = await run('--help');
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/exit codes:/);
+  });
+
+  it('says which name was meant: options, commands, subcommands, values, property names', async () => {
+    const cases: [string[], string][] = [
+      [['probe', 'a:1', '--jsn'], 'unknown option --jsn (did you mean --json?)'],
+      [['probe', 'a:1', '--timout', '5'], 'unknown option --timout (did you mean --timeout?)'],
+      [['prob', 'a:1'], 'unknown command "prob" (did you mean probe?)'],
+      [['policy', 'chek', 'x'], 'unknown policy subcommand "chek" (did you mean check?)'],
+      [['probe', 'a:1', '--racing', 'staggerd'], '(did you mean staggered?)'],
+      [['probe', 'a:1', '--prefer', 'multistreeming'], '(did you mean multistreaming?)'],
+    ];
+    for (const [argv, meant] of cases) {
+      const { code, err } = await run(...argv);
+      expect(code, argv.join(' ')).toBe(2);
+      expect(err.split('\n')[0], argv.join(' ')).toContain(meant);
+    }
+  });
+
+  it('--version prints the version of the package', async () => {
+    const { code, out } = await run('--version');
+    expect(code).toBe(0);
+    expect(out).toBe(`${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version}\n`);
   });
 
   it('sets the process exit code when run as a program', async () => {
@@ -162,7 +184,7 @@ describe('taps probe: policy and arguments', () => {
     child.stdout.resume();
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     expect(code).toBe(2);
-    expect(stderr).toMatch(/taps: Unknown option '--bogus'/);
+    expect(stderr).toMatch(/^taps-node: unknown option --bogus\n/);
   });
 });
 
@@ -196,6 +218,18 @@ describe('taps policy check / explain', () => {
     // The caret sits under column 27 of the source line: the start of the reversed range.
     expect(caretLine.indexOf('^') - caretLine.indexOf('|') - 2).toBe(26);
     expect(lines[src]!.slice(lines[src]!.indexOf('|') + 2)[26]).toBe('7');
+  });
+
+  it('reports every error in a file, each with its line, column and caret', async () => {
+    const many = join(dir, 'many.policy');
+    writeFileSync(many, 'tenant acme\nallow tcp://a.example.com:70000\nallow tcp://ok.example.com:443\nfrobnicate everything\n\ntenant acme\nallow tcp://b.example.com:7000-6000\nmode sometimes\n');
+    const { code, err } = await run('policy', 'check', many);
+    expect(code).toBe(4);
+    const located = [...err.matchAll(/^many\.policy:(\d+):\d+: /gm)].map((m) => Number(m[1]));
+    expect(located).toEqual([2, 4, 6, 7, 8]);
+    expect(err).toMatch(/many\.policy: invalid \(5 errors\)/);
+    const data = JSON.parse((await run('policy', 'check', many, '--json')).out) as { errors: { line: number }[] };
+    expect(data.errors.map((e) => e.line)).toEqual([2, 4, 6, 7, 8]);
   });
 
   it('pins a JSON path error to its line and column', async () => {
