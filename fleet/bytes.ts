@@ -92,7 +92,7 @@ export class ByteCounter {
   exceeded(n: number): QuotaExceededError {
     const what = this.name === 'bytes' ? 'byte' : this.name;
     return new QuotaExceededError(
-      `bytes-${this.name}`,
+      this.name === 'bytes' ? 'bytes' : `bytes-${this.name}`,
       `tenant ${this.tenant} would exceed its fleet-wide ${what} budget of ${this.budget.bytes} bytes per ${this.budget.windowMs} ms: ${n} bytes do not fit in the ${this.available()} this host holds`,
     );
   }
