@@ -144,6 +144,7 @@ export class EstablishmentError extends TapsError {
       | 'ERR_TAPS_TIMEOUT'
       | 'ERR_TAPS_ABORTED'
       | 'ERR_TAPS_QUOTA_EXCEEDED'
+      | 'ERR_TAPS_PATH_UNAVAILABLE'
     >,
     message: string,
     report: import('./report.js').SelectionReport,

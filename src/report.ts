@@ -34,6 +34,10 @@ export interface CandidateRecord {
   readonly address?: string | undefined;
   readonly family?: 4 | 6 | undefined;
   readonly port?: number | undefined;
+  /** The local interface this candidate uses (RFC 9623 §4.1 path branch), when the path was chosen. */
+  readonly interface?: string | undefined;
+  /** The local address it binds to on that interface. */
+  readonly localAddress?: string | undefined;
   fate: CandidateFate;
   /** Why: unsuitable/unavailable reason, denial reason, failure message. */
   reason?: string | undefined;
@@ -79,7 +83,8 @@ export interface SelectionReport {
 export function explainReport(report: SelectionReport): string {
   const lines = [`selection for ${report.remote} (tenant ${report.tenant}, ${report.racing}, attempt delay ${report.attemptDelay} ms)`];
   for (const c of report.candidates) {
-    const where = c.address === undefined ? '' : ` ${c.family === 6 ? `[${c.address}]` : c.address}:${c.port}`;
+    const via = c.interface === undefined ? '' : ` via ${c.interface}${c.localAddress === undefined ? '' : ` (${c.localAddress})`}`;
+    const where = c.address === undefined ? '' : ` ${c.family === 6 ? `[${c.address}]` : c.address}:${c.port}${via}`;
     const time = c.startedAt === undefined ? '' : ` @${c.startedAt.toFixed(1)}ms→${c.endedAt === undefined ? '…' : `${c.endedAt.toFixed(1)}ms`}`;
     const why = c.reason ? `: ${c.reason}` : '';
     lines.push(`  ${c.id} ${c.stack.join('/')}${where} ${c.fate}${time}${why}`);

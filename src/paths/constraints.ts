@@ -31,7 +31,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { TapsError } from '../errors.js';
 import type { LocalEndpoint } from '../endpoints.js';
 import type { Preference, TransportProperties } from '../properties.js';
-import { localAddresses, type LocalAddress } from './interfaces.js';
+import { recentLocalAddresses, type LocalAddress } from './interfaces.js';
 
 /** The interface types a constraint may name (besides interface names). */
 export const INTERFACE_TYPES = Object.freeze(['loopback', 'wired', 'wifi', 'cellular', 'virtual'] as const);
@@ -90,16 +90,21 @@ function preferenceFor(set: readonly (readonly [Preference, string])[], iface: s
 export function planPaths(
   props: TransportProperties,
   local: LocalEndpoint | undefined,
-  addresses: readonly LocalAddress[] = localAddresses(),
+  read: readonly LocalAddress[] | (() => readonly LocalAddress[]) = recentLocalAddresses,
   typesOf: (name: string, internal: boolean) => InterfaceType[] = linuxInterfaceTypes,
 ): PathPlan {
   const ifaceSet = props.get('interface') as readonly (readonly [Preference, string])[];
   const pvdSet = props.get('pvd') as readonly (readonly [Preference, string])[];
   const temporary = props.preference('useTemporaryLocalAddress');
+  // A local endpoint's address decides its own path; its interface (or an IPv6 zone) pins one.
   const pinned = local?.interface ?? local?.zone;
-  const hasTemporary = addresses.some((a) => a.temporary);
   const constrained = pinned !== undefined || ifaceSet.some(([p]) => p !== 'noPreference') || pvdSet.some(([p]) => p !== 'noPreference');
-  if (!constrained && temporary !== 'require' && !hasTemporary) return ANY;
+  // Left at its default, useTemporaryLocalAddress is the OS's choice (Linux: net.ipv6.conf.*.use_tempaddr), so an
+  // unconstrained selection reads no interface at all; set explicitly, it is honoured here.
+  if (!constrained && !props.isExplicit('useTemporaryLocalAddress')) return ANY;
+  if (local?.ipAddress !== undefined) return ANY;
+  const addresses = typeof read === 'function' ? read() : read;
+  if (!constrained && temporary !== 'require' && !addresses.some((a) => a.temporary)) return ANY;
 
   const byName = new Map<string, LocalAddress[]>();
   for (const a of addresses) (byName.get(a.interface) ?? byName.set(a.interface, []).get(a.interface)!).push(a);

@@ -110,3 +110,14 @@ export function interfaceOf(address: string, addresses: readonly LocalAddress[] 
   const bare = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address.split('%')[0]!.toLowerCase();
   return addresses.find((a) => a.address === bare)?.interface;
 }
+
+/** How long {@link recentLocalAddresses} reuses a reading (interfaces change rarely; a selection must stay cheap). */
+export const READING_TTL_MS = 1000;
+let recent: { readonly at: number; readonly addresses: readonly LocalAddress[] } | undefined;
+
+/** The interface list, read at most once per {@link READING_TTL_MS}: what path selection uses. */
+export function recentLocalAddresses(): readonly LocalAddress[] {
+  const now = performance.now();
+  if (recent === undefined || now - recent.at > READING_TTL_MS) recent = { at: now, addresses: Object.freeze(localAddresses()) };
+  return recent.addresses;
+}

@@ -29,6 +29,7 @@ import type { PolicyDecision } from '../policy/types.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
+import { planPaths } from '../paths/constraints.js';
 import { gatherStacks } from './gather.js';
 import { grantLookups } from './lookup.js';
 import { rankStacks, type RankedStack } from './rank.js';
@@ -246,6 +247,24 @@ function describeLocal(local: LocalEndpoint): string {
 }
 
 /**
+ * Every interface (`::`), or — when the local endpoint names an interface or the `interface`/`pvd` properties
+ * constrain the path — the addresses of the allowed interfaces (link-local ones left out: a listener's bind
+ * has no zone). An impossible constraint fails before any bind, naming the interface.
+ */
+function pathAddresses(input: BindInput, report: SelectionReport): string[] {
+  let plan;
+  try {
+    plan = planPaths(input.properties, input.local);
+  } catch (err) {
+    throw new EstablishmentError('ERR_TAPS_PATH_UNAVAILABLE', (err as Error).message, report, { cause: err });
+  }
+  if (plan.any) return ['::'];
+  const addresses = plan.paths.flatMap((p) => p.addresses.filter((a) => !a.address.startsWith('fe80:')).map((a) => a.address));
+  if (addresses.length === 0) throw new EstablishmentError('ERR_TAPS_PATH_UNAVAILABLE', `no address to listen on: ${plan.paths.map((p) => p.interface).join(', ')} carry only link-local addresses`, report);
+  return addresses;
+}
+
+/**
  * Where to bind: the local IP, each address a local name resolves to, a multicast group, or every interface.
  * A local name is a lookup like any other: the tenant needs the `lookup` grant for each stack's protocol (a
  * stack without it is recorded denied and binds nothing), and the guard resolves the checked name.
@@ -263,7 +282,7 @@ async function bindAddresses(
   if (local.multicastGroup !== undefined) return { addresses: [local.multicastGroup], bindable: stacks };
   if (local.ipAddress !== undefined) return { addresses: [local.ipAddress], bindable: stacks };
   const host = local.hostName;
-  if (host === undefined) return { addresses: ['::'], bindable: stacks };
+  if (host === undefined) return { addresses: pathAddresses(input, report), bindable: stacks };
   const { name, allowed: bindable } = await grantLookups(scope.guard, host, stacks, record);
   if (name === undefined) return { addresses: [], bindable }; // every lookup denied (recorded): nothing to bind
   const signal = input.signal ?? NEVER_ABORTED;

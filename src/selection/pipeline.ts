@@ -33,7 +33,8 @@ import { channel as diagChannel } from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
 import type { Clock } from '../clock.js';
 import { NEVER_ABORTED, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
-import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
+import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
+import { planPaths, sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
 import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
 import type { NetworkScope } from '../network.js';
@@ -198,6 +199,15 @@ export async function select(input: SelectionInput): Promise<Selected> {
     }
     if (debug.enabled) debug('selection %s: ranked %s', report.remote, ranked.map((s) => s.driver.id).join(' > '));
 
+    // The path branch (RFC 9623 §4.1): which interfaces, and which local address on each. "Any path" (nothing
+    // constrains it) reads no interface and binds nothing; an impossible constraint fails here, before any I/O.
+    let paths: PathPlan;
+    try {
+      paths = planPaths(input.properties, input.local);
+    } catch (err) {
+      throw new EstablishmentError('ERR_TAPS_PATH_UNAVAILABLE', (err as Error).message, report, { cause: err });
+    }
+
     // Connecting from a chosen local address or port is also a bind: the tenant needs that grant too. Decided
     // (and recorded) once per protocol and family; a denial denies that stack's candidates of that family.
     const local = input.local;
@@ -218,7 +228,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       return p;
     };
 
-    if (remote.ipAddress !== undefined && ranked.length === 1) {
+    if (remote.ipAddress !== undefined && ranked.length === 1 && paths.any) {
       // One stack and one address: nothing to race (RFC 8305 needs two candidates), so no race tree; the
       // attempt runs on the selection's signal if it has one. Recorded exactly as a race of one would be.
       const s = ranked[0]!;
@@ -341,19 +351,28 @@ export async function select(input: SelectionInput): Promise<Selected> {
             continue;
           }
           const target = v;
-          // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact).
-          const c = record({
-            driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port,
-            fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: undefined, endedAt: undefined,
-            code: undefined, error: undefined,
-          });
-          const attempt = (leafSignal: AbortSignal): Promise<Leaf> => {
-            leafSignal.throwIfAborted();
-            return scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal)).then((channel) => ({ channel, driver: s.driver, target }));
-          };
-          const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
-          leafRecords.set(leaf, c);
-          if (!race.settled) group.add(leaf);
+          for (const path of paths.any ? ANY_PATH : paths.paths) {
+            const source = path === undefined ? undefined : sourceFor(path, a, input.properties);
+            if (source !== undefined && 'none' in source) {
+              record({ driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port, interface: path!.interface, fate: 'unsuitable', reason: source.none });
+              continue;
+            }
+            const local = source === undefined ? input.local : LocalEndpoint.from({ ipAddress: source.zone === undefined ? source.address : `${source.address}%${source.zone}`, ...(input.local?.port ? { port: input.local.port } : {}) });
+            // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact).
+            const c = record({
+              driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port,
+              interface: source?.interface, localAddress: source?.address,
+              fate: 'pending', decision: target.decision, reason: pathReason(explainRank(s, input.properties), path), startedAt: undefined, endedAt: undefined,
+              code: undefined, error: undefined,
+            });
+            const attempt = (leafSignal: AbortSignal): Promise<Leaf> => {
+              leafSignal.throwIfAborted();
+              return scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal, local)).then((channel) => ({ channel, driver: s.driver, target }));
+            };
+            const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
+            leafRecords.set(leaf, c);
+            if (!race.settled) group.add(leaf);
+          }
         }
       }
     };
@@ -466,17 +485,26 @@ export async function select(input: SelectionInput): Promise<Selected> {
 }
 
 /** What a driver gets for one attempt at a checked target. */
-function attemptFor(input: SelectionInput, driver: Driver, target: CheckedTarget, signal: AbortSignal): ConnectAttempt {
+function attemptFor(input: SelectionInput, driver: Driver, target: CheckedTarget, signal: AbortSignal, local: LocalEndpoint | undefined = input.local): ConnectAttempt {
   return {
     signal,
     target,
     remote: input.remote,
-    local: input.local,
+    local,
     security: input.security,
     properties: input.properties,
     options: input.driverOptions[driver.id] ?? {},
     guard: input.scope.guard,
   };
+}
+
+/** "Any path": one leaf per address, bound where the OS chooses. */
+const ANY_PATH: readonly (PathOption | undefined)[] = Object.freeze([undefined]);
+
+/** A candidate's reason with its path's standing (required/preferred/avoided interface). */
+function pathReason(rank: string, path: PathOption | undefined): string {
+  if (path === undefined) return rank;
+  return `${rank}; interface ${path.interface}${path.why ? ` (${path.why})` : ''}`;
 }
 
 function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups: Map<RankedStack, RaceGroup<Leaf>>): RaceGroup<Leaf> {
@@ -540,6 +568,10 @@ function failure(err: unknown, report: SelectionReport, signal: AbortSignal | un
   const cs = report.candidates;
   const attempted = cs.filter((c) => c.fate === 'failed' || c.fate === 'cancelled' || c.fate === 'won');
   const denied = cs.filter((c) => c.fate === 'denied');
+  const pathless = cs.filter((c) => c.fate === 'unsuitable' && c.interface !== undefined);
+  if (attempted.length === 0 && denied.length === 0 && pathless.length > 0 && !cs.some((c) => c.fate === 'pending' || c.fate === 'skipped')) {
+    return new EstablishmentError('ERR_TAPS_PATH_UNAVAILABLE', `no allowed interface reaches ${report.remote}: ${pathless.map((c) => `${c.interface}: ${c.reason}`).join('; ')}`, report, { cause: err });
+  }
   if (attempted.length === 0 && denied.length > 0) {
     return new EstablishmentError('ERR_TAPS_POLICY_PROHIBITED', `every candidate for ${report.remote} was denied by the tenant's policy: ${denied[0]!.reason}`, report, { cause: err });
   }

@@ -44,7 +44,11 @@ const WORDS: Partial<Record<PreferenceProperty, [string, string]>> = {
   softErrorNotify: ['able to report soft errors', 'unable to report soft errors'],
 };
 
-/** Preference properties in the order they are judged and explained. */
+/**
+ * Preference properties in the order they are judged and explained. `useTemporaryLocalAddress` is not
+ * among them: it is a property of the local address, not of a stack, and the path branch
+ * (src/paths/constraints.ts) honours it.
+ */
 export const JUDGED: readonly PreferenceProperty[] = [
   'reliability',
   'preserveOrder',
@@ -57,7 +61,6 @@ export const JUDGED: readonly PreferenceProperty[] = [
   'fullChecksumRecv',
   'keepAlive',
   'softErrorNotify',
-  'useTemporaryLocalAddress',
   'activeReadBeforeSend',
 ];
 

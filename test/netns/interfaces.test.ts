@@ -68,7 +68,9 @@ describe.skipIf(unavailable !== undefined)('interface constraints between namesp
 
   const connect = async (args: Record<string, unknown>): Promise<AgentEvent> => {
     const agent = lab.agent(c, 'interface.ts', { server: SERVICE, port: 7000, ...args }, `client ${JSON.stringify(args)}`);
-    return Promise.race([agent.next('connected'), agent.next('error')]);
+    const e = await Promise.race([agent.next('connected'), agent.next('error')]);
+    await agent.exited; // its connection closed: no packet of it comes later
+    return e;
   };
   const won = (e: AgentEvent): Record<string, unknown> => (e['candidates'] as Record<string, unknown>[]).find((x) => x['fate'] === 'won')!;
 
@@ -106,5 +108,14 @@ describe.skipIf(unavailable !== undefined)('interface constraints between namesp
     const both = await connect({ properties: { interface: [['prohibit', 'c1'], ['prohibit', 'c2']] } });
     expect(both['code']).toBe('ERR_TAPS_PATH_UNAVAILABLE'); // only lo is left, and it does not reach the service
     expect(sentByClient() - before).toBe(0);
+  });
+
+  it('a listener on an interface binds only that interface\'s addresses', async () => {
+    const agent = lab.agent(c, 'interface.ts', { listen: true, local: { interface: 'c2', port: 7100 } }, 'listener on c2');
+    const e = await Promise.race([agent.next('listening'), agent.next('error')]);
+    expect(e['addresses']).toEqual([{ address: C2, port: 7100, family: 4 }]);
+    await agent.stop();
+    const none = lab.agent(c, 'interface.ts', { listen: true, local: { port: 7100 }, properties: { interface: [['require', 'wlan7']] } }, 'listener on wlan7');
+    expect(await none.next('error')).toMatchObject({ code: 'ERR_TAPS_PATH_UNAVAILABLE' });
   });
 });
