@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalEndpoint } from '../../src/endpoints.js';
 import { planPaths, sourceFor, type InterfaceType } from '../../src/paths/constraints.js';
 import type { LocalAddress } from '../../src/paths/interfaces.js';
-import { TransportProperties } from '../../src/properties.js';
+import { TransportProperties, type Preference } from '../../src/properties.js';
 
 const a = (iface: string, address: string, extra: Partial<LocalAddress> = {}): LocalAddress => ({
   interface: iface, address, family: address.includes(':') ? 6 : 4, cidr: null, internal: iface === 'lo', temporary: false, ...extra,
@@ -55,7 +55,7 @@ describe('path branch', () => {
   });
 
   it('uses temporary IPv6 addresses only where they exist, and as useTemporaryLocalAddress asks', () => {
-    const at = (pref: string): unknown => {
+    const at = (pref: Preference): unknown => {
       const props = new TransportProperties({ useTemporaryLocalAddress: pref });
       return sourceFor(planPaths(props, undefined, HOST, types).paths.find((x) => x.interface === 'eth0')!, { address: '2001:db8::99', family: 6 }, props);
     };
