@@ -86,7 +86,11 @@ export interface SecurityInit {
   passphrase?: string;
   pinnedServerCertificates?: readonly string[];
   alpn?: readonly string[];
-  /** Override the name sent in SNI and checked in the certificate. */
+  /**
+   * Override the name sent in SNI, checked in the certificate and sent as HTTP `Host`. The tenant's policy
+   * decides it as a name the tenant may reach (its lookup grant; no query is sent): a name it may not reach
+   * denies the candidate instead of going out.
+   */
   serverName?: string;
   verify?: TrustVerifier;
   identityChallenge?: IdentityChallenge;

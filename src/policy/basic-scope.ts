@@ -68,6 +68,8 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly #onDecision: ((record: DecisionRecord) => void) | undefined;
   readonly #limits: { connections: number; listeners: number };
   readonly #held = { connection: 0, listener: 0 };
+  /** `protocol name` pairs whose lookup this scope granted (a basic scope's policy has no revisions). */
+  readonly #granted = new Set<string>();
   /** The network the checked one wraps: answers are fetched there once the grant was decided here. */
   readonly #base: Network;
   /** The last target minted: an identical request allowed by an identical decision gets the same (immutable) target. */
@@ -200,6 +202,20 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
       this.#finish(req, undefined, deny(c.code, c.reason), false);
       throw new PolicyDeniedError(deny(c.code, c.reason));
     }
+    // The name a target presents (SNI, certificate check, Host) must be one the tenant may reach: its lookup grant.
+    const name = c.name;
+    if (name !== undefined && !this.#granted.has(`${c.protocol} ${name}`)) {
+      const d = this.#decide(Object.freeze({ use: 'lookup', protocol: c.protocol, host: name }));
+      const then = (decision: PolicyDecision): CheckedTarget | Promise<CheckedTarget> => {
+        if (!decision.allow) {
+          throw new PolicyDeniedError(deny(decision.code, `the name ${name} a target would present (SNI, certificate check, Host) is not one this tenant may reach: ${decision.reason}`));
+        }
+        this.#grant(`${c.protocol} ${name}`);
+        return this.#authorize(req, sync);
+      };
+      if (d instanceof Promise) return sync ? then(this.#sync(d)) : d.then(then);
+      return then(d);
+    }
     const view = policyView(c);
     const d = this.#ask(view, c);
     if (d instanceof Promise) {
@@ -235,6 +251,7 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
     }
     const decision = await this.#decide(Object.freeze({ use: 'lookup', protocol, host }));
     if (!decision.allow) throw new PolicyDeniedError(decision);
+    this.#grant(`${protocol} ${h.host}`);
     return mintName(this, this.tenant, protocol, h.host, typeof port === 'number' ? port : undefined, decision);
   }
 
@@ -265,6 +282,12 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
     }
     if (!decision!.allow) throw new PolicyDeniedError(decision!);
     return this.#answers(h.host, family, signal);
+  }
+
+  /** Remember a granted name (bounded: a guest that asks for many names only evicts its own entries). */
+  #grant(key: string): void {
+    if (this.#granted.size >= 1024) this.#granted.clear();
+    this.#granted.add(key);
   }
 
   lease(kind: 'connection' | 'listener', _target?: CheckedTarget): Lease {

@@ -73,6 +73,8 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly #names = new WeakMap<object, number>();
   /** The last self-contained decision (memo.ts) and the target minted from it. */
   readonly #memo = new DecisionMemo();
+  /** `protocol name` → the revision under which this scope granted the lookup of that name (see #presentable). */
+  readonly #granted = new Map<string, number>();
   /** Set by #run: its last synchronous answer is the memo's (repeated or just stored). */
   #fromMemo = false;
 
@@ -116,8 +118,17 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
 
   authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
     try {
+      const req = snapshotAuthorize(request);
+      const named = this.#presentable(req, false);
+      if (named !== undefined) {
+        if (!('then' in named)) throw new PolicyDeniedError(named);
+        return named.then((d) => {
+          if (d !== undefined) throw new PolicyDeniedError(d);
+          return this.authorize(req as AuthorizeRequest);
+        });
+      }
       // Synchronous policies (the common case) mint without waiting a turn: this is on every candidate's path.
-      const r = this.#run(snapshotAuthorize(request), false, true);
+      const r = this.#run(req, false, true);
       if ('then' in r) return r.then((o) => this.#mintFrom(o));
       return Promise.resolve(this.#target(r));
     } catch (err) {
@@ -126,7 +137,40 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   }
 
   authorizeSync(request: AuthorizeRequest): CheckedTarget {
-    return this.#target(this.#run(snapshotAuthorize(request), true, true) as Outcome);
+    const req = snapshotAuthorize(request);
+    const named = this.#presentable(req, true);
+    if (named !== undefined) throw new PolicyDeniedError('then' in named ? deny('policy-error', 'the name grant needs an asynchronous decision') : named);
+    return this.#target(this.#run(req, true, true) as Outcome);
+  }
+
+  /**
+   * A target's name is what it presents (TLS SNI, the certificate check, HTTP Host): it must be a name this
+   * tenant may reach, i.e. one it may look up for the protocol (decided as a lookup, no query sent). Names
+   * this scope already granted under the current revision cost a map probe. Undefined: fine (or no name, or
+   * not a name at all: the main decision refuses a malformed one).
+   */
+  #presentable(req: PolicyRequest, sync: boolean): Denial | Promise<Denial | undefined> | undefined {
+    const host = req.host;
+    if (typeof host !== 'string') return undefined;
+    const h = canonicalHost(host);
+    if (!h.ok || h.kind !== 'name') return undefined;
+    const key = `${String(req.protocol)} ${h.host}`;
+    if (this.#granted.get(key) === this.revision) return undefined;
+    const verdict = (o: Outcome): Denial | undefined => {
+      if (o.decision.allow) {
+        this.#grant(key, o.revision);
+        return undefined;
+      }
+      return deny(o.decision.code, `the name ${h.host} a target would present (SNI, certificate check, Host) is not one this tenant may reach: ${o.decision.reason}`, o.decision.rule);
+    };
+    const r = this.#run(Object.freeze({ use: 'lookup', protocol: req.protocol, host: h.host }), sync, true);
+    return 'then' in r ? r.then(verdict) : verdict(r);
+  }
+
+  /** Remember a granted name (bounded: a guest that asks for many names only evicts its own entries). */
+  #grant(key: string, revision: number): void {
+    if (this.#granted.size >= 1024) this.#granted.clear();
+    this.#granted.set(key, revision);
   }
 
   /** The target of a synchronous outcome: the memo's when the answer was the memo's (targets are immutable). */
@@ -155,6 +199,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), p, LITERAL_LOOKUP, this.revision);
     const o = await this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
+    this.#grant(`${o.request!.protocol} ${o.request!.name!}`, o.revision);
     return this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
   }
 

@@ -107,6 +107,16 @@ interface Leaf {
   readonly target: CheckedTarget;
 }
 
+/**
+ * The name a candidate presents (TLS SNI, the certificate check, HTTP `Host`): the checked name, or the
+ * caller's `security.serverName` override. Either way it is part of the candidate's connect decision (name
+ * and address together), so an override the tenant may not reach as a name denies the candidate instead
+ * of going out in a ClientHello; no name is looked up for it.
+ */
+function presented(input: SelectionInput, checked: string | undefined): string | undefined {
+  return input.security.serverName ?? checked;
+}
+
 /** How a report names the remote endpoint; endpoints are immutable, so each is described once. */
 function endpointText(remote: RemoteEndpoint): string {
   let text = endpointTexts.get(remote);
@@ -236,13 +246,14 @@ export async function select(input: SelectionInput): Promise<Selected> {
       const address = remote.ipAddress;
       const family: 4 | 6 = address.includes(':') ? 6 : 4;
       const port = (remote.port ?? s.driver.defaultPort)!;
-      const base = { driver: s.driver.id, stack: s.driver.stack, hostName: undefined, address, family, port };
+      const hostName = presented(input, remote.hostName);
+      const base = { driver: s.driver.id, stack: s.driver.stack, hostName, address, family, port };
       let target: CheckedTarget;
       try {
         const bind = localBind(s.driver.protocol, family);
         const bindDenied = bind === undefined ? undefined : await bind;
         if (bindDenied !== undefined) throw bindDenied;
-        target = await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address, port, hostName: undefined });
+        target = await scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address, port, hostName });
       } catch (err) {
         const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
         const decision = (e as { decision?: CandidateRecord['decision'] }).decision;
@@ -252,7 +263,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       signal.throwIfAborted();
       // Started as it is recorded; every field it will have is declared here (the record outlives the selection).
       const c: CandidateRecord = {
-        id: candidateId(nextId++), driver: s.driver.id, stack: s.driver.stack, hostName: undefined, address, family, port,
+        id: candidateId(nextId++), driver: s.driver.id, stack: s.driver.stack, hostName, address, family, port,
         fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: at(), endedAt: undefined,
       };
       report.candidates.push(c);
@@ -396,7 +407,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
 
     if (remote.ipAddress !== undefined) {
       const family: 4 | 6 = remote.ipAddress.includes(':') ? 6 : 4;
-      await addAddresses([{ address: remote.ipAddress, family }], undefined, ranked);
+      await addAddresses([{ address: remote.ipAddress, family }], presented(input, remote.hostName), ranked);
       seal();
       startRace();
     } else if (remote.hostName !== undefined) {
@@ -428,7 +439,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
           signal,
           onAnswer: async (family, addrs) => {
             const used = dedupe(addrs).slice(0, cap);
-            await addAddresses(used, name.name, lookupAllowed);
+            await addAddresses(used, presented(input, name.name), lookupAllowed);
             startRace();
           },
           onError: (family, err) => {

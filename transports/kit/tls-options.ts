@@ -14,8 +14,11 @@
  * serverCertificateHashes); the pin is the identity, so no name check applies.
  * 'opportunistic' encrypts without authenticating (I §6.3); 'disabled' is
  * refused (the selector never gives a TLS stack to it).
- * - SNI = `security.serverName ?? target.hostName`, omitted for IP literals
- *   (RFC 6066 §3); the identity is that name, or the target's IP without one.
+ * - SNI = `target.hostName`, the name the tenant's policy decided with the
+ *   address (a `security.serverName` override is that name, decided before the
+ *   target was minted), omitted for IP literals (RFC 6066 §3); the identity is
+ *   that name, or the target's IP without one. Nothing here reads
+ *   `security.serverName`: a name the policy did not see never goes out.
  * - allowedProtocols → min/maxVersion; alpn → ALPNProtocols; ca, certificate,
  *   key, passphrase; ciphersuites → ciphers, groups → ecdhCurve,
  *   signatureAlgorithms → sigalgs; psk → pskCallback (I §6.3.7; the TLS 1.2
@@ -70,7 +73,7 @@ export function tlsClientOptions(security: SecurityParameters, target: CheckedTa
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'security is disabled; a TLS stack cannot be used');
   }
   const authenticate = security.mode === 'required';
-  const named = security.serverName ?? target.hostName;
+  const named = target.hostName;
   const hostName = named !== undefined && named.length > 0 && isIP(named) === 0 ? named : undefined;
   const identity = hostName ?? target.address;
   const pins = new Set(authenticate ? security.pinnedServerCertificates : []);

@@ -56,7 +56,7 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
   throwIfAborted(signal, 'quic');
   const verifier = serverVerifier(security, target);
   const bind = localBinding(attempt.local);
-  const serverName = security.serverName ?? target.hostName;
+  const serverName = target.hostName;
   // The attempt ends on the caller's abort or at once on an ICMP unreachable for the peer (./socket.ts).
   const ended = new AbortController();
   let unreachable: Error | undefined;

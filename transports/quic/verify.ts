@@ -132,7 +132,7 @@ export function serverVerifier(security: SecurityParameters, target: CheckedTarg
     failure = new TapsError('ERR_TAPS_SECURITY_FAILED', why);
     return alert;
   };
-  const named = security.serverName ?? target.hostName;
+  const named = target.hostName;
   const hostName = named !== undefined && named.length > 0 && isIP(named) === 0 ? named : undefined;
   const identity = hostName ?? target.address;
   const pins = new Set(security.pinnedServerCertificates);
