@@ -84,6 +84,8 @@ export class Agent {
     const file = fileURLToPath(new URL(`../agents/${script}`, import.meta.url));
     this.#child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', file, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.#child.stdout!.setEncoding('utf8').on('data', (chunk: string) => this.#read(chunk));
+    // An agent that already ended closes its stdin: a late command then fails with EPIPE, which is no error here.
+    this.#child.stdin!.on('error', () => {});
     this.#child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       this.#stderr += chunk;
     });
@@ -140,7 +142,9 @@ export class Agent {
 
   /** Send a command line (JSON) to the agent's stdin. */
   command(cmd: Record<string, unknown>): void {
-    this.#child.stdin!.write(`${JSON.stringify(cmd)}\n`);
+    const stdin = this.#child.stdin!;
+    if (stdin.writableEnded || stdin.destroyed) return;
+    stdin.write(`${JSON.stringify(cmd)}\n`);
   }
 
   /** Ask the agent to end (`{ type: 'exit' }`), then wait; kill it if it does not. */
