@@ -30,7 +30,12 @@ export interface ProbeArgs {
   readonly racing: 'staggered' | 'simultaneous' | 'failover' | undefined;
   readonly json: boolean;
   readonly ascii: boolean;
+  /** Output: the text report (default), JSON, an SVG or HTML waterfall, or Trace Event JSON. */
+  readonly format: ProbeFormat;
 }
+
+/** What `probe` prints. */
+export type ProbeFormat = 'text' | 'json' | 'svg' | 'html' | 'trace';
 
 export interface ExplainArgs {
   readonly file: string;
@@ -101,6 +106,7 @@ export function parseProbeArgs(argv: readonly string[]): ProbeArgs {
     racing: { type: 'string' },
     json: { type: 'boolean' },
     ascii: { type: 'boolean' },
+    format: { type: 'string' },
   } as const);
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length === 0 ? 'probe needs a target: <url | host:port>' : `probe takes one target, got ${positionals.length}: ${positionals.join(' ')}`);
@@ -124,8 +130,9 @@ export function parseProbeArgs(argv: readonly string[]): ProbeArgs {
     timeout: positiveMs(v.timeout, '--timeout', 5000)!,
     attemptDelay: positiveMs(v['attempt-delay'], '--attempt-delay', undefined),
     racing: oneOf(v.racing, '--racing', ['staggered', 'simultaneous', 'failover'] as const),
-    json: v.json ?? false,
+    json: v.json ?? v.format === 'json',
     ascii: v.ascii ?? false,
+    format: oneOf(v.format, '--format', ['text', 'json', 'svg', 'html', 'trace'] as const) ?? (v.json ? 'json' : 'text'),
   };
 }
 

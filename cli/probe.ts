@@ -22,7 +22,9 @@ import type { ProbeArgs } from './args.js';
 import { EXIT, type ExitCode } from './exit-codes.js';
 import type { CliIO } from './output.js';
 import { renderHeader, renderResolutions, renderTimeline, renderTree } from './render.js';
+import { traceEvents } from './trace-events.js';
 import { UsageError } from './usage.js';
+import { renderWaterfallHtml, renderWaterfallSvg } from './waterfall.js';
 
 /** The tenant and policy used when no policy file is given. */
 export const DEFAULT_TENANT = 'probe';
@@ -101,6 +103,13 @@ function exitFor(err: unknown): ExitCode {
   }
 }
 
+/** The report as a waterfall (SVG, HTML) or Trace Event JSON (cli/waterfall.ts, cli/trace-events.ts). */
+function picture(report: SelectionReport, format: 'svg' | 'html' | 'trace'): string {
+  if (format === 'svg') return renderWaterfallSvg(report);
+  if (format === 'html') return renderWaterfallHtml(report);
+  return `${JSON.stringify(traceEvents(report))}\n`;
+}
+
 export async function probe(args: ProbeArgs, io: CliIO): Promise<ExitCode> {
   let remote: RemoteEndpoint;
   try {
@@ -160,7 +169,11 @@ export async function probe(args: ProbeArgs, io: CliIO): Promise<ExitCode> {
     return code;
   }
   if (report === undefined) {
-    io.err(`taps probe: ${failure?.code ?? failure?.name}: ${failure?.message}\n`);
+    io.err(`taps-node probe: ${failure?.code ?? failure?.name}: ${failure?.message}\n`);
+    return code;
+  }
+  if (args.format === 'svg' || args.format === 'html' || args.format === 'trace') {
+    io.out(picture(report, args.format));
     return code;
   }
   const opts = { ascii: args.ascii, rankReasons, cutOff: failure?.message };

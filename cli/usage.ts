@@ -45,7 +45,10 @@ export const USAGE = `usage:
                           (repeatable; the default policy may then look it up)
       --timeout <ms>      give up after this long (default 5000)
       --attempt-delay <ms>  --racing staggered|simultaneous|failover
-      --json              print the report as JSON instead of text
+      --format <f>        text (default) | json | svg | html | trace: the race as
+                          a waterfall picture (svg, html) or Trace Event JSON
+                          for Perfetto (trace)
+      --json              the same as --format json
       --ascii             draw the timeline with ASCII characters only
 
   taps-node policy check <file>
