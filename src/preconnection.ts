@@ -23,6 +23,8 @@ import { globalTimersClock, systemClock, type Clock } from './clock.js';
 import { Connection } from './connection/connection.js';
 import type { ConnectionPropertiesInit } from './connection/properties.js';
 import type { Driver } from './driver.js';
+import './debug-trace.js';
+import { initiateChannel, listenChannel, traced } from './diagnostics.js';
 import type { DriverOptions } from './driver-options.js';
 import { LocalEndpoint, RemoteEndpoint, type RemoteEndpointInit } from './endpoints.js';
 import { EstablishmentError, TapsError, toTapsError } from './errors.js';
@@ -212,7 +214,8 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
     // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6), nor its clones
     // (§7.4). One frozen, validated copy serves every initiate() until the properties change.
-    return this.#establish({ remote, local: this.local, properties: this.#initiateSnapshot(), security: this.security, framers: this.framers }, options);
+    const snap = { remote, local: this.local, properties: this.#initiateSnapshot(), security: this.security, framers: this.framers };
+    return traced(initiateChannel, () => ({ tenant: this.scope.tenant, remote: remote.toString() }), () => this.#establish(snap, options));
   }
 
   /** One selection from a snapshot; the Connection's clone() runs it again from the same snapshot. */
@@ -372,19 +375,20 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     if (local === undefined) throw new TypeError('listen() needs a local endpoint');
     const properties = this.properties.forListener();
     properties.validate('listen');
-    return Listener.open({
+    const drivers = await this.drivers();
+    return traced(listenChannel, () => ({ tenant: this.scope.tenant, local: local.toString() }), () => Listener.open({
       scope: this.scope,
       local,
       remote: this.remote,
       properties,
       security: this.security,
       framers: this.framers,
-      drivers: await this.drivers(),
+      drivers,
       driverOptions: this.#driverOptions,
       connectionProperties: this.#connectionProperties,
       paths: this.#paths,
       options,
-    });
+    }));
   }
 }
 

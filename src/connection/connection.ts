@@ -44,6 +44,7 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import type { ChannelReceiveMeta, ChannelReceiver, Driver, SocketAddress, TransportChannel } from '../driver.js';
+import { connectionClosed, connectionReady, countingLease } from '../diagnostics.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
@@ -169,12 +170,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#link = link;
     const keepAlive = init.properties.get('keepAlive');
     this.#settings = new ConnectionSettings(link, keepAlive === 'require' || keepAlive === 'prefer');
-    this.#membership = new Membership(link, init.lease, init.group);
+    this.#membership = new Membership(link, countingLease(init.lease, init.report.tenant), init.group);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     const preset = init.connectionProperties;
     if (preset !== undefined) for (const name in preset) this.#set(name, preset[name], false);
     this.#channel.start(link);
+    if (connectionReady.hasSubscribers) connectionReady.publish({ tenant: this.report.tenant, connection: this });
   }
 
   /** The connection as its channel, its Sender, its settings and its membership see it. */
@@ -554,6 +556,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (error !== undefined || local) this.emit('connectionError', reason());
     else this.emit('closed');
     this.#silent = true;
+    if (connectionClosed.hasSubscribers) connectionClosed.publish({ tenant: this.report.tenant, connection: this, error });
   }
 
   // ── properties (RFC 9622 §8.1) ─────────────────────────────────────────

@@ -48,7 +48,7 @@ async function timed<T>(timings: Record<string, number>, step: string, fn: () =>
 
 /** Copy what the package is built from into `stage` and build it there. */
 async function stageAndBuild(stage: string): Promise<void> {
-  for (const entry of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'tsconfig.json', 'tsconfig.build.json', 'src', 'transports', 'cli', 'fleet', 'docs']) {
+  for (const entry of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'tsconfig.json', 'tsconfig.build.json', 'src', 'transports', 'cli', 'fleet', 'otel', 'docs']) {
     cpSync(join(ROOT, entry), join(stage, entry), { recursive: true, filter: (src) => !src.includes(`${join(ROOT, 'docs', 'api')}`) });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'), 'dir');
@@ -93,10 +93,13 @@ export async function packAndInstall(): Promise<Packed> {
   await timed(timings, 'install', () =>
     run('npm', [...npmArgs, '--offline'], { cwd: consumer }).catch(() => run('npm', [...npmArgs, '--prefer-offline'], { cwd: consumer })),
   );
-  // What a consumer installs for itself: @types/node for TypeScript, ioredis (an optional peer) for taps-node/fleet.
+  // What a consumer installs for itself: @types/node for TypeScript, the optional peers ioredis (taps-node/fleet)
+  // and @opentelemetry/api (taps-node/otel).
   mkdirSync(join(consumer, 'node_modules/@types'), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules/@types/node'), join(consumer, 'node_modules/@types/node'), 'dir');
   symlinkSync(join(ROOT, 'node_modules/ioredis'), join(consumer, 'node_modules/ioredis'), 'dir');
+  mkdirSync(join(consumer, 'node_modules/@opentelemetry'), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules/@opentelemetry/api'), join(consumer, 'node_modules/@opentelemetry/api'), 'dir');
   return {
     dir,
     tarball,
