@@ -23,6 +23,8 @@
  * const host = new Host(fleet.hostOptions());
  * await fleet.attach(host);
  * await fleet.publish('acme', 'allow tcp://api.example.com:443\nlimit connections 100');
+ *
+ * @module taps-node/fleet
  */
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';

@@ -26,9 +26,9 @@ export interface RecordSinkOptions {
   readonly maxQueued?: number;
 }
 
-/** Writes decision records to the fleet's Redis Stream (see the module comment). */
 const BATCH = 1000;
 
+/** Writes decision records to the fleet's Redis Stream (see the module comment). */
 export class RecordSink {
   readonly #ctx: FleetContext;
   readonly #maxLen: number;

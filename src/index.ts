@@ -18,6 +18,8 @@
  *   framers: [lengthPrefixFramer()],
  * });
  * await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
+ *
+ * @module taps-node
  */
 export { Preconnection, type PreconnectionInit, type InitiateOptions, type PreconnectionEvents, type ResolveOptions, type RendezvousOptions } from './preconnection.js';
 export { Connection, type ConnectionEvents, type ConnectionInit, type ConnState } from './connection/connection.js';

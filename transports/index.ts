@@ -6,6 +6,8 @@
  *
  * @example
  * import { tcpDriver, tlsDriver, udpDriver, wssDriver, systemResolver } from 'taps-node/node';
+ *
+ * @module taps-node/node
  */
 export * from './tcp/index.js';
 export * from './tls/index.js';

@@ -173,6 +173,7 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
     this.#inbox.resume();
   }
 
+  /** Whether `ex` is the oldest exchange in flight (responses arrive in request order). */
   isHead(ex: Exchange): boolean {
     return this.#exchanges[0] === ex;
   }
@@ -208,6 +209,7 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
     }
   }
 
+  /** An exchange failed: settle its message with the error. */
   failed(ex: Exchange, err: TapsError): void {
     if (this.#state === 'closed') return;
     // Responses before the failed one are still delivered; the failed one and later ones are not.
@@ -219,6 +221,7 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
     this.#teardown(err, false);
   }
 
+  /** Decide a redirect hop's URL with the tenant's policy; the target to connect to. */
   authorize(url: URL, signal: AbortSignal): Promise<CheckedTarget> {
     return authorizeHop(this.#config.sessionParams.guard, url, signal);
   }

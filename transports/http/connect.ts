@@ -31,6 +31,7 @@ export interface HttpFlavour {
   readonly requireAlpn?: string | undefined;
 }
 
+/** The largest response body buffered for one message when no `maxBufferedBody` is given: 1 MiB. */
 export const DEFAULT_MAX_BUFFERED_BODY = 1024 * 1024;
 
 function invalid(message: string): TapsError {

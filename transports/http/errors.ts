@@ -16,6 +16,7 @@
  */
 import { TapsError, isTapsError, toTapsError } from '../../src/errors.js';
 
+/** An error from undici or the socket, as a TapsError with a stable code (the original as `cause`). */
 export function httpError(err: unknown): TapsError {
   if (isTapsError(err)) return err;
   const code = (err as { code?: unknown } | undefined)?.code;

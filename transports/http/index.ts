@@ -19,6 +19,8 @@
  * @example
  * import { httpDrivers } from 'taps-node/http';
  * for (const d of httpDrivers) registerDriver(d);
+ *
+ * @module taps-node/http
  */
 import type { Capabilities, Driver } from '../../src/driver.js';
 import { connectHttp } from './connect.js';

@@ -27,6 +27,7 @@ import { PolicyDeniedError, TapsError } from '../../src/errors.js';
 import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
 
 export const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+/** Redirect hops followed at most when `redirect: 'follow'` and no `maxRedirections` is given. */
 export const DEFAULT_MAX_REDIRECTIONS = 20;
 
 export interface HopRequest {

@@ -26,6 +26,7 @@
  */
 import { SendError } from '../../src/errors.js';
 
+/** What an HTTP connection does with a redirect: return it (`manual`), follow it under policy, or fail. */
 export type RedirectMode = 'manual' | 'follow' | 'error';
 export const REDIRECT_MODES: readonly RedirectMode[] = Object.freeze(['manual', 'follow', 'error']);
 

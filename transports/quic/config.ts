@@ -17,6 +17,7 @@
  */
 import type { SecurityParameters } from '../../src/security.js';
 
+/** The `quic` driver's options after checking, defaults applied (see the table above). */
 export interface QuicOptions {
   readonly alpn: readonly string[];
   readonly connectTimeout: number;

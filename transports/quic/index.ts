@@ -33,6 +33,8 @@
  *   security: new SecurityParameters({ ca: caPem, alpn: ['myproto'] }), framers: [lengthPrefixFramer()] });
  * const conn = await pre.initiate();     // QUIC when it can be had, else TLS
  * const second = await conn.clone();     // another stream, same QUIC connection
+ *
+ * @module taps-node/quic
  */
 import { NO_CAPABILITIES, type Capabilities, type Driver } from '../../src/driver.js';
 import { connectQuic } from './client.js';

@@ -24,6 +24,7 @@ import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 
+/** The `tcp` driver: a reliable, ordered, unencrypted byte stream (RFC 9293), connect and listen. */
 export const tcpDriver: Driver = Object.freeze({
   id: 'tcp',
   stack: Object.freeze(['tcp']),

@@ -6,6 +6,8 @@
  * @example
  * import { tcpDriver } from 'taps-node/tcp';
  * registerDriver(tcpDriver);
+ *
+ * @module taps-node/tcp
  */
 export { tcpDriver } from './driver.js';
 export { TCP_CAPABILITIES } from '../kit/tcp-options.js';

@@ -16,6 +16,8 @@
  * const { cert, key, fingerprint256, notAfter } = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'] });
  * const ca = certificateAuthority();
  * const leaf = issueCertificate(ca, { names: ['localhost'] }); // trust with new SecurityParameters({ ca: ca.cert })
+ *
+ * @module taps-node/certificates
  */
 import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';

@@ -33,8 +33,10 @@ import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp
 import { clientHandshake, tlsInfo } from '../kit/tls-client.js';
 import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
 
+/** What the `tls` stack honours: TCP's capabilities, encrypted. */
 export const TLS_CAPABILITIES: Capabilities = Object.freeze({ ...NO_CAPABILITIES, ...TCP_CAPABILITIES, encrypted: true });
 
+/** The `tls` driver: TLS over TCP (RFC 8446), reliable, ordered and encrypted; connect and listen. */
 export const tlsDriver: Driver = Object.freeze({
   id: 'tls',
   stack: Object.freeze(['tls', 'tcp']),

@@ -5,6 +5,8 @@
  * @example
  * import { tlsDriver, tlsClientOptions } from 'taps-node/tls';
  * registerDriver(tlsDriver);
+ *
+ * @module taps-node/tls
  */
 export { tlsDriver, TLS_CAPABILITIES } from './driver.js';
 export { tlsInfo } from '../kit/tls-client.js';

@@ -23,6 +23,7 @@ import { connectUdp } from './connect.js';
 import { listenUdp } from './listener.js';
 import { openPeerSocket } from './peer-socket.js';
 
+/** What the `udp` stack honours: message boundaries only (no reliability, order or congestion control). */
 export const UDP_CAPABILITIES: Capabilities = Object.freeze({
   ...NO_CAPABILITIES,
   reliable: false,
@@ -34,6 +35,7 @@ export const UDP_CAPABILITIES: Capabilities = Object.freeze({
   keepAlive: false,
 });
 
+/** The `udp` driver: connected datagrams (RFC 768), listeners that demultiplex by peer. */
 export const udpDriver: Driver = Object.freeze({
   id: 'udp',
   stack: Object.freeze(['udp']),

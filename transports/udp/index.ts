@@ -5,6 +5,8 @@
  * @example
  * import { udpDriver } from 'taps-node/udp';
  * registerDriver(udpDriver);
+ *
+ * @module taps-node/udp
  */
 export { udpDriver, UDP_CAPABILITIES } from './driver.js';
 export { DatagramChannel, type DatagramIo, type DatagramChannelInit } from './channel.js';

@@ -17,6 +17,7 @@ import { TapsError } from '../../src/errors.js';
 import type { TransportProperties } from '../../src/properties.js';
 import { validatePath } from '../kit/request-path.js';
 
+/** The largest WebSocket message accepted when neither the option nor the property says otherwise: 16 MiB. */
 export const DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024;
 
 export interface WebSocketConfig {

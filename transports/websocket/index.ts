@@ -13,6 +13,8 @@
  * import { wsDriver, wssDriver } from 'taps-node/websocket';
  * registerDriver(wssDriver);
  * const pre = new Preconnection({ scope, remote: RemoteEndpoint.from('wss://chat.example/room?x=1') });
+ *
+ * @module taps-node/websocket
  */
 import type { Capabilities, Driver } from '../../src/driver.js';
 import { connectWebSocket } from './connect.js';

@@ -19,7 +19,9 @@ import { TapsError } from '../../src/errors.js';
 import { validatePath } from '../kit/request-path.js';
 import type { Windows } from './engine.js';
 
+/** Flow-control windows when no option sets them: 15 MiB per session, 6 MiB per stream, 100 streams. */
 export const DEFAULT_WINDOWS: Windows = Object.freeze({ session: 15 * 1024 * 1024, stream: 6 * 1024 * 1024, streams: 100 });
+/** ms a graceful stream close waits for the peer's FIN when no `closeTimeout` is given. */
 export const DEFAULT_CLOSE_TIMEOUT = 2000;
 /** Largest value the package's flow control handles safely (a QUIC varint fits far more; this bounds memory). */
 const MAX_WINDOW = 1 << 30;

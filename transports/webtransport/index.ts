@@ -39,6 +39,8 @@
  * for (const d of webtransportDrivers) registerDriver(d);
  * const pre = new Preconnection({ scope, remote: RemoteEndpoint.from('webtransport://localhost:4433/chat'),
  *   security: new SecurityParameters({ pinnedServerCertificates: [fingerprint256] }) });
+ *
+ * @module taps-node/webtransport
  */
 import { NO_CAPABILITIES, type Availability, type Capabilities, type Driver } from '../../src/driver.js';
 import { http2State, http3State } from './engine.js';
