@@ -1,6 +1,8 @@
 /**
- * Open a TCP connection to a checked target: the step the tcp and tls
- * drivers share. It dials the target's IP and port only (never a name, so no
+ * Open a TCP connection to a checked target: the dial of every TCP-based
+ * driver (tcp and tls directly, http, websocket and webtransport-h2 through
+ * ./open-socket.ts); `targetAddress` and `localBinding` serve the UDP-based
+ * ones too. It dials the target's IP and port only (never a name, so no
  * library DNS runs), with Node's own Happy Eyeballs off (the selector races),
  * Nagle off, and half-open allowed (I §9.1.3.5 final). Resolves after the
  * TCP handshake (M §4.2: "ready" for TCP). Abort destroys the socket, removes

@@ -1,7 +1,8 @@
 /**
  * Build `node:tls` options from SecurityParameters (I §6.3) and a checked
- * target: the helper the tls driver uses, and that other TLS-based drivers
- * (wss, https) may reuse with their own ALPN.
+ * target: the plan of every TLS client handshake (./tls-client.ts; a driver
+ * gives its own ALPN list), and the options of the TLS listeners (tls, wss,
+ * webtransport-h2).
  *
  * Client side, how the peer is authenticated (security.mode 'required'):
  * | given            | OpenSSL chain + name check        | then                                   |

@@ -1,6 +1,7 @@
 /**
- * Post-handshake checks of the tls driver, run after 'secureConnect' and
- * before the channel is ready (see the table in ./tls-options.ts): the pin set,
+ * Post-handshake checks of every TLS client handshake (./tls-client.ts), run
+ * after 'secureConnect' and before the channel is ready (see the table in
+ * ./tls-options.ts; the quic driver applies the same pins): the pin set,
  * then the caller's trust-verification callback (I §6.3.8), which may be
  * async and is told whether OpenSSL's chain and name checks passed
  * (`chainVerified`, `chainError`). Every failure is a TapsError
