@@ -2,29 +2,30 @@
  * Host names, IP literals and endpoint strings for endpoint validation
  * (RFC 9622 §6.1): the parsing behind `RemoteEndpoint.from('wss://host/x')`.
  *
- * Canonical forms, so that equal endpoints compare equal and what the policy
- * and the report show is what will be reached:
- * - host names: lowercase, IDNA A-labels (UTS #46 via `node:url`
- *   `domainToASCII`), one trailing dot removed; labels 1–63 octets of letters,
- *   digits, `-` (not first or last) and `_`; at most 253 octets in all.
- * - IPv4: dotted decimal without leading zeros (node:net `isIP`).
- * - IPv6: RFC 5952 text (lowercase, shortest, `::` for the longest zero run,
- *   dotted tail only for IPv4-mapped `::ffff:a.b.c.d`); a zone (`%eth0`) is
- *   split off and returned on its own.
+ * The spelling comes from the one canonicaliser (src/policy/canonical.ts),
+ * which the policy uses too, so an endpoint and a policy decision never see
+ * two spellings of one address or name:
+ * - host names: lowercase, IDNA A-labels (UTS #46 with the pinned `tr46`, the
+ *   same on every Node version), one trailing dot removed; labels 1–63 octets
+ *   of letters, digits, `-` (not first or last) and `_`; at most 253 octets.
+ * - IPv4: dotted decimal without leading zeros.
+ * - IPv6: RFC 5952 text, with a dotted IPv4 tail for the mapped and
+ *   compatible forms (`::ffff:a.b.c.d`); a zone (`%eth0`) is split off and
+ *   returned on its own.
  *
- * Weird inputs are rejected, not repaired: whitespace, control and invisible
- * (format) characters, `%`, `/`, `\`, `@`, and names that the WHATWG URL parser
- * would read as a number (`127.1`, `0x7f.1`, `example.123`). The policy helper
- * keeps its own hostile-input canonicaliser (src/policy/canonical.ts); this
- * one is for validating what a caller configures.
+ * What is stricter here than in the policy is only what is accepted, never
+ * the spelling: weird inputs are rejected, not repaired — whitespace, control
+ * and invisible (format) characters, `%`, `/`, `\`, `@`, and names that the
+ * WHATWG URL parser would read as a number (`127.1`, `0x7f.1`, `example.123`),
+ * which the policy turns into the address they mean.
  *
  * @example
  * canonicalHostName('Bücher.DE.', 'hostName'); // 'xn--bcher-kva.de'
  * parseIpLiteral('FE80:0::1%eth0');            // { address: 'fe80::1', family: 6, zone: 'eth0' }
  * parseString('udp://[::1]:9', 'remote');      // { ip: { address: '::1', family: 6 }, port: 9, scheme: 'udp' }
  */
-import { domainToASCII } from 'node:url';
 import { isIP } from 'node:net';
+import { canonicalHost, formatIPv6, idnaToAscii, parseIPv6 } from './policy/canonical.js';
 
 export interface IpLiteral {
   /** Canonical text without zone. */
@@ -61,8 +62,8 @@ export function canonicalHostName(input: unknown, field: string): string {
   if (BAD_ASCII.test(input)) throw new TypeError(`${field} contains a character not allowed in a host name: ${JSON.stringify(input)}`);
   if (BAD_UNICODE.test(input)) throw new TypeError(`${field} contains whitespace, control or invisible characters: ${JSON.stringify(input)}`);
   if (endsInNumber(input)) throw new TypeError(`${field} ${JSON.stringify(input)} ends in a number: give an IP address in standard form or a real name`);
-  // Only now is it safe to hand to the URL host parser: nothing left for it to decode or cut.
-  let ascii = domainToASCII(input);
+  // Only now is it safe to hand to IDNA: nothing left for it to decode or cut.
+  let ascii = /^[A-Za-z0-9._-]+$/.test(input) && !/(^|\.)xn--/i.test(input) ? input.toLowerCase() : (idnaToAscii(input) ?? '');
   if (ascii === '') throw new TypeError(`${field} ${JSON.stringify(input)} is not a valid internationalised domain name`);
   if (ascii.endsWith('.')) ascii = ascii.slice(0, -1);
   if (ascii.length === 0) throw new TypeError(`${field} must not be just a dot`);
@@ -76,53 +77,11 @@ export function canonicalHostName(input: unknown, field: string): string {
   return ascii;
 }
 
-/** Canonical IPv6 text (RFC 5952) of an address `isIP` accepted, without zone. */
+/** Canonical IPv6 text (RFC 5952, the one canonicaliser's) of an address `isIP` accepted, without zone. */
 function canonicalV6(text: string): string {
-  let body = text;
-  let v4: number[] = [];
-  const lastColon = text.lastIndexOf(':');
-  if (text.slice(lastColon + 1).includes('.')) {
-    const p = text.slice(lastColon + 1).split('.').map(Number);
-    v4 = [((p[0] ?? 0) << 8) | (p[1] ?? 0), ((p[2] ?? 0) << 8) | (p[3] ?? 0)];
-    body = text.slice(0, lastColon + 1);
-    if (!body.endsWith('::')) body = body.slice(0, -1);
-  }
-  const parse = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
-  const gap = body.indexOf('::');
-  let groups: number[];
-  if (gap < 0) {
-    groups = [...parse(body), ...v4];
-  } else {
-    const left = parse(body.slice(0, gap));
-    const right = parse(body.slice(gap + 2));
-    const fill = 8 - left.length - right.length - v4.length;
-    groups = [...left, ...new Array<number>(Math.max(0, fill)).fill(0), ...right, ...v4];
-  }
-  const isMapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-  if (isMapped) {
-    const a = groups[6] ?? 0;
-    const b = groups[7] ?? 0;
-    return `::ffff:${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`;
-  }
-  // Longest run of two or more zero groups, the first on a tie (RFC 5952 §4.2).
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const words = parseIPv6(text);
+  if (words === undefined) throw new TypeError(`${JSON.stringify(text.slice(0, 60))} is not an IPv6 address`);
+  return formatIPv6(words);
 }
 
 /**
@@ -143,6 +102,9 @@ export function parseIpLiteral(text: string, field = 'ipAddress'): IpLiteral | u
   if (pct < 0) return { address, family: 6 };
   const zone = text.slice(pct + 1);
   if (!ZONE.test(zone)) throw new TypeError(`${field} ${JSON.stringify(text)} has an invalid zone (letters, digits, '_', '.', '~', '-')`);
+  // The same rule as the policy's: a zone only where it names a link (link-local unicast, link/interface-local multicast).
+  const c = canonicalHost(`${bare}%${zone}`);
+  if (!c.ok) throw new TypeError(`${field} ${JSON.stringify(text)}: ${c.reason}`);
   return { address, family: 6, zone };
 }
 

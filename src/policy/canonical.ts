@@ -1,26 +1,37 @@
 /**
- * Canonicalisation: turn whatever a caller wrote for a host, an address or a
- * URL into the one form the policy decides on, or refuse it. Canonicalise
- * once, then decide (issue #3); the canonical name is what is looked up and
- * what drivers use for SNI/Host, the canonical address is what is connected.
+ * Canonicalisation, the one place hosts, addresses and URLs get their
+ * spelling: endpoints (src/names.ts builds its field checks on it) and the
+ * policy decide and dial exactly the same text. Whatever a caller wrote
+ * becomes the one form, or is refused. Canonicalise once, then decide; the
+ * canonical name is what is looked up and what drivers present (SNI/Host),
+ * the canonical address is what is connected.
  *
  * - IPv4 follows the WHATWG URL "IPv4 parser", which agrees with the
  *   resolver's inet_aton on every numeric form (`127.1`, `0x7f.1`,
  *   `2130706433`, `0177.0.0.1`, `012.0.0.1` = 10.0.0.1). A host whose last
  *   label is numeric is an address or is rejected, never a name.
- * - IPv6 is serialised as WHATWG/RFC 5952 (lowercase, longest zero run `::`,
- *   no dotted tail). A zone id (`fe80::1%eth0`) is kept only on link-local.
- * - Names: lowercase, IDNA A-labels (`domainToASCII`), one trailing dot
- *   stripped, LDH labels (plus `_`), ≤ 253 characters.
+ * - IPv6 is RFC 5952 text (lowercase, longest zero run `::`), with the IPv4
+ *   tail in dotted form exactly where the system writes it (RFC 5952 §5;
+ *   libuv and glibc inet_ntop): IPv4-mapped `::ffff:a.b.c.d` and
+ *   IPv4-compatible `::a.b.c.d`, so an address a socket reports reads the same
+ *   as the one that was decided. A zone id (`fe80::1%eth0`) is kept only on
+ *   link-local unicast and on interface- or link-local multicast.
+ * - Names: lowercase, one trailing dot stripped, LDH labels (plus `_`),
+ *   ≤ 253 characters. A non-ASCII name, or one with an `xn--` label, goes
+ *   through UTS #46 (IDNA) with the pinned `tr46` package, never Node's URL
+ *   code: what an A-label means, and so what the policy decides, must not
+ *   depend on the Node version (Node 24 accepts `xn--zz`, which is not even
+ *   valid Punycode; 20 and 22 refuse it). Every A-label must decode.
  * - Refused in authorities: userinfo (`@`), backslash, `%` escapes,
  *   whitespace, NUL and other controls, `/?#`.
  *
  * @example
  * canonicalHost('0x7f.1');          // { kind: 'ipv4', host: '127.0.0.1', ... }
  * canonicalHost('Bücher.DE.');       // { kind: 'name', host: 'xn--bcher-kva.de' }
+ * canonicalHost('::FFFF:7F00:1');    // { kind: 'ipv6', host: '::ffff:127.0.0.1', ... }
  * canonicalUrl('http://127.0.0.1@evil.com/').ok; // false: userinfo
  */
-import { domainToASCII } from 'node:url';
+import { createRequire } from 'node:module';
 import { POLICY_PROTOCOLS, type PolicyProtocol } from './types.js';
 
 /** A host after canonicalisation: a name, an IPv4 or IPv6 address, or why it was refused. */
@@ -196,8 +207,14 @@ export function parseIPv6(input: string): Uint32Array | undefined {
   return w;
 }
 
-/** RFC 5952 / WHATWG serialisation of four words. */
-export function formatIPv6(w: ArrayLike<number>): string {
+/**
+ * RFC 5952 text of four words: the longest run of two or more zero groups as
+ * `::` (the first on a tie), lowercase hex; with `dotted` (the default) the
+ * IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`) forms keep
+ * their IPv4 tail in dotted decimal, as RFC 5952 §5 recommends and as the
+ * system's inet_ntop writes them. `dotted: false` is the WHATWG URL form (all hex).
+ */
+export function formatIPv6(w: ArrayLike<number>, dotted = true): string {
   const p: number[] = [];
   for (let k = 0; k < 4; k++) p.push(w[k]! >>> 16, w[k]! & 0xffff);
   let best = -1;
@@ -215,6 +232,10 @@ export function formatIPv6(w: ArrayLike<number>): string {
     }
     k = e;
   }
+  if (dotted && best === 0 && (bestLen === 6 || (bestLen === 5 && p[5] === 0xffff))) {
+    const v4 = `${p[6]! >>> 8}.${p[6]! & 255}.${p[7]! >>> 8}.${p[7]! & 255}`;
+    return bestLen === 6 ? `::${v4}` : `::ffff:${v4}`;
+  }
   let out = '';
   for (let k = 0; k < 8; k++) {
     if (k === best) {
@@ -228,21 +249,28 @@ export function formatIPv6(w: ArrayLike<number>): string {
   return out;
 }
 
-const ZONE = /^[A-Za-z0-9_.-]{1,64}$/;
+/** RFC 6874 zone ids: unreserved characters, an interface name or index. */
+const ZONE = /^[A-Za-z0-9_.~-]{1,64}$/;
 
-function v6Result(body: string): CanonicalHost {
+/** Link-local unicast (fe80::/10) or multicast (ff00::/8): addresses whose zone names the link or interface (RFC 4007 §6). */
+function zoned(w: Uint32Array): boolean {
+  return (w[0]! & 0xffc00000) >>> 0 === 0xfe800000 || w[0]! >>> 24 === 0xff;
+}
+
+/** `body` is `addr[%zone]`; in brackets (a URL authority) the zone is written `%25zone` (RFC 6874). */
+function v6Result(body: string, bracketed = false): CanonicalHost {
   let zone: string | undefined;
   const pct = body.indexOf('%');
   let addr = body;
   if (pct !== -1) {
     zone = body.slice(pct + 1);
-    if (zone.startsWith('25') && zone.length > 2) zone = zone.slice(2);
+    if (bracketed && zone.startsWith('25') && zone.length > 2) zone = zone.slice(2);
     addr = body.slice(0, pct);
     if (!ZONE.test(zone)) return fail(`invalid IPv6 zone id in ${JSON.stringify(body)}`);
   }
   const w = parseIPv6(addr);
   if (!w) return fail(`invalid IPv6 address ${JSON.stringify(body)}`);
-  if (zone !== undefined && (w[0]! & 0xffc00000) >>> 0 !== 0xfe800000) {
+  if (zone !== undefined && !zoned(w)) {
     return fail(`a zone id is only meaningful on a link-local address (${JSON.stringify(body)})`);
   }
   return { ok: true, kind: 'ipv6', host: formatIPv6(w), v6: w, zone };
@@ -254,12 +282,34 @@ const FORBIDDEN = /[\x00-\x20\x7f\\@/?#%<>^|"'`{}[\]:;,=+*!$&()~]/;
 const LDH_NAME = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const ASCII_FAST = /^[a-z0-9._-]+$/;
 
+// UTS #46 as the WHATWG URL standard applies it (domain to ASCII, not strict), from a pinned package.
+type Tr46 = { toASCII(domain: string, options: Record<string, boolean>): string | null };
+let tr46: Tr46 | undefined;
+const IDNA_OPTIONS = Object.freeze({
+  checkHyphens: false, checkBidi: true, checkJoiners: true, useSTD3ASCIIRules: false, transitionalProcessing: false, verifyDNSLength: false,
+});
+
+/**
+ * A name to its A-label form with UTS #46 (`tr46`, loaded on the first name
+ * that needs it), or undefined when it is not a valid IDN: a label that does
+ * not decode, a disallowed code point, a bidi or joiner rule broken. The same
+ * answer on every Node version.
+ */
+export function idnaToAscii(name: string): string | undefined {
+  tr46 ??= createRequire(import.meta.url)('tr46') as Tr46;
+  const trailing = name.endsWith('.') || name.endsWith('\u3002') || name.endsWith('\uff0e') || name.endsWith('\uff61');
+  const ascii = tr46.toASCII(trailing ? name.slice(0, -1) : name, IDNA_OPTIONS);
+  if (ascii === null || ascii === '') return undefined;
+  return trailing ? `${ascii}.` : ascii;
+}
+
 function nameOrNumber(input: string): CanonicalHost {
   let s = input;
   if (!ASCII_FAST.test(s) || s.includes('xn--')) {
     if (FORBIDDEN.test(s)) return fail(`forbidden character in host ${JSON.stringify(input)}`);
-    s = domainToASCII(s);
-    if (s === '') return fail(`not a valid internationalised host name: ${JSON.stringify(input)}`);
+    const ascii = idnaToAscii(s);
+    if (ascii === undefined) return fail(`not a valid internationalised host name: ${JSON.stringify(input)}`);
+    s = ascii;
     if (FORBIDDEN.test(s)) return fail(`forbidden character in host ${JSON.stringify(input)}`);
   }
   if (endsInNumber(s)) {
@@ -339,7 +389,7 @@ export function canonicalHost(input: unknown): CanonicalHost {
   const c0 = input.charCodeAt(0);
   if (c0 === 0x5b) {
     if (input.charCodeAt(n - 1) !== 0x5d) return fail(`unterminated IPv6 literal ${JSON.stringify(input)}`);
-    return v6Result(input.slice(1, -1));
+    return v6Result(input.slice(1, -1), true);
   }
   const v4 = strictV4(input);
   if (v4 >= 0) return { ok: true, kind: 'ipv4', host: input, v4 };
@@ -365,6 +415,7 @@ export function dialString(a: CanonicalAddress): string {
 // ---------------------------------------------------------------- URLs
 
 const SPECIAL = new Set(['http', 'https', 'ws', 'wss']);
+const ASCII_FAST_AUTHORITY = /^[A-Za-z0-9._:[\]-]+$/;
 
 /**
  * Canonicalise the scheme, host and port of a URL (redirect hops, upgrades).
@@ -410,8 +461,9 @@ export function canonicalUrl(input: unknown): CanonicalUrl | { ok: false; reason
     if (!/^[0-9]{1,5}$/.test(portText) || +portText > 65535) return fail(`invalid port ${JSON.stringify(portText)} in ${JSON.stringify(input)}`);
     port = +portText;
   }
-  if (SPECIAL.has(scheme)) {
-    // Defence in depth: the WHATWG parser must see the same host.
+  if (SPECIAL.has(scheme) && ASCII_FAST_AUTHORITY.test(hostPart) && !hostPart.includes('xn--')) {
+    // Defence in depth: an HTTP client's WHATWG parser must see the same host. Only for plain ASCII hosts,
+    // whose WHATWG reading does not change between Node versions; IDNs and A-labels are ours alone (above).
     let whatwg: string;
     try {
       whatwg = new URL(input).hostname;
@@ -419,7 +471,7 @@ export function canonicalUrl(input: unknown): CanonicalUrl | { ok: false; reason
       return fail(`url does not parse: ${JSON.stringify(input)}`);
     }
     if (host.kind === 'name' && whatwg.endsWith('.')) whatwg = whatwg.slice(0, -1);
-    const expected = host.kind === 'ipv6' ? `[${host.host}]` : host.host;
+    const expected = host.kind === 'ipv6' ? `[${formatIPv6(host.v6, false)}]` : host.host;
     if (whatwg !== expected) return fail(`url host is ambiguous (${JSON.stringify(whatwg)} vs ${JSON.stringify(expected)})`);
   }
   return { ok: true, scheme: scheme as PolicyProtocol, host, port };

@@ -236,7 +236,7 @@ describe('decide: forged and tricky request objects', () => {
     const r = records.at(-1)!;
     expect(r).toMatchObject({
       tenant: 'acme', use: 'connect', protocol: 'tcp', host: 'API.EXAMPLE.COM.', canonicalHost: 'api.example.com',
-      address: '::ffff:7f00:1', port: 443, rule: null, allow: false, code: 'no-match', mode: 'enforce',
+      address: '::ffff:127.0.0.1', port: 443, rule: null, allow: false, code: 'no-match', mode: 'enforce',
       revision: host.policy('acme')!.revision,
     });
     expect(r.reason).toMatch(/embeds 127\.0\.0\.1.*loopback address; a name grant covers public addresses only/);

@@ -130,7 +130,7 @@ describe('Host: custom rules', () => {
     expect(seen).toHaveLength(0);
     await a.guard.decide({ use: 'connect', protocol: 'tcp', host: 'X.Test.', address: '::ffff:127.0.0.1', port: 5 });
     expect(seen[0]).toMatchObject({
-      tenant: 'a', name: 'x.test', host: 'X.Test.', address: '::ffff:7f00:1', addressClass: 'loopback', port: 5,
+      tenant: 'a', name: 'x.test', host: 'X.Test.', address: '::ffff:127.0.0.1', addressClass: 'loopback', port: 5,
       builtin: { allow: false, code: 'no-match' },
     });
     expect(Object.isFrozen(seen[0])).toBe(true);

@@ -247,7 +247,7 @@ describe('createScope (BasicScope) keeps working', () => {
       limits: { connections: 1 },
     });
     const t = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '::FFFF:127.0.0.1', port: 1 });
-    expect(t.address).toBe('::ffff:7f00:1');
+    expect(t.address).toBe('::ffff:127.0.0.1');
     expect(seen[0]).toMatchObject({ tenant: 't', use: 'connect', protocol: 'tcp', port: 1, allow: true, rule: 'one', revision: 0 });
     await expect(scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: 'localhost', port: 1 })).rejects.toThrow(PolicyDeniedError);
     expect(scope.guard.decideSync!({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 2 })).toMatchObject({ allow: false });
