@@ -175,6 +175,16 @@ function isSecurityCode(code: string): boolean {
   return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || code.startsWith('ERR_OSSL_') || X509_CODES.has(code);
 }
 
+/**
+ * The code for an operation a caller's signal ended, by Node's convention on
+ * the signal's reason: `AbortSignal.timeout()` aborts with a `TimeoutError`
+ * (ERR_TAPS_TIMEOUT); anything else is an abort (ERR_TAPS_ABORTED).
+ */
+export function abortCode(reason: unknown): 'ERR_TAPS_TIMEOUT' | 'ERR_TAPS_ABORTED' {
+  const r = reason as { name?: unknown; code?: unknown } | undefined;
+  return r?.name === 'TimeoutError' || r?.code === 'ERR_TAPS_TIMEOUT' ? 'ERR_TAPS_TIMEOUT' : 'ERR_TAPS_ABORTED';
+}
+
 /** Turn anything thrown into a TapsError, keeping the original as `cause`. */
 export function toTapsError(err: unknown, fallback: TapsErrorCode = 'ERR_TAPS_PROTOCOL_FAILED'): TapsError {
   if (isTapsError(err)) return err;

@@ -9,6 +9,11 @@
  * its exception is rethrown on a fresh task (like `EventTarget`), so it can
  * neither be swallowed nor break the library's state mid-update.
  *
+ * It has the EventEmitter methods Node's helpers use (`addListener`,
+ * `removeListener`, `once` removable by the original listener), so
+ * `events.on(conn, 'received')` and `events.once(conn, 'closed')` work and
+ * clean up after themselves.
+ *
  * @example
  * type Events = { received: [msg: Message]; closed: [] };
  * class Thing extends TypedEmitter<Events> {}
@@ -19,6 +24,8 @@
 export type EventMap = { [event: string]: unknown[] };
 
 type Listener<A extends unknown[]> = (...args: A) => void;
+/** A `once` wrapper remembers the listener it wraps, so removing that listener removes it. */
+type Wrapped<A extends unknown[]> = Listener<A> & { readonly listener?: Listener<A> };
 
 /** A small typed event emitter that never throws for a missing `error` listener (STYLE §7); Connection and Listener extend it. */
 export class TypedEmitter<E extends EventMap> {
@@ -34,18 +41,29 @@ export class TypedEmitter<E extends EventMap> {
   /** Add a listener that is removed after its first call. */
   once<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
     if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
-    const wrapped: Listener<E[K]> = (...args) => {
+    const wrapped: Wrapped<E[K]> = Object.assign((...args: E[K]) => {
       this.off(event, wrapped);
       listener(...args);
-    };
+    }, { listener });
     return this.on(event, wrapped);
+  }
+
+  /** The same as `on` (EventEmitter's name, used by `events.on`/`events.once`). */
+  addListener<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
+    return this.on(event, listener);
+  }
+
+  /** The same as `off` (EventEmitter's name, used by `events.on`/`events.once` to clean up). */
+  removeListener<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
+    return this.off(event, listener);
   }
 
   /** Remove a listener added with `on` or `once`. */
   off<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
     const list = this.#listeners[event];
     if (list) {
-      const i = list.indexOf(listener);
+      let i = list.indexOf(listener);
+      if (i < 0) i = list.findIndex((l) => (l as Wrapped<E[K]>).listener === listener);
       if (i >= 0) this.#listeners[event] = [...list.slice(0, i), ...list.slice(i + 1)];
     }
     return this;

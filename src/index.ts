@@ -45,3 +45,4 @@ export type * from './driver-options.js';
 export { NEVER_ABORTED, NO_CAPABILITIES } from './driver.js';
 export * from './policy/index.js';
 export { systemClock, type Clock } from './clock.js';
+export { connectionDuplex, connectionStreams } from './streams.js';

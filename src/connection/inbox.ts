@@ -7,7 +7,7 @@
  * fills the kernel's buffers and then its own — never this process's memory.
  * Reading below half of both resumes it.
  */
-import { TapsError } from '../errors.js';
+import { TapsError, abortCode } from '../errors.js';
 import { Message } from '../message.js';
 
 export interface InboxLimits {
@@ -132,5 +132,6 @@ export class Inbox {
 
 function abortError(signal: AbortSignal): TapsError {
   const reason: unknown = signal.reason;
-  return new TapsError('ERR_TAPS_ABORTED', `receive aborted: ${(reason as Error)?.message ?? String(reason)}`, { cause: reason });
+  const code = abortCode(reason);
+  return new TapsError(code, `receive ${code === 'ERR_TAPS_TIMEOUT' ? 'timed out' : 'aborted'}: ${(reason as Error)?.message ?? String(reason)}`, { cause: reason });
 }

@@ -22,7 +22,7 @@
 import type { Clock } from '../clock.js';
 import type { Driver, PeerSocket, SocketAddress, TransportChannel } from '../driver.js';
 import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
-import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
+import { EstablishmentError, abortCode, TapsError, isTapsError, toTapsError } from '../errors.js';
 import { localAddresses } from '../paths/interfaces.js';
 import type { CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
 import type { TransportProperties } from '../properties.js';
@@ -300,7 +300,10 @@ class Gatherer {
 /** The error a failed rendezvous ends with: the caller's abort, a denial of every candidate, or no answer. */
 function failure(err: unknown, report: SelectionReport, signal: AbortSignal | undefined): Error {
   if (err instanceof EstablishmentError || err instanceof TypeError) return err;
-  if (signal?.aborted) return new EstablishmentError('ERR_TAPS_ABORTED', 'rendezvous aborted by the caller', report, { cause: signal.reason });
+  if (signal?.aborted) {
+    const code = abortCode(signal.reason);
+    return new EstablishmentError(code, `rendezvous ${code === 'ERR_TAPS_TIMEOUT' ? 'timed out' : 'aborted by the caller'}`, report, { cause: signal.reason });
+  }
   const pairs = report.candidates.filter((c) => /^(remote|peer-reflexive) candidate/.test(c.reason ?? ''));
   if (pairs.length > 0 && pairs.every((c) => c.fate === 'denied')) {
     return new EstablishmentError('ERR_TAPS_POLICY_PROHIBITED', `every remote candidate was denied by the tenant's policy: ${pairs[0]!.reason}`, report, { cause: err });

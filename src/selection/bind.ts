@@ -23,7 +23,7 @@
  */
 import { NEVER_ABORTED, type Driver, type DriverListener } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
-import { EstablishmentError, toTapsError } from '../errors.js';
+import { EstablishmentError, abortCode, toTapsError } from '../errors.js';
 import type { CheckedTarget, Lease, NetworkScope } from '../policy/chokepoint.js';
 import type { PolicyDecision } from '../policy/types.js';
 import type { TransportProperties } from '../properties.js';
@@ -132,7 +132,7 @@ async function bindEvery(
   addresses: readonly string[],
   record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord,
   at: () => number,
-  fail: (code: 'ERR_TAPS_ESTABLISHMENT_FAILED' | 'ERR_TAPS_POLICY_PROHIBITED' | 'ERR_TAPS_ABORTED', message: string, cause?: unknown) => EstablishmentError,
+  fail: (code: 'ERR_TAPS_ESTABLISHMENT_FAILED' | 'ERR_TAPS_POLICY_PROHIBITED' | 'ERR_TAPS_ABORTED' | 'ERR_TAPS_TIMEOUT', message: string, cause?: unknown) => EstablishmentError,
 ): Promise<Bound[]> {
   const { scope, local } = input;
   const signal = input.signal ?? NEVER_ABORTED;
@@ -206,7 +206,8 @@ async function bindEvery(
       }
       if (signal.aborted) {
         await release('released: listen() was aborted');
-        throw fail('ERR_TAPS_ABORTED', `listen on ${place} was aborted`, signal.reason);
+        const code = abortCode(signal.reason);
+        throw fail(code, `listen on ${place} ${code === 'ERR_TAPS_TIMEOUT' ? 'timed out' : 'was aborted'}`, signal.reason);
       }
       const failed = failures.at(-1);
       if (failed === undefined) throw err;

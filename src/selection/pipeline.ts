@@ -35,7 +35,7 @@ import type { Clock } from '../clock.js';
 import { NEVER_ABORTED, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
 import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
 import { planPaths, sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
-import { EstablishmentError, TapsError, isTapsError, toTapsError } from '../errors.js';
+import { EstablishmentError, abortCode, TapsError, isTapsError, toTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
 import type { NetworkScope } from '../network.js';
 import type { CheckedName, CheckedTarget } from '../policy/contract.js';
@@ -574,7 +574,9 @@ function failure(err: unknown, report: SelectionReport, signal: AbortSignal | un
     if (isTapsError(r) && r.code === 'ERR_TAPS_TIMEOUT') return new EstablishmentError('ERR_TAPS_TIMEOUT', r.message, report, { cause: r });
   }
   if (callerSignal?.aborted) {
-    return new EstablishmentError('ERR_TAPS_ABORTED', 'establishment aborted by the caller', report, { cause: callerSignal.reason });
+    const code = abortCode(callerSignal.reason);
+    const what = code === 'ERR_TAPS_TIMEOUT' ? 'establishment timed out: the caller\'s signal' : 'establishment aborted by the caller';
+    return new EstablishmentError(code, `${what} (${(callerSignal.reason as Error)?.message ?? String(callerSignal.reason)})`, report, { cause: callerSignal.reason });
   }
   const cs = report.candidates;
   const attempted = cs.filter((c) => c.fate === 'failed' || c.fate === 'cancelled' || c.fate === 'won');
