@@ -9,7 +9,7 @@
  *
  * | property | default | honoured by |
  * |---|---|---|
- * | connPriority | 100 | ordering among a group's streams where the stack can (setOption) |
+ * | connPriority | 100 | ordering among a group's streams where the stack can (setOption): WebTransport sendOrder, QUIC stream urgency (RFC 9218) |
  * | connTimeout | Infinity | reliable stacks: abort with ERR_TAPS_TIMEOUT when sent data makes no progress for that long (sender.ts) |
  * | keepAliveTimeout | Infinity (disabled) | stacks with keep-alive (TCP, TLS) via setOption, in ms; off when over connTimeout |
  * | connScheduler | 'weightedFairQueueing' | recorded for the group |

@@ -226,6 +226,44 @@ describe('QUIC through Preconnection', () => {
     await conn.close();
   });
 
+  it('connPriority orders the streams of one QUIC connection (RFC 9218 urgency in quiche): the urgent stream sent second arrives first', async () => {
+    const arrivals: string[] = [];
+    const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, properties: new TransportProperties({ multistreaming: 'require' }), security: serverSecurity(), framers: [lengthPrefixFramer()], drivers }).listen();
+    cleanups.push(() => listener.stop());
+    const record = (c: Connection): void => {
+      c.on('received', (m) => {
+        arrivals.push(text(m.data.subarray(0, 4)));
+        void c.send('ok').catch(() => {});
+      });
+      c.on('receivedEnd', () => void c.close().catch(() => {}));
+    };
+    listener.on('connectionReceived', (c) => {
+      record(c);
+      c.on('connectionReceived', record);
+    });
+    const conn = await client(listener.port, { properties: new TransportProperties({ multistreaming: 'require' }) }).initiate({ signal: AbortSignal.timeout(5000) });
+    try {
+      const urgent = await conn.clone();
+      // Both streams must exist at the server before the race: one round trip each.
+      await conn.send('bulk-hello');
+      await urgent.send('urgt-hello');
+      await Promise.all([conn.receive(), urgent.receive()]);
+      conn.setProperty('connPriority', 250); // urgency 7
+      urgent.setProperty('connPriority', 0); // urgency 0
+      const size = 4 * 1024 * 1024;
+      const slow = conn.send(Buffer.concat([Buffer.from('bulk'), Buffer.alloc(size, 1)]));
+      const fast = urgent.send(Buffer.concat([Buffer.from('urgt'), Buffer.alloc(size, 2)]));
+      await Promise.all([slow, fast]);
+      await Promise.all([conn.receive({ signal: AbortSignal.timeout(20_000) }), urgent.receive({ signal: AbortSignal.timeout(20_000) })]);
+      console.log(`arrival order at the server: ${arrivals.join(', ')}`);
+      expect(arrivals.slice(2)).toEqual(['urgt', 'bulk']);
+      expect(conn.getProperty('connPriority')).toBe(250);
+      await conn.closeGroup();
+    } finally {
+      conn.abortGroup();
+    }
+  });
+
   it('a peer that resets the stream: the connection ends with ERR_TAPS_CONNECTION_RESET', async () => {
     const quic = await echo('quic');
     const conn = await client(quic.port, { properties: new TransportProperties({ multistreaming: 'require' }) }).initiate({ signal: AbortSignal.timeout(5000) });

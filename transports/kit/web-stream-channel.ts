@@ -23,7 +23,8 @@
  * - `openStream()` opens a sibling stream in the same session; streams the
  *   peer opens arrive at `receiver.stream` of the group's oldest open channel.
  * - `setOption('connPriority', n)`: lower n is sent first (the stream's
- *   `sendOrder` is -n, W3C WebTransport "sendOrder").
+ *   `sendOrder` is -n, W3C WebTransport "sendOrder"); a driver whose streams
+ *   have no `sendOrder` (option `priority: false`) sets it in the group.
  *
  * @example
  * const ch = group.add(await session.createBidirectionalStream());
@@ -52,8 +53,8 @@ export interface StreamGroup {
   /** The channel is gone; resolves when the group's transport is down too, if it was the last. */
   release(channel: StreamChannel): Promise<void>;
   openStream(): Promise<TransportChannel>;
-  /** Session-wide options (keepAlive); true when handled. */
-  setOption(name: string, value: unknown): boolean;
+  /** Options the stream itself cannot take (keepAlive, or connPriority when `priority` is false); true when handled. */
+  setOption(name: string, value: unknown, channel: StreamChannel): boolean;
   /** Told before an abort() releases the channel: nothing of it needs to be delivered any more. */
   aborting?(channel: StreamChannel): void;
 }
@@ -209,7 +210,7 @@ export class StreamChannel implements TransportChannel {
       this.#stream.writable.sendOrder = -value;
       return;
     }
-    if (this.#group.setOption(name, value)) return;
+    if (this.#group.setOption(name, value, this)) return;
     throw new TapsError('ERR_TAPS_PROPERTY_NOT_APPLICABLE', `these streams have no option ${name} with value ${String(value)}`);
   }
 

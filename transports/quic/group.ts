@@ -44,11 +44,25 @@ export interface QuicGroupOptions {
   readonly accept?: (channel: TransportChannel) => void;
 }
 
-/** The part of quiche's connection (package-internal `conn`, @matrixai/quic ~2.0.9) that tells whether a stream is retired. */
+/** The part of quiche's connection (package-internal `conn`, @matrixai/quic ~2.0.9) the group uses: stream retirement and priority. */
 interface QuicheConn {
   streamCapacity(streamId: number): number;
+  streamPriority(streamId: number, urgency: number, incremental: boolean): void;
   isClosed(): boolean;
   isDraining(): boolean;
+}
+
+function quicheOf(connection: QUICConnection): QuicheConn | undefined {
+  const conn = (connection as unknown as { conn?: QuicheConn }).conn;
+  return conn && typeof conn.streamCapacity === 'function' ? conn : undefined;
+}
+
+/**
+ * The RFC 9218 urgency (0 most urgent … 7 least) quiche schedules a stream by, for a connPriority (lower
+ * is sooner, RFC 9622 §8.1.2): steps of 33, so the default 100 is quiche's default urgency 3.
+ */
+export function urgencyOf(connPriority: number): number {
+  return Math.min(7, Math.floor(connPriority / 33));
 }
 
 const POLL_MS = 2;
@@ -61,8 +75,8 @@ const POLL_MS = 2;
  * ends delivery at once (RFC 9000 §10.2).
  */
 function drained(connection: QUICConnection, ids: ReadonlySet<number>, limit: number): Promise<void> {
-  const conn = (connection as unknown as { conn?: QuicheConn }).conn;
-  if (!conn || typeof conn.streamCapacity !== 'function') return Promise.resolve();
+  const conn = quicheOf(connection);
+  if (!conn) return Promise.resolve();
   const live = (): boolean => {
     if (conn.isClosed() || conn.isDraining()) return false;
     for (const id of ids) {
@@ -93,6 +107,7 @@ export class QuicGroup implements StreamGroup {
   readonly #channels = new Set<StreamChannel>();
   /** Every stream id this group used: closing waits until quiche has retired them (all data acknowledged). */
   readonly #streamIds = new Set<number>();
+  readonly #idOf = new WeakMap<StreamChannel, number>();
   #closed = false;
   /** The last open stream was aborted: tear down without waiting for delivery. */
   #abandoned = false;
@@ -128,6 +143,7 @@ export class QuicGroup implements StreamGroup {
       priority: false,
     });
     this.#channels.add(channel);
+    this.#idOf.set(channel, stream.streamId as number);
     return channel;
   }
 
@@ -151,9 +167,22 @@ export class QuicGroup implements StreamGroup {
     return this.#close();
   }
 
-  /** QUIC stream priorities are not exposed by the package: nothing session-wide to set. */
-  setOption(): boolean {
-    return false;
+  /**
+   * connPriority: the stream's urgency in quiche's scheduler (RFC 9218 via {@link urgencyOf}; incremental,
+   * so equal urgencies share the connection round-robin). A stream quiche has already retired has nothing
+   * left to schedule: the value is kept and ignored. Nothing else is connection-wide here.
+   */
+  setOption(name: string, value: unknown, channel: StreamChannel): boolean {
+    if (name !== 'connPriority' || typeof value !== 'number' || !Number.isFinite(value) || value < 0) return false;
+    const id = this.#idOf.get(channel);
+    const conn = quicheOf(this.#connection);
+    if (id === undefined || conn === undefined) return true;
+    try {
+      conn.streamPriority(id, urgencyOf(value), true);
+    } catch {
+      // Finished or reset: nothing of it is waiting to be sent.
+    }
+    return true;
   }
 
   /** Abort every channel and close the connection (a listener dropping a connection nobody took). */
