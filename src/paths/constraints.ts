@@ -31,7 +31,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { TapsError } from '../errors.js';
 import type { LocalEndpoint } from '../endpoints.js';
 import type { Preference, TransportProperties } from '../properties.js';
-import { recentLocalAddresses, type LocalAddress } from './interfaces.js';
+import { READING_TTL_MS, recentLocalAddresses, type LocalAddress } from './interfaces.js';
 
 /** The interface types a constraint may name (besides interface names). */
 export const INTERFACE_TYPES = Object.freeze(['loopback', 'wired', 'wifi', 'cellular', 'virtual'] as const);
@@ -81,6 +81,18 @@ export function linuxInterfaceTypes(name: string, internal: boolean): InterfaceT
   return ['wired'];
 }
 
+let typeCache: { at: number; readonly types: Map<string, InterfaceType[]> } = { at: 0, types: new Map() };
+
+/** {@link linuxInterfaceTypes}, remembered as long as an interface reading is (interfaces rarely change type). */
+export function recentInterfaceTypes(name: string, internal: boolean): InterfaceType[] {
+  const now = performance.now();
+  if (now - typeCache.at > READING_TTL_MS) typeCache = { at: now, types: new Map() };
+  const key = `${name}|${internal ? 1 : 0}`;
+  let t = typeCache.types.get(key);
+  if (t === undefined) typeCache.types.set(key, (t = linuxInterfaceTypes(name, internal)));
+  return t;
+}
+
 /** The interface/pvd preferences that name `iface`, by name or by one of its types. */
 function preferenceFor(set: readonly (readonly [Preference, string])[], iface: string, types: readonly string[]): Preference[] {
   return set.filter(([, name]) => name === iface || types.includes(name.toLowerCase())).map(([p]) => p);
@@ -91,7 +103,7 @@ export function planPaths(
   props: TransportProperties,
   local: LocalEndpoint | undefined,
   read: readonly LocalAddress[] | (() => readonly LocalAddress[]) = recentLocalAddresses,
-  typesOf: (name: string, internal: boolean) => InterfaceType[] = linuxInterfaceTypes,
+  typesOf: (name: string, internal: boolean) => InterfaceType[] = recentInterfaceTypes,
 ): PathPlan {
   const ifaceSet = props.get('interface') as readonly (readonly [Preference, string])[];
   const pvdSet = props.get('pvd') as readonly (readonly [Preference, string])[];
