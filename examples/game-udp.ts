@@ -1,25 +1,26 @@
 /**
  * `npm run example:game-udp` — an authoritative game server and a few
- * clients exchanging position updates at 60 Hz over raw UDP, through a lossy
- * relay on loopback.
+ * clients exchanging position updates at 60 Hz and inputs at 10 Hz, each
+ * client on ONE encrypted connection, through a lossy relay on loopback.
  *
- * - Updates use the unreliable-datagram profile (RFC 9622 App. B.2.3): UDP
- *   wins the selection. Each carries a per-client sequence number; a client
- *   drops an update older than one it has already shown ("late"), and the
- *   server sends each with `msgLifetime` = one tick, so an update that could
- *   not leave before the next tick expires instead of queueing (RFC 9622
- *   §9.1.3.1) — on an uncongested socket that count stays 0.
- * - Inputs must arrive. `msgReliable: true` (§9.1.3.7) needs a stack with
- *   `perMsgReliability`; UDP has none, so that send fails at once with
- *   SendError ERR_TAPS_INVALID_MESSAGE_PROPERTIES (shown below). The example
- *   therefore sends inputs over a second connection asked for by properties
- *   (reliable-message + a length-prefix framer, security disabled): TCP to
- *   the same port number. On a stack with per-message reliability (e.g.
- *   SCTP-like or QUIC with datagrams) one connection would carry both.
- * - The relay (built with the library too) listens on [::1] at the server's
- *   port number and forwards to 127.0.0.1, dropping and delaying datagrams
- *   both ways. The clients' tenant policy allows only that port:
- *   `udp://@loopback:S` and `tcp://@loopback:S`.
+ * - Every connection asks for the unreliable-datagram profile (RFC 9622 App.
+ *   B.2.3) with the default security (required): QUIC with datagrams
+ *   (`quic-dgram`, RFC 9221) wins the selection — UDP is unencrypted, and a
+ *   QUIC stream keeps no message boundaries.
+ * - Updates are datagrams: unreliable, sent with `msgOrdered: true`, so the
+ *   stack drops an update older than one already delivered ("late",
+ *   RFC 9622 §9.1.3.3: the client never sees one out of order), and with
+ *   `msgLifetime` = one tick, so an update that could not leave before the
+ *   next tick expires instead of queueing (§9.1.3.1) — on an uncongested
+ *   path that count stays 0.
+ * - Inputs must arrive in order: `msgReliable: true, msgOrdered: true`
+ *   (§9.1.3.7) puts them on the same connection's QUIC stream, retransmitted
+ *   through the same loss. A message says which way it came
+ *   (`context.msgReliable`); the server applies only those from the stream.
+ * - The relay (built with the library too) listens on UDP [::1] at the
+ *   server's port number and forwards to 127.0.0.1, dropping (while the
+ *   match runs) and delaying datagrams both ways — QUIC packets here. The
+ *   clients' tenant policy allows only that port: `quic://@loopback:S`.
  *
  * Options (flags win over environment variables):
  *   --clients n    GAME_CLIENTS   (default 3)
@@ -31,9 +32,10 @@
  */
 import { parseArgs } from 'node:util';
 import {
-  Host, Preconnection, SecurityParameters, TransportProperties, isTapsError, lengthPrefixFramer,
+  Host, Preconnection, SecurityParameters, TransportProperties, isTapsError,
   type Connection, type Listener, type NetworkScope,
 } from '../src/index.js';
+import { selfSignedCertificate } from '../transports/tls/certificates.js';
 import { say } from './lib/report.js';
 
 // ── options ──────────────────────────────────────────────────────────────
@@ -64,8 +66,15 @@ const parse = <T>(m: { json(): unknown }): T | undefined => {
   }
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const datagrams = () => ({ properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() });
-const reliable = () => ({ properties: TransportProperties.reliableMessage(), security: SecurityParameters.disabled(), framers: [lengthPrefixFramer()] });
+const cert = selfSignedCertificate({ names: ['localhost', '127.0.0.1', '::1'], kind: 'ec' });
+/** The game's connections: unreliable datagrams, encrypted (security required is the default). */
+const game = (security: SecurityParameters) => ({ properties: TransportProperties.unreliableDatagram(), security });
+const serverSecurity = new SecurityParameters({ certificate: cert.cert, key: cert.key });
+const clientSecurity = new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] });
+/** The relay forwards UDP as it is: plain datagrams, no security of its own. */
+const relayed = () => ({ properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() });
+/** One input: reliable, in order, on the connection's stream. */
+const INPUT = { msgReliable: true, msgOrdered: true } as const;
 
 // ── the host: the game operator's tenant, and the clients' ────────────────
 const host = new Host();
@@ -79,43 +88,37 @@ interface Player { x: number; y: number; conn?: Connection; seq: number; sent: n
 const players = new Map<number, Player>();
 let expired = 0;
 
-function serveUpdates(listener: Listener): void {
+function serveGame(listener: Listener): void {
   listener.on('connectionReceived', (c) => {
     track(c);
     c.on('expired', () => expired++);
     c.on('received', (m) => {
-      const msg = parse<{ t: string; id: number }>(m);
-      if (msg?.t !== 'hello') return;
+      if (m.context.msgReliable !== true) return; // hellos and inputs come on the stream; nothing else is trusted to arrive
+      const msg = parse<{ t: string; id: number; dx?: number; dy?: number }>(m);
+      if (msg === undefined) return;
       const p = players.get(msg.id) ?? { x: 0, y: 0, seq: 0, sent: 0, inputs: 0 };
-      p.conn = c; // the relay gives each client its own upstream peer
       players.set(msg.id, p);
-    });
-  });
-}
-
-function serveInputs(listener: Listener): void {
-  listener.on('connectionReceived', (c) => {
-    track(c);
-    void (async () => {
-      for await (const m of c) {
-        const input = parse<{ id: number; seq: number; dx: number; dy: number }>(m);
-        if (input === undefined) continue;
-        const p = players.get(input.id) ?? { x: 0, y: 0, seq: 0, sent: 0, inputs: 0 };
-        players.set(input.id, p);
-        p.x += input.dx;
-        p.y += input.dy;
+      if (msg.t === 'hello') p.conn = c; // each client has its own QUIC connection through the relay
+      else if (msg.t === 'input') {
+        p.x += msg.dx ?? 0;
+        p.y += msg.dy ?? 0;
         p.inputs++;
       }
-    })().catch(() => {});
+    });
   });
 }
 
 // ── the lossy relay: [::1]:S ⇄ 127.0.0.1:S ───────────────────────────────
 const relayTimers = new Set<NodeJS.Timeout>();
 const relayStats = { forwarded: 0, dropped: 0 };
-/** Forward one datagram, or drop it, after the simulated delay and jitter. */
+/**
+ * Drops only during the match: a QUIC handshake through heavy loss waits out probe timeouts (about a second,
+ * doubling), which would make the example slow to start, not show anything about the game traffic.
+ */
+let lossy = false;
+/** Forward one datagram, or drop it while the match runs, after the simulated delay and jitter. */
 function relay(data: Uint8Array, to: Connection): void {
-  if (Math.random() < LOSS) return void relayStats.dropped++;
+  if (lossy && Math.random() < LOSS) return void relayStats.dropped++;
   const wait = Math.max(0, DELAY + (Math.random() * 2 - 1) * JITTER);
   const t = setTimeout(() => {
     relayTimers.delete(t);
@@ -131,7 +134,7 @@ function serveRelay(listener: Listener, scope: NetworkScope, port: number): void
     let upstream: Connection | undefined;
     const early: Uint8Array[] = [];
     client.on('received', (m) => (upstream ? relay(m.data, upstream) : early.push(m.data)));
-    void new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port }, ...datagrams() }).initiate({ timeout: 2000 }).then((up) => {
+    void new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port }, ...relayed() }).initiate({ timeout: 2000 }).then((up) => {
       upstream = track(up);
       for (const d of early.splice(0)) relay(d, up);
       up.on('received', (m) => relay(m.data, client));
@@ -139,75 +142,65 @@ function serveRelay(listener: Listener, scope: NetworkScope, port: number): void
   });
 }
 
-// Bind the update port S, the input port tcp/S and the relay [::1]:S (retry if a port number is taken).
+// Bind the game port S (QUIC on UDP 127.0.0.1) and the relay on UDP [::1]:S (retry if a port number is taken).
 let bound: { S: number; listeners: Listener[] } | undefined;
 for (let i = 0; i < 10 && !bound; i++) {
   const listeners: Listener[] = [];
   try {
-    const updates = await new Preconnection({ scope: arena, local: { ipAddress: '127.0.0.1', port: 0 }, ...datagrams() }).listen();
-    listeners.push(updates);
-    const S = updates.port;
-    listeners.push(await new Preconnection({ scope: arena, local: { ipAddress: '127.0.0.1', port: S }, ...reliable() }).listen());
-    listeners.push(await new Preconnection({ scope: arena, local: { ipAddress: '::1', port: S }, ...datagrams() }).listen());
+    const server = await new Preconnection({ scope: arena, local: { ipAddress: '127.0.0.1', port: 0 }, ...game(serverSecurity) }).listen();
+    listeners.push(server);
+    const S = server.port;
+    listeners.push(await new Preconnection({ scope: arena, local: { ipAddress: '::1', port: S }, ...relayed() }).listen());
     bound = { S, listeners };
   } catch {
     for (const l of listeners) await l.stop();
   }
 }
-if (!bound) throw new Error('could not bind one port number on udp/127.0.0.1, tcp/127.0.0.1 and udp/[::1]');
+if (!bound) throw new Error('could not bind one port number on udp/127.0.0.1 and udp/[::1]');
 const { S } = bound;
-const [updateListener, inputListener, relayListener] = bound.listeners as [Listener, Listener, Listener];
-serveUpdates(updateListener);
-serveInputs(inputListener);
+const [gameListener, relayListener] = bound.listeners as [Listener, Listener];
+serveGame(gameListener);
 serveRelay(relayListener, arena, S);
 
-const clientPolicy = `allow udp://@loopback:${S}\nallow tcp://@loopback:${S}`;
+const clientPolicy = `allow quic://@loopback:${S}`;
 host.setPolicy('game', clientPolicy);
-say(`server: updates on udp 127.0.0.1:${S}, inputs on tcp 127.0.0.1:${S}; relay on udp [::1]:${S} (loss ${(LOSS * 100).toFixed(0)}%, delay ${DELAY}±${JITTER} ms)`);
-say(`clients' policy (tenant game): ${clientPolicy.replace('\n', ', ')}`);
+say(`server: ${gameListener.stacks.join(', ')} on udp 127.0.0.1:${S}; relay on udp [::1]:${S} (loss ${(LOSS * 100).toFixed(0)}%, delay ${DELAY}±${JITTER} ms)`);
+say(`clients' policy (tenant game): ${clientPolicy}`);
 say(`${CLIENTS} clients, ${RATE} Hz, ${DURATION_MS / 1000} s\n`);
 
 // ── the clients (tenant "game": only the game's port) ─────────────────────
-const game = await host.tenant('game');
+const clientScope = await host.tenant('game');
 
 // The policy allows only port S: anything else is refused before a packet leaves.
 try {
-  await new Preconnection({ scope: game, remote: { ipAddress: '127.0.0.1', port: S + 1 }, ...datagrams() }).initiate();
+  await new Preconnection({ scope: clientScope, remote: { ipAddress: '127.0.0.1', port: S + 1 }, ...game(clientSecurity) }).initiate();
 } catch (err) {
   say(`a client asking for port ${S + 1}: ${isTapsError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
 }
 
-interface ClientStats { id: number; onTime: number; late: number; last: number; inputsSent: number }
+interface ClientStats { id: number; conn: Connection; onTime: number; outOfOrder: number; last: number; inputsSent: number }
 const timers = new Set<NodeJS.Timeout>();
 async function client(id: number): Promise<ClientStats> {
-  const stats: ClientStats = { id, onTime: 0, late: 0, last: -1, inputsSent: 0 };
-  const updates = track(await new Preconnection({ scope: game, remote: { ipAddress: '::1', port: S }, ...datagrams() }).initiate({ timeout: 2000 }));
-  const inputs = track(await new Preconnection({ scope: game, remote: { ipAddress: '127.0.0.1', port: S }, ...reliable() }).initiate({ timeout: 2000 }));
+  // localhost names the certificate's subject; the address is the relay's.
+  const conn = track(await new Preconnection({ scope: clientScope, remote: { hostName: 'localhost', ipAddress: '::1', port: S }, ...game(clientSecurity) }).initiate({ timeout: 10_000 }));
+  const stats: ClientStats = { id, conn, onTime: 0, outOfOrder: 0, last: -1, inputsSent: 0 };
   if (id === 1) {
-    say(`client 1: updates over ${updates.stack.join('/')}, inputs over ${inputs.stack.join('/')} (both chosen by properties)`);
-    try {
-      await updates.send(enc({ t: 'input', id, seq: 0, dx: 1, dy: 0 }), { msgReliable: true });
-    } catch (err) {
-      say(`client 1: an input sent with msgReliable on ${updates.stack.join('/')}: ${isTapsError(err) ? `${err.code}: ${err.message}` : String(err)}`);
-      say('          → inputs go over the reliable connection instead\n');
-    }
+    const rp = conn.transportProperties;
+    say(`client 1: one connection over ${conn.stack.join('/')} (${conn.info['authenticated'] ? 'encrypted, server authenticated' : 'encrypted'}), chosen by properties`);
+    say(`          updates: datagrams (reliability ${rp.reliability}, preserveOrder ${rp.preserveOrder}, at most ${conn.getProperty('singularTransmissionMsgMaxLen')} bytes); inputs: msgReliable on its stream (perMsgReliability ${rp.perMsgReliability})\n`);
   }
-  updates.on('received', (m) => {
+  conn.on('received', (m) => {
+    if (m.context.msgReliable !== false) return;
     const u = parse<{ seq: number }>(m);
     if (u === undefined) return;
-    if (u.seq <= stats.last) return void stats.late++; // stale: a newer update was already shown
-    stats.last = u.seq;
+    if (u.seq <= stats.last) stats.outOfOrder++; // never: the stack drops late ordered datagrams
+    stats.last = Math.max(stats.last, u.seq);
     stats.onTime++;
   });
-  const hello = setInterval(() => {
-    if (stats.onTime > 0) return clearInterval(hello);
-    updates.send(enc({ t: 'hello', id })).catch(() => {});
-  }, 50);
-  timers.add(hello);
-  updates.send(enc({ t: 'hello', id })).catch(() => {});
+  conn.send(enc({ t: 'hello', id }), INPUT).catch(() => {});
   const input = setInterval(() => {
     stats.inputsSent++;
-    inputs.send(enc({ id, seq: stats.inputsSent, dx: 1, dy: id % 2 ? 1 : -1 })).catch(() => {});
+    conn.send(enc({ t: 'input', id, seq: stats.inputsSent, dx: 1, dy: id % 2 ? 1 : -1 }), INPUT).catch(() => {});
   }, 100);
   timers.add(input);
   return stats;
@@ -216,6 +209,7 @@ async function client(id: number): Promise<ClientStats> {
 const stats = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i + 1)));
 
 // ── the game loop: one update per client per tick, each living one tick ───
+lossy = true;
 const start = performance.now();
 let ticks = 0;
 await new Promise<void>((done) => {
@@ -226,7 +220,7 @@ await new Promise<void>((done) => {
       if (!p.conn) continue;
       p.seq++;
       p.sent++;
-      p.conn.send(enc({ seq: p.seq, tick: ticks, players: state }), { msgLifetime: TICK_MS }).catch(() => {});
+      p.conn.send(enc({ seq: p.seq, tick: ticks, players: state }), { msgLifetime: TICK_MS, msgOrdered: true }).catch(() => {});
     }
     const next = start + (ticks + 1) * TICK_MS - performance.now();
     if (performance.now() - start >= DURATION_MS) return done();
@@ -235,8 +229,12 @@ await new Promise<void>((done) => {
   step();
 });
 for (const t of timers) clearInterval(t);
+lossy = false; // what is still in flight (retransmitted inputs, the closes) gets through
 const end = performance.now();
-await sleep(DELAY + JITTER + 50); // let what is in flight land
+// Let what is in flight land: updates once the delay passed, inputs once every one sent was applied (QUIC
+// retransmits what the relay dropped; bounded, in case a client is gone).
+await sleep(DELAY + JITTER + 50);
+for (let waited = 0; waited < 2000 && stats.some((s) => (players.get(s.id)?.inputs ?? 0) < s.inputsSent); waited += 20) await sleep(20);
 const seconds = (end - start) / 1000;
 
 // ── results ───────────────────────────────────────────────────────────────
@@ -246,12 +244,13 @@ let totalLate = 0;
 for (const s of stats) {
   const p = players.get(s.id);
   const sent = p?.sent ?? 0;
-  const lost = Math.max(0, sent - s.onTime - s.late);
+  const late = (s.conn.info['datagramStats'] as { stale: number } | undefined)?.stale ?? 0; // dropped by the stack: older than one delivered
+  const lost = Math.max(0, sent - s.onTime - late);
   totalSent += sent;
   totalOnTime += s.onTime;
-  totalLate += s.late;
+  totalLate += late;
   const playing = Math.max(sent, 1) / RATE; // seconds of updates sent to this client
-  say(`client ${s.id}: ${(s.onTime / playing).toFixed(1)} updates/s · sent ${sent}, on time ${s.onTime}, late ${s.late} (dropped as stale), lost ${lost} (${sent ? ((lost / sent) * 100).toFixed(1) : '0'}%) · inputs sent ${s.inputsSent}, applied ${p?.inputs ?? 0}`);
+  say(`client ${s.id}: ${(s.onTime / playing).toFixed(1)} updates/s · sent ${sent}, on time ${s.onTime}, late ${late} (dropped as stale), lost ${lost} (${sent ? ((lost / sent) * 100).toFixed(1) : '0'}%), out of order ${s.outOfOrder} · inputs sent ${s.inputsSent}, applied ${p?.inputs ?? 0}`);
 }
 const lost = Math.max(0, totalSent - totalOnTime - totalLate);
 say(`\ntotal over ${seconds.toFixed(1)} s · ${totalSent} sent, ${totalOnTime} on time, ${totalLate} late, ${lost} lost · relay dropped ${relayStats.dropped}, forwarded ${relayStats.forwarded} · expired by msgLifetime ${expired}`);

@@ -28,13 +28,17 @@ import type { TransportProperties } from './properties.js';
 
 /** What a stack provides, as data. Every field is a promise the compliance suite checks. */
 export interface Capabilities {
-  /** Every byte/message sent arrives or the connection fails (RFC 9622 §6.2.1). */
+  /**
+   * Every byte/message sent arrives or the connection fails (RFC 9622 §6.2.1). With `perMsgReliability`,
+   * this is what a message gets unless the caller asked for per-message reliability (then the selection
+   * properties decide the default: src/provided.ts `messageDefaults`).
+   */
   readonly reliable: boolean;
-  /** Data arrives in the order it was sent (§6.2.4). */
+  /** Data arrives in the order it was sent (§6.2.4). With `perMsgReliability`, the default like `reliable`. */
   readonly ordered: boolean;
   /** The stack itself keeps message boundaries (no framer needed) (§6.2.2). */
   readonly messageBoundaries: boolean;
-  /** Reliability can be chosen per message (§6.2.3). */
+  /** Reliability and order can be chosen per message (§6.2.3; `msgReliable`, `msgOrdered`). */
   readonly perMsgReliability: boolean;
   /** Data is encrypted and the peer authenticated (TLS 1.2+/1.3). */
   readonly encrypted: boolean;
@@ -48,6 +52,12 @@ export interface Capabilities {
   readonly fullChecksum: boolean;
   /** Can send keep-alives (§6.2.10). */
   readonly keepAlive: boolean;
+  /**
+   * Never delivers a message twice, even unreliably (QUIC DATAGRAM: the receiver discards duplicate
+   * packets, RFC 9000 §12.3). Unset: a stack that is unreliable and keeps message boundaries (UDP) is
+   * taken to duplicate, so it needs `safelyReplayable` (RFC 9622 §9.1.3.4).
+   */
+  readonly duplicateFree?: boolean;
 }
 
 /** Every capability false: spread it and set the ones a driver has. */
@@ -83,6 +93,8 @@ export interface ChannelSendMeta {
   readonly final?: boolean;
   /** Send this message reliably even on a partially reliable stack (§9.1.3.7). Undefined: connection default. */
   readonly reliable?: boolean;
+  /** Keep this message in order with the other ordered ones (§9.1.3.3), on stacks with per-message reliability. Undefined: connection default. */
+  readonly ordered?: boolean;
   /** Lower is sooner (§9.1.3.2). */
   readonly priority?: number;
   /** Protocol-specific fields (e.g. `{ method, path, headers }` for HTTP). */
@@ -94,6 +106,10 @@ export interface ChannelReceiveMeta {
   readonly fields?: Readonly<Record<string, unknown>>;
   /** For message channels that can receive partial messages: false until the last piece. */
   readonly complete?: boolean;
+  /** Per-message reliability stacks: whether it came reliably (a stream) or not (a datagram). */
+  readonly reliable?: boolean;
+  /** Per-message reliability stacks: whether it was sent as an ordered message. */
+  readonly ordered?: boolean;
 }
 
 /** Where a channel delivers what it receives. Installed once by `TransportChannel.start`. */
@@ -128,6 +144,8 @@ export interface TransportChannel {
   readonly maxMessageSize: number;
   /** Largest message that goes out in one IP packet, if known (RFC 9622 §8.1.11.1). */
   readonly singularTransmissionMsgMaxLen?: number | undefined;
+  /** Per-message reliability stacks: the largest message sent reliably (true) or not (false); `maxMessageSize` is the default's. */
+  maxMessageSizeFor?(reliable: boolean): number;
   /** Facts about the established channel for the report/properties (e.g. `alpn`, `tlsVersion`, `httpVersion`). */
   readonly info: Readonly<Record<string, unknown>>;
   /** Install the receiver (once); buffered events are delivered now, in order. */
@@ -187,8 +205,12 @@ export interface ListenAttempt {
 
 /** Where a {@link DriverListener} delivers accepted channels and its own failure. */
 export interface DriverListenerHandler {
-  /** A new peer. The library checks it against the policy (`accept`) before it reaches the user. */
-  connection(channel: TransportChannel): void;
+  /**
+   * A new peer. The library checks it against the policy (`accept`) before it reaches the user. `stack`:
+   * the peer's stack, when a listener shared by several stacks (`Driver.sharedListener`) tells them apart
+   * per connection; the library then also checks that stack against the listener's properties.
+   */
+  connection(channel: TransportChannel, stack?: Driver): void;
   /** The listener failed; it is closed. */
   error(err: Error): void;
 }
@@ -257,6 +279,12 @@ export interface Driver {
    * stops). Stacks without it are unsuitable for group endpoints (RFC 9622 §6.1.1).
    */
   readonly multicast?: boolean | undefined;
+  /**
+   * Stacks one listening socket serves together carry the same name (QUIC with and without datagrams:
+   * one UDP port, the peer's transport parameters tell them apart). `listen()` binds only the best ranked
+   * of them per address, and its listener hands each connection over with its stack.
+   */
+  readonly sharedListener?: string;
   /** Whether it can run here (e.g. an optional native module is missing). Must not throw or print. */
   available(): Availability | Promise<Availability>;
   /** Connect to `attempt.target` only; reject with a TapsError (the signal's reason on abort). */

@@ -31,6 +31,7 @@ import type { TransportProperties } from './properties.js';
 import type { SelectionReport } from './report.js';
 import type { SecurityParameters } from './security.js';
 import { bindStacks, type Bound } from './selection/bind.js';
+import { judgeStackOnce } from './selection/suitability.js';
 
 /** Options of `Preconnection.listen()`. */
 export interface ListenOptions {
@@ -170,18 +171,27 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
 
   #attach(driver: Driver, listener: DriverListener): void {
     listener.start({
-      connection: (channel) => void this.#accept(driver, channel),
+      connection: (channel, stack) => void this.#accept(stack ?? driver, channel, stack !== undefined && stack !== driver),
       error: (err) => this.emit('error', toTapsError(err, 'ERR_TAPS_PROTOCOL_FAILED')),
     });
   }
 
-  async #accept(driver: Driver, channel: TransportChannel): Promise<void> {
+  /**
+   * One accepted peer on `driver`'s stack. `judge`: a listener shared by several stacks handed it over with
+   * a stack other than the one bound, so that stack must meet this listener's properties too.
+   */
+  async #accept(driver: Driver, channel: TransportChannel, judge: boolean): Promise<void> {
     const { scope } = this.#init;
     const refuse = (reason: string, decision?: PolicyDecision): void => {
       channel.abort(new TapsError('ERR_TAPS_POLICY_PROHIBITED', reason));
       this.emit('refused', channel.remote, reason, decision);
     };
     if (this.#stopped) return refuse('the listener has stopped');
+    if (judge) {
+      const { properties, security, framers, local, remote } = this.#init;
+      const verdict = judgeStackOnce(driver, { properties, security, framerCount: framers.length, scheme: local.scheme ?? remote?.scheme });
+      if (!verdict.ok) return refuse(`peer ${channel.remote.address} speaks ${driver.id}, which this listener's properties do not allow: ${verdict.reason}`);
+    }
     const decision = await scope.guard.decide({ use: 'accept', protocol: driver.protocol, address: channel.remote.address, port: channel.remote.port });
     if (!decision.allow) return refuse(`peer ${channel.remote.address} refused by policy: ${decision.reason}`, decision);
     if (this.#stopped) return refuse('the listener has stopped');

@@ -81,7 +81,23 @@ export interface ReceivedContext {
   readonly final: boolean;
   /** Protocol fields (e.g. HTTP `status` and `headers`). */
   readonly fields?: Readonly<Record<string, unknown>> | undefined;
+  /** On a stack with per-message reliability: whether it came reliably (a stream) or not (a datagram), RFC 9622 §9.1.3.7. */
+  readonly msgReliable?: boolean | undefined;
+  /** On a stack with per-message reliability: whether its sender marked it ordered (§9.1.3.3). */
+  readonly msgOrdered?: boolean | undefined;
 }
+
+/** The received context of a message whose stack said which way it came (one frozen object per way). */
+export function deliveredContext(reliable: boolean, ordered: boolean): ReceivedContext {
+  return DELIVERED[(reliable ? 2 : 0) + (ordered ? 1 : 0)]!;
+}
+
+const DELIVERED: readonly ReceivedContext[] = [
+  Object.freeze({ final: false, msgReliable: false, msgOrdered: false }),
+  Object.freeze({ final: false, msgReliable: false, msgOrdered: true }),
+  Object.freeze({ final: false, msgReliable: true, msgOrdered: false }),
+  Object.freeze({ final: false, msgReliable: true, msgOrdered: true }),
+];
 
 const decoder = new TextDecoder();
 const NO_FIELDS: ReceivedContext = Object.freeze({ final: false });

@@ -86,22 +86,26 @@ describe('examples', () => {
     expect(r.out).toMatch(/done\.\n$/);
   });
 
-  it('game-udp: 60 Hz updates through a lossy relay, inputs over a reliable connection', async () => {
+  it('game-udp: 60 Hz datagram updates and reliable inputs on one encrypted QUIC connection, through a lossy relay', async () => {
     const r = await run('examples/game-udp.ts', ['--duration', '0.6', '--loss', '0.2', '--delay', '5', '--jitter', '5'], { GAME_CLIENTS: '2' });
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/2 clients, 60 Hz, 0\.6 s/);
     expect(r.out).toMatch(/relay on udp \[::1\]:(\d+) \(loss 20%, delay 5±5 ms\)/);
-    expect(r.out).toMatch(/clients' policy \(tenant game\): allow udp:\/\/@loopback:(\d+), allow tcp:\/\/@loopback:\1/);
+    expect(r.out).toMatch(/server: quic-dgram on udp 127\.0\.0\.1:(\d+); relay on udp \[::1\]:\1/);
+    expect(r.out).toMatch(/clients' policy \(tenant game\): allow quic:\/\/@loopback:(\d+)\n/);
     expect(r.out).toMatch(/a client asking for port \d+: ERR_TAPS_POLICY_PROHIBITED/);
-    expect(r.out).toMatch(/updates over udp, inputs over tcp/);
-    expect(r.out).toMatch(/msgReliable on udp: ERR_TAPS_INVALID_MESSAGE_PROPERTIES/);
+    expect(r.out).toMatch(/one connection over quic-dgram\/quic\/udp \(encrypted, server authenticated\)/);
+    expect(r.out).toMatch(/updates: datagrams \(reliability false, preserveOrder false, at most \d+ bytes\); inputs: msgReliable on its stream/);
     for (const id of [1, 2]) {
-      const m = new RegExp(`client ${id}: ([\\d.]+) updates/s · sent (\\d+), on time (\\d+), late (\\d+) \\(dropped as stale\\), lost (\\d+)`).exec(r.out);
+      const m = new RegExp(`client ${id}: ([\\d.]+) updates/s · sent (\\d+), on time (\\d+), late (\\d+) \\(dropped as stale\\), lost (\\d+) \\([\\d.]+%\\), out of order (\\d+) · inputs sent (\\d+), applied (\\d+)`).exec(r.out);
       expect(m, r.out).not.toBeNull();
-      const [, , sent, onTime, late, lost] = m!.map(Number) as [number, number, number, number, number, number];
+      const [, , sent, onTime, late, lost, outOfOrder, inputsSent, applied] = m!.map(Number) as number[];
       expect(onTime).toBeGreaterThan(0);
-      expect(onTime + late + lost).toBe(sent);
+      expect(onTime! + late! + lost!).toBe(sent);
+      expect(outOfOrder).toBe(0);
+      // Inputs are reliable: every one sent during the match reached the server, through the same 20% loss.
+      expect(applied).toBe(inputsSent);
     }
     expect(r.out).toMatch(/total over [\d.]+ s · \d+ sent, \d+ on time, \d+ late, \d+ lost · relay dropped \d+, forwarded \d+ · expired by msgLifetime \d+/);
   });

@@ -49,7 +49,7 @@ import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import type { Deframer, MessageFramer } from '../framers/index.js';
-import { checkMessageContext, Message, type MessageContextInit } from '../message.js';
+import { checkMessageContext, deliveredContext, Message, type MessageContextInit } from '../message.js';
 import type { CheckedTarget, Lease } from '../policy/contract.js';
 import { readBack, type SelectionReadback, type TransportProperties } from '../properties.js';
 import type { SelectionReport } from '../report.js';
@@ -333,7 +333,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   }
   /** The selection properties read back: which of them the chosen stack actually provides (RFC 9622 §8.1.11). */
   get transportProperties(): SelectionReadback {
-    return readBack(this.#init.properties, provided(this.driver, this.#init.framers.length));
+    return readBack(this.#init.properties, provided(this.driver, this.#init.framers.length, this.#init.properties));
   }
 
   // ── sending (RFC 9622 §9.2) ────────────────────────────────────────────
@@ -400,7 +400,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       chunk = Buffer.concat(this.#partial);
       this.#partial = undefined;
     }
-    this.#deliver(meta?.fields ? new Message(chunk, { final: false, fields: meta.fields }) : new Message(chunk));
+    if (meta?.reliable !== undefined) this.#deliver(new Message(chunk, deliveredContext(meta.reliable, meta.ordered === true)));
+    else this.#deliver(meta?.fields ? new Message(chunk, { final: false, fields: meta.fields }) : new Message(chunk));
   }
 
   #deliver(msg: Message): void {

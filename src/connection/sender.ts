@@ -30,6 +30,7 @@ import { SendError, TapsError, toTapsError } from '../errors.js';
 import type { MessageFramer } from '../framers/index.js';
 import type { MessageContextInit } from '../message.js';
 import type { Lease } from '../policy/contract.js';
+import { mayDuplicate } from '../provided.js';
 import { PendingSend, SENT, SendQueue, type Settler, type Written } from './pending.js';
 import type { ConnState } from './properties.js';
 
@@ -80,7 +81,7 @@ export class Sender {
 
   constructor(host: SenderHost, deliveryTimeout = Infinity) {
     this.#host = host;
-    this.#needsReplayable = !host.driver.capabilities.reliable && host.driver.framing === 'message';
+    this.#needsReplayable = mayDuplicate(host.driver);
     this.#deliveryTimeout = deliveryTimeout;
   }
 
@@ -210,6 +211,13 @@ export class Sender {
     this.#inflightHead = head;
   }
 
+  /** Largest message of the given reliability: a per-message reliability channel's own limit for it, else sendMsgMaxLen. */
+  #maxFor(reliable: boolean | undefined): number {
+    const channel = this.#host.channel;
+    if (reliable === undefined || channel.maxMessageSizeFor === undefined) return this.maxLength;
+    return Math.min(channel.maxMessageSizeFor(reliable), this.#host.framer?.maxMessageSize ?? Infinity);
+  }
+
   /** Why this message cannot be sent at all (checked before it is queued). */
   #refuse(bytes: Uint8Array, ctx: MessageContextInit): SendError | undefined {
     const host = this.#host;
@@ -217,8 +225,8 @@ export class Sender {
     if (!host.sendOpen()) return new SendError('ERR_TAPS_INVALID_STATE', `cannot send: the connection is ${host.state()}`);
     if (this.#finalQueued) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send after a message marked final');
     if (host.receiveOnly) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send: direction is unidirectional-receive');
-    const max = this.maxLength;
-    if (bytes.byteLength > max) return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${bytes.byteLength} bytes exceeds sendMsgMaxLen ${max} of ${id}`);
+    const max = this.#maxFor(ctx.msgReliable);
+    if (bytes.byteLength > max) return tooLarge(bytes.byteLength, max, host, ctx.msgReliable);
     if (ctx === NO_CONTEXT) return undefined;
     if (this.#needsReplayable && ctx.safelyReplayable === false) {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `${id} may duplicate messages: a message marked safelyReplayable false cannot be sent on it (RFC 9622 §9.1.3.4)`);
@@ -230,7 +238,7 @@ export class Sender {
         `msgReliable ${ctx.msgReliable} differs from the reliability of ${id} (${caps.reliable ? 'reliable' : 'unreliable'}), which has no per-message reliability (RFC 9622 §9.1.3.7)`,
       );
     }
-    if (ctx.msgOrdered === true && !caps.ordered) {
+    if (ctx.msgOrdered === true && !caps.ordered && !caps.perMsgReliability) {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `msgOrdered requested but ${id} does not preserve order (RFC 9622 §9.1.3.3)`);
     }
     const single = host.channel.singularTransmissionMsgMaxLen;
@@ -263,7 +271,7 @@ export class Sender {
     this.#inflightList.push(p);
     const ctx = p.context;
     const meta: ChannelSendMeta =
-      ctx === NO_CONTEXT ? NO_META : { final: ctx.final, reliable: ctx.msgReliable, priority: ctx.msgPriority, fields: ctx.fields };
+      ctx === NO_CONTEXT ? NO_META : { final: ctx.final, reliable: ctx.msgReliable, ordered: ctx.msgOrdered, priority: ctx.msgPriority, fields: ctx.fields };
     let ok: boolean;
     if (pieces instanceof Uint8Array) ok = host.channel.send(pieces, meta, p.written);
     else {
@@ -338,6 +346,13 @@ function closedSend(error: TapsError | undefined): Promise<void> {
   const p = Promise.reject(new SendError('ERR_TAPS_INVALID_STATE', `cannot send: ${why}`, error === undefined ? {} : { cause: error }));
   p.catch(noop);
   return p;
+}
+
+function tooLarge(size: number, max: number, host: SenderHost, reliable: boolean | undefined): SendError {
+  const unreliable = reliable === false || (reliable === undefined && host.driver.framing === 'message' && !host.driver.capabilities.reliable);
+  const limit = reliable === undefined ? `sendMsgMaxLen ${max}` : `the largest ${reliable ? 'reliable' : 'unreliable'} message ${max}`;
+  const why = unreliable ? ': an unreliable message must fit in one datagram' : '';
+  return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${limit} of ${host.driver.id}${why}`);
 }
 
 function byteLength(pieces: readonly Uint8Array[]): number {

@@ -8,7 +8,8 @@
  *    policy denies is left out (recorded `denied`); that is the tenant's choice, not a failure.
  *
  * `stacks: 'all'` (the default) binds every stack the properties, security and policy allow, on one
- * port number: with port 0 the first bind picks it and every further bind takes the same number, and
+ * port number (stacks that share one listener, such as QUIC with and without datagrams, once: the best
+ * ranked of them binds, and its listener accepts the others' connections): with port 0 the first bind picks it and every further bind takes the same number, and
  * when that number is taken for another protocol everything is released and tried again on a new one
  * (a few times). So a TLS client (TCP) and a QUIC client (UDP) both reach the same `host:port`. A stack
  * that cannot bind makes the whole bind fail and releases whatever was bound, unless the caller passed
@@ -154,6 +155,11 @@ async function bindEvery(
             record({ driver: rest.driver.id, stack: rest.driver.stack, fate: 'skipped', reason: `not bound: ${bound[0]!.driver.id} ranks higher and was bound (stacks: 'best')` });
           }
           break;
+        }
+        const sharing = s.driver.sharedListener === undefined ? undefined : bound.find((b) => b.driver.sharedListener === s.driver.sharedListener);
+        if (sharing !== undefined) {
+          record({ driver: s.driver.id, stack: s.driver.stack, fate: 'skipped', reason: `not bound: the ${sharing.driver.id} listener accepts ${s.driver.id} connections on its own socket (shared listener ${s.driver.sharedListener})` });
+          continue;
         }
         const ofStack: Bound[] = [];
         for (const address of addresses) {

@@ -68,7 +68,7 @@ export const byStackDepth: Comparator<RankedStack> = (a, b) => a.driver.stack.le
 export const byRegistration: Comparator<RankedStack> = (a, b) => a.order - b.order;
 
 export function rankStacks(drivers: readonly Driver[], ctx: RankContext): RankedStack[] {
-  const stacks = drivers.map((driver, order) => ({ driver, order, provides: provided(driver, ctx.framerCount) }));
+  const stacks = drivers.map((driver, order) => ({ driver, order, provides: provided(driver, ctx.framerCount, ctx.properties) }));
   if (stacks.length < 2) return stacks;
   const cmp = compose(bySecurity, byPreferred(ctx.properties), byAvoided(ctx.properties), byStackDepth, byRegistration);
   return stacks.sort(cmp);

@@ -12,7 +12,7 @@
  * if (!v.ok) console.log(v.reason); // "reliability is required but udp is unreliable"
  */
 import type { Driver } from '../driver.js';
-import { provided } from '../provided.js';
+import { mayDuplicate, provided } from '../provided.js';
 import type { PreferenceProperty, TransportProperties } from '../properties.js';
 import type { SecurityParameters } from '../security.js';
 
@@ -93,7 +93,7 @@ export function judgeStack(driver: Driver, ctx: StackContext): Verdict {
   if (mode === 'disabled' && driver.security !== 'none') {
     return { ok: false, reason: `${driver.id} is encrypted and security is disabled` };
   }
-  const has = provided(driver, ctx.framerCount);
+  const has = provided(driver, ctx.framerCount, ctx.properties);
   const problems: string[] = [];
   for (const name of JUDGED) {
     const pref = ctx.properties.preference(name);
@@ -102,7 +102,7 @@ export function judgeStack(driver: Driver, ctx: StackContext): Verdict {
   }
   // RFC 9622 §9.1.3.4: a stack that does not protect against duplicated messages (UDP)
   // may be chosen only when the caller marked its messages safely replayable.
-  if (!driver.capabilities.reliable && driver.framing === 'message' && ctx.properties.get('safelyReplayable') !== true) {
+  if (mayDuplicate(driver) && ctx.properties.get('safelyReplayable') !== true) {
     problems.push(`${driver.id} may duplicate messages and safelyReplayable is not set (RFC 9622 §9.1.3.4; the unreliableDatagram() profile sets it)`);
   }
   const multipath = ctx.properties.get('multipath');

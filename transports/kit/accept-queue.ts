@@ -12,12 +12,12 @@
  * server.on('session', (s) => queue.offer(channelOf(s)));
  * // DriverListener.start(handler) → queue.start(handler); close() → queue.close()
  */
-import type { DriverListenerHandler, TransportChannel } from '../../src/driver.js';
+import type { Driver, DriverListenerHandler, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 
 export class AcceptQueue {
   #handler: DriverListenerHandler | undefined;
-  #backlog: TransportChannel[] = [];
+  #backlog: { channel: TransportChannel; stack: Driver | undefined }[] = [];
   #failure: TapsError | undefined;
   #closed = false;
 
@@ -33,15 +33,15 @@ export class AcceptQueue {
     this.#handler = handler;
     const backlog = this.#backlog;
     this.#backlog = [];
-    for (const ch of backlog) handler.connection(ch);
+    for (const b of backlog) handler.connection(b.channel, b.stack);
     if (this.#failure) handler.error(this.#failure);
   }
 
-  /** A newly accepted channel: delivered, queued until start(), or aborted when closed. */
-  offer(channel: TransportChannel): void {
+  /** A newly accepted channel (`stack`: the peer's, on a listener several stacks share): delivered, queued until start(), or aborted when closed. */
+  offer(channel: TransportChannel, stack?: Driver): void {
     if (this.#closed) return channel.abort(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener is closed'));
-    if (this.#handler) this.#handler.connection(channel);
-    else this.#backlog.push(channel);
+    if (this.#handler) this.#handler.connection(channel, stack);
+    else this.#backlog.push({ channel, stack });
   }
 
   /** The listener failed: report it now, or at start() if nobody listens yet. */
@@ -56,7 +56,7 @@ export class AcceptQueue {
     if (this.#closed) return;
     this.#closed = true;
     const gone = new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken');
-    for (const ch of this.#backlog) ch.abort(gone);
+    for (const b of this.#backlog) b.channel.abort(gone);
     this.#backlog = [];
   }
 }

@@ -35,6 +35,11 @@ export class Inbox {
     return this.#closed;
   }
 
+  /** Events waiting for the receiver (before start, or while paused). */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
   /** True while a receiver exists, is not paused and nothing is queued. */
   get flowing(): boolean {
     return this.#receiver !== undefined && !this.#paused && this.#queue.length === 0;

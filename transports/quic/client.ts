@@ -16,21 +16,32 @@
  *   host or net unreachable ends the attempt at once with
  *   ERR_TAPS_ESTABLISHMENT_FAILED naming it (a refused port fails in
  *   milliseconds, as TCP's does, instead of waiting out `connectTimeout`).
+ * - `quic-dgram` (`messages` given): the client offers QUIC DATAGRAM (RFC
+ *   9221) and the connection's channels are message flows (./group.ts). A
+ *   peer that does not offer it back fails the attempt with
+ *   ERR_TAPS_ESTABLISHMENT_FAILED saying so: never a stream in its place.
  *
  * @example
  * const channel = await connectQuic(attempt); // attempt.target: { address: '127.0.0.1', port: 4433, protocol: 'quic' }
  */
-import type { QUICClient } from '@matrixai/quic';
+import type { QUICClient, QUICConnection } from '@matrixai/quic';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
-import { isLoopbackAddress, quicOptions, transportConfig } from './config.js';
+import type { MessageDefaults } from '../../src/provided.js';
+import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig } from './config.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
-import { codeToReason, connectError, unreachableError } from './errors.js';
+import { codeToReason, connectError, QuicError, unreachableError } from './errors.js';
 import { QuicGroup } from './group.js';
 import { connectedQuicSocket, type ConnectedQuicSocket } from './socket.js';
 import { serverVerifier } from './verify.js';
+
+/** Whether the peer's transport parameters allow QUIC DATAGRAM frames (quiche reports a writable size only then). */
+export function offersDatagrams(connection: QUICConnection): boolean {
+  const conn = (connection as unknown as { conn?: { dgramMaxWritableLen?(): number | null } }).conn;
+  return typeof conn?.dgramMaxWritableLen === 'function' && conn.dgramMaxWritableLen() !== null;
+}
 
 /**
  * The address to bind when the endpoint names none: the target's own
@@ -43,9 +54,11 @@ function defaultLocalHost(address: string, family: 4 | 6): string {
   return family === 6 ? '::' : '0.0.0.0';
 }
 
-export async function connectQuic(attempt: ConnectAttempt): Promise<TransportChannel> {
+/** Connect a `quic` stream, or with `messages` (the defaults of its messages) a `quic-dgram` flow. */
+export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDefaults): Promise<TransportChannel> {
   const { signal, target, security } = attempt;
   throwIfAborted(signal, 'quic');
+  const datagrams = messages !== undefined;
   const { address, port, family } = targetAddress(target, 'quic');
   const where = `${family === 6 ? `[${address}]` : address}:${port}`;
   if (security.mode === 'disabled') throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'security is disabled; QUIC is always encrypted');
@@ -69,6 +82,7 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
       family,
       localHost: bind.localAddress ?? defaultLocalHost(address, family),
       localPort: bind.localPort ?? 0,
+      recvBufferSize: datagrams ? DATAGRAM_RECV_BUFFER : undefined,
       onUnreachable: (err) => {
         if (unreachable !== undefined || ended.signal.aborted) return;
         unreachable = err;
@@ -91,7 +105,7 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
         config: {
           verifyPeer: true,
           verifyCallback: verifier.callback,
-          ...transportConfig(cfg),
+          ...transportConfig(cfg, datagrams),
           ...(security.certificate !== undefined && security.key !== undefined ? { cert: String(security.certificate), key: String(security.key) } : {}),
         },
         // `host` is the checked IP literal (the package resolves nothing for one); the socket's own resolver refuses any name.
@@ -121,9 +135,19 @@ export async function connectQuic(attempt: ConnectAttempt): Promise<TransportCha
     await teardown().catch(() => {});
     throw abortedError(signal, `quic connect to ${where}`);
   }
+  if (datagrams && !offersDatagrams(connection)) {
+    await teardown().catch(() => {});
+    throw new QuicError(
+      'ERR_TAPS_ESTABLISHMENT_FAILED',
+      `quic-dgram connect to ${where}: the peer does not accept QUIC DATAGRAM frames (no max_datagram_frame_size, RFC 9221 §3), so unreliable messages cannot be sent; no stream is used in their place`,
+    );
+  }
   const local = { address: connection.localHost as string, port: connection.localPort as number, family };
   const remote = { address, port, family };
-  const info = Object.freeze({ protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined, serverName, authenticated: security.mode === 'required' });
-  const group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout });
+  const facts = { protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined, serverName, authenticated: security.mode === 'required' };
+  const messagesOf = datagrams ? { defaults: messages, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
+  let group: QuicGroup | undefined;
+  const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
+  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf });
   return group.add(connection.newStream('bidi'));
 }

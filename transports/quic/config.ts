@@ -11,6 +11,7 @@
  * | `keepAliveInterval` | off          | send PINGs this often (ms) to keep an idle connection open |
  * | `ipv6Only`        | false          | listeners: a `::` bind takes IPv6 only (by default it is dual-stack, like the tcp and tls listeners) |
  * | `maxUdpPayload`   | 1350 B; 32 KiB on loopback | largest UDP payload sent and accepted (RFC 9000 §14: 1200 is the floor; loopback's MTU is 64 KiB, and the package's speed scales with it) |
+ * | `datagramHighWater` | 32           | `quic-dgram`: datagrams one connection hands to QUIC per event-loop turn before `send()` pushes back (./datagram-mux.ts) |
  *
  * @example
  * new Preconnection({ ..., driverOptions: { quic: { alpn: ['myproto'], idleTimeout: 5000 } } });
@@ -25,7 +26,17 @@ export interface QuicOptions {
   readonly closeTimeout: number;
   readonly keepAliveInterval: number | undefined;
   readonly maxUdpPayload: number;
+  readonly datagramHighWater: number;
 }
+
+/** quiche's queue of received datagrams (drained after every packet; a full queue drops the oldest). */
+export const DATAGRAM_RECV_QUEUE = 4096;
+/** quiche's queue of datagrams waiting for the congestion window. */
+export const DATAGRAM_SEND_QUEUE = 1024;
+/** Datagrams waiting in quiche's send queue at which the window counts as full and `send()` pushes back. */
+export const DATAGRAM_QUEUE_HIGH_WATER = 64;
+/** Receive buffer asked of the OS for a socket that carries datagrams (capped by net.core.rmem_max). */
+export const DATAGRAM_RECV_BUFFER = 4 * 1024 * 1024;
 
 /** Payload size off loopback: fits any path that carries QUIC's 1200-byte minimum with room (quiche's default). */
 export const DEFAULT_UDP_PAYLOAD = 1350;
@@ -54,6 +65,13 @@ function payload(options: Readonly<Record<string, unknown>>, address: string): n
   return v;
 }
 
+function count(options: Readonly<Record<string, unknown>>, name: string, fallback: number): number {
+  const v = options[name];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 65536) throw new RangeError(`driverOptions.quic.${name} must be an integer from 1 to 65536, got ${String(v)}`);
+  return v;
+}
+
 /** Resolve the driver's options (and ALPN from the security parameters first). */
 export function quicOptions(options: Readonly<Record<string, unknown>>, security: SecurityParameters, address: string): QuicOptions {
   const alpnOption = options['alpn'];
@@ -68,20 +86,22 @@ export function quicOptions(options: Readonly<Record<string, unknown>>, security
     closeTimeout: ms(options, 'closeTimeout', 5_000)!,
     keepAliveInterval: ms(options, 'keepAliveInterval', undefined),
     maxUdpPayload: payload(options, address),
+    datagramHighWater: count(options, 'datagramHighWater', 32),
   };
 }
 
 /** Read size of the package's streams: one 64 KiB chunk per read instead of its 4 KiB default. */
 export const READ_CHUNK = 64 * 1024;
 
-/** The package config both sides share: ALPN, idle timeout, payload sizes, read size, keep-alive. */
-export function transportConfig(cfg: QuicOptions): {
+/** The package config both sides share: ALPN, idle timeout, payload sizes, read size, keep-alive, and QUIC DATAGRAM when `datagrams`. */
+export function transportConfig(cfg: QuicOptions, datagrams = false): {
   applicationProtos: string[];
   maxIdleTimeout: number;
   maxSendUdpPayloadSize: number;
   maxRecvUdpPayloadSize: number;
   readableChunkSize: number;
   keepAliveIntervalTime?: number;
+  enableDgram?: [boolean, number, number];
 } {
   return {
     applicationProtos: [...cfg.alpn],
@@ -90,5 +110,6 @@ export function transportConfig(cfg: QuicOptions): {
     maxRecvUdpPayloadSize: cfg.maxUdpPayload,
     readableChunkSize: READ_CHUNK,
     ...(cfg.keepAliveInterval ? { keepAliveIntervalTime: cfg.keepAliveInterval } : {}),
+    ...(datagrams ? { enableDgram: [true, DATAGRAM_RECV_QUEUE, DATAGRAM_SEND_QUEUE] as [boolean, number, number] } : {}),
   };
 }

@@ -1,17 +1,22 @@
 /**
  * One QUIC connection as a connection group (RFC 9622 I §7.4): each
- * bidirectional stream is one channel (the WebTransport drivers'
- * StreamChannel, which speaks the same `{ readable, writable }` pair), and the
- * connection lives while one of them is open — a reference count, like
- * transports/webtransport/group.ts.
+ * bidirectional stream is one channel, and the connection lives while one of
+ * them is open — a reference count, like transports/webtransport/group.ts.
+ *
+ * A `quic` connection's channels are byte streams (the WebTransport drivers'
+ * StreamChannel, which speaks the same `{ readable, writable }` pair). A
+ * `quic-dgram` connection's (`messages` set) are flows of messages
+ * (./message-channel.ts): its QUIC DATAGRAMs go through one DatagramMux
+ * (./datagram-mux.ts), and each unidirectional stream the peer opens carries
+ * one reliable unordered message of the flow it names.
  *
  * - `openStream()` (Connection `clone()`) opens a new bidirectional stream:
  *   no head-of-line blocking between streams, one handshake for all.
  * - Streams the peer opens go to the oldest open channel's `receiver.stream`
  *   (the Connection emits them as new grouped connections); on a listener's
  *   connection with no channel yet, the first one goes to `accept`.
- *   Unidirectional peer streams have no channel shape and are refused
- *   (STOP_SENDING).
+ *   On a `quic` connection, unidirectional peer streams have no channel shape
+ *   and are refused (STOP_SENDING).
  * - The connection closing under its streams (peer CONNECTION_CLOSE, idle
  *   timeout) ends every open channel with ERR_TAPS_CONNECTION_ABORTED or
  *   ERR_TAPS_TIMEOUT.
@@ -25,9 +30,16 @@
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
 import type { SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
+import type { MessageDefaults } from '../../src/provided.js';
 import { StreamChannel, type StreamGroup } from '../kit/web-stream-channel.js';
+import { DatagramMux, type DatagramMuxOptions } from './datagram-mux.js';
+import { AloneMessages } from './alone.js';
 import type { QuicEngine } from './engine.js';
 import { connectionGoneError, quicStreamError } from './errors.js';
+import { QuicMessageChannel, type FlowHost } from './message-channel.js';
+
+/** A channel of the group: a byte stream (`quic`) or a flow of messages (`quic-dgram`). */
+type Member = StreamChannel | QuicMessageChannel;
 
 /** What carries the connection, as the group needs it. */
 export interface QuicTransport {
@@ -42,12 +54,15 @@ export interface QuicGroupOptions {
   readonly closeTimeout: number;
   /** Listener side: where a peer stream goes while the group has no open channel. */
   readonly accept?: (channel: TransportChannel) => void;
+  /** A `quic-dgram` connection: its channels carry messages, with these defaults and datagram pacing. */
+  readonly messages?: (DatagramMuxOptions & { readonly defaults: MessageDefaults }) | undefined;
 }
 
 /** The part of quiche's connection (package-internal `conn`, @matrixai/quic ~2.0.9) the group uses: stream retirement and priority. */
 interface QuicheConn {
   streamCapacity(streamId: number): number;
   streamPriority(streamId: number, urgency: number, incremental: boolean): void;
+  peerStreamsLeftUni(): number;
   isClosed(): boolean;
   isDraining(): boolean;
 }
@@ -100,14 +115,19 @@ function drained(connection: QUICConnection, ids: ReadonlySet<number>, limit: nu
   });
 }
 
-export class QuicGroup implements StreamGroup {
+export class QuicGroup implements StreamGroup, FlowHost {
   readonly #connection: QUICConnection;
   readonly #transport: QuicTransport;
   readonly #options: QuicGroupOptions;
-  readonly #channels = new Set<StreamChannel>();
+  readonly #channels = new Set<Member>();
+  /** Message flows by flow id (their stream id), for the unidirectional streams that name them. */
+  readonly #flows = new Map<number, QuicMessageChannel>();
+  readonly #mux: DatagramMux | undefined;
+  /** Reliable unordered messages arriving on the peer's unidirectional streams. */
+  readonly #alone: AloneMessages | undefined;
   /** Every stream id this group used: closing waits until quiche has retired them (all data acknowledged). */
   readonly #streamIds = new Set<number>();
-  readonly #idOf = new WeakMap<StreamChannel, number>();
+  readonly #idOf = new WeakMap<Member, number>();
   #closed = false;
   /** The last open stream was aborted: tear down without waiting for delivery. */
   #abandoned = false;
@@ -117,6 +137,10 @@ export class QuicGroup implements StreamGroup {
     this.#connection = connection;
     this.#transport = transport;
     this.#options = options;
+    if (options.messages !== undefined) {
+      this.#mux = new DatagramMux(connection, options.messages);
+      this.#alone = new AloneMessages(this.#mux.stats);
+    }
     const { events } = engine.api;
     connection.addEventListener(events.EventQUICConnectionStream.name, (evt: Event) => this.#incoming((evt as unknown as { detail: QUICStream }).detail));
     connection.addEventListener(events.EventQUICConnectionError.name, (evt: Event) => this.#gone(connectionGoneError((evt as unknown as { detail: unknown }).detail)), { once: true });
@@ -131,20 +155,44 @@ export class QuicGroup implements StreamGroup {
     return this.#channels.size;
   }
 
+  /** The datagram side of a `quic-dgram` connection. */
+  get mux(): DatagramMux {
+    if (this.#mux === undefined) throw new TypeError('a quic connection without datagrams has no datagram mux');
+    return this.#mux;
+  }
+
   /** Wrap a bidirectional stream of this connection as a channel of the group. */
-  add(stream: QUICStream): StreamChannel {
-    this.#streamIds.add(stream.streamId as number);
-    const channel = new StreamChannel(stream, this, {
+  add(stream: QUICStream): Member {
+    const id = stream.streamId as number;
+    this.#streamIds.add(id);
+    const init = {
       local: this.#transport.local,
       remote: this.#transport.remote,
       info: this.#transport.info,
       closeTimeout: this.#options.closeTimeout,
       streamError: quicStreamError,
-      priority: false,
-    });
+    };
+    const messages = this.#options.messages;
+    let channel: Member;
+    if (messages === undefined) channel = new StreamChannel(stream, this, { ...init, priority: false });
+    else {
+      const flow = new QuicMessageChannel(stream, this, { ...init, defaults: messages.defaults });
+      this.#flows.set(id, flow);
+      this.#alone!.flowOpened(id, (m) => flow.alone(m));
+      channel = flow;
+    }
     this.#channels.add(channel);
-    this.#idOf.set(channel, stream.streamId as number);
+    this.#idOf.set(channel, id);
     return channel;
+  }
+
+  /** A new unidirectional stream for one reliable unordered message; throws when the peer allows none now. */
+  openUni(): QUICStream {
+    const conn = quicheOf(this.#connection);
+    if (this.#closed || conn === undefined || conn.peerStreamsLeftUni() === 0) throw new TapsError('ERR_TAPS_INVALID_STATE', 'no unidirectional stream available');
+    const stream = this.#connection.newStream('uni');
+    this.#streamIds.add(stream.streamId as number);
+    return stream;
   }
 
   openStream(): Promise<TransportChannel> {
@@ -157,12 +205,17 @@ export class QuicGroup implements StreamGroup {
     }
   }
 
-  aborting(channel: StreamChannel): void {
+  aborting(channel: Member): void {
     if (this.#channels.size === 1 && this.#channels.has(channel)) this.#abandoned = true;
   }
 
-  release(channel: StreamChannel): Promise<void> {
+  release(channel: Member): Promise<void> {
     this.#channels.delete(channel);
+    const id = this.#idOf.get(channel);
+    if (id !== undefined && this.#flows.get(id) === channel) {
+      this.#flows.delete(id);
+      this.#alone?.flowEnded(id);
+    }
     if (this.#channels.size > 0) return Promise.resolve();
     return this.#close();
   }
@@ -172,7 +225,7 @@ export class QuicGroup implements StreamGroup {
    * so equal urgencies share the connection round-robin). A stream quiche has already retired has nothing
    * left to schedule: the value is kept and ignored. Nothing else is connection-wide here.
    */
-  setOption(name: string, value: unknown, channel: StreamChannel): boolean {
+  setOption(name: string, value: unknown, channel: Member): boolean {
     if (name !== 'connPriority' || typeof value !== 'number' || !Number.isFinite(value) || value < 0) return false;
     const id = this.#idOf.get(channel);
     const conn = quicheOf(this.#connection);
@@ -195,7 +248,11 @@ export class QuicGroup implements StreamGroup {
     if (!this.#teardown) {
       this.#closed = true;
       this.#teardown = drained(this.#connection, this.#streamIds, this.#abandoned ? 0 : this.#options.closeTimeout)
-        .then(() => this.#transport.teardown())
+        .then(() => {
+          this.#mux?.close();
+          this.#alone?.close();
+          return this.#transport.teardown();
+        })
         .catch(() => {});
     }
     return this.#teardown;
@@ -204,13 +261,16 @@ export class QuicGroup implements StreamGroup {
   #gone(error: TapsError): void {
     if (this.#closed && this.#channels.size === 0) return;
     this.#closed = true;
+    this.#mux?.close();
+    this.#alone?.close();
     for (const ch of [...this.#channels]) ch.sessionGone(error);
     void this.#close();
   }
 
   #incoming(stream: QUICStream): void {
     if (stream.type !== 'bidi') {
-      stream.cancel(Object.assign(new Error('unidirectional streams are not supported'), { code: 0 }));
+      if (this.#alone !== undefined) this.#alone.read(stream);
+      else stream.cancel(Object.assign(new Error('unidirectional streams are not supported'), { code: 0 }));
       return;
     }
     const channel = this.add(stream);

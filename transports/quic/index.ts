@@ -1,19 +1,28 @@
 /**
- * The `quic` driver on `@matrixai/quic` (quiche over UDP, TLS 1.3): a
- * reliable, encrypted, congestion-controlled stack whose connections carry
+ * The QUIC drivers on `@matrixai/quic` (quiche over UDP, TLS 1.3). `quic` is
+ * a reliable, encrypted, congestion-controlled stack whose connections carry
  * many independent bidirectional streams — multistreaming without
  * head-of-line blocking, what the selector chooses when `multistreaming` is
  * preferred (RFC 9623 M §4.2.1 ranks it first then; on a UDP-blocked path the
- * TLS candidate takes over after one attempt delay).
+ * TLS candidate takes over after one attempt delay). `quic-dgram` adds QUIC
+ * DATAGRAM (RFC 9221): encrypted unreliable messages, and per message a
+ * choice of reliable or not, ordered or not, on one connection.
  *
- * | id     | stack      | a channel is              | capabilities |
- * |--------|------------|---------------------------|--------------|
- * | `quic` | quic, udp  | one bidirectional stream  | reliable, ordered (per stream), encrypted, multistream, congestion controlled, full checksum |
+ * | id           | stack                  | a channel is              | capabilities |
+ * |--------------|------------------------|---------------------------|--------------|
+ * | `quic`       | quic, udp              | one bidirectional stream  | reliable, ordered (per stream), encrypted, multistream, congestion controlled, full checksum |
+ * | `quic-dgram` | quic-dgram, quic, udp  | one flow of messages: datagrams and a stream (./message-channel.ts) | message boundaries, per-message reliability and order, encrypted, multistream, congestion controlled, full checksum, no duplicates; messages unreliable and unordered unless the caller asks for per-message reliability (src/provided.ts) |
  *
- * - Framing: streams carry bytes (`framing: 'stream'`); add a framer for
- *   messages. No datagrams: the package has no public QUIC DATAGRAM API
- *   (RFC 9221), so this driver never claims unreliable delivery. No 0-RTT
- *   either (the package offers none that works).
+ * - Framing: `quic` streams carry bytes (`framing: 'stream'`); add a framer
+ *   for messages. `quic-dgram` carries messages (its wire form:
+ *   ./datagram-wire.ts, docs/quic-datagrams.md), so the selector picks it for
+ *   `TransportProperties.unreliableDatagram()` with security required, and for
+ *   `perMsgReliability: 'require'`. The package has no public datagram API;
+ *   ./datagram-mux.ts reaches quiche's. No 0-RTT (the package offers none that
+ *   works).
+ * - Datagrams are negotiated per connection: a `quic-dgram` candidate whose
+ *   peer does not offer them fails (./client.ts), never falls back to a stream.
+ *   One listener serves both stacks on one UDP port (./server.ts).
  * - Groups: `clone()` opens another stream of the same connection; streams
  *   the peer opens arrive as new grouped connections; the connection closes
  *   with its last stream (./group.ts).
@@ -34,9 +43,16 @@
  * const conn = await pre.initiate();     // QUIC when it can be had, else TLS
  * const second = await conn.clone();     // another stream, same QUIC connection
  *
+ * // Encrypted datagrams, reliable ones where a message asks (quic-dgram):
+ * const game = await new Preconnection({ scope, remote, properties: TransportProperties.unreliableDatagram(),
+ *   security: new SecurityParameters({ ca: caPem }) }).initiate();
+ * await game.send(position, { msgLifetime: 16 });                  // a QUIC DATAGRAM
+ * await game.send(input, { msgReliable: true, msgOrdered: true });  // on the connection's stream
+ *
  * @module taps-node/quic
  */
 import { NO_CAPABILITIES, type Capabilities, type Driver } from '../../src/driver.js';
+import { messageDefaults } from '../../src/provided.js';
 import { connectQuic } from './client.js';
 import { quicState } from './engine.js';
 import { listenQuic } from './server.js';
@@ -55,6 +71,23 @@ export const QUIC_CAPABILITIES: Capabilities = Object.freeze({
   fullChecksum: true,
 });
 
+/**
+ * What a `quic-dgram` flow gives: see the table above. Its messages go unreliably and unordered unless they
+ * (or, with perMsgReliability, the selection properties) say otherwise.
+ */
+export const QUIC_DGRAM_CAPABILITIES: Capabilities = Object.freeze({
+  ...NO_CAPABILITIES,
+  reliable: false,
+  ordered: false,
+  messageBoundaries: true,
+  perMsgReliability: true,
+  encrypted: true,
+  multistream: true,
+  congestionControl: true,
+  fullChecksum: true,
+  duplicateFree: true,
+});
+
 /** Raw QUIC streams over UDP (`@matrixai/quic`). */
 export const quicDriver: Driver = Object.freeze({
   id: 'quic',
@@ -65,10 +98,27 @@ export const quicDriver: Driver = Object.freeze({
   security: 'tls',
   capabilities: QUIC_CAPABILITIES,
   schemes: Object.freeze(['quic']),
+  sharedListener: 'quic',
   available: quicState,
   connect: (attempt) => connectQuic(attempt),
-  listen: (attempt) => listenQuic(attempt),
+  listen: (attempt) => listenQuic(attempt, { bound: quicDriver, streams: quicDriver, messages: quicDgramDriver }),
+} satisfies Driver);
+
+/** QUIC with datagrams: encrypted messages, reliable or not per message (`@matrixai/quic`, RFC 9221). */
+export const quicDgramDriver: Driver = Object.freeze({
+  id: 'quic-dgram',
+  stack: Object.freeze(['quic-dgram', 'quic', 'udp']),
+  protocol: 'quic',
+  ipProtocol: 'udp',
+  framing: 'message',
+  security: 'tls',
+  capabilities: QUIC_DGRAM_CAPABILITIES,
+  schemes: Object.freeze(['quic']),
+  sharedListener: 'quic',
+  available: quicState,
+  connect: (attempt) => connectQuic(attempt, messageDefaults(quicDgramDriver, attempt.properties)),
+  listen: (attempt) => listenQuic(attempt, { bound: quicDgramDriver, streams: quicDriver, messages: quicDgramDriver }),
 } satisfies Driver);
 
 /** The QUIC drivers, for transports/defaults.ts. */
-export const quicDrivers: readonly Driver[] = Object.freeze([quicDriver]);
+export const quicDrivers: readonly Driver[] = Object.freeze([quicDriver, quicDgramDriver]);

@@ -5,6 +5,13 @@
  * checks the peer against the tenant's `accept` rules), its later streams
  * arrive in that group.
  *
+ * One listener serves `quic` and `quic-dgram` alike (their drivers share it,
+ * `sharedListener: 'quic'`): it offers QUIC DATAGRAM (RFC 9221) when it was
+ * bound as `quic-dgram` or the listener's properties allow `quic-dgram` too,
+ * and each connection whose peer offered datagrams back is a `quic-dgram`
+ * connection (its channels are message flows, handed over with that
+ * driver), every other a `quic` one.
+ *
  * The server owns one UDP socket for all its connections, so `close()` stops
  * accepting at once (new connections are closed on arrival, connections with
  * no delivered stream are dropped) while connections already handed out keep
@@ -16,17 +23,28 @@
  * listener.start({ connection: (ch) => use(ch), error: (e) => log(e) });
  */
 import type { QUICConnection, QUICServer } from '@matrixai/quic';
-import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import type { Driver, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
+import { messageDefaults, type MessageDefaults } from '../../src/provided.js';
+import { judgeStackOnce } from '../../src/selection/suitability.js';
 import { abortedError, throwIfAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
-import { quicOptions, transportConfig, type QuicOptions } from './config.js';
+import { offersDatagrams } from './client.js';
+import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
 import { codeToReason } from './errors.js';
 import { QuicGroup } from './group.js';
+import { setReceiveBuffer } from './socket.js';
 
-export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener> {
+/** The two stacks one QUIC listener serves, and which of them it was bound as. */
+export interface QuicStacks {
+  readonly bound: Driver;
+  readonly streams: Driver;
+  readonly messages: Driver;
+}
+
+export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Promise<DriverListener> {
   const { signal, target, security } = attempt;
   throwIfAborted(signal, 'quic listen');
   const { address, port, family } = targetAddress(target, 'quic listen');
@@ -39,13 +57,16 @@ export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener
   });
   throwIfAborted(signal, 'quic listen');
   const requestClientCertificate = security.ca !== undefined && security.ca.length > 0;
+  // Datagrams are offered only to be used: a peer that asks for them at a listener that could not take a
+  // quic-dgram connection fails at its handshake instead of being dropped after it.
+  const datagrams = stacks.bound === stacks.messages || judgeStackOnce(stacks.messages, { properties: attempt.properties, security, framerCount: 0 }).ok;
   const server = new engine.api.QUICServer({
     crypto: serverCrypto(),
     config: {
       cert: String(security.certificate),
       key: String(security.key),
       ...(requestClientCertificate ? { ca: security.ca!.map(String), verifyPeer: true } : { verifyPeer: false }),
-      ...transportConfig(cfg),
+      ...transportConfig(cfg, datagrams),
     },
     resolveHostname: (h: string) => {
       throw new TapsError('ERR_TAPS_POLICY_PROHIBITED', `quic listen: ${h} was not checked by the policy`);
@@ -67,7 +88,10 @@ export async function listenQuic(attempt: ListenAttempt): Promise<DriverListener
     await server.stop({ force: true }).catch(() => {});
     throw abortedError(signal, what);
   }
-  return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg);
+  const serverSocket = (server as unknown as { socket?: Parameters<typeof setReceiveBuffer>[0] }).socket;
+  if (datagrams && serverSocket !== undefined) setReceiveBuffer(serverSocket, DATAGRAM_RECV_BUFFER);
+  const served = { stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined };
+  return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg, served);
 }
 
 /**
@@ -83,6 +107,12 @@ function closeUnboundSocket(server: QUICServer): void {
   }
 }
 
+/** What a listener serves: its stacks, and the defaults of a quic-dgram connection's messages when it offers datagrams. */
+interface Served {
+  readonly stacks: QuicStacks;
+  readonly datagrams: MessageDefaults | undefined;
+}
+
 class QuicListener implements DriverListener {
   readonly local: SocketAddress;
   readonly #server: QUICServer;
@@ -93,9 +123,12 @@ class QuicListener implements DriverListener {
   readonly #untaken = new Set<QuicGroup>();
   #stopped: Promise<void> | undefined;
 
-  constructor(engine: QuicEngine, server: QUICServer, local: SocketAddress, cfg: QuicOptions) {
+  readonly #served: Served;
+
+  constructor(engine: QuicEngine, server: QUICServer, local: SocketAddress, cfg: QuicOptions, served: Served) {
     this.#server = server;
     this.local = local;
+    this.#served = served;
     const { events } = engine.api;
     server.addEventListener(events.EventQUICServerConnection.name, (evt: Event) => {
       this.#connection(engine, (evt as unknown as { detail: QUICConnection }).detail, cfg);
@@ -112,7 +145,10 @@ class QuicListener implements DriverListener {
       return;
     }
     const remote: SocketAddress = { address: connection.remoteHost as string, port: connection.remotePort as number, family: this.local.family };
-    const info = Object.freeze({ protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined });
+    const facts = { protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined };
+    const defaults = this.#served.datagrams !== undefined && offersDatagrams(connection) ? this.#served.datagrams : undefined;
+    const stack = defaults === undefined ? this.#served.stacks.streams : this.#served.stacks.messages;
+    const info = defaults === undefined ? Object.freeze(facts) : Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group.mux.stats; } });
     const group: QuicGroup = new QuicGroup(
       engine,
       connection,
@@ -134,8 +170,9 @@ class QuicListener implements DriverListener {
         closeTimeout: cfg.closeTimeout,
         accept: (channel) => {
           this.#untaken.delete(group);
-          this.#queue.offer(channel);
+          this.#queue.offer(channel, stack);
         },
+        messages: defaults === undefined ? undefined : { defaults, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER },
       },
     );
     this.#groups.add(group);

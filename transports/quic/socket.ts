@@ -36,6 +36,8 @@ export interface ConnectedSocketOptions {
   readonly localPort: number;
   /** Called once per ICMP error the kernel reports for the peer (before and after the handshake). */
   readonly onUnreachable: (error: Error) => void;
+  /** Receive buffer to ask the OS for (bytes), if not its default. */
+  readonly recvBufferSize?: number | undefined;
 }
 
 /** A started QUICSocket connected to one peer, and how to release it. */
@@ -48,6 +50,18 @@ export interface ConnectedQuicSocket {
 interface SocketInternals {
   socket: DgramSocket;
   socketSend: (msg: Uint8Array, ...rest: unknown[]) => Promise<number>;
+}
+
+/**
+ * Ask the OS for a `bytes` receive buffer on a started QUICSocket (its `dgram` socket is package-internal).
+ * Linux caps the request at net.core.rmem_max; a refusal leaves the default, which only costs loss under load.
+ */
+export function setReceiveBuffer(socket: QUICSocket, bytes: number): void {
+  try {
+    (socket as unknown as SocketInternals).socket.setRecvBufferSize(bytes);
+  } catch {
+    // Not granted: the OS default stays.
+  }
 }
 
 /** Whether `err` is an ICMP unreachable report on a connected UDP socket. */
@@ -66,6 +80,7 @@ export async function connectedQuicSocket(engine: QuicEngine, o: ConnectedSocket
   await socket.start({ host: o.localHost, port: o.localPort, ipv6Only: o.family === 6 });
   const internals = socket as unknown as SocketInternals;
   const udp = internals.socket;
+  if (o.recvBufferSize !== undefined) setReceiveBuffer(socket, o.recvBufferSize);
   // Attached before connect and kept for the socket's life: an 'error' event without a listener would throw.
   const onError = (err: Error): void => {
     if (isUnreachable(err)) o.onUnreachable(err);
