@@ -17,6 +17,7 @@ const SUITES: Record<string, string> = {
   websocket: './websocket.js',
   http: './http.js',
   quic: './quic.js',
+  'quic-dgram': './quic-datagrams.js',
   webtransport: './webtransport.js',
   fleet: './fleet.js',
 };
