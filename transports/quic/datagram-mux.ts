@@ -16,8 +16,8 @@
  *   QUIC); the `sent` event never fires inside `send()`.
  * - Pacing: quiche congestion-controls datagrams but never retransmits them,
  *   and a loopback congestion window (megabytes) outgrows what a busy
- *   receiver's socket buffer holds. So a flow may hand over at most
- *   `highWater` datagrams per event-loop turn, and none while quiche's own
+ *   receiver's socket buffer holds. So the flows of one connection hand over at most
+ *   `highWater` datagrams per event-loop turn together, and none while quiche's own
  *   send queue holds `queueHighWater` (the congestion window is full): then
  *   `send()` returns false and the flow's `drain()` follows on a later turn
  *   with room. Waiting messages stay in the Connection's queue, where
