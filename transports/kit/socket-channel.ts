@@ -80,12 +80,19 @@ export function dialledAddress(target: { readonly address: string; readonly port
   return target.address.includes('%') ? undefined : Object.freeze({ address: target.address, port: target.port, family: target.family });
 }
 
-/** Read a keep-alive setting: seconds (> 0) enable with that idle time; false / 'disabled' / 0 disable. */
-function keepAliveSetting(name: string, value: unknown): { enable: boolean; delayMs: number } {
-  if (value === false || value === 0 || (typeof value === 'string' && value.toLowerCase() === 'disabled')) return { enable: false, delayMs: 0 };
-  if (value === true) return { enable: true, delayMs: 0 };
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return { enable: true, delayMs: Math.round(value * 1000) };
-  throw new TypeError(`${name} must be a positive number of seconds, true, false or 'disabled', got ${String(value)}`);
+/**
+ * Keep-alive on a TCP socket: on after `value` ms of idleness (the connection
+ * property keepAliveTimeout, RFC 9622 §8.1.4: milliseconds), off for
+ * `Infinity` ("Disabled") or `false`; `true` turns it on at the system's
+ * default period. The kernel's TCP_KEEPIDLE counts whole seconds, so a
+ * period is rounded up (Node would round it down, 500 ms to none).
+ * Throws a TypeError for anything else.
+ */
+export function setKeepAliveTimeout(socket: Socket, name: string, value: unknown): void {
+  if (value === false || value === Infinity) socket.setKeepAlive(false);
+  else if (value === true) socket.setKeepAlive(true);
+  else if (typeof value === 'number' && Number.isFinite(value) && value > 0) socket.setKeepAlive(true, Math.ceil(value / 1000) * 1000);
+  else throw new TypeError(`${name} must be a positive number of ms, Infinity (disabled), true or false, got ${String(value)}`);
 }
 
 export class SocketChannel implements TransportChannel {
@@ -233,11 +240,9 @@ export class SocketChannel implements TransportChannel {
     const tcp = this.#raw ?? this.#socket;
     switch (name.toLowerCase()) {
       case 'keepalive':
-      case 'keepalivetimeout': {
-        const { enable, delayMs } = keepAliveSetting(name, value);
-        tcp.setKeepAlive(enable, delayMs);
+      case 'keepalivetimeout':
+        setKeepAliveTimeout(tcp, name, value);
         return;
-      }
       case 'nodelay':
         if (typeof value !== 'boolean') throw new TypeError(`noDelay must be a boolean, got ${String(value)}`);
         tcp.setNoDelay(value);

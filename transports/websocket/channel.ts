@@ -25,7 +25,7 @@ import type { ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddres
 import { SendError, TapsError } from '../../src/errors.js';
 import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
-import { socketAddresses } from '../kit/socket-channel.js';
+import { setKeepAliveTimeout, socketAddresses } from '../kit/socket-channel.js';
 import { closeError, protocolError, type WebSocketCloseError } from './errors.js';
 
 const BINARY: ChannelReceiveMeta = Object.freeze({ fields: Object.freeze({ binary: true }) });
@@ -193,8 +193,8 @@ export class WebSocketChannel implements TransportChannel {
   }
 
   setOption(name: string, value: unknown): void {
-    if (name === 'keepAlive' && typeof value === 'boolean') {
-      this.#raw.setKeepAlive(value);
+    if ((name === 'keepAlive' && typeof value === 'boolean') || name === 'keepAliveTimeout') {
+      setKeepAliveTimeout(this.#raw, name, value);
       return;
     }
     if (name === 'closeCode' && typeof value === 'number' && ((value >= 3000 && value <= 4999) || value === 1000)) {

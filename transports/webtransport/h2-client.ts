@@ -29,7 +29,7 @@ import type { SecurityParameters } from '../../src/security.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { establishmentError } from '../kit/errors.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
-import { socketAddresses } from '../kit/socket-channel.js';
+import { setKeepAliveTimeout, socketAddresses } from '../kit/socket-channel.js';
 import { tlsClientOptions } from '../kit/tls-options.js';
 import type { PeerLeaf } from '../kit/tls-verify.js';
 import { webTransportConfig, type WebTransportConfig } from './config.js';
@@ -176,10 +176,8 @@ function clientTransport(h2: ClientHttp2Session, stream: ClientHttp2Stream, sock
     info: Object.freeze({ protocol: 'webtransport', httpVersion: '2', path, ...tlsInfo(socket) }),
     teardown: () => closeHttp2(h2, stream, cfg.closeTimeout, [socket, raw]),
     setOption: (name, value) => {
-      if (name !== 'keepAlive') return false;
-      if (typeof value === 'boolean') raw.setKeepAlive(value);
-      else if (typeof value === 'number' && Number.isFinite(value) && value > 0) raw.setKeepAlive(true, Math.round(value * 1000));
-      else return false;
+      if (name !== 'keepAlive' && name !== 'keepAliveTimeout') return false;
+      setKeepAliveTimeout(raw, name, value);
       return true;
     },
   };
