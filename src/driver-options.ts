@@ -28,7 +28,7 @@ export interface TcpDriverOptions {
 export interface TlsListenerOptions {
   /** Ask clients for a certificate and verify it against `security.ca`. */
   readonly requestClientCertificate?: boolean | undefined;
-  /** ms a TLS handshake may take on the listener (> 0). */
+  /** ms a TLS handshake may take (> 0): on the listener, and on the client for `tls` (default 10 s; then ERR_TAPS_TIMEOUT). */
   readonly handshakeTimeout?: number | undefined;
 }
 

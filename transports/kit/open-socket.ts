@@ -31,6 +31,8 @@ export interface OpenSocketOptions {
   readonly tls?: { readonly security: SecurityParameters; readonly alpn: readonly string[] } | undefined;
   /** For error messages: 'ws', 'https', ... */
   readonly what: string;
+  /** ms the TLS handshake may take (default: the kit's, ./tls-client.ts). */
+  readonly handshakeTimeout?: number | undefined;
 }
 
 export interface OpenedSocket {
@@ -55,7 +57,7 @@ export async function openSocket(options: OpenSocketOptions): Promise<OpenedSock
     throw err;
   }
   const label = `${what} TLS handshake with ${plan.identity} at ${target.address}:${target.port}`;
-  const { socket, peer } = await clientHandshake(raw, plan, target, options.tls.security, signal, label);
+  const { socket, peer } = await clientHandshake(raw, plan, target, options.tls.security, signal, label, options.handshakeTimeout);
   checked.set(socket, { authenticated: plan.authenticate, leaf: peer.leaf });
   return { socket, raw, peer };
 }

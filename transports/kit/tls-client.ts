@@ -8,7 +8,13 @@
  * only once the peer passed (./tls-sessions.ts; `security.sessionCacheLimit`
  * 0 turns this off). A resumed handshake checks the peer record of the full
  * handshake the ticket came from. Ready only after all of these; a failure or
- * an abort destroys both sockets and rejects with a TapsError. Also the facts
+ * an abort destroys both sockets and rejects with a TapsError. A handshake
+ * that has not finished after `timeoutMs` (default
+ * {@link DEFAULT_CLIENT_HANDSHAKE_TIMEOUT}) fails with ERR_TAPS_TIMEOUT: a
+ * peer that accepts TCP and never answers the ClientHello (a plaintext
+ * server) would otherwise hold the attempt until the caller gives up, and
+ * with opportunistic security the unencrypted stacks, tried only once every
+ * encrypted one failed (RFC 9621 §3.3), would never start. Also the facts
  * about a TLS socket that channels report in `info`.
  *
  * @example
@@ -18,12 +24,24 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { abortedError, whenAborted } from './abort.js';
+import { TapsError } from '../../src/errors.js';
 import { establishmentError } from './errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
 import type { ClientTlsPlan } from './tls-options.js';
 import { sessionKey, sessionPolicy, storeSession, takeSession, type StoredSession } from './tls-sessions.js';
 import { peerLeaf, peerRecord, verifyPeer, type PeerLeaf, type PeerRecord } from './tls-verify.js';
+
+/** How long a client TLS handshake may take, in ms, unless the driver option `handshakeTimeout` says otherwise. */
+export const DEFAULT_CLIENT_HANDSHAKE_TIMEOUT = 10_000;
+
+/** Read the driver option `handshakeTimeout` (ms > 0; default {@link DEFAULT_CLIENT_HANDSHAKE_TIMEOUT}). Throws a RangeError naming it. */
+export function handshakeTimeoutOption(options: Readonly<Record<string, unknown>>): number {
+  const v = options['handshakeTimeout'];
+  if (v === undefined) return DEFAULT_CLIENT_HANDSHAKE_TIMEOUT;
+  if (typeof v !== 'number' || !(v > 0)) throw new RangeError(`options.handshakeTimeout must be a positive number of ms, got ${String(v)}`);
+  return v;
+}
 
 /** Facts about a TLS socket for `channel.info`. */
 export function tlsInfo(socket: tls.TLSSocket, serverName?: string, authenticated?: boolean, leaf: PeerLeaf | undefined = peerLeaf(socket)): Record<string, unknown> {
@@ -49,12 +67,20 @@ export interface ClientHandshake {
  * Run the client handshake over `raw` (connected to `target`), resuming a stored session of this tenant
  * and key when there is one. `label` names the handshake in errors.
  */
-export function clientHandshake(raw: Socket, plan: ClientTlsPlan, target: CheckedTarget, security: SecurityParameters, signal: AbortSignal, label: string): Promise<ClientHandshake> {
+export function clientHandshake(
+  raw: Socket,
+  plan: ClientTlsPlan,
+  target: CheckedTarget,
+  security: SecurityParameters,
+  signal: AbortSignal,
+  label: string,
+  timeoutMs = DEFAULT_CLIENT_HANDSHAKE_TIMEOUT,
+): Promise<ClientHandshake> {
   const { limit, lifetimeMs } = sessionPolicy(security);
-  if (limit <= 0) return handshake(raw, plan, signal, label, NO_RESUMPTION);
+  if (limit <= 0) return handshake(raw, plan, signal, label, timeoutMs, NO_RESUMPTION);
   const tenant = target.tenant;
   const key = sessionKey(target, plan, security);
-  return handshake(raw, plan, signal, label, {
+  return handshake(raw, plan, signal, label, timeoutMs, {
     offer: takeSession(tenant, key),
     keep: (stored) => storeSession(tenant, key, stored, limit, lifetimeMs),
   });
@@ -69,7 +95,7 @@ interface Resumption {
 const NO_RESUMPTION: Resumption = Object.freeze({ offer: undefined, keep: undefined });
 
 /** Run the TLS handshake over a connected TCP socket, then the pin and callback checks. */
-function handshake(raw: Socket, plan: ClientTlsPlan, signal: AbortSignal, label: string, resumption: Resumption): Promise<ClientHandshake> {
+function handshake(raw: Socket, plan: ClientTlsPlan, signal: AbortSignal, label: string, timeoutMs: number, resumption: Resumption): Promise<ClientHandshake> {
   return new Promise((resolve, reject) => {
     let state: 'handshaking' | 'ready' | 'failed' = 'handshaking';
     let peer: PeerRecord | undefined;
@@ -84,7 +110,12 @@ function handshake(raw: Socket, plan: ClientTlsPlan, signal: AbortSignal, label:
       });
     }
     let stopListening = (): void => {};
+    const timer = setTimeout(() => {
+      const hint = raw.bytesRead === 0 ? ': the peer sent nothing (it may not speak TLS)' : '';
+      fail(new TapsError('ERR_TAPS_TIMEOUT', `${label} did not finish within ${timeoutMs} ms${hint}`));
+    }, timeoutMs);
     const cleanup = (): void => {
+      clearTimeout(timer);
       stopListening();
       socket.off('error', onError);
       socket.off('close', onClose);

@@ -7,11 +7,12 @@
  * (../kit/tls-options.ts), then pins and the verification callback
  * (../kit/tls-verify.ts), with session resumption (../kit/tls-client.ts);
  * ready only after all of these. A server that accepts TCP but never speaks
- * TLS stalls the attempt until its signal aborts (the racer's timeout).
+ * TLS fails the attempt with ERR_TAPS_TIMEOUT after `handshakeTimeout`
+ * (default 10 s), so opportunistic security falls back to plain TCP.
  *
  * Driver options (`driverOptions.tls`): `closeTimeout` (ms), `keepAlive`
- * (seconds) as for tcp; listeners: `requestClientCertificate`,
- * `handshakeTimeout` (ms, server side), `backlog`, `ipv6Only`.
+ * (seconds) as for tcp; `handshakeTimeout` (ms a handshake may take, client
+ * and listener); listeners: `requestClientCertificate`, `backlog`, `ipv6Only`.
  * Channel `info`: `authenticated` (the peer proved its identity; false in
  * opportunistic mode, or on a listener without a verified client
  * certificate), `alpn`, `tlsVersion`, `cipher`, `serverName`,
@@ -30,7 +31,7 @@ import { connectTcp } from '../kit/dial.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
-import { clientHandshake, tlsInfo } from '../kit/tls-client.js';
+import { clientHandshake, handshakeTimeoutOption, tlsInfo } from '../kit/tls-client.js';
 import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
 
 /** What the `tls` stack honours: TCP's capabilities, encrypted. */
@@ -51,6 +52,7 @@ export const tlsDriver: Driver = Object.freeze({
   async connect(attempt: ConnectAttempt): Promise<SocketChannel> {
     throwIfAborted(attempt.signal, 'tls');
     const closeTimeout = closeTimeoutOption(attempt.options);
+    const handshakeTimeout = handshakeTimeoutOption(attempt.options);
     const plan = tlsClientOptions(attempt.security, attempt.target);
     const raw = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tls');
     const label = `tls handshake with ${plan.identity} at ${attempt.target.address}:${attempt.target.port}`;
@@ -60,7 +62,7 @@ export const tlsDriver: Driver = Object.freeze({
       raw.destroy();
       throw err;
     }
-    const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label);
+    const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label, handshakeTimeout);
     return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
 

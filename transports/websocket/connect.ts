@@ -32,7 +32,7 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   const tls = flavour.secure ? { security: attempt.security, alpn: ['http/1.1'] } : undefined;
   const ws$ = loadWs(); // in parallel with the handshake
   ws$.catch(() => {}); // observed below
-  const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme });
+  const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme, handshakeTimeout: cfg.handshakeTimeout });
   const url = `${scheme}://${authority(target, flavour.secure ? 443 : 80)}${cfg.path}`;
   let ws: WebSocket;
   try {
