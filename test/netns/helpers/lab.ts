@@ -20,10 +20,12 @@
  * await lab.destroy();
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const PREFIX = 'tapspath-';
+/** `ip netns exec NS` bind-mounts the files of /etc/netns/NS over /etc: a namespace's own /etc/hosts lives there. */
+const NETNS_ETC = '/etc/netns';
 
 /** Why this machine cannot run namespace tests, or undefined when it can. */
 export function labUnavailable(): string | undefined {
@@ -37,25 +39,42 @@ export function labUnavailable(): string | undefined {
   return undefined;
 }
 
+/** Why these programs cannot be used here (which are missing from PATH), or undefined when all are there. */
+export function commandsMissing(commands: readonly string[]): string | undefined {
+  const missing = commands.filter((c) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  return missing.length === 0 ? undefined : `${missing.join(', ')} not installed`;
+}
+
 function ip(args: readonly string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Delete namespaces of this prefix whose creating process is gone (a run that crashed before cleaning up). */
+/** Delete namespaces of this prefix (and their /etc/netns files) whose creating process is gone (a run that crashed before cleaning up). */
 function sweepStale(): void {
-  for (const line of ip(['netns', 'list']).split('\n')) {
-    const name = line.split(' ')[0] ?? '';
+  const names = ip(['netns', 'list']).split('\n').map((line) => line.split(' ')[0] ?? '');
+  if (existsSync(NETNS_ETC)) names.push(...readdirSync(NETNS_ETC));
+  for (const name of new Set(names)) {
     const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
     if (!m) continue;
     const pid = Number(m[1]);
-    if (pid !== process.pid && !existsSync(`/proc/${pid}`)) {
-      try {
-        ip(['netns', 'del', name]);
-      } catch {
-        /* gone already */
-      }
-    }
+    if (pid !== process.pid && !existsSync(`/proc/${pid}`)) deleteNamespace(name);
   }
+}
+
+function deleteNamespace(name: string): void {
+  try {
+    ip(['netns', 'del', name]);
+  } catch {
+    /* gone already */
+  }
+  rmSync(`${NETNS_ETC}/${name}`, { recursive: true, force: true });
 }
 
 const live = new Set<Lab>();
@@ -169,6 +188,7 @@ export class Lab {
   readonly #tag: string;
   readonly #namespaces: string[] = [];
   readonly #agents: Agent[] = [];
+  readonly #relays: ChildProcess[] = [];
 
   private constructor(tag: string) {
     this.#tag = tag;
@@ -219,6 +239,36 @@ export class Lab {
     return execFileSync('ip', ['netns', 'exec', ns, command, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   }
 
+  /**
+   * The namespace's own /etc/hosts (`address name` lines), seen by every program started with `ip netns exec`
+   * (agents, curl): names resolve through the system resolver as on a real host, with no DNS server.
+   */
+  hosts(ns: string, lines: readonly string[]): void {
+    mkdirSync(`${NETNS_ETC}/${ns}`, { recursive: true });
+    writeFileSync(`${NETNS_ETC}/${ns}/hosts`, `127.0.0.1 localhost\n::1 localhost\n${lines.join('\n')}\n`);
+  }
+
+  /**
+   * A TUN device `dev` in `ns` whose packets come back out after `ms` milliseconds (test/netns/helpers/tun-delay.py:
+   * this kernel has no netem). Route what should be delayed into `dev`; what the relay writes back is routed as
+   * if it had arrived on `dev`. `set(ms)` changes the delay; the relay ends with the lab.
+   */
+  async delayer(ns: string, dev: string, ms: number): Promise<{ set(ms: number): void }> {
+    ip(['-n', ns, 'tuntap', 'add', 'dev', dev, 'mode', 'tun']);
+    ip(['-n', ns, 'link', 'set', dev, 'up']);
+    const script = fileURLToPath(new URL('./tun-delay.py', import.meta.url));
+    const child = spawn('ip', ['netns', 'exec', ns, 'python3', script, dev, String(ms)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#relays.push(child);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.stdin!.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.setEncoding('utf8').once('data', () => resolve());
+      child.once('exit', (code) => reject(new Error(`tun-delay.py exited (${code}) before it was ready: ${stderr}`)));
+    });
+    return { set: (delay: number) => void child.stdin!.write(`delay ${delay}\n`) };
+  }
+
   /** Wait until `ns` has a socket listening on `port` (`ss`), e.g. a server process just started there. */
   async listening(ns: string, proto: 'tcp' | 'udp', port: number): Promise<void> {
     for (let i = 0; i < 200; i++) {
@@ -239,18 +289,20 @@ export class Lab {
   /** Stop every agent, then delete every namespace. */
   async destroy(): Promise<void> {
     await Promise.allSettled(this.#agents.map((a) => a.stop()));
+    await Promise.allSettled(this.#relays.map((r) => {
+      if (r.exitCode !== null || r.signalCode !== null) return undefined;
+      const exited = new Promise((done) => r.once('exit', done));
+      r.stdin!.end(); // end of input ends the relay
+      const guard = setTimeout(() => r.kill('SIGKILL'), 5_000);
+      return exited.finally(() => clearTimeout(guard));
+    }));
     this.destroySync();
   }
 
   /** @internal Delete the namespaces now (also run at process exit). */
   destroySync(): void {
-    for (const ns of this.#namespaces.splice(0)) {
-      try {
-        ip(['netns', 'del', ns]);
-      } catch {
-        /* already gone */
-      }
-    }
+    for (const r of this.#relays) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL');
+    for (const ns of this.#namespaces.splice(0)) deleteNamespace(ns);
     live.delete(this);
   }
 }

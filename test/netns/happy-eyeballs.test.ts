@@ -1,0 +1,310 @@
+/**
+ * Happy Eyeballs over real links (RFC 8305, RFC 9623 §4.2): a client and a
+ * server namespace joined through a router namespace, IPv4 and IPv6 on every
+ * link, the server's name in the client's /etc/hosts with both addresses. The
+ * router makes each scenario — IPv6 TCP dropped, IPv6 blackholed, delay on
+ * IPv6 only (a TUN relay: this kernel has no netem), 2 % loss, UDP blocked —
+ * and three clients connect by name on each: the library with its default
+ * drivers (TLS and QUIC race), Node's `tls.connect` with `autoSelectFamily`,
+ * and curl. Each test asserts decisions (the family and stack that won, the
+ * attempts started and their order, what the server saw), never times; the
+ * file prints a table of median times per client so a reader compares them.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testCertificate } from '../helpers/certs.js';
+import type { Run } from './agents/he-client.js';
+import { Lab, commandsMissing, labUnavailable, type Agent } from './helpers/lab.js';
+
+const unavailable = labUnavailable() ?? commandsMissing(['curl', 'python3', 'iptables', 'ip6tables']) ?? (existsSync('/dev/net/tun') ? undefined : 'no /dev/net/tun');
+if (unavailable) console.warn(`\n*** SKIPPED the Happy Eyeballs real-network tests: ${unavailable} ***\n`);
+
+/** Runs per client and scenario (the table shows their median); bounded so the tier stays a few minutes long. */
+const N = Math.min(20, Math.max(1, Number(process.env['TAPS_NET_RUNS'] ?? 5)));
+const NAME = 'svc.test';
+const PORT = 7443;
+const S4 = '198.51.100.2';
+const S6 = '2001:db8:2::2';
+const ATTEMPT_DELAY = 250; // the library's and Node's default; curl's is 200 ms
+
+type Client = 'library' | 'node' | 'curl';
+type Results = Record<Client, Run[]>;
+const table: { scenario: string; results: Results }[] = [];
+
+describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: library, Node and curl', () => {
+  let lab: Lab;
+  let c: string;
+  let r: string;
+  let server: Agent;
+  let library: Agent;
+  let node: Agent;
+  let delay: { set(ms: number): void };
+  let dir: string;
+  let caFile: string;
+
+  beforeAll(async () => {
+    lab = Lab.open('he');
+    c = lab.ns('c');
+    r = lab.ns('r');
+    const s = lab.ns('s');
+    lab.link(c, 'c0', r, 'r0');
+    lab.link(r, 'r1', s, 's0');
+    for (const [ns, dev, cidr] of [
+      [c, 'c0', '192.0.2.2/24'], [c, 'c0', '2001:db8:1::2/64'], [r, 'r0', '192.0.2.1/24'], [r, 'r0', '2001:db8:1::1/64'],
+      [r, 'r1', '198.51.100.1/24'], [r, 'r1', '2001:db8:2::1/64'], [s, 's0', `${S4}/24`], [s, 's0', `${S6}/64`],
+    ] as const) lab.addr(ns, dev, cidr);
+    lab.ip(c, 'route', 'add', 'default', 'via', '192.0.2.1');
+    lab.ip(c, '-6', 'route', 'add', 'default', 'via', '2001:db8:1::1');
+    lab.ip(s, 'route', 'add', 'default', 'via', '198.51.100.1');
+    lab.ip(s, '-6', 'route', 'add', 'default', 'via', '2001:db8:2::1');
+    lab.run(r, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1');
+    // IPv6 from the client goes through the delaying TUN relay when the rule `iif r0 → table 100` is in place.
+    delay = await lab.delayer(r, 'tun0', 0);
+    lab.ip(r, '-6', 'route', 'add', 'default', 'dev', 'tun0', 'table', '100');
+    lab.hosts(c, [`${S6} ${NAME}`, `${S4} ${NAME}`]);
+
+    const cert = testCertificate({ kind: 'ec', issuer: 'ca', names: [NAME] });
+    dir = mkdtempSync(join(tmpdir(), 'taps-he-'));
+    caFile = join(dir, 'ca.pem');
+    writeFileSync(caFile, cert.caCert!);
+    server = lab.agent(s, 'he-server.ts', { port: PORT, cert: cert.cert, key: cert.key }, 'server');
+    const listening = await Promise.race([server.next('listening'), server.next('error')]);
+    expect(listening['stacks'], JSON.stringify(listening)).toEqual(['quic', 'tls']);
+    library = lab.agent(c, 'he-library.ts', { name: NAME, port: PORT, ca: cert.caCert }, 'library');
+    node = lab.agent(c, 'he-node.ts', { name: NAME, port: PORT, ca: cert.caCert }, 'node');
+    await Promise.all([library.next('ready', 30_000), node.next('ready', 30_000)]);
+  }, 90_000);
+
+  afterAll(async () => {
+    await lab?.destroy();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (table.length > 0) console.log(timingTable());
+  });
+
+  /** `n` runs of curl by name in the client namespace: its verbose log gives the attempts, -w the winner and times. */
+  async function curl(n: number): Promise<Run[]> {
+    const runs: Run[] = [];
+    for (let i = 0; i < n; i++) {
+      const out = await exec('ip', ['netns', 'exec', c, 'curl', '-sS', '-v', '--http1.1', '--max-time', '10', '--cacert', caFile,
+        '-w', '\n%{remote_ip} %{time_appconnect} %{time_total}', `https://${NAME}:${PORT}/`]);
+      const attempts = [...out.stderr.matchAll(/Trying \[?([0-9a-f:.]+?)\]?:\d+\.\.\./g)].map((m) => ({ stack: 'tls/tcp', family: (m[1]!.includes(':') ? 6 : 4) as 4 | 6 }));
+      const tail = /\n(\S+) ([\d.]+) ([\d.]+)$/.exec(out.stdout);
+      const served = /served by ([a-z0-9/]+)/.exec(out.stdout)?.[1];
+      if (out.code !== 0 || !tail || !served) {
+        runs.push({ ok: false, code: `exit ${out.code}`, error: out.stderr.split('\n').filter((l) => !l.startsWith('*') && !l.startsWith('>') && !l.startsWith('<')).join(' ').trim(), attempts });
+        continue;
+      }
+      const address = tail[1]!;
+      runs.push({
+        ok: true, connectMs: Number(tail[2]) * 1000, responseMs: Number(tail[3]) * 1000, served, attempts,
+        winner: { stack: 'tls/tcp', family: address.includes(':') ? 6 : 4, address },
+      });
+    }
+    return runs;
+  }
+
+  async function runAll(scenario: string): Promise<Results> {
+    library.command({ type: 'run', n: N });
+    const lib = (await library.next('runs', 120_000))['runs'] as Run[];
+    node.command({ type: 'run', n: N });
+    const nd = (await node.next('runs', 120_000))['runs'] as Run[];
+    const results = { library: lib, node: nd, curl: await curl(N) };
+    table.push({ scenario, results });
+    return results;
+  }
+
+  /**
+   * One scenario: `apply` changes the router, every client runs N times, `revert` undoes it. Tests read
+   * `results()` (one run of all clients shared by the scenario's tests).
+   */
+  function scenario(name: string, apply: () => void, revert: () => void): () => Results {
+    let results: Results | undefined;
+    beforeAll(async () => {
+      apply();
+      try {
+        results = await runAll(name);
+      } finally {
+        revert();
+      }
+    }, 300_000);
+    return () => results!;
+  }
+
+  const router = (command: string, ...args: string[]): void => void lab.run(r, command, ...args);
+  const both = (...rule: string[]): void => {
+    router('iptables', ...rule);
+    router('ip6tables', ...rule);
+  };
+  const summary = (runs: readonly Run[]): string => JSON.stringify(runs.map((x) => ({ w: x.winner && `${x.winner.stack} v${x.winner.family}`, a: x.attempts.map((a) => `${a.stack} v${a.family}@${a.startedAt?.toFixed(0) ?? ''}:${a.fate ?? ''}`), e: x.error })));
+
+  describe('both families clean', () => {
+    const results = scenario('clean', () => {}, () => {});
+    it('Node and curl: one attempt, over IPv6', () => tcpClients(results(), [6]));
+    it('library: one attempt, over IPv6, and it wins', () => {
+      for (const run of libraryRuns(results())) {
+        expect(run.attempts, summary([run])).toHaveLength(1);
+        expect(run.winner!.family, summary([run])).toBe(6);
+      }
+    });
+  });
+
+  describe('IPv6 TCP dropped', () => {
+    const rule = ['FORWARD', '-p', 'tcp', '-d', S6, '-j', 'DROP'];
+    const results = scenario('IPv6 TCP dropped', () => router('ip6tables', '-I', ...rule), () => router('ip6tables', '-D', ...rule));
+    it('Node and curl: IPv6 first, then IPv4, which wins', () => tcpClients(results(), [6, 4]));
+    it('library: TLS over IPv6 never wins; QUIC over IPv6 (UDP still passes) wins when it is raced first', () => {
+      for (const run of libraryRuns(results())) {
+        expect(`${run.winner!.stack} v${run.winner!.family}`, summary([run])).not.toBe('tls/tcp v6');
+        if (run.attempts[0]!.stack === 'quic/udp') expect(run.attempts, summary([run])).toHaveLength(1);
+      }
+    });
+  });
+
+  describe('IPv6 route blackholed', () => {
+    const results = scenario('IPv6 blackholed', () => lab.ip(r, '-6', 'route', 'add', 'blackhole', `${S6}/128`), () => lab.ip(r, '-6', 'route', 'del', 'blackhole', `${S6}/128`));
+    it('Node and curl: IPv6 first, then IPv4, which wins', () => tcpClients(results(), [6, 4]));
+    it('library: IPv6 first, IPv4 next (RFC 8305 §4), and IPv4 wins', () => {
+      for (const run of libraryRuns(results())) {
+        expect(run.attempts[1]?.family, summary([run])).toBe(4);
+        expect(run.winner!.family, summary([run])).toBe(4);
+      }
+    });
+    // Known defect (RFC 8305 §5): when the attempt delay passes, the selector starts the next address and
+    // the next stack together (QUIC over IPv4 and TLS over IPv6, a few ms apart). Flip to `it` once fixed.
+    it.fails('library: one new attempt per attempt delay (RFC 8305 §5) — known defect, fails today', () => {
+      for (const run of libraryRuns(results())) oneAttemptPerDelay(run);
+    });
+  });
+
+  for (const [ms, fallsBack] of [[100, false], [150, undefined], [300, true]] as const) {
+    describe(`+${ms} ms on IPv6 only`, () => {
+      const results = scenario(`IPv6 +${ms} ms`, () => {
+        delay.set(ms);
+        lab.ip(r, '-6', 'rule', 'add', 'iif', 'r0', 'lookup', '100', 'pref', '100');
+      }, () => lab.ip(r, '-6', 'rule', 'del', 'iif', 'r0', 'lookup', '100', 'pref', '100'));
+      // Node and curl race TCP connects (one round trip: +ms); the attempt delay is 250 ms (curl's 200 ms).
+      it(`Node and curl: ${fallsBack ? 'IPv6 first, then IPv4, which wins' : 'one attempt, over IPv6'}`, () => tcpClients(results(), fallsBack ? [6, 4] : [6]));
+      // The library races whole handshakes (TLS or QUIC: two round trips here): at +150 ms the IPv6 handshake
+      // outlasts the attempt delay, so either family may win; the order of attempts is fixed.
+      it(`library: IPv6 first${fallsBack === false ? ', and it wins alone' : fallsBack ? ', then IPv4, which wins' : ', then IPv4 if IPv6 has not answered by the attempt delay'}`, () => {
+        for (const run of libraryRuns(results())) {
+          if (run.attempts.length > 1) expect(run.attempts[1]!.family, summary([run])).toBe(4);
+          if (fallsBack === false) expect(run.attempts, summary([run])).toHaveLength(1);
+          if (fallsBack) expect(run.winner!.family, summary([run])).toBe(4);
+          if (run.winner!.family === 6) expect(run.winner, summary([run])).toMatchObject({ startedAt: run.attempts[0]!.startedAt });
+        }
+      });
+    });
+  }
+
+  describe('2 % loss on both families', () => {
+    const rule = ['FORWARD', '-m', 'statistic', '--mode', 'random', '--probability', '0.02', '-j', 'DROP'];
+    const results = scenario('2 % loss', () => both('-I', ...rule), () => both('-D', ...rule));
+    it('every client gets its answer, starting with IPv6', () => {
+      for (const client of ['node', 'curl', 'library'] as const) {
+        for (const run of results()[client]) {
+          expect(run.ok, `${client}: ${summary([run])}`).toBe(true);
+          expect(run.attempts[0]?.family, `${client}: ${summary([run])}`).toBe(6);
+          expect(run.served, `${client}: ${summary([run])}`).toBe(run.winner!.stack);
+        }
+      }
+    });
+  });
+
+  describe('UDP blocked', () => {
+    const rule = ['FORWARD', '-p', 'udp', '-j', 'DROP'];
+    const results = scenario('UDP blocked', () => both('-I', ...rule), () => both('-D', ...rule));
+    it('Node and curl: one attempt, over IPv6', () => tcpClients(results(), [6]));
+    it('library: TLS over IPv6 wins; QUIC attempts go unanswered and are cancelled', () => {
+      for (const run of libraryRuns(results())) {
+        expect(run.winner, summary([run])).toMatchObject({ stack: 'tls/tcp', family: 6 });
+        for (const a of run.attempts.filter((x) => x.stack === 'quic/udp')) expect(a.fate, summary([run])).toBe('cancelled');
+      }
+    });
+    // Known defect: with one attempt per attempt delay (RFC 8305 §5) the order QUIC v6, QUIC v4, TLS v6 costs
+    // two attempt delays before TLS starts; today TLS starts one delay late only because two attempts start
+    // together. A TLS attempt must be among the first two. Flip to `it` once fixed.
+    it.fails('library: blocked QUIC costs at most one attempt delay: a TLS attempt is first or second — known defect, fails today', () => {
+      for (const run of libraryRuns(results())) {
+        expect(run.attempts.findIndex((a) => a.stack === 'tls/tcp'), summary([run])).toBeLessThanOrEqual(1);
+        oneAttemptPerDelay(run);
+      }
+    });
+  });
+
+  /** Every Node and curl run succeeded, attempted these families in this order, and the last one won (and served it). */
+  function tcpClients(results: Results, families: readonly (4 | 6)[]): void {
+    for (const client of ['node', 'curl'] as const) {
+      for (const run of results[client]) {
+        const why = `${client}: ${summary([run])}`;
+        expect(run.ok, why).toBe(true);
+        expect(run.attempts.map((a) => a.family), why).toEqual(families);
+        expect(run.winner!.family, why).toBe(families.at(-1));
+        expect(run.served, why).toBe('tls/tcp');
+      }
+    }
+  }
+
+  /** The library's runs, each checked to have succeeded, started with IPv6 and been served by the stack it reports. */
+  function libraryRuns(results: Results): Run[] {
+    const runs = results.library;
+    for (const run of runs) {
+      expect(run.ok, summary([run])).toBe(true);
+      expect(run.attempts[0]?.family, summary([run])).toBe(6);
+      expect(run.served, summary([run])).toBe(run.winner!.stack);
+    }
+    return runs;
+  }
+});
+
+/**
+ * RFC 8305 §5: a new attempt starts one attempt delay after the previous one, or as soon as the previous
+ * one failed. The report's own start and end times are compared (a late timer only widens the gap).
+ */
+function oneAttemptPerDelay(run: Run): void {
+  for (let i = 1; i < run.attempts.length; i++) {
+    const prev = run.attempts[i - 1]!;
+    const earliest = prev.fate === 'failed' && prev.endedAt !== undefined ? Math.min(prev.endedAt, prev.startedAt! + ATTEMPT_DELAY) : prev.startedAt! + ATTEMPT_DELAY;
+    expect(run.attempts[i]!.startedAt!, `attempt ${i} started before attempt ${i - 1} failed or its delay passed: ${JSON.stringify(run.attempts)}`).toBeGreaterThanOrEqual(earliest - 2);
+  }
+}
+
+function exec(cmd: string, args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    p.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Median times per scenario and client, the winners and each client's usual attempt order. */
+function timingTable(): string {
+  const rows = [['scenario', 'client', 'won (runs)', 'attempts (first run)', 'established ms', 'answer ms', 'failed']];
+  for (const { scenario, results } of table) {
+    for (const client of ['library', 'node', 'curl'] as const) {
+      const runs = results[client];
+      const ok = runs.filter((x) => x.ok);
+      const won = new Map<string, number>();
+      for (const x of ok) won.set(`${x.winner!.stack} v${x.winner!.family}`, (won.get(`${x.winner!.stack} v${x.winner!.family}`) ?? 0) + 1);
+      const first = runs[0]?.attempts.map((a) => `${a.stack.split('/')[0]}${a.family}`).join(' ') ?? '';
+      rows.push([scenario, client, [...won].map(([k, v]) => `${k} ×${v}`).join(', '), first,
+        median(ok.map((x) => x.connectMs!)).toFixed(1), median(ok.map((x) => x.responseMs!)).toFixed(1), String(runs.length - ok.length)]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const line = (row: string[]): string => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  return [`Happy Eyeballs between namespaces: median of ${N} runs per client (attempt delay: library and Node ${ATTEMPT_DELAY} ms, curl 200 ms)`,
+    line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
