@@ -187,8 +187,9 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
       }, () => lab.ip(r, '-6', 'rule', 'del', 'iif', 'r0', 'lookup', '100', 'pref', '100'));
       // Node and curl race TCP connects (one round trip: +ms); the attempt delay is 250 ms (curl's 200 ms).
       it(`Node and curl: ${fallsBack ? 'IPv6 first, then IPv4, which wins' : 'one attempt, over IPv6'}`, () => tcpClients(results(), fallsBack ? [6, 4] : [6]));
-      // The library races whole handshakes (TLS or QUIC: two round trips here): at +150 ms the IPv6 handshake
-      // outlasts the attempt delay, so either family may win; the order of attempts is fixed.
+      // The library races whole handshakes, two round trips here (TCP then TLS 1.3, or QUIC after the Retry
+      // its server sends for every new connection): at +150 ms the IPv6 handshake outlasts the attempt delay,
+      // so either family may win; the order of attempts is fixed.
       it(`library: IPv6 first${fallsBack === false ? ', and it wins alone' : fallsBack ? ', then IPv4, which wins' : ', then IPv4 if IPv6 has not answered by the attempt delay'}`, () => {
         for (const run of libraryRuns(results())) {
           if (run.attempts.length > 1) expect(run.attempts[1]!.family, summary([run])).toBe(4);

@@ -6,7 +6,8 @@
  * saw, and the server's per-link packet counters agree); `prohibit` of one
  * uses the other; a constraint no interface can meet fails before a single
  * packet leaves, naming the interface. The report shows the interface each
- * candidate used.
+ * candidate used. Node (`localAddress`) and curl (`--interface`) on the same
+ * client reach the service over the link they name, as the library does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +109,22 @@ describe.skipIf(unavailable !== undefined)('interface constraints between namesp
     const both = await connect({ properties: { interface: [['prohibit', 'c1'], ['prohibit', 'c2']] } });
     expect(both['code']).toBe('ERR_TAPS_PATH_UNAVAILABLE'); // only lo is left, and it does not reach the service
     expect(sentByClient() - before).toBe(0);
+  });
+
+  it('Node (localAddress) and curl (--interface) on the same client: each reaches the service over the link it names', async () => {
+    const node = `const s = require('node:net').connect({ host: '${SERVICE}', port: 7000, localAddress: '${C2}' });
+s.setEncoding('utf8').on('data', (d) => process.stdout.write(d)).on('error', (e) => { console.error(e.message); process.exitCode = 1; });`;
+    for (const [who, cmd, args] of [
+      ['curl', 'curl', ['-sS', '--max-time', '5', '--interface', 'c2', `telnet://${SERVICE}:7000`]],
+      ['node', process.execPath, ['-e', node]],
+    ] as const) {
+      const before = perLink();
+      const out = lab.run(c, cmd, ...args);
+      expect(out.trim(), who).toBe(C2);
+      const after = perLink();
+      expect(after['s2']! - before['s2']!, who).toBeGreaterThan(0);
+      expect(after['s1']! - before['s1']!, who).toBe(0);
+    }
   });
 
   it('a listener on an interface binds only that interface\'s addresses', async () => {
