@@ -10,7 +10,7 @@
  * // c3 tls [::1]:8443       ✗                           failed   0.0→0.8 ms  connect ECONNREFUSED
  * // c4 tls 127.0.0.1:8443   ├──────────────────────────● won      0.9→301.2 ms
  */
-import type { CandidateRecord, SelectionReport } from '../src/index.js';
+import { droppedGroups, type CandidateRecord, type SelectionReport } from '../src/index.js';
 
 export interface RenderOptions {
   /** Columns of the bar area (default 48). */
@@ -65,11 +65,17 @@ export function renderResolutions(report: SelectionReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The candidate tree: each stack with its verdict, and its endpoints below it. */
+/**
+ * The candidate tree: each stack with its verdict, and its endpoints below it. Stacks dropped for one and the
+ * same reason share one line (`unsuitable: 3 stacks need a URL scheme naming them: ws, wss, http`).
+ */
 export function renderTree(report: SelectionReport, options: RenderOptions = {}): string {
   const g = options.ascii ? GLYPHS.ascii : GLYPHS.unicode;
+  const shared = droppedGroups(report).filter((d) => d.candidates.length > 1);
+  const inShared = new Set(shared.flatMap((d) => d.candidates.map((c) => c.driver)));
   const groups = new Map<string, CandidateRecord[]>();
-  for (const c of report.candidates) groups.set(c.driver, [...(groups.get(c.driver) ?? []), c]);
+  for (const c of report.candidates) if (!inShared.has(c.driver)) groups.set(c.driver, [...(groups.get(c.driver) ?? []), c]);
+  const sharedNames = shared.map((d) => d.candidates.map((c) => c.driver).join(', '));
   const stackWidth = Math.max(...[...groups.values()].map((cs) => label(cs[0]!).length), 8);
   const lines = ['candidate tree (stack → endpoint)'];
   let rank = 0;
@@ -98,7 +104,14 @@ export function renderTree(report: SelectionReport, options: RenderOptions = {})
       lines.push(`    ${branch} ${`${c.id} ${where(c)}`.padEnd(epWidth)}  ${c.fate.padEnd(10)}${tail}`.trimEnd());
     });
   }
+  shared.forEach((d, i) => lines.push(`  ${d.fate}: ${d.sentence}: ${sharedNames[i]!}`));
   return `${lines.join('\n')}\n`;
+}
+
+/** `tcp`, `tls (tls/tcp)`: the driver id (unique), with its stack when they differ. */
+function label(c: CandidateRecord): string {
+  const stack = c.stack.join('/');
+  return stack === c.driver ? stack : `${c.driver} (${stack})`;
 }
 
 /** A candidate's reason; for one cancelled because the whole selection gave up, that cause. */
@@ -107,10 +120,6 @@ function cancelledWhy(report: SelectionReport, c: CandidateRecord, options: Rend
   return c.reason ?? '';
 }
 
-function label(c: CandidateRecord): string {
-  const stack = c.stack.join('/');
-  return stack === c.driver ? stack : `${c.driver} (${stack})`;
-}
 
 /** The race timeline: a shared axis, one bar per endpoint candidate. */
 export function renderTimeline(report: SelectionReport, options: RenderOptions = {}): string {

@@ -287,6 +287,13 @@ export interface Driver {
   readonly sharedListener?: string;
   /** Whether it can run here (e.g. an optional native module is missing). Must not throw or print. */
   available(): Availability | Promise<Availability>;
+  /**
+   * Optional: whether the pieces it needs are installed, answered at once from what is on disk, loading
+   * nothing. A selection asks it of every driver before judging the request, so a stack whose optional piece
+   * is missing is reported `unavailable` (not `unsuitable` for some property) whatever was asked.
+   * `available()` is still asked of the stacks that suit the request.
+   */
+  installed?(): Availability;
   /** Connect to `attempt.target` only; reject with a TapsError (the signal's reason on abort). */
   connect(attempt: ConnectAttempt): Promise<TransportChannel>;
   /** Bind `attempt.target` and listen; absent when the stack cannot listen. */

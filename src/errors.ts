@@ -130,9 +130,18 @@ export class QuotaExceededError extends TapsError {
   }
 }
 
-/** initiate()/listen() gave up. `report` explains every candidate's fate. */
+/** `util.inspect`'s hook, by its registered name (no import of node:util here). */
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/**
+ * initiate()/listen() gave up. `report` explains every candidate's fate.
+ *
+ * `util.inspect` (and so an uncaught one, or `console.log(err)`) shows the stack, the code, a one-line
+ * tally of the report and the cause's first line: the report itself is one property away (`err.report`,
+ * `explainReport(err.report)`), not dozens of lines of nested objects.
+ */
 export class EstablishmentError extends TapsError {
-  /** The selection report (typed loosely here to keep this module dependency-free). */
+  /** The selection report: every candidate, its fate and timing. */
   readonly report: import('./report.js').SelectionReport;
   constructor(
     code: Extract<
@@ -157,6 +166,24 @@ export class EstablishmentError extends TapsError {
   get attempts(): readonly import('./report.js').CandidateRecord[] {
     return this.report.candidates.filter((c) => c.fate === 'failed');
   }
+
+  /** The compact form `util.inspect` shows. */
+  [INSPECT](_depth: number, options: { stylize?: (text: string, style: string) => string }): string {
+    const style = options?.stylize ?? ((t: string) => t);
+    const lines = [`  code: ${style(`'${this.code}'`, 'string')}`, `  report: ${style(`[${reportTally(this.report)}]`, 'special')}`];
+    const cause = this.cause;
+    if (cause !== undefined) lines.push(`  [cause]: ${cause instanceof Error ? `${cause.name}: ${cause.message.split('\n')[0]}` : String(cause)}`);
+    return `${this.stack ?? `${this.name}: ${this.message}`} {\n${lines.join(',\n')}\n}`;
+  }
+}
+
+/** `SelectionReport localhost:1 (tenant me): 4 failed, 11 unsuitable/unavailable, 250.3 ms; explainReport(err.report)`. */
+function reportTally(report: import('./report.js').SelectionReport): string {
+  const counts = new Map<string, number>();
+  for (const c of report.candidates) counts.set(c.fate, (counts.get(c.fate) ?? 0) + 1);
+  const tally = [...counts].map(([fate, n]) => `${n} ${fate}`).join(', ') || 'no candidates';
+  const took = report.endedAt === undefined ? '' : `, ${report.endedAt.toFixed(1)} ms`;
+  return `SelectionReport ${report.remote} (tenant ${report.tenant}): ${tally}${took}; explainReport(err.report) shows each`;
 }
 
 /**

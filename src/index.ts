@@ -35,7 +35,7 @@ export { localAddresses, type LocalAddress, type InterfaceSource, type Temporary
 export { RemoteEndpoint, LocalEndpoint, WELL_KNOWN_PORTS, type RemoteEndpointInit, type LocalEndpointInit, type LocalEndpointFields } from './endpoints.js';
 export * from './security.js';
 export * from './errors.js';
-export { explainReport, type SelectionReport, type CandidateRecord, type CandidateFate, type ResolutionRecord } from './report.js';
+export { explainReport, candidateLabel, droppedGroups, type DroppedGroup, type SelectionReport, type CandidateRecord, type CandidateFate, type ResolutionRecord } from './report.js';
 export { registerDriver, unregisterDriver, registeredDrivers } from './registry.js';
 export { SystemNetwork, DelegatingNetwork, type Network, type Resolver, type ResolvedAddress } from './network.js';
 export { DEFAULT_RACING } from './selection/racing-options.js';

@@ -79,15 +79,94 @@ export interface SelectionReport {
   endedAt?: number | undefined;
 }
 
-/** A short human explanation of a report, one candidate per line. */
+/**
+ * How a report names a candidate's stack: the stack (`tls/tcp`) when the driver's id is its top protocol,
+ * else the id and the stack (`webtransport-h3-datagram (webtransport/h3/quic/udp)`). Driver ids are unique,
+ * so two drivers on the same protocols never share a label.
+ */
+export function candidateLabel(c: Pick<CandidateRecord, 'driver' | 'stack'>): string {
+  const stack = c.stack.join('/');
+  return c.stack[0] === c.driver ? stack : `${c.driver} (${stack})`;
+}
+
+/** Stacks dropped before the race for one and the same reason: one line of a report instead of one each. */
+export interface DroppedGroup {
+  readonly fate: 'unsuitable' | 'unavailable';
+  /** The records, in report order. */
+  readonly candidates: readonly CandidateRecord[];
+  /**
+   * The reason, said once for all of them: the record's own reason when there is one record, else the shared
+   * sentence with the stacks as its subject (`8 stacks need a URL scheme naming them`).
+   */
+  readonly sentence: string;
+}
+
+const SUBJECT = '\u0000';
+/** A reason whose subject is the stack (`tcp is unencrypted …`) says it of several stacks with the plural verb. */
+const PLURAL_VERBS: Readonly<Record<string, string>> = Object.freeze({ is: 'are', needs: 'need', has: 'have', lacks: 'lack', cannot: 'cannot', may: 'may', does: 'do' });
+
+/** The reason with the driver's own id replaced by a placeholder, so equal reasons of different drivers compare equal. */
+function reasonKey(c: CandidateRecord): string {
+  const reason = c.reason ?? '';
+  const id = c.driver.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return reason.replace(new RegExp(`(?<![\\w-])${id}(?![\\w-])`, 'g'), SUBJECT);
+}
+
+/** `8 stacks need a URL scheme naming them`, or `2 stacks: reliability is required but each is unreliable`. */
+function pluralSentence(key: string, n: number): string {
+  const m = /^\u0000 (\S+) ([^]*)$/.exec(key);
+  const verb = m === null ? undefined : PLURAL_VERBS[m[1]!];
+  if (m !== null && verb !== undefined) return `${n} stacks ${verb} ${m[2]!.replace(/naming it\b/, 'naming them').replaceAll(SUBJECT, 'each')}`;
+  return `${n} stacks: ${key.replaceAll(SUBJECT, 'each')}`;
+}
+
+/**
+ * The stacks dropped before any endpoint was derived (`unsuitable`, `unavailable`), grouped by fate and reason,
+ * in the order each group first appears. A stack that also has endpoint candidates is not among them.
+ */
+export function droppedGroups(report: SelectionReport): DroppedGroup[] {
+  const raced = new Set(report.candidates.filter((c) => c.address !== undefined).map((c) => c.driver));
+  const groups = new Map<string, { fate: DroppedGroup['fate']; key: string; candidates: CandidateRecord[] }>();
+  for (const c of report.candidates) {
+    if (c.address !== undefined || raced.has(c.driver) || (c.fate !== 'unsuitable' && c.fate !== 'unavailable')) continue;
+    const key = reasonKey(c);
+    const k = `${c.fate}\u0001${key}`;
+    let g = groups.get(k);
+    if (g === undefined) groups.set(k, (g = { fate: c.fate, key, candidates: [] }));
+    g.candidates.push(c);
+  }
+  return [...groups.values()].map((g) => ({
+    fate: g.fate,
+    candidates: g.candidates,
+    sentence: g.candidates.length === 1 ? (g.candidates[0]!.reason ?? '') : pluralSentence(g.key, g.candidates.length),
+  }));
+}
+
+/**
+ * A short human explanation of a report: one line per candidate that reached the policy or the race, in
+ * report order, then one line per reason a group of stacks was dropped (`unsuitable: 8 stacks need a URL
+ * scheme naming them: ws, wss, …`). Times are `@start→end` in ms since the selection began, `…` while it
+ * runs; docs/debugging.md ("Reading a report") explains every fate and reason.
+ */
 export function explainReport(report: SelectionReport): string {
   const lines = [`selection for ${report.remote} (tenant ${report.tenant}, ${report.racing}, attempt delay ${report.attemptDelay} ms)`];
+  const groups = droppedGroups(report);
+  const collapsed = new Set(groups.flatMap((g) => g.candidates));
   for (const c of report.candidates) {
+    if (collapsed.has(c)) continue;
     const via = c.interface === undefined ? '' : ` via ${c.interface}${c.localAddress === undefined ? '' : ` (${c.localAddress})`}`;
     const where = c.address === undefined ? '' : ` ${c.family === 6 ? `[${c.address}]` : c.address}:${c.port}${via}`;
     const time = c.startedAt === undefined ? '' : ` @${c.startedAt.toFixed(1)}ms→${c.endedAt === undefined ? '…' : `${c.endedAt.toFixed(1)}ms`}`;
     const why = c.reason ? `: ${c.reason}` : '';
-    lines.push(`  ${c.id} ${c.stack.join('/')}${where} ${c.fate}${time}${why}`);
+    lines.push(`  ${c.id} ${candidateLabel(c)}${where} ${c.fate}${time}${why}`);
+  }
+  for (const g of groups) {
+    if (g.candidates.length === 1) {
+      const c = g.candidates[0]!;
+      lines.push(`  ${c.id} ${candidateLabel(c)} ${c.fate}: ${g.sentence}`);
+    } else {
+      lines.push(`  ${g.fate}: ${g.sentence}: ${g.candidates.map((c) => c.driver).join(', ')}`);
+    }
   }
   return lines.join('\n');
 }

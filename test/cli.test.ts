@@ -88,7 +88,7 @@ describe('taps probe: race timeline', () => {
     expect(out.indexOf(`[::1]:${port}`)).toBeLessThan(out.indexOf(`127.0.0.1:${port}`));
     expect(out).toMatch(/candidate tree/);
     expect(out).toMatch(/tls \(tls\/tcp\)\s+ranked #1/);
-    expect(out).toMatch(/tcp\s+unsuitable: tcp is unencrypted and security is required/);
+    expect(out).toMatch(/ {2}unsuitable: \d+ stacks are unencrypted and security is required .*: tcp\b/);
     expect(out).toMatch(/AAAA game\.test → ::1/);
     expect(out).toMatch(new RegExp(`connected: c\\d+ tls/tcp to 127\\.0\\.0\\.1:${port}`));
   });

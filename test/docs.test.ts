@@ -35,6 +35,17 @@ describe('docs', () => {
     expect(rows.sort()).toEqual([...codes].sort());
   });
 
+  it('docs/debugging.md explains every candidate fate in its table', () => {
+    const report = readFileSync('src/report.ts', 'utf8');
+    const union = /export type CandidateFate =([^;]+);/.exec(report)?.[1] ?? '';
+    const fates = [...union.matchAll(/\| '([a-z]+)'/g)].map((m) => m[1]!);
+    expect(fates.length).toBeGreaterThan(6);
+    const section = readFileSync('docs/debugging.md', 'utf8').split('## Reading a report')[1]?.split('\n## ')[0] ?? '';
+    const rows = [...section.matchAll(/^\| `([a-z]+)` \|/gm)].map((m) => m[1]!);
+    expect(rows.sort()).toEqual([...fates].sort());
+    expect(section).toContain('`@a→b`');
+  });
+
   it('docs/debugging.md lists exactly the diagnostics channels in the code', () => {
     const inCode = new Set<string>();
     for (const file of [...sources('src'), ...sources('transports')]) {

@@ -5,6 +5,8 @@
  * Each driver is judged on its declared capabilities against the properties, the security mode, the
  * endpoint's scheme and multicast (suitability.ts); a suitable one is then asked whether it can run here.
  * A driver whose `available()` throws or rejects is `unavailable` with that reason, never a failed call.
+ * A driver whose optional piece is not installed (`installed()`, asked first) is `unavailable` whatever the
+ * request: that is the more useful fact than a property it would not have met anyway.
  * Every dropped stack is handed to `dropped` with its fate and reason, so the report keeps it.
  *
  * The answer is synchronous when every driver answers `available()` synchronously (most do): an await
@@ -34,6 +36,11 @@ export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, drop
       dropped(driver, 'unsuitable', `${driver.id} cannot listen`);
       continue;
     }
+    const missing = notInstalled(driver);
+    if (missing !== undefined) {
+      dropped(driver, 'unavailable', missing);
+      continue;
+    }
     const verdict = judgeStackOnce(driver, ctx);
     if (!verdict.ok) {
       dropped(driver, 'unsuitable', verdict.reason, verdict);
@@ -55,6 +62,18 @@ async function finish(drivers: readonly Driver[], at: number, first: Availabilit
   const rest = await gatherStacks(drivers.slice(at + 1), ctx, dropped, options);
   for (const d of rest) suitable.push(d);
   return suitable;
+}
+
+/** Why a driver's optional piece is missing (its synchronous `installed()` check), or undefined when nothing is. */
+function notInstalled(driver: Driver): string | undefined {
+  if (driver.installed === undefined) return undefined;
+  let a: Availability;
+  try {
+    a = checked(driver.installed());
+  } catch (err) {
+    return `installation check failed: ${(err as Error)?.message ?? String(err)}`;
+  }
+  return a.available ? undefined : a.reason;
 }
 
 /** A driver's availability; a throw or rejection is an unavailable driver with that reason. */

@@ -17,7 +17,7 @@ import { lengthPrefixFramer } from '../../src/framers/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
-import { loadHttp2Engine } from '../../transports/webtransport/engine.js';
+import { HTTP3_MISSING, loadHttp2Engine } from '../../transports/webtransport/engine.js';
 import { WebTransportError, webtransportH2Driver, webtransportH3DatagramDriver, webtransportH3Driver } from '../../transports/webtransport/index.js';
 import { Collector, driverEchoServer, echo, extraHandles, handleCounts, tcpRelay, waitFor } from '../compliance/harness.js';
 import { testCertificate } from '../helpers/certs.js';
@@ -87,8 +87,8 @@ describe('webtransport-h3: not installed here', () => {
       process.stderr.write = err;
     }
     expect(states).toEqual([
-      { available: false, reason: 'native HTTP/3 transport not installed' },
-      { available: false, reason: 'native HTTP/3 transport not installed' },
+      { available: false, reason: HTTP3_MISSING },
+      { available: false, reason: HTTP3_MISSING },
       { available: true },
     ]);
     expect(written).toEqual([]);
@@ -97,7 +97,7 @@ describe('webtransport-h3: not installed here', () => {
   it('an HTTP/3 connect fails with ERR_TAPS_UNAVAILABLE, before any I/O', async () => {
     const target = await checked(scope, { protocol: 'webtransport', address: '127.0.0.1', port: 4433, hostName: 'localhost' });
     const before = handleCounts();
-    await expect(webtransportH3Driver.connect(connectAttempt(scope, target, { security: pinned() }))).rejects.toMatchObject({ code: 'ERR_TAPS_UNAVAILABLE', message: 'native HTTP/3 transport not installed' });
+    await expect(webtransportH3Driver.connect(connectAttempt(scope, target, { security: pinned() }))).rejects.toMatchObject({ code: 'ERR_TAPS_UNAVAILABLE', message: HTTP3_MISSING });
     // Without pins the native client could not authenticate the server anyway: said before anything else.
     await expect(webtransportH3DatagramDriver.connect(connectAttempt(scope, target, { security: new SecurityParameters({ ca: cert.cert }) }))).rejects.toMatchObject({ code: 'ERR_TAPS_SECURITY_FAILED' });
     expect(await extraHandles(before)).toEqual([]);
@@ -276,7 +276,7 @@ describe('webtransport through the library (Preconnection, Listener, clone)', ()
       const pre = new Preconnection({ ...common, remote: `webtransport://localhost:${listener.port}/`, security: pinned() });
       const conn = await pre.initiate({ timeout: 5000 });
       expect(conn.driver.id).toBe('webtransport-h2');
-      expect(conn.report.candidates.find((c) => c.driver === 'webtransport-h3')).toMatchObject({ fate: 'unavailable', reason: 'native HTTP/3 transport not installed' });
+      expect(conn.report.candidates.find((c) => c.driver === 'webtransport-h3')).toMatchObject({ fate: 'unavailable', reason: HTTP3_MISSING });
       await conn.send('hello');
       expect((await conn.receive()).text()).toBe('hello');
       const clone = await conn.clone();

@@ -21,7 +21,7 @@
  *
  * @example
  * const engine = await loadHttp2Engine();       // throws ERR_TAPS_UNAVAILABLE if the package is missing
- * const state = http3State();                   // { available: false, reason: 'native HTTP/3 transport not installed' }
+ * const state = http3State();                   // { available: false, reason: 'native HTTP/3 transport not installed (…)' }
  */
 import { existsSync } from 'node:fs';
 import type { Http2Stream } from 'node:http2';
@@ -213,6 +213,9 @@ async function loadEngine(): Promise<Http2Engine> {
   };
 }
 
+/** Why the h3 stacks cannot run without the native module; the HTTP/3 path has never run in this project's tests. */
+export const HTTP3_MISSING = `native HTTP/3 transport not installed (optional ${NATIVE_HTTP3}; the HTTP/3 path is unverified)`;
+
 /** Whether the native HTTP/3 module is installed where the package would import it from (checked on disk once, nothing loaded). */
 export function http3State(): Availability {
   h3State ??= findHttp3();
@@ -223,7 +226,7 @@ function findHttp3(): Availability {
   const dir = packageDirectory(PACKAGE);
   if (dir === undefined) return { available: false, reason: `${PACKAGE} is not installed` };
   const from = pathToFileURL(join(dir, 'lib', 'index.node.js'));
-  if (packageDirectory(NATIVE_HTTP3, from) === undefined) return { available: false, reason: 'native HTTP/3 transport not installed' };
+  if (packageDirectory(NATIVE_HTTP3, from) === undefined) return { available: false, reason: HTTP3_MISSING };
   return { available: true };
 }
 
@@ -252,7 +255,7 @@ export function loadHttp3Api(): Promise<PublicApi> {
     const dir = packageDirectory(PACKAGE);
     const nativeDir = dir === undefined ? undefined : packageDirectory(NATIVE_HTTP3, pathToFileURL(join(dir, 'lib', 'index.node.js')));
     if (!state.available || dir === undefined || nativeDir === undefined) {
-      throw new TapsError('ERR_TAPS_UNAVAILABLE', state.available ? 'native HTTP/3 transport not installed' : state.reason);
+      throw new TapsError('ERR_TAPS_UNAVAILABLE', state.available ? HTTP3_MISSING : state.reason);
     }
     try {
       // Load it first on its own: if it fails, the entry point (which would print the failure) is never evaluated.

@@ -31,7 +31,9 @@
  * - HTTP/3 needs the optional native module
  *   `@fails-components/webtransport-transport-http3-quiche`; without it both
  *   h3 drivers report `{ available: false, reason: 'native HTTP/3 transport
- *   not installed' }`, print nothing, and load nothing.
+ *   not installed (…; the HTTP/3 path is unverified)' }` from `installed()`
+ *   as well, so a selection says `unavailable` whatever it asked for; they
+ *   print nothing and load nothing.
  * - Options (per driver id): see ./config.ts. Errors: see ./errors.ts.
  *
  * @example
@@ -114,6 +116,7 @@ export const webtransportH3Driver: Driver = Object.freeze({
   schemes: SCHEMES,
   defaultPort: 443,
   available: stateOf(http3State),
+  installed: stateOf(http3State),
   connect: (attempt) => connectH3(attempt, 'streams'),
   listen: (attempt) => listenH3(attempt, 'streams'),
 } satisfies Driver);
@@ -130,6 +133,7 @@ export const webtransportH3DatagramDriver: Driver = Object.freeze({
   schemes: SCHEMES,
   defaultPort: 443,
   available: stateOf(http3State),
+  installed: stateOf(http3State),
   connect: (attempt) => connectH3(attempt, 'datagrams'),
   listen: (attempt) => listenH3(attempt, 'datagrams'),
 } satisfies Driver);
