@@ -95,6 +95,8 @@ export async function bindStacks(input: BindInput): Promise<BindResult> {
   };
   const fail = (code: ConstructorParameters<typeof EstablishmentError>[0], message: string, cause?: unknown): EstablishmentError => {
     report.endedAt = at();
+    // A finished report has no pending candidate: a bind cut off by the failure was cancelled.
+    for (const c of report.candidates) if (c.fate === 'pending') Object.assign(c, { fate: 'cancelled', endedAt: report.endedAt, reason: `cut off: ${message}` });
     return new EstablishmentError(code, message, report, cause === undefined ? {} : { cause });
   };
 
@@ -187,7 +189,10 @@ async function bindEvery(
             if (port === 0) port = listener.local.port; // every further bind shares the first number
             if (signal.aborted) signal.throwIfAborted();
           } catch (err) {
-            if (signal.aborted) throw signal.reason;
+            if (signal.aborted) {
+              Object.assign(c, { fate: 'cancelled', endedAt: at(), reason: 'listen() was aborted while this stack was binding' });
+              throw signal.reason;
+            }
             const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
             Object.assign(c, { fate: 'failed', endedAt: at(), reason: e.message, code: e.code, error: e });
             failures.push(c);

@@ -204,6 +204,22 @@ describe('listen(): every allowed stack on one port number', () => {
     expect(getEventListeners(controller.signal, 'abort').length).toBe(before);
   });
 
+  it('aborted while a stack binds: listen() rejects ERR_TAPS_ABORTED, the report has no pending candidate, QUIC is released', async () => {
+    const controller = new AbortController();
+    // The real tls driver, asked to bind after the caller gave up (QUIC, ranked first, is bound by then).
+    const abortThenBind: Driver = { ...tlsDriver, listen: (attempt: ListenAttempt) => (controller.abort(new Error('caller gave up')), tlsDriver.listen!(attempt)) };
+    const err = (await server({ drivers: [abortThenBind, quicDriver] }).listen({ signal: controller.signal }).catch((e: unknown) => e)) as EstablishmentError;
+    expect(err).toBeInstanceOf(EstablishmentError);
+    expect(err.code).toBe('ERR_TAPS_ABORTED');
+    expect(err.report.candidates.filter((c) => c.fate === 'pending')).toEqual([]);
+    const tls = err.report.candidates.find((c) => c.driver === 'tls' && c.address !== undefined)!;
+    const quic = err.report.candidates.find((c) => c.driver === 'quic' && c.address !== undefined)!;
+    expect(tls).toMatchObject({ fate: 'cancelled' });
+    expect(tls.reason).toMatch(/aborted/);
+    expect(quic).toMatchObject({ fate: 'cancelled' });
+    expect(await udpFree(quic.port!)).toBe(true);
+  });
+
   it('the caller signal still stops a running listener', async () => {
     const controller = new AbortController();
     const l = await server().listen({ signal: controller.signal });
