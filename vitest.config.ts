@@ -3,9 +3,10 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Tiers that run on their own: network namespaces (test/netns/vitest.config.ts) and the fleet, which
-    // needs redis-server (test/fleet/vitest.config.ts, `npm run test:fleet`).
-    exclude: [...configDefaults.exclude, 'test/netns/**', 'test/fleet/**'],
+    // Tiers that run on their own (docs/testing.md): network namespaces (test/netns/vitest.config.ts), the
+    // fleet, which needs redis-server (`npm run test:fleet`), and interop, which needs peers a newcomer may
+    // not have installed: nginx, socat, Python websockets, Chromium (`npm run test:interop`).
+    exclude: [...configDefaults.exclude, 'test/netns/**', 'test/fleet/**', 'test/interop/**'],
     // Loopback tests open real sockets; run files in parallel on the 2 cores, tests inside a file in order.
     pool: 'forks',
     testTimeout: 20_000,

@@ -56,3 +56,17 @@ export function localAbortError(reason: unknown): TapsError {
   if (reason === undefined) return ABORTED_LOCALLY;
   return new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the connection was aborted locally', { cause: reason });
 }
+
+/**
+ * A write's completion, as the library reports it (`sent` means the bytes were handed to the transport below
+ * the library: docs/connection.md). A completion error from the socket's handle (an errno error of the
+ * `write` call) that arrives once the socket is destroyed concerns bytes the handle had already taken: Node 20
+ * reports those writes as done, Node 22 and 24 report EBADF or ECANCELED for them under TLS although their
+ * bytes reached the peer. Either way they were handed over, so they count as written on every version; a
+ * write still in Node's own stream buffer when the socket went (ERR_STREAM_DESTROYED) was not, and fails.
+ */
+export function writeCompletion(err: Error | null | undefined, socket: { readonly destroyed: boolean }): Error | undefined {
+  if (err == null) return undefined;
+  if (socket.destroyed && (err as NodeJS.ErrnoException).syscall === 'write' && isSystemError(err)) return undefined;
+  return err;
+}

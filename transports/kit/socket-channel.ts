@@ -32,7 +32,7 @@ import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
-import { channelError, localAbortError } from './errors.js';
+import { channelError, localAbortError, writeCompletion } from './errors.js';
 
 const log = debuglog('taps');
 
@@ -182,7 +182,10 @@ export class SocketChannel implements TransportChannel {
       socket.cork();
       process.nextTick(SocketChannel.#uncork, this);
     }
-    const ok = socket.write(data, (err) => done(err ? new SendError('ERR_TAPS_CONNECTION_ABORTED', `send failed: ${err.message}`, { cause: err }) : undefined));
+    const ok = socket.write(data, (e) => {
+      const err = writeCompletion(e, socket);
+      done(err ? new SendError('ERR_TAPS_CONNECTION_ABORTED', `send failed: ${err.message}`, { cause: err }) : undefined);
+    });
     if (meta.final === true) {
       this.#ended = true;
       socket.end();

@@ -37,6 +37,7 @@
  * const plan = tlsClientOptions(attempt.security, attempt.target);
  * const socket = tls.connect({ socket: tcpSocket, ...plan.options });
  */
+import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { TapsError } from '../../src/errors.js';
@@ -68,6 +69,19 @@ function algorithms(s: SecurityParameters, hasCertificate: boolean): Partial<tls
   return out;
 }
 
+/**
+ * The server certificate's identity check: a name goes to `tls.checkServerIdentity`; an IP address is
+ * matched against the IP Address entries of the subject alternative names by OpenSSL (X509_check_ip),
+ * as RFC 9525 §6.2 asks, because Node 22.23's `checkServerIdentity` rejects `::1` against its own IP SAN.
+ * The error looks like Node's (code ERR_TLS_CERT_ALTNAME_INVALID), so both paths fail alike.
+ */
+export function checkIdentity(identity: string, cert: tls.PeerCertificate): Error | undefined {
+  if (isIP(identity) === 0) return tls.checkServerIdentity(identity, cert);
+  if (cert?.raw !== undefined && new X509Certificate(cert.raw).checkIP(identity) !== undefined) return undefined;
+  const reason = `IP: ${identity} is not in the cert's list: ${cert?.subjectaltname ?? '(no subject alternative names)'}`;
+  return Object.assign(new Error(`Hostname/IP does not match certificate's altnames: ${reason}`), { code: 'ERR_TLS_CERT_ALTNAME_INVALID', reason, host: identity, cert });
+}
+
 /** Client options for `tls.connect` over an already connected socket to `target`. `alpn` overrides security.alpn. */
 export function tlsClientOptions(security: SecurityParameters, target: CheckedTarget, alpn?: readonly string[]): ClientTlsPlan {
   if (security.mode === 'disabled') {
@@ -91,7 +105,7 @@ export function tlsClientOptions(security: SecurityParameters, target: CheckedTa
     // Always run when authenticating, so `socket.authorized` tells the callback whether chain and name checked out.
     // A PSK handshake shows no certificate: the key authenticated the server.
     checkServerIdentity: authenticate
-      ? (_host, cert) => (psk && !cert?.raw ? undefined : tls.checkServerIdentity(identity, cert))
+      ? (_host, cert) => (psk && !cert?.raw ? undefined : checkIdentity(identity, cert))
       : () => undefined,
   };
   if (psk) options.pskCallback = () => ({ psk: psk.key, identity: psk.identity });

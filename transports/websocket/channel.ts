@@ -23,7 +23,7 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import type { ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
-import { localAbortError } from '../kit/errors.js';
+import { localAbortError, writeCompletion } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import { setKeepAliveTimeout, socketAddresses } from '../kit/socket-channel.js';
 import { closeError, protocolError, type WebSocketCloseError } from './errors.js';
@@ -122,7 +122,8 @@ export class WebSocketChannel implements TransportChannel {
     const text = this.#fragmenting ?? fields?.['text'] === true;
     const fin = fields?.['endOfMessage'] !== false;
     this.#fragmenting = fin ? undefined : text;
-    this.#ws.send(data, { binary: !text, fin, compress: false }, (err) => {
+    this.#ws.send(data, { binary: !text, fin, compress: false }, (e) => {
+      const err = writeCompletion(e, this.#socket);
       if (err && this.#closing) this.#droppedOnClose = true;
       done(err ? new SendError('ERR_TAPS_SEND_FAILED', `websocket send failed: ${err.message}`, { cause: err }) : undefined);
     });
