@@ -3,14 +3,16 @@
  * server namespace joined through a router namespace, IPv4 and IPv6 on every
  * link, the server's name in the client's /etc/hosts with both addresses. The
  * router makes each scenario — IPv6 TCP dropped, IPv6 blackholed, delay on
- * IPv6 only (a TUN relay: this kernel has no netem), 2 % loss, UDP blocked —
- * and three clients connect by name on each: the library with its default
- * drivers (TLS and QUIC race), Node's `tls.connect` with `autoSelectFamily`,
- * and curl. Each test asserts decisions (the family and stack that won, the
- * attempts started and their order, what the server saw), never times; the
- * file prints a table of median times per client so a reader compares them.
+ * IPv6 only (a TUN relay: this kernel has no netem), 2 % loss, UDP blocked,
+ * a closed port — and three clients connect by name on each: the library
+ * with its default drivers (TLS and QUIC race), Node's `tls.connect` with
+ * `autoSelectFamily`, and curl. Each test asserts decisions (the family and
+ * stack that won, the attempts started and their order, what the server
+ * saw), never times; the file prints a table of median times per client so a
+ * reader compares them. Also: UDP by name to an IPv4-only service, and a
+ * Host reused across connections (what one race teaches the next).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +27,10 @@ if (unavailable) console.warn(`\n*** SKIPPED the Happy Eyeballs real-network tes
 /** Runs per client and scenario (the table shows their median); bounded so the tier stays a few minutes long. */
 const N = Math.min(20, Math.max(1, Number(process.env['TAPS_NET_RUNS'] ?? 5)));
 const NAME = 'svc.test';
-const PORT = 7443;
+const PORT = 7443; // the library listener: TLS on TCP and QUIC on UDP
+const CLOSED = 7445; // nothing listens: TCP answers RST, UDP an ICMP port unreachable
+const UDP4_ECHO = 7446; // a UDP echo on IPv4 only
+const PORTS = '7443-7446';
 const S4 = '198.51.100.2';
 const S6 = '2001:db8:2::2';
 const ATTEMPT_DELAY = 250; // the library's and Node's default; curl's is 200 ms
@@ -44,12 +49,14 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
   let delay: { set(ms: number): void };
   let dir: string;
   let caFile: string;
+  let s: string;
+  let udpEcho: ChildProcess | undefined;
 
   beforeAll(async () => {
     lab = Lab.open('he');
     c = lab.ns('c');
     r = lab.ns('r');
-    const s = lab.ns('s');
+    s = lab.ns('s');
     lab.link(c, 'c0', r, 'r0');
     lab.link(r, 'r1', s, 's0');
     for (const [ns, dev, cidr] of [
@@ -61,6 +68,8 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
     lab.ip(s, 'route', 'add', 'default', 'via', '198.51.100.1');
     lab.ip(s, '-6', 'route', 'add', 'default', 'via', '2001:db8:2::1');
     lab.run(r, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1');
+    // Every refused datagram gets its ICMP error (the kernel rate-limits them per peer by default).
+    lab.run(s, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=0', 'net.ipv6.icmp.ratelimit=0');
     // IPv6 from the client goes through the delaying TUN relay when the rule `iif r0 → table 100` is in place.
     delay = await lab.delayer(r, 'tun0', 0);
     lab.ip(r, '-6', 'route', 'add', 'default', 'dev', 'tun0', 'table', '100');
@@ -73,28 +82,34 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
     server = lab.agent(s, 'he-server.ts', { port: PORT, cert: cert.cert, key: cert.key }, 'server');
     const listening = await Promise.race([server.next('listening'), server.next('error')]);
     expect(listening['stacks'], JSON.stringify(listening)).toEqual(['quic', 'tls']);
-    library = lab.agent(c, 'he-library.ts', { name: NAME, port: PORT, ca: cert.caCert }, 'library');
+    library = lab.agent(c, 'he-library.ts', { name: NAME, port: PORT, ports: PORTS, ca: cert.caCert }, 'library');
     node = lab.agent(c, 'he-node.ts', { name: NAME, port: PORT, ca: cert.caCert }, 'node');
     await Promise.all([library.next('ready', 30_000), node.next('ready', 30_000)]);
   }, 90_000);
 
   afterAll(async () => {
+    if (udpEcho && udpEcho.exitCode === null && udpEcho.signalCode === null) {
+      const exited = new Promise((done) => udpEcho!.once('exit', done));
+      udpEcho.kill();
+      await exited;
+    }
     await lab?.destroy();
     if (dir) rmSync(dir, { recursive: true, force: true });
     if (table.length > 0) console.log(timingTable());
   });
 
   /** `n` runs of curl by name in the client namespace: its verbose log gives the attempts, -w the winner and times. */
-  async function curl(n: number): Promise<Run[]> {
+  async function curl(n: number, port: number): Promise<Run[]> {
     const runs: Run[] = [];
     for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
       const out = await exec('ip', ['netns', 'exec', c, 'curl', '-sS', '-v', '--http1.1', '--max-time', '10', '--cacert', caFile,
-        '-w', '\n%{remote_ip} %{time_appconnect} %{time_total}', `https://${NAME}:${PORT}/`]);
+        '-w', '\n%{remote_ip} %{time_appconnect} %{time_total}', `https://${NAME}:${port}/`]);
       const attempts = [...out.stderr.matchAll(/Trying \[?([0-9a-f:.]+?)\]?:\d+\.\.\./g)].map((m) => ({ stack: 'tls/tcp', family: (m[1]!.includes(':') ? 6 : 4) as 4 | 6 }));
       const tail = /\n(\S+) ([\d.]+) ([\d.]+)$/.exec(out.stdout);
       const served = /served by ([a-z0-9/]+)/.exec(out.stdout)?.[1];
       if (out.code !== 0 || !tail || !served) {
-        runs.push({ ok: false, code: `exit ${out.code}`, error: out.stderr.split('\n').filter((l) => !l.startsWith('*') && !l.startsWith('>') && !l.startsWith('<')).join(' ').trim(), attempts });
+        runs.push({ ok: false, failMs: performance.now() - t0, code: `exit ${out.code}`, error: out.stderr.split('\n').filter((l) => !l.startsWith('*') && !l.startsWith('>') && !l.startsWith('<')).join(' ').trim(), attempts });
         continue;
       }
       const address = tail[1]!;
@@ -106,12 +121,21 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
     return runs;
   }
 
-  async function runAll(scenario: string): Promise<Results> {
-    library.command({ type: 'run', n: N });
-    const lib = (await library.next('runs', 120_000))['runs'] as Run[];
-    node.command({ type: 'run', n: N });
-    const nd = (await node.next('runs', 120_000))['runs'] as Run[];
-    const results = { library: lib, node: nd, curl: await curl(N) };
+  interface RunOptions {
+    readonly port?: number;
+    /** The library keeps one Host for the N runs (what it learnt from one run may change the next). */
+    readonly shared?: boolean;
+    readonly clients?: readonly Client[];
+  }
+
+  async function runAll(scenario: string, { port = PORT, shared = false, clients = ['library', 'node', 'curl'] }: RunOptions): Promise<Results> {
+    const results: Results = { library: [], node: [], curl: [] };
+    for (const [client, agent] of [['library', library], ['node', node]] as const) {
+      if (!clients.includes(client)) continue;
+      agent.command({ type: 'run', n: N, port, shared });
+      results[client] = (await agent.next('runs', 120_000))['runs'] as Run[];
+    }
+    if (clients.includes('curl')) results.curl = await curl(N, port);
     table.push({ scenario, results });
     return results;
   }
@@ -120,12 +144,12 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
    * One scenario: `apply` changes the router, every client runs N times, `revert` undoes it. Tests read
    * `results()` (one run of all clients shared by the scenario's tests).
    */
-  function scenario(name: string, apply: () => void, revert: () => void): () => Results {
+  function scenario(name: string, apply: () => void, revert: () => void, options: RunOptions = {}): () => Results {
     let results: Results | undefined;
     beforeAll(async () => {
       apply();
       try {
-        results = await runAll(name);
+        results = await runAll(name, options);
       } finally {
         revert();
       }
@@ -179,7 +203,7 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
     });
   });
 
-  for (const [ms, fallsBack] of [[100, false], [150, undefined], [300, true]] as const) {
+  for (const [ms, fallsBack] of [[100, false], [150, false], [300, true]] as const) {
     describe(`+${ms} ms on IPv6 only`, () => {
       const results = scenario(`IPv6 +${ms} ms`, () => {
         delay.set(ms);
@@ -188,14 +212,17 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
       // Node and curl race TCP connects (one round trip: +ms); the attempt delay is 250 ms (curl's 200 ms).
       it(`Node and curl: ${fallsBack ? 'IPv6 first, then IPv4, which wins' : 'one attempt, over IPv6'}`, () => tcpClients(results(), fallsBack ? [6, 4] : [6]));
       // The library races whole handshakes, two round trips here (TCP then TLS 1.3, or QUIC after the Retry
-      // its server sends for every new connection): at +150 ms the IPv6 handshake outlasts the attempt delay,
-      // so either family may win; the order of attempts is fixed.
-      it(`library: IPv6 first${fallsBack === false ? ', and it wins alone' : fallsBack ? ', then IPv4, which wins' : ', then IPv4 if IPv6 has not answered by the attempt delay'}`, () => {
+      // its server sends for every new connection): at +100 and +150 ms the IPv6 handshake ends near or past
+      // the attempt delay, so either family may win; the order of attempts is fixed, and at +300 ms IPv4 wins.
+      it(`library: IPv6 first; IPv4 next only while IPv6 has not answered${fallsBack ? ', and IPv4 wins' : ''}`, () => {
         for (const run of libraryRuns(results())) {
-          if (run.attempts.length > 1) expect(run.attempts[1]!.family, summary([run])).toBe(4);
-          if (fallsBack === false) expect(run.attempts, summary([run])).toHaveLength(1);
+          const [first, second] = run.attempts;
+          if (second) {
+            expect(second.family, summary([run])).toBe(4);
+            expect(second.startedAt!, summary([run])).toBeLessThanOrEqual(first!.endedAt!);
+          }
           if (fallsBack) expect(run.winner!.family, summary([run])).toBe(4);
-          if (run.winner!.family === 6) expect(run.winner, summary([run])).toMatchObject({ startedAt: run.attempts[0]!.startedAt });
+          if (run.winner!.family === 6) expect(run.winner, summary([run])).toMatchObject({ startedAt: first!.startedAt });
         }
       });
     });
@@ -233,6 +260,61 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
         expect(run.attempts.findIndex((a) => a.stack === 'tls/tcp'), summary([run])).toBeLessThanOrEqual(1);
         oneAttemptPerDelay(run);
       }
+    });
+  });
+
+  describe('UDP blocked, one Host for every run', () => {
+    const rule = ['FORWARD', '-p', 'udp', '-j', 'DROP'];
+    const results = scenario('UDP blocked, one Host', () => both('-I', ...rule), () => both('-D', ...rule), { shared: true, clients: ['library'] });
+    // Known defect: nothing is remembered between connections (RFC 9623 §4.2.x racing cache), so every
+    // connection races the dead QUIC branch first again. Flip to `it` once a cache exists.
+    it.fails('library: after TLS won, the next connections of the same Host race TLS first — known defect, fails today', () => {
+      const runs = libraryRuns(results());
+      for (const run of runs.slice(1)) expect(run.attempts[0]?.stack, summary([run])).toBe('tls/tcp');
+    });
+  });
+
+  describe('port closed (TCP RST, UDP ICMP port unreachable)', () => {
+    const results = scenario('port closed', () => {}, () => {}, { port: CLOSED });
+    it('Node and curl: refused on IPv6, then on IPv4', () => {
+      for (const client of ['node', 'curl'] as const) {
+        for (const run of results()[client]) {
+          expect(run.ok, `${client}: ${summary([run])}`).toBe(false);
+          expect(run.attempts.map((a) => a.family), `${client}: ${summary([run])}`).toEqual([6, 4]);
+        }
+      }
+      for (const run of results().node) expect(run.code, summary([run])).toBe('ECONNREFUSED');
+      for (const run of results().curl) expect(run.code, summary([run])).toBe('exit 7'); // CURLE_COULDNT_CONNECT
+    });
+    it('library: every attempt is refused (QUIC too: the ICMP error ends it), and the error says so', () => {
+      for (const run of results().library) {
+        expect(run.ok, summary([run])).toBe(false);
+        expect(run.code, summary([run])).toBe('ERR_TAPS_ESTABLISHMENT_FAILED');
+        expect(run.error, summary([run])).toMatch(/refused|ECONNREFUSED|unreachable/i);
+        expect(new Set(run.attempts.map((a) => `${a.stack} v${a.family}`)), summary([run])).toEqual(new Set(['quic/udp v6', 'quic/udp v4', 'tls/tcp v6', 'tls/tcp v4']));
+        for (const a of run.attempts) expect(a.fate, summary([run])).toBe('failed');
+      }
+    });
+  });
+
+  describe('UDP by name to a service on IPv4 only', () => {
+    let result: Record<string, unknown>;
+    beforeAll(async () => {
+      udpEcho = spawn('ip', ['netns', 'exec', s, 'socat', `UDP4-RECVFROM:${UDP4_ECHO},fork`, 'PIPE'], { stdio: 'ignore' });
+      await lab.listening(s, 'udp', UDP4_ECHO);
+      const agent = lab.agent(c, 'he-udp.ts', { name: NAME, port: UDP4_ECHO }, 'udp client');
+      result = await Promise.race([agent.next('result'), agent.next('error')]);
+      await agent.exited;
+    });
+    it('the library starts on IPv6 and the port unreachable reaches the connection', () => {
+      expect(result.type, JSON.stringify(result)).toBe('result');
+      expect((result['candidates'] as { family: number }[])[0]?.family, JSON.stringify(result)).toBe(6);
+    });
+    // Known defect: the ICMP port unreachable only arrives as softError; the connection stays on IPv6 and the
+    // IPv4 service never gets a datagram. Flip to `it` once an unreachable before any answer moves it on.
+    it.fails('library: the ICMP port unreachable moves the connection to IPv4, which echoes — known defect, fails today', () => {
+      expect(result['echo'], JSON.stringify(result)).toBe('ping');
+      expect(result['remote'], JSON.stringify(result)).toMatchObject({ family: 4 });
     });
   });
 
@@ -292,16 +374,18 @@ const median = (xs: readonly number[]): number => {
 
 /** Median times per scenario and client, the winners and each client's usual attempt order. */
 function timingTable(): string {
-  const rows = [['scenario', 'client', 'won (runs)', 'attempts (first run)', 'established ms', 'answer ms', 'failed']];
+  const rows = [['scenario', 'client', 'won (runs)', 'attempts (first run)', 'established ms', 'answer ms', 'failed (ms)']];
   for (const { scenario, results } of table) {
     for (const client of ['library', 'node', 'curl'] as const) {
       const runs = results[client];
+      if (runs.length === 0) continue;
       const ok = runs.filter((x) => x.ok);
       const won = new Map<string, number>();
       for (const x of ok) won.set(`${x.winner!.stack} v${x.winner!.family}`, (won.get(`${x.winner!.stack} v${x.winner!.family}`) ?? 0) + 1);
       const first = runs[0]?.attempts.map((a) => `${a.stack.split('/')[0]}${a.family}`).join(' ') ?? '';
       rows.push([scenario, client, [...won].map(([k, v]) => `${k} ×${v}`).join(', '), first,
-        median(ok.map((x) => x.connectMs!)).toFixed(1), median(ok.map((x) => x.responseMs!)).toFixed(1), String(runs.length - ok.length)]);
+        ok.length ? median(ok.map((x) => x.connectMs!)).toFixed(1) : '-', ok.length ? median(ok.map((x) => x.responseMs!)).toFixed(1) : '-',
+        runs.length === ok.length ? '0' : `${runs.length - ok.length} (${median(runs.filter((x) => !x.ok).map((x) => x.failMs!)).toFixed(1)})`]);
     }
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));

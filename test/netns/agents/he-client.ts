@@ -15,6 +15,8 @@ export interface Run {
   readonly ok: boolean;
   readonly connectMs?: number;
   readonly responseMs?: number;
+  /** Time to the failure, when the run failed. */
+  readonly failMs?: number;
   readonly winner?: Attempt & { readonly address: string };
   readonly attempts: readonly Attempt[];
   /** The stack the server named in its answer. */

@@ -1,9 +1,10 @@
 /**
- * Happy Eyeballs library client: on `{ type: 'run', n }`, makes `n`
- * connections by name with the default properties and drivers (TLS and QUIC
- * race), each from a fresh Host so no run learns from another, sends one
- * HTTP request and reads the answer; then reports every run (`runs`). A
- * first connection, not counted, loads the drivers.
+ * Happy Eyeballs library client: on `{ type: 'run', n, port, shared }`,
+ * makes `n` connections by name with the default properties and drivers
+ * (TLS and QUIC race), sends one HTTP request on each and reads the answer;
+ * then reports every run (`runs`). Each run has a fresh Host, so no run
+ * learns from another, unless `shared` (one Host for the `n` runs, as an
+ * application keeps one). A first connection, not counted, loads the drivers.
  */
 import { Host, Preconnection, SecurityParameters, type CandidateRecord, type Connection } from '../../../src/index.js';
 import { agentArgs, commands, emit } from './agent.js';
@@ -13,10 +14,18 @@ interface Args {
   readonly name: string;
   readonly port: number;
   readonly ca: string;
+  /** The ports the tenant may reach on the server (a range). */
+  readonly ports: string;
 }
 
 const args = agentArgs<Args>();
-const policy = `allow *://${args.name}:${args.port}\nallow *://198.51.100.0/24:${args.port}\nallow *://[2001:db8::/32]:${args.port}`;
+const policy = `allow *://${args.name}:${args.ports}\nallow *://198.51.100.0/24:${args.ports}\nallow *://[2001:db8::/32]:${args.ports}`;
+
+function newHost(): Host {
+  const host = new Host();
+  host.setPolicy('lab', policy);
+  return host;
+}
 
 /** The candidates that were attempted, in the order they started. */
 const attempts = (candidates: readonly CandidateRecord[]): Attempt[] =>
@@ -25,10 +34,8 @@ const attempts = (candidates: readonly CandidateRecord[]): Attempt[] =>
     .sort((a, b) => a.startedAt! - b.startedAt!)
     .map((c) => ({ stack: c.stack.join('/'), family: c.family!, startedAt: c.startedAt, endedAt: c.endedAt, fate: c.fate }));
 
-async function once(): Promise<Run> {
-  const host = new Host();
-  host.setPolicy('lab', policy);
-  const pre = new Preconnection({ scope: await host.tenant('lab'), remote: { hostName: args.name, port: args.port }, security: new SecurityParameters({ ca: [args.ca] }) });
+async function once(port: number, host = newHost()): Promise<Run> {
+  const pre = new Preconnection({ scope: await host.tenant('lab'), remote: { hostName: args.name, port }, security: new SecurityParameters({ ca: [args.ca] }) });
   const t0 = performance.now();
   let conn: Connection | undefined;
   try {
@@ -45,17 +52,18 @@ async function once(): Promise<Run> {
     };
   } catch (err) {
     const e = err as { code?: string; message?: string; report?: { candidates: readonly CandidateRecord[] } };
-    return { ok: false, code: e.code, error: e.message, attempts: attempts(e.report?.candidates ?? []) };
+    return { ok: false, failMs: performance.now() - t0, code: e.code, error: e.message, attempts: attempts(e.report?.candidates ?? []) };
   } finally {
     await conn?.close().catch(() => conn?.abort());
   }
 }
 
-await once();
+await once(args.port);
 emit('ready');
 for await (const cmd of commands()) {
   if (cmd.type !== 'run') continue;
   const runs: Run[] = [];
-  for (let i = 0; i < Number(cmd['n']); i++) runs.push(await once());
+  const shared = cmd['shared'] === true ? newHost() : undefined;
+  for (let i = 0; i < Number(cmd['n']); i++) runs.push(await once(Number(cmd['port']), shared));
   emit('runs', { runs });
 }

@@ -1,6 +1,6 @@
 /**
  * Happy Eyeballs reference client, Node alone (no library): on
- * `{ type: 'run', n }`, `n` times `tls.connect` by name with
+ * `{ type: 'run', n, port }`, `n` times `tls.connect` by name with
  * `autoSelectFamily: true` (RFC 8305 over TCP, then TLS on the winner),
  * one HTTP request and its answer; reports every run (`runs`) with the
  * addresses Node attempted, in order.
@@ -19,13 +19,13 @@ interface Args {
 const args = agentArgs<Args>();
 const familyOf = (address: string): 4 | 6 => (address.includes(':') ? 6 : 4);
 
-function once(): Promise<Run> {
+function once(port: number): Promise<Run> {
   return new Promise((resolve) => {
     const t0 = performance.now();
     let connectMs = 0;
     let text = '';
     // autoSelectFamily reaches net.connect underneath (Node ≥ 18.13); @types/node lists it for net only.
-    const options: ConnectionOptions & TcpNetConnectOpts = { host: args.name, port: args.port, servername: args.name, ca: args.ca, autoSelectFamily: true };
+    const options: ConnectionOptions & TcpNetConnectOpts = { host: args.name, port, servername: args.name, ca: args.ca, autoSelectFamily: true };
     const socket: TLSSocket = connect(options);
     const attempts = (): Run['attempts'] =>
       (socket.autoSelectFamilyAttemptedAddresses ?? []).map((a) => ({ stack: 'tls/tcp', family: familyOf(a.slice(0, a.lastIndexOf(':'))) }));
@@ -47,16 +47,16 @@ function once(): Promise<Run> {
     });
     socket.once('error', (err: Error & { code?: string }) => {
       clearTimeout(guard);
-      resolve({ ok: false, code: err.code, error: err.message, attempts: attempts() });
+      resolve({ ok: false, failMs: performance.now() - t0, code: err.code, error: err.message, attempts: attempts() });
     });
   });
 }
 
-await once();
+await once(args.port);
 emit('ready');
 for await (const cmd of commands()) {
   if (cmd.type !== 'run') continue;
   const runs: Run[] = [];
-  for (let i = 0; i < Number(cmd['n']); i++) runs.push(await once());
+  for (let i = 0; i < Number(cmd['n']); i++) runs.push(await once(Number(cmd['port'])));
   emit('runs', { runs });
 }

@@ -1,0 +1,39 @@
+/**
+ * UDP by name agent: initiates an unreliable datagram connection to
+ * `name:port` (a dual-stack name), sends one datagram a few times, and
+ * reports (`result`) whether an echo came back, from which address, and the
+ * selection's candidates and soft errors — for a service that answers on one
+ * family only.
+ */
+import { Host, Preconnection, SecurityParameters, TransportProperties } from '../../../src/index.js';
+import { agentArgs, emit, errorFields } from './agent.js';
+
+interface Args {
+  readonly name: string;
+  readonly port: number;
+}
+
+const args = agentArgs<Args>();
+const host = new Host();
+host.setPolicy('lab', `allow udp://${args.name}:${args.port}\nallow udp://198.51.100.0/24:${args.port}\nallow udp://[2001:db8::/32]:${args.port}`);
+const pre = new Preconnection({
+  scope: await host.tenant('lab'), remote: { hostName: args.name, port: args.port },
+  properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled(),
+});
+try {
+  const conn = await pre.initiate({ timeout: 5_000 });
+  const softErrors: string[] = [];
+  conn.on('softError', (e) => softErrors.push(e.code));
+  let echo: string | undefined;
+  conn.on('received', (m) => (echo ??= m.text()));
+  // A few datagrams, 200 ms apart: the first may draw the ICMP error that should move the connection on.
+  for (let i = 0; i < 5 && echo === undefined; i++) {
+    await conn.send('ping').catch(() => {});
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const candidates = conn.report.candidates.filter((c) => c.startedAt !== undefined).map((c) => ({ stack: c.stack.join('/'), family: c.family, fate: c.fate }));
+  emit('result', { echo, remote: conn.remote, softErrors, candidates });
+  await conn.close();
+} catch (err) {
+  emit('error', errorFields(err));
+}
