@@ -39,6 +39,7 @@ export { explainReport, candidateLabel, droppedGroups, type DroppedGroup, type S
 export { registerDriver, unregisterDriver, registeredDrivers } from './registry.js';
 export { SystemNetwork, DelegatingNetwork, type Network, type Resolver, type ResolvedAddress } from './network.js';
 export { DEFAULT_RACING } from './selection/racing-options.js';
+export { RacingCache, racingCacheOf, RACING_CACHE_DEFAULTS, type RacingCacheEntry, type RacingCacheOptions } from './selection/racing-cache.js';
 export type { RacingOptions } from './selection/pipeline.js';
 export type * from './driver.js';
 export type * from './driver-options.js';

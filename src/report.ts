@@ -77,6 +77,8 @@ export interface SelectionReport {
   /** The id of the winning candidate, once there is one. */
   winner?: string | undefined;
   endedAt?: number | undefined;
+  /** What the tenant's racing cache changed (stacks skipped, order moved), when it changed anything. */
+  cache?: string | undefined;
 }
 
 /**
@@ -150,6 +152,7 @@ export function droppedGroups(report: SelectionReport): DroppedGroup[] {
  */
 export function explainReport(report: SelectionReport): string {
   const lines = [`selection for ${report.remote} (tenant ${report.tenant}, ${report.racing}, attempt delay ${report.attemptDelay} ms)`];
+  if (report.cache !== undefined) lines.push(`  ${report.cache}`);
   const groups = droppedGroups(report);
   const collapsed = new Set(groups.flatMap((g) => g.candidates));
   for (const c of report.candidates) {

@@ -20,6 +20,7 @@ import type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, Leas
 import { canonicalRequest, type CanonicalRequest } from './decide.js';
 import { emitRecord, nextRecordId, wantsRecords } from './records.js';
 import { snapshotAuthorize, snapshotRequest } from './requests.js';
+import { attachRacingCache, racingCacheFrom, type RacingCacheOptions } from '../selection/racing-cache.js';
 import { DENY_ALL, POLICY_PROTOCOLS, type NetworkPolicy, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
 
 /** Options of {@link createScope}. Read once, own properties only. */
@@ -37,6 +38,8 @@ export interface ScopeOptions {
   readonly onDecision?: ((record: DecisionRecord) => void) | undefined;
   /** Limits: concurrent connections and listeners. */
   readonly limits?: { readonly connections?: number; readonly listeners?: number } | undefined;
+  /** The scope's racing cache (selection/racing-cache.ts): options, or `false` for none. Default: one with default options. */
+  readonly racingCache?: RacingCacheOptions | false | undefined;
 }
 
 type Denial = PolicyDecision & { allow: false };
@@ -101,6 +104,7 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
     const resolver = ownField(o, 'resolver', 'options') as Resolver | undefined;
     this.#base = baseNetwork(network, resolver);
     this.network = new CheckedNetwork(this.#base, this);
+    attachRacingCache(this, racingCacheFrom(ownField(o, 'racingCache', 'options')));
     brandScope(this);
   }
 

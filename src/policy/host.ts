@@ -28,6 +28,7 @@ import type { DecisionRecord } from './contract.js';
 import { ClaimsError, prepareIssuers, verifyClaims, type PreparedIssuer, type TrustedIssuer } from './claims.js';
 import { compilePolicy, type CompiledPolicy, type CustomRule } from './compile.js';
 import { TenantQuota } from './quota.js';
+import { racingCacheFrom, type RacingCache, type RacingCacheOptions } from '../selection/racing-cache.js';
 import { TenantScope, type HostCore } from './scope.js';
 import type { QuotaStore } from './store.js';
 import { isPolicySpec, parsePolicy, parsePolicyFile, type PolicyJson, type PolicySpec } from './source.js';
@@ -57,6 +58,11 @@ export interface HostOptions {
    * them beyond it, e.g. `taps-node/fleet` across hosts on one Redis.
    */
   readonly quotaStore?: QuotaStore | undefined;
+  /**
+   * Each tenant's racing cache (selection/racing-cache.ts): options for every tenant's, or `false` for
+   * none. Default: one per tenant with the default options. Never shared between tenants.
+   */
+  readonly racingCache?: RacingCacheOptions | false | undefined;
   /** Seconds of clock skew accepted on claims `exp`/`nbf` (default 5). */
   readonly clockTolerance?: number | undefined;
   /** Milliseconds a watched file must be quiet before it is reloaded (default 50). */
@@ -107,7 +113,7 @@ function checkTenant(id: unknown, what = 'tenant'): string {
 }
 
 const HOST_OPTIONS = [
-  'resolver', 'network', 'onDecision', 'trustedIssuers', 'onRevoke', 'onReload', 'now', 'clock', 'quotaStore', 'clockTolerance', 'reloadDebounceMs',
+  'resolver', 'network', 'onDecision', 'trustedIssuers', 'onRevoke', 'onReload', 'now', 'clock', 'quotaStore', 'clockTolerance', 'reloadDebounceMs', 'racingCache',
 ] as const;
 
 /** The host's options, read once: own data properties only (src/own.ts). */
@@ -129,6 +135,8 @@ export class Host {
   readonly #options: HostOptions;
   readonly #now: () => number;
   readonly #quotas = new Map<string, TenantQuota>();
+  /** Each tenant's racing cache, made at its first scope. */
+  readonly #caches = new Map<string, RacingCache>();
   readonly #files = new Map<string, WatchedFile>();
   readonly #core: HostCore;
   #snap: Snapshot = Object.freeze({ revision: 0, tenants: new Map() });
@@ -145,6 +153,7 @@ export class Host {
     if (store !== undefined && (typeof store !== 'object' || store === null || typeof store.take !== 'function' || typeof store.give !== 'function' || typeof store.charge !== 'function')) {
       throw new TypeError('options.quotaStore must have take, give and charge methods');
     }
+    racingCacheFrom(options.racingCache); // options checked now, not at the first tenant
     this.#options = options;
     this.#issuers = prepareIssuers(options.trustedIssuers);
     this.#network = options.network ?? new SystemNetwork(options.resolver);
@@ -158,6 +167,7 @@ export class Host {
       clock: options.clock ?? globalTimersClock,
       clockTolerance: tol,
       quota: (tenant) => self.#quota(tenant),
+      racingCache: (tenant) => self.#racingCache(tenant),
     };
   }
 
@@ -206,6 +216,7 @@ export class Host {
     checkTenant(tenant);
     const onRevoke = checkRevoke(ownField(optionsBag(options, 'options'), 'onRevoke', 'options'), 'options.onRevoke');
     if (!this.#snap.tenants.has(tenant)) return false;
+    this.#caches.delete(tenant);
     this.#swap(new Map([[tenant, null]]), onRevoke);
     return true;
   }
@@ -281,6 +292,23 @@ export class Host {
   /** `using`: the same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * A tenant's racing cache (what its last selections learned about each endpoint's stacks), to inspect or
+   * `clear()`; undefined when the host was made with `racingCache: false`.
+   */
+  racingCache(tenant: string): RacingCache | undefined {
+    return this.#racingCache(checkTenant(tenant));
+  }
+
+  #racingCache(tenant: string): RacingCache | undefined {
+    let c = this.#caches.get(tenant);
+    if (c === undefined && this.#options.racingCache !== false) {
+      c = racingCacheFrom(this.#options.racingCache, this.#options.clock);
+      if (c !== undefined) this.#caches.set(tenant, c);
+    }
+    return c;
   }
 
   #quota(tenant: string): TenantQuota {

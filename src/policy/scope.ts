@@ -31,6 +31,7 @@ import { DecisionMemo } from './memo.js';
 import { emitRecord, nextRecordId, wantsRecords } from './records.js';
 import { snapshotAuthorize, snapshotRequest } from './requests.js';
 import type { TenantLease, TenantQuota } from './quota.js';
+import { attachRacingCache, type RacingCache } from '../selection/racing-cache.js';
 import { POLICY_PROTOCOLS, type DenyCode, type PolicyDecision, type PolicyProtocol, type PolicyRequest } from './types.js';
 
 /** What a scope needs from its host (internal wiring, not public API). */
@@ -44,6 +45,8 @@ export interface HostCore {
   /** Seconds of skew accepted on claims expiry. */
   readonly clockTolerance: number;
   quota(tenant: string): TenantQuota;
+  /** The tenant's racing cache, shared by every scope of that tenant and by no other tenant. */
+  racingCache(tenant: string): RacingCache | undefined;
 }
 
 type Denial = PolicyDecision & { allow: false };
@@ -84,6 +87,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     this.tenant = tenant;
     this.claims = claims;
     this.network = new CheckedNetwork(core.network, this);
+    attachRacingCache(this, core.racingCache(tenant));
     brandScope(this);
   }
 

@@ -43,7 +43,9 @@ import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
 import { Race, RaceGroup, RaceLeaf, type RacingMode } from './race.js';
-import { explainRank, rankStacks, type RankedStack } from './rank.js';
+import { explainRank, type RankedStack } from './rank.js';
+import { learn, rankWithHistory } from './history.js';
+import { racingCacheOf } from './racing-cache.js';
 import { grantLookups } from './lookup.js';
 import { resolveFamilies } from './resolve.js';
 import { gatherStacks, type Dropped } from './gather.js';
@@ -133,6 +135,8 @@ function describeEndpoint(remote: RemoteEndpoint): string {
 
 export async function select(input: SelectionInput): Promise<Selected> {
   const { scope, remote, clock, racing } = input;
+  const cache = racingCacheOf(scope);
+  const cacheKey = (remote.hostName ?? remote.ipAddress)!;
   const t0 = clock.now();
   const at = (): number => Math.round((clock.now() - t0) * 1000) / 1000;
   const report: SelectionReport = {
@@ -146,6 +150,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     // Declared now, set at the end: an object whose shape never grows stays compact (it outlives the selection).
     winner: undefined,
     endedAt: undefined,
+    cache: undefined,
   };
   let nextId = 1;
   const record = (r: Omit<CandidateRecord, 'id'>): CandidateRecord => {
@@ -197,13 +202,17 @@ export async function select(input: SelectionInput): Promise<Selected> {
     const gathered = gatherStacks(input.drivers, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast }, dropped);
     const suitable = gathered instanceof Promise ? await gathered : gathered;
     (controller?.signal ?? input.signal)?.throwIfAborted();
-    // 2. Rank.
-    const ranked = rankStacks(suitable, { properties: input.properties, security: input.security, framerCount: input.framerCount }).filter((s) => {
-      const port = remote.port ?? s.driver.defaultPort;
-      if (port !== undefined) return true;
-      record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unsuitable', reason: `no port: the endpoint names none and ${s.driver.id} has no default` });
+    // 2. Rank, with what the tenant's racing cache remembers of this endpoint (history.ts).
+    const ported = suitable.filter((d) => {
+      if (remote.port !== undefined || d.defaultPort !== undefined) return true;
+      record({ driver: d.id, stack: d.stack, fate: 'unsuitable', reason: `no port: the endpoint names none and ${d.id} has no default` });
       return false;
     });
+    const { ranked, skipped, note } = rankWithHistory(
+      ported, { properties: input.properties, security: input.security, framerCount: input.framerCount }, cache, cacheKey, (d) => remote.port ?? d.defaultPort,
+    );
+    for (const k of skipped) record({ driver: k.driver.id, stack: k.driver.stack, fate: 'skipped', reason: k.reason });
+    if (note !== undefined) report.cache = note;
     if (ranked.length === 0) {
       throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', `no protocol stack can meet the requested properties for ${report.remote}`, report);
     }
@@ -296,6 +305,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       report.winner = c.id;
       report.endedAt = at();
       trim(report);
+      learn(cache, cacheKey, report);
       handedOver = true; // its signal stays as it is: nothing else of this selection runs
       return { channel, driver: s.driver, target, candidate: c, report };
     }
@@ -482,11 +492,13 @@ export async function select(input: SelectionInput): Promise<Selected> {
     finishPending(report, at());
     report.endedAt = at();
     trim(report);
+    learn(cache, cacheKey, report);
     debug('selection %s won by %s %s', report.remote, candidate.id, candidate.driver);
     return { channel: value.channel, driver: value.driver, target: value.target, candidate, report };
   } catch (err) {
     finishPending(report, at());
     report.endedAt = at();
+    learn(cache, cacheKey, report);
     throw failure(err, report, controller?.signal, input.signal);
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);

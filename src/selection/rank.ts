@@ -5,6 +5,14 @@
  * js-libp2p's address sorter). Equal inputs give equal orders: the last
  * tie-breaker is the driver's registration order.
  *
+ * Order of the rules: security level; preferences (then avoidances) the caller set explicitly;
+ * then experience (the racing cache, racing-cache.ts): a stack that won at
+ * this endpoint before first, and a QUIC stack that never answered here after
+ * the TCP ones, so a default selection costs what a TLS connect costs against
+ * the TLS-only servers most endpoints still are, and QUIC leads once it
+ * answered (RFC 9623 §4.1.1.3); then preferences left at their defaults,
+ * avoided properties, stack depth, registration order.
+ *
  * @example
  * const ordered = rankStacks(stacks, { properties, security, framerCount: 1 });
  */
@@ -12,6 +20,7 @@ import type { Driver } from '../driver.js';
 import type { PreferenceProperty, TransportProperties } from '../properties.js';
 import type { SecurityParameters } from '../security.js';
 import { provided } from '../provided.js';
+import type { RacingCacheEntry } from './racing-cache.js';
 import { JUDGED } from './suitability.js';
 
 export type Comparator<T> = (a: T, b: T) => number;
@@ -38,6 +47,12 @@ export interface RankContext {
   readonly properties: TransportProperties;
   readonly security: SecurityParameters;
   readonly framerCount: number;
+  /**
+   * What the racing cache remembers of each driver at this endpoint (wins only matter here). Given (even
+   * empty) for an active open, so a QUIC stack without a win on record goes after TCP; absent for a
+   * listener, which races nothing.
+   */
+  readonly history?: ReadonlyMap<Driver, RacingCacheEntry> | undefined;
 }
 
 /** Encrypted stacks before unencrypted ones (matters only for opportunistic security). */
@@ -57,7 +72,38 @@ function count(props: TransportProperties, level: 'prefer' | 'avoid', s: RankedS
  * explicitly weigh more than defaults (RFC 9623 §4.1.3).
  */
 export const byPreferred = (props: TransportProperties): Comparator<RankedStack> => (a, b) =>
-  count(props, 'prefer', b, true) - count(props, 'prefer', a, true) || count(props, 'prefer', b, false) - count(props, 'prefer', a, false);
+  byExplicitPreferred(props)(a, b) || byDefaultPreferred(props)(a, b);
+
+/** More explicitly preferred properties met ranks higher. */
+export const byExplicitPreferred = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'prefer', b, true) - count(props, 'prefer', a, true);
+
+/** More properties met that are preferred by default ranks higher. */
+export const byDefaultPreferred = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'prefer', b, false) - count(props, 'prefer', a, false);
+
+/** A stack that won at this endpoint before ranks first; of two, the one that connected faster. */
+export const byHistory = (history: ReadonlyMap<Driver, RacingCacheEntry> | undefined): Comparator<RankedStack> => (a, b) => {
+  if (history === undefined) return 0;
+  const ta = wonIn(history, a);
+  const tb = wonIn(history, b);
+  return ta === tb ? 0 : ta === undefined ? 1 : tb === undefined ? -1 : ta - tb;
+};
+
+/** A QUIC stack with no win on record here goes after the others: it is not raced blind ahead of TCP. */
+export const byAnswered = (history: ReadonlyMap<Driver, RacingCacheEntry> | undefined): Comparator<RankedStack> => (a, b) =>
+  (blind(history, a) ? 1 : 0) - (blind(history, b) ? 1 : 0);
+
+function wonIn(history: ReadonlyMap<Driver, RacingCacheEntry>, s: RankedStack): number | undefined {
+  const e = history.get(s.driver);
+  return e?.outcome === 'won' ? (e.connectTime ?? 0) : undefined;
+}
+
+/** Over QUIC (RFC 9000), in an active open, and never seen to win here. */
+export function blind(history: ReadonlyMap<Driver, RacingCacheEntry> | undefined, s: RankedStack): boolean {
+  return history !== undefined && s.driver.stack.includes('quic') && wonIn(history, s) === undefined;
+}
+
+/** Fewer explicitly avoided properties present ranks higher. */
+export const byExplicitAvoided = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'avoid', a, true) - count(props, 'avoid', b, true);
 
 /** Fewer avoided properties present ranks higher (the tie-breaker). */
 export const byAvoided = (props: TransportProperties): Comparator<RankedStack> => (a, b) => count(props, 'avoid', a) - count(props, 'avoid', b);
@@ -70,7 +116,10 @@ export const byRegistration: Comparator<RankedStack> = (a, b) => a.order - b.ord
 export function rankStacks(drivers: readonly Driver[], ctx: RankContext): RankedStack[] {
   const stacks = drivers.map((driver, order) => ({ driver, order, provides: provided(driver, ctx.framerCount, ctx.properties) }));
   if (stacks.length < 2) return stacks;
-  const cmp = compose(bySecurity, byPreferred(ctx.properties), byAvoided(ctx.properties), byStackDepth, byRegistration);
+  const p = ctx.properties;
+  const cmp = compose(
+    bySecurity, byExplicitPreferred(p), byExplicitAvoided(p), byHistory(ctx.history), byAnswered(ctx.history), byDefaultPreferred(p), byAvoided(p), byStackDepth, byRegistration,
+  );
   return stacks.sort(cmp);
 }
 

@@ -1,0 +1,91 @@
+/**
+ * Experience in a selection (RFC 9623 §4.1.1.3, §9.2): before the race, the tenant's racing cache
+ * (racing-cache.ts) ranks and prunes the suitable stacks; after it, the race's outcome is written back.
+ *
+ * - A stack that failed here and has not expired is skipped (recorded `skipped`, with why and for how
+ *   long), unless every stack failed: then all race again in their usual order.
+ * - A stack that won here ranks first (rank.ts `byHistory`), after what the caller set explicitly.
+ * - A QUIC stack with no win here ranks after the TCP ones (rank.ts `byAnswered`), cache or not.
+ * - What changed the order is said in one line (`report.cache`).
+ * - Learned: each stack's win (with its connect time), and each stack whose every started attempt failed
+ *   definitively (not cancelled, not a certificate failure, which says nothing about the stack).
+ *
+ * @example
+ * const { ranked, skipped, note } = rankWithHistory(suitable, ctx, cache, 'example.com', portOf);
+ * // ... race ...
+ * learn(cache, 'example.com', report);
+ */
+import type { Driver } from '../driver.js';
+import type { SelectionReport } from '../report.js';
+import type { RacingCache, RacingCacheEntry } from './racing-cache.js';
+import { rankStacks, type RankContext, type RankedStack } from './rank.js';
+
+export interface HistoryRanking {
+  readonly ranked: RankedStack[];
+  /** Stacks left out because they failed here recently, with the entry that says so. */
+  readonly skipped: readonly { readonly driver: Driver; readonly entry: RacingCacheEntry; readonly reason: string }[];
+  /** What the cache changed, for the report; undefined when it changed nothing. */
+  readonly note: string | undefined;
+}
+
+const NO_HISTORY: ReadonlyMap<Driver, RacingCacheEntry> = new Map();
+
+/** Rank `suitable` with what `cache` remembers of `endpoint` (see the module comment). */
+export function rankWithHistory(
+  suitable: readonly Driver[],
+  ctx: Omit<RankContext, 'history'>,
+  cache: RacingCache | undefined,
+  endpoint: string,
+  portOf: (driver: Driver) => number | undefined,
+): HistoryRanking {
+  let history: Map<Driver, RacingCacheEntry> | undefined;
+  if (cache !== undefined && cache.size > 0 && suitable.length > 1) {
+    for (const d of suitable) {
+      const port = portOf(d);
+      const e = port === undefined ? undefined : cache.get(endpoint, port, d.id);
+      if (e !== undefined) (history ??= new Map()).set(d, e);
+    }
+  }
+  if (history === undefined) return { ranked: rankStacks(suitable, { ...ctx, history: NO_HISTORY }), skipped: [], note: undefined };
+  const now = cache!.now();
+  const failed = suitable.filter((d) => history.get(d)?.outcome === 'failed');
+  const kept = failed.length > 0 && failed.length < suitable.length ? suitable.filter((d) => !failed.includes(d)) : suitable;
+  const skipped = kept === suitable ? [] : failed.map((driver) => {
+    const entry = history.get(driver)!;
+    return { driver, entry, reason: `racing cache: ${driver.id} failed here ${seconds(now - entry.at)} ago (${entry.reason}); skipped for ${seconds(entry.expires - now)} more` };
+  });
+  const ranked = rankStacks(kept, { ...ctx, history });
+  const usual = rankStacks(kept, { ...ctx, history: NO_HISTORY });
+  const moved = ranked.some((s, i) => s.driver !== usual[i]!.driver);
+  const parts: string[] = [];
+  if (skipped.length > 0) parts.push(`skipped ${skipped.map((s) => s.driver.id).join(', ')} (failed here recently)`);
+  if (moved) {
+    const won = ranked.filter((s) => history.get(s.driver)?.outcome === 'won');
+    const why = won.map((s) => `${s.driver.id} won here ${seconds(now - history.get(s.driver)!.at)} ago, ready in ${history.get(s.driver)!.connectTime?.toFixed(1)} ms`);
+    parts.push(`order ${ranked.map((s) => s.driver.id).join(' > ')} instead of ${usual.map((s) => s.driver.id).join(' > ')}${why.length > 0 ? ` (${why.join('; ')})` : ''}`);
+  }
+  return { ranked, skipped, note: parts.length > 0 ? `racing cache: ${parts.join('; ')}` : undefined };
+}
+
+/** Write a finished selection's outcome back (see the module comment). */
+export function learn(cache: RacingCache | undefined, endpoint: string, report: SelectionReport): void {
+  if (cache === undefined || cache.maxEntries === 0) return;
+  // Per driver: its started attempts, whether one won, whether every one failed definitively.
+  const seen = new Map<string, { port: number; won: number | undefined; failed: string | undefined; open: boolean }>();
+  for (const c of report.candidates) {
+    if (c.startedAt === undefined || c.port === undefined) continue;
+    let s = seen.get(c.driver);
+    if (s === undefined) seen.set(c.driver, (s = { port: c.port, won: undefined, failed: undefined, open: false }));
+    if (c.fate === 'won') s.won = (c.endedAt ?? c.startedAt) - c.startedAt;
+    else if (c.fate === 'failed' && c.code !== 'ERR_TAPS_SECURITY_FAILED') s.failed ??= c.reason ?? c.code ?? 'failed';
+    else s.open = true; // cancelled, or a certificate failure: says nothing about the stack
+  }
+  for (const [driver, s] of seen) {
+    if (s.won !== undefined) cache.won(endpoint, s.port, driver, Math.round(s.won * 1000) / 1000);
+    else if (s.failed !== undefined && !s.open) cache.failed(endpoint, s.port, driver, s.failed);
+  }
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${Math.max(0, Math.round(ms))} ms` : `${(ms / 1000).toFixed(1)} s`;
+}

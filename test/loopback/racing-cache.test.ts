@@ -1,0 +1,175 @@
+/**
+ * The racing cache and the default ranking over real loopback sockets (::1 and 127.0.0.1, a name answered by
+ * an injected resolver): with default properties a TLS-only server costs one TLS attempt (QUIC is not raced
+ * blind); a stack that failed is skipped by the next selection of that tenant and said so in the report; a
+ * QUIC-only server is found through the TLS refusal once and raced first afterwards; tenants never share
+ * what they learned; clear() forgets.
+ */
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Connection } from '../../src/connection/connection.js';
+import { lengthPrefixFramer } from '../../src/framers/index.js';
+import { Host, createScope, type NetworkScope } from '../../src/policy/index.js';
+import { Preconnection } from '../../src/preconnection.js';
+import { TransportProperties } from '../../src/properties.js';
+import { SecurityParameters } from '../../src/security.js';
+import { racingCacheOf } from '../../src/selection/racing-cache.js';
+import { quicDriver } from '../../transports/quic/index.js';
+import { tcpDriver } from '../../transports/tcp/index.js';
+import { tlsDriver } from '../../transports/tls/index.js';
+import { testCertificate } from '../helpers/certs.js';
+import { allowAll } from '../helpers/policy.js';
+import { fakeResolver } from '../helpers/resolver.js';
+
+const cert = testCertificate({ kind: 'ec', issuer: 'ca', names: ['svc.test', 'localhost', '127.0.0.1', '::1'] });
+const drivers = [tcpDriver, tlsDriver, quicDriver];
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A TLS-only server on `address` (nothing on UDP): what most endpoints are. */
+async function tlsOnly(address: string): Promise<number> {
+  const server: TlsServer = createTlsServer({ cert: cert.cert, key: cert.key }, (s) => {
+    s.on('error', () => {});
+    s.end();
+  });
+  await new Promise<void>((r) => server.listen(0, address, r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as { port: number }).port;
+}
+
+/** A QUIC-only listener of the library on `address` (nothing on TCP). */
+async function quicOnly(scope: NetworkScope, address: string): Promise<number> {
+  const listener = await new Preconnection({
+    scope,
+    local: { ipAddress: address, port: 0 },
+    properties: new TransportProperties({ multistreaming: 'require' }),
+    security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+    framers: [lengthPrefixFramer()],
+    drivers,
+  }).listen();
+  listener.on('connectionReceived', (c) => void c.close().catch(() => {}));
+  cleanups.push(() => listener.stop());
+  return listener.port;
+}
+
+function connect(scope: NetworkScope, port: number, properties = new TransportProperties()): Promise<Connection> {
+  return new Preconnection({
+    scope,
+    remote: { hostName: 'svc.test', port },
+    properties,
+    security: new SecurityParameters({ ca: cert.caCert as string }),
+    framers: [lengthPrefixFramer()],
+    drivers,
+  }).initiate({ signal: AbortSignal.timeout(8000) });
+}
+
+const started = (conn: Connection, driver: string) => conn.report.candidates.filter((c) => c.driver === driver && c.startedAt !== undefined);
+
+describe.each(['::1', '127.0.0.1'])('racing over %s', (address) => {
+  const v = address.includes(':') ? { v6: [address] } : { v4: [address] };
+  const resolver = fakeResolver({ 'svc.test': v });
+  let port: number;
+  beforeAll(async () => {
+    port = await tlsOnly(address);
+  });
+
+  it('default properties, a TLS-only server: TLS is ranked first and wins, no QUIC attempt starts', async () => {
+    const scope = createScope({ tenant: 'rc-default', policy: allowAll, resolver });
+    const conn = await connect(scope, port);
+    try {
+      const won = conn.report.candidates.find((c) => c.fate === 'won')!;
+      expect(won.driver).toBe('tls');
+      expect(started(conn, 'quic')).toHaveLength(0);
+      console.log(`default selection to a TLS-only ${address}: ready in ${conn.report.endedAt} ms, ${conn.report.candidates.filter((c) => c.startedAt !== undefined).length} attempt(s)`);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('prefer multistreaming: QUIC is refused, TLS wins; the next selection of the tenant skips QUIC and says why; clear() forgets', async () => {
+    const scope = createScope({ tenant: 'rc-skip', policy: allowAll, resolver });
+    const multi = new TransportProperties({ multistreaming: 'prefer' });
+    const first = await connect(scope, port, multi);
+    expect(started(first, 'quic').map((c) => c.fate)).toEqual(['failed']);
+    expect(first.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('tls');
+    await first.close();
+    expect(racingCacheOf(scope)!.entries().map((e) => [e.stack, e.entry.outcome]).sort()).toEqual([['quic', 'failed'], ['tls', 'won']]);
+
+    const second = await connect(scope, port, multi);
+    expect(started(second, 'quic')).toHaveLength(0);
+    expect(second.report.candidates.find((c) => c.driver === 'quic')).toMatchObject({ fate: 'skipped', reason: expect.stringMatching(/racing cache: quic failed here .* ago/) });
+    expect(second.report.cache).toMatch(/skipped quic/);
+    await second.close();
+
+    racingCacheOf(scope)!.clear();
+    const third = await connect(scope, port, multi);
+    expect(started(third, 'quic')).toHaveLength(1);
+    expect(third.report.cache).toBeUndefined();
+    await third.close();
+  });
+});
+
+describe.each(['::1', '127.0.0.1'])('a QUIC-only server on %s', (address) => {
+  const v = address.includes(':') ? { v6: [address] } : { v4: [address] };
+  const resolver = fakeResolver({ 'svc.test': v });
+
+  it('is found through the TLS refusal once, then QUIC is raced first and TLS never starts', async () => {
+    const scope = createScope({ tenant: 'rc-quic', policy: allowAll, resolver });
+    const port = await quicOnly(scope, address);
+    const first = await connect(scope, port);
+    expect(started(first, 'tls').map((c) => c.fate)).toEqual(['failed']);
+    expect(first.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('quic');
+    await first.close();
+    const second = await connect(scope, port);
+    expect(second.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('quic');
+    expect(started(second, 'tls')).toHaveLength(0);
+    // TLS failed here: skipped; QUIC won here: first.
+    expect(second.report.cache).toMatch(/skipped tls/);
+    await second.close();
+  });
+});
+
+describe('tenants never share a racing cache', () => {
+  it('scopes of one Host tenant share theirs; another tenant, and a createScope scope, start from nothing', async () => {
+    const resolver = fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } });
+    const host = new Host({ resolver });
+    cleanups.push(() => host.close());
+    const rules = 'allow *://svc.test:*\nallow *://@loopback:*\nallow bind:*://@loopback:*\nallow accept:*://@loopback:*';
+    host.setPolicy('alpha', rules);
+    host.setPolicy('beta', rules);
+    const alpha = await host.tenant('alpha');
+    const port = await quicOnly(alpha, '127.0.0.1');
+    await (await connect(alpha, port)).close();
+
+    const alphaAgain = await host.tenant('alpha');
+    const learned = await connect(alphaAgain, port);
+    expect(started(learned, 'tls')).toHaveLength(0);
+    await learned.close();
+    expect(host.racingCache('alpha')).toBe(racingCacheOf(alphaAgain));
+
+    const beta = await connect(await host.tenant('beta'), port);
+    expect(started(beta, 'tls').map((c) => c.fate)).toEqual(['failed']);
+    expect(beta.report.cache).toBeUndefined();
+    await beta.close();
+    expect(host.racingCache('beta')).not.toBe(host.racingCache('alpha'));
+
+    host.racingCache('alpha')!.clear();
+    const forgotten = await connect(alpha, port);
+    expect(started(forgotten, 'tls')).toHaveLength(1);
+    await forgotten.close();
+  });
+
+  it('a scope made with racingCache: false remembers nothing', async () => {
+    const resolver = fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } });
+    const scope = createScope({ tenant: 'rc-none', policy: allowAll, resolver, racingCache: false });
+    expect(racingCacheOf(scope)).toBeUndefined();
+    const port = await quicOnly(scope, '127.0.0.1');
+    for (let i = 0; i < 2; i++) {
+      const conn = await connect(scope, port);
+      expect(started(conn, 'tls').map((c) => c.fate)).toEqual(['failed']);
+      await conn.close();
+    }
+  });
+});
