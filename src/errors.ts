@@ -147,6 +147,7 @@ export class EstablishmentError extends TapsError {
     code: Extract<
       TapsErrorCode,
       | 'ERR_TAPS_ESTABLISHMENT_FAILED'
+      | 'ERR_TAPS_SECURITY_FAILED'
       | 'ERR_TAPS_NO_CANDIDATES'
       | 'ERR_TAPS_RESOLUTION_FAILED'
       | 'ERR_TAPS_POLICY_PROHIBITED'

@@ -45,8 +45,9 @@ describe('examples', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/message echo over quic and tls on localhost/);
     // The server listens on both loopbacks (localhost is ::1 and 127.0.0.1): IPv6 is tried first and wins (RFC 8305).
-    expect(section(r.out, 'reliable-message to localhost')).toMatch(/quic\/udp \[::1\]:\d+ won/);
-    expect(section(r.out, 'reliable-message, multistreaming avoided')).toMatch(/tls\/tcp \[::1\]:\d+ won/);
+    // Defaults: QUIC is not raced blind, TLS is ranked first and wins; preferred explicitly, QUIC wins.
+    expect(section(r.out, 'reliable-message to localhost')).toMatch(/tls\/tcp \[::1\]:\d+ won/);
+    expect(section(r.out, 'reliable-message, multistreaming preferred')).toMatch(/quic\/udp \[::1\]:\d+ won/);
     expect(r.out).toMatch(/udp 127\.0\.0\.1:\d+ won/);
     expect(r.out).toMatch(/ERR_TAPS_POLICY_PROHIBITED/);
     expect(r.out).toMatch(/done\.\n$/);

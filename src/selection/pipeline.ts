@@ -46,6 +46,7 @@ import { Race, RaceGroup, RaceLeaf, type RacingMode } from './race.js';
 import { explainRank, type RankedStack } from './rank.js';
 import { learn, rankWithHistory } from './history.js';
 import { racingCacheOf } from './racing-cache.js';
+import { QuicRemainder } from './remainder.js';
 import { grantLookups } from './lookup.js';
 import { resolveFamilies } from './resolve.js';
 import { gatherStacks, type Dropped } from './gather.js';
@@ -74,6 +75,13 @@ export interface RacingOptions {
   readonly resolutionDelay: number;
   /** At most this many addresses per family per name join the race (the rest are recorded, not tried). */
   readonly maxAddressesPerFamily: number;
+  /**
+   * A certificate that fails verification for the checked name (ERR_TAPS_SECURITY_FAILED) ends the race by
+   * default: no other address or stack, and never the unencrypted group of opportunistic security, is tried
+   * against a peer that could not prove it is the name. `true` lets the race go on (a name served by
+   * several certificates); the error is still ERR_TAPS_SECURITY_FAILED when nothing else succeeds.
+   */
+  readonly continueOnSecurityFailure: boolean;
 }
 
 export interface SelectionInput {
@@ -192,6 +200,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       ? (own(), clock.setTimeout(() => controller!.abort(new TapsError('ERR_TAPS_TIMEOUT', `establishment timed out after ${input.timeout} ms`)), input.timeout))
       : undefined;
   let handedOver = false;
+  let remainder: QuicRemainder | undefined;
 
   try {
     // 1. Gather and judge stacks.
@@ -315,6 +324,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     const groups = new Map<RankedStack, RaceGroup<Leaf>>();
     const root = buildTree(ranked, racing, groups);
     const leafRecords = new Map<RaceLeaf<Leaf>, CandidateRecord>();
+    const rest = (remainder = new QuicRemainder(clock, racing.attemptDelay, (why) => race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why))));
     const race = new Race<Leaf>(root, {
       clock,
       signal,
@@ -324,6 +334,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
           const c = leafRecords.get(leaf)!;
           update(c, { startedAt: at() });
           if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: scope.tenant, candidate: c });
+          rest.check(leafRecords);
         },
         fail: (leaf, err) => {
           const c = leafRecords.get(leaf)!;
@@ -331,8 +342,11 @@ export async function select(input: SelectionInput): Promise<Selected> {
           update(c, { fate: 'failed', endedAt: at(), reason: e.message, code: e.code, error: e });
           if (candidateFail.hasSubscribers) candidateFail.publish({ tenant: scope.tenant, candidate: c, error: e });
           debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
+          // The peer could not prove it is the checked name: trying it elsewhere, or without security, is not an answer.
+          if (e.code === 'ERR_TAPS_SECURITY_FAILED' && !racing.continueOnSecurityFailure) race.abandon(e);
+          else rest.check(leafRecords);
         },
-        cancel: (leaf) => update(leafRecords.get(leaf)!, { fate: 'cancelled', endedAt: at(), reason: 'another candidate won, or the caller gave up' }),
+        cancel: (leaf) => update(leafRecords.get(leaf)!, { fate: 'cancelled', endedAt: at(), reason: rest.reason ?? 'another candidate won, or the caller gave up' }),
         win: (leaf) => {
           const c = leafRecords.get(leaf)!;
           update(c, { fate: 'won', endedAt: at(), reason: c.reason });
@@ -400,6 +414,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
 
     const seal = (): void => {
       for (const g of groups.values()) g.seal();
+      rest.seal(leafRecords);
     };
 
     // The race runs from the first answer on (or once every answer is in); it is awaited as soon as it runs.
@@ -502,6 +517,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     throw failure(err, report, controller?.signal, input.signal);
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);
+    remainder?.stop();
     if (onCallerAbort !== undefined) input.signal!.removeEventListener('abort', onCallerAbort);
     if (controller !== undefined && !controller.signal.aborted && !handedOver) controller.abort(SELECTION_FINISHED);
   }
@@ -578,19 +594,32 @@ function finishPending(report: SelectionReport, now: number): void {
   }
 }
 
-/** Pick the one error that best says why nothing was established. */
+/**
+ * Pick the one error that best says why nothing was established: the most informative across attempts.
+ * A certificate that failed verification (ERR_TAPS_SECURITY_FAILED) first, then a definitive failure such
+ * as a refusal (ERR_TAPS_ESTABLISHMENT_FAILED naming it), even when a timeout ended what still ran;
+ * ERR_TAPS_TIMEOUT only when nothing definitive happened. A caller's own abort stays ERR_TAPS_ABORTED.
+ */
 function failure(err: unknown, report: SelectionReport, signal: AbortSignal | undefined, callerSignal: AbortSignal | undefined): Error {
   if (err instanceof EstablishmentError || err instanceof TypeError || err instanceof RangeError) return err;
-  if (signal?.aborted && signal.reason !== undefined && !(callerSignal?.aborted && signal.reason === callerSignal.reason)) {
-    const r = signal.reason;
-    if (isTapsError(r) && r.code === 'ERR_TAPS_TIMEOUT') return new EstablishmentError('ERR_TAPS_TIMEOUT', r.message, report, { cause: r });
-  }
-  if (callerSignal?.aborted) {
-    const code = abortCode(callerSignal.reason);
-    const what = code === 'ERR_TAPS_TIMEOUT' ? 'establishment timed out: the caller\'s signal' : 'establishment aborted by the caller';
-    return new EstablishmentError(code, `${what} (${(callerSignal.reason as Error)?.message ?? String(callerSignal.reason)})`, report, { cause: callerSignal.reason });
+  const timedOut = timeoutOf(signal, callerSignal);
+  const callerAborted = callerSignal?.aborted === true && abortCode(callerSignal.reason) !== 'ERR_TAPS_TIMEOUT';
+  if (callerAborted) {
+    return new EstablishmentError('ERR_TAPS_ABORTED', `establishment aborted by the caller (${(callerSignal!.reason as Error)?.message ?? String(callerSignal!.reason)})`, report, { cause: callerSignal!.reason });
   }
   const cs = report.candidates;
+  const failed = cs.filter((c) => c.fate === 'failed');
+  const insecure = failed.filter((c) => c.code === 'ERR_TAPS_SECURITY_FAILED');
+  const detail = (list: readonly CandidateRecord[]): string => list.map((c) => `${c.id} ${c.driver} ${c.address ?? ''}: ${c.reason}`).join('; ');
+  const after = timedOut === undefined ? '' : `; the rest ended: ${timedOut.message}`;
+  if (insecure.length > 0) {
+    const first = insecure[0]!;
+    return new EstablishmentError('ERR_TAPS_SECURITY_FAILED', `${report.remote}: the peer failed verification (${detail(insecure)})${after}`, report, { cause: first.error ?? err });
+  }
+  if (timedOut !== undefined && failed.length === 0) return new EstablishmentError('ERR_TAPS_TIMEOUT', timedOut.message, report, { cause: timedOut.cause });
+  if (timedOut !== undefined) {
+    return new EstablishmentError('ERR_TAPS_ESTABLISHMENT_FAILED', `no candidate for ${report.remote} could be established (${detail(failed)})${after}`, report, { cause: failed[0]!.error ?? err });
+  }
   const attempted = cs.filter((c) => c.fate === 'failed' || c.fate === 'cancelled' || c.fate === 'won');
   const denied = cs.filter((c) => c.fate === 'denied');
   const pathless = cs.filter((c) => c.fate === 'unsuitable' && c.interface !== undefined);
@@ -604,7 +633,18 @@ function failure(err: unknown, report: SelectionReport, signal: AbortSignal | un
     const why = report.resolutions.map((r) => `${r.family === 6 ? 'AAAA' : 'A'}: ${r.error ?? 'no addresses'}`).join('; ');
     return new EstablishmentError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve ${report.remote} (${why})`, report, { cause: err });
   }
-  const failed = cs.filter((c) => c.fate === 'failed');
-  const detail = failed.map((c) => `${c.id} ${c.driver} ${c.address ?? ''}: ${c.reason}`).join('; ');
-  return new EstablishmentError('ERR_TAPS_ESTABLISHMENT_FAILED', `no candidate for ${report.remote} could be established${detail ? ` (${detail})` : ''}`, report, { cause: err });
+  const text = detail(failed);
+  return new EstablishmentError('ERR_TAPS_ESTABLISHMENT_FAILED', `no candidate for ${report.remote} could be established${text ? ` (${text})` : ''}`, report, { cause: err });
+}
+
+/** The timeout that ended the selection, if one did: its own budget, or a caller's signal that timed out. */
+function timeoutOf(signal: AbortSignal | undefined, callerSignal: AbortSignal | undefined): { message: string; cause: unknown } | undefined {
+  if (signal?.aborted && signal.reason !== undefined && !(callerSignal?.aborted && signal.reason === callerSignal.reason)) {
+    const r = signal.reason;
+    if (isTapsError(r) && r.code === 'ERR_TAPS_TIMEOUT') return { message: r.message, cause: r };
+  }
+  if (callerSignal?.aborted && abortCode(callerSignal.reason) === 'ERR_TAPS_TIMEOUT') {
+    return { message: `establishment timed out: the caller's signal (${(callerSignal.reason as Error)?.message ?? String(callerSignal.reason)})`, cause: callerSignal.reason };
+  }
+  return undefined;
 }

@@ -9,12 +9,16 @@
 import type { RacingOptions } from './pipeline.js';
 import type { RacingMode } from './race.js';
 
-/** The default racing options: staggered, 250 ms attempt delay, 50 ms resolution delay, 8 addresses per family. */
+/**
+ * The default racing options: staggered, 250 ms attempt delay, 50 ms resolution delay, 8 addresses per family,
+ * and a certificate failure ends the race.
+ */
 export const DEFAULT_RACING: RacingOptions = Object.freeze({
   mode: 'staggered' as RacingMode,
   attemptDelay: 250,
   resolutionDelay: 50,
   maxAddressesPerFamily: 8,
+  continueOnSecurityFailure: false,
 });
 
 const RACING_MODES: readonly RacingMode[] = ['staggered', 'simultaneous', 'failover'];
@@ -33,6 +37,8 @@ export function racingFrom(r: Partial<RacingOptions> | undefined): RacingOptions
   const attemptDelay = Math.min(2000, Math.max(10, num('attemptDelay', r.attemptDelay, DEFAULT_RACING.attemptDelay)));
   const resolutionDelay = num('resolutionDelay', r.resolutionDelay, DEFAULT_RACING.resolutionDelay);
   const maxAddressesPerFamily = Math.max(1, Math.floor(num('maxAddressesPerFamily', r.maxAddressesPerFamily, DEFAULT_RACING.maxAddressesPerFamily)));
-  return Object.freeze({ mode, attemptDelay, resolutionDelay, maxAddressesPerFamily });
+  const continueOnSecurityFailure = r.continueOnSecurityFailure ?? false;
+  if (typeof continueOnSecurityFailure !== 'boolean') throw new TypeError(`racing.continueOnSecurityFailure must be a boolean, got ${typeof continueOnSecurityFailure}`);
+  return Object.freeze({ mode, attemptDelay, resolutionDelay, maxAddressesPerFamily, continueOnSecurityFailure });
 }
 
