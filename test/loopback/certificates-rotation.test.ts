@@ -86,6 +86,6 @@ describe('certificate rotation (docs/certificates.md)', () => {
     expect(before).toBe(first.fingerprint256);
     expect(oldOnlyBefore).toBe(first.fingerprint256);
     expect(after).toBe(next.fingerprint256);
-    expect(oldOnlyAfter).toBe('ERR_TAPS_ESTABLISHMENT_FAILED (ERR_TAPS_SECURITY_FAILED)');
+    expect(oldOnlyAfter).toBe('ERR_TAPS_SECURITY_FAILED (ERR_TAPS_SECURITY_FAILED)');
   });
 });

@@ -175,7 +175,7 @@ describe('QUIC through Preconnection', () => {
     await ok.close();
     const wrong = client(quic.port, { properties: required, security: new SecurityParameters({ pinnedServerCertificates: ['00'.repeat(32)] }) });
     const err = await wrong.initiate({ signal: AbortSignal.timeout(5000) }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+    expect(err).toMatchObject({ code: 'ERR_TAPS_SECURITY_FAILED' });
     const q = (err as { report: { candidates: { driver: string; code?: string; reason?: string }[] } }).report.candidates.find((c) => c.driver === 'quic');
     expect(q).toMatchObject({ code: 'ERR_TAPS_SECURITY_FAILED' });
     expect(q?.reason).toMatch(/matches no pinned certificate/);
