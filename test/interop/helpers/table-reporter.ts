@@ -23,7 +23,7 @@ export default class InteropTableReporter implements Reporter {
     for (const m of modules) {
       for (const t of m.children.allTests()) {
         const suite = t.parent.type === 'suite' ? t.parent.name : '';
-        const [, peer = suite || m.moduleId.replace(/.*\//, ''), direction = '?'] = SUITE.exec(suite) ?? [];
+        const [, peer = suite || m.moduleId.replace(/.*\//, ''), direction = ''] = SUITE.exec(suite) ?? [];
         const key = `${peer}\0${direction}`;
         const row = rows.get(key) ?? { peer, direction, passed: 0, failed: [], skipped: [] };
         rows.set(key, row);
@@ -36,7 +36,8 @@ export default class InteropTableReporter implements Reporter {
     const lines = [...rows.values()].map((r) => {
       const result = r.failed.length > 0 ? 'FAILED' : r.passed === 0 ? 'SKIPPED' : r.skipped.length > 0 ? 'partly skipped' : 'passed';
       const detail = [...r.failed.map((n) => `failed: ${n}`), ...r.skipped.map((n) => `skipped: ${n}`)].join('; ');
-      return `${r.peer.padEnd(34)} ${('library as ' + r.direction).padEnd(18)} ${result.padEnd(15)} ${String(r.passed).padStart(3)}/${r.passed + r.failed.length + r.skipped.length}  ${detail}`;
+      const peer = r.peer.length > 34 ? `${r.peer.slice(0, 33)}…` : r.peer;
+      return `${peer.padEnd(34)} ${(r.direction ? `library as ${r.direction}` : '').padEnd(18)} ${result.padEnd(15)} ${String(r.passed).padStart(3)}/${r.passed + r.failed.length + r.skipped.length}  ${detail}`;
     });
     process.stdout.write(`\n== interop table (peer, direction, result, cases passed) ==\n${lines.join('\n')}\n\n`);
   }
