@@ -69,10 +69,11 @@ say(`servers: message echo over ${tlsServer.stacks.join(' and ')} on localhost:$
 async function attempt(title: string, pre: Preconnection, message: string): Promise<void> {
   say(`── ${title}`);
   try {
-    await using conn = await pre.initiate({ signal: AbortSignal.timeout(5000) });
+    // Generous bounds: they stop a hang, they do not expect loopback to be fast.
+    await using conn = await pre.initiate({ signal: AbortSignal.timeout(30_000) });
     say(explainReport(conn.report));
     await conn.send(message);
-    const reply = await conn.receive({ signal: AbortSignal.timeout(2000) });
+    const reply = await conn.receive({ signal: AbortSignal.timeout(30_000) });
     say(`  → sent "${message}", got "${text(reply.data)}"\n`);
   } catch (err) {
     if (!isTapsError(err)) throw err;

@@ -17,7 +17,7 @@ import http2 from 'node:http2';
 import { parseArgs } from 'node:util';
 import {
   EstablishmentError, Host, Preconnection, SecurityParameters, TransportProperties, isTapsError, lengthPrefixFramer, registeredDrivers,
-  type Connection, type Driver, type Listener, type ListenOptions, type MessageContextInit, type RemoteEndpointInit,
+  type Connection, type Driver, type Listener, type ListenOptions, type MessageContextInit, type RacingOptions, type RemoteEndpointInit,
 } from '../src/index.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
 import { rankReasons, say, whyNot, winnerLine } from './lib/report.js';
@@ -105,13 +105,14 @@ interface Case {
   readonly security: ConstructorParameters<typeof SecurityParameters>[0] | SecurityParameters;
   readonly framed?: boolean;
   readonly context?: MessageContextInit;
+  readonly racing?: RacingOptions['mode'];
 }
 
 const wrongPin = '00'.repeat(32);
 const cases: Case[] = [
   { title: 'reliable message', remote: `localhost:${P}`, properties: TransportProperties.reliableMessage(), security: trustIt, framed: true },
   { title: 'unreliable datagram', remote: `localhost:${P}`, properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() },
-  { title: 'multistreaming preferred', remote: `https://localhost:${H}/echo`, properties: TransportProperties.reliableMessage().prefer('multistreaming'), security: trustIt, context: { fields: { method: 'POST' } } },
+  { title: 'multistreaming preferred', remote: `https://localhost:${H}/echo`, properties: TransportProperties.reliableMessage().prefer('multistreaming'), security: trustIt, context: { fields: { method: 'POST' } }, racing: 'failover' },
   { title: 'encryption prohibited', remote: `localhost:${plain.port}`, properties: TransportProperties.reliableMessage(), security: SecurityParameters.disabled(), framed: true },
   { title: 'a pinned certificate', remote: `localhost:${P}`, properties: TransportProperties.reliableInorderStream(), security: { pinnedServerCertificates: [cert.fingerprint256] }, framed: true },
   { title: 'a pinned certificate that does not match', remote: `localhost:${P}`, properties: TransportProperties.reliableInorderStream(), security: { pinnedServerCertificates: [wrongPin] }, framed: true },
@@ -131,14 +132,18 @@ for (const [i, c] of cases.entries()) {
     framers: c.framed ? [lengthPrefixFramer()] : [],
     // udp/P answers datagrams, not QUIC: a QUIC candidate there waits for its connect timeout once TLS is out.
     driverOptions: { quic: { connectTimeout: 1000 } },
+    // Failover: one candidate at a time in rank order, so the ranking alone picks the winner. Staggered
+    // (the default) would start the next one after 250 ms and, on a busy machine, could let it win.
+    ...(c.racing ? { racing: { mode: c.racing } } : {}),
   });
   try {
-    const conn = await pre.initiate({ signal: AbortSignal.timeout(5000), onProgress: ranks.onProgress });
+    // Generous bounds: they stop a hang, they do not expect loopback to be fast.
+    const conn = await pre.initiate({ signal: AbortSignal.timeout(30_000), onProgress: ranks.onProgress });
     open.push(conn);
     say(`   ${winnerLine(conn.report, ranks.reasons)}`);
     if (!flags.quiet) for (const line of whyNot(conn.report, ranks.reasons)) say(`     ${line}`);
     await conn.send(`hello over ${conn.stack.join('/')}`, c.context);
-    const reply = await conn.receive({ signal: AbortSignal.timeout(2000) });
+    const reply = await conn.receive({ signal: AbortSignal.timeout(30_000) });
     say(`   echo: "${reply.text()}"`);
   } catch (err) {
     if (!isTapsError(err)) throw err;

