@@ -55,7 +55,7 @@ export interface QuotaTuning {
   readonly byteBlock: number;
   /** Spares unused this long go back to the fleet. */
   readonly spareIdleMs: number;
-  /** How long a refused take waits for other hosts to return spares before it is refused. */
+  /** How long a take the fleet could not grant waits at most for the other holders to answer its reclaim request. */
   readonly reclaimWaitMs: number;
   /** Share of each limit a host may use on its own while Redis is unreachable (undefined: none, fail closed). */
   readonly fallbackShare: number | undefined;

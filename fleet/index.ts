@@ -68,7 +68,11 @@ export interface FleetOptions {
   readonly byteBlock?: number;
   /** Spare units and bytes unused this long go back to the fleet (default 1,000 ms). */
   readonly spareIdleMs?: number;
-  /** How long a take that found the fleet full waits at most, once, for other hosts to return spares (default 50 ms). */
+  /**
+   * A take that found the fleet full while other hosts hold units asks them to return their spares and
+   * waits, once, until every one of them has answered; a host that has not answered after this long
+   * (it crashed and its lease still runs) is not waited for (default 1,000 ms).
+   */
   readonly reclaimWaitMs?: number;
   /**
    * While Redis is unreachable, let this host admit new connections and
@@ -117,7 +121,7 @@ function tuning(o: FleetOptions): QuotaTuning {
     unitBlock: positive(o.unitBlock, 'unitBlock', 8, true),
     byteBlock: positive(o.byteBlock, 'byteBlock', 256 * 1024, true),
     spareIdleMs: positive(o.spareIdleMs, 'spareIdleMs', 1000),
-    reclaimWaitMs: positive(o.reclaimWaitMs, 'reclaimWaitMs', 50),
+    reclaimWaitMs: positive(o.reclaimWaitMs, 'reclaimWaitMs', 1000),
     fallbackShare: share,
   };
 }

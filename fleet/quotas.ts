@@ -4,7 +4,7 @@
  * the housekeeping that keeps this host's lease alive: a heartbeat every
  * third of the lease time (a host that stops beating loses its units after
  * the lease time), a sweep that returns idle spares, the `reclaim` channel
- * (another host is short: return spares now), and recovery when Redis comes
+ * (another host is short: return spares now and say so), and recovery when Redis comes
  * back (claims re-asserted, bytes spent meanwhile recorded).
  *
  * @example
@@ -107,12 +107,16 @@ export class FleetQuotas implements QuotaStore {
     await Promise.all([...this.#bytes.values()].map((b) => b.settle()));
   }
 
-  /** @internal A message on the reclaim channel: a host is short (return spares), or spares came back (retry). */
+  /**
+   * @internal A message on the reclaim channel: `ask` from a host that is short (return spares, then
+   * answer), or `back` from a holder answering a request (this host's, if the request id is its own).
+   */
   reclaim(message: string): void {
-    const [tenant, kind, back] = message.split('\n');
+    const [tenant, kind, what, a, b] = message.split('\n');
     const c = this.#units.get(`${tenant}\n${kind}`);
-    if (back === 'back') c?.returned();
-    else c?.returnSpares(true);
+    if (c === undefined) return;
+    if (what === 'ask' && a !== undefined && a.slice(0, a.lastIndexOf('/')) !== this.#ctx.hostId) c.asked(a);
+    else if (what === 'back' && a !== undefined && b !== undefined) c.answered(a, b);
   }
 
   /** @internal Stop timers; Redis forgets this host's claims after the lease time (or at once with `release`). */

@@ -11,7 +11,8 @@
  * - `b:<tenant>:<name>:<ms>:<n>`  bytes granted in window n of a budget (expires after it)
  * - `policies`, `policyrev`       tenant → `rev\npayload`; the last revision number
  * - `records`                     the decision stream
- * Channels: `policy` (`tenant\nrev\npayload`), `reclaim` (`tenant\nkind`).
+ * Channels: `policy` (`tenant\nrev\npayload`), `reclaim` (`tenant\nkind\nask\n<request>` from a host
+ * that is short; `tenant\nkind\nback\n<host>\n<request>` from each holder once it returned its spares).
  *
  * These scripts name keys they compute (a holder's `host:<id>`), so the
  * fleet needs one Redis primary (or Sentinel), not Redis Cluster.
@@ -42,13 +43,14 @@ return {existed, redis.call('ZCARD', KEYS[1]), now}
  * published so they return spares they are not using.
  * KEYS: u:<tenant>:<kind>. ARGV: host key prefix, me, held, need, extra,
  * limit (-1: none), leaseMs, reclaim channel, reclaim message.
- * Returns {granted, free before the grant (-1: no limit), live holders, held by others}.
+ * Returns {granted, free before the grant (-1: no limit), live holders,
+ * held by others, {ids of the other holders}}.
  */
 const units = `
 local prefix, me = ARGV[1], ARGV[2]
 local held, need, extra, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('SET', prefix .. me, '1', 'PX', ARGV[7])
-local others, hosts = 0, 1
+local others, hosts, ids = 0, 1, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   local who = all[i]
@@ -56,6 +58,7 @@ for i = 1, #all, 2 do
     if redis.call('EXISTS', prefix .. who) == 1 then
       others = others + tonumber(all[i + 1])
       hosts = hosts + 1
+      ids[#ids + 1] = who
     else
       redis.call('HDEL', KEYS[1], who)
     end
@@ -74,7 +77,7 @@ end
 local mine = held + grant
 if mine > 0 then redis.call('HSET', KEYS[1], me, mine) else redis.call('HDEL', KEYS[1], me) end
 if grant < need and others > 0 then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
-return {grant, free, hosts, others}
+return {grant, free, hosts, others, ids}
 `;
 
 /**
@@ -142,7 +145,7 @@ type Arg = string | number;
 /** The scripts as commands on the ioredis client (defineCommand). */
 export interface FleetCommands {
   fleetHeartbeat(hosts: string, hostKey: string, me: string, leaseMs: number): Promise<[number, number, number]>;
-  fleetUnits(key: string, ...args: Arg[]): Promise<[number, number, number, number]>;
+  fleetUnits(key: string, ...args: Arg[]): Promise<[number, number, number, number, string[]]>;
   fleetBytes(key: string, ...args: Arg[]): Promise<[number, number]>;
   fleetBytesBack(key: string, bytes: number): Promise<number>;
   fleetPublish(policies: string, rev: string, tenant: string, payload: string, channel: string): Promise<number>;

@@ -54,8 +54,11 @@ export interface ListenOptions {
 /** The events a {@link Listener} emits. */
 export type ListenerEvents = {
   connectionReceived: [connection: Connection];
-  /** A peer the policy refused (or beyond the limit / quota): it was dropped. */
-  refused: [peer: SocketAddress, reason: string, decision?: PolicyDecision];
+  /**
+   * A peer the policy refused (or beyond the limit / quota): it was dropped, its channel aborted with
+   * `error` — ERR_TAPS_POLICY_PROHIBITED, or the quota's own code (ERR_TAPS_QUOTA_EXCEEDED, ERR_TAPS_FLEET_UNAVAILABLE).
+   */
+  refused: [peer: SocketAddress, reason: string, decision: PolicyDecision | undefined, error: TapsError];
   error: [error: TapsError];
   stopped: [];
   /** A bound address went away, came back or moved (RFC 9622 §8.3.2); a listener on a wildcard address never sees one. */
@@ -182,9 +185,9 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
    */
   async #accept(driver: Driver, channel: TransportChannel, judge: boolean): Promise<void> {
     const { scope } = this.#init;
-    const refuse = (reason: string, decision?: PolicyDecision): void => {
-      channel.abort(new TapsError('ERR_TAPS_POLICY_PROHIBITED', reason));
-      this.emit('refused', channel.remote, reason, decision);
+    const refuse = (reason: string, decision?: PolicyDecision, error = new TapsError('ERR_TAPS_POLICY_PROHIBITED', reason)): void => {
+      channel.abort(error);
+      this.emit('refused', channel.remote, reason, decision, error);
     };
     if (this.#stopped) return refuse('the listener has stopped');
     if (judge) {
@@ -201,7 +204,10 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
       const taken = scope.lease('connection');
       lease = taken instanceof Promise ? await taken : taken;
     } catch (err) {
-      return refuse(`quota: ${(err as Error).message}`);
+      // The peer is told why with the quota's own code (QUOTA_EXCEEDED, or FLEET_UNAVAILABLE when a shared
+      // store cannot count it): not a denial by policy.
+      const why = err instanceof TapsError ? err : new TapsError('ERR_TAPS_QUOTA_EXCEEDED', String(err), { cause: err });
+      return refuse(`quota: ${why.message}`, undefined, why);
     }
     if (this.#stopped) {
       lease.release();

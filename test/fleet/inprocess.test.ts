@@ -128,6 +128,32 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet, two hosts in one process', (
     await b.fleet.close();
   });
 
+  it('near the limit a short host waits for the holders to answer its reclaim request, however slow they are: the fleet grants up to its limit', async () => {
+    const name = `f${++fleetNo}`;
+    const a = await member(name);
+    const b = await member(name);
+    await a.fleet.publish('acme', `allow tcp://127.0.0.1:${port}\nlimit connections 4`);
+    await until(() => b.host.policy('acme') !== undefined, 'the policy');
+    const onA = await connect(a);
+    // A keeps a spare it does not use (its claim is 2 of 4).
+    expect(a.fleet.quotas.held('acme', 'connection')).toEqual({ inUse: 1, spare: 1 });
+    // A hears reclaim requests late (as a loaded host does): far later than a fixed wait of a few ms.
+    const quotas = a.fleet.quotas;
+    const heard = quotas.reclaim.bind(quotas);
+    let late = 0;
+    quotas.reclaim = (message: string) => void setTimeout(() => (late++, heard(message)), 300);
+    const onB: Connection[] = [];
+    for (let i = 0; i < 3; i++) onB.push(await connect(b));
+    expect(late).toBeGreaterThan(0);
+    expect(a.fleet.quotas.held('acme', 'connection')).toEqual({ inUse: 1, spare: 0 });
+    // Now every unit is in use: a refusal, from either host.
+    await expect(connect(b)).rejects.toBeInstanceOf(QuotaExceededError);
+    await expect(connect(a)).rejects.toBeInstanceOf(QuotaExceededError);
+    for (const c of [onA, ...onB]) c.abort();
+    await a.fleet.close();
+    await b.fleet.close();
+  });
+
   it('a revision announced while a host was not subscribed is caught up when it subscribes again', async () => {
     const name = `f${++fleetNo}`;
     const a = await member(name);

@@ -132,7 +132,8 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet host processes', () => {
     expect(await b.call<Opened>('connect', { port, count: 1 })).toEqual({ opened: 0, refused: ['ERR_TAPS_QUOTA_EXCEEDED'] });
     const killedAt = performance.now();
     await a.kill();
-    // Right after the crash the units are still A's (its lease runs); B gets them once the lease ran out.
+    // Right after the crash the units are still A's (its lease runs; B waits up to reclaimWaitMs for A's answer,
+    // which never comes): refused as a quota; B gets them once the lease ran out (or already, on a slow machine).
     const first = await b.call<Opened>('connect', { port, count: 1 });
     let got = first.opened;
     while (got === 0) {
@@ -141,7 +142,7 @@ describe.skipIf(REDIS_SERVER === undefined)('fleet host processes', () => {
     }
     const back = performance.now() - killedAt;
     process.stdout.write(`units of a killed host back after ${back.toFixed(0)} ms (lease ${LEASE_MS} ms)\n`);
-    expect(first).toEqual({ opened: 0, refused: ['ERR_TAPS_QUOTA_EXCEEDED'] });
+    expect(first.refused).toEqual(first.opened === 1 ? [] : ['ERR_TAPS_QUOTA_EXCEEDED']);
     expect(await b.call<Opened>('connect', { port, count: 4 })).toEqual({ opened: 3, refused: ['ERR_TAPS_QUOTA_EXCEEDED'] });
   });
 

@@ -5,7 +5,7 @@
  * tell" keep their own codes; units and bytes go through it; a Host without
  * a store never waits. Real TCP on loopback.
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QuotaExceededError, TapsError, isTapsError } from '../../src/errors.js';
 import { Host } from '../../src/policy/host.js';
@@ -135,6 +135,40 @@ describe('a Host with a quota store', () => {
     await listener.stop();
     expect(store.log.filter((l) => l.startsWith('take')).sort()).toEqual(['take acme/connection undefined', 'take acme/connection undefined', 'take acme/listener undefined']);
     expect([...store.held.values()]).toEqual([0, 0]);
+    host.close();
+  });
+
+  it('an accepted peer the store refuses is dropped with the store\'s own code: QUOTA_EXCEEDED at the limit, FLEET_UNAVAILABLE when it cannot answer', async () => {
+    const store = new TurnStore();
+    const host = new Host({ quotaStore: store });
+    host.setPolicy('acme', 'allow tcp://127.0.0.1:*\nallow bind,accept:tcp://127.0.0.1:*\nlimit connections 2');
+    const acme = await host.tenant('acme');
+    const listener = await new Preconnection({
+      scope: acme, local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.reliableInorderStream(),
+      security: SecurityParameters.disabled(), drivers: [tcpDriver],
+    }).listen();
+    const refusals: string[] = [];
+    listener.on('refused', (_peer, _reason, decision, error) => refusals.push(`${error.code}${decision === undefined ? '' : ' with a decision'}`));
+    const accepted = new Promise<{ abort(): void }>((r) => listener.once('connectionReceived', r));
+    // The client takes one unit and the accepted peer the second: the limit is reached.
+    const conn = await pre(acme, listener.port).initiate();
+    const peer = await accepted;
+    const refusedNext = () => new Promise<void>((r) => listener.once('refused', () => r()));
+    // A raw TCP client (no unit of its own) knocks: the store refuses its unit.
+    const knock = async (): Promise<void> => {
+      const next = refusedNext();
+      const s = tcpConnect(listener.port, '127.0.0.1');
+      s.on('error', () => {});
+      await next;
+      s.destroy();
+    };
+    await knock();
+    store.down = true;
+    await knock();
+    expect(refusals).toEqual(['ERR_TAPS_QUOTA_EXCEEDED', 'ERR_TAPS_FLEET_UNAVAILABLE']);
+    peer.abort();
+    conn.abort();
+    await listener.stop();
     host.close();
   });
 
