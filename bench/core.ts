@@ -1,5 +1,5 @@
 /**
- * Core benchmark (issue #2): the library's Connection over the tcp and udp
+ * Core benchmark: the library's Connection over the tcp and udp
  * drivers against plain `net` / `dgram`, measured side by side in this run,
  * alternating rounds, medians.
  *

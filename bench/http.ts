@@ -1,5 +1,5 @@
 /**
- * HTTP benchmark (issue #4): requests per second through the `http` driver
+ * HTTP benchmark: requests per second through the `http` driver
  * (HTTP/1.1; each channel one connection, requests in sequence; 50 channels
  * via openStream() for concurrency 50) against plain undici with the same
  * settings (a Client for concurrency 1, a Pool of 50 connections for 50;

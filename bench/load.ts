@@ -1,5 +1,5 @@
 /**
- * `npm run bench:load` (issue 7, load; not part of `npm test`):
+ * `npm run bench:load` (load; not part of `npm test`):
  *
  * 1. Idle connections: N (default 10,000) concurrent idle TCP connections
  *    on loopback, opened through the library (`Preconnection.initiate()`,

@@ -1,5 +1,5 @@
 /**
- * QUIC benchmark (issue #5): the `quic` driver against `@matrixai/quic` used
+ * QUIC benchmark: the `quic` driver against `@matrixai/quic` used
  * directly with the same settings (32 KiB UDP payloads and 64 KiB read
  * chunks on loopback, as the driver uses), both talking to one QUICServer of
  * the package in this process. Rounds alternate between the two clients.

@@ -1,5 +1,5 @@
 /**
- * WebSocket benchmark (issue #4): 1 KiB binary messages one way, through the
+ * WebSocket benchmark: 1 KiB binary messages one way, through the
  * `ws` driver's channel (the policy chokepoint's checked target, our socket,
  * the channel's send path with backpressure) against plain ws on the same
  * loopback server, with the same settings (no permessage-deflate). The server

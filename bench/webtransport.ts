@@ -1,5 +1,5 @@
 /**
- * WebTransport over HTTP/2 benchmark (issue #5): the `webtransport-h2`
+ * WebTransport over HTTP/2 benchmark: the `webtransport-h2`
  * driver against `@fails-components/webtransport` used directly (its public
  * `WebTransport` client with `forceReliable` and `serverCertificateHashes`),
  * both talking to the same server: the package's own Http2Server (with the

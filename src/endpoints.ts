@@ -1,16 +1,16 @@
 /**
- * Endpoints (RFC 9622 §6.1, "I §6.1"): who to talk to, and where to listen.
+ * Endpoints (RFC 9622 §6.1): who to talk to, and where to listen.
  *
  * A `RemoteEndpoint` is made from an init object or a string: a URL
  * (`wss://example.com:8443/chat`, `tcp://host:1`, `udp://[::1]:9`,
  * `https://[fe80::1%25eth0]/`), `host:port`, `[v6]:port`, `v6%zone`, a bare IP
  * or a bare name. Values are canonical (see src/names.ts), so equal endpoints
- * have equal fields, and the object is frozen; the `with…()` builders (I §6.1
+ * have equal fields, and the object is frozen; the `with…()` builders (RFC 9622 §6.1
  * `WithHostName` etc.) return new endpoints.
  *
  * - A service name (`https`) gives the port when no port is given; a URL of a
  *   scheme with a well-known port (`wss`, `https`, …) gives that port likewise.
- * - Two identifiers of one kind that disagree are an error (I §6.1: "MUST NOT
+ * - Two identifiers of one kind that disagree are an error (RFC 9622 §6.1: "MUST NOT
  *   permit … multiple Endpoint Identifiers of the same type"): `hostName` vs the
  *   URL's host name, `ipAddress` vs the URL's IP, `port` vs the URL's port,
  *   `scheme`/`path` vs the URL's, a zone vs `interface`. A host name and an IP
@@ -23,7 +23,7 @@
  * - `toString()` gives a string `from()` reads back to the same host, IP, zone,
  *   port, scheme and path (a host name wins over an IP when both are set;
  *   interface, service, subprotocols, group and hop limit are not part of the string).
- * - Groups (I §6.1.1): a local endpoint's `multicastGroup` (with `multicastSource`
+ * - Groups (RFC 9622 §6.1.1): a local endpoint's `multicastGroup` (with `multicastSource`
  *   for source-specific multicast) is the group a listener joins; a remote
  *   endpoint whose IP is a group (`multicastGroup` says so explicitly) is sent
  *   to; `hopLimit` is the TTL / hop count of what is sent to a group.
@@ -54,7 +54,7 @@ export interface LocalEndpointInit {
   hostName?: string;
   /** URL scheme naming a stack (`wss`, `tcp`). */
   scheme?: string;
-  /** Text, or 4/16 bytes (I §6.1 allows a binary address). `fe80::1%eth0` sets the zone. */
+  /** Text, or 4/16 bytes (RFC 9622 §6.1 allows a binary address). `fe80::1%eth0` sets the zone. */
   ipAddress?: string | Uint8Array;
   port?: number;
   service?: string;
@@ -234,7 +234,7 @@ abstract class Endpoint {
   /** Canonical IP text, without zone. */
   readonly ipAddress?: string;
   readonly family?: 4 | 6;
-  /** IPv6 scope zone (the interface for this address, I §6.1). */
+  /** IPv6 scope zone (the interface for this address, RFC 9622 §6.1). */
   readonly zone?: string;
   readonly port?: number;
   readonly service?: string;

@@ -1,13 +1,13 @@
 /**
- * Selection properties (RFC 9622 §6.2, "I §6.2"): what the application wants
+ * Selection properties (RFC 9622 §6.2): what the application wants
  * from a protocol stack and path, as preferences the selector filters and
- * ranks on (RFC 9623 §4.1.3, "M §4.1.3").
+ * ranks on (RFC 9623 §4.1.3).
  *
- * Names are case-insensitive (I §4.1) and stored under their camelCase name.
+ * Names are case-insensitive (RFC 9622 §4.1) and stored under their camelCase name.
  * Defaults are the RFC's (a configuration TCP can meet); `useTemporaryLocalAddress`
  * and `multipath` take listener defaults on the copy `forListener()` returns.
  * Protocol-specific properties live in namespaces (`tcp.userTimeoutValue`,
- * I §8.2); drivers add theirs with `TransportProperties.defineNamespaced()`.
+ * RFC 9622 §8.2); drivers add theirs with `TransportProperties.defineNamespaced()`.
  * `safelyReplayable` is the one Message Property default kept here, because
  * the unreliable-datagram profile (I App. B.2.3) sets it.
  *
@@ -17,13 +17,13 @@
  * checked by `validate()`, which the constructor and `freeze()` run (so a
  * sequence of `set()` calls may pass through an inconsistent state).
  *
- * Contradictions (M §3.1: contradictory require/prohibit sets are
+ * Contradictions (RFC 9623 §3.1: contradictory require/prohibit sets are
  * configuration errors). Only true logical contradictions are rejected; sets
  * that merely no available stack meets fail later with the selection report.
  *
  * | combination                                           | verdict | why |
  * |-------------------------------------------------------|---------|-----|
- * | reliability prohibit + perMsgReliability require      | error   | choosing reliable delivery per message needs a stack that can deliver reliably (M §3.1's own example; msgReliable defaults to reliability, I §9.1.3.7) |
+ * | reliability prohibit + perMsgReliability require      | error   | choosing reliable delivery per message needs a stack that can deliver reliably (RFC 9623 §3.1's own example; msgReliable defaults to reliability, RFC 9622 §9.1.3.7) |
  * | the same interface/pvd name with two preferences      | error   | a set of (preference, name): one name, one preference |
  * | zeroRttMsg require + direction unidirectional-receive | error when validated for 'initiate' | the 0-RTT message must be sent, and this side may not send |
  * | activeReadBeforeSend require + unidirectional-send    | error when validated for 'initiate' | an initiator that may not receive cannot read first |
@@ -31,7 +31,7 @@
  * | reliability prohibit + preserveOrder require          | allowed | ordering without retransmission (late data dropped) is coherent |
  * | reliability prohibit + zeroRttMsg require             | allowed | one message carried in the handshake does not make all data reliable; 0-RTT needs replay safety, not connection reliability |
  * | reliability prohibit + multistreaming require         | allowed | no stack here offers it, but nothing logical forbids it |
- * | reliability require + congestionControl prohibit      | allowed | "unlikely to succeed" (I §6.2.9), not contradictory |
+ * | reliability require + congestionControl prohibit      | allowed | "unlikely to succeed" (RFC 9622 §6.2.9), not contradictory |
  * | several interfaces or pvds required                   | allowed | types and instances overlap (`Wi-Fi` and `en0`) |
  *
  * @example
@@ -60,7 +60,7 @@ export type PreferenceProperty =
 export type Multipath = 'disabled' | 'active' | 'passive';
 /** Values of the `direction` property (RFC 9622 §6.2.16). */
 export type Direction = 'bidirectional' | 'unidirectional-send' | 'unidirectional-receive';
-/** `interface` and `pvd`: a set of (preference, name) (I §6.2.11, §6.2.12). */
+/** `interface` and `pvd`: a set of (preference, name) (RFC 9622 §6.2.11, §6.2.12). */
 export type PreferenceSet = readonly (readonly [Preference, string])[];
 
 /** Every generic selection property and its type (RFC 9622 §6.2). */
@@ -70,7 +70,7 @@ export interface SelectionProperties extends Record<PreferenceProperty, Preferen
   multipath: Multipath;
   advertisesAltaddr: boolean;
   direction: Direction;
-  /** Message Property default (I §9.1.3.4): every message may be delivered more than once. */
+  /** Message Property default (RFC 9622 §9.1.3.4): every message may be delivered more than once. */
   safelyReplayable: boolean;
 }
 /** The name of a generic selection property. */
@@ -100,7 +100,7 @@ const DEFAULTS: Readonly<SelectionProperties> = Object.freeze({
   activeReadBeforeSend: 'noPreference', interface: Object.freeze([]), pvd: Object.freeze([]), multipath: 'disabled',
   advertisesAltaddr: false, direction: 'bidirectional', safelyReplayable: false,
 } satisfies SelectionProperties);
-/** Listener (and rendezvous) defaults that differ (I §6.2.13, §6.2.14). */
+/** Listener (and rendezvous) defaults that differ (RFC 9622 §6.2.13, §6.2.14). */
 const LISTENER_DEFAULTS: Partial<SelectionProperties> = Object.freeze({ useTemporaryLocalAddress: 'avoid', multipath: 'passive' });
 
 /** The names of every preference-valued property. */
@@ -240,7 +240,7 @@ export class TransportProperties {
     if (problems.length > 0) fail(problems);
   }
 
-  /** Register a protocol-specific property, e.g. `defineNamespaced('quic.maxIdleTimeout', v => ...)` (I §4.1). */
+  /** Register a protocol-specific property, e.g. `defineNamespaced('quic.maxIdleTimeout', v => ...)` (RFC 9622 §4.1). */
   static defineNamespaced(name: string, validator: NamespacedValidator): void {
     if (typeof name !== 'string' || !NS_NAME.test(name)) {
       throw new TypeError(`name must look like "<namespace>.<propertyName>" (e.g. "tcp.userTimeoutValue"), got ${describe(name)}`);
@@ -304,7 +304,7 @@ export class TransportProperties {
     return DEFAULTS[r.name];
   }
 
-  /** Set one property (I §6.2 `Set`). The value is checked now; contradictions by validate(). */
+  /** Set one property (RFC 9622 §6.2 `Set`). The value is checked now; contradictions by validate(). */
   set(name: string, value: unknown): this {
     this.#writable();
     const r = this.#resolve(name);
@@ -454,7 +454,7 @@ TransportProperties.defineNamespaced('udp.recvBufferSize', integer(1, 2 ** 31 - 
 TransportProperties.defineNamespaced('udp.multicastLoopback', bool);
 TransportProperties.defineNamespaced('ws.maxPayload', integer(0, Number.MAX_SAFE_INTEGER));
 
-/** What a selection property reads as once a connection exists (I §6.2: preferences become booleans). */
+/** What a selection property reads as once a connection exists (RFC 9622 §6.2: preferences become booleans). */
 export type SelectionReadback = Readonly<Record<PreferenceProperty, boolean>> &
   Readonly<Pick<SelectionProperties, 'interface' | 'pvd' | 'multipath' | 'advertisesAltaddr' | 'direction' | 'safelyReplayable'>>;
 

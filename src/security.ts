@@ -1,8 +1,8 @@
 /**
- * Security parameters (RFC 9622 §6.3, "I §6.3"): which security a connection
+ * Security parameters (RFC 9622 §6.3): which security a connection
  * must have, whom it trusts and how it identifies itself. Frozen once made.
  *
- * Modes (I §6.3: connections SHOULD use security; disabled and opportunistic
+ * Modes (RFC 9622 §6.3: connections SHOULD use security; disabled and opportunistic
  * security are explicit choices the caller makes, never a silent downgrade):
  * - `required` (the default, `new SecurityParameters()`): only encrypted
  *   stacks are candidates, and the peer is authenticated: by the CA chain and
@@ -10,9 +10,9 @@
  *   the `verify` callback. There is no `rejectUnauthorized`: to trust a
  *   certificate no CA vouches for, pin it or verify it yourself.
  * - `disabled` (`SecurityParameters.disabled()`): only unencrypted stacks are
- *   candidates; security is never added (I §6.3).
+ *   candidates; security is never added (RFC 9622 §6.3).
  * - `opportunistic` (`SecurityParameters.opportunistic()`): encrypted and
- *   unencrypted stacks are both candidates, encrypted ranked first. As I §6.3
+ *   unencrypted stacks are both candidates, encrypted ranked first. As RFC 9622 §6.3
  *   says, it "allow[s] Connections without transport security, but will still
  *   attempt to use unauthenticated security": the peer is NOT authenticated
  *   (`authenticatesPeer` false), so `ca`, pins and `verify` are refused here
@@ -20,7 +20,7 @@
  *
  * Pins are SHA-256 fingerprints of the peer's DER certificate (what Node calls
  * `fingerprint256`), given as hex with or without colons or as base64, kept as
- * lowercase hex. With pins, the leaf must match one pin; `verify` (the I §6.3.8
+ * lowercase hex. With pins, the leaf must match one pin; `verify` (the RFC 9622 §6.3.8
  * trust-verification callback) then decides too, if given.
  *
  * @example
@@ -38,7 +38,7 @@ export type TlsProtocol = 'tls1.2' | 'tls1.3';
 /** PEM text or its bytes. */
 export type Pem = string | Buffer;
 
-/** What the trust-verification callback is told about the peer (I §6.3.8). */
+/** What the trust-verification callback is told about the peer (RFC 9622 §6.3.8). */
 export interface TrustContext {
   /** The name the peer must prove (SNI / the endpoint's host name), if any. */
   readonly hostName: string | undefined;
@@ -58,7 +58,7 @@ export interface TrustContext {
 /** The trust-verification callback (RFC 9622 §6.3.8): true to accept the peer. */
 export type TrustVerifier = (ctx: TrustContext) => boolean | Promise<boolean>;
 
-/** Asked for a local identity when a peer wants one (I §6.3.8); on listeners it can pick a certificate per SNI name. */
+/** Asked for a local identity when a peer wants one (RFC 9622 §6.3.8); on listeners it can pick a certificate per SNI name. */
 export interface IdentityChallengeContext {
   readonly hostName: string | undefined;
 }
@@ -80,7 +80,7 @@ export interface SecurityInit {
   allowedProtocols?: readonly TlsProtocol[];
   /** Trusted CA certificates (PEM) instead of the system roots. */
   ca?: Pem | readonly Pem[];
-  /** The local identity (PEM chain and key): the server certificate when listening, the client certificate when initiating (I §6.3.2). */
+  /** The local identity (PEM chain and key): the server certificate when listening, the client certificate when initiating (RFC 9622 §6.3.2). */
   certificate?: Pem;
   key?: Pem;
   passphrase?: string;
@@ -94,14 +94,14 @@ export interface SecurityInit {
   serverName?: string;
   verify?: TrustVerifier;
   identityChallenge?: IdentityChallenge;
-  /** I §6.3.6: OpenSSL names; the TLS driver maps them to `ciphers`, `ecdhCurve`, `sigalgs`. */
+  /** RFC 9622 §6.3.6: OpenSSL names; the TLS driver maps them to `ciphers`, `ecdhCurve`, `sigalgs`. */
   ciphersuites?: readonly string[];
   groups?: readonly string[];
   signatureAlgorithms?: readonly string[];
-  /** I §6.3.7 maxCachedSessions (0 turns resumption off) and cachedSessionLifetimeSeconds. */
+  /** RFC 9622 §6.3.7 maxCachedSessions (0 turns resumption off) and cachedSessionLifetimeSeconds. */
   sessionCacheLimit?: number;
   sessionLifetimeSeconds?: number;
-  /** I §6.3.7 pre-shared key. Node's TLS supports PSK only up to TLS 1.2. */
+  /** RFC 9622 §6.3.7 pre-shared key. Node's TLS supports PSK only up to TLS 1.2. */
   psk?: { identity: string; key: Buffer | Uint8Array };
 }
 
@@ -169,7 +169,7 @@ export class SecurityParameters {
   readonly passphrase?: string;
   /** Lowercase hex SHA-256 fingerprints of accepted peer certificates. */
   readonly pinnedServerCertificates: readonly string[];
-  /** Undefined: the driver picks ALPN for its protocol (I §6.3.5). */
+  /** Undefined: the driver picks ALPN for its protocol (RFC 9622 §6.3.5). */
   readonly alpn?: readonly string[];
   readonly serverName?: string;
   readonly verify?: TrustVerifier;
@@ -265,13 +265,13 @@ export class SecurityParameters {
     Object.freeze(this);
   }
 
-  /** I §6.3: plaintext only; security is never added. */
+  /** RFC 9622 §6.3: plaintext only; security is never added. */
   static disabled(): SecurityParameters {
     factoryMode = 'disabled';
     return new SecurityParameters();
   }
 
-  /** I §6.3: encrypted stacks first, plaintext allowed; the peer is not authenticated. */
+  /** RFC 9622 §6.3: encrypted stacks first, plaintext allowed; the peer is not authenticated. */
   static opportunistic(init?: Omit<SecurityInit, 'ca' | 'pinnedServerCertificates' | 'verify'>): SecurityParameters {
     factoryMode = 'opportunistic';
     return new SecurityParameters(init);

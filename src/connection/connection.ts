@@ -483,7 +483,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#state = 'closing';
     this.#localClosing = true;
     // Hand the channel everything still queued, whatever its backpressure: its close() flushes it, bounded by the
-    // stack's own close timeout, so a peer that never reads cannot hold close() open forever (issue 7).
+    // stack's own close timeout, so a peer that never reads cannot hold close() open forever.
     this.#sender?.flush();
     if (this.state === 'closed') {
       if (this.#error) throw this.#error;

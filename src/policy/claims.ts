@@ -1,6 +1,6 @@
 /**
  * Signed claims: a JWT that grants a tenant extra network rules, verified
- * against keys the host trusts (wasmCloud-style capability claims, seeds/).
+ * against keys the host trusts (like wasmCloud's capability claims).
  *
  * Verification, never decoding, is what makes claims count: the signature
  * (EdDSA, ES256 or RS256 only, so `alg: none` and HMAC-with-a-public-key

@@ -1,6 +1,6 @@
 /**
  * A tenant scope: the capability handle a {@link Host} gives out for one
- * tenant (like the data in a wasmtime Store, seeds/). Its guard decides every
+ * tenant (like the data in a wasmtime Store). Its guard decides every
  * request with the tenant's current policy revision plus the scope's
  * verified claims; its network refuses any target this scope did not mint;
  * its leases count against the tenant's quotas. Nothing a caller passes (a

@@ -52,7 +52,7 @@ function commonLength(a: ArrayLike<number>, b: ArrayLike<number>, max: number): 
   return n < max ? n : max;
 }
 
-/** A node's prefix is kept in four number fields (monomorphic and small; IPv4 uses p0 only). */
+/** A node's prefix is kept in four number fields, not an array: one fixed layout for a node walked on every decision (docs/performance.md); IPv4 uses p0 only. */
 interface CidrNode<T> {
   readonly p0: number;
   readonly p1: number;

@@ -137,10 +137,8 @@ async function bindEvery(
   at: () => number,
   fail: (code: 'ERR_TAPS_ESTABLISHMENT_FAILED' | 'ERR_TAPS_POLICY_PROHIBITED' | 'ERR_TAPS_ABORTED' | 'ERR_TAPS_TIMEOUT', message: string, cause?: unknown) => EstablishmentError,
 ): Promise<Bound[]> {
-  const { scope, local } = input;
   const signal = input.signal ?? NEVER_ABORTED;
-  const requested = local.port ?? 0;
-  const place = describeLocal(local);
+  const place = describeLocal(input.local);
   const bound: Bound[] = [];
   const release = async (reason: string): Promise<void> => {
     const gone = bound.splice(0);
@@ -148,8 +146,8 @@ async function bindEvery(
     for (const b of gone) Object.assign(b.record, { fate: 'cancelled', endedAt: at(), reason });
   };
   for (let attempt = 1; ; attempt++) {
-    let port = requested;
-    const failures: CandidateRecord[] = [];
+    const pass: BindPass = { input, record, at, signal, attempt, bound, failures: [], port: input.local.port ?? 0 };
+    const { failures } = pass;
     try {
       for (const [i, s] of stacks.entries()) {
         if (input.stacks === 'best' && bound.length > 0) {
@@ -163,56 +161,11 @@ async function bindEvery(
           record({ driver: s.driver.id, stack: s.driver.stack, fate: 'skipped', reason: `not bound: the ${sharing.driver.id} listener accepts ${s.driver.id} connections on its own socket (shared listener ${s.driver.sharedListener})` });
           continue;
         }
-        const ofStack: Bound[] = [];
-        for (const address of addresses) {
-          const family: 4 | 6 = address.includes(':') ? 6 : 4;
-          const base = { driver: s.driver.id, stack: s.driver.stack, address, family, port };
-          let target: CheckedTarget;
-          try {
-            target = await scope.guard.authorize({ use: 'bind', protocol: s.driver.protocol, address, port });
-          } catch (err) {
-            const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
-            const decision = (e as { decision?: PolicyDecision }).decision;
-            record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e });
-            continue;
-          }
-          signal.throwIfAborted();
-          const c = record({ ...base, fate: 'pending', decision: target.decision, startedAt: at(), endedAt: undefined });
-          try {
-            const listener = await scope.network.listen(s.driver, {
-              signal, target, local, security: input.security, properties: input.properties, options: input.driverOptions[s.driver.id] ?? {}, guard: scope.guard,
-            });
-            Object.assign(c, { fate: 'won', port: listener.local.port, endedAt: at(), reason: 'bound' });
-            const b = { driver: s.driver, listener, target, record: c };
-            bound.push(b);
-            ofStack.push(b);
-            if (port === 0) port = listener.local.port; // every further bind shares the first number
-            if (signal.aborted) signal.throwIfAborted();
-          } catch (err) {
-            if (signal.aborted) {
-              Object.assign(c, { fate: 'cancelled', endedAt: at(), reason: 'listen() was aborted while this stack was binding' });
-              throw signal.reason;
-            }
-            const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
-            Object.assign(c, { fate: 'failed', endedAt: at(), reason: e.message, code: e.code, error: e });
-            failures.push(c);
-            if (requested === 0 && bound.length > 0 && isAddressInUse(err) && attempt < PORT_TRIES) throw new PortTaken();
-            if (input.stacks === 'best') {
-              // This stack is out: release what it bound and let the next one try.
-              for (const b of ofStack) {
-                bound.splice(bound.indexOf(b), 1);
-                await b.listener.close().catch(() => {});
-                Object.assign(b.record, { fate: 'cancelled', endedAt: at(), reason: `released: ${s.driver.id} could not bind every address` });
-              }
-              break;
-            }
-            if (!input.allowPartialBind) throw e;
-          }
-        }
+        await bindStack(pass, s, addresses);
       }
     } catch (err) {
       if (err instanceof PortTaken) {
-        await release(`released: port ${port} is taken for another protocol; trying another number (${attempt} of ${PORT_TRIES})`);
+        await release(`released: port ${pass.port} is taken for another protocol; trying another number (${attempt} of ${PORT_TRIES})`);
         continue;
       }
       if (signal.aborted) {
@@ -239,6 +192,79 @@ async function bindEvery(
         : `could not listen on ${place}: ${failures.map((c) => `${c.id} ${c.driver} ${c.address}:${c.port}: ${c.reason}`).join('; ')}`,
       failures[0]?.error,
     );
+  }
+}
+
+/** One pass of the bind loop over the ranked stacks, on one port number. */
+interface BindPass {
+  readonly input: BindInput;
+  readonly record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord;
+  readonly at: () => number;
+  readonly signal: AbortSignal;
+  /** 1 for the first pass; a port-0 bind is retried on a new number up to PORT_TRIES passes. */
+  readonly attempt: number;
+  /** Everything bound so far, across stacks. */
+  readonly bound: Bound[];
+  /** This pass's failed binds. */
+  readonly failures: CandidateRecord[];
+  /** The port number of this pass: the requested one, or the first one the OS picked for port 0. */
+  port: number;
+}
+
+/**
+ * Bind one stack on every address, each decided by the tenant's policy first (a denied address is recorded
+ * and skipped). Throws PortTaken when the number the OS picked for port 0 is taken for this protocol, and a
+ * failed bind's error unless partial binds are accepted; with stacks 'best', a stack that could not bind
+ * every address releases what it bound and leaves the next stack to try.
+ */
+async function bindStack(pass: BindPass, s: RankedStack, addresses: readonly string[]): Promise<void> {
+  const { input, record, at, signal, bound, failures } = pass;
+  const { scope, local } = input;
+  const ofStack: Bound[] = [];
+  for (const address of addresses) {
+    const family: 4 | 6 = address.includes(':') ? 6 : 4;
+    const base = { driver: s.driver.id, stack: s.driver.stack, address, family, port: pass.port };
+    let target: CheckedTarget;
+    try {
+      target = await scope.guard.authorize({ use: 'bind', protocol: s.driver.protocol, address, port: pass.port });
+    } catch (err) {
+      const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
+      const decision = (e as { decision?: PolicyDecision }).decision;
+      record({ ...base, fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e });
+      continue;
+    }
+    signal.throwIfAborted();
+    const c = record({ ...base, fate: 'pending', decision: target.decision, startedAt: at(), endedAt: undefined });
+    try {
+      const listener = await scope.network.listen(s.driver, {
+        signal, target, local, security: input.security, properties: input.properties, options: input.driverOptions[s.driver.id] ?? {}, guard: scope.guard,
+      });
+      Object.assign(c, { fate: 'won', port: listener.local.port, endedAt: at(), reason: 'bound' });
+      const b = { driver: s.driver, listener, target, record: c };
+      bound.push(b);
+      ofStack.push(b);
+      if (pass.port === 0) pass.port = listener.local.port; // every further bind shares the first number
+      if (signal.aborted) signal.throwIfAborted();
+    } catch (err) {
+      if (signal.aborted) {
+        Object.assign(c, { fate: 'cancelled', endedAt: at(), reason: 'listen() was aborted while this stack was binding' });
+        throw signal.reason;
+      }
+      const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
+      Object.assign(c, { fate: 'failed', endedAt: at(), reason: e.message, code: e.code, error: e });
+      failures.push(c);
+      if ((local.port ?? 0) === 0 && bound.length > 0 && isAddressInUse(err) && pass.attempt < PORT_TRIES) throw new PortTaken();
+      if (input.stacks === 'best') {
+        // This stack is out: release what it bound and let the next one try.
+        for (const b of ofStack) {
+          bound.splice(bound.indexOf(b), 1);
+          await b.listener.close().catch(() => {});
+          Object.assign(b.record, { fate: 'cancelled', endedAt: at(), reason: `released: ${s.driver.id} could not bind every address` });
+        }
+        return;
+      }
+      if (!input.allowPartialBind) throw e;
+    }
   }
 }
 

@@ -46,8 +46,8 @@ type RaceNode<T> = RaceLeaf<T> | RaceGroup<T>;
 /**
  * One attempt. `run` gets the race's attempt signal: it aborts when the race ends while attempts are still
  * running (another attempt won, or the race was abandoned). Every attempt of a race shares it (one AbortSignal
- * per race, not per attempt: each costs ~4 µs to make on Node 20), so it may abort after this attempt
- * settled, even after it won: a run stops listening to it once it has settled.
+ * per race, not per attempt: making one is a noticeable part of a loopback connect, see docs/performance.md),
+ * so it may abort after this attempt settled, even after it won: a run stops listening to it once it has settled.
  */
 export class RaceLeaf<T> {
   readonly id: string;

@@ -1,5 +1,5 @@
 /**
- * The unreliable stack (udp) under a misbehaving path and a flood (issue 7).
+ * The unreliable stack (udp) under a misbehaving path and a flood.
  *
  * What UDP can promise, and so what the library may claim: each message is
  * one datagram, delivered whole as it arrived or not at all — never merged

@@ -1,5 +1,5 @@
 /**
- * Abort at every phase of establishment and of closing (issue 7), through
+ * Abort at every phase of establishment and of closing, through
  * `Preconnection.initiate()` and `Connection.close()/abort()` only:
  *
  * | phase              | what holds it open                                       |

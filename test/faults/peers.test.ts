@@ -1,5 +1,5 @@
 /**
- * Hostile and broken peers (issue 7): one that sends part of a frame and
+ * Hostile and broken peers: one that sends part of a frame and
  * stalls (slowloris), one that never reads (send-side backpressure), and one
  * that sends garbage — each against the library's listeners and clients,
  * through the public API. The claims: memory stays bounded, a configured

@@ -1,5 +1,5 @@
 /**
- * Reliable stacks under a misbehaving path (issue 7): tcp and tls with the
+ * Reliable stacks under a misbehaving path: tcp and tls with the
  * length-prefix framer, ws and wss. Messages of mixed sizes flow both ways at
  * once through a fault relay; every message the library reported `sent` must
  * arrive exactly once, intact (hash) and in order — unless a connection

@@ -1,6 +1,6 @@
 /**
  * Property-based tests (fast-check) for the policy grammar and the decisions
- * made from it (issue 7, fuzzing). What the existing tests leave open:
+ * made from it. What the existing tests leave open:
  * test/unit/policy-grammar.test.ts has tables of good and bad rules,
  * test/unit/canonical.test.ts fuzzes the address canonicaliser and
  * test/unit/policy-trie.test.ts the tries; nothing fuzzed the parsers

@@ -5,7 +5,7 @@
  * `accept()`, and fills its accept queue with one completed connection of its
  * own. Linux then silently drops further SYNs (tcp_abort_on_overflow = 0), so a
  * connect to the port hangs like a connect to an unreachable host until the
- * caller gives up (shared/DEPENDENCIES.md, "Test tips"). Node cannot make such
+ * caller gives up. Node cannot make such
  * a listener: it always accepts. The child exits when its stdin closes, so it
  * never outlives the test process.
  *

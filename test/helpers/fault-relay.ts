@@ -1,5 +1,5 @@
 /**
- * Fault-injecting relays on loopback, for the fault suite (issue 7): a TCP
+ * Fault-injecting relays on loopback, for the fault suite (test/faults): a TCP
  * relay that misbehaves on the byte stream and a UDP relay that misbehaves
  * per datagram, each configured per test and per direction, with seeded
  * randomness so a failing run reproduces from its seed.

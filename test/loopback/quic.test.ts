@@ -1,7 +1,7 @@
 /**
  * QUIC through the library, end to end over loopback: selection picks QUIC
  * when multistreaming is preferred and falls back to TLS when UDP is
- * blackholed (RFC 9623 M §4.2.1 staggered racing), clone() and peer streams
+ * blackholed (RFC 9623 §4.2.1 staggered racing), clone() and peer streams
  * share one QUIC connection, and bad peers give typed errors with nothing
  * left open (the leak guard checks every file).
  */

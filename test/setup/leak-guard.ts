@@ -4,7 +4,7 @@
  * it leaves anything open when it ends — a socket, server, timer, immediate,
  * child process, pipe, pending DNS or connect request: every kind of handle
  * and request `process.getActiveResourcesInfo()` reports, counted against
- * what was open before the file's first test (issue 7's leak guard).
+ * what was open before the file's first test.
  *
  * The check waits a little for close callbacks the last test scheduled, then
  * names what is left, e.g. `handles left open: TCPSocketWrap×1, Timeout×2`.

@@ -1,7 +1,7 @@
 /**
  * AcceptQueue, the accept side the driver listeners share: backlog before
  * start(), order kept, failures kept until start(), and nothing delivered
- * after close() (RFC 9622 I §7.2).
+ * after close() (RFC 9622 §7.2).
  */
 import { describe, expect, it } from 'vitest';
 import type { DriverListenerHandler, TransportChannel } from '../../src/driver.js';

@@ -161,7 +161,7 @@ describe('RemoteEndpoint.from(init)', () => {
 });
 
 describe('builders, toString and round trips', () => {
-  it('with…() return new endpoints and leave the original alone (I §6.1)', () => {
+  it('with…() return new endpoints and leave the original alone (RFC 9622 §6.1)', () => {
     const r = RemoteEndpoint.from('wss://example.com/chat');
     expect(r.withPort(9).toString()).toBe('wss://example.com:9/chat');
     expect(r.withHostName('Other.example').url).toBe('wss://other.example/chat');

@@ -1,7 +1,7 @@
 /**
  * One HTTP connection to one checked target, driven by an undici Client whose
  * `connect` hook is ours: the first socket is the one establishment opened
- * (so TCP/TLS/ALPN are done before the channel is ready, RFC 9623 M §4.2),
+ * (so TCP/TLS/ALPN are done before the channel is ready, RFC 9623 §4.2),
  * and any later socket (undici reconnects after an idle keep-alive close) is
  * opened only after the tenant's guard authorises the same address again.
  * undici never resolves a name or dials on its own. HTTP/2 is used exactly

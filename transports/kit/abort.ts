@@ -26,8 +26,8 @@ export function throwIfAborted(signal: AbortSignal, what: string): void {
 
 /**
  * Call `onAbort` once when `signal` aborts; returns the function that stops listening (call it when the
- * attempt settles: the signal may be shared). On NEVER_ABORTED nothing is added (an EventTarget listener
- * added and removed is ~1 µs of a loopback connect).
+ * attempt settles: the signal may be shared). On NEVER_ABORTED nothing is added: adding and removing an
+ * EventTarget listener is a measurable part of a loopback connect (docs/performance.md).
  */
 export function whenAborted(signal: AbortSignal, onAbort: () => void): () => void {
   if (signal === NEVER_ABORTED) return NOTHING;

@@ -1,10 +1,10 @@
 /**
- * The accept side of the driver listeners (tcp, tls, udp, websocket,
- * webtransport, quic): channels accepted before the library called
+ * The accept side of every driver listener (tcp and tls through
+ * socket-listener.ts, udp, websocket, webtransport, quic): channels accepted before the library called
  * `start(handler)` wait in a backlog and are handed over, in order, when it
  * does; a listener failure before `start()` is kept and reported then; after
  * `close()` every waiting channel is aborted and any late arrival is refused
- * (RFC 9622 I §7.2: a stopped listener delivers no more ConnectionReceived
+ * (RFC 9622 §7.2: a stopped listener delivers no more ConnectionReceived
  * events).
  *
  * @example

@@ -4,8 +4,8 @@
  * ./open-socket.ts); `targetAddress` and `localBinding` serve the UDP-based
  * ones too. It dials the target's IP and port only (never a name, so no
  * library DNS runs), with Node's own Happy Eyeballs off (the selector races),
- * Nagle off, and half-open allowed (I §9.1.3.5 final). Resolves after the
- * TCP handshake (M §4.2: "ready" for TCP). Abort destroys the socket, removes
+ * Nagle off, and half-open allowed (RFC 9622 §9.1.3.5 final). Resolves after the
+ * TCP handshake (RFC 9623 §4.2: "ready" for TCP). Abort destroys the socket, removes
  * every listener and rejects with ERR_TAPS_ABORTED (cause: the signal's reason).
  *
  * @example
@@ -48,8 +48,8 @@ export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | unde
   // Made only for an error: most connects never need it.
   const label = (): string => `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   return new Promise<T | Socket>((resolve, reject) => {
-    // Options set after construction, not passed to it: any options object given to `new Socket()` leaves the
-    // socket ~2.5x slower to create, connect and destroy on Node 20 (47 vs 19 µs to 'connect' on loopback).
+    // Options set after construction, not passed to it: on Node 20 any options object given to `new Socket()`
+    // made the socket markedly slower to create, connect and destroy (docs/performance.md).
     // setNoDelay before connect is applied once connected (Node 20 ignores noDelay among connect() options).
     const socket = new Socket();
     socket.allowHalfOpen = true;

@@ -8,7 +8,7 @@
  * negotiated application protocol is the one the driver declared, and the one
  * client handshake of ./tls-client.ts (session resumption included). An abort
  * at any moment destroys the sockets and rejects with a TapsError (RFC 9623
- * M §4.2: a cancelled attempt releases everything).
+ * RFC 9623 §4.2: a cancelled attempt releases everything).
  *
  * @example
  * const { socket } = await openSocket({ target, signal, tls: { security, alpn: ['http/1.1'] }, what: 'wss' });

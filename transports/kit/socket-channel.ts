@@ -10,12 +10,12 @@
  *   `writev` on the next tick, so a framer's [header, body] pair and bursts of
  *   small messages cost one system call (1 KiB messages: ~1.4x the plain
  *   `socket.write` rate on loopback). Returns `socket.write`'s boolean; `drain`
- *   follows. `meta.final` half-closes after the write (I §9.1.3.5).
+ *   follows. `meta.final` half-closes after the write (RFC 9622 §9.1.3.5).
  * - `close()`: FIN after pending data, then wait for the peer's FIN and the
  *   socket's close, bounded by `closeTimeout` ms without progress (then
  *   destroyed; the close is an error only if our own data had not all been
  *   written: ERR_TAPS_TIMEOUT, so a peer that never reads cannot hold it). `abort()`: RST
- *   (`resetAndDestroy`), pending data dropped (M §5.1 Abort → ABORT.TCP). Under
+ *   (`resetAndDestroy`), pending data dropped (RFC 9623 §5.1 Abort → ABORT.TCP). Under
  *   TLS the socket is destroyed without RST (resetting the TCP handle under a
  *   live TLS wrap crashes Node 20); unsent data is dropped all the same.
  * - `receiver.closed(error?)` is called exactly once when the socket is gone:
@@ -36,7 +36,7 @@ import { channelError, localAbortError, writeCompletion } from './errors.js';
 
 const log = debuglog('taps');
 
-/** The channel a socket belongs to: the socket listeners are shared functions, not closures per channel (issue 7). */
+/** The channel a socket belongs to: the socket listeners are shared functions, not closures per channel (see docs/performance.md). */
 const kChannel = Symbol('taps.channel');
 type Owned = Socket & { [kChannel]?: SocketChannel };
 const NO_INFO: Readonly<Record<string, unknown>> = Object.freeze({});
@@ -142,8 +142,8 @@ export class SocketChannel implements TransportChannel {
   }
 
   /**
-   * The local address. Read from the socket on first use, not at connect (a getsockname system call is
-   * ~1.5 µs of a ~40 µs loopback connect), and always before the channel itself ends the socket (close,
+   * The local address. Read from the socket on first use, not at connect (a getsockname system call on
+   * every connect, which most never need: docs/performance.md), and always before the channel itself ends the socket (close,
    * abort, the peer's FIN, a close timeout); it reads as address '' and port 0 only when the peer reset
    * the connection before anyone asked.
    */

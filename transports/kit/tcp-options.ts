@@ -1,6 +1,6 @@
 /**
  * What every driver over one TCP connection (tcp, tls) shares: the
- * capabilities of a TCP byte stream (M §5.1) and the driver options
+ * capabilities of a TCP byte stream (RFC 9623 §5.1) and the driver options
  * `closeTimeout` (ms a graceful close may take) and `keepAlive` (seconds of
  * idle before TCP keep-alive probes), read and checked before any I/O.
  *
@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { NO_CAPABILITIES, type Capabilities } from '../../src/driver.js';
 import { DEFAULT_CLOSE_TIMEOUT } from './socket-channel.js';
 
-/** What a TCP byte stream offers (M §5.1): reliable, ordered, congestion-controlled, fully checksummed, keep-alive. */
+/** What a TCP byte stream offers (RFC 9623 §5.1): reliable, ordered, congestion-controlled, fully checksummed, keep-alive. */
 export const TCP_CAPABILITIES: Capabilities = Object.freeze({
   ...NO_CAPABILITIES,
   reliable: true,

@@ -1,5 +1,5 @@
 /**
- * Build `node:tls` options from SecurityParameters (I §6.3) and a checked
+ * Build `node:tls` options from SecurityParameters (RFC 9622 §6.3) and a checked
  * target: the plan of every TLS client handshake (./tls-client.ts; a driver
  * gives its own ALPN list), and the options of the TLS listeners (tls, wss,
  * webtransport-h2).
@@ -13,7 +13,7 @@
  * | pins and verify  | run, result passed to the callback| pin must match, then the callback      |
  * A pinned certificate may be self-signed (as WebTransport's
  * serverCertificateHashes); the pin is the identity, so no name check applies.
- * 'opportunistic' encrypts without authenticating (I §6.3); 'disabled' is
+ * 'opportunistic' encrypts without authenticating (RFC 9622 §6.3); 'disabled' is
  * refused (the selector never gives a TLS stack to it).
  * - SNI = `target.hostName`, the name the tenant's policy decided with the
  *   address (a `security.serverName` override is that name, decided before the
@@ -22,7 +22,7 @@
  *   `security.serverName`: a name the policy did not see never goes out.
  * - allowedProtocols → min/maxVersion; alpn → ALPNProtocols; ca, certificate,
  *   key, passphrase; ciphersuites → ciphers, groups → ecdhCurve,
- *   signatureAlgorithms → sigalgs; psk → pskCallback (I §6.3.7; the TLS 1.2
+ *   signatureAlgorithms → sigalgs; psk → pskCallback (RFC 9622 §6.3.7; the TLS 1.2
  *   PSK suites are enabled for it; a PSK handshake authenticates the server
  *   by the key, so no certificate or name check applies to it, while pins and
  *   a verify callback still need a certificate and then fail).

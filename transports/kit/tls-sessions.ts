@@ -1,6 +1,6 @@
 /**
  * TLS session resumption for every TLS-over-TCP client (tls, https, wss,
- * webtransport-h2; the handshake is ./tls-client.ts) (I §6.3.7; M §4.4 caches): a
+ * webtransport-h2; the handshake is ./tls-client.ts) (RFC 9622 §6.3.7; RFC 9623 §4.4 caches): a
  * process-wide store of session tickets, keyed so that a ticket is only ever
  * offered again by the same tenant, to the same address and port, for the
  * same checked name and under the same trust settings (CA set, pins, client

@@ -2,7 +2,7 @@
  * Post-handshake checks of every TLS client handshake (./tls-client.ts), run
  * after 'secureConnect' and before the channel is ready (see the table in
  * ./tls-options.ts; the quic driver applies the same pins): the pin set,
- * then the caller's trust-verification callback (I §6.3.8), which may be
+ * then the caller's trust-verification callback (RFC 9622 §6.3.8), which may be
  * async and is told whether OpenSSL's chain and name checks passed
  * (`chainVerified`, `chainError`). Every failure is a TapsError
  * ERR_TAPS_SECURITY_FAILED, with the underlying error as `cause`.

@@ -2,7 +2,7 @@
  * A {@link TransportChannel} over one bidirectional stream given as a W3C
  * `{ readable, writable }` pair: the byte-stream channel the WebTransport and
  * QUIC drivers hand out. Several of them share one session or connection (a
- * connection group, RFC 9622 I §7.4), which lives as long as one of them is
+ * connection group, RFC 9622 §7.4), which lives as long as one of them is
  * open (the driver's {@link StreamGroup}).
  *
  * - Receive: nothing is read before `start()`; after it, each chunk the
@@ -12,11 +12,11 @@
  * - Send: chunks under 16 KiB sent in one tick are joined into one write (one
  *   capsule, one write promise), larger ones go out as they are. `send` returns
  *   false while the writer's queue is full; `receiver.drain` follows when it
- *   has room. `meta.final` sends FIN after the data (I §9.1.3.5).
+ *   has room. `meta.final` sends FIN after the data (RFC 9622 §9.1.3.5).
  * - `close()`: FIN after pending data, then wait until the peer finished its
  *   side too; bounded by `closeTimeout` ms (then STOP_SENDING; an error only if
  *   our own data had not all gone out). `abort()`: RESET_STREAM and
- *   STOP_SENDING (M §5.1 Abort), pending sends fail.
+ *   STOP_SENDING (RFC 9623 §5.1 Abort), pending sends fail.
  * - A reader or writer rejection (the peer's RESET_STREAM or STOP_SENDING, the
  *   session closing under it) ends the channel with the error the driver's
  *   `streamError` mapping makes of it.

@@ -1,6 +1,6 @@
 /**
  * `quic` connect: one QUIC connection to the attempt's checked address and
- * port, its first bidirectional stream as the channel (RFC 9622 I §7.4: more
+ * port, its first bidirectional stream as the channel (RFC 9622 §7.4: more
  * streams come from `clone()`).
  *
  * - The package is given the IP literal the policy checked, never a name, and

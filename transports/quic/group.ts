@@ -1,5 +1,5 @@
 /**
- * One QUIC connection as a connection group (RFC 9622 I §7.4): each
+ * One QUIC connection as a connection group (RFC 9622 §7.4): each
  * bidirectional stream is one channel, and the connection lives while one of
  * them is open — a reference count, like transports/webtransport/group.ts.
  *

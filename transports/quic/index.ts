@@ -3,7 +3,7 @@
  * a reliable, encrypted, congestion-controlled stack whose connections carry
  * many independent bidirectional streams — multistreaming without
  * head-of-line blocking, what the selector chooses when `multistreaming` is
- * preferred (RFC 9623 M §4.2.1 ranks it first then; on a UDP-blocked path the
+ * preferred (RFC 9623 §4.2.1 ranks it first then; on a UDP-blocked path the
  * TLS candidate takes over after one attempt delay). `quic-dgram` adds QUIC
  * DATAGRAM (RFC 9221): encrypted unreliable messages, and per message a
  * choice of reliable or not, ordered or not, on one connection.

@@ -15,7 +15,7 @@
  * The server owns one UDP socket for all its connections, so `close()` stops
  * accepting at once (new connections are closed on arrival, connections with
  * no delivered stream are dropped) while connections already handed out keep
- * running; the socket goes when the last of them ends (RFC 9622 I §7.2: stop
+ * running; the socket goes when the last of them ends (RFC 9622 §7.2: stop
  * affects only new connections).
  *
  * @example

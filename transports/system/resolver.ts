@@ -1,6 +1,6 @@
 /**
  * The system resolver: getaddrinfo through `dns.promises.lookup`, one address
- * family per call, as Happy Eyeballs asks (RFC 8305 §3; M §4.1.2). It honours
+ * family per call, as Happy Eyeballs asks (RFC 8305 §3; RFC 9623 §4.1.2). It honours
  * `/etc/hosts` (which `dns.resolve*` would not) and keeps the system's order
  * (`verbatim: true`).
  *

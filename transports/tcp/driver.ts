@@ -1,6 +1,6 @@
 /**
  * The `tcp` driver: a reliable, ordered, congestion-controlled byte stream
- * (M §5.1 TCP mapping). Connects to the checked IP and port only, ready after
+ * (RFC 9623 §5.1 TCP mapping). Connects to the checked IP and port only, ready after
  * the TCP handshake. Listens with `net.createServer` at a checked local
  * address (port 0 allowed).
  *

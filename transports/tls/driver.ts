@@ -1,5 +1,5 @@
 /**
- * The `tls` driver: TLS 1.2/1.3 over TCP (M §5.1 with TLS; RFC 8446), a
+ * The `tls` driver: TLS 1.2/1.3 over TCP (RFC 9623 §5.1 with TLS; RFC 8446), a
  * reliable, ordered, encrypted and authenticated byte stream. Selected for
  * bare host:port endpoints when security is required (the default) or for a
  * `tls://` URL. Connect: a TCP handshake to the checked IP (../kit/dial.ts),
@@ -71,7 +71,7 @@ export const tlsDriver: Driver = Object.freeze({
     const closeTimeout = closeTimeoutOption(attempt.options);
     const server = tls.createServer(tlsServerOptions(attempt.security, attempt.options));
     // A peer failing its handshake is its problem, not the listener's. Node leaves the socket open after some of
-    // these (a handshake timeout): destroy it, or a peer that never says hello holds it forever (issue 7).
+    // these (a handshake timeout): destroy it, or a peer that never says hello holds it forever.
     server.on('tlsClientError', (_err: Error, socket: { destroy(): void }) => socket.destroy());
     return bindServer(server, attempt, 'secureConnection', (socket) => {
       const s = socket as tls.TLSSocket;

@@ -1,7 +1,7 @@
 /**
  * A message {@link TransportChannel} over UDP: one send is one datagram, one
- * received datagram is one message (I §6.2.2 boundaries kept; no reliability,
- * no ordering, no congestion control: M §5.2 UDP mapping). The socket work is
+ * received datagram is one message (RFC 9622 §6.2.2 boundaries kept; no reliability,
+ * no ordering, no congestion control: RFC 9623 §5.2 UDP mapping). The socket work is
  * behind a small {@link DatagramIo}, so the same channel serves a connected
  * socket (the udp driver's connect) and one peer of a listening socket.
  *
@@ -15,7 +15,7 @@
  *   at most `queueBytes` (default 4 MiB); beyond it they are dropped, as the
  *   kernel would (`dropped` counts them).
  * - ICMP errors the OS reports on a connected socket (port unreachable →
- *   ECONNREFUSED, host/net unreachable) go to `receiver.softError` (I §8.3.1)
+ *   ECONNREFUSED, host/net unreachable) go to `receiver.softError` (RFC 9622 §8.3.1)
  *   and the channel stays open.
  * - `close()`: waits for queued sends, then releases the socket; `abort()`
  *   releases at once. `receiver.closed` is called exactly once (after abort:

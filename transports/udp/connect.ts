@@ -1,8 +1,8 @@
 /**
- * A connected UDP socket to a checked target (M §5.2: "Connect" binds and
+ * A connected UDP socket to a checked target (RFC 9623 §5.2: "Connect" binds and
  * connects, so the OS filters datagrams to the one peer and reports ICMP
  * errors). Ready once a local port exists and the socket is connected
- * (M §4.2: "UDP once a route and port exist"); nothing is sent. A target that
+ * (RFC 9623 §4.2: "UDP once a route and port exist"); nothing is sent. A target that
  * is a multicast group gets its hop limit, interface and loopback set
  * (./multicast.ts) before it is ready: it sends to the group and receives nothing.
  *

@@ -1,9 +1,9 @@
 /**
- * The `udp` driver: connected datagrams (M §5.2 UDP mapping). Unreliable,
+ * The `udp` driver: connected datagrams (RFC 9623 §5.2 UDP mapping). Unreliable,
  * unordered, message-preserving, not congestion controlled, checksummed
  * (RFC 768's checksum, mandatory over IPv6 and on by default over IPv4 on
  * Linux, covers the whole datagram). ICMP errors surface as soft errors
- * (`ChannelReceiver.softError`, I §8.3.1).
+ * (`ChannelReceiver.softError`, RFC 9622 §8.3.1).
  *
  * Driver options (`driverOptions.udp`): `recvBufferSize` (bytes; else the
  * property `udp.recvBufferSize`; default 4 MiB, which made a 200k-datagram

@@ -1,6 +1,6 @@
 /**
  * A UDP listener: one bound socket, demultiplexed into one channel per
- * remote address and port (M §5.2: a UDP "listener" yields a connection per
+ * remote address and port (RFC 9623 §5.2: a UDP "listener" yields a connection per
  * peer). The first datagram from a new peer makes its channel; the channel's
  * sends go back with `socket.send(data, port, address)`.
  *

@@ -1,7 +1,7 @@
 /**
  * WebSocket drivers (RFC 6455 on ws@8): `ws` over TCP and `wss` over TLS.
  * Reliable, ordered and message-preserving; selected for endpoints whose
- * URL scheme is `ws:` / `wss:` (RFC 9622 I §6.1 endpoints with a scheme).
+ * URL scheme is `ws:` / `wss:` (RFC 9622 §6.1 endpoints with a scheme).
  * Endpoint `path` and `subprotocols` shape the opening handshake, which is
  * part of establishment. Options per driver id (`driverOptions.ws` /
  * `driverOptions.wss`): path, subprotocols, headers, maxPayload (also the

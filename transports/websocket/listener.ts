@@ -1,5 +1,5 @@
 /**
- * Passive open for `ws:` / `wss:` (RFC 9622 I §7.2): an http(s) server of our
+ * Passive open for `ws:` / `wss:` (RFC 9622 §7.2): an http(s) server of our
  * own bound at the checked local target, with a ws WebSocketServer in
  * `noServer` mode. Each peer becomes a channel only after its upgrade
  * completes; plain HTTP requests get 426. The core checks each accepted
@@ -78,7 +78,7 @@ class WebSocketListener implements DriverListener {
     });
     server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#upgrade(req, socket, head));
     server.on('clientError', (_err: Error, socket: net.Socket) => socket.destroy());
-    // Node leaves the socket open after a handshake timeout: destroy it (issue 7, slowloris).
+    // Node leaves the socket open after a handshake timeout: destroy it, or a slowloris peer holds it forever.
     server.on('tlsClientError', (_err: Error, socket: net.Socket) => socket.destroy());
   }
 

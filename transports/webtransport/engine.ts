@@ -4,7 +4,7 @@
  *
  * The package's entry point always tries to import the optional native
  * HTTP/3 module and, when that is missing (as on these machines), prints
- * stack traces to stdout and stderr (shared/DEPENDENCIES.md). So:
+ * stack traces to stdout and stderr. So:
  * - WebTransport over HTTP/2 never loads the entry point. It loads only the
  *   package's protocol engine for HTTP/2 (`lib/session.js`: the W3C session and
  *   stream objects; `lib/http2/session.js` and `lib/http2/node/capsuleparser.js`:
@@ -192,7 +192,7 @@ async function loadEngine(): Promise<Http2Engine> {
         initialUnidirectionalReceiveStreams: w.streams,
         sendWindowOffset: r[WT_MAX_DATA] ?? w.session,
         // The window we advertised, exactly: the package's own server advertises 16 KiB but assumes
-        // 15 MiB here, and a client then stalls after 16 KiB (shared/DEPENDENCIES.md).
+        // 15 MiB here, and a client then stalls after 16 KiB of a session's data.
         receiveWindowOffset: w.session,
         shouldAutoTuneReceiveWindow: true,
         receiveWindowSizeLimit: w.session,

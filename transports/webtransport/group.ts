@@ -1,5 +1,5 @@
 /**
- * One WebTransport session as a connection group (RFC 9622 I §7.4): every
+ * One WebTransport session as a connection group (RFC 9622 §7.4): every
  * bidirectional stream of the session is one {@link StreamChannel}; the
  * session stays up while at least one of them is open and is closed (then its
  * transport torn down) when the last one closes: a reference count.

@@ -1,5 +1,5 @@
 /**
- * Passive open for WebTransport over HTTP/2 (RFC 9622 I §7.2): our own
+ * Passive open for WebTransport over HTTP/2 (RFC 9622 §7.2): our own
  * `http2.createSecureServer` bound at the checked local target (port 0 gives
  * a real port in `local`), with the certificate and key of the
  * SecurityParameters (the tls driver's server options, ALPN `h2` only), and

@@ -1,6 +1,6 @@
 /**
  * WebTransport drivers on `@fails-components/webtransport`: sessions of
- * bidirectional streams (a connection group, RFC 9622 I §7.4) and, over
+ * bidirectional streams (a connection group, RFC 9622 §7.4) and, over
  * HTTP/3, datagrams. The policy sees every one of them as protocol
  * `webtransport` with the checked address and port.
  *
