@@ -79,7 +79,13 @@ async function echoServer(properties: TransportProperties, init: { framers?: boo
   return { listener, accepted, refused };
 }
 
-function client(port: number, properties: TransportProperties, init: { framers?: boolean; drivers?: readonly Driver[] } = {}): Preconnection {
+interface ClientInit {
+  framers?: boolean;
+  drivers?: readonly Driver[];
+  racing?: { mode: 'failover' };
+}
+
+function client(port: number, properties: TransportProperties, init: ClientInit = {}): Preconnection {
   return new Preconnection({
     scope,
     remote: { hostName: 'localhost', ipAddress: '127.0.0.1', port },
@@ -87,10 +93,11 @@ function client(port: number, properties: TransportProperties, init: { framers?:
     security: clientSecurity(),
     drivers: init.drivers ?? drivers,
     framers: init.framers === true ? [lengthPrefixFramer()] : [],
+    ...(init.racing ? { racing: init.racing } : {}),
   });
 }
 
-async function open(port: number, properties: TransportProperties, init: { framers?: boolean; drivers?: readonly Driver[] } = {}): Promise<Connection> {
+async function open(port: number, properties: TransportProperties, init: ClientInit = {}): Promise<Connection> {
   const conn = await client(port, properties, init).initiate({ signal: AbortSignal.timeout(5000) });
   cleanups.push(() => conn.abortGroup());
   return conn;
@@ -232,12 +239,15 @@ describe('QUIC datagrams through Preconnection', () => {
   });
 
   it('unreliableDatagram() with a framer: quic-dgram ranks above a reliable QUIC stream; with a peer that has no datagrams the stream wins only after the datagram candidate failed, and says so', async () => {
+    // Failover racing: the next candidate starts only when one fails, so the ranking alone decides, however
+    // long a QUIC handshake takes on a busy machine (staggered racing would start the stream after 250 ms).
+    const racing = { mode: 'failover' } as const;
     const datagrams = await echoServer(TransportProperties.unreliableDatagram());
-    const ranked = await open(datagrams.listener.port, TransportProperties.unreliableDatagram(), { framers: true });
+    const ranked = await open(datagrams.listener.port, TransportProperties.unreliableDatagram(), { framers: true, racing });
     expect(ranked.driver.id).toBe('quic-dgram');
     await ranked.close();
     const streamsOnly = await echoServer(new TransportProperties({ multistreaming: 'require' }), { framers: true });
-    const fallback = await open(streamsOnly.listener.port, TransportProperties.unreliableDatagram(), { framers: true });
+    const fallback = await open(streamsOnly.listener.port, TransportProperties.unreliableDatagram(), { framers: true, racing });
     const dg = fallback.report.candidates.find((c) => c.driver === 'quic-dgram');
     expect(dg).toMatchObject({ fate: 'failed', code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
     expect(fallback.driver.id).toBe('quic');
