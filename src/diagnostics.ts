@@ -53,6 +53,17 @@ export function traced<T, C extends object>(tc: ReturnType<typeof tracingChannel
 }
 
 /**
+ * A lease whose sent bytes its channel already charged (the driver metered them at the socket, framing and
+ * protocol fields included): `sent` counts nothing more; the rest is the lease's.
+ */
+export function chargedByChannel(lease: Lease): Lease {
+  const charged: Lease = { sent: () => {}, received: (bytes) => lease.received(bytes), release: () => lease.release() };
+  if (lease.onRevoke) Object.assign(charged, { onRevoke: lease.onRevoke.bind(lease) });
+  if (lease.bind) Object.assign(charged, { bind: lease.bind.bind(lease) });
+  return charged;
+}
+
+/**
  * The lease a connection counts its bytes with: `lease` itself, or — while
  * someone listens on `taps:connection:bytes` — one that also publishes each
  * count there. Decided when the connection is made.

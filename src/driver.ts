@@ -168,6 +168,20 @@ export interface TransportChannel {
   openStream?(): Promise<TransportChannel>;
   /** Change a protocol-level setting at run time (e.g. keep-alive, TCP user timeout); throw TapsError ERR_TAPS_PROPERTY_NOT_APPLICABLE otherwise. */
   setOption?(name: string, value: unknown): void;
+  /**
+   * True when the channel charges its attempt's {@link ByteMeter} for everything it sends (the Connection
+   * then does not count its messages again). Unset: the Connection counts each message as it hands it over.
+   */
+  readonly metered?: boolean;
+}
+
+/**
+ * The tenant's byte budget as a driver sees it: `sent(n)` before `n` bytes go to the socket (or the
+ * protocol library writing to it); throws `QuotaExceededError` when the budget would be exceeded, and
+ * then those bytes must not be sent. Given by the scope's network, never by the caller.
+ */
+export interface ByteMeter {
+  sent(bytes: number): void;
 }
 
 /** Everything a driver gets for one connection attempt. */
@@ -189,6 +203,11 @@ export interface ConnectAttempt {
   readonly options: Readonly<Record<string, unknown>>;
   /** For redirect hops, upgrades and any later address the driver must reach. */
   readonly guard: PolicyGuard;
+  /**
+   * The tenant's byte budget, when its scope has one: a driver charges what it writes (headers, framing and
+   * payload) before writing it, and says so with `TransportChannel.metered`. Set by the scope's network.
+   */
+  readonly meter?: ByteMeter | undefined;
 }
 
 /** Everything a driver gets for one bind: the checked local address, security, properties and its options. */

@@ -44,7 +44,7 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import type { ChannelReceiveMeta, ChannelReceiver, Driver, SocketAddress, TransportChannel } from '../driver.js';
-import { connectionClosed, connectionReady, countingLease } from '../diagnostics.js';
+import { chargedByChannel, connectionClosed, connectionReady, countingLease } from '../diagnostics.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
@@ -170,7 +170,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#link = link;
     const keepAlive = init.properties.get('keepAlive');
     this.#settings = new ConnectionSettings(link, keepAlive === 'require' || keepAlive === 'prefer');
-    this.#membership = new Membership(link, countingLease(init.lease, init.report.tenant), init.group);
+    // A metered channel charged the tenant's budget at its socket already: the lease then only counts for observers.
+    const lease = init.channel.metered === true ? chargedByChannel(init.lease) : init.lease;
+    this.#membership = new Membership(link, countingLease(lease, init.report.tenant), init.group);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     const preset = init.connectionProperties;

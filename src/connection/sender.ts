@@ -26,7 +26,7 @@
  */
 import type { Clock } from '../clock.js';
 import type { ChannelSendMeta, Driver, TransportChannel } from '../driver.js';
-import { SendError, TapsError, toTapsError } from '../errors.js';
+import { QuotaExceededError, SendError, TapsError, toTapsError } from '../errors.js';
 import type { MessageFramer } from '../framers/index.js';
 import type { MessageContextInit } from '../message.js';
 import type { Lease } from '../policy/contract.js';
@@ -286,8 +286,9 @@ export class Sender {
   }
 
   /** The SendError for a message the channel took but could not send. */
-  #failure(err: Error): SendError {
-    if (err instanceof SendError) return err;
+  #failure(err: Error): TapsError {
+    // The tenant's byte budget refused it at the socket: the same error as when the Connection counts it.
+    if (err instanceof SendError || err instanceof QuotaExceededError) return err;
     if (this.#host.state() === 'closed') return new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: the connection closed (${err.message})`, { cause: err });
     return new SendError('ERR_TAPS_SEND_FAILED', `send failed: ${err.message}`, { cause: err });
   }

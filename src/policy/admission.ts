@@ -22,7 +22,7 @@
  * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
  * const channel = await scope.network.connect(tcpDriver, { ...attempt, target });
  */
-import type { ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from '../driver.js';
+import type { ByteMeter, ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from '../driver.js';
 import { CheckedPeerSocket } from './checked-peer-socket.js';
 import { PolicyDeniedError } from '../errors.js';
 import { DelegatingNetwork, SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
@@ -123,6 +123,8 @@ export interface AdmittingScope {
   /** `network.lookup`: allowed when some protocol's lookup grant covers the name. */
   lookupAnyProtocol(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]>;
   readonly guard: PolicyGuard;
+  /** What the drivers it admits charge their sent bytes to (the tenant's byte budget), if the scope has budgets. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 /** The request a target was decided as (what a hot reload re-decides). */
@@ -161,9 +163,10 @@ function admitted<T>(verdict: Denial | undefined | Promise<Denial | undefined>, 
 const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options'] as const;
 
 /** The attempt as the driver will see it: read once (own data), with this scope's guard; never the caller's object. */
-function snapshotAttempt(attempt: unknown, guard: PolicyGuard, what: string): Record<string, unknown> {
+function snapshotAttempt(attempt: unknown, scope: AdmittingScope, what: string): Record<string, unknown> {
   const a = checkObject(attempt, what);
-  const out: Record<string, unknown> = { guard };
+  // The guard and the meter are the scope's own: a caller can neither swap nor drop them.
+  const out: Record<string, unknown> = { guard: scope.guard, meter: scope.meter };
   for (const k of ATTEMPT_FIELDS) out[k] = ownField(a, k, what);
   if (!(out['signal'] instanceof AbortSignal)) throw new TypeError(`${what}.signal must be an AbortSignal`);
   const options = out['options'];
@@ -210,7 +213,7 @@ export class CheckedNetwork extends DelegatingNetwork {
     let protocol: unknown;
     try {
       protocol = driverProtocol(driver);
-      snap = snapshotAttempt(attempt, this.#scope.guard, 'attempt');
+      snap = snapshotAttempt(attempt, this.#scope, 'attempt');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -222,7 +225,7 @@ export class CheckedNetwork extends DelegatingNetwork {
     let protocol: unknown;
     try {
       protocol = driverProtocol(driver);
-      snap = snapshotAttempt(attempt, this.#scope.guard, 'attempt');
+      snap = snapshotAttempt(attempt, this.#scope, 'attempt');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -235,7 +238,7 @@ export class CheckedNetwork extends DelegatingNetwork {
     let protocol: unknown;
     try {
       protocol = driverProtocol(driver);
-      snap = snapshotAttempt(attempt, this.#scope.guard, 'attempt');
+      snap = snapshotAttempt(attempt, this.#scope, 'attempt');
     } catch (err) {
       return Promise.reject(err);
     }

@@ -18,6 +18,7 @@
  * const channel = await scope.network.connect(driver, { ...attempt, target });
  */
 import type { Clock } from '../clock.js';
+import type { ByteMeter } from '../driver.js';
 import { PolicyDeniedError } from '../errors.js';
 import type { Network, NetworkScope } from '../network.js';
 import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
@@ -72,6 +73,8 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly network: Network;
   /** The verified claims this scope was made with, if any. */
   readonly claims: VerifiedClaims | undefined;
+  /** @internal The tenant's sent-bytes budget, charged by the drivers its network admits (the same counters as its leases). */
+  readonly meter: ByteMeter;
   readonly #core: HostCore;
   readonly #names = new WeakMap<object, number>();
   /** The last self-contained decision (memo.ts) and the target minted from it. */
@@ -86,6 +89,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     this.#core = core;
     this.tenant = tenant;
     this.claims = claims;
+    this.meter = Object.freeze({ sent: (bytes: number) => core.quota(tenant).charge('sent', bytes) });
     this.network = new CheckedNetwork(core.network, this);
     attachRacingCache(this, core.racingCache(tenant));
     brandScope(this);

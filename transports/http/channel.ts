@@ -105,6 +105,10 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
   get paused(): boolean {
     return this.#paused;
   }
+  /** Requests are charged to the tenant's byte budget here, fields included (see Exchange.dispatch). */
+  get metered(): boolean {
+    return this.session.meter !== undefined;
+  }
 
   start(receiver: ChannelReceiver): void {
     this.#inbox.start(receiver);
@@ -135,15 +139,33 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
     else if (meta.final) this.#finalAfterUpload = true;
     const url = new URL(request.path === '*' ? '/' : request.path, this.session.origin);
     const hop = { url, method: request.method, headers: request.headers, body: body instanceof BodyStream ? 'streamed' as const : body };
-    const ex = new Exchange(this, hop, request, body, done);
+    const ex = new Exchange(this, hop, request, body, done, body instanceof BodyStream ? data.byteLength : 0);
+    let ok: boolean;
+    try {
+      ok = ex.dispatch();
+    } catch (err) {
+      // The tenant's byte budget refused it: nothing was dispatched, the channel goes on.
+      if (body instanceof BodyStream) this.#upload = undefined;
+      if (this.#state === 'final') this.#state = 'open';
+      this.#finalAfterUpload = false;
+      queueMicrotask(() => done(err as Error));
+      return true;
+    }
     this.#exchanges.push(ex);
-    const ok = ex.dispatch();
     if (!ok) this.#needDrain = true;
     return ok;
   }
 
   #continueUpload(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
     const upload = this.#upload!;
+    if (this.session.meter !== undefined && data.byteLength > 0) {
+      try {
+        this.session.meter.sent(data.byteLength);
+      } catch (err) {
+        queueMicrotask(() => done(err as Error));
+        return true;
+      }
+    }
     const ok = data.byteLength > 0 ? upload.push(data) : true;
     if (meta.fields?.['endOfMessage'] !== false) {
       upload.push(null);

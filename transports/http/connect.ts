@@ -87,6 +87,7 @@ export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour): HttpC
       security: attempt.security,
       local: attempt.local,
       clientOptions,
+      meter: attempt.meter,
     },
     defaultPath: defaultPath(attempt.remote, o),
     redirect,

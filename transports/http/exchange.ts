@@ -24,6 +24,7 @@ import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { httpError } from './errors.js';
 import { authorizeHop, nextHop, REDIRECT_STATUSES, type HopRequest } from './redirect.js';
 import type { HttpRequest } from './request.js';
+import { headSize } from '../kit/request-path.js';
 import type { HttpSession } from './session.js';
 
 export interface Piece {
@@ -80,8 +81,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   #sent: ((err?: Error) => void) | undefined;
   #bodyTimeout: number | undefined;
   #body: Uint8Array | null | Readable;
+  /** Body bytes already in a streamed body when it was sent (charged with the first dispatch; later pieces by the channel). */
+  #streamedBytes: number;
 
-  constructor(owner: ExchangeOwner, hop: HopRequest, request: HttpRequest, body: Uint8Array | null | Readable, sent: (err?: Error) => void) {
+  constructor(owner: ExchangeOwner, hop: HopRequest, request: HttpRequest, body: Uint8Array | null | Readable, sent: (err?: Error) => void, streamedBytes = 0) {
+    this.#streamedBytes = streamedBytes;
     this.#sent = sent;
     this.#owner = owner;
     this.#hop = hop;
@@ -92,9 +96,18 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#bodyTimeout = request.bodyTimeout ?? owner.bodyTimeout;
   }
 
-  /** Hand the request to undici; false means the client wants a drain first. */
+  /**
+   * Hand the request to undici; false means the client wants a drain first. With a byte budget, its head and
+   * body are charged first: over the budget this throws QuotaExceededError and nothing is dispatched.
+   */
   dispatch(): boolean {
     const hop = this.#hop;
+    const meter = this.#session.meter;
+    if (meter !== undefined) {
+      const body = this.#body instanceof Uint8Array ? this.#body.byteLength : this.#streamedBytes;
+      meter.sent(headSize(hop.method, hop.url.pathname + hop.url.search, this.#session.authority, hop.headers, body) + body);
+      this.#streamedBytes = 0;
+    }
     const opts: Dispatcher.DispatchOptions = {
       path: hop.url.pathname + hop.url.search,
       method: hop.method as Dispatcher.HttpMethod,

@@ -14,7 +14,7 @@
  */
 import type net from 'node:net';
 import type { Client } from 'undici';
-import type { SocketAddress } from '../../src/driver.js';
+import type { ByteMeter, SocketAddress } from '../../src/driver.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
@@ -35,6 +35,8 @@ export interface SessionParams {
   readonly security: SecurityParameters;
   readonly local?: LocalEndpoint | undefined;
   readonly clientOptions: Readonly<Client.Options>;
+  /** The tenant's byte budget: every request head and body on this session is charged before it is dispatched. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 type ConnectCallback = (...args: [null, net.Socket] | [Error, null]) => void;
@@ -48,6 +50,9 @@ export class HttpSession {
   readonly target: CheckedTarget;
   readonly httpVersion: '1.1' | '2';
   readonly origin: string;
+  /** The origin's `host[:port]`, as undici writes it in `host` / `:authority`. */
+  readonly authority: string;
+  readonly meter: ByteMeter | undefined;
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly info: Readonly<Record<string, unknown>>;
@@ -69,7 +74,9 @@ export class HttpSession {
     });
     const secure = params.secure;
     this.httpVersion = secure && (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2' ? '2' : '1.1';
-    this.origin = `${secure ? 'https' : 'http'}://${authority(params.target, secure ? 443 : 80)}`;
+    this.authority = authority(params.target, secure ? 443 : 80);
+    this.origin = `${secure ? 'https' : 'http'}://${this.authority}`;
+    this.meter = params.meter;
     const { local, remote } = socketAddresses(opened.raw);
     this.local = local;
     this.remote = remote;

@@ -10,7 +10,9 @@
  *   `writev` on the next tick, so a framer's [header, body] pair and bursts of
  *   small messages cost one system call (1 KiB messages: ~1.4x the plain
  *   `socket.write` rate on loopback). Returns `socket.write`'s boolean; `drain`
- *   follows. `meta.final` half-closes after the write (RFC 9622 §9.1.3.5).
+ *   follows. `meta.final` half-closes after the write (RFC 9622 §9.1.3.5). With the
+ *   tenant's meter, each send is charged first and refused whole when the
+ *   budget cannot take it (the connection stays usable).
  * - `close()`: FIN after pending data, then wait for the peer's FIN and the
  *   socket's close, bounded by `closeTimeout` ms without progress (then
  *   destroyed; the close is an error only if our own data had not all been
@@ -30,7 +32,7 @@
  */
 import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
-import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
 import { channelError, localAbortError, writeCompletion } from './errors.js';
 
@@ -54,6 +56,8 @@ export interface SocketChannelOptions {
   readonly raw?: Socket;
   /** The peer's address when the caller dialled it (see {@link dialledAddress}); read from the socket otherwise. */
   readonly remote?: SocketAddress | undefined;
+  /** The tenant's byte budget: each send is charged before it is written, and refused (nothing written) when over. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 function family(f: string | number | undefined, address: string | undefined): 4 | 6 {
@@ -108,6 +112,7 @@ export class SocketChannel implements TransportChannel {
 
   readonly #socket: Socket;
   readonly #raw: Socket | undefined;
+  readonly #meter: ByteMeter | undefined;
   readonly #closeTimeout: number;
   /** The local address, read on first use (see {@link SocketChannel.local}). */
   #local: SocketAddress | undefined;
@@ -128,6 +133,7 @@ export class SocketChannel implements TransportChannel {
   constructor(socket: Socket, options: SocketChannelOptions = {}) {
     this.#socket = socket;
     this.#raw = options.raw;
+    this.#meter = options.meter;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.info = options.info === undefined ? NO_INFO : Object.freeze({ ...options.info });
     // Read now, while connected (Node forgets it once the socket is destroyed), unless the dialler knows it.
@@ -139,6 +145,11 @@ export class SocketChannel implements TransportChannel {
       (options.raw as Owned)[kChannel] = this;
       options.raw.on('error', SocketChannel.#onError);
     }
+  }
+
+  /** The channel charges the tenant's byte budget itself (see {@link SocketChannelOptions.meter}). */
+  get metered(): boolean {
+    return this.#meter !== undefined;
   }
 
   /**
@@ -176,6 +187,14 @@ export class SocketChannel implements TransportChannel {
       const err = new SendError(this.#ended ? 'ERR_TAPS_INVALID_STATE' : 'ERR_TAPS_CONNECTION_ABORTED', this.#ended ? 'the sending side is already closed' : 'the connection is closed', this.#error ? { cause: this.#error } : {});
       queueMicrotask(() => done(err));
       return true;
+    }
+    if (this.#meter !== undefined) {
+      try {
+        this.#meter.sent(data.byteLength);
+      } catch (err) {
+        queueMicrotask(() => done(err as Error));
+        return true;
+      }
     }
     if (!this.#corked) {
       this.#corked = true;

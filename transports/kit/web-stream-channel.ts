@@ -31,7 +31,7 @@
  * ch.start({ data: (b) => got(b), end() {}, drain() {}, closed: (e) => done(e), stream: (s) => other(s) });
  */
 import type { ReadableStream, ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStream, WritableStreamDefaultWriter } from 'node:stream/web';
-import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
 import { localAbortError } from './errors.js';
 import { Inbox } from './inbox.js';
@@ -57,6 +57,8 @@ export interface StreamGroup {
   setOption(name: string, value: unknown, channel: StreamChannel): boolean;
   /** Told before an abort() releases the channel: nothing of it needs to be delivered any more. */
   aborting?(channel: StreamChannel): void;
+  /** The tenant's byte budget (a client's group): every send on its streams is charged before it is written. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 export interface StreamChannelOptions {
@@ -134,6 +136,11 @@ export class StreamChannel implements TransportChannel {
     );
   }
 
+  /** Sends are charged to the group's byte budget here (see {@link StreamGroup.meter}). */
+  get metered(): boolean {
+    return this.#group.meter !== undefined;
+  }
+
   /** Still open (the group routes peer-opened streams to the oldest open channel). */
   get open(): boolean {
     return !this.#finished;
@@ -151,6 +158,15 @@ export class StreamChannel implements TransportChannel {
         : new SendError('ERR_TAPS_INVALID_STATE', 'the sending side of the stream is already closed');
       queueMicrotask(() => done(err));
       return true;
+    }
+    const meter = this.#group.meter;
+    if (meter !== undefined) {
+      try {
+        meter.sent(data.byteLength);
+      } catch (err) {
+        queueMicrotask(() => done(err as Error));
+        return true;
+      }
     }
     if (data.byteLength < COALESCE_LIMIT) {
       this.#batch.push(data);

@@ -148,6 +148,6 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   const messagesOf = datagrams ? { defaults: messages, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
   let group: QuicGroup | undefined;
   const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
-  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf });
+  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: attempt.meter });
   return group.add(connection.newStream('bidi'));
 }

@@ -28,7 +28,7 @@
  * const first = group.add(client.connection.newStream('bidi'));
  */
 import type { QUICConnection, QUICStream } from '@matrixai/quic';
-import type { SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import type { MessageDefaults } from '../../src/provided.js';
 import { StreamChannel, type StreamGroup } from '../kit/web-stream-channel.js';
@@ -56,6 +56,8 @@ export interface QuicGroupOptions {
   readonly accept?: (channel: TransportChannel) => void;
   /** A `quic-dgram` connection: its channels carry messages, with these defaults and datagram pacing. */
   readonly messages?: (DatagramMuxOptions & { readonly defaults: MessageDefaults }) | undefined;
+  /** A client's byte budget: what its channels send is charged to it first. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 /** The part of quiche's connection (package-internal `conn`, @matrixai/quic ~2.0.9) the group uses: stream retirement and priority. */
@@ -156,6 +158,10 @@ export class QuicGroup implements StreamGroup, FlowHost {
   }
 
   /** The datagram side of a `quic-dgram` connection. */
+  get meter(): ByteMeter | undefined {
+    return this.#options.meter;
+  }
+
   get mux(): DatagramMux {
     if (this.#mux === undefined) throw new TypeError('a quic connection without datagrams has no datagram mux');
     return this.#mux;

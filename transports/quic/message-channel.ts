@@ -34,7 +34,7 @@
  * ch.send(input, { reliable: true }, done);      // on the stream
  */
 import type { QUICStream } from '@matrixai/quic';
-import type { ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
 import { lengthPrefixFramer, type Deframer } from '../../src/framers/index.js';
 import type { MessageDefaults } from '../../src/provided.js';
@@ -70,6 +70,8 @@ export interface FlowHost {
   aborting?(channel: QuicMessageChannel): void;
   /** A new unidirectional stream; throws when the peer allows no more. */
   openUni(): QUICStream;
+  /** The tenant's byte budget (a client's connection): each message is charged before it is sent. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 export interface QuicMessageChannelInit {
@@ -136,6 +138,11 @@ export class QuicMessageChannel implements TransportChannel, FlowSink {
     return reliable ? STREAM_MESSAGE_MAX : this.datagramMax;
   }
 
+  /** Messages are charged to the connection's byte budget here (see {@link FlowHost.meter}). */
+  get metered(): boolean {
+    return this.#host.meter !== undefined;
+  }
+
   /** Still open (the group routes peer streams to the oldest open channel). */
   get open(): boolean {
     return !this.#finished;
@@ -149,6 +156,15 @@ export class QuicMessageChannel implements TransportChannel, FlowSink {
     if (this.#finished) {
       queueMicrotask(() => done(new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the flow is closed')));
       return true;
+    }
+    const meter = this.#host.meter;
+    if (meter !== undefined) {
+      try {
+        meter.sent(data.byteLength);
+      } catch (err) {
+        queueMicrotask(() => done(err as Error));
+        return true;
+      }
     }
     const reliable = meta.reliable ?? this.#defaults.reliable;
     const ordered = meta.ordered ?? this.#defaults.ordered;

@@ -41,7 +41,7 @@ export const tcpDriver: Driver = Object.freeze({
       const closeTimeout = closeTimeoutOption(attempt.options);
       return connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp', (socket) => {
         applyKeepAlive(socket, attempt.options); // a bad option throws: the socket is destroyed and the connect rejects
-        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target) });
+        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target), meter: attempt.meter });
       });
     } catch (err) {
       return Promise.reject(err);

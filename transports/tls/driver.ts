@@ -63,7 +63,7 @@ export const tlsDriver: Driver = Object.freeze({
       throw err;
     }
     const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label, handshakeTimeout);
-    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
+    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), meter: attempt.meter, info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
 
   async listen(attempt: ListenAttempt): Promise<DriverListener> {

@@ -27,7 +27,7 @@
  * ch.send(bytes, {}, (err) => {});
  */
 import { debuglog } from 'node:util';
-import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
 import { localAbortError } from '../kit/errors.js';
 
@@ -54,6 +54,8 @@ export interface DatagramChannelInit {
   readonly queueBytes?: number;
   /** A member of a multicast group's listener: it receives from the group and cannot send (RFC 9623 §10). */
   readonly receiveOnly?: boolean;
+  /** A client's byte budget: each datagram is charged before it is handed to the OS. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 /**
@@ -94,8 +96,11 @@ export class DatagramChannel implements TransportChannel {
   #closeError: TapsError | undefined;
   readonly #closeWaiters: (() => void)[] = [];
 
+  readonly #meter: ByteMeter | undefined;
+
   constructor(io: DatagramIo, init: DatagramChannelInit) {
     this.#io = io;
+    this.#meter = init.meter;
     this.local = Object.freeze({ ...init.local });
     this.remote = Object.freeze({ ...init.remote });
     this.maxMessageSize = init.maxMessageSize;
@@ -104,6 +109,11 @@ export class DatagramChannel implements TransportChannel {
     this.#receiveOnly = init.receiveOnly === true;
     this.#highWater = init.highWater ?? DEFAULT_SEND_HIGH_WATER;
     this.#queueBytes = init.queueBytes ?? 4 * 1024 * 1024;
+  }
+
+  /** Datagrams are charged to the client's byte budget here. */
+  get metered(): boolean {
+    return this.#meter !== undefined;
   }
 
   start(receiver: ChannelReceiver): void {
@@ -115,12 +125,18 @@ export class DatagramChannel implements TransportChannel {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
-    let failure: SendError | undefined;
+    let failure: Error | undefined;
     if (this.#closed || this.#closing) failure = new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the channel is closed');
     else if (this.#ended) failure = new SendError('ERR_TAPS_INVALID_STATE', 'a final message was already sent');
     else if (this.#receiveOnly) failure = new SendError('ERR_TAPS_INVALID_STATE', `this connection receives from the multicast group ${this.local.address} and cannot send`);
     else if (data.byteLength > this.maxMessageSize) {
       failure = new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `a ${data.byteLength}-byte message exceeds the ${this.maxMessageSize}-byte UDP limit`);
+    } else if (this.#meter !== undefined) {
+      try {
+        this.#meter.sent(data.byteLength);
+      } catch (quota) {
+        failure = quota as Error;
+      }
     }
     if (failure) {
       const err = failure;

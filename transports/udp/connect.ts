@@ -105,6 +105,7 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
       singularTransmissionMsgMaxLen: singular,
       info: grantedBuffers(socket),
       highWater,
+      meter: attempt.meter,
     },
   );
   socket.on('message', (msg) => channel.deliver(msg));

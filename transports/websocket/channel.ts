@@ -21,7 +21,7 @@
 import { isUtf8 } from 'node:buffer';
 import type net from 'node:net';
 import type { WebSocket } from 'ws';
-import type { ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
 import { localAbortError, writeCompletion } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
@@ -38,6 +38,13 @@ export interface WebSocketChannelOptions {
   readonly info: Record<string, unknown>;
   /** The TCP socket under a TLS socket (keep-alive). */
   readonly raw?: net.Socket | undefined;
+  /** The tenant's byte budget (a client): each frame is charged, header included, before it is written. */
+  readonly meter?: ByteMeter | undefined;
+}
+
+/** The bytes of one client frame (RFC 6455 §5.2): 2-byte header, extended length, 4-byte mask, payload. */
+function clientFrameSize(length: number): number {
+  return 6 + (length > 65535 ? 8 : length > 125 ? 2 : 0) + length;
 }
 
 export class WebSocketChannel implements TransportChannel {
@@ -49,6 +56,7 @@ export class WebSocketChannel implements TransportChannel {
 
   readonly #ws: WebSocket;
   readonly #socket: net.Socket;
+  readonly #meter: ByteMeter | undefined;
   readonly #raw: net.Socket;
   readonly #inbox = new Inbox();
   #userPaused = false;
@@ -75,6 +83,7 @@ export class WebSocketChannel implements TransportChannel {
   constructor(ws: WebSocket, socket: net.Socket, options: WebSocketChannelOptions) {
     this.#ws = ws;
     this.#socket = socket;
+    this.#meter = options.meter;
     this.#raw = options.raw ?? socket;
     const { local, remote } = socketAddresses(this.#raw);
     this.local = local;
@@ -101,13 +110,18 @@ export class WebSocketChannel implements TransportChannel {
     });
   }
 
+  /** Frames are charged to the tenant's byte budget here (see {@link WebSocketChannelOptions.meter}). */
+  get metered(): boolean {
+    return this.#meter !== undefined;
+  }
+
   start(receiver: ChannelReceiver): void {
     this.#inbox.start(receiver);
     if (!this.#userPaused) this.#ws.resume();
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
-    const failed = this.#checkSend(data, meta);
+    const failed = this.#checkSend(data, meta) ?? this.#charge(data.byteLength);
     if (failed) {
       queueMicrotask(() => done(failed));
       return true;
@@ -136,6 +150,17 @@ export class WebSocketChannel implements TransportChannel {
       return false;
     }
     return true;
+  }
+
+  /** Charge one frame to the byte budget; the QuotaExceededError when it cannot take it. */
+  #charge(length: number): Error | undefined {
+    if (this.#meter === undefined) return undefined;
+    try {
+      this.#meter.sent(clientFrameSize(length));
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
   }
 
   #checkSend(data: Uint8Array, meta: ChannelSendMeta): SendError | undefined {

@@ -15,6 +15,7 @@ import type { WebSocket } from 'ws';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
+import { meterWrites } from '../kit/meter.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { WebSocketChannel } from './channel.js';
 import { webSocketConfig } from './config.js';
@@ -34,6 +35,10 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   ws$.catch(() => {}); // observed below
   const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme, handshakeTimeout: cfg.handshakeTimeout });
   const url = `${scheme}://${authority(target, flavour.secure ? 443 : 80)}${cfg.path}`;
+  // The upgrade request (its path and headers are the caller's) counts against the tenant's byte budget as
+  // written; once open, the channel counts each frame it sends.
+  const meter = attempt.meter;
+  const unmeter = meter === undefined ? undefined : meterWrites(socket, meter);
   let ws: WebSocket;
   try {
     const { WebSocket } = await ws$;
@@ -56,9 +61,10 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `websocket refused ${url}: ${(err as Error).message}`, { cause: err });
   }
   // The channel is made inside 'open', before ws can emit anything else (a frame may follow the 101 at once).
-  return upgraded(ws, socket, signal, cfg.handshakeTimeout, () =>
-    new WebSocketChannel(ws, socket, { maxPayload: cfg.maxPayload, info: { url, path: cfg.path, ...tlsInfo(socket) }, raw }),
-  );
+  return upgraded(ws, socket, signal, cfg.handshakeTimeout, () => {
+    unmeter?.();
+    return new WebSocketChannel(ws, socket, { maxPayload: cfg.maxPayload, info: { url, path: cfg.path, ...tlsInfo(socket) }, raw, meter });
+  });
 }
 
 /** Wait for the 101 (and the subprotocol check ws does), or fail and release everything. */

@@ -17,7 +17,7 @@
  * ch.start({ data: (m) => got(m), end() {}, drain() {}, closed: (e) => done(e) });
  */
 import type { ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStreamDefaultWriter } from 'node:stream/web';
-import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError } from '../../src/errors.js';
 import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
@@ -28,6 +28,8 @@ export interface DatagramChannelOptions {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly info: Readonly<Record<string, unknown>>;
+  /** A client's byte budget: each datagram is charged before it is written. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 export class DatagramChannel implements TransportChannel {
@@ -45,8 +47,11 @@ export class DatagramChannel implements TransportChannel {
   #finished = false;
   #closing = false;
 
+  readonly #meter: ByteMeter | undefined;
+
   constructor(session: WtSession, options: DatagramChannelOptions) {
     this.#session = session;
+    this.#meter = options.meter;
     this.local = options.local;
     this.remote = options.remote;
     this.info = options.info;
@@ -62,15 +67,27 @@ export class DatagramChannel implements TransportChannel {
     void this.#refuseStreams();
   }
 
+  /** Datagrams are charged to the client's byte budget here. */
+  get metered(): boolean {
+    return this.#meter !== undefined;
+  }
+
   start(receiver: ChannelReceiver): void {
     this.#inbox.start(receiver);
     this.#pump();
   }
 
   send(data: Uint8Array, _meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
-    let err: SendError | undefined;
+    let err: Error | undefined;
     if (this.#finished || this.#closing) err = new SendError('ERR_TAPS_INVALID_STATE', 'the WebTransport session is closing or closed');
     else if (data.byteLength > this.maxMessageSize) err = new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `a datagram of ${data.byteLength} bytes exceeds the maximum of ${this.maxMessageSize}`);
+    else if (this.#meter !== undefined) {
+      try {
+        this.#meter.sent(data.byteLength);
+      } catch (quota) {
+        err = quota as Error;
+      }
+    }
     if (err) {
       const e = err;
       queueMicrotask(() => done(e));

@@ -19,7 +19,7 @@
  * const group = new SessionGroup(session, transport, { closeTimeout: 2000 });
  * const first = group.add(await session.createBidirectionalStream());
  */
-import type { SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { StreamChannel, type StreamGroup } from '../kit/web-stream-channel.js';
 import type { WtSession, WtStream } from './engine.js';
@@ -40,6 +40,8 @@ export interface SessionGroupOptions {
   readonly closeTimeout: number;
   /** Listener side: where a peer stream goes while the group has no open channel. */
   readonly accept?: (channel: TransportChannel) => void;
+  /** A client's byte budget: what its streams send is charged to it first. */
+  readonly meter?: ByteMeter | undefined;
 }
 
 export class SessionGroup implements StreamGroup {
@@ -49,6 +51,10 @@ export class SessionGroup implements StreamGroup {
   readonly #channels = new Set<StreamChannel>();
   #closed = false;
   #teardown: Promise<void> | undefined;
+
+  get meter(): ByteMeter | undefined {
+    return this.#options.meter;
+  }
 
   constructor(session: WtSession, transport: SessionTransport, options: SessionGroupOptions) {
     this.#session = session;

@@ -29,6 +29,7 @@ import type { SecurityParameters } from '../../src/security.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { establishmentError } from '../kit/errors.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
+import { headSize } from '../kit/request-path.js';
 import { setKeepAliveTimeout, socketAddresses } from '../kit/socket-channel.js';
 import { tlsClientOptions } from '../kit/tls-options.js';
 import type { PeerLeaf } from '../kit/tls-verify.js';
@@ -60,6 +61,8 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
   const cfg = webTransportConfig(attempt.options, attempt.remote?.path ?? '/');
   // Bad security parameters fail here, before any I/O (the plan itself is made again by openSocket).
   tlsClientOptions(attempt.security, target, ['h2']);
+  // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
+  attempt.meter?.sent(headSize('CONNECT', cfg.path ?? '/', authority(target, 443), {}));
   const engine = await loadHttp2Engine();
   throwIfAborted(signal, WHAT);
   const { socket, raw, peer } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT });
@@ -145,7 +148,7 @@ function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt:
             }
             let channel: TransportChannel;
             try {
-              const group = new SessionGroup(session, clientTransport(h2, connect, socket, raw, cfg, path), { closeTimeout: cfg.closeTimeout });
+              const group = new SessionGroup(session, clientTransport(h2, connect, socket, raw, cfg, path), { closeTimeout: cfg.closeTimeout, meter: attempt.meter });
               channel = group.add(first);
             } catch (err) {
               fail(err);

@@ -29,6 +29,7 @@ import type { ConnectAttempt, DriverListener, DriverListenerHandler, ListenAttem
 import { TapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
+import { headSize } from '../kit/request-path.js';
 import { targetAddress } from '../kit/dial.js';
 import { webTransportConfig } from './config.js';
 import { DatagramChannel } from './datagram.js';
@@ -97,6 +98,8 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   throwIfAborted(signal, what);
   const path = cfg.path ?? '/';
   const url = `https://${family === 6 ? `[${address}]` : address}:${port}${path}`;
+  // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
+  attempt.meter?.sent(headSize('CONNECT', path, `${address}:${port}`, {}));
   const session = new api.WebTransport(url, {
     serverCertificateHashes: hashes,
     requireUnreliable: true,
@@ -109,8 +112,9 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   await waitReady(session, signal, `${what} session at ${url}`);
   const remote: SocketAddress = Object.freeze({ address, port, family });
   const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path, serverName: target.hostName });
-  if (mode === 'datagrams') return new DatagramChannel(session, { local: unknownLocal(family), remote, info });
-  const group = new SessionGroup(session, sessionTransport(session, unknownLocal(family), remote, info), { closeTimeout: cfg.closeTimeout });
+  const meter = attempt.meter;
+  if (mode === 'datagrams') return new DatagramChannel(session, { local: unknownLocal(family), remote, info, meter });
+  const group = new SessionGroup(session, sessionTransport(session, unknownLocal(family), remote, info), { closeTimeout: cfg.closeTimeout, meter });
   let first;
   try {
     first = await session.createBidirectionalStream();

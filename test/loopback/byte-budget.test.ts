@@ -1,0 +1,358 @@
+/**
+ * Byte budgets count what the tenant puts on the wire, on every stack: under
+ * `limit sent 1KiB per 60s`, a send the budget cannot take is refused with
+ * QuotaExceededError and never leaves, HTTP request lines and header fields,
+ * WebSocket upgrade requests and frame headers and the WebTransport CONNECT
+ * included. Each stack talks to a real loopback listener that counts what it
+ * received from the client: plaintext TCP bytes at a relay (tcp, http,
+ * ws), decrypted bytes at a TLS-terminating relay (tls, https, https2, wss),
+ * datagram bytes (udp) and payload at our own listener (quic,
+ * webtransport-h2). The attacker's ways around it — ten requests of 64 KB of
+ * fields, a second connection, a channel opened straight through
+ * `scope.network.connect`, an attempt carrying its own meter (own field,
+ * getter, polluted prototype) — all end at the budget.
+ */
+import { createSocket } from 'node:dgram';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { createServer, Socket, type Server } from 'node:net';
+import tls from 'node:tls';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Connection } from '../../src/connection/connection.js';
+import { type ChannelSendMeta, type Driver, NEVER_ABORTED, type TransportChannel } from '../../src/driver.js';
+import { QuotaExceededError } from '../../src/errors.js';
+import { lengthPrefixFramer } from '../../src/framers/index.js';
+import { createScope } from '../../src/policy/index.js';
+import { Host } from '../../src/policy/host.js';
+import { Preconnection } from '../../src/preconnection.js';
+import { TransportProperties } from '../../src/properties.js';
+import { SecurityParameters } from '../../src/security.js';
+import { httpDriver, httpsDriver, https2Driver } from '../../transports/http/index.js';
+import { quicDriver } from '../../transports/quic/index.js';
+import { tcpDriver } from '../../transports/tcp/index.js';
+import { tlsDriver } from '../../transports/tls/index.js';
+import { udpDriver } from '../../transports/udp/index.js';
+import { wsDriver, wssDriver } from '../../transports/websocket/index.js';
+import { webtransportH2Driver } from '../../transports/webtransport/index.js';
+import { headSize } from '../../transports/kit/request-path.js';
+import { testCertificate } from '../helpers/certs.js';
+
+const BUDGET = 1024;
+const cert = testCertificate({ kind: 'ec', days: 10 });
+const trust = (): SecurityParameters => new SecurityParameters({ ca: cert.cert });
+const host = new Host();
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  host.close();
+});
+
+let tenants = 0;
+/** A new tenant allowed every loopback port, with a 1 KiB sent budget. */
+async function tenant(extra = ''): Promise<Awaited<ReturnType<Host['tenant']>>> {
+  const id = `bb-${process.pid}-${++tenants}`;
+  host.setPolicy(id, `allow *://@loopback:*\nallow bind:*://@loopback:*\nlimit sent 1KiB per 60s${extra}`);
+  return host.tenant(id);
+}
+
+/** What a counting relay or listener received from clients, in bytes. */
+interface Counted {
+  readonly port: number;
+  received: number;
+}
+
+function track(server: Server): Set<Socket> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.once('close', () => sockets.delete(s));
+  });
+  cleanups.push(() => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => r());
+  }));
+  return sockets;
+}
+
+async function listening(server: Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return (server.address() as { port: number }).port;
+}
+
+/** Pipe `client` to a new connection to `upstream`, counting the client's bytes into `c`. */
+function relay(client: Socket, upstream: number, c: Counted): void {
+  const up = new Socket();
+  up.on('error', () => client.destroy());
+  client.on('error', () => up.destroy());
+  up.connect(upstream, '127.0.0.1');
+  client.on('data', (d: Buffer) => {
+    c.received += d.byteLength;
+    up.write(d);
+  });
+  up.on('data', (d: Buffer) => client.write(d));
+  client.on('close', () => up.destroy());
+  up.on('close', () => client.destroy());
+}
+
+/** A plain TCP relay in front of `upstream` (or a sink when none) counting what clients send. */
+async function tcpCounter(upstream?: number): Promise<Counted> {
+  const c = { port: 0, received: 0 };
+  const server = createServer((s) => {
+    if (upstream === undefined) s.on('data', (d: Buffer) => (c.received += d.byteLength));
+    else relay(s, upstream, c);
+  });
+  track(server);
+  return Object.assign(c, { port: await listening(server) });
+}
+
+/** A TLS-terminating relay in front of plaintext `upstream` (or a sink) counting decrypted client bytes. */
+async function tlsCounter(upstream?: number): Promise<Counted> {
+  const c = { port: 0, received: 0 };
+  const server = tls.createServer({ cert: cert.cert, key: cert.key, ALPNProtocols: ['h2', 'http/1.1'] }, (s) => {
+    if (upstream === undefined) s.on('data', (d: Buffer) => (c.received += d.byteLength));
+    else relay(s, upstream, c);
+  });
+  track(server);
+  return Object.assign(c, { port: await listening(server) });
+}
+
+async function httpBackend(): Promise<number> {
+  const server = http.createServer({ maxHeaderSize: 256 * 1024 }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  track(server);
+  return listening(server);
+}
+
+async function h2cBackend(): Promise<number> {
+  const server = http2.createServer({ maxSendHeaderBlockLength: 256 * 1024 }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  track(server as unknown as Server);
+  return listening(server as unknown as Server);
+}
+
+async function wsBackend(): Promise<number> {
+  const { WebSocketServer } = await import('ws');
+  const server = http.createServer();
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => ws.on('message', () => {}));
+  track(server);
+  cleanups.push(() => new Promise<void>((r) => wss.close(() => r())));
+  return listening(server);
+}
+
+/** Our own listener of `drivers` counting the bytes of every message it receives. */
+async function ownCounter(drivers: Driver[], local: string, properties: TransportProperties): Promise<Counted> {
+  const c = { port: 0, received: 0 };
+  const listener = await new Preconnection({
+    scope: createScope({ tenant: 'bb-server', policy: { decide: () => ({ allow: true, rule: 'server' }) } }),
+    local,
+    properties,
+    security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+    framers: [lengthPrefixFramer()],
+    drivers,
+  }).listen();
+  cleanups.push(() => listener.stop());
+  const count = async (conn: Connection): Promise<void> => {
+    conn.on('connectionReceived', (stream: Connection) => void count(stream)); // a peer's further stream
+    try {
+      for await (const m of conn) c.received += m.data.byteLength;
+      await conn.close();
+    } catch {
+      /* the client went away */
+    }
+  };
+  listener.on('connectionReceived', (conn: Connection) => void count(conn));
+  return Object.assign(c, { port: listener.port });
+}
+
+async function udpCounter(): Promise<Counted> {
+  const c = { port: 0, received: 0 };
+  const socket = createSocket('udp4');
+  socket.on('message', (m) => (c.received += m.byteLength));
+  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => socket.close(() => r())));
+  return Object.assign(c, { port: socket.address().port });
+}
+
+/** Let what was written reach the counter: a round trip through the event loop a few times. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+const expectQuota = (err: unknown): void => {
+  expect(err).toBeInstanceOf(QuotaExceededError);
+  expect(err).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED', quota: 'bytes-sent' });
+};
+
+const bytes = (n: number, fill = 0x61): Uint8Array => new Uint8Array(n).fill(fill);
+
+/** Ten requests, each with 64 KB of header fields and path: none may leave. */
+const bigFields = (i: number): Record<string, unknown> => ({
+  method: 'GET',
+  path: `/${'p'.repeat(8 * 1024)}?${i}`,
+  headers: Object.fromEntries(Array.from({ length: 7 }, (_, k) => [`x-pad-${k}`, 'v'.repeat(8 * 1024)])),
+});
+
+describe('byte budgets count at the socket on every stack', () => {
+  it.each([
+    ['tcp', tcpDriver, 'tcp', false],
+    ['tls', tlsDriver, 'tls', true],
+  ] as const)('%s: a send over the budget is refused and never leaves; what is left still goes', async (_name, driver, scheme, secure) => {
+    const counter = secure ? await tlsCounter() : await tcpCounter();
+    const conn = await new Preconnection({
+      scope: await tenant(), remote: secure ? `tls://127.0.0.1:${counter.port}` : { ipAddress: "127.0.0.1", port: counter.port }, drivers: [driver], security: secure ? trust() : SecurityParameters.disabled(),
+    }).initiate();
+    await conn.send(bytes(1000));
+    expectQuota(await conn.send(bytes(100)).catch((e: unknown) => e));
+    expect(conn.state).toBe('established');
+    await conn.send(bytes(24));
+    await settle();
+    console.log(`${scheme}: the listener received ${counter.received} bytes (budget ${BUDGET})`);
+    expect(counter.received).toBe(BUDGET);
+    await conn.close();
+  });
+
+  it.each([
+    ['http', httpDriver, false],
+    ['https', httpsDriver, true],
+    ['https2', https2Driver, true],
+  ] as const)('%s: ten requests with 64 KB of fields each are refused; the listener sees at most the budget', async (name, driver, secure) => {
+    const backend = name === 'https2' ? await h2cBackend() : await httpBackend();
+    const counter = secure ? await tlsCounter(backend) : await tcpCounter(backend);
+    const conn = await new Preconnection({
+      scope: await tenant(), remote: `${secure ? 'https' : 'http'}://127.0.0.1:${counter.port}/`, drivers: [driver], security: secure ? trust() : SecurityParameters.disabled(),
+      properties: TransportProperties.reliableMessage(),
+    }).initiate();
+    const replies: unknown[] = [];
+    conn.on('received', (m: { data: Uint8Array }) => replies.push(m));
+    await conn.send('', { fields: { method: 'GET', path: '/small' } } as never);
+    await settle();
+    const small = counter.received; // counted as undici writes it: the budget is charged this much
+    for (let i = 0; i < 10; i++) expectQuota(await conn.send('', { fields: bigFields(i) } as never).catch((e: unknown) => e));
+    // Fields count as much as a body: a request whose head alone would cross the budget goes nowhere either.
+    expectQuota(await conn.send(bytes(1000), { fields: { method: 'POST', path: '/body' } } as never).catch((e: unknown) => e));
+    await settle();
+    // HTTP/2 sends its connection preface and SETTINGS (not the tenant's: about 60 bytes) besides the requests.
+    const slack = name === 'https2' ? 128 : 0;
+    console.log(`${name}: the listener received ${counter.received} bytes (budget ${BUDGET}${slack ? `, + HTTP/2 preface ${slack}` : ''})`);
+    expect(counter.received).toBe(small);
+    expect(counter.received).toBeLessThanOrEqual(BUDGET + slack);
+    if (name !== 'https2') expect(small).toBe(headSize('GET', '/small', `127.0.0.1:${counter.port}`, {}));
+    expect(conn.state).toBe('established');
+    await conn.close();
+  });
+
+  it.each([
+    ['ws', wsDriver, false],
+    ['wss', wssDriver, true],
+  ] as const)('%s: the upgrade request and each frame header count; an over-budget message is refused', async (name, driver, secure) => {
+    const backend = await wsBackend();
+    const counter = secure ? await tlsCounter(backend) : await tcpCounter(backend);
+    const conn = await new Preconnection({
+      scope: await tenant(), remote: `${name}://127.0.0.1:${counter.port}/${'q'.repeat(200)}`, drivers: [driver], security: secure ? trust() : SecurityParameters.disabled(),
+      properties: TransportProperties.reliableMessage(),
+    }).initiate();
+    const handshake = counter.received;
+    await conn.send(bytes(500));
+    expectQuota(await conn.send(bytes(600)).catch((e: unknown) => e));
+    await settle();
+    console.log(`${name}: upgrade request ${handshake} bytes; the listener received ${counter.received} bytes (budget ${BUDGET})`);
+    expect(counter.received).toBe(handshake + 500 + 6 + 2); // payload, mask, header with 16-bit length
+    expect(counter.received).toBeLessThanOrEqual(BUDGET);
+    expect(conn.state).toBe('established');
+    await conn.close();
+  });
+
+  it('udp: a datagram over the budget is never sent', async () => {
+    const counter = await udpCounter();
+    const conn = await new Preconnection({
+      scope: await tenant(), remote: { ipAddress: '127.0.0.1', port: counter.port }, drivers: [udpDriver], security: SecurityParameters.disabled(), properties: TransportProperties.unreliableDatagram(),
+    }).initiate();
+    await conn.send(bytes(700), { safelyReplayable: true } as never);
+    expectQuota(await conn.send(bytes(700), { safelyReplayable: true } as never).catch((e: unknown) => e));
+    await conn.send(bytes(324), { safelyReplayable: true } as never);
+    await settle();
+    console.log(`udp: the listener received ${counter.received} bytes (budget ${BUDGET})`);
+    expect(counter.received).toBe(BUDGET);
+    await conn.close();
+  });
+
+  it.each([
+    ['quic', quicDriver, 'quic'],
+    ['webtransport-h2', webtransportH2Driver, 'webtransport'],
+  ] as const)('%s: stream data over the budget is refused; the listener sees at most the budget', async (name, driver, scheme) => {
+    const properties = new TransportProperties({ multistreaming: 'require' });
+    const counter = await ownCounter([driver], `${scheme}://127.0.0.1:0`, properties);
+    const security = name === 'quic' ? trust() : new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] });
+    const conn = await new Preconnection({
+      scope: await tenant(), remote: `${scheme}://127.0.0.1:${counter.port}`, drivers: [driver], security, properties, framers: [lengthPrefixFramer()],
+    }).initiate();
+    await conn.send(bytes(600));
+    expectQuota(await conn.send(bytes(600)).catch((e: unknown) => e));
+    // A second stream of the same connection draws on the same budget.
+    const stream = await conn.clone();
+    await stream.send(bytes(100));
+    expectQuota(await stream.send(bytes(600)).catch((e: unknown) => e));
+    await settle();
+    console.log(`${name}: the listener received ${counter.received} bytes of messages (budget ${BUDGET})`);
+    expect(counter.received).toBe(700);
+    await stream.close();
+    await conn.close();
+  });
+});
+
+describe('byte budgets: a guest reaching around them', () => {
+  it('a second connection of the tenant shares the budget', async () => {
+    const counter = await tcpCounter();
+    const scope = await tenant();
+    const pre = (): Preconnection => new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: counter.port }, drivers: [tcpDriver], security: SecurityParameters.disabled() });
+    const a = await pre().initiate();
+    const b = await pre().initiate();
+    await a.send(bytes(800));
+    expectQuota(await b.send(bytes(800)).catch((e: unknown) => e));
+    await settle();
+    expect(counter.received).toBe(800);
+    await a.close();
+    await b.close();
+  });
+
+  it('a channel opened straight through scope.network.connect is metered by the scope, whatever meter the attempt names', async () => {
+    const counter = await tcpCounter();
+    const scope = await tenant();
+    const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: counter.port });
+    const base = { signal: NEVER_ABORTED, target, remote: undefined, security: new SecurityParameters(), properties: new TransportProperties(), options: {} };
+    const free = { sent: () => {} };
+    const polluted = Object.prototype as { meter?: unknown };
+    polluted.meter = free;
+    const channels: TransportChannel[] = [];
+    try {
+      channels.push(await scope.network.connect(tcpDriver, { ...base, meter: free } as never));
+      channels.push(await scope.network.connect(tcpDriver, Object.defineProperty({ ...base }, 'meter', { get: () => free, enumerable: true }) as never));
+      channels.push(await scope.network.connect(tcpDriver, base as never));
+    } catch (err) {
+      // A getter on the attempt is refused outright: that too is a way of not reaching the listener.
+      expect(err).toBeInstanceOf(TypeError);
+    } finally {
+      delete polluted.meter;
+    }
+    expect(channels.length).toBeGreaterThanOrEqual(2);
+    const send = (ch: TransportChannel, n: number): Promise<Error | undefined> =>
+      new Promise((r) => ch.send(bytes(n), {} as ChannelSendMeta, r));
+    let refused = 0;
+    for (const ch of channels) {
+      ch.start({ data: () => {}, end: () => {}, drain: () => {}, closed: () => {} });
+      for (let i = 0; i < 4; i++) if ((await send(ch, 400)) instanceof QuotaExceededError) refused++;
+    }
+    await settle();
+    console.log(`network.connect: ${channels.length} channels, ${refused} sends refused, listener received ${counter.received} bytes`);
+    expect(channels.every((c) => c.metered === true)).toBe(true);
+    expect(counter.received).toBeLessThanOrEqual(BUDGET);
+    expect(refused).toBe(channels.length * 4 - 2);
+    for (const ch of channels) ch.abort();
+  });
+});
