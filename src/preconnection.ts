@@ -42,6 +42,7 @@ import { registeredDrivers } from './registry.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
 import { SecurityParameters } from './security.js';
 import { select, type RacingOptions } from './selection/pipeline.js';
+import { UdpFailoverChannel } from './selection/udp-failover.js';
 import { racingFrom } from './selection/racing-options.js';
 import { didYouMean } from './suggest.js';
 
@@ -244,8 +245,13 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
         timeout: options.timeout,
         onProgress: options.onProgress,
       });
+      const { fallbacks } = selected;
+      const channel =
+        fallbacks === undefined
+          ? selected.channel
+          : new UdpFailoverChannel(selected.channel, selected.candidate, fallbacks, { report: selected.report, now: selected.elapsed!, moved: (target) => lease.bind?.(target) });
       return new Connection({
-        channel: selected.channel,
+        channel,
         driver: selected.driver,
         properties: snap.properties,
         framers: snap.framers,

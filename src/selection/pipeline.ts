@@ -50,6 +50,7 @@ import { QuicRemainder } from './remainder.js';
 import { grantLookups } from './lookup.js';
 import { resolveFamilies } from './resolve.js';
 import { gatherStacks, type Dropped } from './gather.js';
+import type { Fallback } from './udp-failover.js';
 
 /** Candidate ids (`c1`, `c2`, ...): one shared string each, not one per selection. */
 const CANDIDATE_IDS: string[] = [];
@@ -109,6 +110,10 @@ export interface Selected {
   readonly report: SelectionReport;
   /** The checked address the winner connected to. */
   readonly target: CheckedTarget;
+  /** A UDP winner: the ranked, checked, never started candidates of its stack, to move to on an ICMP unreachable (udp-failover.ts). */
+  readonly fallbacks?: readonly Fallback[] | undefined;
+  /** Milliseconds since the report began, on the selection's clock. */
+  readonly elapsed?: (() => number) | undefined;
 }
 
 interface Leaf {
@@ -509,7 +514,8 @@ export async function select(input: SelectionInput): Promise<Selected> {
     trim(report);
     learn(cache, cacheKey, report);
     debug('selection %s won by %s %s', report.remote, candidate.id, candidate.driver);
-    return { channel: value.channel, driver: value.driver, target: value.target, candidate, report };
+    const fallbacks = value.driver.protocol === 'udp' ? unstarted(groups, value.driver, leafRecords) : undefined;
+    return { channel: value.channel, driver: value.driver, target: value.target, candidate, report, fallbacks, elapsed: at };
   } catch (err) {
     finishPending(report, at());
     report.endedAt = at();
@@ -521,6 +527,18 @@ export async function select(input: SelectionInput): Promise<Selected> {
     if (onCallerAbort !== undefined) input.signal!.removeEventListener('abort', onCallerAbort);
     if (controller !== undefined && !controller.signal.aborted && !handedOver) controller.abort(SELECTION_FINISHED);
   }
+}
+
+/** The winning stack's candidates that were ranked and checked but never started, in race order. */
+function unstarted(groups: ReadonlyMap<RankedStack, RaceGroup<Leaf>>, driver: Driver, records: ReadonlyMap<RaceLeaf<Leaf>, CandidateRecord>): Fallback[] | undefined {
+  const group = [...groups].find(([s]) => s.driver === driver)?.[1];
+  if (group === undefined) return undefined;
+  const out: Fallback[] = [];
+  for (const leaf of group.leaves()) {
+    const record = records.get(leaf);
+    if (leaf.state === 'waiting' && record !== undefined) out.push({ record, attempt: (signal) => leaf.run(signal) });
+  }
+  return out.length > 0 ? out : undefined;
 }
 
 /** What a driver gets for one attempt at a checked target. */
