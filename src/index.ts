@@ -25,8 +25,8 @@ export { Preconnection, type PreconnectionInit, type InitiateOptions, type Preco
 export { Connection, type ConnectionEvents, type ConnectionInit, type ConnState } from './connection/connection.js';
 export type { ConnectionPropertiesInit, SettableConnectionProperties } from './connection/properties.js';
 export { Listener, type ListenerEvents, type ListenOptions } from './listener.js';
-export { Message, MESSAGE_PROPERTY_NAMES, type MessageContextInit, type ReceivedContext, type CapacityProfile } from './message.js';
-export { lengthPrefixFramer, delimiterFramer, type MessageFramer, type Deframer, type LengthPrefixOptions, type DelimiterOptions } from './framers/index.js';
+export { Message, PartialMessage, MESSAGE_PROPERTY_NAMES, type MessageContextInit, type ReceivedContext, type CapacityProfile } from './message.js';
+export { lengthPrefixFramer, delimiterFramer, framerStack, type MessageFramer, type Deframer, type DeframerSink, type LengthPrefixOptions, type DelimiterOptions } from './framers/index.js';
 export { TypedEmitter, type EventMap } from './events.js';
 export * from './properties.js';
 export { isMulticast } from './paths/multicast.js';

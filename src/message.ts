@@ -41,15 +41,21 @@ export interface MessageContextInit {
   readonly noSegmentation?: boolean;
   /** Protocol fields (e.g. HTTP `method`, `path`, `headers`). */
   readonly fields?: Readonly<Record<string, unknown>>;
+  /**
+   * Not a message property but Send's endOfMessage parameter (§9.2.3):
+   * false sends a piece of a message whose later pieces follow in the next
+   * sends, until one without it (or true). Default true.
+   */
+  readonly endOfMessage?: boolean;
 }
 
 /** The names `send()` accepts in a message context. */
 export const MESSAGE_PROPERTY_NAMES: readonly (keyof MessageContextInit)[] = Object.freeze([
   'msgLifetime', 'msgPriority', 'msgOrdered', 'safelyReplayable', 'final', 'msgChecksumLen',
-  'msgReliable', 'msgCapacityProfile', 'noFragmentation', 'noSegmentation', 'fields',
+  'msgReliable', 'msgCapacityProfile', 'noFragmentation', 'noSegmentation', 'fields', 'endOfMessage',
 ]);
 
-const BOOLEANS = new Set(['msgOrdered', 'safelyReplayable', 'final', 'msgReliable', 'noFragmentation', 'noSegmentation']);
+const BOOLEANS = new Set(['msgOrdered', 'safelyReplayable', 'final', 'msgReliable', 'noFragmentation', 'noSegmentation', 'endOfMessage']);
 const PROFILES = new Set<string>(['default', 'scavenger', 'lowLatency/interactive', 'lowLatency/nonInteractive', 'constantRate', 'capacitySeeking']);
 const KNOWN = new Set<string>(MESSAGE_PROPERTY_NAMES);
 
@@ -124,5 +130,37 @@ export class Message {
   /** The bytes parsed as JSON (throws SyntaxError on bad JSON). */
   json(): unknown {
     return JSON.parse(this.text());
+  }
+
+  /** Whether this is the last (or only) piece of its message: always true for a whole message (RFC 9622 §9.3.2.2). */
+  get endOfMessage(): boolean {
+    return true;
+  }
+
+  /** Whether this is a piece of a message handed over with ReceivedPartial (§9.3.2.2) rather than a whole message. */
+  get partial(): boolean {
+    return false;
+  }
+}
+
+/**
+ * A piece of a message (RFC 9622 §9.3.2.2 ReceivedPartial): the pieces of
+ * one message come in order without gaps and share one `context` object;
+ * the last has `endOfMessage` true.
+ */
+export class PartialMessage extends Message {
+  readonly #end: boolean;
+
+  constructor(data: Uint8Array, context: ReceivedContext, endOfMessage: boolean) {
+    super(data, context);
+    this.#end = endOfMessage;
+  }
+
+  override get endOfMessage(): boolean {
+    return this.#end;
+  }
+
+  override get partial(): boolean {
+    return true;
   }
 }

@@ -48,8 +48,8 @@ import { chargedByChannel, connectionClosed, connectionReady, countingLease } fr
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
-import type { Deframer, MessageFramer } from '../framers/index.js';
-import { checkMessageContext, deliveredContext, Message, type MessageContextInit } from '../message.js';
+import { framerStack, type Deframer, type DeframerSink, type MessageFramer } from '../framers/index.js';
+import { checkMessageContext, deliveredContext, Message, PartialMessage, type MessageContextInit, type ReceivedContext } from '../message.js';
 import type { CheckedTarget, Lease } from '../policy/contract.js';
 import { readBack, type SelectionReadback, type TransportProperties } from '../properties.js';
 import type { SelectionReport } from '../report.js';
@@ -57,7 +57,7 @@ import { provided } from '../provided.js';
 import { systemPathMonitor, type PathChange, type PathMonitor } from '../paths/monitor.js';
 import { PathWatch } from '../paths/watch.js';
 import { ConnectionGroup, Membership, type MemberHost } from './group.js';
-import { DEFAULT_INBOX_LIMITS, Inbox, type InboxLimits } from './inbox.js';
+import { DEFAULT_INBOX_LIMITS, Inbox, WHOLE, type InboxLimits, type ReceiveLimits } from './inbox.js';
 import type { Outcome, PendingSend } from './pending.js';
 import { NO_CONTEXT, Sender, type SenderHost } from './sender.js';
 import { canonicalName, isReadOnly, notApplicable, READ_ONLY, type ConnState, type SettableConnectionProperties } from './properties.js';
@@ -73,8 +73,12 @@ export type ConnectionEvents = {
   expired: [context: MessageContextInit, error: TapsError];
   /** §9.2.2.3 */
   sendError: [context: MessageContextInit, error: TapsError];
-  /** §9.3.2.1 */
+  /** §9.3.2.1: a whole message. */
   received: [message: Message];
+  /** §9.3.2.2: a piece of a message, handed to a `receive()` that asked for pieces (`message.endOfMessage` on the last). */
+  receivedPartial: [message: Message];
+  /** §9.3.2.3: a message that will not be delivered (over the framer's maximum, skipped); the connection stays open. */
+  receiveError: [context: ReceivedContext, error: TapsError];
   /** The peer will send nothing more (its final message, FIN). */
   receivedEnd: [];
   /** §8.3.1; also the path under the connection died (ERR_TAPS_PATH_UNAVAILABLE, after `pathChange`). */
@@ -147,10 +151,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #silent = false;
   #closing: Promise<void> | undefined;
   #error: TapsError | undefined;
-  /** Pieces of a message the channel delivers in parts (made on the first one). */
-  #partial: Uint8Array[] | undefined;
-  /** The deframer's message callback (made with the deframer). */
+  /** The deframer's message callback and its sinks: skipped messages only, or pieces too (made with the deframer). */
   readonly #emitMessage: ((data: Uint8Array) => void) | undefined;
+  readonly #skipSink: DeframerSink | undefined;
+  readonly #pieceSink: DeframerSink | undefined;
+  /** Pieces of a message the application sends with endOfMessage false, held until its end (framed stacks). */
+  #outgoing: { pieces: Uint8Array[]; bytes: number; waiting: ((p: Promise<void>) => void)[] } | undefined;
   /** Made when the first `pathChange`/`softError` listener is added. */
   #path: PathWatch | undefined;
 
@@ -161,9 +167,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.driver = init.driver;
     this.report = init.report;
     this.#clock = init.clock ?? systemClock;
-    this.#framer = init.driver.framing === 'stream' ? init.framers[0] : undefined;
+    this.#framer = init.driver.framing === 'stream' && init.framers.length > 0 ? framerStack(init.framers) : undefined;
     this.#deframer = this.#framer?.createDeframer();
-    this.#emitMessage = this.#deframer === undefined ? undefined : (data) => this.#deliver(new Message(data));
+    if (this.#deframer !== undefined) {
+      this.#emitMessage = (data) => this.#deliver(new Message(data));
+      const skipped = (error: TapsError): void => void this.emit('receiveError', Object.freeze({ final: false }), error);
+      this.#skipSink = Object.freeze({ skipped });
+      this.#pieceSink = Object.freeze({ skipped, part: (piece: Uint8Array, end: boolean) => this.#onPiece(piece, end, newContext) });
+    }
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     // One object is the channel's receiver and the host of the sender, settings and membership (no closure per callback).
     const link = new Connection.#Link(this);
@@ -344,6 +355,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    * Send one message. Resolves when it is handed to the transport (`sent`);
    * rejects with the TapsError of `expired` or `sendError`. Bad arguments
    * throw at once.
+   *
+   * Partial sends (RFC 9622 §9.2.3): `{ endOfMessage: false }` sends a piece
+   * of a message whose next pieces follow in the next sends, until one
+   * without it. On a byte stream without a framer each piece goes out at
+   * once (there are no boundaries to keep). With a framer, or on a stack that
+   * keeps message boundaries, the pieces are held (not copied) until the end,
+   * then sent as one message with the last send's properties: a framer must
+   * know a message's length before its first byte. The promise of every
+   * piece settles with the message's outcome; events fire once, for the
+   * message.
    */
   send(data: Uint8Array | string, context?: MessageContextInit): Promise<void> {
     const bytes = typeof data === 'string' ? encoder.encode(data) : data;
@@ -353,7 +374,31 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       checkMessageContext(context);
       ctx = context;
     }
-    return (this.#sender ??= this.#newSender()).send(bytes, ctx);
+    const sender = (this.#sender ??= this.#newSender());
+    if (ctx.endOfMessage !== false && this.#outgoing === undefined) return sender.send(bytes, ctx);
+    return this.#sendPiece(sender, bytes, ctx);
+  }
+
+  /** One piece of a message sent in pieces (see send()). */
+  #sendPiece(sender: Sender, bytes: Uint8Array, ctx: MessageContextInit): Promise<void> {
+    const end = ctx.endOfMessage !== false;
+    if (this.#framer === undefined && this.driver.framing === 'stream') return sender.send(bytes, end ? ctx : notLast(ctx));
+    if (!this.canSend) {
+      this.#outgoing = undefined; // refused as any send would be
+      return sender.send(bytes, ctx);
+    }
+    const out = (this.#outgoing ??= { pieces: [], bytes: 0, waiting: [] });
+    if (bytes.byteLength > 0) out.pieces.push(bytes);
+    out.bytes += bytes.byteLength;
+    if (!end) {
+      const piece = new Promise<void>((resolve) => out.waiting.push(resolve));
+      piece.catch(noop); // settled with the message's outcome, which is also an event
+      return piece;
+    }
+    this.#outgoing = undefined;
+    const whole = sender.send(out.pieces.length === 1 ? out.pieces[0]! : Buffer.concat(out.pieces, out.bytes), ctx);
+    for (const resolve of out.waiting) resolve(whole);
+    return whole;
   }
 
   /**
@@ -387,23 +432,25 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     if (this.#deframer !== undefined) {
       try {
-        this.#deframer.push(chunk, this.#emitMessage!);
+        this.#deframer.push(chunk, this.#emitMessage!, this.#inbox?.wantsPieces ? this.#pieceSink : this.#skipSink);
       } catch (err) {
         this.abort(toTapsError(err, 'ERR_TAPS_DEFRAMING_FAILED'));
       }
       return;
     }
-    if (meta?.complete === false) {
-      (this.#partial ??= []).push(chunk);
+    if (meta?.complete === false || this.#inbox?.wantsPieces === true) {
+      // A message the channel hands over in pieces (an HTTP body): the inbox holds or streams it.
+      this.#onPiece(chunk, meta?.complete !== false, () => (meta?.fields ? { final: false, fields: meta.fields } : { final: false }));
       return;
-    }
-    if (this.#partial !== undefined) {
-      this.#partial.push(chunk);
-      chunk = Buffer.concat(this.#partial);
-      this.#partial = undefined;
     }
     if (meta?.reliable !== undefined) this.#deliver(new Message(chunk, deliveredContext(meta.reliable, meta.ordered === true)));
     else this.#deliver(meta?.fields ? new Message(chunk, { final: false, fields: meta.fields }) : new Message(chunk));
+  }
+
+  /** A piece of a message arriving in pieces: to the inbox, which hands back the whole message unless some of it was read. */
+  #onPiece(piece: Uint8Array, end: boolean, context: () => ReceivedContext): void {
+    const whole = this.#queue().part(piece, end, context);
+    if (whole !== undefined) this.#deliver(whole);
   }
 
   #deliver(msg: Message): void {
@@ -452,13 +499,32 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   /**
    * The next message; rejects when the connection failed, was aborted, or the
    * peer has finished sending. A bad `options` argument throws at once.
+   *
+   * Partial messages (RFC 9622 §9.3.1, §9.3.2.2): with `minIncompleteLength`
+   * and/or `maxLength`, a message may come in pieces — a `Message` with
+   * `partial` true, `endOfMessage` true on its last piece, the pieces of one
+   * message sharing one `context` object — of at least
+   * `min(minIncompleteLength, maxLength)` bytes (unless the message ends
+   * first) and at most `maxLength`. Each such piece is also a
+   * `receivedPartial` event. Defaults: Infinity, whole messages only.
+   *
+   * @example
+   * for (;;) {
+   *   const piece = await conn.receive({ minIncompleteLength: 1, maxLength: 1 << 20 });
+   *   await file.write(piece.data);
+   *   if (piece.endOfMessage) break;
+   * }
    */
-  receive(options: { signal?: AbortSignal } = {}): Promise<Message> {
+  receive(options: { signal?: AbortSignal; minIncompleteLength?: number; maxLength?: number } = {}): Promise<Message> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
-    return this.#queue().next(options.signal).then((msg) => {
-      if (msg !== undefined) return msg;
-      throw new TapsError('ERR_TAPS_INVALID_STATE', this.#peerEnded ? 'no more messages: the peer has finished sending' : `no more messages: the connection is ${this.#state}`);
+    const limits = receiveLimits(options.minIncompleteLength, options.maxLength);
+    return this.#queue().next(options.signal, limits).then((msg) => {
+      if (msg === undefined) {
+        throw new TapsError('ERR_TAPS_INVALID_STATE', this.#peerEnded ? 'no more messages: the peer has finished sending' : `no more messages: the connection is ${this.#state}`);
+      }
+      if (msg instanceof PartialMessage) this.emit('receivedPartial', msg);
+      return msg;
     });
   }
 
@@ -668,3 +734,26 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 }
 
 type Link = ChannelReceiver & SenderHost & SettingsHost & MemberHost<Connection>;
+
+/** A fresh context for a message arriving in pieces: its pieces share it, and it is no other message's (RFC 9622 §9.3.2.2). */
+function newContext(): ReceivedContext {
+  return { final: false };
+}
+
+/** Check and normalise receive()'s limits (RFC 9622 §9.3.1): whole numbers ≥ 1, or Infinity. */
+function receiveLimits(min: unknown, max: unknown): ReceiveLimits {
+  if (min === undefined && max === undefined) return WHOLE;
+  const check = (name: string, v: unknown): number => {
+    if (v === undefined) return Infinity;
+    if (typeof v !== 'number' || !(v >= 1) || (v !== Infinity && !Number.isInteger(v))) throw new RangeError(`options.${name} must be an integer ≥ 1 or Infinity, got ${String(v)}`);
+    return v;
+  };
+  return { minIncompleteLength: check('minIncompleteLength', min), maxLength: check('maxLength', max) };
+}
+
+const noop = (): void => {};
+
+/** A piece's context when more of its message follows: not final yet. */
+function notLast(ctx: MessageContextInit): MessageContextInit {
+  return ctx.final === true ? { ...ctx, final: false } : ctx;
+}

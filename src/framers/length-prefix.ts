@@ -6,13 +6,18 @@
  * Sending writes the header and the payload as two pieces, so a large
  * message is never copied. Receiving has a fast path: when no partial
  * message is held, whole messages in a chunk are handed out as views of it.
+ * While the application reads partial messages, a message not complete in
+ * the bytes at hand is handed over in pieces as they arrive (nothing of it
+ * held, whatever its size, up to the 4 GiB a header can announce); a
+ * message announced over the maximum is skipped and reported, and the next
+ * header is read after it (the framing resynchronises).
  *
  * @example
  * const framer = lengthPrefixFramer({ headerBytes: 2 }); // messages up to 65535 bytes
  */
 import { SendError, TapsError } from '../errors.js';
 import { allocFrame, ChunkBuffer } from './buffer.js';
-import type { Deframer, MessageFramer } from './types.js';
+import type { Deframer, DeframerSink, MessageFramer } from './types.js';
 
 /** Options of {@link lengthPrefixFramer}. */
 export interface LengthPrefixOptions {
@@ -76,6 +81,10 @@ class LengthPrefixDeframer implements Deframer {
   readonly #max: number;
   readonly #held = new ChunkBuffer();
   #failed = false;
+  /** Body bytes of the current message still to come while it is handed over in pieces or skipped (0: none). */
+  #body = 0;
+  /** Where the pieces of the current message go; undefined while it is skipped. */
+  #part: ((piece: Uint8Array, end: boolean) => void) | undefined;
 
   constructor(headerBytes: number, max: number) {
     this.#headerBytes = headerBytes;
@@ -86,36 +95,90 @@ class LengthPrefixDeframer implements Deframer {
     return this.#held.length;
   }
 
-  push(chunk: Uint8Array, emit: (message: Uint8Array) => void): void {
+  push(chunk: Uint8Array, emit: (message: Uint8Array) => void, sink?: DeframerSink): void {
     if (this.#failed) throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', 'the deframer already failed');
+    let rest: Uint8Array | undefined = chunk;
+    while (rest !== undefined) {
+      if (this.#body > 0) {
+        const used = this.#continueBody(rest);
+        if (used === rest.byteLength) return;
+        rest = rest.subarray(used);
+      }
+      rest = this.#messages(rest, emit, sink);
+    }
+  }
+
+  /**
+   * Whole messages out of `chunk` (and what is held); returns the bytes after a header whose body does not come
+   * whole (see #startBody), or undefined when the chunk is used up.
+   */
+  #messages(chunk: Uint8Array, emit: (message: Uint8Array) => void, sink: DeframerSink | undefined): Uint8Array | undefined {
     let offset = 0;
     const h = this.#headerBytes;
     // Fast path: nothing held, read whole messages straight out of the chunk.
     if (this.#held.length === 0) {
       while (chunk.byteLength - offset >= h) {
         const n = this.#length((i) => chunk[offset + i]!);
-        if (chunk.byteLength - offset - h < n) break;
+        const available = chunk.byteLength - offset - h;
+        if (n > this.#max || (available < n && sink?.part !== undefined)) {
+          this.#startBody(n, sink);
+          return chunk.subarray(offset + h);
+        }
+        if (available < n) break;
         emit(chunk.subarray(offset + h, offset + h + n));
         offset += h + n;
       }
-      if (offset === chunk.byteLength) return;
+      if (offset === chunk.byteLength) return undefined;
       chunk = chunk.subarray(offset);
     }
     this.#held.push(chunk);
     while (this.#held.length >= h) {
       const n = this.#length((i) => this.#held.at(i));
-      if (this.#held.length - h < n) return;
+      const available = this.#held.length - h;
+      if (n > this.#max || (available < n && sink?.part !== undefined)) {
+        this.#held.skip(h);
+        this.#startBody(n, sink);
+        return this.#held.take(this.#held.length);
+      }
+      if (available < n) return undefined;
       this.#held.skip(h);
       emit(this.#held.take(n));
     }
+    return undefined;
   }
 
   end(): void {
-    if (this.#held.length > 0) {
-      const held = this.#held.length;
+    if (this.#held.length > 0 || this.#body > 0) {
+      const held = this.#held.length + this.#body;
       this.#fail();
-      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${held} bytes of a partial message held)`);
+      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the stream ended inside a message (${held} bytes of a partial message missing or held)`);
     }
+  }
+
+  /**
+   * A message whose body does not come whole: handed over in pieces when the sink takes them, otherwise (over the
+   * maximum) skipped and reported when the sink takes that, otherwise the stream cannot go on.
+   */
+  #startBody(n: number, sink: DeframerSink | undefined): void {
+    this.#part = sink?.part;
+    if (this.#part === undefined) {
+      const error = new TapsError('ERR_TAPS_MESSAGE_TOO_LARGE', `the peer announced a message of ${n} bytes, over the maximum of ${this.#max}`);
+      if (sink?.skipped === undefined) {
+        this.#fail();
+        throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', error.message);
+      }
+      sink.skipped(error);
+    }
+    this.#body = n;
+    if (n === 0) this.#part?.(new Uint8Array(0), true);
+  }
+
+  /** Hand over (or skip) the current body's bytes at the front of `chunk`; returns how many it used. */
+  #continueBody(chunk: Uint8Array): number {
+    const n = Math.min(this.#body, chunk.byteLength);
+    this.#body -= n;
+    if (this.#part !== undefined && n > 0) this.#part(n === chunk.byteLength ? chunk : chunk.subarray(0, n), this.#body === 0);
+    return n;
   }
 
   /** Unusable from now on; what was held is freed. */
@@ -127,10 +190,6 @@ class LengthPrefixDeframer implements Deframer {
   #length(byte: (i: number) => number): number {
     let n = 0;
     for (let i = 0; i < this.#headerBytes; i++) n = n * 256 + byte(i);
-    if (n > this.#max) {
-      this.#fail();
-      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `the peer announced a message of ${n} bytes, over the maximum of ${this.#max}`);
-    }
     return n;
   }
 }

@@ -9,12 +9,21 @@
  * deframer; a deframer error ends the connection with
  * ERR_TAPS_DEFRAMING_FAILED, never a crash.
  *
+ * Partial messages (RFC 9622 §9.3.2.2): a deframer that can, hands a message
+ * over in pieces through the {@link DeframerSink} the connection passes
+ * while the application reads partial messages, so a message larger than
+ * memory streams through; one that can resynchronise skips a message over
+ * its maximum and reports it (`skipped`, a ReceiveError, §9.3.2.3) instead of
+ * failing. Both are optional: a deframer that ignores the sink delivers whole
+ * messages and fails on oversize ones, as before.
+ *
  * @example
  * const framer = lengthPrefixFramer({ maxMessageSize: 1 << 20 });
  * const wire = framer.frame(new TextEncoder().encode('hi')); // [00 00 00 02] 'hi'
  * const d = framer.createDeframer();
  * for (const piece of [wire].flat()) d.push(piece, (msg) => console.log(msg));
  */
+import type { TapsError } from '../errors.js';
 
 export interface MessageFramer {
   /** Short name for reports (`length-prefix`, `delimiter`). */
@@ -31,14 +40,31 @@ export interface MessageFramer {
   createDeframer(): Deframer;
 }
 
-/** The receiving half of a framer: fed bytes, it emits whole messages. */
+/** Where a deframer may hand over what is not one whole message (see the module comment). */
+export interface DeframerSink {
+  /**
+   * Present while the application reads partial messages: a message not
+   * complete in the bytes at hand may be handed over as pieces, in order and
+   * without gaps, the last with `end` true; the deframer then holds none of
+   * it. Once a message is handed over in pieces, all of it is.
+   */
+  readonly part?: ((piece: Uint8Array, end: boolean) => void) | undefined;
+  /**
+   * A message the deframer will not deliver (over its maximum) and skips to
+   * resynchronise on the next one; the connection reports it as a
+   * ReceiveError and stays open. Absent: throw as before.
+   */
+  readonly skipped?: ((error: TapsError) => void) | undefined;
+}
+
+/** The receiving half of a framer: fed bytes, it emits whole messages (or pieces, see {@link DeframerSink}). */
 export interface Deframer {
   /**
    * Feed received bytes; `emit` is called once per complete message, in
    * order. Throws TapsError ERR_TAPS_DEFRAMING_FAILED on malformed input or a
-   * message over the maximum; after that the deframer is unusable.
+   * message over the maximum it cannot skip; after that the deframer is unusable.
    */
-  push(chunk: Uint8Array, emit: (message: Uint8Array) => void): void;
+  push(chunk: Uint8Array, emit: (message: Uint8Array) => void, sink?: DeframerSink): void;
   /** The stream ended: throws ERR_TAPS_DEFRAMING_FAILED if a partial message is left. */
   end(): void;
   /** Bytes held for an incomplete message (never more than the maximum plus a header). */

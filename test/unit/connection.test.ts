@@ -425,11 +425,11 @@ describe('receiving (RFC 9622 §9.3)', () => {
   });
 
   it('a deframing failure aborts the connection with ERR_TAPS_DEFRAMING_FAILED, never a throw', async () => {
-    const { conn, channel } = fakeConnection({ framers: [lengthPrefixFramer({ headerBytes: 1, maxMessageSize: 10 })] });
+    const { conn, channel } = fakeConnection({ framers: [delimiterFramer({ maxMessageSize: 2 })] });
     const errors: TapsError[] = [];
     conn.on('connectionError', (e) => errors.push(e));
     const reading = conn.receive();
-    expect(() => channel.deliver(new Uint8Array([200, 1, 2]))).not.toThrow();
+    expect(() => channel.deliver(new Uint8Array([1, 2, 3, 4]))).not.toThrow(); // no delimiter within the maximum
     await expect(reading).rejects.toMatchObject({ code: 'ERR_TAPS_DEFRAMING_FAILED' });
     expect(errors.map((e) => e.code)).toEqual(['ERR_TAPS_DEFRAMING_FAILED']);
     expect(conn.state).toBe('closed');
