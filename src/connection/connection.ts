@@ -438,7 +438,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       }
       return;
     }
-    if (meta?.complete === false || this.#inbox?.wantsPieces === true) {
+    if (meta?.complete === false || this.#inbox?.hasOpen === true) {
       // A message the channel hands over in pieces (an HTTP body): the inbox holds or streams it.
       this.#onPiece(chunk, meta?.complete !== false, () => (meta?.fields ? { final: false, fields: meta.fields } : { final: false }));
       return;

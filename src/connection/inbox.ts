@@ -88,6 +88,11 @@ export class Inbox {
     return this.#waiters !== undefined && this.#waiters.length > 0;
   }
 
+  /** A message is arriving in pieces. */
+  get hasOpen(): boolean {
+    return this.#open !== undefined;
+  }
+
   /** Pieces are wanted from the deframer: the last receive asked for them, or a message is already arriving in pieces. */
   get wantsPieces(): boolean {
     return this.#partialReader || this.#open !== undefined;
@@ -209,7 +214,9 @@ export class Inbox {
     const open = this.#open;
     if (open === undefined || open.bytes === 0 || open.bytes < Math.min(limits.minIncompleteLength, max)) return undefined;
     open.started = true;
-    const data = takeBytes(open, Math.min(open.bytes, max));
+    // The first piece held alone when it is enough: a view, no copy.
+    const first = open.pieces[0]!.byteLength;
+    const data = takeBytes(open, Math.min(first >= limits.minIncompleteLength ? first : open.bytes, max));
     this.#updateFlow();
     return new PartialMessage(data, (open.context ??= open.make()), false);
   }
