@@ -20,6 +20,7 @@ const SUITES: Record<string, string> = {
   'quic-dgram': './quic-datagrams.js',
   webtransport: './webtransport.js',
   fleet: './fleet.js',
+  partial: './partial.js',
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
