@@ -13,15 +13,15 @@
  * Host reused across connections (what one race teaches the next).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCertificate } from '../helpers/certs.js';
 import type { Run } from './agents/he-client.js';
-import { Lab, commandsMissing, labUnavailable, type Agent } from './helpers/lab.js';
+import { Lab, labUnavailable, type Agent } from './helpers/lab.js';
 
-const unavailable = labUnavailable() ?? commandsMissing(['curl', 'python3', 'iptables', 'ip6tables']) ?? (existsSync('/dev/net/tun') ? undefined : 'no /dev/net/tun');
+const unavailable = labUnavailable({ commands: ['curl', 'python3', 'iptables', 'ip6tables', 'socat'], tun: true });
 if (unavailable) console.warn(`\n*** SKIPPED the Happy Eyeballs real-network tests: ${unavailable} ***\n`);
 
 /** Runs per client and scenario (the table shows their median); bounded so the tier stays a few minutes long. */

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labUnavailable, type AgentEvent } from './helpers/lab.js';
 
-const unavailable = labUnavailable();
+const unavailable = labUnavailable({ commands: ['socat', 'iptables'] });
 if (unavailable) console.warn(`SKIPPED network-namespace interface tests: ${unavailable}`);
 
 const SERVICE = '203.0.113.10';

@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { igmpGroupHex, Lab, labUnavailable, type Agent } from './helpers/lab.js';
 
-const unavailable = labUnavailable();
+const unavailable = labUnavailable({ commands: ['iptables'] });
 if (unavailable) console.warn(`SKIPPED network-namespace multicast tests: ${unavailable}`);
 
 const GROUP = '233.252.0.1'; // MCAST-TEST-NET (RFC 6676)

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labUnavailable, type AgentEvent } from './helpers/lab.js';
 
-const unavailable = labUnavailable();
+const unavailable = labUnavailable({ commands: ['socat'] });
 if (unavailable) console.warn(`SKIPPED network-namespace path-change tests: ${unavailable}`);
 
 const CLIENT = '192.0.2.1';

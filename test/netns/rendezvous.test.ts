@@ -9,19 +9,15 @@
  * address, not coturn's). With a policy that denies the peer's addresses, the
  * rendezvous fails with a denial and no datagram from that peer crosses its NAT.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, labUnavailable, type Agent, type AgentEvent } from './helpers/lab.js';
 
-const unavailable = labUnavailable() ?? (spawnable('turnserver') ? undefined : 'coturn (turnserver) is not installed: apt-get install coturn');
+const unavailable = labUnavailable({ commands: ['turnserver', 'iptables'] });
 if (unavailable) console.warn(`SKIPPED network-namespace rendezvous tests: ${unavailable}`);
-
-function spawnable(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
 
 const STUN = '203.0.113.3';
 const NAT_A = '203.0.113.1';

@@ -27,8 +27,19 @@ const PREFIX = 'tapspath-';
 /** `ip netns exec NS` bind-mounts the files of /etc/netns/NS over /etc: a namespace's own /etc/hosts lives there. */
 const NETNS_ETC = '/etc/netns';
 
-/** Why this machine cannot run namespace tests, or undefined when it can. */
-export function labUnavailable(): string | undefined {
+/**
+ * Why this machine cannot run namespace tests (also: a program in `commands` missing, no /dev/net/tun when `tun`),
+ * or undefined when it can. With TAPS_REQUIRE_PEERS=1 (.ci/run) it throws instead: in CI every tier runs.
+ */
+export function labUnavailable(needs: { readonly commands?: readonly string[]; readonly tun?: boolean } = {}): string | undefined {
+  const reason = whyUnavailable(needs.commands ?? [], needs.tun ?? false);
+  if (reason !== undefined && process.env['TAPS_REQUIRE_PEERS'] === '1') {
+    throw new Error(`the real-network tier is required here (TAPS_REQUIRE_PEERS=1) but cannot run: ${reason}`);
+  }
+  return reason;
+}
+
+function whyUnavailable(commands: readonly string[], tun: boolean): string | undefined {
   if (process.platform !== 'linux') return `network namespaces need Linux (this is ${process.platform})`;
   if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'network namespaces need root';
   try {
@@ -36,11 +47,6 @@ export function labUnavailable(): string | undefined {
   } catch (err) {
     return `\`ip netns\` does not work here: ${(err as Error).message}`;
   }
-  return undefined;
-}
-
-/** Why these programs cannot be used here (which are missing from PATH), or undefined when all are there. */
-export function commandsMissing(commands: readonly string[]): string | undefined {
   const missing = commands.filter((c) => {
     try {
       execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
@@ -49,7 +55,9 @@ export function commandsMissing(commands: readonly string[]): string | undefined
       return true;
     }
   });
-  return missing.length === 0 ? undefined : `${missing.join(', ')} not installed`;
+  if (missing.length > 0) return `${missing.join(', ')} not installed`;
+  if (tun && !existsSync('/dev/net/tun')) return 'no /dev/net/tun (the delay relay needs a TUN device)';
+  return undefined;
 }
 
 function ip(args: readonly string[]): string {
