@@ -1,0 +1,73 @@
+/**
+ * `src/` has no import cycles: no module reaches itself through the modules
+ * it imports, type-only imports included (a cycle of types is still two
+ * modules that cannot be understood one without the other). A static scan of
+ * each file's relative specifiers (static imports, re-exports, `import()`
+ * with a literal, `import('…')` types), read by TypeScript's pre-processor,
+ * then a depth-first search that names every cycle it meets.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+/** Module → the modules of `within` it imports (paths relative to the repository). */
+function importGraph(within: string): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of sources(join(root, within))) {
+    const deps = ts
+      .preProcessFile(readFileSync(file, 'utf8'), true, true)
+      .importedFiles.map((f) => f.fileName)
+      .filter((s) => s.startsWith('.'))
+      .map((s) => relative(root, resolve(dirname(file), s.replace(/\.js$/, '.ts'))))
+      .filter((p) => p.startsWith(`${within}/`));
+    graph.set(relative(root, file), [...new Set(deps)]);
+  }
+  return graph;
+}
+
+/** Every cycle a depth-first search meets, each as `a -> b -> a`. */
+function cycles(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const found: string[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (node: string): void => {
+    state.set(node, 'open');
+    path.push(node);
+    for (const next of graph.get(node) ?? []) {
+      if (state.get(next) === 'open') found.push([...path.slice(path.indexOf(next)), next].join(' -> '));
+      else if (state.get(next) === undefined && graph.has(next)) visit(next);
+    }
+    path.pop();
+    state.set(node, 'done');
+  };
+  for (const node of [...graph.keys()].sort()) if (state.get(node) === undefined) visit(node);
+  return found;
+}
+
+describe('import cycles', () => {
+  it('src/ has none', () => {
+    const graph = importGraph('src');
+    expect(graph.size).toBeGreaterThan(30);
+    expect(cycles(graph)).toEqual([]);
+  });
+
+  it('the search finds a cycle when there is one', () => {
+    const graph = new Map([
+      ['a', ['b']],
+      ['b', ['c']],
+      ['c', ['a', 'd']],
+      ['d', []],
+    ]);
+    expect(cycles(graph)).toEqual(['a -> b -> c -> a']);
+  });
+});
