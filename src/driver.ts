@@ -208,6 +208,20 @@ export interface ConnectAttempt {
    * payload) before writing it, and says so with `TransportChannel.metered`. Set by the scope's network.
    */
   readonly meter?: ByteMeter | undefined;
+  /**
+   * The scope's network, for every socket a driver opens after its first (an HTTP reconnect, a parallel
+   * HTTP/1.1 stream, a redirect hop): through it they reach the host's `Network` and are admitted like the
+   * first. Set by the scope's network; absent when a driver is called directly.
+   */
+  readonly network?: AttemptNetwork | undefined;
+}
+
+/** What a driver may open further channels with (see {@link ConnectAttempt.network}); guard, meter and network are the scope's. */
+export interface AttemptNetwork {
+  /** Another channel to a `connect` target of this scope. */
+  connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel>;
+  /** A channel to a `redirect` target of this scope (an HTTP redirect hop). */
+  follow(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel>;
 }
 
 /** Everything a driver gets for one bind: the checked local address, security, properties and its options. */

@@ -11,7 +11,8 @@
  * Minting is recorded here, privately: a target is real only if this module
  * made it, whatever it looks like. Every scope's network admits a target by
  * one rule ({@link admit}): minted by this very scope (so for its tenant), for
- * the method's own use (`connect` for connect, `bind` for listen), for the
+ * the method's own use (`connect` for connect, `redirect` for follow, `bind`
+ * for listen), for the
  * driver's protocol, and under the current policy revision (an older one is
  * decided again first). What a caller hands the network (the attempt and its
  * fields) is read once, own data properties only, and the driver gets that
@@ -163,10 +164,10 @@ function admitted<T>(verdict: Denial | undefined | Promise<Denial | undefined>, 
 const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options'] as const;
 
 /** The attempt as the driver will see it: read once (own data), with this scope's guard; never the caller's object. */
-function snapshotAttempt(attempt: unknown, scope: AdmittingScope, what: string): Record<string, unknown> {
+function snapshotAttempt(attempt: unknown, scope: AdmittingScope, network: CheckedNetwork, what: string): Record<string, unknown> {
   const a = checkObject(attempt, what);
-  // The guard and the meter are the scope's own: a caller can neither swap nor drop them.
-  const out: Record<string, unknown> = { guard: scope.guard, meter: scope.meter };
+  // The guard, the meter and the network are the scope's own: a caller can neither swap nor drop them.
+  const out: Record<string, unknown> = { guard: scope.guard, meter: scope.meter, network };
   for (const k of ATTEMPT_FIELDS) out[k] = ownField(a, k, what);
   if (!(out['signal'] instanceof AbortSignal)) throw new TypeError(`${what}.signal must be an AbortSignal`);
   const options = out['options'];
@@ -209,15 +210,28 @@ export class CheckedNetwork extends DelegatingNetwork {
   }
 
   override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+    return this.#open(driver, attempt, 'connect', 'connect');
+  }
+
+  /**
+   * An HTTP redirect hop: a channel to a `redirect` target (and only to one) for the driver's protocol. The
+   * host's network sees it as a `connect` whose target's use is `redirect`. A redirect grant lets a tenant
+   * reach that destination by following a redirect; this is the same reach, asked for directly.
+   */
+  follow(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+    return this.#open(driver, attempt, 'redirect', 'follow a redirect to');
+  }
+
+  #open(driver: Driver, attempt: ConnectAttempt, use: 'connect' | 'redirect', what: string): Promise<TransportChannel> {
     let snap: Record<string, unknown>;
     let protocol: unknown;
     try {
       protocol = driverProtocol(driver);
-      snap = snapshotAttempt(attempt, this.#scope, 'attempt');
+      snap = snapshotAttempt(attempt, this.#scope, this, 'attempt');
     } catch (err) {
       return Promise.reject(err);
     }
-    return admitted(admit(this.#scope, snap['target'], 'connect', protocol, 'connect'), () => this.inner.connect(driver, snap as unknown as ConnectAttempt));
+    return admitted(admit(this.#scope, snap['target'], use, protocol, what), () => this.inner.connect(driver, snap as unknown as ConnectAttempt));
   }
 
   override listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
@@ -225,7 +239,7 @@ export class CheckedNetwork extends DelegatingNetwork {
     let protocol: unknown;
     try {
       protocol = driverProtocol(driver);
-      snap = snapshotAttempt(attempt, this.#scope, 'attempt');
+      snap = snapshotAttempt(attempt, this.#scope, this, 'attempt');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -238,7 +252,7 @@ export class CheckedNetwork extends DelegatingNetwork {
     let protocol: unknown;
     try {
       protocol = driverProtocol(driver);
-      snap = snapshotAttempt(attempt, this.#scope, 'attempt');
+      snap = snapshotAttempt(attempt, this.#scope, this, 'attempt');
     } catch (err) {
       return Promise.reject(err);
     }

@@ -24,13 +24,16 @@ import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import { Exchange, type ExchangeOwner } from './exchange.js';
+import { ATTEMPT_DELAY, raceTargets, type HttpDial } from './dial.js';
 import { authorizeHop, urlProtocol } from './redirect.js';
 import { parseRequest, type RedirectMode, type RequestDefaults } from './request.js';
 import { openSession, type HttpSession, type SessionParams } from './session.js';
 
 export interface HttpChannelConfig {
-  /** How new sessions are made (openStream on HTTP/1.1, redirect hops). */
+  /** How new sessions are made (openStream on HTTP/1.1, redirect hops) when there is no `dial`. */
   readonly sessionParams: Omit<SessionParams, 'target' | 'signal'>;
+  /** The scope's network, for parallel streams and redirect hops (./dial.ts); undefined: dial directly. */
+  readonly dial?: HttpDial | undefined;
   readonly defaultPath: string;
   readonly redirect: RedirectMode;
   readonly maxRedirections: number;
@@ -105,6 +108,16 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
   get paused(): boolean {
     return this.#paused;
   }
+  /** `1.1` or `2`: what a reconnect of another session must speak to take this one's socket. */
+  get httpVersion(): string {
+    return this.session.httpVersion;
+  }
+
+  /** Hand this (unused) connection's socket to another session: a reconnect through the scope's network. */
+  takeSocket(): import('node:net').Socket | undefined {
+    return this.#exchanges.length === 0 ? this.session.takeSocket() : undefined;
+  }
+
   /** Requests are charged to the tenant's byte budget here, fields included (see Exchange.dispatch). */
   get metered(): boolean {
     return this.session.meter !== undefined;
@@ -243,25 +256,38 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
     this.#teardown(err, false);
   }
 
-  /** Decide a redirect hop's URL with the tenant's policy; the target to connect to. */
-  authorize(url: URL, signal: AbortSignal): Promise<CheckedTarget> {
+  /** Decide a redirect hop's URL with the tenant's policy; the targets to race. */
+  authorize(url: URL, signal: AbortSignal): Promise<CheckedTarget[]> {
     return authorizeHop(this.#config.sessionParams.guard, url, signal);
   }
 
-  async hopSession(target: CheckedTarget, url: URL): Promise<HttpSession> {
+  /** The hop's session: its allowed addresses raced, each through the scope's network when there is one. */
+  async hopSession(targets: readonly CheckedTarget[], url: URL): Promise<HttpSession> {
     const secure = urlProtocol(url).protocol === 'https';
+    const dial = this.#config.dial;
     const p = this.#config.sessionParams;
-    return openSession({ ...p, target, signal: this.#life.signal, secure, alpn: ['h2', 'http/1.1'], requireAlpn: undefined, local: undefined });
+    if (dial === undefined) {
+      const open = (target: CheckedTarget, signal: AbortSignal): Promise<HttpSession> =>
+        openSession({ ...p, target, signal, secure, alpn: ['h2', 'http/1.1'], requireAlpn: undefined, local: undefined });
+      return raceTargets(targets, ATTEMPT_DELAY, this.#life.signal, open, (s) => s.destroy());
+    }
+    const channel = await raceTargets(targets, ATTEMPT_DELAY, this.#life.signal, (t, signal) => dial.hop(t, secure, signal), (c) => c.abort());
+    if (!(channel instanceof HttpChannel)) {
+      channel.abort();
+      throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `the network answered the redirect hop to ${url.origin} with a channel that is not this driver's HTTP channel`);
+    }
+    return channel.session;
   }
 
   async openStream(): Promise<TransportChannel> {
     if (this.#state !== 'open') throw new TapsError('ERR_TAPS_INVALID_STATE', 'the HTTP channel is closing or closed');
     if (this.session.httpVersion === '2') return new HttpChannel(this.session, this.#config);
     // HTTP/1.1 has one exchange at a time per connection: another stream is a parallel connection,
-    // to the same address, decided again by the tenant's policy.
+    // to the same address, decided again by the tenant's policy (and opened through its network).
     const t = this.session.target;
     const p = this.#config.sessionParams;
     const target = await p.guard.authorize({ use: t.use, protocol: t.protocol, address: t.address, port: t.port, hostName: t.hostName });
+    if (this.#config.dial !== undefined) return this.#config.dial.again(target, this.#life.signal);
     const session = await openSession({ ...p, target, signal: this.#life.signal });
     return new HttpChannel(session, this.#config);
   }

@@ -17,10 +17,11 @@
  * const channel = await connectHttp(attempt, { secure: true, alpn: ['h2'], requireAlpn: 'h2' });
  */
 import type { Client } from 'undici';
-import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
+import type { ConnectAttempt, Driver, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { throwIfAborted } from '../kit/abort.js';
 import { HttpChannel, type HttpChannelConfig } from './channel.js';
+import { httpDial, type HopDrivers } from './dial.js';
 import { DEFAULT_MAX_REDIRECTIONS } from './redirect.js';
 import { REDIRECT_MODES, type RedirectMode } from './request.js';
 import { openSession } from './session.js';
@@ -62,11 +63,12 @@ function defaultPath(remote: ConnectAttempt['remote'], o: Readonly<Record<string
 }
 
 /** Channel and undici settings from the attempt's options; throws ERR_TAPS_INVALID_CONFIGURATION. */
-export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour): HttpChannelConfig {
+export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour, drivers?: HttpDrivers): HttpChannelConfig {
   const o = attempt.options ?? {};
   const redirect = (o['redirect'] ?? 'manual') as RedirectMode;
   if (!REDIRECT_MODES.includes(redirect)) throw invalid(`redirect must be one of ${REDIRECT_MODES.join(', ')}, got ${String(redirect)}`);
   const clientOptions: Client.Options = {};
+  const dial = drivers === undefined ? undefined : httpDial(attempt, drivers.self, drivers.hops);
   const copy = (name: 'keepAliveTimeout' | 'pipelining', min: number): void => {
     const v = count(o, name, min);
     if (v !== undefined) clientOptions[name] = v;
@@ -88,7 +90,9 @@ export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour): HttpC
       local: attempt.local,
       clientOptions,
       meter: attempt.meter,
+      dial,
     },
+    dial,
     defaultPath: defaultPath(attempt.remote, o),
     redirect,
     maxRedirections: count(o, 'maxRedirections', 0) ?? DEFAULT_MAX_REDIRECTIONS,
@@ -98,9 +102,15 @@ export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour): HttpC
   };
 }
 
-export async function connectHttp(attempt: ConnectAttempt, flavour: HttpFlavour): Promise<TransportChannel> {
+/** The driver being connected and the drivers of redirect hops: later connections go through the scope's network with them. */
+export interface HttpDrivers {
+  readonly self: Driver;
+  readonly hops: HopDrivers;
+}
+
+export async function connectHttp(attempt: ConnectAttempt, flavour: HttpFlavour, drivers?: HttpDrivers): Promise<TransportChannel> {
   throwIfAborted(attempt.signal, flavour.secure ? 'https' : 'http');
-  const config = httpConfig(attempt, flavour);
+  const config = httpConfig(attempt, flavour, drivers);
   const session = await openSession({ ...config.sessionParams, target: attempt.target, signal: attempt.signal });
   return new HttpChannel(session, config);
 }

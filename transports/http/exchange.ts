@@ -48,9 +48,10 @@ export interface ExchangeOwner {
   /** New pieces (or completion) on an exchange. */
   progress(ex: Exchange): void;
   failed(ex: Exchange, err: TapsError): void;
-  authorize(url: URL, signal: AbortSignal): Promise<CheckedTarget>;
-  /** A session for a redirect hop to another target (closed by the exchange when done). */
-  hopSession(target: CheckedTarget, url: URL): Promise<HttpSession>;
+  /** The hop's allowed targets (see redirect.ts). */
+  authorize(url: URL, signal: AbortSignal): Promise<CheckedTarget[]>;
+  /** A session for a redirect hop to one of `targets`, raced (closed by the exchange when done). */
+  hopSession(targets: readonly CheckedTarget[], url: URL): Promise<HttpSession>;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -274,14 +275,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
         throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `more than ${this.#owner.maxRedirections} redirects`);
       }
       const hop = nextHop(status, location, this.#hop);
-      const target = await this.#owner.authorize(hop.url, this.#owner.lifeSignal);
+      const targets = await this.#owner.authorize(hop.url, this.#owner.lifeSignal);
       if (this.#cancelled) return;
       const home = this.#owner.session;
       const reuse =
-        hop.url.origin === new URL(home.origin).origin && target.address === home.target.address && target.port === home.target.port;
+        hop.url.origin === new URL(home.origin).origin && targets.some((t) => t.address === home.target.address && t.port === home.target.port);
       this.#releaseHopSession();
       if (!reuse) {
-        this.#hopSession = await this.#owner.hopSession(target, hop.url);
+        this.#hopSession = await this.#owner.hopSession(targets, hop.url);
         if (this.#cancelled) return this.#releaseHopSession();
       }
       this.#session = this.#hopSession ?? home;

@@ -22,7 +22,8 @@
  *
  * @module taps-node/http
  */
-import type { Capabilities, Driver } from '../../src/driver.js';
+import type { Capabilities, ConnectAttempt, Driver } from '../../src/driver.js';
+import type { HopDrivers } from './dial.js';
 import { connectHttp } from './connect.js';
 
 export { HttpChannel } from './channel.js';
@@ -58,7 +59,7 @@ export const httpDriver: Driver = Object.freeze({
   schemes: Object.freeze(['http']),
   defaultPort: 80,
   available,
-  connect: (attempt) => connectHttp(attempt, { secure: false, alpn: [] }),
+  connect: (attempt) => connectHttp(attempt, { secure: false, alpn: [] }, { self: httpDriver, hops: HOPS }),
 } satisfies Driver);
 
 /** HTTP/1.1 over TLS (`https:` URLs); `clone()` opens a pooled parallel connection. */
@@ -73,7 +74,7 @@ export const httpsDriver: Driver = Object.freeze({
   schemes: Object.freeze(['https']),
   defaultPort: 443,
   available,
-  connect: (attempt) => connectHttp(attempt, { secure: true, alpn: ['http/1.1'] }),
+  connect: (attempt) => connectHttp(attempt, { secure: true, alpn: ['http/1.1'] }, { self: httpsDriver, hops: HOPS }),
 } satisfies Driver);
 
 /** HTTP/2 over TLS (`https:` URLs, ALPN h2): requests are streams of one connection; `clone()` is another stream. */
@@ -88,8 +89,20 @@ export const https2Driver: Driver = Object.freeze({
   schemes: Object.freeze(['https']),
   defaultPort: 443,
   available,
-  connect: (attempt) => connectHttp(attempt, { secure: true, alpn: ['h2'], requireAlpn: 'h2' }),
+  connect: (attempt) => connectHttp(attempt, { secure: true, alpn: ['h2'], requireAlpn: 'h2' }, { self: https2Driver, hops: HOPS }),
 } satisfies Driver);
+
+/**
+ * An https: redirect hop: the `https` driver offering both h2 and http/1.1 (whichever the hop's server
+ * speaks). Not registered: only a redirect hop opens it, through the scope's network (`follow`).
+ */
+const httpsHopDriver: Driver = Object.freeze({
+  ...httpsDriver,
+  stack: Object.freeze(['http/1.1|h2', 'tls', 'tcp']),
+  connect: (attempt: ConnectAttempt) => connectHttp(attempt, { secure: true, alpn: ['h2', 'http/1.1'] }, { self: httpsHopDriver, hops: HOPS }),
+} satisfies Driver);
+
+const HOPS: HopDrivers = Object.freeze({ http: httpDriver, https: httpsHopDriver });
 
 /** All three HTTP drivers, for transports/defaults.ts. */
 export const httpDrivers: readonly Driver[] = Object.freeze([httpDriver, httpsDriver, https2Driver]);

@@ -10,9 +10,10 @@
  *  - the hop's name goes through the tenant's lookup grant
  *    (`guard.lookup`) and each address through `guard.authorize` with use
  *    `redirect`, the hop's scheme as protocol (`http`/`https`: a downgrade
- *    is only possible where the policy allows `http`) and port; the first
- *    allowed address is the hop's CheckedTarget, otherwise the denial is
- *    thrown (PolicyDeniedError, ERR_TAPS_POLICY_PROHIBITED);
+ *    is only possible where the policy allows `http`) and port; the allowed
+ *    addresses are the hop's CheckedTargets, raced like any candidate
+ *    (./dial.ts), otherwise the denial is thrown (PolicyDeniedError,
+ *    ERR_TAPS_POLICY_PROHIBITED);
  *  - 303 (and 301/302 after POST) becomes a GET without body; 307/308 keep
  *    method and body, which fails if the body was streamed (not replayable);
  *  - credentials (authorization, cookie, proxy-authorization) are dropped
@@ -20,7 +21,7 @@
  *
  * @example
  * const hop = nextHop(302, 'https://cdn.example/x', current);
- * const target = await authorizeHop(guard, hop.url, signal);
+ * const targets = await authorizeHop(guard, hop.url, signal);
  */
 import { isIP } from 'node:net';
 import { PolicyDeniedError, TapsError } from '../../src/errors.js';
@@ -84,8 +85,11 @@ export function urlProtocol(url: URL): { protocol: 'http' | 'https'; port: numbe
   return { protocol, port, host };
 }
 
-/** Decide one hop: lookup grant, then each address with use 'redirect'. Returns the first allowed target. */
-export async function authorizeHop(guard: PolicyGuard, url: URL, signal: AbortSignal): Promise<CheckedTarget> {
+/**
+ * Decide one hop: lookup grant, then each address with use 'redirect'. Returns every allowed target,
+ * families interleaved (IPv6 first, RFC 8305 §4), for the hop to race; throws the last denial when none is.
+ */
+export async function authorizeHop(guard: PolicyGuard, url: URL, signal: AbortSignal): Promise<CheckedTarget[]> {
   if (!isNetworkScheme(url)) {
     // The guard decides (bad-scheme) and records it, so the host's audit trail shows the attempt.
     const decision = await guard.decide({ use: 'redirect', protocol: 'https', url: url.href });
@@ -95,23 +99,35 @@ export async function authorizeHop(guard: PolicyGuard, url: URL, signal: AbortSi
   }
   const { protocol, port, host } = urlProtocol(url);
   const href = url.href;
-  if (isIP(host) !== 0) return guard.authorize({ use: 'redirect', protocol, address: host, port, url: href });
+  if (isIP(host) !== 0) return [await guard.authorize({ use: 'redirect', protocol, address: host, port, url: href })];
   const answers = await Promise.allSettled([guard.lookup(host, 6, protocol, signal), guard.lookup(host, 4, protocol, signal)]);
   const denied = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected' && a.reason instanceof PolicyDeniedError);
   if (denied) throw denied.reason;
   signal.throwIfAborted();
-  const addresses = answers.flatMap((a) => (a.status === 'fulfilled' ? a.value : []));
+  const [v6, v4] = answers.map((a) => (a.status === 'fulfilled' ? a.value : []));
+  const addresses = interleave(v6!, v4!);
   if (addresses.length === 0) {
     const why = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected')?.reason;
     throw new TapsError('ERR_TAPS_RESOLUTION_FAILED', `the redirect target ${host} did not resolve`, { cause: why });
   }
+  const allowed: CheckedTarget[] = [];
   let last: unknown;
   for (const a of addresses) {
     try {
-      return await guard.authorize({ use: 'redirect', protocol, address: a.address, port, hostName: host, url: href });
+      allowed.push(await guard.authorize({ use: 'redirect', protocol, address: a.address, port, hostName: host, url: href }));
     } catch (err) {
       last = err;
     }
   }
-  throw last;
+  if (allowed.length === 0) throw last;
+  return allowed;
+}
+
+function interleave<T>(a: readonly T[], b: readonly T[]): T[] {
+  const out: T[] = [];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (i < a.length) out.push(a[i]!);
+    if (i < b.length) out.push(b[i]!);
+  }
+  return out;
 }

@@ -3,7 +3,8 @@
  * `connect` hook is ours: the first socket is the one establishment opened
  * (so TCP/TLS/ALPN are done before the channel is ready, RFC 9623 §4.2),
  * and any later socket (undici reconnects after an idle keep-alive close) is
- * opened only after the tenant's guard authorises the same address again.
+ * opened only after the tenant's guard authorises the same address again,
+ * through the scope's network (./dial.ts).
  * undici never resolves a name or dials on its own. HTTP/2 is used exactly
  * when ALPN negotiated `h2`; several channels (streams) may share a session,
  * which closes when the last one lets go.
@@ -14,12 +15,13 @@
  */
 import type net from 'node:net';
 import type { Client } from 'undici';
-import type { ByteMeter, SocketAddress } from '../../src/driver.js';
+import type { ByteMeter, SocketAddress, TransportChannel } from '../../src/driver.js';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { abortedError } from '../kit/abort.js';
+import type { HttpDial } from './dial.js';
 import { authority, openSocket, tlsInfo, type OpenedSocket } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
 
@@ -37,6 +39,14 @@ export interface SessionParams {
   readonly clientOptions: Readonly<Client.Options>;
   /** The tenant's byte budget: every request head and body on this session is charged before it is dispatched. */
   readonly meter?: ByteMeter | undefined;
+  /** The scope's network for reconnects (./dial.ts); undefined: dial the checked target directly. */
+  readonly dial?: HttpDial | undefined;
+}
+
+/** A channel whose connection can be handed over as a bare socket (an HttpChannel made for a reconnect). */
+interface SocketSource {
+  readonly httpVersion?: string;
+  takeSocket?(): net.Socket | undefined;
 }
 
 type ConnectCallback = (...args: [null, net.Socket] | [Error, null]) => void;
@@ -107,12 +117,25 @@ export class HttpSession {
     );
   }
 
-  /** Every further socket is a new decision by the tenant's policy for the same address. */
+  /**
+   * Every further socket is a new decision by the tenant's policy for the same address, opened through the
+   * scope's network (a connection of this session's driver, whose socket undici takes over) when there is one.
+   */
   async #reconnect(): Promise<net.Socket> {
     const p = this.#params;
     const signal = this.#life.signal;
     const t = p.target;
     const target = await p.guard.authorize({ use: t.use, protocol: t.protocol, address: t.address, port: t.port, hostName: t.hostName });
+    if (p.dial !== undefined) {
+      const channel = await p.dial.again(target, signal);
+      const source = channel as TransportChannel & SocketSource;
+      const socket = source.httpVersion === this.httpVersion ? source.takeSocket?.() : undefined;
+      channel.abort();
+      if (socket === undefined) {
+        throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `the reconnect to ${this.origin} did not give an HTTP/${this.httpVersion} connection of this driver`);
+      }
+      return socket;
+    }
     const tls = p.secure ? { security: p.security, alpn: this.httpVersion === '2' ? ['h2'] : ['http/1.1'] } : undefined;
     const { socket } = await openSocket({ target, signal, local: p.local, tls, what: this.origin });
     const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
@@ -121,6 +144,13 @@ export class HttpSession {
       throw new TapsError('ERR_TAPS_PROTOCOL_FAILED', `reconnect negotiated ${String(alpn)} instead of HTTP/${this.httpVersion}`);
     }
     return socket;
+  }
+
+  /** Hand the connection's socket over (to another session's undici) if undici has not taken it yet. */
+  takeSocket(): net.Socket | undefined {
+    const socket = this.#first;
+    this.#first = undefined;
+    return socket === undefined || socket.destroyed ? undefined : socket;
   }
 
   retain(): this {
