@@ -4,14 +4,23 @@
  * The tree has groups (a stack's derived endpoints; the stacks of one
  * security level; the security levels) and leaves (one attempt). Each group
  * races its children in one of three modes:
- * - `staggered` (default): start the first child; start the next when the
- *   connection attempt delay passes or when a started child fails, whichever
+ * - `staggered` (default): start the first child; the next when the
+ *   connection attempt delay passes or when a started attempt fails, whichever
  *   comes first; earlier children keep running (RFC 8305 §5).
  * - `simultaneous`: start every child at once.
  * - `failover`: start the next child only when the previous one failed.
+ * Pacing is the race's, not each group's: one new attempt per attempt delay
+ * across the whole tree (RFC 8305 §5: "one connection attempt at a time"),
+ * never the next address and the next stack together. The next attempt is the
+ * first the tree order gives: within a staggered group, its started subgroups
+ * first (a stack's next address before the next stack, RFC 9623 §4.1.2:
+ * protocols branch above derived endpoints), then its next waiting child,
+ * address families alternating among leaves (RFC 8305 §4). A failed attempt
+ * starts the next one at once and restarts the delay.
  * Children may arrive after the group started (DNS answers come in over
- * time); a group fails only when it is sealed and every child failed. The
- * first leaf to resolve wins: every other running attempt is aborted, every
+ * time): when a delay passed with nothing to start, the next arrival starts at
+ * once. A group fails only when it is sealed and every child failed. The
+ * first leaf to resolve wins: every other running attempt is aborted, the
  * timer cleared. A value that resolves after the race was won is disposed.
  * Time comes from an injected {@link Clock} so this is tested with fake time.
  *
@@ -64,10 +73,11 @@ export class RaceLeaf<T> {
     this.family = family;
   }
 
-  /** @internal */
-  start(race: Race<T>): void {
+  /** @internal Start the attempt; true (a leaf always starts one). */
+  start(race: Race<T>): boolean {
     this.race = race;
     this.state = 'running';
+    race.started();
     race.hooks.start?.(this);
     let promise: Promise<T>;
     try {
@@ -80,11 +90,10 @@ export class RaceLeaf<T> {
       (err) => {
         if (this.state !== 'running') return; // cancelled: the race already knows
         this.state = 'failed';
-        race.hooks.fail?.(this, err);
-        race.recordFailure(this, err);
-        this.parent?.childFailed(this);
+        race.leafFailed(this, err);
       },
     );
+    return true;
   }
 
   /** @internal Mark a running attempt cancelled (the race then aborts the attempt signal); false if it was not running. */
@@ -105,9 +114,6 @@ export class RaceGroup<T> {
   readonly #started: RaceNode<T>[] = [];
   #sealed = false;
   #race: Race<T> | undefined;
-  #timer: unknown;
-  /** The delay passed (or a child failed) while nothing was waiting: start the next arrival at once. */
-  #due = false;
   #failed = false;
   #lastFamily: 4 | 6 | undefined;
   /** @internal */ parent: Parent<T> | undefined;
@@ -126,9 +132,10 @@ export class RaceGroup<T> {
     if (this.#sealed) throw new Error('cannot add to a sealed race group');
     child.parent = this;
     this.#waiting.push(child);
-    if (this.#race && !this.#race.settled && (this.#due || this.mode === 'simultaneous' || this.#started.length === 0)) {
-      this.#launchNext();
-    }
+    const race = this.#race;
+    if (race === undefined || race.settled) return;
+    if (this.mode === 'simultaneous') this.#launch(this.#waiting.shift()!);
+    else race.arrived();
   }
 
   /** No more children will come. */
@@ -137,17 +144,50 @@ export class RaceGroup<T> {
     this.#checkFailed();
   }
 
-  /** @internal */
-  start(race: Race<T>): void {
+  /** @internal Start this group: its first attempt (every one, simultaneous); true if one started. */
+  start(race: Race<T>): boolean {
     this.#race = race;
     race.groups.add(this);
+    let launched = false;
     if (this.mode === 'simultaneous') {
-      while (this.#waiting.length > 0) this.#launchNext();
-      this.#checkFailed();
-      return;
+      while (this.#waiting.length > 0) launched = this.#launch(this.#waiting.shift()!) || launched;
+    } else {
+      launched = this.launchOne();
     }
-    this.#launchNext();
     this.#checkFailed();
+    return launched;
+  }
+
+  /**
+   * @internal Start the next attempt of this subtree in tree order, if one may start now: a started
+   * subgroup's next first, then the next waiting child. A failover group only ever looks at its current child.
+   */
+  launchOne(): boolean {
+    const race = this.#race;
+    if (race === undefined || race.settled || this.#failed) return false;
+    if (this.mode === 'failover') {
+      const current = this.#started[this.#started.length - 1];
+      if (current !== undefined) return current instanceof RaceGroup && current.launchOne();
+      const first = this.#waiting.shift();
+      return first !== undefined && this.#launch(first);
+    }
+    for (const c of this.#started) if (c instanceof RaceGroup && c.launchOne()) return true;
+    if (this.mode === 'simultaneous') return false;
+    for (let child = this.#pick(); child !== undefined; child = this.#pick()) {
+      if (this.#launch(child)) return true;
+    }
+    return false;
+  }
+
+  /** @internal Whether an attempt of this subtree may still start on a timer (something waits, or may arrive). */
+  pending(): boolean {
+    if (this.#failed) return false;
+    if (this.mode === 'failover') {
+      const current = this.#started[this.#started.length - 1];
+      return current === undefined ? !this.#sealed || this.#waiting.length > 0 : current instanceof RaceGroup && current.pending();
+    }
+    if (this.#started.some((c) => c instanceof RaceGroup && c.pending())) return true;
+    return this.mode === 'staggered' && (!this.#sealed || this.#waiting.length > 0);
   }
 
   /** Pick the next child: alternate address families when the children carry one (RFC 8305 §4). */
@@ -159,32 +199,19 @@ export class RaceGroup<T> {
     return this.#waiting.shift();
   }
 
-  #launchNext(): void {
-    const race = this.#race!;
-    this.#clearTimer();
-    const child = this.#pick();
-    if (!child) {
-      this.#due = true;
-      return;
-    }
-    this.#due = false;
+  #launch(child: RaceNode<T>): boolean {
     this.#started.push(child);
     if (child instanceof RaceLeaf && child.family !== undefined) this.#lastFamily = child.family;
-    child.start(race);
-    if (race.settled) return;
-    // A sealed group with nothing left to start needs no attempt-delay timer.
-    if (this.mode === 'staggered' && !(this.#sealed && this.#waiting.length === 0)) {
-      this.#timer = race.clock.setTimeout(() => {
-        this.#timer = undefined;
-        if (!race.settled) this.#launchNext();
-      }, this.delay);
-    }
+    return child.start(this.#race!);
   }
 
   childFailed(_child: RaceNode<T>): void {
     const race = this.#race;
     if (!race || race.settled) return;
-    if (this.mode !== 'simultaneous') this.#launchNext(); // the next attempt starts at once when one fails
+    // Failover: the next child starts only now (the race paces every other mode).
+    if (this.mode === 'failover' && this.#waiting.length > 0 && this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed))) {
+      this.#launch(this.#waiting.shift()!);
+    }
     this.#checkFailed();
   }
 
@@ -194,21 +221,8 @@ export class RaceGroup<T> {
     const allFailed = this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed));
     if (!allFailed) return;
     this.#failed = true;
-    this.#clearTimer();
     if (this.parent) this.parent.childFailed(this);
     else race.rootFailed();
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      this.#race?.clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-  }
-
-  /** @internal */
-  stop(): void {
-    this.#clearTimer();
   }
 
   /** @internal Every leaf under this group, started or not. */
@@ -253,6 +267,12 @@ export class Race<T> {
   settled = false;
   readonly #signal: AbortSignal | undefined;
   #attempts: AbortController | undefined;
+  /** The one attempt-delay timer of the race. */
+  #timer: unknown;
+  /** The delay passed (or an attempt failed) with nothing to start: the next arrival starts at once. */
+  #due = false;
+  /** Attempts started so far (a failure that itself started one, as failover does, needs no other). */
+  #launches = 0;
   #resolve!: (r: RaceResult<T>) => void;
   #reject!: (e: unknown) => void;
   #onAbort = (): void => this.abandon(this.#signal?.reason);
@@ -280,8 +300,48 @@ export class Race<T> {
       return p;
     }
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
-    this.root.start(this);
+    this.#paced(this.root.start(this));
     return p;
+  }
+
+  /** @internal A leaf started (counted for pacing). */
+  started(): void {
+    this.#launches++;
+  }
+
+  /** @internal A child joined a started group: start it now if the delay already passed with nothing to start. */
+  arrived(): void {
+    if (this.#due && !this.settled) this.#next();
+  }
+
+  /** @internal A running attempt failed: record it, let its groups decide, then start the next attempt at once. */
+  leafFailed(leaf: RaceLeaf<T>, error: unknown): void {
+    this.hooks.fail?.(leaf, error);
+    this.failures.push({ leaf, error });
+    const before = this.#launches;
+    leaf.parent?.childFailed(leaf);
+    if (this.settled) return;
+    if (this.#launches === before) this.#next();
+    else this.#paced(true);
+  }
+
+  /** Start the next attempt of the tree, then wait one attempt delay for the one after. */
+  #next(): void {
+    this.#paced(this.root.launchOne());
+  }
+
+  /** After a start (or none): arm the delay while a next attempt may still come; otherwise the next arrival goes at once. */
+  #paced(launched: boolean): void {
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.settled) return;
+    this.#due = !launched;
+    if (launched && this.root.pending()) {
+      this.#timer = this.clock.setTimeout(() => {
+        this.#timer = undefined;
+        if (!this.settled) this.#next();
+      }, this.root.delay);
+    }
   }
 
   /** @internal */
@@ -294,11 +354,6 @@ export class Race<T> {
     this.hooks.win?.(leaf);
     this.#finish(ANOTHER_WON);
     this.#resolve({ leaf, value });
-  }
-
-  /** @internal */
-  recordFailure(leaf: RaceLeaf<T>, error: unknown): void {
-    this.failures.push({ leaf, error });
   }
 
   /** @internal */
@@ -318,7 +373,8 @@ export class Race<T> {
   #finish(reason: unknown): void {
     this.settled = true;
     this.#signal?.removeEventListener('abort', this.#onAbort);
-    for (const g of this.groups) g.stop();
+    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
     let running = false;
     for (const leaf of this.root.leaves()) if (leaf.cancel()) running = true;
     // Only when something still runs: a won race of one leaves the signal alone (an abort dispatches an Event).

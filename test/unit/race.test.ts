@@ -210,6 +210,88 @@ describe('Race (RFC 8305 staggered racing)', () => {
     expect(q.state.aborted).toBe(true);
   });
 
+  it('one new attempt per attempt delay across nested groups: a stack\'s next address before the next stack, never two together', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250, 'stacks');
+    const tls = new RaceGroup<string>('staggered', 250, 'tls');
+    const quic = new RaceGroup<string>('staggered', 250, 'quic');
+    root.add(tls);
+    root.add(quic);
+    root.seal();
+    const starts: string[] = [];
+    const leaf = (id: string, family: 4 | 6) => new RaceLeaf<string>(id, () => (starts.push(`${id}@${clock.now()}`), new Promise<string>(() => {})), family);
+    for (const g of [tls, quic]) {
+      g.add(leaf(`${g.label}6`, 6));
+      g.add(leaf(`${g.label}4`, 4));
+      g.seal();
+    }
+    const race = new Race(root, { clock });
+    void race.run().catch(() => {});
+    await clock.advance(1000);
+    expect(starts).toEqual(['tls6@0', 'tls4@250', 'quic6@500', 'quic4@750']);
+    expect(clock.pending).toBe(0); // nothing left to start: no timer
+    race.abandon(new Error('done'));
+  });
+
+  it('a failure starts the next attempt at once and restarts the delay, across groups', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250);
+    const a = new RaceGroup<string>('staggered', 250, 'a');
+    const b = new RaceGroup<string>('staggered', 250, 'b');
+    root.add(a);
+    root.add(b);
+    root.seal();
+    const a1 = controllable(clock, 'a1');
+    const b1 = controllable(clock, 'b1');
+    const b2 = controllable(clock, 'b2');
+    a.add(a1.leaf);
+    a.seal();
+    b.add(b1.leaf);
+    b.add(b2.leaf);
+    b.seal();
+    const race = new Race(root, { clock });
+    void race.run().catch(() => {});
+    await clock.advance(10);
+    a1.state.reject(new Error('refused'));
+    await flush();
+    expect(b1.state.startedAt).toBe(10);
+    expect(b2.state.startedAt).toBeUndefined();
+    await clock.advance(249);
+    expect(b2.state.startedAt).toBeUndefined();
+    await clock.advance(1);
+    expect(b2.state.startedAt).toBe(260);
+    race.abandon(new Error('done'));
+  });
+
+  it('opportunistic failover: the unencrypted level starts only when every encrypted attempt failed, then is paced alike', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('failover', 250, 'security');
+    const enc = new RaceGroup<string>('staggered', 250, 'encrypted');
+    const plain = new RaceGroup<string>('staggered', 250, 'unencrypted');
+    root.add(enc);
+    root.add(plain);
+    root.seal();
+    const e1 = controllable(clock, 'e1');
+    const p1 = controllable(clock, 'p1');
+    const p2 = controllable(clock, 'p2');
+    enc.add(e1.leaf);
+    enc.seal();
+    plain.add(p1.leaf);
+    plain.add(p2.leaf);
+    plain.seal();
+    const race = new Race(root, { clock });
+    void race.run().catch(() => {});
+    await clock.advance(1000);
+    expect(p1.state.startedAt).toBeUndefined();
+    e1.state.reject(new Error('no TLS here'));
+    await flush();
+    expect(p1.state.startedAt).toBe(1000);
+    expect(p2.state.startedAt).toBeUndefined();
+    await clock.advance(250);
+    expect(p2.state.startedAt).toBe(1250);
+    race.abandon(new Error('done'));
+  });
+
   it('disposes a value that becomes ready after the race was won', async () => {
     const clock = new ManualClock();
     const disposed: string[] = [];
