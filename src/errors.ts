@@ -204,6 +204,20 @@ function isSecurityCode(code: string): boolean {
 }
 
 /**
+ * Whether a failed attempt's error says the peer's certificate failed verification (chain, name, validity,
+ * pin, the caller's verification callback), as opposed to another TLS failure (ALPN, version, an alert):
+ * the selection ends the race on the former (pipeline.ts), since no other address proves the name better.
+ */
+export function isCertificateFailure(err: unknown): boolean {
+  if (!isTapsError(err) || err.code !== 'ERR_TAPS_SECURITY_FAILED') return false;
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (X509_CODES.has(code) || code.startsWith('ERR_TLS_CERT'))) return true;
+  }
+  return /certificate/i.test(err.message) && !/application protocol|alpn/i.test(err.message);
+}
+
+/**
  * The code for an operation a caller's signal ended, by Node's convention on
  * the signal's reason: `AbortSignal.timeout()` aborts with a `TimeoutError`
  * (ERR_TAPS_TIMEOUT); anything else is an abort (ERR_TAPS_ABORTED).

@@ -35,7 +35,7 @@ import type { Clock } from '../clock.js';
 import { NEVER_ABORTED, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
 import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
 import { planPaths, sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
-import { EstablishmentError, abortCode, TapsError, isTapsError, toTapsError } from '../errors.js';
+import { EstablishmentError, abortCode, TapsError, isCertificateFailure, isTapsError, toTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
 import type { NetworkScope } from '../network.js';
 import type { CheckedName, CheckedTarget } from '../policy/contract.js';
@@ -348,7 +348,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
           if (candidateFail.hasSubscribers) candidateFail.publish({ tenant: scope.tenant, candidate: c, error: e });
           debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
           // The peer could not prove it is the checked name: trying it elsewhere, or without security, is not an answer.
-          if (e.code === 'ERR_TAPS_SECURITY_FAILED' && !racing.continueOnSecurityFailure) race.abandon(e);
+          if (isCertificateFailure(e) && !racing.continueOnSecurityFailure) race.abandon(e);
           else rest.check(leafRecords);
         },
         cancel: (leaf) => update(leafRecords.get(leaf)!, { fate: 'cancelled', endedAt: at(), reason: rest.reason ?? 'another candidate won, or the caller gave up' }),
@@ -627,7 +627,7 @@ function failure(err: unknown, report: SelectionReport, signal: AbortSignal | un
   }
   const cs = report.candidates;
   const failed = cs.filter((c) => c.fate === 'failed');
-  const insecure = failed.filter((c) => c.code === 'ERR_TAPS_SECURITY_FAILED');
+  const insecure = failed.filter((c) => isCertificateFailure(c.error));
   const detail = (list: readonly CandidateRecord[]): string => list.map((c) => `${c.id} ${c.driver} ${c.address ?? ''}: ${c.reason}`).join('; ');
   const after = timedOut === undefined ? '' : `; the rest ended: ${timedOut.message}`;
   if (insecure.length > 0) {

@@ -3,7 +3,7 @@
  * code and the original kept as `cause`.
  */
 import { describe, expect, it } from 'vitest';
-import { TapsError, isTapsError, toTapsError } from '../../src/errors.js';
+import { TapsError, isCertificateFailure, isTapsError, toTapsError } from '../../src/errors.js';
 
 const withCode = (code: string): Error => Object.assign(new Error(code), { code });
 
@@ -40,5 +40,19 @@ describe('toTapsError', () => {
     expect(toTapsError(t)).toBe(t);
     expect(toTapsError('boom', 'ERR_TAPS_SEND_FAILED')).toMatchObject({ code: 'ERR_TAPS_SEND_FAILED', message: 'boom', cause: 'boom' });
     expect(toTapsError(undefined).code).toBe('ERR_TAPS_PROTOCOL_FAILED');
+  });
+});
+
+describe('isCertificateFailure', () => {
+  it('tells a certificate that failed verification from other TLS failures', () => {
+    const x509 = (code: string) => toTapsError(Object.assign(new Error(`tls: ${code}`), { code }));
+    expect(isCertificateFailure(x509('ERR_TLS_CERT_ALTNAME_INVALID'))).toBe(true);
+    expect(isCertificateFailure(x509('DEPTH_ZERO_SELF_SIGNED_CERT'))).toBe(true);
+    expect(isCertificateFailure(new TapsError('ERR_TAPS_SECURITY_FAILED', 'the server certificate (SHA-256 AB) matches no pinned certificate'))).toBe(true);
+    expect(isCertificateFailure(new TapsError('ERR_TAPS_SECURITY_FAILED', 'wrapped', { cause: Object.assign(new Error('x'), { code: 'CERT_HAS_EXPIRED' }) }))).toBe(true);
+    // ALPN: the peer speaks no protocol we offered; another address or stack may well.
+    expect(isCertificateFailure(x509('ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'))).toBe(false);
+    expect(isCertificateFailure(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', 'refused'))).toBe(false);
+    expect(isCertificateFailure(new Error('certificate'))).toBe(false);
   });
 });
