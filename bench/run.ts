@@ -13,6 +13,7 @@ import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
 
 const SUITES: Record<string, string> = {
   core: './core.js',
+  defaults: './defaults.js',
   policy: './policy.js',
   websocket: './websocket.js',
   http: './http.js',
