@@ -34,7 +34,7 @@ import { pairedRow } from './paired.js';
 const MIB = 2 ** 20;
 const SIZE = 64 * MIB;
 const MESSAGES = 4;
-const ROUNDS = 9;
+const ROUNDS = 15;
 
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');

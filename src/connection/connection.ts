@@ -49,7 +49,7 @@ import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from '../errors.js';
 import { TypedEmitter } from '../events.js';
 import { framerStack, type Deframer, type DeframerSink, type MessageFramer } from '../framers/index.js';
-import { checkMessageContext, deliveredContext, Message, PartialMessage, type MessageContextInit, type ReceivedContext } from '../message.js';
+import { checkMessageContext, deliveredContext, Message, type MessageContextInit, type ReceivedContext } from '../message.js';
 import type { CheckedTarget, Lease } from '../policy/contract.js';
 import { readBack, type SelectionReadback, type TransportProperties } from '../properties.js';
 import type { SelectionReport } from '../report.js';
@@ -467,7 +467,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     let inbox = this.#inbox;
     if (inbox === undefined) {
       const limits = this.#init.inbox ? { ...DEFAULT_INBOX_LIMITS, ...this.#init.inbox } : DEFAULT_INBOX_LIMITS;
-      inbox = this.#inbox = new Inbox(limits, this.#channel);
+      inbox = this.#inbox = new Inbox(limits, this.#channel, (piece) => this.emit('receivedPartial', piece));
       if (this.#state === 'closed') inbox.end(this.#error);
       else if (this.#peerEnded) inbox.end();
     }
@@ -519,14 +519,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('options.signal must be an AbortSignal');
     const limits = receiveLimits(options.minIncompleteLength, options.maxLength);
-    return this.#queue().next(options.signal, limits).then((msg) => {
-      if (msg === undefined) {
-        throw new TapsError('ERR_TAPS_INVALID_STATE', this.#peerEnded ? 'no more messages: the peer has finished sending' : `no more messages: the connection is ${this.#state}`);
-      }
-      if (msg instanceof PartialMessage) this.emit('receivedPartial', msg);
-      return msg;
-    });
+    return this.#queue().next(options.signal, limits, this.#noMore) as Promise<Message>;
   }
+
+  /** Why receive() has nothing more to give (made only when it is so). */
+  readonly #noMore = (): TapsError =>
+    new TapsError('ERR_TAPS_INVALID_STATE', this.#peerEnded ? 'no more messages: the peer has finished sending' : `no more messages: the connection is ${this.#state}`);
 
   /** `for await (const msg of conn)`: ends when the peer finishes; throws the connection's error. Leaving the loop does not close the connection. */
   [Symbol.asyncIterator](): AsyncIterator<Message> {

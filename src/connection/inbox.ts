@@ -43,7 +43,7 @@ export interface ReceiveLimits {
 
 export const WHOLE: ReceiveLimits = Object.freeze({ minIncompleteLength: Infinity, maxLength: Infinity });
 
-type Waiter = { resolve: (m: Message | undefined) => void; reject: (e: Error) => void; cleanup: () => void; limits: ReceiveLimits };
+type Waiter = { resolve: (m: Message | undefined) => void; reject: (e: Error) => void; cleanup: () => void; limits: ReceiveLimits; noMore: (() => Error) | undefined };
 
 /** The message being received in pieces: what is held of it, and whether some of it was handed out. */
 interface Open {
@@ -72,11 +72,13 @@ export class Inbox {
   #paused = false;
   readonly #limits: InboxLimits;
   readonly #flow: FlowControl;
+  readonly #onPiece: ((piece: Message) => void) | undefined;
 
-  /** `flow` is what to pause and resume: the connection's channel. */
-  constructor(limits: InboxLimits, flow: FlowControl) {
+  /** `flow` is what to pause and resume: the connection's channel; `onPiece` is told of each piece handed to a reader. */
+  constructor(limits: InboxLimits, flow: FlowControl, onPiece?: (piece: Message) => void) {
     this.#limits = limits;
     this.#flow = flow;
+    this.#onPiece = onPiece;
   }
 
   /** Whole messages queued (a partly read one included). */
@@ -143,16 +145,23 @@ export class Inbox {
     for (const w of waiters) {
       w.cleanup();
       if (error) w.reject(error);
+      else if (w.noMore) w.reject(w.noMore());
       else w.resolve(undefined);
     }
   }
 
-  /** The next message, or the next piece of one (see the module comment); undefined when the peer has finished; rejects with the connection's error. */
-  next(signal?: AbortSignal, limits: ReceiveLimits = WHOLE): Promise<Message | undefined> {
+  /**
+   * The next message, or the next piece of one (see the module comment); rejects with the connection's error.
+   * When the peer has finished: undefined, or a rejection with `noMore()` when given.
+   */
+  next(signal?: AbortSignal, limits: ReceiveLimits = WHOLE, noMore?: () => Error): Promise<Message | undefined> {
     this.#partialReader = limits.minIncompleteLength !== Infinity || limits.maxLength !== Infinity;
     const now = this.#takeFor(limits);
-    if (now !== undefined) return Promise.resolve(now);
-    if (this.#ended) return this.#error ? Promise.reject(this.#error) : Promise.resolve(undefined);
+    if (now !== undefined) {
+      if (now instanceof PartialMessage) this.#onPiece?.(now);
+      return Promise.resolve(now);
+    }
+    if (this.#ended) return this.#error ? Promise.reject(this.#error) : noMore ? Promise.reject(noMore()) : Promise.resolve(undefined);
     if (signal?.aborted) return Promise.reject(abortError(signal));
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
@@ -160,7 +169,7 @@ export class Inbox {
         if (i >= 0) this.#waiters!.splice(i, 1);
         reject(abortError(signal!));
       };
-      const w: Waiter = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort), limits };
+      const w: Waiter = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort), limits, noMore };
       signal?.addEventListener('abort', onAbort, { once: true });
       (this.#waiters ??= []).push(w);
       this.#updateFlow(); // a waiting reader needs data to flow
@@ -191,6 +200,7 @@ export class Inbox {
       if (msg === undefined) return;
       const w = waiters.shift()!;
       w.cleanup();
+      if (msg instanceof PartialMessage) this.#onPiece?.(msg);
       w.resolve(msg);
     }
   }

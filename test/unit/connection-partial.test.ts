@@ -96,25 +96,27 @@ describe('receive({ minIncompleteLength, maxLength }) (RFC 9622 §9.3.1, §9.3.2
   it('a partial reader holds a window, not the message: the channel pauses above the high-water mark and a waiting reader resumes it', async () => {
     const { conn, channel } = fakeConnection({ framers: [lengthPrefixFramer({ maxMessageSize: 2 ** 32 - 1 })], inbox: { highWaterBytes: 1000 } });
     const total = 100_000;
+    const want = (): Promise<Message> => conn.receive({ minIncompleteLength: 1, maxLength: 500 });
+    const first = want();
     channel.deliver(Buffer.from([0, 0x01, 0x86, 0xa0])); // the header of a 100,000-byte message
-    let got = 0;
-    let end = false;
-    let pausedSeen = false;
+    channel.deliver(bytes(300));
+    let got = (await first).byteLength;
+    let sent = 300;
+    for (; sent < 1500; sent += 300) channel.deliver(bytes(300)); // nobody reads: over 1000 bytes held
+    expect(channel.paused).toBe(true);
     const reading = (async () => {
-      while (!end) {
-        const m = await conn.receive({ minIncompleteLength: 1, maxLength: 500 });
+      for (let end = false; !end; ) {
+        const m = await want();
         got += m.byteLength;
         end = m.endOfMessage;
       }
     })();
-    for (let sent = 0; sent < total; sent += 300) {
+    for (; sent < total; sent += 300) {
       channel.deliver(bytes(Math.min(300, total - sent)));
-      pausedSeen ||= channel.paused;
-      await Promise.resolve();
+      await new Promise((r) => setImmediate(r));
     }
     await reading;
     expect(got).toBe(total);
-    expect(pausedSeen).toBe(true);
     expect(channel.paused).toBe(false);
     conn.abort();
   });
