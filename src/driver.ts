@@ -99,6 +99,11 @@ export interface ChannelSendMeta {
   readonly priority?: number;
   /** Protocol-specific fields (e.g. `{ method, path, headers }` for HTTP). */
   readonly fields?: Readonly<Record<string, unknown>>;
+  /**
+   * The application sent a string: a stack with text and binary messages (WebSocket, RFC 6455 §5.6) sends
+   * it as text unless a protocol field says otherwise; other stacks ignore it.
+   */
+  readonly text?: boolean;
 }
 
 /** Per-receive data from a driver (e.g. HTTP status and headers, the datagram's source). */

@@ -367,7 +367,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    * message.
    */
   send(data: Uint8Array | string, context?: MessageContextInit): Promise<void> {
-    const bytes = typeof data === 'string' ? encoder.encode(data) : data;
+    const text = typeof data === 'string';
+    const bytes = text ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array or a string');
     let ctx = NO_CONTEXT;
     if (context !== undefined) {
@@ -375,17 +376,18 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       ctx = context;
     }
     const sender = (this.#sender ??= this.#newSender());
-    if (ctx.endOfMessage !== false && this.#outgoing === undefined) return sender.send(bytes, ctx);
-    return this.#sendPiece(sender, bytes, ctx);
+    // A string is text on stacks that tell text from binary (WebSocket).
+    if (ctx.endOfMessage !== false && this.#outgoing === undefined) return sender.send(bytes, ctx, text);
+    return this.#sendPiece(sender, bytes, ctx, text);
   }
 
   /** One piece of a message sent in pieces (see send()). */
-  #sendPiece(sender: Sender, bytes: Uint8Array, ctx: MessageContextInit): Promise<void> {
+  #sendPiece(sender: Sender, bytes: Uint8Array, ctx: MessageContextInit, text: boolean): Promise<void> {
     const end = ctx.endOfMessage !== false;
-    if (this.#framer === undefined && this.driver.framing === 'stream') return sender.send(bytes, end ? ctx : notLast(ctx));
+    if (this.#framer === undefined && this.driver.framing === 'stream') return sender.send(bytes, end ? ctx : notLast(ctx), text);
     if (!this.canSend) {
       this.#outgoing = undefined; // refused as any send would be
-      return sender.send(bytes, ctx);
+      return sender.send(bytes, ctx, text);
     }
     const out = (this.#outgoing ??= { pieces: [], bytes: 0, waiting: [] });
     if (bytes.byteLength > 0) out.pieces.push(bytes);
@@ -396,7 +398,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       return piece;
     }
     this.#outgoing = undefined;
-    const whole = sender.send(out.pieces.length === 1 ? out.pieces[0]! : Buffer.concat(out.pieces, out.bytes), ctx);
+    const whole = sender.send(out.pieces.length === 1 ? out.pieces[0]! : Buffer.concat(out.pieces, out.bytes), ctx, text);
     for (const resolve of out.waiting) resolve(whole);
     return whole;
   }

@@ -33,6 +33,8 @@ export class PendingSend {
   readonly deadline: number;
   readonly seq: number;
   settled = false;
+  /** The application gave a string (a WebSocket sends it as text: ChannelSendMeta.text). */
+  text = false;
   /** Channel sends still to complete (a framer may write a message as several pieces). */
   pieces = 1;
   #failed: Error | undefined;

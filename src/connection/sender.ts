@@ -57,6 +57,7 @@ export interface SenderHost extends Settler {
 /** The context of a send given none (no allocation, no checks). */
 export const NO_CONTEXT: MessageContextInit = Object.freeze({});
 const NO_META: ChannelSendMeta = Object.freeze({});
+const TEXT_META: ChannelSendMeta = Object.freeze({ text: true });
 
 export class Sender {
   readonly #host: SenderHost;
@@ -129,11 +130,12 @@ export class Sender {
   }
 
   /** Send a checked message; see Connection.send. */
-  send(bytes: Uint8Array, ctx: MessageContextInit): Promise<void> {
+  send(bytes: Uint8Array, ctx: MessageContextInit, text = false): Promise<void> {
     const host = this.#host;
     // No event follows Closed (RFC 9622 §11): a send after it only rejects.
     if (host.state() === 'closed') return closedSend(host.error());
     const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host, this.#onWritten ?? this.#written());
+    if (text) p.text = true;
     const problem = this.#refuse(bytes, ctx);
     if (problem !== undefined) {
       p.settle({ kind: 'sendError', error: problem });
@@ -271,7 +273,8 @@ export class Sender {
     this.#inflightList.push(p);
     const ctx = p.context;
     const meta: ChannelSendMeta =
-      ctx === NO_CONTEXT ? NO_META : { final: ctx.final, reliable: ctx.msgReliable, ordered: ctx.msgOrdered, priority: ctx.msgPriority, fields: ctx.fields };
+      ctx === NO_CONTEXT ? (p.text ? TEXT_META : NO_META)
+      : { final: ctx.final, reliable: ctx.msgReliable, ordered: ctx.msgOrdered, priority: ctx.msgPriority, fields: ctx.fields, text: p.text };
     let ok: boolean;
     if (pieces instanceof Uint8Array) ok = host.channel.send(pieces, meta, p.written);
     else {

@@ -4,8 +4,9 @@
  * Sends made in one tick leave in one writev (the socket is corked until
  * the next tick), as in the tcp driver.
  *
- * Message framing: one `send` is one WebSocket message (binary, or text
- * with `meta.fields.text === true`); `meta.fields.endOfMessage === false`
+ * Message framing: one `send` is one WebSocket message: text when the
+ * application sent a string (`meta.text`) or `meta.fields.text === true`,
+ * binary otherwise or with `meta.fields.text === false`; `meta.fields.endOfMessage === false`
  * sends a fragment and the next send continues the message (RFC 6455 §5.4).
  * Each received message is one `data` call with `meta.fields.binary`.
  * `final` sends a close frame after the message (no half-close exists in
@@ -133,7 +134,7 @@ export class WebSocketChannel implements TransportChannel {
       process.nextTick(this.#uncork);
     }
     const fields = meta.fields;
-    const text = this.#fragmenting ?? fields?.['text'] === true;
+    const text = this.#fragmenting ?? isText(meta);
     const fin = fields?.['endOfMessage'] !== false;
     this.#fragmenting = fin ? undefined : text;
     this.#ws.send(data, { binary: !text, fin, compress: false }, (e) => {
@@ -170,7 +171,7 @@ export class WebSocketChannel implements TransportChannel {
     if (data.byteLength > this.maxMessageSize) {
       return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${data.byteLength} bytes exceeds the maximum of ${this.maxMessageSize}`);
     }
-    const text = this.#fragmenting ?? meta.fields?.['text'] === true;
+    const text = this.#fragmenting ?? isText(meta);
     if (text && meta.fields?.['endOfMessage'] !== false && this.#fragmenting === undefined && !isUtf8(data)) {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', 'a text message must be valid UTF-8 (RFC 6455 §5.6)');
     }
@@ -249,4 +250,10 @@ export class WebSocketChannel implements TransportChannel {
     }
     this.#resolveClosed();
   }
+}
+
+/** A message goes out as text when its `text` field says so, or, without that field, when it was a string. */
+function isText(meta: ChannelSendMeta): boolean {
+  const field = meta.fields?.['text'];
+  return field === undefined ? meta.text === true : field === true;
 }
