@@ -8,13 +8,18 @@
  * accepts `\r\n` line ends (and so refuses to send a message ending in `\r`,
  * which would not arrive intact).
  *
+ * A message over the maximum is skipped up to the next delimiter and
+ * reported (a ReceiveError, RFC 9622 §9.3.2.3) when the connection takes
+ * that; the framing resynchronises at the delimiter. Messages are delivered
+ * whole only: where one ends is known only when its delimiter arrives.
+ *
  * @example
  * const lines = delimiterFramer(); // '\n', messages up to 1 MiB
  * const records = delimiterFramer({ delimiter: '\0', maxMessageSize: 4096 });
  */
 import { SendError, TapsError } from '../errors.js';
 import { ChunkBuffer } from './buffer.js';
-import type { Deframer, MessageFramer } from './types.js';
+import type { Deframer, DeframerSink, MessageFramer } from './types.js';
 
 /** Options of {@link delimiterFramer}. */
 export interface DelimiterOptions {
@@ -73,6 +78,8 @@ class DelimiterDeframer implements Deframer {
   /** Offset in #held already searched for the delimiter. */
   #searched = 0;
   #failed = false;
+  /** Inside a message over the maximum that was reported skipped: bytes are dropped up to the next delimiter. */
+  #discarding = false;
 
   constructor(delimiter: Uint8Array, max: number, stripCr: boolean) {
     this.#delimiter = delimiter;
@@ -84,8 +91,13 @@ class DelimiterDeframer implements Deframer {
     return this.#held.length;
   }
 
-  push(chunk: Uint8Array, emit: (message: Uint8Array) => void): void {
+  push(chunk: Uint8Array, emit: (message: Uint8Array) => void, sink?: DeframerSink): void {
     if (this.#failed) throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', 'the deframer already failed');
+    if (this.#discarding) {
+      const rest = this.#discard(chunk);
+      if (rest === undefined) return;
+      chunk = rest;
+    }
     const d = this.#delimiter;
     let offset = 0;
     if (this.#held.length === 0) {
@@ -94,7 +106,7 @@ class DelimiterDeframer implements Deframer {
       for (;;) {
         const at = buf.indexOf(d, offset);
         if (at < 0) break;
-        this.#emit(chunk.subarray(offset, at), emit);
+        this.#emit(chunk.subarray(offset, at), emit, sink);
         offset = at + d.byteLength;
       }
       if (offset === chunk.byteLength) return;
@@ -107,17 +119,47 @@ class DelimiterDeframer implements Deframer {
       const msg = this.#held.take(at);
       this.#held.skip(d.byteLength);
       this.#searched = 0;
-      this.#emit(msg, emit);
+      this.#emit(msg, emit, sink);
     }
     this.#searched = this.#held.length;
     // Without a whole delimiter, at most a maximal message (plus the '\r' to strip) and all but one byte of the delimiter can be held.
     if (this.#held.length > this.#max + d.byteLength - 1 + (this.#stripCr ? 1 : 0)) {
-      this.#fail();
-      throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `no delimiter within ${this.#max} bytes: message over the maximum`);
+      const why = `no delimiter within ${this.#max} bytes: message over the maximum`;
+      if (sink?.skipped === undefined) {
+        this.#fail();
+        throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', why);
+      }
+      sink.skipped(new TapsError('ERR_TAPS_MESSAGE_TOO_LARGE', `${why}, skipped up to the next delimiter`));
+      this.#discarding = true;
+      this.#searched = 0;
+      this.#keepTail();
     }
   }
 
+  /** Drop bytes of a skipped message up to the next delimiter; returns what follows it, or undefined when none came yet. */
+  #discard(chunk: Uint8Array): Uint8Array | undefined {
+    this.#held.push(chunk);
+    const at = this.#held.indexOf(this.#delimiter, 0);
+    if (at < 0) {
+      this.#keepTail();
+      return undefined;
+    }
+    this.#held.skip(at + this.#delimiter.byteLength);
+    this.#discarding = false;
+    return this.#held.take(this.#held.length);
+  }
+
+  /** Keep only the bytes a delimiter split across chunks may begin with. */
+  #keepTail(): void {
+    const keep = Math.min(this.#held.length, this.#delimiter.byteLength - 1);
+    this.#held.skip(this.#held.length - keep);
+  }
+
   end(): void {
+    if (this.#discarding) {
+      this.#held.clear(); // the rest of a message already reported skipped
+      return;
+    }
     if (this.#held.length > 0) {
       const held = this.#held.length;
       this.#fail();
@@ -132,9 +174,13 @@ class DelimiterDeframer implements Deframer {
     this.#searched = 0;
   }
 
-  #emit(msg: Uint8Array, emit: (message: Uint8Array) => void): void {
+  #emit(msg: Uint8Array, emit: (message: Uint8Array) => void, sink: DeframerSink | undefined): void {
     if (this.#stripCr && msg.byteLength > 0 && msg[msg.byteLength - 1] === 0x0d) msg = msg.subarray(0, msg.byteLength - 1);
     if (msg.byteLength > this.#max) {
+      if (sink?.skipped !== undefined) {
+        sink.skipped(new TapsError('ERR_TAPS_MESSAGE_TOO_LARGE', `a message of ${msg.byteLength} bytes is over the maximum of ${this.#max}: skipped`));
+        return;
+      }
       this.#fail();
       throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', `a message of ${msg.byteLength} bytes is over the maximum of ${this.#max}`);
     }

@@ -214,3 +214,19 @@ describe('framer stacks (RFC 9622 §9.1.2)', () => {
     expect(skipped).toEqual(['ERR_TAPS_MESSAGE_TOO_LARGE']);
   });
 });
+
+describe('delimiter framer: ReceiveError and resynchronisation', () => {
+  it('a line over the maximum is skipped up to the next delimiter, split across chunks or not; the next line arrives', async () => {
+    const { conn, channel } = fakeConnection({ framers: [delimiterFramer({ delimiter: '\r\n', maxMessageSize: 4 })] });
+    const skipped: string[] = [];
+    conn.on('receiveError', (_ctx, e) => skipped.push(e.code));
+    channel.deliver('ok\r\nthis line is long'); // over the maximum, no delimiter yet: skipped from here
+    channel.deliver('er still\r');
+    channel.deliver('\nnext\r\nfar too long\r\nlast\r\n'); // a whole oversize line inside one chunk too
+    const got = [await conn.receive(), await conn.receive(), await conn.receive()].map((m) => m.text());
+    expect(got).toEqual(['ok', 'next', 'last']);
+    expect(skipped).toEqual(['ERR_TAPS_MESSAGE_TOO_LARGE', 'ERR_TAPS_MESSAGE_TOO_LARGE']);
+    expect(conn.state).toBe('established');
+    conn.abort();
+  });
+});

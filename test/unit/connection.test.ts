@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { SendError, TapsError } from '../../src/errors.js';
-import { delimiterFramer, lengthPrefixFramer } from '../../src/framers/index.js';
+import { delimiterFramer, lengthPrefixFramer, type MessageFramer } from '../../src/framers/index.js';
 import type { MessageContextInit } from '../../src/message.js';
 import { TransportProperties } from '../../src/properties.js';
 import { fakeConnection } from '../helpers/fake-channel.js';
@@ -425,11 +425,24 @@ describe('receiving (RFC 9622 §9.3)', () => {
   });
 
   it('a deframing failure aborts the connection with ERR_TAPS_DEFRAMING_FAILED, never a throw', async () => {
-    const { conn, channel } = fakeConnection({ framers: [delimiterFramer({ maxMessageSize: 2 })] });
+    // A framer that cannot resynchronise: its deframer throws on malformed input.
+    const strict: MessageFramer = {
+      name: 'strict',
+      maxMessageSize: 10,
+      frame: (m) => m,
+      createDeframer: () => ({
+        buffered: 0,
+        push: () => {
+          throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', 'malformed');
+        },
+        end: () => {},
+      }),
+    };
+    const { conn, channel } = fakeConnection({ framers: [strict] });
     const errors: TapsError[] = [];
     conn.on('connectionError', (e) => errors.push(e));
     const reading = conn.receive();
-    expect(() => channel.deliver(new Uint8Array([1, 2, 3, 4]))).not.toThrow(); // no delimiter within the maximum
+    expect(() => channel.deliver(new Uint8Array([1, 2, 3, 4]))).not.toThrow();
     await expect(reading).rejects.toMatchObject({ code: 'ERR_TAPS_DEFRAMING_FAILED' });
     expect(errors.map((e) => e.code)).toEqual(['ERR_TAPS_DEFRAMING_FAILED']);
     expect(conn.state).toBe('closed');
