@@ -26,7 +26,7 @@
 import type { ByteMeter, ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from '../driver.js';
 import { CheckedPeerSocket } from './checked-peer-socket.js';
 import { PolicyDeniedError } from '../errors.js';
-import { DelegatingNetwork, SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
+import { SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
 import { checkObject, ownField } from '../own.js';
 import type { CheckedName, CheckedTarget, PolicyGuard, ResolvedAddress } from './contract.js';
 import { decisionChannel as recordsChannel } from './records.js';
@@ -57,8 +57,15 @@ export function isNetworkScope(value: unknown): value is NetworkScope {
   return typeof value === 'object' && value !== null && scopes.has(value);
 }
 
-/** @internal Brand a scope this library made (`isNetworkScope` then accepts it). */
+/**
+ * @internal Brand a scope this library made (`isNetworkScope` then accepts it) and freeze it and its
+ * class's prototype: a guest holding the scope cannot rename its tenant, swap its network or replace a
+ * method the library calls on it (for every tenant, through the shared prototype). Called last in the
+ * scope's constructor.
+ */
 export function brandScope<T extends NetworkScope>(scope: T): T {
+  Object.freeze(Object.getPrototypeOf(scope));
+  Object.freeze(scope);
   scopes.add(scope);
   return scope;
 }
@@ -187,18 +194,22 @@ function driverProtocol(driver: unknown): unknown {
  * A scope's network: wraps the host's (or the system) network and admits by
  * one rule (the same for every scope kind) — `connect` only `connect` targets, `listen` only `bind`
  * targets, each for the driver's protocol — and answers `lookup` only under a
- * lookup grant. Made by the scopes themselves; a host never needs to.
+ * lookup grant. Made by the scopes themselves; a host never needs to. The
+ * network it wraps is private and the object frozen: a guest holding it
+ * reaches the host's network only through the admission rule.
  */
-export class CheckedNetwork extends DelegatingNetwork {
+export class CheckedNetwork implements Network {
+  readonly #inner: Network;
   readonly #scope: AdmittingScope;
 
   /** @internal A scope makes its own. */
   constructor(inner: Network, scope: AdmittingScope) {
-    super(inner);
+    this.#inner = inner;
     this.#scope = scope;
+    Object.freeze(this);
   }
 
-  override lookup(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+  lookup(host: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
     try {
       if (typeof host !== 'string') throw new TypeError('host must be a string');
       if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${typeof family === 'number' ? family : typeof family}`);
@@ -209,7 +220,7 @@ export class CheckedNetwork extends DelegatingNetwork {
     }
   }
 
-  override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+  connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
     return this.#open(driver, attempt, 'connect', 'connect');
   }
 
@@ -231,10 +242,10 @@ export class CheckedNetwork extends DelegatingNetwork {
     } catch (err) {
       return Promise.reject(err);
     }
-    return admitted(admit(this.#scope, snap['target'], use, protocol, what), () => this.inner.connect(driver, snap as unknown as ConnectAttempt));
+    return admitted(admit(this.#scope, snap['target'], use, protocol, what), () => this.#inner.connect(driver, snap as unknown as ConnectAttempt));
   }
 
-  override listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
+  listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
     let snap: Record<string, unknown>;
     let protocol: unknown;
     try {
@@ -243,11 +254,11 @@ export class CheckedNetwork extends DelegatingNetwork {
     } catch (err) {
       return Promise.reject(err);
     }
-    return admitted(admit(this.#scope, snap['target'], 'bind', protocol, 'bind'), () => this.inner.listen(driver, snap as unknown as ListenAttempt));
+    return admitted(admit(this.#scope, snap['target'], 'bind', protocol, 'bind'), () => this.#inner.listen(driver, snap as unknown as ListenAttempt));
   }
 
   /** A peer socket binds like a listener; each datagram it sends, and its final peer, must be a `connect` target of this scope. */
-  override openPeerSocket(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket> {
+  openPeerSocket(driver: Driver, attempt: ListenAttempt): Promise<PeerSocket> {
     let snap: Record<string, unknown>;
     let protocol: unknown;
     try {
@@ -257,11 +268,14 @@ export class CheckedNetwork extends DelegatingNetwork {
       return Promise.reject(err);
     }
     const scope = this.#scope;
-    return admitted(admit(scope, snap['target'], 'bind', protocol, 'bind'), () =>
-      super.openPeerSocket(driver, snap as unknown as ListenAttempt).then((socket) => new CheckedPeerSocket(socket, (t, what) => admit(scope, t, 'connect', protocol, what))),
-    );
+    const inner = this.#inner;
+    return admitted(admit(scope, snap['target'], 'bind', protocol, 'bind'), () => {
+      if (!inner.openPeerSocket) return Promise.reject(new TypeError('this network cannot open peer sockets (rendezvous)'));
+      return inner.openPeerSocket(driver, snap as unknown as ListenAttempt).then((socket) => new CheckedPeerSocket(socket, (t, what) => admit(scope, t, 'connect', protocol, what)));
+    });
   }
 }
+Object.freeze(CheckedNetwork.prototype);
 
 /** The network a scope wraps: the host's, or the system's with the given resolver. */
 export function baseNetwork(network: Network | undefined, resolver: Resolver | undefined): Network {

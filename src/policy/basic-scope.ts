@@ -343,6 +343,8 @@ class CountedLease implements Lease {
   }
 }
 
+Object.freeze(CountedLease.prototype);
+
 function sameRequest(a: PolicyRequest, b: PolicyRequest): boolean {
   return a.address === b.address && a.port === b.port && a.protocol === b.protocol && a.use === b.use && a.host === b.host && a.url === b.url;
 }

@@ -63,3 +63,5 @@ export class CheckedPeerSocket implements PeerSocket {
     return this.#inner.close();
   }
 }
+// Frozen: a guest holding a peer socket cannot replace sendTo for every tenant's sockets.
+Object.freeze(CheckedPeerSocket.prototype);

@@ -137,6 +137,7 @@ export class TenantLease implements Lease {
     this.kind = kind;
     this.owner = owner;
     if (target !== undefined) this.bind(target);
+    Object.freeze(this);
   }
 
   get subject(): PolicyRequest | undefined {
@@ -199,6 +200,9 @@ export class TenantLease implements Lease {
     for (const cb of cbs) safeCall(cb, decision);
   }
 }
+
+// Frozen: a guest holding one of its leases cannot turn off byte counting (sent/received) for every tenant.
+Object.freeze(TenantLease.prototype);
 
 function safeCall(cb: (d: Denial) => void, d: Denial): void {
   try {

@@ -269,3 +269,34 @@ describe('network.lookup needs a lookup grant, on both scope kinds', () => {
     h.close();
   });
 });
+
+describe('a guest holding only a scope cannot change it', () => {
+  it('renaming the tenant, swapping the network or reaching the wrapped one opens nothing', async () => {
+    host.setPolicy('admin-only', `allow tcp://127.0.0.1:${tcpForbidden.port}\nallow lookup:tcp://*`);
+    for (const [kind, scope] of await scopes('allow tcp://127.0.0.2:1')) {
+      const s = scope as unknown as Record<string, unknown>;
+      expect(() => (s['tenant'] = 'admin-only'), kind).toThrow(TypeError);
+      expect(() => (s['network'] = new SystemNetwork()), kind).toThrow(TypeError);
+      expect(() => Object.defineProperty(scope, 'tenant', { value: 'admin-only' }), kind).toThrow(TypeError);
+      expect(scope.tenant, kind).not.toBe('admin-only');
+      // The wrapped (host or system) network is private: nothing on the checked one leads to it.
+      expect(Object.getOwnPropertyNames(scope.network), kind).toEqual([]);
+      expect((scope.network as unknown as Record<string, unknown>)['inner'], kind).toBeUndefined();
+      await expect(scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: tcpForbidden.port }), kind).rejects.toBeInstanceOf(PolicyDeniedError);
+    }
+    await settle();
+    expect(tcpForbidden.reached).toBe(0);
+  });
+
+  it('the methods the library calls on a scope, its network, peer sockets and leases cannot be replaced for every tenant', async () => {
+    for (const [kind, scope] of await scopes(`allow tcp://127.0.0.1:${tcpForbidden.port}`)) {
+      const protos = [Object.getPrototypeOf(scope), Object.getPrototypeOf(scope.network), Object.getPrototypeOf(await scope.lease('connection'))] as Record<string, unknown>[];
+      for (const proto of protos) {
+        expect(Object.isFrozen(proto), kind).toBe(true);
+        for (const name of ['recheck', 'authorize', 'connect', 'sent', 'lookupAnyProtocol']) {
+          expect(() => (proto[name] = () => undefined), `${kind} ${name}`).toThrow(TypeError);
+        }
+      }
+    }
+  });
+});

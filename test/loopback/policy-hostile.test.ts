@@ -22,7 +22,7 @@ import type { Connection } from '../../src/connection/connection.js';
 import type { ConnectAttempt, Driver, TransportChannel } from '../../src/driver.js';
 import { EstablishmentError, PolicyDeniedError } from '../../src/errors.js';
 import { DelegatingNetwork, SystemNetwork, type ResolvedAddress, type Resolver } from '../../src/network.js';
-import { canonicalAddress, canonicalHost, Host, type DecisionRecord, type TenantScope } from '../../src/policy/index.js';
+import { canonicalAddress, canonicalHost, createScope, Host, type DecisionRecord, type TenantScope } from '../../src/policy/index.js';
 import { Preconnection, type PreconnectionInit } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -67,11 +67,20 @@ const hostile: Resolver = (host, family, signal) => {
   return Promise.resolve([family === 4 ? { address: '127.0.0.1', family: 4 as const } : { address: '::1', family: 6 as const }]);
 };
 
-/** The host's virtual network: PUBLIC goes to the `internet` listener, loopback passes through, anything else is refused. */
+/** Where the virtual internet really sends a connection: decided (and minted) by a scope of the host's own. */
+const routes = createScope({ tenant: 'virtual-internet', policy: { decide: (r) => (r.address === '127.0.0.1' ? { allow: true, rule: 'route' } : { allow: false, code: 'no-match', reason: 'not a route', rule: null }) } });
+
+/**
+ * The host's virtual network: PUBLIC goes to the `internet` listener, loopback passes through, anything else
+ * is refused. The drivers dial only minted targets, so the re-aimed one comes from the host's own scope.
+ */
 class VirtualInternet extends DelegatingNetwork {
-  override connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
+  override async connect(driver: Driver, attempt: ConnectAttempt): Promise<TransportChannel> {
     const { address } = attempt.target;
-    if (address === PUBLIC) return driver.connect({ ...attempt, target: { ...attempt.target, address: '127.0.0.1', port: internet.port, family: 4 } });
+    if (address === PUBLIC) {
+      const target = await routes.guard.authorize({ use: 'connect', protocol: attempt.target.protocol, address: '127.0.0.1', port: internet.port });
+      return driver.connect({ ...attempt, target });
+    }
     const c = canonicalAddress(address);
     const local = c.ok && /^(127\.|0\.0\.0\.0$|::1$|::$|::ffff:7f)/.test(c.host);
     return local ? super.connect(driver, attempt) : Promise.reject(new Error(`test network: will not dial ${address}`));

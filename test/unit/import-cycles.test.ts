@@ -4,7 +4,10 @@
  * modules that cannot be understood one without the other). A static scan of
  * each file's relative specifiers (static imports, re-exports, `import()`
  * with a literal, `import('…')` types), read by TypeScript's pre-processor,
- * then a depth-first search that names every cycle it meets.
+ * then a depth-first search that names every cycle it meets. The same for
+ * `transports/`; `src/` imports nothing of `transports/` (so no cycle runs
+ * through both), the policy engine does not import the driver registry, and
+ * driver.ts names the chokepoint's types-only contract, not its machinery.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -59,6 +62,23 @@ describe('import cycles', () => {
     const graph = importGraph('src');
     expect(graph.size).toBeGreaterThan(30);
     expect(cycles(graph)).toEqual([]);
+  });
+
+  it('transports/ has none, and src/ imports nothing of transports/', () => {
+    expect(cycles(importGraph('transports'))).toEqual([]);
+    const graph = importGraph('src');
+    const toTransports = sources(join(root, 'src')).flatMap((file) =>
+      ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles
+        .map((f) => relative(root, resolve(dirname(file), f.fileName)))
+        .filter((p) => p.startsWith('transports/'))
+        .map((p) => `${relative(root, file)} -> ${p}`),
+    );
+    expect(toTransports).toEqual([]);
+    // The policy engine does not import the driver registry; driver.ts names only the contract's types.
+    const fromPolicy = [...graph].filter(([f]) => f.startsWith('src/policy/')).flatMap(([f, deps]) => deps.filter((d) => d === 'src/registry.ts').map((d) => `${f} -> ${d}`));
+    expect(fromPolicy).toEqual([]);
+    expect(graph.get('src/driver.ts')).toContain('src/policy/contract.ts');
+    expect(graph.get('src/driver.ts')).not.toContain('src/policy/chokepoint.ts');
   });
 
   it('the search finds a cycle when there is one', () => {

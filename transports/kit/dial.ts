@@ -2,11 +2,19 @@
  * Open a TCP connection to a checked target: the dial of every TCP-based
  * driver (tcp and tls directly, http, websocket and webtransport-h2 through
  * ./open-socket.ts); `targetAddress` and `localBinding` serve the UDP-based
- * ones too. It dials the target's IP and port only (never a name, so no
- * library DNS runs), with Node's own Happy Eyeballs off (the selector races),
- * Nagle off, and half-open allowed (RFC 9622 §9.1.3.5 final). Resolves after the
- * TCP handshake (RFC 9623 §4.2: "ready" for TCP). Abort destroys the socket, removes
- * every listener and rejects with ERR_TAPS_ABORTED (cause: the signal's reason).
+ * ones and every listener too. It dials the target's IP and port only (never
+ * a name, so no library DNS runs), with Node's own Happy Eyeballs off (the
+ * selector races), Nagle off, and half-open allowed (RFC 9622 §9.1.3.5 final).
+ * Resolves after the TCP handshake (RFC 9623 §4.2: "ready" for TCP). Abort destroys
+ * the socket, removes every listener and rejects with ERR_TAPS_ABORTED
+ * (cause: the signal's reason).
+ *
+ * `targetAddress` is the run-time half of the chokepoint's brand: every
+ * driver socket (TCP connect, TLS, UDP, QUIC, every listener) takes its
+ * address from it, and it accepts only a target a scope's guard minted, for
+ * a use and protocol that kind of socket can serve. A driver called directly,
+ * outside a scope's network, with a lookalike object or a target granted for
+ * another use opens nothing (TypeError).
  *
  * @example
  * const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
@@ -15,12 +23,38 @@ import { Socket, isIP } from 'node:net';
 import type { LocalEndpoint } from '../../src/endpoints.js';
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
+import { isCheckedTarget } from '../../src/policy/admission.js';
+import type { NetworkUse, PolicyProtocol } from '../../src/policy/types.js';
 import { abortedError, throwIfAborted, whenAborted } from './abort.js';
 import { establishmentError } from './errors.js';
 
-/** Check that a target names an IP literal and a port; a name here would reach the library's DNS. */
-export function targetAddress(target: CheckedTarget, what: string): { address: string; port: number; family: 4 | 6 } {
-  if (typeof target !== 'object' || target === null) throw new TypeError('attempt.target must be a CheckedTarget');
+/** The kind of socket a target opens: a TCP or UDP socket that dials (or sends to) it, or one that binds it. */
+export type SocketKind = 'tcp' | 'udp' | 'tcp listen' | 'udp listen';
+
+const TCP_PROTOCOLS: readonly PolicyProtocol[] = ['tcp', 'tls', 'http', 'https', 'ws', 'wss', 'webtransport'];
+const UDP_PROTOCOLS: readonly PolicyProtocol[] = ['udp', 'quic', 'webtransport'];
+
+/**
+ * The uses and protocols a target must have been minted for to open each kind of socket: a dial serves
+ * `connect` (and an HTTP redirect hop), a UDP send also `sendto`, a listener only `bind`.
+ */
+const SERVES: Readonly<Record<SocketKind, { readonly uses: readonly NetworkUse[]; readonly protocols: readonly PolicyProtocol[] }>> = {
+  tcp: { uses: ['connect', 'redirect'], protocols: TCP_PROTOCOLS },
+  udp: { uses: ['connect', 'sendto'], protocols: UDP_PROTOCOLS },
+  'tcp listen': { uses: ['bind'], protocols: TCP_PROTOCOLS },
+  'udp listen': { uses: ['bind'], protocols: UDP_PROTOCOLS },
+};
+
+/**
+ * The address, port and family a socket of `kind` may use: `target` must be a CheckedTarget a guard minted
+ * (a lookalike is a TypeError) for a use and protocol that kind serves, naming an IP literal and a port
+ * (a name here would reach the library's DNS).
+ */
+export function targetAddress(target: CheckedTarget, what: string, kind: SocketKind): { address: string; port: number; family: 4 | 6 } {
+  if (!isCheckedTarget(target)) throw new TypeError(`${what}: attempt.target must be a CheckedTarget minted by a scope's guard`);
+  const serves = SERVES[kind];
+  if (!serves.uses.includes(target.use)) throw new TypeError(`${what}: a target checked for ${target.use} cannot open a ${kind} socket`);
+  if (!serves.protocols.includes(target.protocol)) throw new TypeError(`${what}: a target checked for ${target.protocol} cannot open a ${kind} socket`);
   const family = isIP(target.address);
   if (family === 0) {
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what}: target address ${JSON.stringify(target.address)} is not an IP address`);
@@ -44,7 +78,7 @@ export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefin
 export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready: (socket: Socket) => T): Promise<T>;
 export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready?: (socket: Socket) => T): Promise<T | Socket> {
   throwIfAborted(signal, what);
-  const { address, port, family } = targetAddress(target, what);
+  const { address, port, family } = targetAddress(target, what, 'tcp');
   // Made only for an error: most connects never need it.
   const label = (): string => `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   return new Promise<T | Socket>((resolve, reject) => {

@@ -90,7 +90,7 @@ export function bindServer(
   what: string,
 ): Promise<SocketListener> {
   throwIfAborted(attempt.signal, `${what} listen`);
-  const { address, port } = targetAddress(attempt.target, `${what} listen`);
+  const { address, port } = targetAddress(attempt.target, `${what} listen`, 'tcp listen');
   const { signal } = attempt;
   const backlog = typeof attempt.options['backlog'] === 'number' ? attempt.options['backlog'] : undefined;
   const ipv6Only = attempt.options['ipv6Only'] === true;

@@ -14,7 +14,8 @@
  * peer that accepts TCP and never answers the ClientHello (a plaintext
  * server) would otherwise hold the attempt until the caller gives up, and
  * with opportunistic security the unencrypted stacks, tried only once every
- * encrypted one failed (RFC 9621 §3.3), would never start. Also the facts
+ * encrypted one failed (RFC 9621 §3.3), would never start. The target
+ * must be one a guard minted (../kit/dial.ts `targetAddress`). Also the facts
  * about a TLS socket that channels report in `info`.
  *
  * @example
@@ -27,6 +28,7 @@ import { abortedError, whenAborted } from './abort.js';
 import { TapsError } from '../../src/errors.js';
 import { establishmentError } from './errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
+import { targetAddress } from './dial.js';
 import type { SecurityParameters } from '../../src/security.js';
 import type { ClientTlsPlan } from './tls-options.js';
 import { sessionKey, sessionPolicy, storeSession, takeSession, type StoredSession } from './tls-sessions.js';
@@ -76,6 +78,13 @@ export function clientHandshake(
   label: string,
   timeoutMs = DEFAULT_CLIENT_HANDSHAKE_TIMEOUT,
 ): Promise<ClientHandshake> {
+  // The name presented (SNI, certificate identity) is the checked target's: a lookalike target is refused here too.
+  try {
+    targetAddress(target, label, 'tcp');
+  } catch (err) {
+    raw.destroy();
+    return Promise.reject(err);
+  }
   const { limit, lifetimeMs } = sessionPolicy(security);
   if (limit <= 0) return handshake(raw, plan, signal, label, timeoutMs, NO_RESUMPTION);
   const tenant = target.tenant;

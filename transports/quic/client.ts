@@ -59,7 +59,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   const { signal, target, security } = attempt;
   throwIfAborted(signal, 'quic');
   const datagrams = messages !== undefined;
-  const { address, port, family } = targetAddress(target, 'quic');
+  const { address, port, family } = targetAddress(target, 'quic', 'udp');
   const where = `${family === 6 ? `[${address}]` : address}:${port}`;
   if (security.mode === 'disabled') throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'security is disabled; QUIC is always encrypted');
   const cfg = quicOptions(attempt.options, security, address);

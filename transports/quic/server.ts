@@ -47,7 +47,7 @@ export interface QuicStacks {
 export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Promise<DriverListener> {
   const { signal, target, security } = attempt;
   throwIfAborted(signal, 'quic listen');
-  const { address, port, family } = targetAddress(target, 'quic listen');
+  const { address, port, family } = targetAddress(target, 'quic listen', 'udp listen');
   if (security.certificate === undefined || security.key === undefined) {
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'a QUIC listener needs security.certificate and security.key');
   }

@@ -64,7 +64,7 @@ function openConnected(attempt: ConnectAttempt, socket: Socket, address: string,
 /** Open a connected UDP socket to the attempt's checked target (bind checked too), as a channel. */
 export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChannel> {
   throwIfAborted(attempt.signal, 'udp');
-  const { address, port, family } = targetAddress(attempt.target, 'udp');
+  const { address, port, family } = targetAddress(attempt.target, 'udp', 'udp');
   const label = `udp connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   const options = attempt.options;
   const singular = singularMax(address, family, options);

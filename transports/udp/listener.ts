@@ -168,7 +168,7 @@ export class UdpListener implements DriverListener {
 /** Bind a UDP socket at the attempt's checked local target. */
 export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
   throwIfAborted(attempt.signal, 'udp listen');
-  const { address, port, family } = targetAddress(attempt.target, 'udp listen');
+  const { address, port, family } = targetAddress(attempt.target, 'udp listen', 'udp listen');
   const { signal, options } = attempt;
   const ipv6Only = options['ipv6Only'] === true;
   // Several listeners of one group share its address and port (RFC 9623 §10: SO_REUSEADDR).

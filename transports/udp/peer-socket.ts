@@ -65,7 +65,7 @@ class UdpPeerSocket implements PeerSocket {
       queueMicrotask(() => done(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the peer socket is closed')));
       return;
     }
-    const { address, port } = targetAddress(target, 'udp send-to');
+    const { address, port } = targetAddress(target, 'udp send-to', 'udp');
     const cb = (err: Error | null): void => done(err ?? undefined);
     const peer = this.#peer;
     if (peer === undefined) this.#socket.send(data, port, address, cb);
@@ -76,7 +76,7 @@ class UdpPeerSocket implements PeerSocket {
   connect(target: CheckedTarget, intercept: (data: Uint8Array) => boolean): Promise<TransportChannel> {
     if (this.#closed) return Promise.reject(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the peer socket is closed'));
     if (this.#peer !== undefined) return Promise.reject(new TypeError('connect() was already called'));
-    const { address, port } = targetAddress(target, 'udp rendezvous');
+    const { address, port } = targetAddress(target, 'udp rendezvous', 'udp');
     this.#peer = { address, port };
     this.#intercept = intercept;
     return new Promise<TransportChannel>((resolve, reject) => {
@@ -152,7 +152,7 @@ class UdpPeerSocket implements PeerSocket {
 /** Bind a UDP peer socket at the attempt's checked local target. */
 export function openPeerSocket(attempt: ListenAttempt): Promise<PeerSocket> {
   throwIfAborted(attempt.signal, 'udp rendezvous bind');
-  const { address, port, family } = targetAddress(attempt.target, 'udp rendezvous bind');
+  const { address, port, family } = targetAddress(attempt.target, 'udp rendezvous bind', 'udp listen');
   const { signal, options } = attempt;
   const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
   return new Promise<PeerSocket>((resolve, reject) => {

@@ -24,6 +24,7 @@ import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddres
 import { toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
+import { targetAddress } from '../kit/dial.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
@@ -83,7 +84,8 @@ class WebSocketListener implements DriverListener {
   }
 
   bind(attempt: ListenAttempt): Promise<void> {
-    const { target, signal } = attempt;
+    const { signal } = attempt;
+    const { address, port, family } = targetAddress(attempt.target, 'websocket listen', 'tcp listen');
     return new Promise<void>((resolve, reject) => {
       let stopListening = (): void => {};
       const onAbort = (): void => {
@@ -97,7 +99,7 @@ class WebSocketListener implements DriverListener {
       };
       this.#server.once('error', onError);
       stopListening = whenAborted(signal, onAbort);
-      this.#server.listen({ host: target.address, port: target.port, ipv6Only: target.family === 6 }, () => {
+      this.#server.listen({ host: address, port, ipv6Only: family === 6 }, () => {
         stopListening();
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#fail(err));

@@ -29,6 +29,7 @@ import type { TLSSocket } from 'node:tls';
 import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
+import { targetAddress } from '../kit/dial.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
@@ -112,7 +113,8 @@ class H2Listener implements DriverListener {
   }
 
   bind(attempt: ListenAttempt): Promise<void> {
-    const { target, signal } = attempt;
+    const { signal } = attempt;
+    const { address, port, family } = targetAddress(attempt.target, WHAT, 'tcp listen');
     return new Promise<void>((resolve, reject) => {
       let stopListening = (): void => {};
       const onAbort = (): void => {
@@ -126,7 +128,7 @@ class H2Listener implements DriverListener {
       };
       this.#server.once('error', onError);
       stopListening = whenAborted(signal, onAbort);
-      this.#server.listen({ host: target.address, port: target.port, ipv6Only: target.family === 6 }, () => {
+      this.#server.listen({ host: address, port, ipv6Only: family === 6 }, () => {
         stopListening();
         this.#server.off('error', onError);
         this.#server.on('error', (err) => this.#fail(err));

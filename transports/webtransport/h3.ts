@@ -92,7 +92,7 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   const { signal, target } = attempt;
   throwIfAborted(signal, what);
   const cfg = webTransportConfig(attempt.options, attempt.remote?.path ?? '/');
-  const { address, port, family } = targetAddress(target, what);
+  const { address, port, family } = targetAddress(target, what, 'udp');
   const hashes = serverCertificateHashes(attempt.security, what);
   const api: PublicApi = await loadHttp3Api();
   throwIfAborted(signal, what);
@@ -140,6 +140,7 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   const what = `${mode === 'streams' ? 'webtransport-h3' : 'webtransport-h3-datagram'} listen`;
   const { signal, target, security } = attempt;
   throwIfAborted(signal, what);
+  const { address, port, family } = targetAddress(target, what, 'udp listen');
   const cfg = webTransportConfig(attempt.options, undefined);
   if (security.certificate === undefined || security.key === undefined) {
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what} needs security.certificate and security.key`);
@@ -147,8 +148,8 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   const api = await loadHttp3Api();
   throwIfAborted(signal, what);
   const server = new api.Http3Server({
-    host: target.address,
-    port: target.port,
+    host: address,
+    port,
     secret: randomBytes(32).toString('hex'),
     cert: security.certificate.toString(),
     privKey: security.key.toString(),
@@ -161,13 +162,13 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   try {
     await server.ready;
   } catch (err) {
-    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} on ${target.address}:${target.port} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} on ${address}:${port} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   } finally {
     stopListening();
   }
   if (signal.aborted) throw abortedError(signal, what);
   const a = server.address();
-  const local: SocketAddress = Object.freeze({ address: a?.host ?? target.address, port: a?.port ?? target.port, family: target.family });
+  const local: SocketAddress = Object.freeze({ address: a?.host ?? address, port: a?.port ?? port, family });
   return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/');
 }
 
