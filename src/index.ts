@@ -36,7 +36,7 @@ export { RemoteEndpoint, LocalEndpoint, WELL_KNOWN_PORTS, type RemoteEndpointIni
 export * from './security.js';
 export * from './errors.js';
 export { explainReport, candidateLabel, droppedGroups, type DroppedGroup, type SelectionReport, type CandidateRecord, type CandidateFate, type ResolutionRecord } from './report.js';
-export { registerDriver, unregisterDriver, registeredDrivers } from './registry.js';
+export { registerDriver, unregisterDriver, registeredDrivers, warmUp } from './registry.js';
 export { SystemNetwork, DelegatingNetwork, type Network, type Resolver, type ResolvedAddress } from './network.js';
 export { DEFAULT_RACING } from './selection/racing-options.js';
 export { RacingCache, racingCacheOf, RACING_CACHE_DEFAULTS, type RacingCacheEntry, type RacingCacheOptions } from './selection/racing-cache.js';

@@ -56,14 +56,12 @@ export interface NetworkScope {
 }
 
 // The system resolver is a transport-side module (it calls getaddrinfo): loaded on first use, like the
-// drivers, so importing the core loads no socket code. A specifier in a variable keeps it out of the
-// type checker's and bundlers' import graph.
-const SYSTEM_RESOLVER = '../transports/system/resolver.js';
+// drivers, so importing the core loads no socket code. A literal specifier, so bundlers follow it.
 let loaded: Promise<{ readonly systemResolver: Resolver }> | undefined;
 
 /** The operating system's resolver (getaddrinfo, one family per call; `localhost` answered in-process). */
 export const systemResolver: Resolver = async (host, family, signal) =>
-  (await (loaded ??= import(SYSTEM_RESOLVER) as Promise<{ readonly systemResolver: Resolver }>)).systemResolver(host, family, signal);
+  (await (loaded ??= import('../transports/system/resolver.js'))).systemResolver(host, family, signal);
 
 /** The system network: raw OS work through the given resolver (default: the system's) and the drivers themselves. */
 export class SystemNetwork implements Network {

@@ -3,8 +3,9 @@
  *
  * `src/` never imports a driver statically. When a Preconnection is given no
  * explicit driver list, the registry loads the default set (`transports/
- * defaults`) on first use with a dynamic import, so an unused stack never
- * loads and an optional native piece is only touched when asked for.
+ * defaults`) on first use with a dynamic import (a literal one, so bundlers
+ * follow it), so an unused stack never loads and an optional native piece is
+ * only touched when asked for. {@link warmUp} loads them all up front.
  *
  * @example
  * import { tcpDriver } from 'taps-node/tcp';
@@ -13,21 +14,43 @@
 import type { Driver } from './driver.js';
 import type { ResolvedAddress, Resolver } from './network.js';
 
-interface DefaultsModule {
-  readonly drivers: () => Promise<readonly Driver[]>;
-  readonly systemResolver: Resolver;
-}
+type DefaultsModule = typeof import('../transports/defaults.js');
 
 const registered = new Map<string, Driver>();
 let defaults: Promise<DefaultsModule> | undefined;
 
-// A specifier in a variable keeps the type checker and bundlers from pulling
-// the drivers into the core's import graph.
-const DEFAULTS_SPECIFIER = '../transports/defaults.js';
-
+// A literal specifier, so a bundler (esbuild, Rollup, webpack) follows it and ships the drivers; it is
+// still loaded only on first use.
 function loadDefaults(): Promise<DefaultsModule> {
-  defaults ??= import(DEFAULTS_SPECIFIER) as Promise<DefaultsModule>;
+  defaults ??= import('../transports/defaults.js');
   return defaults;
+}
+
+/**
+ * Load the default drivers and their optional native pieces now (QUIC's module), instead of during the first
+ * selections: a host that knows it will connect calls this at start-up, so no selection races without a
+ * stack that is still loading. Resolves with the drivers' ids and which are unavailable here (and why);
+ * never rejects for a missing optional piece. Idempotent: later calls answer from what was loaded.
+ */
+export async function warmUp(): Promise<{ readonly ready: readonly string[]; readonly unavailable: Readonly<Record<string, string>> }> {
+  const list = await registeredDrivers();
+  const ready: string[] = [];
+  const unavailable: Record<string, string> = {};
+  await Promise.all(
+    list.map(async (d) => {
+      let a;
+      try {
+        a = await d.available();
+      } catch (err) {
+        a = { available: false as const, reason: `availability check failed: ${(err as Error)?.message ?? String(err)}` };
+      }
+      if (a.available) ready.push(d.id);
+      else unavailable[d.id] = a.reason;
+    }),
+  );
+  const order = new Map(list.map((d, i) => [d.id, i]));
+  ready.sort((a, b) => order.get(a)! - order.get(b)!);
+  return { ready, unavailable };
 }
 
 /** Add (or replace, by id) a driver used by every Preconnection that does not name its own. */

@@ -4,12 +4,13 @@
  * imports a driver statically.
  *
  * tcp, tls and udp are always there. Every other stack is an entry in
- * {@link OPTIONAL_DRIVERS}: a module specifier (relative to this file) and
- * the name of its export holding `readonly Driver[]`. Those modules load
- * lazily, the first time `drivers()` is called, and one that cannot load is
- * left out (reported through `NODE_DEBUG=taps`), never a crash. A driver
- * whose optional native piece is missing should still load and say so with
- * `available()` (STYLE §12). To add a stack, append one line.
+ * {@link OPTIONAL_DRIVERS}: a literal `import()` of its module (bundlers
+ * follow it) and the name of its export holding `readonly Driver[]`. Those
+ * modules load lazily, the first time `drivers()` is called, and one that
+ * cannot load is left out with one process warning (`TAPS_DRIVER_UNAVAILABLE`,
+ * and `NODE_DEBUG=taps`), never a crash. A driver whose optional native piece
+ * is missing still loads and says so with `available()` / `installed()`,
+ * which the report shows as `unavailable`. To add a stack, append one line.
  *
  * @example
  * const all = await drivers(); // [tcp, tls, udp, ws, wss, http, https, ...]
@@ -27,41 +28,51 @@ const log = debuglog('taps');
 /** Always present, in this order. */
 export const BUILTIN_DRIVERS: readonly Driver[] = Object.freeze([tcpDriver, tlsDriver, udpDriver]);
 
-/** One lazily loaded stack: where its module is and which export lists its drivers. */
+/** One lazily loaded stack: how to import its module and which export lists its drivers. */
 export interface OptionalDrivers {
-  /** Module specifier relative to this file (`.js`, as compiled). */
-  readonly module: string;
+  /** A name for messages (`websocket`). */
+  readonly name: string;
+  /** Import the module: a literal `import('./x/index.js')`, so bundlers follow it. */
+  readonly load: () => Promise<Record<string, unknown>>;
   /** The export holding `readonly Driver[]`. */
   readonly exportName: string;
 }
 
 /** Lazily loaded stacks. Append entries here. */
 export const OPTIONAL_DRIVERS: readonly OptionalDrivers[] = Object.freeze([
-  { module: './websocket/index.js', exportName: 'websocketDrivers' },
-  { module: './http/index.js', exportName: 'httpDrivers' },
-  { module: './quic/index.js', exportName: 'quicDrivers' },
-  { module: './webtransport/index.js', exportName: 'webtransportDrivers' },
+  { name: 'websocket', load: () => import('./websocket/index.js'), exportName: 'websocketDrivers' },
+  { name: 'http', load: () => import('./http/index.js'), exportName: 'httpDrivers' },
+  { name: 'quic', load: () => import('./quic/index.js'), exportName: 'quicDrivers' },
+  { name: 'webtransport', load: () => import('./webtransport/index.js'), exportName: 'webtransportDrivers' },
 ]);
 
 function isDriver(d: unknown): d is Driver {
   return typeof d === 'object' && d !== null && typeof (d as Driver).id === 'string' && typeof (d as Driver).connect === 'function';
 }
 
-async function loadOptional(entry: OptionalDrivers): Promise<Driver[]> {
-  try {
-    // A specifier in a variable: bundlers and the type checker leave optional stacks out of the static graph.
-    const specifier = entry.module;
-    const mod = (await import(specifier)) as Record<string, unknown>;
-    const list = mod[entry.exportName];
-    if (!Array.isArray(list) || !list.every(isDriver)) {
-      log('defaults: %s has no driver list named %s', entry.module, entry.exportName);
-      return [];
-    }
-    return list;
-  } catch (err) {
-    log('defaults: could not load %s: %s', entry.module, (err as Error)?.message ?? String(err));
-    return [];
+const warned = new Set<string>();
+
+/** Say once per stack, as a process warning (`process.on('warning')`), that it could not load and is left out. */
+function leftOut(entry: OptionalDrivers, why: string): Driver[] {
+  log('defaults: %s left out: %s', entry.name, why);
+  if (!warned.has(entry.name)) {
+    warned.add(entry.name);
+    process.emitWarning(`taps-node: the ${entry.name} drivers could not load and are left out of the default set: ${why}`, { code: 'TAPS_DRIVER_UNAVAILABLE' });
   }
+  return [];
+}
+
+/** One optional stack's drivers, or none (with one warning) when its module cannot load. */
+export async function loadOptional(entry: OptionalDrivers): Promise<Driver[]> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = await entry.load();
+  } catch (err) {
+    return leftOut(entry, (err as Error)?.message ?? String(err));
+  }
+  const list = mod[entry.exportName];
+  if (!Array.isArray(list) || !list.every(isDriver)) return leftOut(entry, `its module has no driver list named ${entry.exportName}`);
+  return list;
 }
 
 let loaded: Promise<Driver[]> | undefined;

@@ -10,7 +10,8 @@
  * Every dropped stack is handed to `dropped` with its fate and reason, so the report keeps it.
  *
  * The answer is synchronous when every driver answers `available()` synchronously (most do): an await
- * per driver would cost a promise and a microtask on every initiate.
+ * per driver would cost a promise and a microtask on every initiate. With `late`, it is always synchronous:
+ * a driver still loading is handed over with its pending answer, so it never delays the ones that are ready.
  *
  * @example
  * const suitable = await gatherStacks(drivers, { properties, security, framerCount: 1, scheme: undefined }, (driver, fate, reason) => record(...));
@@ -25,6 +26,12 @@ export type Dropped = (driver: Driver, fate: 'unsuitable' | 'unavailable', reaso
 export interface GatherOptions {
   /** Passive open: a driver without `listen` is unsuitable. */
   readonly listening?: boolean | undefined;
+  /**
+   * A suitable driver whose `available()` answers with a promise (its module is still loading) is kept
+   * among the suitable ones and its answer handed here, instead of being awaited: the selection races
+   * the drivers that are ready and lets this one join when it is (race.ts `loadingUntil`).
+   */
+  readonly late?: ((driver: Driver, availability: Promise<Availability>) => void) | undefined;
 }
 
 /** The suitable, available drivers in their given order; the rest reported through `dropped`. */
@@ -47,6 +54,11 @@ export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, drop
       continue;
     }
     const a = availability(driver);
+    if (a instanceof Promise && options.late !== undefined) {
+      suitable.push(driver);
+      options.late(driver, a);
+      continue;
+    }
     if (a instanceof Promise) return a.then((first) => finish(drivers, i, first, suitable, ctx, dropped, options));
     if (a.available) suitable.push(driver);
     else dropped(driver, 'unavailable', a.reason);

@@ -3,7 +3,9 @@
  *
  * 1. Gather: every driver is judged against the properties, the security
  *    mode and the endpoint's scheme; unsuitable and unavailable stacks are
- *    recorded with the reason.
+ *    recorded with the reason. A driver still loading (its availability is
+ *    a pending promise: QUIC's native module) is not waited for: the stacks
+ *    that are ready race at once and it joins when it is ready.
  * 2. Rank the suitable stacks (rank.ts).
  * 3. Derive endpoints: an IP literal is used as is; a name is first put to the
  *    tenant's policy as a `lookup` (`guard.authorizeLookup`, once per stack
@@ -32,7 +34,7 @@
 import { channel as diagChannel } from 'node:diagnostics_channel';
 import { debuglog } from 'node:util';
 import type { Clock } from '../clock.js';
-import { NEVER_ABORTED, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
+import { NEVER_ABORTED, type Availability, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
 import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
 import { planPaths, sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
 import { EstablishmentError, abortCode, TapsError, isCertificateFailure, isTapsError, toTapsError } from '../errors.js';
@@ -213,7 +215,10 @@ export async function select(input: SelectionInput): Promise<Selected> {
       if (verdict !== undefined) recordUnsuitable(driver, verdict, reason);
       else record({ driver: driver.id, stack: driver.stack, fate, reason });
     };
-    const gathered = gatherStacks(input.drivers, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast }, dropped);
+    // A driver whose module is still loading is raced when it is ready, never waited for (buildTree).
+    let loading: Map<Driver, Promise<Availability>> | undefined;
+    const late = (driver: Driver, answer: Promise<Availability>): void => void (loading ??= new Map()).set(driver, answer);
+    const gathered = gatherStacks(input.drivers, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast }, dropped, { late });
     const suitable = gathered instanceof Promise ? await gathered : gathered;
     (controller?.signal ?? input.signal)?.throwIfAborted();
     // 2. Rank, with what the tenant's racing cache remembers of this endpoint (history.ts).
@@ -261,7 +266,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
       return p;
     };
 
-    if (remote.ipAddress !== undefined && ranked.length === 1 && paths.any) {
+    if (remote.ipAddress !== undefined && ranked.length === 1 && paths.any && loading === undefined) {
       // One stack and one address: nothing to race (RFC 8305 needs two candidates), so no race tree; the
       // attempt runs on the selection's signal if it has one. Recorded exactly as a race of one would be.
       const s = ranked[0]!;
@@ -328,6 +333,18 @@ export async function select(input: SelectionInput): Promise<Selected> {
     const signal = own();
     const groups = new Map<RankedStack, RaceGroup<Leaf>>();
     const root = buildTree(ranked, racing, groups);
+    if (loading !== undefined) {
+      for (const [s, g] of groups) {
+        const answer = loading.get(s.driver);
+        if (answer === undefined) continue;
+        g.loadingUntil(
+          answer.then((a) => {
+            if (!a.available && !race.settled) record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unavailable', reason: a.reason });
+            return a.available;
+          }),
+        );
+      }
+    }
     const leafRecords = new Map<RaceLeaf<Leaf>, CandidateRecord>();
     const rest = (remainder = new QuicRemainder(clock, racing.attemptDelay, (why) => race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why))));
     const race = new Race<Leaf>(root, {

@@ -19,7 +19,8 @@
  * starts the next one at once and restarts the delay.
  * Children may arrive after the group started (DNS answers come in over
  * time): when a delay passed with nothing to start, the next arrival starts at
- * once. A group fails only when it is sealed and every child failed. The
+ * once. A child group whose driver is still loading (`loadingUntil`) is passed
+ * by: it never holds up a sibling that is ready, and joins like an arrival. A group fails only when it is sealed and every child failed. The
  * first leaf to resolve wins: every other running attempt is aborted, the
  * timer cleared. A value that resolves after the race was won is disposed.
  * Time comes from an injected {@link Clock} so this is tested with fake time.
@@ -115,6 +116,8 @@ export class RaceGroup<T> {
   #sealed = false;
   #race: Race<T> | undefined;
   #failed = false;
+  /** Its driver is still loading: the race passes it by until it is ready (see loadingUntil). */
+  #loading = false;
   #lastFamily: 4 | 6 | undefined;
   /** @internal */ parent: Parent<T> | undefined;
 
@@ -138,6 +141,36 @@ export class RaceGroup<T> {
     else race.arrived();
   }
 
+  /**
+   * Hold this group out of the race until `loaded` settles (its driver is still loading): the siblings that
+   * are ready start without waiting for it. `true`: it joins the race then, in the next attempt slot (at once
+   * when the attempt delay already passed with nothing to start); `false` (or a rejection): it counts as failed.
+   */
+  loadingUntil(loaded: Promise<boolean>): void {
+    this.#loading = true;
+    const settle = (ok: boolean): void => {
+      this.#loading = false;
+      if (this.parent instanceof RaceGroup) this.parent.#childLoaded(this, ok);
+    };
+    loaded.then(settle, () => settle(false));
+  }
+
+  #childLoaded(child: RaceGroup<T>, ok: boolean): void {
+    const race = this.#race;
+    if (ok) {
+      if (race === undefined || race.settled) return;
+      if (this.mode === 'simultaneous') this.#launch(this.#waiting.splice(this.#waiting.indexOf(child), 1)[0]!);
+      else if (this.mode === 'staggered') race.arrived();
+      else if (this.#waiting[0] === child && this.#allStartedFailed()) this.#launch(this.#waiting.shift()!); // failover: its turn came while it loaded
+      return;
+    }
+    const i = this.#waiting.indexOf(child);
+    if (i >= 0) this.#waiting.splice(i, 1);
+    child.#failed = true;
+    this.#started.push(child); // counted among the failed children
+    if (race !== undefined && !race.settled) this.#checkFailed();
+  }
+
   /** No more children will come. */
   seal(): void {
     this.#sealed = true;
@@ -150,7 +183,10 @@ export class RaceGroup<T> {
     race.groups.add(this);
     let launched = false;
     if (this.mode === 'simultaneous') {
-      while (this.#waiting.length > 0) launched = this.#launch(this.#waiting.shift()!) || launched;
+      for (const child of this.#waiting.filter((c) => !isLoading(c))) {
+        this.#waiting.splice(this.#waiting.indexOf(child), 1);
+        launched = this.#launch(child) || launched;
+      }
     } else {
       launched = this.launchOne();
     }
@@ -168,8 +204,8 @@ export class RaceGroup<T> {
     if (this.mode === 'failover') {
       const current = this.#started[this.#started.length - 1];
       if (current !== undefined) return current instanceof RaceGroup && current.launchOne();
-      const first = this.#waiting.shift();
-      return first !== undefined && this.#launch(first);
+      const first = this.#waiting[0];
+      return first !== undefined && !isLoading(first) && this.#launch(this.#waiting.shift()!);
     }
     for (const c of this.#started) if (c instanceof RaceGroup && c.launchOne()) return true;
     if (this.mode === 'simultaneous') return false;
@@ -190,13 +226,19 @@ export class RaceGroup<T> {
     return this.mode === 'staggered' && (!this.#sealed || this.#waiting.length > 0);
   }
 
-  /** Pick the next child: alternate address families when the children carry one (RFC 8305 §4). */
+  /** Pick the next child that is ready: alternate address families when the children carry one (RFC 8305 §4). */
   #pick(): RaceNode<T> | undefined {
     if (this.#lastFamily !== undefined) {
       const i = this.#waiting.findIndex((c) => c instanceof RaceLeaf && c.family !== undefined && c.family !== this.#lastFamily);
       if (i > 0) return this.#waiting.splice(i, 1)[0];
     }
-    return this.#waiting.shift();
+    const i = this.#waiting.findIndex((c) => !isLoading(c));
+    return i < 0 ? undefined : this.#waiting.splice(i, 1)[0];
+  }
+
+  /** @internal Still loading (loadingUntil has not settled). */
+  get loading(): boolean {
+    return this.#loading;
   }
 
   #launch(child: RaceNode<T>): boolean {
@@ -209,10 +251,14 @@ export class RaceGroup<T> {
     const race = this.#race;
     if (!race || race.settled) return;
     // Failover: the next child starts only now (the race paces every other mode).
-    if (this.mode === 'failover' && this.#waiting.length > 0 && this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed))) {
+    if (this.mode === 'failover' && this.#waiting.length > 0 && !isLoading(this.#waiting[0]!) && this.#allStartedFailed()) {
       this.#launch(this.#waiting.shift()!);
     }
     this.#checkFailed();
+  }
+
+  #allStartedFailed(): boolean {
+    return this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed));
   }
 
   #checkFailed(): void {
@@ -232,6 +278,11 @@ export class RaceGroup<T> {
       else yield* c.leaves();
     }
   }
+}
+
+/** A child group whose driver is still loading: passed by until it is ready. */
+function isLoading<T>(c: RaceNode<T>): boolean {
+  return c instanceof RaceGroup && c.loading;
 }
 
 export interface RaceOptions<T> {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { registeredDrivers, systemResolver as registrySystemResolver } from '../../src/registry.js';
-import { BUILTIN_DRIVERS, drivers, systemResolver } from '../../transports/defaults.js';
+import { BUILTIN_DRIVERS, drivers, loadOptional, systemResolver } from '../../transports/defaults.js';
 
 describe('default drivers', () => {
   it('lists tcp, tls and udp first, then the optional stacks that load, each id once', async () => {
@@ -26,5 +26,27 @@ describe('default drivers', () => {
     expect(await registrySystemResolver('127.0.0.1', 4, new AbortController().signal)).toEqual(
       await systemResolver('127.0.0.1', 4, new AbortController().signal),
     );
+  });
+});
+
+describe('an optional stack that cannot load', () => {
+  it('is left out with one process warning (TAPS_DRIVER_UNAVAILABLE), never a throw', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const broken = { name: 'sctp-test', load: () => Promise.reject(new Error("Cannot find package 'sctp'")), exportName: 'sctpDrivers' };
+      expect(await loadOptional(broken)).toEqual([]);
+      expect(await loadOptional(broken)).toEqual([]);
+      const empty = { name: 'empty-test', load: async () => ({}), exportName: 'emptyDrivers' };
+      expect(await loadOptional(empty)).toEqual([]);
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(warnings.map((w) => [(w as { code?: string }).code, w.message])).toEqual([
+        ['TAPS_DRIVER_UNAVAILABLE', "taps-node: the sctp-test drivers could not load and are left out of the default set: Cannot find package 'sctp'"],
+        ['TAPS_DRIVER_UNAVAILABLE', 'taps-node: the empty-test drivers could not load and are left out of the default set: its module has no driver list named emptyDrivers'],
+      ]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

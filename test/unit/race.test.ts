@@ -322,3 +322,85 @@ describe('Race (RFC 8305 staggered racing)', () => {
     expect(a.state.aborted).toBe(true);
   });
 });
+
+describe('Race: a stack whose driver is still loading (loadingUntil)', () => {
+  /** Two stacks, `first` ranked ahead of `second`, one leaf each; `first` is loading until the test says. */
+  function twoStacks(clock: ManualClock) {
+    const root = new RaceGroup<string>('staggered', 250, 'stacks');
+    const first = new RaceGroup<string>('staggered', 250, 'first');
+    const second = new RaceGroup<string>('staggered', 250, 'second');
+    const a = controllable(clock, 'a');
+    const b = controllable(clock, 'b');
+    first.add(a.leaf);
+    first.seal();
+    second.add(b.leaf);
+    second.seal();
+    let loaded!: (ok: boolean) => void;
+    first.loadingUntil(new Promise<boolean>((r) => (loaded = r)));
+    root.add(first);
+    root.add(second);
+    root.seal();
+    return { root, a, b, loaded: (ok: boolean) => loaded(ok) };
+  }
+
+  it('the ready stack starts at once; the loaded one joins in the next attempt slot, at once when nothing else is due', async () => {
+    const clock = new ManualClock();
+    const { root, a, b, loaded } = twoStacks(clock);
+    const p = new Race(root, { clock }).run();
+    await flush();
+    expect(b.state.startedAt).toBe(0); // not held back by the loading stack ranked ahead of it
+    expect(a.state.startedAt).toBeUndefined();
+    await clock.advance(40);
+    loaded(true);
+    await flush();
+    // One new attempt per attempt delay (RFC 8305 §5): it waits for the slot b opened.
+    expect(a.state.startedAt).toBeUndefined();
+    await clock.advance(210);
+    expect(a.state.startedAt).toBe(250);
+    a.state.resolve('A');
+    expect((await p).leaf.id).toBe('a');
+    expect(b.state.aborted).toBe(true);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('loaded after the delay passed with nothing to start: it starts at once', async () => {
+    const clock = new ManualClock();
+    const { root, a, b, loaded } = twoStacks(clock);
+    const p = new Race(root, { clock }).run();
+    await flush();
+    await clock.advance(300); // the slot at 250 found only the loading stack
+    expect(a.state.startedAt).toBeUndefined();
+    loaded(true);
+    await flush();
+    expect(a.state.startedAt).toBe(300);
+    b.state.resolve('B');
+    expect((await p).leaf.id).toBe('b');
+  });
+
+  it('a stack that cannot load counts as failed: the race fails only when the ready ones failed too', async () => {
+    const clock = new ManualClock();
+    const { root, b, loaded } = twoStacks(clock);
+    const p = new Race(root, { clock }).run();
+    const outcome = p.then(() => 'won', (e: unknown) => e);
+    await flush();
+    b.state.reject(new Error('refused'));
+    await flush();
+    // Still loading: the race waits for it.
+    expect(await Promise.race([outcome, Promise.resolve('pending')])).toBe('pending');
+    loaded(false);
+    expect(await outcome).toBeInstanceOf(RaceFailedError);
+  });
+
+  it('loaded before the race starts: it runs in its ranked place, first', async () => {
+    const clock = new ManualClock();
+    const { root, a, b, loaded } = twoStacks(clock);
+    loaded(true);
+    await flush();
+    const p = new Race(root, { clock }).run();
+    await flush();
+    expect(a.state.startedAt).toBe(0);
+    expect(b.state.startedAt).toBeUndefined();
+    a.state.resolve('A');
+    expect((await p).leaf.id).toBe('a');
+  });
+});

@@ -38,16 +38,17 @@ export function loadQuic(): Promise<QuicEngine> {
   return loading;
 }
 
-/** Whether QUIC can run here; never throws, never prints. */
-export async function quicState(): Promise<Availability> {
+/**
+ * Whether QUIC can run here; never throws, never prints. Synchronous once the package was loaded (or failed
+ * to): a selection then races QUIC in its ranked place. While it loads the answer is a promise, and the
+ * selection races the stacks that are ready and lets QUIC join when it is (src/selection/race.ts).
+ */
+export function quicState(): Availability | Promise<Availability> {
   if (state) return state;
-  try {
-    await loadQuic();
-    state = { available: true };
-  } catch (err) {
-    state = { available: false, reason: `@matrixai/quic cannot load here: ${(err as Error)?.message ?? String(err)}` };
-  }
-  return state;
+  return loadQuic().then(
+    () => (state = { available: true }),
+    (err: unknown) => (state = { available: false, reason: `@matrixai/quic cannot load here: ${(err as Error)?.message ?? String(err)}` }),
+  );
 }
 
 const toArrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
