@@ -197,9 +197,7 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
         expect(run.winner!.family, summary([run])).toBe(4);
       }
     });
-    // Known defect (RFC 8305 §5): when the attempt delay passes, the selector starts the next address and
-    // the next stack together (QUIC over IPv4 and TLS over IPv6, a few ms apart). Flip to `it` once fixed.
-    it.fails('library: one new attempt per attempt delay (RFC 8305 §5) — known defect, fails today', () => {
+    it('library: one new attempt per attempt delay (RFC 8305 §5): the next address and the next stack never start together', () => {
       for (const run of libraryRuns(results())) oneAttemptPerDelay(run);
     });
   });
@@ -233,6 +231,7 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
             expect(second.startedAt!, summary([run])).toBeLessThanOrEqual(first!.endedAt!);
           }
           if (fallsBack) expect(run.winner!.family, summary([run])).toBe(4);
+          oneAttemptPerDelay(run);
           if (run.winner!.family === 6) expect(run.winner, summary([run])).toMatchObject({ startedAt: first!.startedAt });
         }
       });
@@ -279,6 +278,7 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
       for (const run of libraryRuns(fresh())) {
         expect(run.winner, summary([run])).toMatchObject({ stack: 'quic/udp', family: 6 });
         expect(run.attempts[0]?.stack, summary([run])).toBe('tls/tcp');
+        oneAttemptPerDelay(run);
       }
     });
     it('library, one Host (racing cache, RFC 9623 §4.2): after QUIC won, the next connections race QUIC first, alone', () => {
@@ -309,6 +309,7 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
         expect(run.error, summary([run])).toMatch(/refused|ECONNREFUSED|unreachable/i);
         expect(new Set(run.attempts.map((a) => `${a.stack} v${a.family}`)), summary([run])).toEqual(new Set(['quic/udp v6', 'quic/udp v4', 'tls/tcp v6', 'tls/tcp v4']));
         for (const a of run.attempts) expect(a.fate, summary([run])).toBe('failed');
+        oneAttemptPerDelay(run); // a refused attempt starts the next at once
       }
     });
   });
