@@ -14,6 +14,7 @@ import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
 const SUITES: Record<string, string> = {
   core: './core.js',
   defaults: './defaults.js',
+  'first-use': './first-use.js',
   policy: './policy.js',
   websocket: './websocket.js',
   http: './http.js',
