@@ -187,6 +187,8 @@ export interface CompiledPolicy {
   readonly spec: PolicySpec;
   readonly rules: CompiledRules;
   readonly mode: 'enforce' | 'audit';
+  /** Strict answers for every name (`answers strict`), else only for names granted by these rules (their text). */
+  readonly strictAnswers: true | ReadonlySet<string>;
   readonly limits: PolicySpec['limits'];
   readonly custom: CustomRule | undefined;
   /** How long an async custom rule may take before the decision is `policy-error`. */
@@ -202,6 +204,7 @@ export function compilePolicy(spec: PolicySpec, options: { custom?: CustomRule |
     spec,
     rules: compileRules([...spec.deny, ...spec.allow]),
     mode: spec.mode,
+    strictAnswers: spec.answers === 'strict' ? true : new Set(spec.allow.filter((r) => r.strict).map((r) => r.text)),
     limits: spec.limits,
     custom: options.custom,
     customTimeoutMs: t,

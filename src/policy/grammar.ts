@@ -1,7 +1,7 @@
 /**
  * The rule grammar (Spin-like), one rule at a time:
  *
- *     rule   = [uses ":"] scheme "://" host [":" ports]
+ *     rule   = [uses ":"] scheme "://" host [":" ports] [" strict"]
  *     uses   = use *("," use)        ; lookup connect bind accept sendto redirect upgrade
  *                                     ; default: connect for allow; connect,sendto,redirect,upgrade for deny
  *     scheme = tcp | tls | udp | quic | webtransport | http | https | ws | wss | "*"
@@ -10,7 +10,10 @@
  *
  * `*.example.com` matches names below example.com, never example.com itself.
  * A port may be left out for http/https/ws/wss/webtransport (their default)
- * and must be left out (or `*`) on lookup-only rules. Every mistake is a
+ * and must be left out (or `*`) on lookup-only rules. ` strict` after an
+ * allow rule that names hosts by name asks for strict answers: a name it
+ * grants is refused whole when any address it resolves to is one the tenant
+ * may not connect to (src/policy/scope.ts decides). Every mistake is a
  * {@link PolicyParseError} naming the rule and the position in it; nothing
  * invalid ever becomes an allow.
  *
@@ -41,6 +44,11 @@ export interface PolicyRule {
   readonly host: HostPattern;
   /** null: any port. */
   readonly ports: PortSet | null;
+  /**
+   * Strict answers for the names this rule grants: one forbidden address in
+   * a name's answers refuses the name (an allow rule naming hosts by name only).
+   */
+  readonly strict: boolean;
   /** The rule as written (JSON rules: as rendered to text). Decision records cite it. */
   readonly text: string;
   /** Where it came from: `policy.txt:7:7` or `allow[3]`. */
@@ -53,6 +61,8 @@ export interface JsonRule {
   readonly scheme: PolicyProtocol | '*';
   readonly host: string;
   readonly port?: number | string | ReadonlyArray<number | string>;
+  /** `"strict"`: strict answers for the names this rule grants (rendered as the text form's ` strict`). */
+  readonly answers?: 'strict' | 'each';
 }
 
 /** Where a rule came from, for error messages. */
@@ -105,6 +115,8 @@ const CONNECT_ONLY: readonly NetworkUse[] = Object.freeze(['connect']);
  */
 export const DEFAULT_DENY_USES: readonly NetworkUse[] = Object.freeze(['connect', 'sendto', 'redirect', 'upgrade']);
 const USES = new Set<string>(NETWORK_USES);
+/** A rule followed by the strict-answers flag (` strict`, after whitespace). */
+const STRICT_FLAG = /^(\S*)\s+strict$/;
 const STRICT_V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 function whereOf(at: ParseLocation): string {
@@ -114,8 +126,11 @@ function whereOf(at: ParseLocation): string {
 
 /** Parse one rule from its text or JSON form. Throws PolicyParseError. */
 export function parseRule(input: string | JsonRule, effect: 'allow' | 'deny', at: ParseLocation = {}): PolicyRule {
-  const text = typeof input === 'string' ? input : jsonRuleText(input, at);
-  const err = (detail: string, pos: number) => new PolicyParseError(detail, text, pos, at);
+  const written = typeof input === 'string' ? input : jsonRuleText(input, at);
+  const flagged = STRICT_FLAG.exec(written);
+  const text = flagged === null ? written : flagged[1]!;
+  const strict = flagged !== null;
+  const err = (detail: string, pos: number) => new PolicyParseError(detail, written, pos, at);
   if (text.length === 0) throw err('empty rule', 0);
   const bad = /[\s\x00-\x1f\x7f\\]/.exec(text);
   if (bad) throw err('whitespace, control characters and backslashes are not allowed inside a rule', bad.index);
@@ -179,7 +194,11 @@ export function parseRule(input: string | JsonRule, effect: 'allow' | 'deny', at
     ports = parsePorts(portText, (d, p) => err(d, portPos + p));
     if (lookupOnly && ports !== null) throw err('lookup rules take no port (leave it out or write ":*")', portPos);
   }
-  return Object.freeze({ effect, uses, scheme, host, ports, text, where: whereOf(at) });
+  if (strict) {
+    if (effect === 'deny') throw err('"strict" (strict answers) applies to allow rules only', text.length + 1);
+    if (host.kind === 'cidr') throw err('"strict" (strict answers) applies to rules that name hosts by name, not to addresses', text.length + 1);
+  }
+  return Object.freeze({ effect, uses, scheme, host, ports, strict, text: strict ? `${text} strict` : text, where: whereOf(at) });
 }
 
 function parseHost(h: string, err: (detail: string, pos: number) => PolicyParseError): HostPattern {
@@ -275,12 +294,14 @@ const portSets = new Map<string, PortSet>();
 function jsonRuleText(r: JsonRule, at: ParseLocation): string {
   const fail = (d: string) => new PolicyParseError(d, safeJson(r), 0, at);
   if (typeof r !== 'object' || r === null || Array.isArray(r)) throw fail('a rule must be a string or an object { use?, scheme, host, port? }');
-  for (const k of Object.keys(r)) if (!['use', 'scheme', 'host', 'port'].includes(k)) throw fail(`unknown rule field ${JSON.stringify(k)}`);
+  for (const k of Object.keys(r)) if (!['use', 'scheme', 'host', 'port', 'answers'].includes(k)) throw fail(`unknown rule field ${JSON.stringify(k)}`);
   // Own fields only (a polluted Object.prototype adds nothing to a rule).
   const scheme = ownField(r, 'scheme', 'rule');
   const hostText = ownField(r, 'host', 'rule');
   const use = ownField(r, 'use', 'rule');
   const portField = ownField(r, 'port', 'rule');
+  const answers = ownField(r, 'answers', 'rule');
+  if (answers !== undefined && answers !== 'strict' && answers !== 'each') throw fail('rule.answers must be "strict" or "each"');
   if (typeof scheme !== 'string') throw fail('rule.scheme must be a string');
   if (typeof hostText !== 'string') throw fail('rule.host must be a string');
   const uses: unknown[] = use === undefined ? [] : Array.isArray(use) ? use : [use];
@@ -292,7 +313,8 @@ function jsonRuleText(r: JsonRule, at: ParseLocation): string {
     if (ps.length === 0 || ps.some((x) => typeof x !== 'number' && typeof x !== 'string')) throw fail('rule.port must be a number, a string or an array of them');
     port = `:${ps.join(',')}`;
   }
-  return `${uses.length > 0 ? `${uses.join(',')}:` : ''}${scheme}://${host}${port}`;
+  if (/\s/.test(host + port)) throw fail('whitespace is not allowed in rule.host or rule.port');
+  return `${uses.length > 0 ? `${uses.join(',')}:` : ''}${scheme}://${host}${port}${answers === 'strict' ? ' strict' : ''}`;
 }
 
 /** A rule object as text for an error message (never runs the caller's toString). */

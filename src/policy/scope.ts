@@ -67,6 +67,14 @@ function checkCustom(d: unknown): PolicyDecision {
   return deny(typeof o.code === 'string' ? o.code : 'denied', typeof o.reason === 'string' ? o.reason : 'denied by the custom rule', typeof o.rule === 'string' ? o.rule : 'custom');
 }
 
+/** One family's answers under strict answers, or why the family failed. */
+type FamilyAnswers = { readonly answers: ResolvedAddress[] } | { readonly error: unknown };
+/** Both families' answers of a strict name, every address allowed. */
+interface StrictAnswers {
+  readonly v4: FamilyAnswers;
+  readonly v6: FamilyAnswers;
+}
+
 /** The scope a {@link Host} gives out for one tenant (see the module comment). */
 export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly tenant: string;
@@ -81,6 +89,11 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly #memo = new DecisionMemo();
   /** `protocol name` → the revision under which this scope granted the lookup of that name (see #presentable). */
   readonly #granted = new Map<string, number>();
+  /**
+   * Names minted under strict answers → true until first resolved, then both families' answers, each
+   * decided as a connect: one forbidden address refuses the name (see #strictResolve).
+   */
+  readonly #strict = new WeakMap<CheckedName, true | Promise<StrictAnswers>>();
   /** Set by #run: its last synchronous answer is the memo's (repeated or just stored). */
   #fromMemo = false;
 
@@ -208,7 +221,51 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     const o = await this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
     this.#grant(`${o.request!.protocol} ${o.request!.name!}`, o.revision);
-    return this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
+    const name = this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
+    if (this.#strictFor(o.decision)) this.#strict.set(name, true);
+    return name;
+  }
+
+  /** Strict answers for a name granted by `decision`: the tenant's `answers strict`, or a rule marked ` strict`. */
+  #strictFor(decision: PolicyDecision): boolean {
+    const strict = this.#core.entry(this.tenant)?.policy.strictAnswers;
+    if (strict === undefined || !decision.allow) return false;
+    return strict === true || (decision.rule !== null && strict.has(decision.rule));
+  }
+
+  /**
+   * Strict answers: both families are resolved (once per checked name) and every answer is decided as a
+   * connect to it by that name, for the name's protocol and port (any port when the name has none). One
+   * forbidden address refuses the name: its decision is recorded and every resolve of the name rejects.
+   */
+  async #strictResolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    let all = this.#strict.get(name)!;
+    if (all === true) {
+      all = this.#decideAnswers(name, signal);
+      all.catch(() => {}); // observed by every caller below
+      this.#strict.set(name, all);
+    }
+    const answers = await all;
+    const mine = family === 6 ? answers.v6 : answers.v4;
+    if ('error' in mine) throw mine.error;
+    return mine.answers;
+  }
+
+  async #decideAnswers(name: CheckedName, signal: AbortSignal): Promise<StrictAnswers> {
+    const [v6, v4] = (await Promise.allSettled([this.#resolve(name.name, 6, signal), this.#resolve(name.name, 4, signal)])).map((r) =>
+      r.status === 'fulfilled' ? { answers: r.value } : { error: r.reason as unknown },
+    ) as [FamilyAnswers, FamilyAnswers];
+    for (const a of [...('answers' in v6 ? v6.answers : []), ...('answers' in v4 ? v4.answers : [])]) {
+      const request = Object.freeze({ use: 'connect' as const, protocol: name.protocol, host: name.name, address: a.address, port: name.port });
+      const o = await this.#run(request, false, false);
+      if (o.decision.allow) continue;
+      const recorded = (await this.#run(request, false, true)).decision;
+      const d = recorded.allow ? o.decision : recorded;
+      throw new PolicyDeniedError(
+        deny(d.code, `strict answers: ${name.name} resolved to ${a.address}, which this tenant may not connect to (${d.reason}), so every answer of ${name.name} is refused`, d.rule),
+      );
+    }
+    return { v4, v6 };
   }
 
   async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
@@ -223,6 +280,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
       const d = await this.recheck({ use: 'lookup', protocol: name.protocol, host: name.name });
       if (!d.allow) throw new PolicyDeniedError(d);
     }
+    if (this.#strict.has(name)) return this.#strictResolve(name, family, signal);
     return this.#resolve(name.name, family, signal);
   }
 

@@ -7,6 +7,7 @@
  *
  *     tenant acme                      # only in policy files: starts a section
  *     mode audit                       # enforce (default) | audit
+ *     answers strict                   # each (default) | strict: one forbidden answer refuses the name
  *     allow tcp://api.example.com:443
  *     allow connect,redirect:https://*.example.com
  *     deny  *://@cloud-metadata:*
@@ -14,7 +15,7 @@
  *     limit listeners 2
  *     limit sent 10MiB per 60s         # also: received, bytes (both ways)
  *
- * JSON form: `{ "mode", "allow": [rule…], "deny": [rule…], "limits": {…} }`
+ * JSON form: `{ "mode", "answers", "allow": [rule…], "deny": [rule…], "limits": {…} }`
  * for one tenant, `{ "tenants": { "<id>": {…} } }` for a file.
  *
  * @example
@@ -43,6 +44,12 @@ export interface PolicyLimits {
 /** One tenant's parsed policy (made only by the parsers). */
 export interface PolicySpec {
   readonly mode: 'enforce' | 'audit';
+  /**
+   * `strict`: a name whose answers hold any address the tenant may not
+   * connect to is refused whole, whatever rule granted it; `each` (default):
+   * each answer is decided on its own (and rules marked ` strict` are strict).
+   */
+  readonly answers: 'each' | 'strict';
   readonly allow: readonly PolicyRule[];
   readonly deny: readonly PolicyRule[];
   readonly limits: PolicyLimits;
@@ -51,6 +58,7 @@ export interface PolicySpec {
 /** The JSON form of one tenant's policy. */
 export interface PolicyJson {
   readonly mode?: 'enforce' | 'audit';
+  readonly answers?: 'each' | 'strict';
   readonly allow?: ReadonlyArray<string | JsonRule>;
   readonly deny?: ReadonlyArray<string | JsonRule>;
   readonly limits?: {
@@ -63,7 +71,7 @@ export interface PolicyJson {
 }
 
 const TENANT_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
-const JSON_FIELDS = ['mode', 'allow', 'deny', 'limits'];
+const JSON_FIELDS = ['mode', 'answers', 'allow', 'deny', 'limits'];
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
 const TIME_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -80,15 +88,17 @@ export function parseBudget(t: string): ByteBudget | undefined {
 interface Builder {
   mode: 'enforce' | 'audit';
   modeSet: boolean;
+  answers: 'each' | 'strict';
+  answersSet: boolean;
   allow: PolicyRule[];
   deny: PolicyRule[];
   limits: { -readonly [K in keyof PolicyLimits]: PolicyLimits[K] };
 }
 
-const builder = (): Builder => ({ mode: 'enforce', modeSet: false, allow: [], deny: [], limits: {} });
+const builder = (): Builder => ({ mode: 'enforce', modeSet: false, answers: 'each', answersSet: false, allow: [], deny: [], limits: {} });
 const specs = new WeakSet<object>();
 const freeze = (b: Builder): PolicySpec => {
-  const spec = Object.freeze({ mode: b.mode, allow: Object.freeze(b.allow), deny: Object.freeze(b.deny), limits: Object.freeze(b.limits) });
+  const spec = Object.freeze({ mode: b.mode, answers: b.answers, allow: Object.freeze(b.allow), deny: Object.freeze(b.deny), limits: Object.freeze(b.limits) });
   specs.add(spec);
   return spec;
 };
@@ -156,6 +166,11 @@ function fromJson(doc: PolicyJson, name: string, prefix: string): PolicySpec {
   if (mode !== undefined) {
     if (mode !== 'enforce' && mode !== 'audit') throw fail('mode must be "enforce" or "audit"', 'mode', typeof mode === 'string' ? mode : typeof mode);
     b.mode = mode;
+  }
+  const answers = field('answers');
+  if (answers !== undefined) {
+    if (answers !== 'each' && answers !== 'strict') throw fail('answers must be "each" or "strict"', 'answers', typeof answers === 'string' ? answers : typeof answers);
+    b.answers = answers;
   }
   for (const effect of ['allow', 'deny'] as const) {
     const list = field(effect) as PolicyJson['allow'];
@@ -226,6 +241,12 @@ function parseText(text: string, name: string, file: boolean): Map<string, Polic
         b.mode = rest;
         b.modeSet = true;
         return;
+      case 'answers':
+        if (rest !== 'each' && rest !== 'strict') throw fail('answers must be "each" or "strict"', argColumn - lead.length - 1);
+        if (b.answersSet) throw fail('answers is set twice');
+        b.answers = rest;
+        b.answersSet = true;
+        return;
       case 'limit': {
         const lm = /^(connections|listeners|sent|received|bytes)\s+(.+)$/.exec(rest);
         if (!lm) throw fail('expected "limit connections|listeners <n>" or "limit sent|received|bytes <size> per <duration>"', argColumn - lead.length - 1);
@@ -241,7 +262,7 @@ function parseText(text: string, name: string, file: boolean): Map<string, Polic
         return;
       }
       default:
-        throw fail(`unknown directive ${JSON.stringify(word)} (expected allow, deny, mode, limit${file ? ', tenant' : ''})`);
+        throw fail(`unknown directive ${JSON.stringify(word)} (expected allow, deny, mode, answers, limit${file ? ', tenant' : ''})`);
     }
   });
   const result = new Map<string, PolicySpec>();

@@ -18,6 +18,8 @@ export async function grantLookups<S extends { readonly driver: Driver }>(
   host: string,
   stacks: readonly S[],
   record: (r: Omit<CandidateRecord, 'id'>) => unknown,
+  /** The port the answers will be dialled on (strict answers decide each answer for it); none for a bind. */
+  portOf: (s: S) => number | undefined = () => undefined,
 ): Promise<{ name: CheckedName | undefined; allowed: S[] }> {
   const grants = new Map<string, { name: CheckedName } | { err: ReturnType<typeof toTapsError> }>();
   const allowed: S[] = [];
@@ -26,7 +28,7 @@ export async function grantLookups<S extends { readonly driver: Driver }>(
     let grant = grants.get(s.driver.protocol);
     if (grant === undefined) {
       try {
-        grant = { name: await guard.authorizeLookup(s.driver.protocol, host) };
+        grant = { name: await guard.authorizeLookup(s.driver.protocol, host, portOf(s)) };
       } catch (err) {
         grant = { err: toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED') };
       }

@@ -37,7 +37,7 @@ import type { Clock } from '../clock.js';
 import { NEVER_ABORTED, type Availability, type ConnectAttempt, type Driver, type TransportChannel } from '../driver.js';
 import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
 import { planPaths, sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
-import { EstablishmentError, abortCode, TapsError, isCertificateFailure, isTapsError, toTapsError } from '../errors.js';
+import { EstablishmentError, PolicyDeniedError, abortCode, TapsError, isCertificateFailure, isTapsError, toTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
 import type { NetworkScope } from '../network.js';
 import type { CheckedName, CheckedTarget } from '../policy/contract.js';
@@ -461,12 +461,13 @@ export async function select(input: SelectionInput): Promise<Selected> {
       const host = remote.hostName;
       // The lookup grant is asked once per protocol (one decision, one record; stacks of that protocol share it):
       // a stack whose protocol may not look up the name gets no answers, and no query leaves without a grant.
-      const { name: checked, allowed: lookupAllowed } = await grantLookups(scope.guard, host, ranked, record);
+      const { name: checked, allowed: lookupAllowed } = await grantLookups(scope.guard, host, ranked, record, (s) => remote.port ?? s.driver.defaultPort);
       if (checked !== undefined) {
         // Resolved once per family, by the guard, from the checked name; only these answers are ever dialled.
         const name = checked;
         const cap = racing.maxAddressesPerFamily;
         // Recorded when the answer arrives (IPv4 answers may then be held for the resolution delay; empty ones are delivered to nobody).
+        const refusals = new Set<PolicyDeniedError>();
         let out = 2; // lookups in flight (each listens to the selection's signal until it settles)
         const answered = (family: 4 | 6) => (addrs: ResolvedAddress[]): ResolvedAddress[] => {
           resolved = --out === 0;
@@ -492,6 +493,11 @@ export async function select(input: SelectionInput): Promise<Selected> {
           onError: (family, err) => {
             const rec = report.resolutions.find((r) => r.family === family);
             if (rec) Object.assign(rec, { endedAt: at(), error: (err as Error)?.message ?? String(err) });
+            // The guard refused the answers (strict answers): one denied candidate for the name, like a lookup denial.
+            if (err instanceof PolicyDeniedError && !refusals.has(err)) {
+              refusals.add(err);
+              record({ driver: lookupAllowed[0]!.driver.id, stack: lookupAllowed[0]!.driver.stack, hostName: host, fate: 'denied', reason: err.decision.reason, code: err.decision.allow ? undefined : err.decision.code, decision: err.decision, error: err });
+            }
           },
         });
         report.resolutions.push({ host, family: 6, startedAt: at() }, { host, family: 4, startedAt: at() });
