@@ -151,10 +151,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #silent = false;
   #closing: Promise<void> | undefined;
   #error: TapsError | undefined;
-  /** The deframer's message callback and its sinks: skipped messages only, or pieces too (made with the deframer). */
+  /** The deframer's message callback (made with the deframer) and its sinks (made with the first data). */
   readonly #emitMessage: ((data: Uint8Array) => void) | undefined;
-  readonly #skipSink: DeframerSink | undefined;
-  readonly #pieceSink: DeframerSink | undefined;
+  #sinks: { readonly skip: DeframerSink; readonly pieces: DeframerSink } | undefined;
   /** Pieces of a message the application sends with endOfMessage false, held until its end (framed stacks). */
   #outgoing: { pieces: Uint8Array[]; bytes: number; waiting: ((p: Promise<void>) => void)[] } | undefined;
   /** Made when the first `pathChange`/`softError` listener is added. */
@@ -171,9 +170,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#deframer = this.#framer?.createDeframer();
     if (this.#deframer !== undefined) {
       this.#emitMessage = (data) => this.#deliver(new Message(data));
-      const skipped = (error: TapsError): void => void this.emit('receiveError', Object.freeze({ final: false }), error);
-      this.#skipSink = Object.freeze({ skipped });
-      this.#pieceSink = Object.freeze({ skipped, part: (piece: Uint8Array, end: boolean) => this.#onPiece(piece, end, newContext) });
     }
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     // One object is the channel's receiver and the host of the sender, settings and membership (no closure per callback).
@@ -434,7 +430,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     if (this.#deframer !== undefined) {
       try {
-        this.#deframer.push(chunk, this.#emitMessage!, this.#inbox?.wantsPieces ? this.#pieceSink : this.#skipSink);
+        const sinks = (this.#sinks ??= this.#makeSinks());
+        this.#deframer.push(chunk, this.#emitMessage!, this.#inbox?.wantsPieces ? sinks.pieces : sinks.skip);
       } catch (err) {
         this.abort(toTapsError(err, 'ERR_TAPS_DEFRAMING_FAILED'));
       }
@@ -447,6 +444,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     if (meta?.reliable !== undefined) this.#deliver(new Message(chunk, deliveredContext(meta.reliable, meta.ordered === true)));
     else this.#deliver(meta?.fields ? new Message(chunk, { final: false, fields: meta.fields }) : new Message(chunk));
+  }
+
+  /** What the deframer may report to: skipped messages only, or pieces too (made with the first data: idle connections stay small). */
+  #makeSinks(): { skip: DeframerSink; pieces: DeframerSink } {
+    const skipped = (error: TapsError): void => void this.emit('receiveError', Object.freeze({ final: false }), error);
+    return { skip: Object.freeze({ skipped }), pieces: Object.freeze({ skipped, part: (piece: Uint8Array, end: boolean) => this.#onPiece(piece, end, newContext) }) };
   }
 
   /** A piece of a message arriving in pieces: to the inbox, which hands back the whole message unless some of it was read. */
