@@ -59,14 +59,16 @@ export function localAbortError(reason: unknown): TapsError {
 
 /**
  * A write's completion, as the library reports it (`sent` means the bytes were handed to the transport below
- * the library: docs/connection.md). A completion error from the socket's handle (an errno error of the
- * `write` call) that arrives once the socket is destroyed concerns bytes the handle had already taken: Node 20
- * reports those writes as done, Node 22 and 24 report EBADF or ECANCELED for them under TLS although their
- * bytes reached the peer. Either way they were handed over, so they count as written on every version; a
- * write still in Node's own stream buffer when the socket went (ERR_STREAM_DESTROYED) was not, and fails.
+ * the library: docs/connection.md). Under TLS, the TLS layer encrypts a write as soon as it takes it; Node 22
+ * and 24 report the completion of such writes as EBADF when the socket is destroyed before it is delivered
+ * (Node 20 reports them done), although their bytes reach the peer. EBADF on a destroyed socket therefore
+ * counts as written on every version. Anything else stays a failure: ECANCELED (bytes still queued in
+ * libuv when the socket closed, never given to the kernel), ERR_STREAM_DESTROYED (still in Node's stream
+ * buffer), EPIPE (the kernel refused them).
  */
 export function writeCompletion(err: Error | null | undefined, socket: { readonly destroyed: boolean }): Error | undefined {
   if (err == null) return undefined;
-  if (socket.destroyed && (err as NodeJS.ErrnoException).syscall === 'write' && isSystemError(err)) return undefined;
+  const e = err as NodeJS.ErrnoException;
+  if (socket.destroyed && e.code === 'EBADF' && e.syscall === 'write') return undefined;
   return err;
 }
