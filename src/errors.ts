@@ -206,7 +206,7 @@ function isSecurityCode(code: string): boolean {
 /**
  * Whether a failed attempt's error says the peer's certificate failed verification (chain, name, validity,
  * pin, the caller's verification callback), as opposed to another TLS failure (ALPN, version, an alert):
- * the selection ends the race on the former (pipeline.ts), since no other address proves the name better.
+ * the selection ends the race on the former (run-race.ts), since no other address proves the name better.
  */
 export function isCertificateFailure(err: unknown): boolean {
   if (!isTapsError(err) || err.code !== 'ERR_TAPS_SECURITY_FAILED') return false;

@@ -6,7 +6,7 @@
  * @example
  * racingFrom({ attemptDelay: 5 }).attemptDelay; // 10: clamped
  */
-import type { RacingOptions } from './pipeline.js';
+import type { RacingOptions } from './types.js';
 import type { RacingMode } from './race.js';
 
 /**

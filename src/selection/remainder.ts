@@ -4,7 +4,7 @@
  * definitively and no more can come (every answer is in), the QUIC attempts still running get a remainder
  * scaled from the race, not the connect timeout: the attempt delay, or four times the slowest refusal (a
  * refusal is about one round trip), whichever is longer, at most 2 s. When it passes, the race ends and the
- * error names the refusals (pipeline.ts `failure`), not a timeout.
+ * error names the refusals (failure.ts), not a timeout.
  *
  * @example
  * const rest = new QuicRemainder(clock, racing.attemptDelay, (why) => race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));

@@ -1,0 +1,63 @@
+/**
+ * The error a failed selection rejects with: the most informative across its attempts (docs/errors.md).
+ *
+ * @example
+ * throw failure(err, report, selectionSignal, callerSignal);
+ */
+import { EstablishmentError, abortCode, isCertificateFailure, isTapsError } from '../errors.js';
+import type { CandidateRecord, SelectionReport } from '../report.js';
+
+/**
+ * Pick the one error that best says why nothing was established: the most informative across attempts.
+ * A certificate that failed verification (ERR_TAPS_SECURITY_FAILED) first, then a definitive failure such
+ * as a refusal (ERR_TAPS_ESTABLISHMENT_FAILED naming it), even when a timeout ended what still ran;
+ * ERR_TAPS_TIMEOUT only when nothing definitive happened. A caller's own abort stays ERR_TAPS_ABORTED.
+ */
+export function failure(err: unknown, report: SelectionReport, signal: AbortSignal | undefined, callerSignal: AbortSignal | undefined): Error {
+  if (err instanceof EstablishmentError || err instanceof TypeError || err instanceof RangeError) return err;
+  const timedOut = timeoutOf(signal, callerSignal);
+  const callerAborted = callerSignal?.aborted === true && abortCode(callerSignal.reason) !== 'ERR_TAPS_TIMEOUT';
+  if (callerAborted) {
+    return new EstablishmentError('ERR_TAPS_ABORTED', `establishment aborted by the caller (${(callerSignal!.reason as Error)?.message ?? String(callerSignal!.reason)})`, report, { cause: callerSignal!.reason });
+  }
+  const cs = report.candidates;
+  const failed = cs.filter((c) => c.fate === 'failed');
+  const insecure = failed.filter((c) => isCertificateFailure(c.error));
+  const detail = (list: readonly CandidateRecord[]): string => list.map((c) => `${c.id} ${c.driver} ${c.address ?? ''}: ${c.reason}`).join('; ');
+  const after = timedOut === undefined ? '' : `; the rest ended: ${timedOut.message}`;
+  if (insecure.length > 0) {
+    const first = insecure[0]!;
+    return new EstablishmentError('ERR_TAPS_SECURITY_FAILED', `${report.remote}: the peer failed verification (${detail(insecure)})${after}`, report, { cause: first.error ?? err });
+  }
+  if (timedOut !== undefined && failed.length === 0) return new EstablishmentError('ERR_TAPS_TIMEOUT', timedOut.message, report, { cause: timedOut.cause });
+  if (timedOut !== undefined) {
+    return new EstablishmentError('ERR_TAPS_ESTABLISHMENT_FAILED', `no candidate for ${report.remote} could be established (${detail(failed)})${after}`, report, { cause: failed[0]!.error ?? err });
+  }
+  const attempted = cs.filter((c) => c.fate === 'failed' || c.fate === 'cancelled' || c.fate === 'won');
+  const denied = cs.filter((c) => c.fate === 'denied');
+  const pathless = cs.filter((c) => c.fate === 'unsuitable' && c.interface !== undefined);
+  if (attempted.length === 0 && denied.length === 0 && pathless.length > 0 && !cs.some((c) => c.fate === 'pending' || c.fate === 'skipped')) {
+    return new EstablishmentError('ERR_TAPS_PATH_UNAVAILABLE', `no allowed interface reaches ${report.remote}: ${pathless.map((c) => `${c.interface}: ${c.reason}`).join('; ')}`, report, { cause: err });
+  }
+  if (attempted.length === 0 && denied.length > 0) {
+    return new EstablishmentError('ERR_TAPS_POLICY_PROHIBITED', `every candidate for ${report.remote} was denied by the tenant's policy: ${denied[0]!.reason}`, report, { cause: err });
+  }
+  if (attempted.length === 0 && report.resolutions.length > 0 && report.resolutions.every((r) => !r.addresses?.length)) {
+    const why = report.resolutions.map((r) => `${r.family === 6 ? 'AAAA' : 'A'}: ${r.error ?? 'no addresses'}`).join('; ');
+    return new EstablishmentError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve ${report.remote} (${why})`, report, { cause: err });
+  }
+  const text = detail(failed);
+  return new EstablishmentError('ERR_TAPS_ESTABLISHMENT_FAILED', `no candidate for ${report.remote} could be established${text ? ` (${text})` : ''}`, report, { cause: err });
+}
+
+/** The timeout that ended the selection, if one did: its own budget, or a caller's signal that timed out. */
+function timeoutOf(signal: AbortSignal | undefined, callerSignal: AbortSignal | undefined): { message: string; cause: unknown } | undefined {
+  if (signal?.aborted && signal.reason !== undefined && !(callerSignal?.aborted && signal.reason === callerSignal.reason)) {
+    const r = signal.reason;
+    if (isTapsError(r) && r.code === 'ERR_TAPS_TIMEOUT') return { message: r.message, cause: r };
+  }
+  if (callerSignal?.aborted && abortCode(callerSignal.reason) === 'ERR_TAPS_TIMEOUT') {
+    return { message: `establishment timed out: the caller's signal (${(callerSignal.reason as Error)?.message ?? String(callerSignal.reason)})`, cause: callerSignal.reason };
+  }
+  return undefined;
+}

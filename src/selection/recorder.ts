@@ -1,0 +1,171 @@
+/**
+ * A selection's report and the one place its candidates are written (STYLE §4): every record is made here,
+ * and an attempt's life (started, failed, cancelled, won) is recorded by the same four methods whether it
+ * runs alone or in a race, so the report, `onProgress`, the diagnostics channels and NODE_DEBUG=taps see the
+ * same thing either way.
+ *
+ * @example
+ * const rec = new Recorder(input);
+ * const c = rec.record({ driver: 'tls', stack: ['tls', 'tcp'], fate: 'pending', ... });
+ * rec.started(c); rec.won(c); rec.end(c.id);
+ */
+import { channel as diagChannel } from 'node:diagnostics_channel';
+import { debuglog } from 'node:util';
+import type { Clock } from '../clock.js';
+import type { Driver } from '../driver.js';
+import type { RemoteEndpoint } from '../endpoints.js';
+import { toTapsError, type TapsError } from '../errors.js';
+import type { NetworkScope } from '../network.js';
+import type { CandidateRecord, SelectionReport } from '../report.js';
+import type { RacingMode } from './race.js';
+
+export const debug = debuglog('taps');
+export const candidateStart = diagChannel('taps:candidate:start');
+export const candidateReady = diagChannel('taps:candidate:ready');
+export const candidateFail = diagChannel('taps:candidate:fail');
+
+/** Candidate ids (`c1`, `c2`, ...): one shared string each, not one per selection. */
+const CANDIDATE_IDS: string[] = [];
+const candidateId = (n: number): string => (CANDIDATE_IDS[n] ??= `c${n}`);
+
+/** Frozen records of unsuitable stacks, by memoized verdict and candidate id (retained by every report: shared). */
+const unsuitableRecords = new WeakMap<object, Map<string, CandidateRecord>>();
+
+/** The resolutions of a selection that resolved nothing (an IP literal): one shared frozen empty list. */
+const NO_RESOLUTIONS = Object.freeze([]) as unknown as SelectionReport['resolutions'];
+
+const CANCELLED = 'another candidate won, or the caller gave up';
+
+export interface RecorderInput {
+  readonly scope: NetworkScope;
+  readonly remote: RemoteEndpoint;
+  readonly racing: { readonly mode: RacingMode; readonly attemptDelay: number };
+  readonly clock: Clock;
+  readonly onProgress?: ((record: CandidateRecord, report: SelectionReport) => void) | undefined;
+}
+
+export class Recorder {
+  readonly report: SelectionReport;
+  readonly #input: RecorderInput;
+  readonly #t0: number;
+  #nextId = 1;
+
+  constructor(input: RecorderInput) {
+    this.#input = input;
+    this.#t0 = input.clock.now();
+    this.report = {
+      startedAt: Date.now(),
+      tenant: input.scope.tenant,
+      remote: endpointText(input.remote),
+      racing: input.racing.mode,
+      attemptDelay: input.racing.attemptDelay,
+      resolutions: [],
+      candidates: [],
+      // Declared now, set at the end: an object whose shape never grows stays compact (it outlives the selection).
+      winner: undefined,
+      endedAt: undefined,
+      cache: undefined,
+    };
+  }
+
+  /** Milliseconds since the selection began, to the microsecond. */
+  at(): number {
+    return Math.round((this.#input.clock.now() - this.#t0) * 1000) / 1000;
+  }
+
+  record(r: Omit<CandidateRecord, 'id'>): CandidateRecord {
+    return this.#push({ id: candidateId(this.#nextId++), ...r });
+  }
+
+  /** The next candidate id, for a record built in place (a literal is cheaper than a spread on the fast path). */
+  nextId(): string {
+    return candidateId(this.#nextId++);
+  }
+
+  /** A record built in place with its `startedAt` set: added, and its start published, as `started()` would. */
+  begin(c: CandidateRecord): CandidateRecord {
+    this.#push(c);
+    if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: this.report.tenant, candidate: c });
+    return c;
+  }
+
+  /** An unsuitable stack's record: the same frozen object for every selection with the same verdict and id. */
+  unsuitable(driver: Driver, verdict: object, reason: string): void {
+    const id = candidateId(this.#nextId++);
+    let byId = unsuitableRecords.get(verdict);
+    if (byId === undefined) unsuitableRecords.set(verdict, (byId = new Map()));
+    let c = byId.get(id);
+    if (c === undefined) byId.set(id, (c = Object.freeze({ id, driver: driver.id, stack: driver.stack, fate: 'unsuitable' as const, reason })));
+    this.#push(c);
+  }
+
+  update(c: CandidateRecord, patch: Partial<CandidateRecord>): void {
+    Object.assign(c, patch);
+    this.#input.onProgress?.(c, this.report);
+  }
+
+  /** An attempt began. */
+  started(c: CandidateRecord): void {
+    this.update(c, { startedAt: this.at() });
+    if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: this.report.tenant, candidate: c });
+  }
+
+  /** An attempt failed: its error, as a TapsError. */
+  failed(c: CandidateRecord, err: unknown): TapsError {
+    const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
+    this.update(c, { fate: 'failed', endedAt: this.at(), reason: e.message, code: e.code, error: e });
+    if (candidateFail.hasSubscribers) candidateFail.publish({ tenant: this.report.tenant, candidate: c, error: e });
+    debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
+    return e;
+  }
+
+  cancelled(c: CandidateRecord, reason = CANCELLED): void {
+    this.update(c, { fate: 'cancelled', endedAt: this.at(), reason });
+  }
+
+  won(c: CandidateRecord): void {
+    this.update(c, { fate: 'won', endedAt: this.at(), reason: c.reason });
+    if (candidateReady.hasSubscribers) candidateReady.publish({ tenant: this.report.tenant, candidate: c });
+  }
+
+  /** The selection ended (with `winner`, or without): what never ran is skipped, what still ran cancelled. */
+  end(winner?: string): void {
+    const report = this.report;
+    if (winner !== undefined) report.winner = winner;
+    const now = this.at();
+    for (const c of report.candidates) {
+      if (c.fate === 'pending' && c.startedAt === undefined) Object.assign(c, { fate: 'skipped', reason: `not attempted: ${report.winner ? 'another candidate won first' : 'the race ended first'}` });
+      else if (c.fate === 'pending') Object.assign(c, { fate: 'cancelled', endedAt: now });
+    }
+    report.endedAt = now;
+    if (winner !== undefined) trim(report);
+  }
+
+  #push(c: CandidateRecord): CandidateRecord {
+    this.report.candidates.push(c);
+    this.#input.onProgress?.(c, this.report);
+    return c;
+  }
+}
+
+/** A won selection's report is kept by its connection: its arrays at their exact length (a pushed-to array keeps spare room). */
+function trim(report: SelectionReport): void {
+  const r = report as { candidates: CandidateRecord[]; resolutions: SelectionReport['resolutions'] };
+  r.candidates = r.candidates.slice();
+  if (r.resolutions.length === 0) r.resolutions = NO_RESOLUTIONS;
+  else r.resolutions = r.resolutions.slice();
+}
+
+/** How a report names the remote endpoint; endpoints are immutable, so each is described once. */
+function endpointText(remote: RemoteEndpoint): string {
+  let text = endpointTexts.get(remote);
+  if (text === undefined) endpointTexts.set(remote, (text = describeEndpoint(remote)));
+  return text;
+}
+
+const endpointTexts = new WeakMap<RemoteEndpoint, string>();
+
+function describeEndpoint(remote: RemoteEndpoint): string {
+  const host = remote.hostName ?? (remote.ipAddress?.includes(':') ? `[${remote.ipAddress}]` : remote.ipAddress) ?? '?';
+  return `${remote.scheme ? `${remote.scheme}://` : ''}${host}${remote.port !== undefined ? `:${remote.port}` : ''}`;
+}

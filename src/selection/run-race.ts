@@ -1,0 +1,324 @@
+/**
+ * The run stage of a selection (RFC 9623 §4.2-§4.3, RFC 8305): the candidate tree, fed with derived
+ * endpoints as they come, each leaf authorized before it joins, raced.
+ *
+ * - The tree: stacks in rank order, each stack a group of its addresses (families interleaved); with
+ *   opportunistic security the unencrypted stacks are a failover group after the encrypted ones, never
+ *   raced against them (RFC 9621 §3.3). Pacing is the race's (race.ts): one new attempt per attempt delay.
+ * - Endpoints: an IP literal is used as is; a name is first put to the tenant's policy as a `lookup` (once
+ *   per stack protocol, lookup.ts), then resolved by the guard itself, AAAA and A separately (resolve.ts),
+ *   once. The race runs from the first answer on; a candidate that is ready is handed over at once, even
+ *   while the other family's answer is still out (RFC 8305 §3), and a late answer is then cancelled.
+ * - Each leaf is authorized (authorize.ts); a denied one is recorded with the rule and never attempted.
+ * - A certificate failure ends the race (unless the caller opted out); QUIC attempts left alone after
+ *   every other candidate failed get a bounded remainder (remainder.ts).
+ *
+ * @example
+ * const selected = await raceAll({ input, rec, ranked, paths, auth, sig });
+ */
+import type { Availability, Driver, TransportChannel } from '../driver.js';
+import { LocalEndpoint } from '../endpoints.js';
+import { PolicyDeniedError, TapsError, isCertificateFailure, isTapsError } from '../errors.js';
+import type { ResolvedAddress } from '../network.js';
+import { sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
+import type { CheckedName, CheckedTarget } from '../policy/contract.js';
+import type { CandidateRecord } from '../report.js';
+import type { Authorizer } from './authorize.js';
+import { grantLookups } from './lookup.js';
+import type { RacingOptions, Selected, SelectionInput } from './types.js';
+import { attemptFor, presented } from './attempt.js';
+import { Race, RaceGroup, RaceLeaf } from './race.js';
+import { explainRank, type RankedStack } from './rank.js';
+import { debug, type Recorder } from './recorder.js';
+import { QuicRemainder } from './remainder.js';
+import type { Fallback } from './udp-failover.js';
+import { resolveFamilies } from './resolve.js';
+import type { SelectionSignal } from './signal.js';
+
+interface Leaf {
+  readonly channel: TransportChannel;
+  readonly driver: Driver;
+  readonly target: CheckedTarget;
+}
+
+export interface RaceStage {
+  readonly input: SelectionInput;
+  readonly rec: Recorder;
+  readonly ranked: readonly RankedStack[];
+  readonly paths: PathPlan;
+  readonly auth: Authorizer;
+  readonly sig: SelectionSignal;
+  /** Drivers still loading: their stack groups join the race when they are ready (race.ts `loadingUntil`). */
+  readonly loading?: ReadonlyMap<Driver, Promise<Availability>> | undefined;
+}
+
+/** Race every candidate of the ranked stacks; resolves with the winner, rejects with what ended the race. */
+export async function raceAll(stage: RaceStage): Promise<Selected> {
+  const run = new RaceRun(stage);
+  try {
+    const { remote } = stage.input;
+    if (remote.ipAddress !== undefined) {
+      const family: 4 | 6 = remote.ipAddress.includes(':') ? 6 : 4;
+      await run.add([{ address: remote.ipAddress, family }], presented(stage.input, remote.hostName), stage.ranked);
+      run.sealAndStart();
+    } else if (remote.hostName !== undefined) {
+      await run.resolveInto(remote.hostName);
+    } else {
+      throw new TypeError('remote endpoint has neither a hostName nor an ipAddress');
+    }
+    return await run.result();
+  } finally {
+    run.stop();
+  }
+}
+
+/** One race: its tree, its leaves' records, and the endpoints fed into it. */
+class RaceRun {
+  readonly #stage: RaceStage;
+  readonly #groups = new Map<RankedStack, RaceGroup<Leaf>>();
+  readonly #records = new Map<RaceLeaf<Leaf>, CandidateRecord>();
+  readonly #rest: QuicRemainder;
+  readonly #race: Race<Leaf>;
+  #started: Promise<{ leaf: RaceLeaf<Leaf>; value: Leaf }> | undefined;
+  #onStarted!: () => void;
+  readonly #running = new Promise<void>((r) => (this.#onStarted = r));
+  /** False while a lookup is in flight (listening to the selection's signal): a win then aborts it. */
+  #resolved = true;
+  #resolutionError: { error: unknown } | undefined;
+
+  constructor(stage: RaceStage) {
+    this.#stage = stage;
+    const { rec, input, sig } = stage;
+    const root = buildTree(stage.ranked, input.racing, this.#groups);
+    this.#rest = new QuicRemainder(input.clock, input.racing.attemptDelay, (why) => this.#race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
+    const records = this.#records;
+    const rest = this.#rest;
+    this.#race = new Race<Leaf>(root, {
+      clock: input.clock,
+      signal: sig.own(),
+      attempts: sig.controller, // attempts run on the selection's signal: no AbortSignal per attempt
+      hooks: {
+        start: (leaf) => {
+          rec.started(records.get(leaf)!);
+          rest.check(records);
+        },
+        fail: (leaf, err) => {
+          const e = rec.failed(records.get(leaf)!, err);
+          // The peer could not prove it is the checked name: trying it elsewhere, or without security, is not an answer.
+          if (isCertificateFailure(e) && !input.racing.continueOnSecurityFailure) this.#race.abandon(e);
+          else rest.check(records);
+        },
+        cancel: (leaf) => rec.cancelled(records.get(leaf)!, rest.reason),
+        win: (leaf) => rec.won(records.get(leaf)!),
+        dispose: (leaf) => leaf.channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after another candidate won')),
+      },
+    });
+    if (stage.loading !== undefined) this.#holdLoading(stage.loading);
+  }
+
+  /** A stack whose driver is still loading is passed by until it is ready; one that fails to load is unavailable. */
+  #holdLoading(loading: ReadonlyMap<Driver, Promise<Availability>>): void {
+    const { rec } = this.#stage;
+    for (const [s, g] of this.#groups) {
+      const answer = loading.get(s.driver);
+      if (answer === undefined) continue;
+      g.loadingUntil(
+        answer.then((a) => {
+          if (!a.available && !this.#race.settled) rec.record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unavailable', reason: a.reason });
+          return a.available;
+        }),
+      );
+    }
+  }
+
+  /** Authorize each address for each stack and add the allowed ones as leaves (one per path). */
+  async add(addresses: readonly { address: string; family: 4 | 6 }[], hostName: string | undefined, stacks: readonly RankedStack[]): Promise<void> {
+    const { input, auth } = this.#stage;
+    for (const s of stacks) {
+      if (this.#race.settled) return;
+      const port = (input.remote.port ?? s.driver.defaultPort)!;
+      // Decided together (a policy may answer asynchronously), joined in answer order.
+      const verdicts = await Promise.all(addresses.map((a) => auth.decide(s, a, port, hostName)));
+      for (let i = 0; i < addresses.length; i++) this.#join(s, addresses[i]!, port, hostName, verdicts[i]!);
+    }
+  }
+
+  #join(s: RankedStack, a: { address: string; family: 4 | 6 }, port: number, hostName: string | undefined, v: CheckedTarget | TapsError): void {
+    const { input, rec } = this.#stage;
+    const base = { driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port };
+    if (isTapsError(v)) {
+      const decision = (v as { decision?: CandidateRecord['decision'] }).decision;
+      rec.record({ ...base, fate: 'denied', reason: v.message, code: decision && !decision.allow ? decision.code : v.code, decision, error: v });
+      return;
+    }
+    const target = v;
+    const paths = this.#stage.paths;
+    for (const path of paths.any ? ANY_PATH : paths.paths) {
+      const source = path === undefined ? undefined : sourceFor(path, a, input.properties);
+      if (source !== undefined && 'none' in source) {
+        rec.record({ ...base, interface: path!.interface, fate: 'unsuitable', reason: source.none });
+        continue;
+      }
+      const local = source === undefined ? input.local : LocalEndpoint.from({ ipAddress: source.zone === undefined ? source.address : `${source.address}%${source.zone}`, ...(input.local?.port ? { port: input.local.port } : {}) });
+      // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact).
+      const c = rec.record({
+        ...base, interface: source?.interface, localAddress: source?.address,
+        fate: 'pending', decision: target.decision, reason: pathReason(explainRank(s, input.properties), path), startedAt: undefined, endedAt: undefined,
+        code: undefined, error: undefined,
+      });
+      const attempt = (leafSignal: AbortSignal): Promise<Leaf> => {
+        leafSignal.throwIfAborted();
+        return input.scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal, local)).then((channel) => ({ channel, driver: s.driver, target }));
+      };
+      const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
+      this.#records.set(leaf, c);
+      if (!this.#race.settled) this.#groups.get(s)!.add(leaf);
+    }
+  }
+
+  /** The race runs from the first answer on (or once every answer is in). */
+  start(): void {
+    if (this.#started !== undefined) return;
+    this.#started = this.#race.run();
+    this.#onStarted();
+  }
+
+  sealAndStart(): void {
+    for (const g of this.#groups.values()) g.seal();
+    this.#rest.seal(this.#records);
+    this.start();
+  }
+
+  /** Grant the lookup, resolve both families, and feed each answer in as it comes. */
+  async resolveInto(host: string): Promise<void> {
+    const { input, rec } = this.#stage;
+    // The lookup grant is asked once per protocol (one decision, one record; stacks of that protocol share it):
+    // a stack whose protocol may not look up the name gets no answers, and no query leaves without a grant.
+    const port = (s: RankedStack): number | undefined => input.remote.port ?? s.driver.defaultPort;
+    const { name, allowed } = await grantLookups(input.scope.guard, host, this.#stage.ranked, (r) => rec.record(r), port);
+    if (name === undefined) return this.sealAndStart();
+    this.#resolved = false;
+    const resolution = this.#resolve(name, allowed);
+    rec.report.resolutions.push({ host, family: 6, startedAt: rec.at() }, { host, family: 4, startedAt: rec.at() });
+    // Not awaited: a ready candidate is handed over at once; the race is sealed when every answer is in.
+    resolution.then(
+      () => this.sealAndStart(),
+      (error: unknown) => {
+        this.#resolutionError = { error };
+        this.sealAndStart();
+      },
+    );
+    await this.#running;
+  }
+
+  /** Resolved once per family, by the guard, from the checked name; only these answers are ever dialled. */
+  #resolve(name: CheckedName, stacks: readonly RankedStack[]): Promise<unknown> {
+    const { input, rec, sig } = this.#stage;
+    const signal = sig.own();
+    const report = rec.report;
+    const refusals = new Set<PolicyDeniedError>();
+    let out = 2; // lookups in flight (each listens to the selection's signal until it settles)
+    const answered = (family: 4 | 6) => (addrs: ResolvedAddress[]): ResolvedAddress[] => {
+      this.#resolved = --out === 0;
+      // After the selection ended (its signal aborted) the report is the caller's: a late answer leaves it alone.
+      const r = signal.aborted ? undefined : report.resolutions.find((x) => x.family === family);
+      if (r) Object.assign(r, { endedAt: rec.at(), addresses: addrs.map((a) => a.address) });
+      return addrs;
+    };
+    const failed = (err: unknown): never => {
+      this.#resolved = --out === 0;
+      throw err;
+    };
+    return resolveFamilies((family, s) => input.scope.guard.resolve(name, family, s).then(answered(family), failed), {
+      clock: input.clock,
+      resolutionDelay: input.racing.resolutionDelay,
+      signal,
+      onAnswer: async (_family, addrs) => {
+        await this.add(dedupe(addrs).slice(0, input.racing.maxAddressesPerFamily), presented(input, name.name), stacks);
+        this.start();
+      },
+      onError: (family, err) => {
+        const r = report.resolutions.find((x) => x.family === family);
+        if (r) Object.assign(r, { endedAt: rec.at(), error: (err as Error)?.message ?? String(err) });
+        // The guard refused the answers (strict answers): one denied candidate for the name, like a lookup denial.
+        if (err instanceof PolicyDeniedError && !refusals.has(err)) {
+          refusals.add(err);
+          const s = stacks[0]!;
+          rec.record({ driver: s.driver.id, stack: s.driver.stack, hostName: input.remote.hostName, fate: 'denied', reason: err.decision.reason, code: err.decision.allow ? undefined : err.decision.code, decision: err.decision, error: err });
+        }
+      },
+    });
+  }
+
+  /** The winner, recorded; or what ended the race (a resolution error first, when nothing was attempted). */
+  async result(): Promise<Selected> {
+    const { rec, sig } = this.#stage;
+    let won: { leaf: RaceLeaf<Leaf>; value: Leaf };
+    try {
+      won = await this.#started!;
+    } catch (err) {
+      throw this.#resolutionError !== undefined ? this.#resolutionError.error : err;
+    }
+    const candidate = this.#records.get(won.leaf)!;
+    // Nothing of the selection listens to its signal any more unless a lookup is still out: then it is aborted.
+    sig.handedOver = this.#resolved;
+    for (const r of rec.report.resolutions) if (r.endedAt === undefined) Object.assign(r, { endedAt: rec.at(), error: 'cancelled: a candidate was ready before this answer' });
+    rec.end(candidate.id);
+    debug('selection %s won by %s %s', rec.report.remote, candidate.id, candidate.driver);
+    const { channel, driver, target } = won.value;
+    const fallbacks = driver.protocol === 'udp' ? this.#unstarted(driver) : undefined;
+    return { channel, driver, target, candidate, report: rec.report, fallbacks, elapsed: () => rec.at() };
+  }
+
+  /** The winning stack's candidates that were ranked and checked but never started, in race order. */
+  #unstarted(driver: Driver): Fallback[] | undefined {
+    const group = [...this.#groups].find(([s]) => s.driver === driver)?.[1];
+    if (group === undefined) return undefined;
+    const out: Fallback[] = [];
+    for (const leaf of group.leaves()) {
+      const record = this.#records.get(leaf);
+      if (leaf.state === 'waiting' && record !== undefined) out.push({ record, attempt: (signal) => leaf.run(signal) });
+    }
+    return out.length > 0 ? out : undefined;
+  }
+
+  stop(): void {
+    this.#rest.stop();
+  }
+}
+
+/** "Any path": one leaf per address, bound where the OS chooses. */
+const ANY_PATH: readonly (PathOption | undefined)[] = Object.freeze([undefined]);
+
+/** A candidate's reason with its path's standing (required/preferred/avoided interface). */
+function pathReason(rank: string, path: PathOption | undefined): string {
+  if (path === undefined) return rank;
+  return `${rank}; interface ${path.interface}${path.why ? ` (${path.why})` : ''}`;
+}
+
+function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups: Map<RankedStack, RaceGroup<Leaf>>): RaceGroup<Leaf> {
+  const level = (stacks: readonly RankedStack[], label: string): RaceGroup<Leaf> => {
+    const g = new RaceGroup<Leaf>(racing.mode, racing.attemptDelay, label);
+    for (const s of stacks) {
+      const sg = new RaceGroup<Leaf>(racing.mode, racing.attemptDelay, s.driver.id);
+      groups.set(s, sg);
+      g.add(sg);
+    }
+    g.seal();
+    return g;
+  };
+  const secure = ranked.filter((s) => s.driver.security !== 'none');
+  const insecure = ranked.filter((s) => s.driver.security === 'none');
+  if (secure.length === 0 || insecure.length === 0) return level(ranked, 'stacks');
+  // Opportunistic security: never race secure against insecure; fail over only when every secure stack failed.
+  const root = new RaceGroup<Leaf>('failover', racing.attemptDelay, 'security');
+  root.add(level(secure, 'encrypted'));
+  root.add(level(insecure, 'unencrypted'));
+  root.seal();
+  return root;
+}
+
+function dedupe<T extends { address: string }>(addrs: readonly T[]): T[] {
+  const seen = new Set<string>();
+  return addrs.filter((a) => (seen.has(a.address) ? false : (seen.add(a.address), true)));
+}
