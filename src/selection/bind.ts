@@ -22,7 +22,7 @@
  * @example
  * const { report, bound, lease } = await bindStacks({ scope, local, properties, security, framerCount: 1, drivers, ... });
  */
-import { NEVER_ABORTED, type Driver, type DriverListener } from '../driver.js';
+import { NEVER_ABORTED, type Availability, type Driver, type DriverListener } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, abortCode, toTapsError } from '../errors.js';
 import type { CheckedTarget, Lease, NetworkScope } from '../policy/chokepoint.js';
@@ -100,11 +100,14 @@ export async function bindStacks(input: BindInput): Promise<BindResult> {
     return new EstablishmentError(code, message, report, cause === undefined ? {} : { cause });
   };
 
+  // A driver still loading (QUIC's native module) is awaited only when its turn to bind comes, after the
+  // policy allowed the bind: a listener whose policy leaves QUIC out never waits for it.
+  const loading = new Map<Driver, Promise<Availability>>();
   const gathered = gatherStacks(
     input.drivers,
     { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: local.scheme ?? input.remote?.scheme, multicast: local.multicastGroup !== undefined },
     (driver, fate, reason) => void record({ driver: driver.id, stack: driver.stack, fate, reason }),
-    { listening: true },
+    { listening: true, late: (driver, answer) => void loading.set(driver, answer) },
   );
   const suitable = gathered instanceof Promise ? await gathered : gathered;
   const ranked = rankStacks(suitable, { properties: input.properties, security: input.security, framerCount: input.framerCount });
@@ -117,7 +120,7 @@ export async function bindStacks(input: BindInput): Promise<BindResult> {
     const { addresses, bindable } = await bindAddresses(input, ranked, record, report, at);
     if (bindable.length === 0) throw fail('ERR_TAPS_POLICY_PROHIBITED', `could not listen on ${report.remote}: the tenant may not look up ${local.hostName}`);
     if (addresses.length === 0) throw fail('ERR_TAPS_RESOLUTION_FAILED', `could not listen on ${report.remote}: the local name ${local.hostName} resolved to no address`);
-    const bound = await bindEvery(input, bindable, addresses, record, at, fail);
+    const bound = await bindEvery(input, bindable, addresses, record, at, fail, loading);
     report.winner = bound[0]!.record.id;
     report.endedAt = at();
     return { report, bound, lease };
@@ -136,6 +139,7 @@ async function bindEvery(
   record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord,
   at: () => number,
   fail: (code: 'ERR_TAPS_ESTABLISHMENT_FAILED' | 'ERR_TAPS_POLICY_PROHIBITED' | 'ERR_TAPS_ABORTED' | 'ERR_TAPS_TIMEOUT', message: string, cause?: unknown) => EstablishmentError,
+  loading: ReadonlyMap<Driver, Promise<Availability>>,
 ): Promise<Bound[]> {
   const signal = input.signal ?? NEVER_ABORTED;
   const place = describeLocal(input.local);
@@ -146,7 +150,7 @@ async function bindEvery(
     for (const b of gone) Object.assign(b.record, { fate: 'cancelled', endedAt: at(), reason });
   };
   for (let attempt = 1; ; attempt++) {
-    const pass: BindPass = { input, record, at, signal, attempt, bound, failures: [], port: input.local.port ?? 0 };
+    const pass: BindPass = { input, record, at, signal, attempt, bound, failures: [], port: input.local.port ?? 0, loading };
     const { failures } = pass;
     try {
       for (const [i, s] of stacks.entries()) {
@@ -209,6 +213,8 @@ interface BindPass {
   readonly failures: CandidateRecord[];
   /** The port number of this pass: the requested one, or the first one the OS picked for port 0. */
   port: number;
+  /** The pending availability of drivers still loading. */
+  readonly loading: ReadonlyMap<Driver, Promise<Availability>>;
 }
 
 /**
@@ -234,6 +240,15 @@ async function bindStack(pass: BindPass, s: RankedStack, addresses: readonly str
       continue;
     }
     signal.throwIfAborted();
+    const answer = pass.loading.get(s.driver);
+    if (answer !== undefined) {
+      const a = await answer;
+      signal.throwIfAborted();
+      if (!a.available) {
+        record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unavailable', reason: a.reason });
+        return;
+      }
+    }
     const c = record({ ...base, fate: 'pending', decision: target.decision, startedAt: at(), endedAt: undefined });
     try {
       const listener = await scope.network.listen(s.driver, {

@@ -195,6 +195,23 @@ describe('listen(): every allowed stack on one port number', () => {
     expect(l.report.candidates.find((c) => c.driver === 'broken-quic')).toMatchObject({ fate: 'unavailable', reason: 'availability check failed: native module exploded' });
   });
 
+  it('a stack still loading is awaited only when its bind is allowed: a policy without QUIC binds TLS without waiting for it', async () => {
+    // A QUIC driver whose module never finishes loading: were it awaited before the policy, listen() would hang.
+    const neverLoads: Driver = { ...quicDriver, available: () => new Promise(() => {}) };
+    const noQuic: NetworkPolicy = { decide: (q) => (q.protocol === 'quic' ? { allow: false, code: 'no-match', reason: 'no quic here', rule: 'deny quic' } : { allow: true, rule: 'ok' }) };
+    const l = await listen(server({ drivers: [tlsDriver, neverLoads], policy: noQuic }));
+    expect(l.stacks).toEqual(['tls']);
+    expect(l.report.candidates.find((c) => c.driver === 'quic' && c.address !== undefined)).toMatchObject({ fate: 'denied' });
+    expect(l.report.candidates.some((c) => c.fate === 'pending')).toBe(false);
+  });
+
+  it('a stack whose module fails to load is recorded unavailable when its turn comes; the others bind', async () => {
+    const failsToLoad: Driver = { ...quicDriver, available: () => Promise.resolve({ available: false, reason: 'native module missing here' }) };
+    const l = await listen(server({ drivers: [tlsDriver, failsToLoad] }));
+    expect(l.stacks).toEqual(['tls']);
+    expect(l.report.candidates.find((c) => c.driver === 'quic')).toMatchObject({ fate: 'unavailable', reason: 'native module missing here' });
+  });
+
   it('stop() removes the listener from the caller signal (a long-lived signal keeps no stopped listener)', async () => {
     const controller = new AbortController();
     const before = getEventListeners(controller.signal, 'abort').length;
