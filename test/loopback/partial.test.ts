@@ -6,9 +6,14 @@
  * `receive({ minIncompleteLength, maxLength })` and holds a window of it, not
  * the message. RSS growth is printed, never asserted (that is a benchmark's
  * job); the test asserts every byte arrived in order and the next message
- * came whole after it.
+ * came whole after it. Then two Connections over loopback: a message sent in
+ * pieces (§9.2.3) arrives as one, and a framer stack (§9.1.2) on both sides
+ * keeps messages intact.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Connection } from '../../src/connection/connection.js';
+import type { MessageFramer } from '../../src/framers/index.js';
+import { delimiterFramer } from '../../src/framers/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
 import { Preconnection } from '../../src/preconnection.js';
@@ -94,4 +99,54 @@ describe('partial receive of a 1 GiB message (length-prefix framer)', () => {
       conn.abort();
     }
   }, 300_000);
+});
+
+describe('partial sends and framer stacks between two Connections over loopback TCP', () => {
+  /** A listener and a client with the same framers; the accepted connection comes back too. */
+  async function pair(framers: MessageFramer[]): Promise<{ client: Connection; server: Connection; stop(): Promise<void> }> {
+    const common = { scope: scopeFor(), properties: TransportProperties.reliableMessage(), security: SecurityParameters.disabled(), framers, drivers: [tcpDriver] };
+    const listener = await new Preconnection({ ...common, local: { ipAddress: '127.0.0.1', port: 0 } }).listen();
+    try {
+      const accepted = new Promise<Connection>((r) => listener.once('connectionReceived', r));
+      const client = await new Preconnection({ ...common, remote: { ipAddress: '127.0.0.1', port: listener.port } }).initiate();
+      const server = await accepted;
+      return {
+        client,
+        server,
+        stop: async () => {
+          client.abort();
+          server.abort();
+          await listener.stop();
+        },
+      };
+    } catch (err) {
+      await listener.stop();
+      throw err;
+    }
+  }
+
+  it('pieces sent with endOfMessage false arrive as one message; the reader may take it in pieces', async () => {
+    const { client, server, stop } = await pair([lengthPrefixFramer()]);
+    try {
+      await Promise.all([client.send('hel', { endOfMessage: false }), client.send('lo ', { endOfMessage: false }), client.send('world'), client.send('next')]);
+      const first = await server.receive({ maxLength: 4 });
+      const rest = await server.receive();
+      const next = await server.receive();
+      expect([first.text(), first.endOfMessage, rest.text(), rest.endOfMessage, next.text(), next.partial]).toEqual(['hell', false, 'o world', true, 'next', false]);
+    } finally {
+      await stop();
+    }
+  });
+
+  it('framers [lengthPrefix, delimiter] on both sides: each line in its own length-prefixed frame, messages intact', async () => {
+    const { client, server, stop } = await pair([lengthPrefixFramer(), delimiterFramer()]);
+    try {
+      await client.send('one');
+      await client.send('two');
+      const got = [await server.receive(), await server.receive()].map((m) => m.text());
+      expect(got).toEqual(['one', 'two']);
+    } finally {
+      await stop();
+    }
+  });
 });
