@@ -8,7 +8,8 @@
  * a partial bind (`allowPartialBind: true`); `stacks: 'best'` binds only the best one that binds. Each
  * bind is authorized as a `bind` by the tenant's policy before a socket exists; each accepted peer is
  * authorized as an `accept` by its address before the application sees it, and a refused peer is dropped
- * at once. `connectionLimit` (§7.2 SetNewConnectionLimit) caps deliveries; peers beyond it are refused
+ * at once. A listener given a remote endpoint accepts only peers it names (RFC 9622 §7.2; remote-match.ts):
+ * any other is refused before the policy is asked. `connectionLimit` (§7.2 SetNewConnectionLimit) caps deliveries; peers beyond it are refused
  * rather than queued, so a flood costs nothing.
  *
  * @example
@@ -27,6 +28,7 @@ import type { Lease } from './policy/contract.js';
 import { systemPathMonitor, type PathChange, type PathMonitor } from './paths/monitor.js';
 import { PathWatch } from './paths/watch.js';
 import type { PolicyDecision } from './policy/types.js';
+import { RemoteMatcher } from './remote-match.js';
 import type { TransportProperties } from './properties.js';
 import type { SelectionReport } from './report.js';
 import type { SecurityParameters } from './security.js';
@@ -101,6 +103,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   readonly #waiters: { resolve: (r: IteratorResult<Connection>) => void }[] = [];
   #limit: number;
   #stopped = false;
+  /** The peers the remote endpoint names (made with the first peer), when one was given. */
+  #remoteMatch: RemoteMatcher | undefined;
   /** Made when the first `pathChange` listener is added. */
   #path: PathWatch | undefined;
   /** One unit of the tenant's `listeners` quota, held until stop(). */
@@ -194,6 +198,11 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
       const { properties, security, framers, local, remote } = this.#init;
       const verdict = judgeStackOnce(driver, { properties, security, framerCount: framers.length, scheme: local.scheme ?? remote?.scheme });
       if (!verdict.ok) return refuse(`peer ${channel.remote.address} speaks ${driver.id}, which this listener's properties do not allow: ${verdict.reason}`);
+    }
+    const remote = this.#init.remote;
+    if (remote !== undefined) {
+      const why = await (this.#remoteMatch ??= new RemoteMatcher(remote, scope.guard)).refusal(driver.protocol, channel.remote);
+      if (why !== undefined) return refuse(why);
     }
     const decision = await scope.guard.decide({ use: 'accept', protocol: driver.protocol, address: channel.remote.address, port: channel.remote.port });
     if (!decision.allow) return refuse(`peer ${channel.remote.address} refused by policy: ${decision.reason}`, decision);
