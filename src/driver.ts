@@ -186,6 +186,7 @@ export interface TransportChannel {
  * then those bytes must not be sent. Given by the scope's network, never by the caller.
  */
 export interface ByteMeter {
+  /** Charge `bytes` about to be written; throws `QuotaExceededError` (and they must not be written) when over the budget. */
   sent(bytes: number): void;
 }
 

@@ -25,6 +25,7 @@
  */
 import type { TapsError } from '../errors.js';
 
+/** A message framer (RFC 9622 §9.1.2): frames each outgoing message and makes a deframer per connection for what arrives. */
 export interface MessageFramer {
   /** Short name for reports (`length-prefix`, `delimiter`). */
   readonly name: string;

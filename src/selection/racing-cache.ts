@@ -46,6 +46,7 @@ export interface RacingCacheEntry {
   readonly expires: number;
 }
 
+/** The racing cache's defaults: entries kept per tenant, and how long a win and a failure are remembered (ms). */
 export const RACING_CACHE_DEFAULTS = Object.freeze({ maxEntries: 512, wonTtl: 10 * 60_000, failedTtl: 30_000 });
 
 const OPTION_KEYS = ['maxEntries', 'wonTtl', 'failedTtl', 'clock'] as const;

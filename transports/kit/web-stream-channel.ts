@@ -136,7 +136,7 @@ export class StreamChannel implements TransportChannel {
     );
   }
 
-  /** Sends are charged to the group's byte budget here (see {@link StreamGroup.meter}). */
+  /** Sends are charged to the group's byte budget here (see `StreamGroup.meter`). */
   get metered(): boolean {
     return this.#group.meter !== undefined;
   }
