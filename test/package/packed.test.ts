@@ -11,7 +11,10 @@
  * - `require()` of the package works on this Node (≥ 20.19);
  * - the README's quick start runs as pasted (`node quick-start.mjs`);
  * - `npx taps-node` runs from the consumer folder: `--version`, and a probe
- *   of a real loopback server.
+ *   of a real loopback server;
+ * - an esbuild bundle of a consumer holds every driver the package ships
+ *   (the library in the bundle, its dependencies in node_modules) and makes
+ *   a loopback connection.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -132,6 +135,28 @@ describe('at run time, from the consumer folder', () => {
     expect(stderr).toBe('');
     expect(stdout).toMatch(/tls\/tcp 127\.0\.0\.1:\d+ won/);
     expect(stdout).toMatch(/\nhello\n$/);
+  });
+
+  it('an esbuild bundle lists every driver the unbundled package lists, and connects over loopback', async () => {
+    const { build } = await import('esbuild');
+    const manifest = packed.manifest as { dependencies?: Record<string, string>; peerDependencies?: Record<string, string> };
+    // What a bundling consumer does with packages that carry native code: leave them (and here every other
+    // dependency of the library) to node_modules; the library's own modules go into the bundle.
+    const external = [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})].flatMap((d) => [d, `${d}/*`]);
+    copyFileSync(join(FIXTURES, 'bundled.mjs'), join(packed.consumer, 'bundled.mjs'));
+    const result = await build({
+      entryPoints: ['bundled.mjs'], absWorkingDir: packed.consumer, outfile: 'bundle/app.mjs', bundle: true, platform: 'node', format: 'esm',
+      target: 'node20', external, logLevel: 'silent',
+    });
+    expect(result.errors).toEqual([]);
+    const unbundled = await run(process.execPath, ['--input-type=module', '-e', "import { registeredDrivers } from 'taps-node'; console.log(JSON.stringify((await registeredDrivers()).map((d) => d.id)))"], { cwd: packed.consumer });
+    const { stdout, stderr } = await run(process.execPath, ['bundle/app.mjs'], { cwd: packed.consumer, timeout: 30_000 });
+    const out = JSON.parse(stdout) as { ids: string[]; stack: string[]; reply: string };
+    console.log(`bundled drivers: ${out.ids.join(', ')}`);
+    expect(stderr).toBe('');
+    expect(out.ids).toEqual(JSON.parse(unbundled.stdout));
+    expect(out.ids).toEqual(expect.arrayContaining(['tcp', 'tls', 'udp', 'ws', 'wss', 'http', 'https', 'https2', 'quic', 'webtransport-h2']));
+    expect(out).toMatchObject({ stack: ['tcp'], reply: 'ping' });
   });
 
   it('npx taps-node --version prints the package version', async () => {
