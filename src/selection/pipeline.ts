@@ -131,7 +131,7 @@ async function attemptOne(input: SelectionInput, rec: Recorder, s: RankedStack, 
   }
   const signal = sig.current();
   signal.throwIfAborted();
-  // Built in place, every field it will have declared now (the record outlives the selection: a fixed shape stays compact).
+  // Built in place, every field it will have declared now (the record outlives the selection: a fixed shape stays compact, docs/performance.md).
   const c = rec.begin({
     id: rec.nextId(), driver: s.driver.id, stack: s.driver.stack, hostName, address, family, port,
     fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: rec.at(), endedAt: undefined, code: undefined, error: undefined,

@@ -61,7 +61,7 @@ export class Recorder {
       attemptDelay: input.racing.attemptDelay,
       resolutions: [],
       candidates: [],
-      // Declared now, set at the end: an object whose shape never grows stays compact (it outlives the selection).
+      // Declared now, set at the end: an object whose shape never grows stays compact (it outlives the selection; docs/performance.md).
       winner: undefined,
       endedAt: undefined,
       cache: undefined,

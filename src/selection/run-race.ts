@@ -160,7 +160,7 @@ class RaceRun {
         continue;
       }
       const local = source === undefined ? input.local : LocalEndpoint.from({ ipAddress: source.zone === undefined ? source.address : `${source.address}%${source.zone}`, ...(input.local?.port ? { port: input.local.port } : {}) });
-      // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact).
+      // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact, docs/performance.md).
       const c = rec.record({
         ...base, interface: source?.interface, localAddress: source?.address,
         fate: 'pending', decision: target.decision, reason: pathReason(explainRank(s, input.properties), path), startedAt: undefined, endedAt: undefined,

@@ -2,7 +2,7 @@
  * A selection's own abort signal: it joins the caller's signal and the overall timeout, and ends a race's
  * leftovers (a late lookup, attempts still running) when the selection is over. Made only when needed: a
  * direct attempt without a timeout runs on the caller's signal, or on one that never aborts (creating an
- * AbortSignal costs about a tenth of a loopback connect).
+ * AbortSignal costs about a tenth of a loopback connect: docs/performance.md).
  *
  * @example
  * const sig = new SelectionSignal(input);
