@@ -150,6 +150,6 @@ export function parseExplainArgs(argv: readonly string[]): ExplainArgs {
     json: { type: 'boolean' },
   } as const);
   if (positionals.length !== 3) throw new UsageError('policy explain takes <file> <tenant> <url | host:port>');
-  const use = oneOf(v.use, '--use', ['lookup', 'connect', 'bind', 'accept', 'sendto', 'redirect', 'upgrade']) ?? 'connect';
+  const use = oneOf(v.use, '--use', ['lookup', 'connect', 'bind', 'accept', 'redirect']) ?? 'connect';
   return { file: positionals[0]!, tenant: positionals[1]!, target: positionals[2]!, use, address: v.address, protocol: v.protocol, json: v.json ?? false };
 }

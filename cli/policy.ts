@@ -196,7 +196,7 @@ export async function explain(args: ExplainArgs, io: CliIO): Promise<ExitCode> {
     const request: PolicyRequest =
       use === 'lookup'
         ? { use, protocol, host: name ?? address }
-        : { use, protocol, host: name, address, port: endpoint.port, url: use === 'redirect' || use === 'upgrade' ? endpoint.url ?? `${protocol}://${args.target}` : undefined };
+        : { use, protocol, host: name, address, port: endpoint.port, url: use === 'redirect' ? endpoint.url ?? `${protocol}://${args.target}` : undefined };
     const decisions: { label: string; request: PolicyRequest; decision: PolicyDecision; record: DecisionRecord | undefined }[] = [];
     const decide = async (label: string, req: PolicyRequest): Promise<PolicyDecision> => {
       const before = records.length;

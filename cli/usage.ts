@@ -57,7 +57,7 @@ export const USAGE = `usage:
   taps-node policy explain <file> <tenant> <url | host:port>
           [--use <use>] [--address <ip>] [--protocol <scheme>] [--json]
       Print the decision for one request and the rule that made it.
-      --use       lookup | connect (default) | bind | accept | sendto | redirect | upgrade
+      --use       lookup | connect (default) | bind | accept | redirect
       --address   the resolved IP to judge with a host name
       --protocol  the scheme for a bare host:port (default tcp)
 

@@ -207,7 +207,7 @@ export interface ConnectAttempt {
   readonly properties: TransportProperties;
   /** Options the caller gave for this driver id (`preconnection.driverOptions[id]`). */
   readonly options: Readonly<Record<string, unknown>>;
-  /** For redirect hops, upgrades and any later address the driver must reach. */
+  /** For redirect hops and any later address the driver must reach. */
   readonly guard: PolicyGuard;
   /**
    * The tenant's byte budget, when its scope has one: a driver charges what it writes (headers, framing and

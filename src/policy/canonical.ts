@@ -418,7 +418,7 @@ const SPECIAL = new Set(['http', 'https', 'ws', 'wss']);
 const ASCII_FAST_AUTHORITY = /^[A-Za-z0-9._:[\]-]+$/;
 
 /**
- * Canonicalise the scheme, host and port of a URL (redirect hops, upgrades).
+ * Canonicalise the scheme, host and port of a URL (redirect hops).
  * Refuses what parsers disagree on instead of guessing: userinfo, backslash,
  * `%` in the authority, any whitespace or control character.
  */

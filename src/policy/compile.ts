@@ -17,8 +17,8 @@
  * the other uses of its scheme and probes their name indexes port-blind.
  *
  * A deny rule written without uses (`deny *://@cloud-metadata:*`) covers
- * connect, sendto, redirect and upgrade; it is filed once, under `connect`,
- * marked `implied`, and those other uses also probe the connect buckets for
+ * connect and redirect; it is filed once, under `connect`, marked
+ * `implied`, and redirect requests also probe the connect buckets for
  * implied denies (`CompiledRules.impliedDeny`), so it costs no extra memory.
  *
  * @example
@@ -40,7 +40,7 @@ export interface Entry {
   readonly exact: boolean;
   /** A preset's names in an allow rule: they grant the lookup only, never a connect by that name. */
   readonly lookupOnly: boolean;
-  /** A deny written without uses: filed under connect, it also denies sendto, redirect and upgrade. */
+  /** A deny written without uses: filed under connect, it also denies redirect. */
   readonly implied: boolean;
 }
 
@@ -78,7 +78,7 @@ export class CompiledRules {
   /** Buckets by USE_INDEX[use] + SCHEME_INDEX[scheme]. */
   readonly buckets: ReadonlyArray<Bucket | undefined>;
   readonly ruleCount: number;
-  /** Some connect bucket holds implied denies that sendto, redirect and upgrade must also probe. */
+  /** Some connect bucket holds implied denies that redirect requests must also probe. */
   readonly impliedDeny: boolean;
   constructor(buckets: Array<Bucket | undefined>, ruleCount: number, impliedDeny = false) {
     this.buckets = buckets;

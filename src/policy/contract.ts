@@ -111,14 +111,14 @@ export interface PolicyGuard {
   /** Decide and record. Never throws: a failing policy denies with code `policy-error`. */
   decide(request: PolicyRequest): Promise<PolicyDecision>;
   /**
-   * Decide synchronously (the per-datagram send-to check). An async policy or
-   * custom rule makes it deny with `policy-error`.
+   * Decide synchronously (a check that cannot wait, such as an accepted
+   * peer's). An async policy or custom rule makes it deny with `policy-error`.
    */
   decideSync(request: PolicyRequest): PolicyDecision;
   /** Decide an address-bearing request; on allow return the CheckedTarget, else throw PolicyDeniedError. */
   authorize(request: AuthorizeRequest): Promise<CheckedTarget>;
   /**
-   * The same, synchronously (a UDP listener's per-peer send-to target); an
+   * The same, synchronously (for a check that cannot wait); an
    * async policy denies with `policy-error`. Throws PolicyDeniedError.
    */
   authorizeSync(request: AuthorizeRequest): CheckedTarget;

@@ -151,12 +151,12 @@ function rejection(use: unknown, protocol: unknown, host: unknown, port: unknown
 let sPort: number | undefined;
 let sCls: AddressClass | undefined;
 let sDenyOnly = false;
-/** Probing the connect buckets for a sendto/redirect/upgrade request: only implied denies count. */
+/** Probing the connect buckets for a redirect request: only implied denies count. */
 let sImplied = false;
 const CONNECT_ROW = USE_INDEX['connect']!;
 /** Rows (by USE_INDEX) of the uses a deny without uses also covers, besides connect. */
 const IMPLIED_ROWS: boolean[] = [];
-for (const u of ['sendto', 'redirect', 'upgrade']) IMPLIED_ROWS[USE_INDEX[u]!] = true;
+IMPLIED_ROWS[USE_INDEX['redirect']!] = true;
 let sDeny: Entry | null = null;
 let sNameAllow: Entry | null = null;
 let sAddrAllow: Entry | null = null;

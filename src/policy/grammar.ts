@@ -2,8 +2,8 @@
  * The rule grammar (Spin-like), one rule at a time:
  *
  *     rule   = [uses ":"] scheme "://" host [":" ports] [" strict"]
- *     uses   = use *("," use)        ; lookup connect bind accept sendto redirect upgrade
- *                                     ; default: connect for allow; connect,sendto,redirect,upgrade for deny
+ *     uses   = use *("," use)        ; lookup connect bind accept redirect
+ *                                     ; default: connect for allow; connect,redirect for deny
  *     scheme = tcp | tls | udp | quic | webtransport | http | https | ws | wss | "*"
  *     host   = "*" | "@" preset | "*." name | name | ipv4 ["/" len] | "[" ipv6 ["/" len] "]"
  *     ports  = "*" | range *("," range) ; range = port ["-" port]
@@ -113,7 +113,12 @@ const CONNECT_ONLY: readonly NetworkUse[] = Object.freeze(['connect']);
  * destination, not only `connect`. Compiled rules recognise this very array
  * (by identity) and file such a rule once, under `connect`.
  */
-export const DEFAULT_DENY_USES: readonly NetworkUse[] = Object.freeze(['connect', 'sendto', 'redirect', 'upgrade']);
+export const DEFAULT_DENY_USES: readonly NetworkUse[] = Object.freeze(['connect', 'redirect']);
+/** Uses no library path asks about any more: a rule naming one is refused, saying why. */
+const RETIRED_USES: Readonly<Record<string, string>> = Object.freeze({
+  sendto: 'no library path sends a datagram to a destination of its own choosing: UDP goes to the connected peer (a connect grant) or, from a listener, to the peer it accepted (an accept grant)',
+  upgrade: 'no HTTP connection is upgraded: a WebSocket is a ws: or wss: connect (grant connect:ws://… or wss://…)',
+});
 const USES = new Set<string>(NETWORK_USES);
 /** A rule followed by the strict-answers flag (` strict`, after whitespace). */
 const STRICT_FLAG = /^(\S*)\s+strict$/;
@@ -143,6 +148,8 @@ export function parseRule(input: string | JsonRule, effect: 'allow' | 'deny', at
     const list: NetworkUse[] = [];
     let p = 0;
     for (const u of text.slice(0, firstColon).split(',')) {
+      const retired = RETIRED_USES[u];
+      if (retired !== undefined) throw err(`"${u}" is not a use: ${retired}`, p);
       if (!USES.has(u)) throw err(`unknown use ${JSON.stringify(u)} (expected one of ${NETWORK_USES.join(', ')})`, p);
       if (!list.includes(u as NetworkUse)) list.push(u as NetworkUse);
       p += u.length + 1;

@@ -128,7 +128,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     }
   }
 
-  /** Decide synchronously (per-datagram send-to checks); an async custom rule denies with `policy-error`. */
+  /** Decide synchronously (a check that cannot wait); an async custom rule denies with `policy-error`. */
   decideSync(request: PolicyRequest): PolicyDecision {
     try {
       return (this.#run(snapshotRequest(request), true, true) as Outcome).decision;

@@ -4,8 +4,11 @@
  * Every candidate the library may touch is put to the tenant's policy as a
  * {@link PolicyRequest} before a packet leaves: the DNS lookup of a name
  * (`use: 'lookup'`), then each resolved address with protocol and port
- * (`use: 'connect'`), binds, accepted peers, unconnected UDP send-to
- * destinations, HTTP redirect hops and WebSocket upgrades. A decision speaks
+ * (`use: 'connect'`), binds, accepted peers and HTTP redirect hops. A
+ * WebSocket is a `ws:`/`wss:` connect, and UDP datagrams go only to a
+ * connected peer or, from a listener, to the peer it accepted: there is no
+ * separate `upgrade` or `sendto` use, since no path of the library asks
+ * one. A decision speaks
  * with one polarity: `{ allow: true, rule }` or `{ allow: false, code, reason }`
  * (STYLE §5). No policy means deny.
  *
@@ -18,7 +21,7 @@
  */
 
 /** What the candidate will be used for. Each use is a separate grant. */
-export type NetworkUse = 'lookup' | 'connect' | 'bind' | 'accept' | 'sendto' | 'redirect' | 'upgrade';
+export type NetworkUse = 'lookup' | 'connect' | 'bind' | 'accept' | 'redirect';
 
 /** The protocol a candidate speaks, as named in policy rules (`scheme://`). */
 export type PolicyProtocol =
@@ -39,7 +42,7 @@ export const POLICY_PROTOCOLS: readonly PolicyProtocol[] = Object.freeze([
 
 /** Every use a rule can grant. */
 export const NETWORK_USES: readonly NetworkUse[] = Object.freeze([
-  'lookup', 'connect', 'bind', 'accept', 'sendto', 'redirect', 'upgrade',
+  'lookup', 'connect', 'bind', 'accept', 'redirect',
 ]);
 
 /** One question to the policy. Fields absent for a use are left undefined. */
@@ -48,10 +51,10 @@ export interface PolicyRequest {
   readonly protocol: PolicyProtocol;
   /** The name as the caller gave it (lookup; connect/redirect when reached by name). */
   readonly host?: string | undefined;
-  /** The IP address that will be used (connect, bind, accept, sendto, redirect after resolution). */
+  /** The IP address that will be used (connect, bind, accept, redirect after resolution). */
   readonly address?: string | undefined;
   readonly port?: number | undefined;
-  /** For redirect/upgrade: the full target URL as given. */
+  /** For a redirect: the full target URL as given. */
   readonly url?: string | undefined;
 }
 
@@ -61,7 +64,7 @@ export type DenyCode =
   | 'no-match' // nothing allowed it: default deny
   | 'denied' // an explicit deny rule matched
   | 'invalid-host' // the name or address could not be canonicalised
-  | 'bad-scheme' // a redirect/upgrade to a scheme that is not a network scheme
+  | 'bad-scheme' // a redirect to a scheme that is not a network scheme
   | 'policy-error' // the policy itself failed (threw, timed out, bad claims)
   | 'unverified' // a connect to something the policy never checked
   | 'revoked'; // a hot reload forbade a live connection

@@ -201,7 +201,7 @@ describe.skipIf(!ready)('nginx · library as client', () => {
   });
 
   it('a WebSocket through nginx to Python websockets: a string arrives as a text frame, bytes as binary, both echoed', async () => {
-    host.setPolicy('ws', `allow connect,upgrade:wss://@loopback:${port}`);
+    host.setPolicy('ws', `allow connect:wss://@loopback:${port}`);
     const conn = await connect('ws', `wss://localhost:${port}/ws`, TransportProperties.reliableMessage());
     try {
       expect(conn.stack[0]).toBe('websocket');

@@ -105,15 +105,15 @@ beforeAll(async () => {
   [A, F, U, UF] = await Promise.all([tcpListener(), tcpListener(), udpListener(), udpListener()]);
   host = new Host({ resolver: async () => [] });
   // Allowed: tcp connect to A, udp connect to U, tcp and udp bind of 127.0.0.1:0. Everything aimed at F and UF
-  // is granted for some other use only, to tempt: redirect, upgrade, sendto, accept, lookup.
+  // is granted for some other use only, to tempt: redirect, accept, lookup.
   host.setPolicy('guest', [
     `allow tcp://127.0.0.1:${A.port}`,
     `allow udp://127.0.0.1:${U.port}`,
     'allow bind:tcp://127.0.0.1:0',
     'allow bind:udp://127.0.0.1:0',
-    `allow redirect,upgrade,sendto,accept:*://127.0.0.1:${F.port}`,
-    `allow redirect,upgrade,sendto,accept:*://127.0.0.1:${UF.port}`,
-    `allow accept,sendto:*://@loopback:*`,
+    `allow redirect,accept:*://127.0.0.1:${F.port}`,
+    `allow redirect,accept:*://127.0.0.1:${UF.port}`,
+    `allow accept:*://@loopback:*`,
   ].join('\n'));
   host.setPolicy('other', `allow *://@loopback:*\nallow bind:*://@loopback:*`);
   instrument();

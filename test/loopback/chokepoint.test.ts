@@ -2,7 +2,7 @@
  * The chokepoint by construction, attacked through both scope kinds (a
  * Host's and createScope's) against real loopback listeners the policy
  * forbids; each must see zero connections or datagrams:
- * - use confusion: a redirect, upgrade, sendto or bind target handed to
+ * - use confusion: a redirect, accept or bind target handed to
  *   `network.connect`, a connect target to `network.listen`, a bind grant
  *   for one protocol used by another protocol's driver;
  * - check-then-use: getters on a request or an attempt, a Proxy attempt
@@ -88,8 +88,8 @@ function expectUnverified(err: unknown): void {
 }
 
 describe('use confusion: each network method admits only its own use and protocol', () => {
-  it.each(['redirect', 'upgrade', 'sendto', 'accept', 'bind'] as const)('a %s grant opens no connection through network.connect', async (use) => {
-    const protocol = use === 'redirect' ? 'http' : use === 'upgrade' ? 'ws' : 'tcp';
+  it.each(['redirect', 'accept', 'bind'] as const)('a %s grant opens no connection through network.connect', async (use) => {
+    const protocol = use === 'redirect' ? 'http' : 'tcp';
     for (const [kind, scope] of await scopes(`allow ${use}:${protocol}://@loopback:${tcpForbidden.port}\nallow ${use}:tcp://@loopback:${tcpForbidden.port}`)) {
       // The grant is real: the guard mints a target for that use...
       const target = await scope.guard.authorize({ use, protocol: 'tcp', address: '127.0.0.1', port: tcpForbidden.port });
@@ -108,9 +108,9 @@ describe('use confusion: each network method admits only its own use and protoco
     expect(tcpForbidden.reached).toBe(0);
   });
 
-  it('a sendto grant sends no datagram through a connected UDP socket', async () => {
-    for (const [, scope] of await scopes(`allow sendto:udp://@loopback:${udpForbidden.port}`)) {
-      const target = await scope.guard.authorize({ use: 'sendto', protocol: 'udp', address: '127.0.0.1', port: udpForbidden.port });
+  it('an accept grant sends no datagram through a connected UDP socket', async () => {
+    for (const [, scope] of await scopes(`allow accept:udp://@loopback:${udpForbidden.port}`)) {
+      const target = await scope.guard.authorize({ use: 'accept', protocol: 'udp', address: '127.0.0.1', port: udpForbidden.port });
       expectUnverified(await scope.network.connect(udpDriver, connectAttempt(scope, target)).catch((e: unknown) => e));
     }
     await settle();

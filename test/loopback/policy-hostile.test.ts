@@ -252,22 +252,22 @@ describe('private, link-local and metadata spellings (decisions only; nothing to
 });
 
 describe('a deny without uses is not sidestepped by another use', () => {
-  it('covers connect, send-to, redirects and upgrades (binds and peers are denied only when named)', async () => {
+  it('covers connect and redirects (binds and peers are denied only when named)', async () => {
     const h = new Host({ resolver: async () => [] });
-    h.setPolicy('t', 'allow connect,sendto,redirect,upgrade,bind,accept:*://@private:*\ndeny *://10.0.0.0/8:*\ndeny connect:udp://192.168.0.9:*\ndeny tcp://bad.example:*');
+    h.setPolicy('t', 'allow connect,redirect,bind,accept:*://@private:*\ndeny *://10.0.0.0/8:*\ndeny connect:udp://192.168.0.9:*\ndeny tcp://bad.example:*');
     const s = await h.tenant('t');
     const verdict = (use: string, protocol: string) => s.guard.decideSync({ use, protocol, address: '10.1.2.3', port: 80 } as never);
-    for (const [use, protocol] of [['connect', 'tcp'], ['sendto', 'udp'], ['redirect', 'http'], ['upgrade', 'ws']]) {
+    for (const [use, protocol] of [['connect', 'tcp'], ['connect', 'ws'], ['redirect', 'http']]) {
       expect(verdict(use!, protocol!), use).toMatchObject({ allow: false, code: 'denied', rule: '*://10.0.0.0/8:*' });
     }
     expect(verdict('bind', 'udp')).toMatchObject({ allow: true });
     expect(verdict('accept', 'tcp')).toMatchObject({ allow: true });
     // A deny that names its uses covers only those.
-    expect(s.guard.decideSync({ use: 'sendto', protocol: 'udp', address: '192.168.0.9', port: 53 })).toMatchObject({ allow: true });
+    expect(s.guard.decideSync({ use: 'redirect', protocol: 'http', address: '192.168.0.9', port: 53 })).toMatchObject({ allow: true });
     expect(s.guard.decideSync({ use: 'connect', protocol: 'udp', address: '192.168.0.9', port: 53 })).toMatchObject({ allow: false, code: 'denied' });
     // By name too, and only for its scheme.
     expect(s.guard.decideSync({ use: 'redirect', protocol: 'tcp', host: 'bad.example', address: '10.9.9.9', port: 1 })).toMatchObject({ allow: false, rule: 'tcp://bad.example:*' });
-    expect(s.guard.decideSync({ use: 'upgrade', protocol: 'ws', host: 'bad.example', address: '192.168.1.1', port: 80 })).toMatchObject({ allow: true });
+    expect(s.guard.decideSync({ use: 'connect', protocol: 'ws', host: 'bad.example', address: '192.168.1.1', port: 80 })).toMatchObject({ allow: true });
   });
 });
 

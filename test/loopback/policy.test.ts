@@ -103,7 +103,6 @@ beforeAll(async () => {
     `allow tls://localhost:${tlsA.port}`,
     `allow tls://@loopback:${tlsA.port}`,
     `allow udp://127.0.0.1:${udpA.port}`,
-    `allow sendto:udp://127.0.0.1:${udpA.port}`,
     'limit connections 8',
   ].join('\n'));
   host.setPolicy('beta', { allow: [`tcp://127.0.0.1:${b4.port}`], deny: [`*://127.0.0.1:${a4.port}`] });
@@ -214,7 +213,7 @@ describe('TLS and UDP per policy', () => {
     expect(udpA.accepted).toBe(n + 1);
   });
 
-  it('UDP send-to: every datagram is decided synchronously, per destination', async () => {
+  it('decideSync answers per destination at once (a host checking datagrams it sends itself)', async () => {
     const nA = udpA.accepted;
     const nB = udpB.accepted;
     const client = createSocket('udp4');
@@ -222,7 +221,7 @@ describe('TLS and UDP per policy', () => {
     let sent = 0;
     for (let i = 0; i < 20; i++) {
       const port = i % 2 === 0 ? udpA.port : udpB.port;
-      const d = alpha.guard.decideSync({ use: 'sendto', protocol: 'udp', address: '127.0.0.1', port });
+      const d = alpha.guard.decideSync({ use: 'connect', protocol: 'udp', address: '127.0.0.1', port });
       if (!d.allow) continue;
       sent++;
       await new Promise<void>((r) => client.send(Buffer.from(`n${i}`), port, '127.0.0.1', () => r()));

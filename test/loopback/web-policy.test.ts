@@ -73,7 +73,7 @@ describe('web stacks through the policy chokepoint (Host tenant, real rules)', (
       for await (const m of c) await c.send(`echo:${m.text()}`);
       await c.close();
     });
-    host.setPolicy('chat', `allow connect,upgrade:wss://ws.test:${server.port}\nallow connect,upgrade:wss://127.0.0.1:${server.port}`);
+    host.setPolicy('chat', `allow connect:wss://ws.test:${server.port}\nallow connect:wss://127.0.0.1:${server.port}`);
     const conn = await new Preconnection({
       scope: await host.tenant('chat'),
       remote: `wss://ws.test:${server.port}/room`,

@@ -11,7 +11,7 @@ import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 
 const host = new Host();
-host.setPolicy('me', 'allow connect,upgrade:ws://@loopback:*');
+host.setPolicy('me', 'allow connect:ws://@loopback:*');
 const frames: { binary: boolean; text: string }[] = [];
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
 wss.on('connection', (ws) => {

@@ -1,7 +1,7 @@
 /**
  * Decision semantics, table-driven, with hostile inputs: encodings, embedded
  * and mapped addresses, DNS rebinding answers, confusing URLs, redirects and
- * upgrades to internal hosts, forged fields.
+ * hops to internal hosts, forged fields.
  */
 import { describe, expect, it } from 'vitest';
 import { Host } from '../../src/policy/host.js';
@@ -15,12 +15,10 @@ allow tcp://10.0.0.0/8:5432
 allow tcp://[2001:db8:1::/48]:*
 allow udp://@loopback:53
 allow connect,redirect:https://*.example.com
-allow upgrade:wss://ws.example.com
 allow lookup:tcp://lookup-only.example.net
 allow bind:tcp://127.0.0.1:8000-8100
 allow bind:tcp://@unspecified:0
 allow accept:tcp://@private:*
-allow sendto:udp://192.0.2.10:9999
 allow tcp://169.254.169.254:80
 allow tcp://169.254.0.0/16:81
 allow tcp://@any:82
@@ -121,7 +119,7 @@ const cases: Case[] = [
   ['explicit lookup rule', c('lookup', 'tcp', { host: 'lookup-only.example.net' }), true],
   ['lookup rule grants no connect', conn('lookup-only.example.net', '1.1.1.1', 80), 'no-match'],
   ['lookup of an address literal', c('lookup', 'tcp', { host: '127.0.0.1' }), 'invalid-host'],
-  // Bind, accept, sendto are separate grants.
+  // Bind and accept are separate grants.
   ['bind in range', c('bind', 'tcp', { address: '127.0.0.1', port: 8080 }), true],
   ['bind out of range', c('bind', 'tcp', { address: '127.0.0.1', port: 9000 }), 'no-match'],
   ['bind wildcard ephemeral', c('bind', 'tcp', { address: '0.0.0.0', port: 0 }), true],
@@ -130,10 +128,7 @@ const cases: Case[] = [
   ['a bind grant is not a connect grant', conn(undefined, '127.0.0.1', 8080), 'no-match'],
   ['accept from private', c('accept', 'tcp', { address: '192.168.1.5', port: 54321 }), true],
   ['accept from public', c('accept', 'tcp', { address: '8.8.8.8', port: 54321 }), 'no-match'],
-  ['sendto granted destination', c('sendto', 'udp', { address: '192.0.2.10', port: 9999 }), true],
-  ['sendto other destination', c('sendto', 'udp', { address: '192.0.2.11', port: 9999 }), 'no-match'],
-  ['a sendto grant is not a connect grant', conn(undefined, '192.0.2.10', 9999, 'udp'), 'no-match'],
-  // Redirect hops and upgrades.
+  // Redirect hops.
   ['redirect within the grant', c('redirect', 'https', { url: 'https://a.example.com/next' }), true],
   ['redirect to the apex', c('redirect', 'https', { url: 'https://example.com/' }), 'no-match'],
   ['redirect downgrading to http', c('redirect', 'https', { url: 'http://a.example.com/' }), 'no-match'],
@@ -149,10 +144,8 @@ const cases: Case[] = [
   ['redirect to javascript:', c('redirect', 'https', { url: 'javascript:alert(1)' }), 'bad-scheme'],
   ['redirect: url and host disagree', c('redirect', 'https', { url: 'https://a.example.com/', host: 'b.example.com' }), 'invalid-host'],
   ['redirect: url and port disagree', c('redirect', 'https', { url: 'https://a.example.com/', port: 8443 }), 'invalid-host'],
-  ['upgrade granted', c('upgrade', 'wss', { url: 'wss://ws.example.com/chat' }), true],
-  ['upgrade other port', c('upgrade', 'wss', { url: 'wss://ws.example.com:444/chat' }), 'no-match'],
-  ['upgrade without TLS', c('upgrade', 'ws', { url: 'ws://ws.example.com/chat' }), 'no-match'],
-  ['connect grant is not an upgrade grant', c('upgrade', 'https', { url: 'https://a.example.com/' }), 'no-match'],
+  ['a retired use (sendto) is no use', c('sendto' as never, 'udp', { address: '192.0.2.10', port: 9999 }), 'policy-error'],
+  ['a retired use (upgrade) is no use', c('upgrade' as never, 'wss', { url: 'wss://ws.example.com/chat' }), 'policy-error'],
   // Malformed requests.
   ['unknown protocol', c('connect', 'ftp' as never, { address: '10.1.2.3', port: 5432 }), 'bad-scheme'],
   ['unknown use', c('exec' as never, 'tcp', { address: '10.1.2.3', port: 5432 }), 'policy-error'],

@@ -255,7 +255,7 @@ describe('createScope (BasicScope) keeps working', () => {
     expect(() => scope.lease('connection')).toThrow(QuotaExceededError);
     lease.release();
     const asyncScope = createScope({ tenant: 'u', policy: { decide: async () => ({ allow: true, rule: 'x' }) }, resolver: async () => [] });
-    expect(asyncScope.guard.decideSync!({ use: 'sendto', protocol: 'udp', address: '127.0.0.1', port: 1 })).toMatchObject({ allow: false, code: 'policy-error' });
+    expect(asyncScope.guard.decideSync!({ use: 'connect', protocol: 'udp', address: '127.0.0.1', port: 1 })).toMatchObject({ allow: false, code: 'policy-error' });
   });
 });
 

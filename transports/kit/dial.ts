@@ -36,11 +36,11 @@ const UDP_PROTOCOLS: readonly PolicyProtocol[] = ['udp', 'quic', 'webtransport']
 
 /**
  * The uses and protocols a target must have been minted for to open each kind of socket: a dial serves
- * `connect` (and an HTTP redirect hop), a UDP send also `sendto`, a listener only `bind`.
+ * `connect` (and, over TCP, an HTTP redirect hop), a listener only `bind`.
  */
 const SERVES: Readonly<Record<SocketKind, { readonly uses: readonly NetworkUse[]; readonly protocols: readonly PolicyProtocol[] }>> = {
   tcp: { uses: ['connect', 'redirect'], protocols: TCP_PROTOCOLS },
-  udp: { uses: ['connect', 'sendto'], protocols: UDP_PROTOCOLS },
+  udp: { uses: ['connect'], protocols: UDP_PROTOCOLS },
   'tcp listen': { uses: ['bind'], protocols: TCP_PROTOCOLS },
   'udp listen': { uses: ['bind'], protocols: UDP_PROTOCOLS },
 };
