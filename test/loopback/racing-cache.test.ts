@@ -178,3 +178,40 @@ describe('tenants never share a racing cache', () => {
     }
   });
 });
+
+describe('a poisoned cache orders, never widens', () => {
+  it('an entry the guest wrote (QUIC won) ranks QUIC first, but a tenant without a QUIC grant is denied it and nothing reaches the QUIC server', async () => {
+    const resolver = fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } });
+    const host = new Host({ resolver });
+    cleanups.push(() => host.close());
+    host.setPolicy('server', 'allow bind:*://@loopback:*\nallow accept:*://@loopback:*');
+    host.setPolicy('guest', 'allow tls://svc.test:*\nallow tls://@loopback:*');
+    const tlsPort = await tlsOnly('127.0.0.1');
+    // A QUIC server on the same port number: were the guest's QUIC candidate allowed, it would win here.
+    let accepted = 0;
+    const quicServer = await new Preconnection({
+      scope: await host.tenant('server'),
+      local: { ipAddress: '127.0.0.1', port: tlsPort },
+      properties: new TransportProperties({ multistreaming: 'require' }),
+      security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+      framers: [lengthPrefixFramer()],
+      drivers,
+    }).listen();
+    quicServer.on('connectionReceived', () => accepted++);
+    cleanups.push(() => quicServer.stop());
+    // The guest holds its own scope, so it can write its own cache: it claims QUIC won at the TLS port.
+    const guest = await host.tenant('guest');
+    racingCacheOf(guest)!.won('svc.test', tlsPort, 'quic', 0.1);
+    const conn = await connect(guest, tlsPort);
+    try {
+      expect(conn.report.cache).toMatch(/order quic > tls/);
+      expect(conn.report.candidates.find((c) => c.driver === 'quic')).toMatchObject({ fate: 'denied' });
+      expect(conn.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('tls');
+      expect(accepted).toBe(0);
+      // Another tenant's cache is not reachable from the guest's scope, and is untouched.
+      expect(host.racingCache('server')!.entries().some((e) => e.endpoint === 'svc.test')).toBe(false);
+    } finally {
+      await conn.close();
+    }
+  });
+});
