@@ -67,6 +67,9 @@ function connect(scope: NetworkScope, port: number, properties = new TransportPr
     security: new SecurityParameters({ ca: cert.caCert as string }),
     framers: [lengthPrefixFramer()],
     drivers,
+    // The longest attempt delay: a second stack then starts only because the first failed, never because a
+    // loaded machine made the first slow, so which attempts start is decided by ranking and the cache alone.
+    racing: { attemptDelay: 2000 },
   }).initiate({ signal: AbortSignal.timeout(8000) });
 }
 
