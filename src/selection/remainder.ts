@@ -2,9 +2,10 @@
  * The bounded remainder of a race's QUIC attempts. QUIC over a path that drops UDP learns nothing until its
  * connect timeout (seconds), while TCP is refused within a round trip. Once every other candidate has failed
  * definitively and no more can come (every answer is in), the QUIC attempts still running get a remainder
- * scaled from the race, not the connect timeout: the attempt delay, or four times the slowest refusal (a
- * refusal is about one round trip), whichever is longer, at most 2 s. When it passes, the race ends and the
- * error names the refusals (failure.ts), not a timeout.
+ * scaled from the race, not the connect timeout: twice the attempt delay, or four times the slowest refusal
+ * (a refusal is about one round trip), whichever is longer, at most 2 s. That leaves a QUIC handshake that
+ * only just started (its server's Retry costs a second round trip) time to finish. When it passes, the race
+ * ends and the error names the refusals (failure.ts), not a timeout.
  *
  * @example
  * const rest = new QuicRemainder(clock, racing.attemptDelay, (why) => race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
@@ -52,7 +53,7 @@ export class QuicRemainder {
       rtt = Math.max(rtt, (c.endedAt ?? 0) - (c.startedAt ?? 0));
     }
     if (rtt < 0 || !quicRunning) return;
-    const ms = Math.round(Math.min(MAX_REMAINDER, Math.max(this.#attemptDelay, 4 * rtt)));
+    const ms = Math.round(Math.min(MAX_REMAINDER, Math.max(2 * this.#attemptDelay, 4 * rtt)));
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.reason = `no QUIC answer within the ${ms} ms remainder given after every other candidate failed`;
