@@ -10,7 +10,7 @@
  * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
  */
 export type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, Lease, PolicyGuard, ResolvedAddress } from './contract.js';
-export type { NetworkScope } from '../network.js';
+export type { NetworkScope } from '../network-types.js';
 export {
   admit, brandScope, CheckedNetwork, decisionChannel, isCheckedName, isCheckedTarget, isNetworkScope, mintedBy, mintName, mintTarget,
   targetRequest, type AdmittingScope, type TargetFields,

@@ -6,9 +6,10 @@
  *
  * A CheckedTarget is branded with a `unique symbol` that no other module can
  * name, so no object literal type-checks as one: only the guard's minting
- * code (src/policy/chokepoint.ts) makes them, and it records every target it
+ * code (src/policy/admission.ts) makes them, and it records every target it
  * makes, which the scope's network and the dial helpers check at run time.
- * The network and the scope that holds it are in src/network.ts.
+ * The network and the scope that holds it are in src/network-types.ts (types
+ * only too).
  *
  * @example
  * const target: CheckedTarget = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });

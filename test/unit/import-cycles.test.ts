@@ -90,6 +90,15 @@ describe('import cycles', () => {
     expect(graph.get('src/driver.ts')).not.toContain('src/policy/chokepoint.ts');
   });
 
+  it('the chokepoint contract (CheckedTarget, PolicyGuard, Network, NetworkScope) is types only', () => {
+    for (const file of ['src/policy/contract.ts', 'src/network-types.ts']) {
+      const js = ts.transpileModule(readFileSync(join(root, file), 'utf8'), { compilerOptions: { removeComments: true, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true } }).outputText;
+      expect(js.replace(/export \{\};?/g, '').trim(), file).toBe('');
+    }
+    expect(readFileSync(join(root, 'src/policy/contract.ts'), 'utf8')).toMatch(/declare const checkedTarget: unique symbol;/);
+    expect(readFileSync(join(root, 'src/network-types.ts'), 'utf8')).toMatch(/export interface NetworkScope \{/);
+  });
+
   it('the search finds a cycle when there is one', () => {
     const graph = new Map([
       ['a', ['b']],
