@@ -118,7 +118,12 @@ describe('use confusion: each network method admits only its own use and protoco
   });
 
   it('a bind grant for udp binds no tcp socket, and a connect target binds nothing', async () => {
-    const port = tcpForbidden.port + 1 === 65536 ? tcpForbidden.port - 1 : tcpForbidden.port + 1;
+    // A port the kernel just handed out and took back, so no other listener
+    // holds it (a neighbour of another test's port may be anyone's).
+    const held = createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    const port = (held.address() as { port: number }).port;
+    await new Promise<void>((r) => held.close(() => r()));
     for (const [kind, scope] of await scopes(`allow bind:udp://127.0.0.1:${port}\nallow tcp://127.0.0.1:${port}`)) {
       const bind = await scope.guard.authorize({ use: 'bind', protocol: 'udp', address: '127.0.0.1', port });
       const connect = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port });

@@ -39,6 +39,14 @@ async function connect(properties = TransportProperties.reliableMessage()): Prom
   return pre.initiate();
 }
 
+/** `st` of an established socket in /proc/net/tcp (include/net/tcp_states.h). */
+const ESTABLISHED = '01';
+
+/** 127.0.0.1:port as /proc/net/tcp prints it (address in host byte order, port in hex). */
+function loopbackHex(p: number): string {
+  return `0100007F:${p.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
 /**
  * The kernel's timer on the client socket from /proc/net/tcp: `tr` is the
  * timer kind (2: keep-alive) and `tm->when` the time left in clock ticks
@@ -46,9 +54,15 @@ async function connect(properties = TransportProperties.reliableMessage()): Prom
  * `ss -o` prints the same (its text format changes between versions).
  */
 function kernelTimer(conn: Connection): { kind: number; seconds: number } | undefined {
-  const local = `0100007F:${conn.local.port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const row = readFileSync('/proc/net/tcp', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === local);
-  if (row === undefined) throw new Error(`no socket ${local} in /proc/net/tcp`);
+  const local = loopbackHex(conn.local.port);
+  const remote = loopbackHex(port);
+  // Only this connection's row: the same local port can also be held by an
+  // earlier socket in TIME_WAIT (state 06), whose timer is not ours.
+  const row = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((f) => f[1] === local && f[2] === remote && f[3] === ESTABLISHED);
+  if (row === undefined) throw new Error(`no established socket ${local} -> ${remote} in /proc/net/tcp`);
   const [kind, when] = row[5]!.split(':') as [string, string];
   return kind === '00' ? undefined : { kind: parseInt(kind, 16), seconds: parseInt(when, 16) / 100 };
 }

@@ -318,13 +318,14 @@ describe('webtransport-h2: the connection under a session dies', () => {
 });
 
 describe('webtransport-h2: abort at any stage of establishment', () => {
-  const settles = async (port: number, signalAfterMs: number): Promise<void> => {
+  /** Aborts once the server has seen the stage `reached` names (not after a delay, which a loaded machine can outrun). */
+  const settles = async (port: number, reached: () => boolean): Promise<void> => {
     const before = handleCounts();
     const ac = new AbortController();
     let settled = false;
     const p = connect(port, { signal: ac.signal }).finally(() => (settled = true));
     p.catch(() => {});
-    await new Promise((r) => setTimeout(r, signalAfterMs));
+    await waitFor(() => reached() || settled);
     expect(settled).toBe(false);
     const reason = new Error('changed my mind');
     ac.abort(reason);
@@ -341,7 +342,7 @@ describe('webtransport-h2: abort at any stage of establishment', () => {
     });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     try {
-      await settles((silent.address() as { port: number }).port, 50);
+      await settles((silent.address() as { port: number }).port, () => accepted.size === 1);
       expect(accepted.size).toBe(1);
     } finally {
       for (const s of accepted) s.destroy();
@@ -358,7 +359,7 @@ describe('webtransport-h2: abort at any stage of establishment', () => {
     });
     await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
     try {
-      await settles((h2.address() as { port: number }).port, 100);
+      await settles((h2.address() as { port: number }).port, () => streams.length === 1);
       expect(streams.length).toBe(1);
     } finally {
       await new Promise<void>((r) => h2.close(() => r()));
