@@ -48,8 +48,12 @@ const tlsServer = await new Preconnection({
 const accepted: { close(): Promise<void> }[] = [];
 tlsServer.on('connectionReceived', async (c) => {
   accepted.push(c);
-  for await (const m of c) await c.send(`echo: ${text(m.data)}`);
-  await c.close(); // the client finished: close our side too
+  try {
+    for await (const m of c) await c.send(`echo: ${text(m.data)}`);
+    await c.close(); // the client finished: close our side too
+  } catch (err) {
+    say(`a peer's connection failed: ${String(err)}`); // a bad peer ends its own connection, not the server
+  }
 });
 open.add(tlsServer.port);
 
@@ -61,7 +65,11 @@ const udpServer = await new Preconnection({
 }).listen();
 udpServer.on('connectionReceived', async (c) => {
   accepted.push(c); // one connection per remote address; UDP has no end, so we close it below
-  for await (const m of c) await c.send(m.data);
+  try {
+    for await (const m of c) await c.send(m.data);
+  } catch {
+    // closed below, or failed: either way that peer's connection is over
+  }
 });
 open.add(udpServer.port);
 say(`servers: message echo over ${tlsServer.stacks.join(' and ')} on localhost:${tlsServer.port}, UDP echo on 127.0.0.1:${udpServer.port}\n`);

@@ -24,8 +24,12 @@ const server = await new Preconnection({
   framers: [lengthPrefixFramer()],
 }).listen();
 server.on('connectionReceived', async (c) => {
-  for await (const msg of c) await c.send(msg.data);       // echo until the client closes
-  await c.close();
+  try {
+    for await (const msg of c) await c.send(msg.data);     // echo until the client closes
+    await c.close();
+  } catch (err) {
+    console.error(`a peer's connection failed: ${err}`);   // it ends that connection, never the server
+  }
 });
 
 // The client asks by properties, not by protocol.
