@@ -155,7 +155,9 @@ function allowed(s: Seen): boolean {
     const loopback = s.address === undefined || (typeof s.address === 'string' && /^(127\.|::1$|::ffff:127\.)/.test(s.address));
     return loopback && s.port !== F.port && s.port !== UF.port;
   }
-  const loop = s.address === '127.0.0.1';
+  // An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is the IPv4 host itself: a dual-stack socket dialled so
+  // reaches 127.0.0.1, and the policy decides the mapped form as that IPv4 address.
+  const loop = s.address === '127.0.0.1' || s.address === '::ffff:127.0.0.1';
   switch (s.kind) {
     case 'tcp-connect':
     case 'tls-connect':
