@@ -625,8 +625,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#sender?.close(reason);
     this.#inbox?.end(error); // a plain abort() ends iteration quietly: the application asked for it
     this.#membership.leave();
-    if (error !== undefined || local) this.emit('connectionError', reason());
-    else this.emit('closed');
+    // Nobody listening: the event is not observable, so its error is not made.
+    if (error !== undefined || local) {
+      if (this.listenerCount('connectionError') > 0) this.emit('connectionError', reason());
+    } else this.emit('closed');
     this.#silent = true;
     if (connectionClosed.hasSubscribers) connectionClosed.publish({ tenant: this.report.tenant, connection: this, error });
   }

@@ -70,6 +70,14 @@ export function rankWithHistory(
 /** Write a finished selection's outcome back (see the module comment). */
 export function learn(cache: RacingCache | undefined, endpoint: string, report: SelectionReport): void {
   if (cache === undefined || cache.maxEntries === 0) return;
+  // One started candidate that won (a direct attempt): no per-driver tally needed.
+  let only: SelectionReport['candidates'][number] | undefined;
+  let started = 0;
+  for (const c of report.candidates) if (c.startedAt !== undefined && c.port !== undefined && started++ === 0) only = c;
+  if (started === 1 && only!.fate === 'won') {
+    cache.won(endpoint, only!.port!, only!.driver, Math.round(((only!.endedAt ?? only!.startedAt!) - only!.startedAt!) * 1000) / 1000);
+    return;
+  }
   // Per driver: its started attempts, whether one won, whether every one failed definitively.
   const seen = new Map<string, { port: number; won: number | undefined; failed: string | undefined; open: boolean }>();
   for (const c of report.candidates) {
