@@ -3,7 +3,7 @@
  * Python's `websockets` and headless Chromium. Each client sends a text and a binary message and prints
  * the type and content of each echo; the listener records the type of what it received and echoes text
  * as a string (which must go out as a text frame by default) and bytes as bytes. Chromium loads a tiny page
- * from a loopback HTTP server, and the test reads the page's result back with `--dump-dom`; for `wss:` it
+ * from a loopback HTTP server and reports its result back to it (and the test reads the DOM with `--dump-dom`); for `wss:` it
  * trusts exactly the listener's key (`--ignore-certificate-errors-spki-list`), nothing else.
  */
 import { createHash, createPublicKey } from 'node:crypto';
@@ -93,32 +93,57 @@ describe.skipIf(PYTHON === undefined)('Python websockets · library as server', 
   });
 });
 
-/** The page: open the socket named after '#', send text then binary, and write both echoes into the DOM. */
+/**
+ * The page: open the socket named after '#', send text then binary, and report both echoes to the page
+ * server (`/done`). Its last script (`/wait`) is answered only once that report came (or after 15 s), so the
+ * page finishes loading, and `--dump-dom` prints it, after the exchange however slow the machine is.
+ */
 const PAGE = `<!doctype html><html><body><pre id=out>pending</pre><script>
 const out = document.getElementById('out');
 const ws = new WebSocket(location.hash.slice(1));
 ws.binaryType = 'arraybuffer';
 const log = [];
+const report = (text) => { out.textContent = text; fetch('/done', { method: 'POST', body: text }); };
 ws.onopen = () => { ws.send('hello from chromium'); ws.send(new Uint8Array([1, 2, 3]).buffer); };
 ws.onmessage = (e) => {
   log.push(typeof e.data === 'string' ? 'text:' + e.data : 'binary:' + [...new Uint8Array(e.data)].join(','));
-  if (log.length === 2) { out.textContent = 'done\\n' + log.join('\\n'); ws.close(1000); }
+  if (log.length === 2) { report('done\\n' + log.join('\\n')); ws.close(1000); }
 };
-ws.onerror = () => { out.textContent = 'error'; };
-</script></body></html>`;
+ws.onerror = () => report('error');
+</script><script src="/wait"></script></body></html>`;
 
 /** The base64 SHA-256 of the certificate's SubjectPublicKeyInfo, as Chromium's SPKI list wants it. */
 function spkiHash(pem: string): string {
   return createHash('sha256').update(createPublicKey(pem).export({ type: 'spki', format: 'der' })).digest('base64');
 }
 
-async function pageServer(): Promise<{ server: Server; port: number }> {
-  const server = createServer((_req, res) => {
+async function pageServer(): Promise<{ server: Server; port: number; result: Promise<string> }> {
+  let done!: (text: string) => void;
+  const result = new Promise<string>((r) => (done = r));
+  const server = createServer((req, res) => {
+    if (req.url === '/done') {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        done(body);
+        res.end();
+      });
+      return;
+    }
+    if (req.url === '/wait') {
+      const timer = setTimeout(() => done('no report within 15 s'), 15_000);
+      void result.then(() => {
+        clearTimeout(timer);
+        res.writeHead(200, { 'content-type': 'text/javascript', connection: 'close' });
+        res.end('');
+      });
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/html', connection: 'close' });
     res.end(PAGE);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as { port: number }).port };
+  return { server, port: (server.address() as { port: number }).port, result };
 }
 
 describe.skipIf(CHROMIUM === undefined)('headless Chromium · library as server', () => {
@@ -134,7 +159,8 @@ describe.skipIf(CHROMIUM === undefined)('headless Chromium · library as server'
       const r = await run(CHROMIUM!, [...flags, '--dump-dom', url], '', 60_000);
       console.log(`chromium ${scheme}: ${(performance.now() - started).toFixed(0)} ms`);
       const out = /<pre id="out">([\s\S]*?)<\/pre>/.exec(r.stdout)?.[1];
-      expect(out, r.stderr.slice(-1500)).toBe('done\ntext:hello from chromium\nbinary:1,2,3');
+      expect(await page.result, r.stderr.slice(-1500)).toBe('done\ntext:hello from chromium\nbinary:1,2,3');
+      expect(out).toBe('done\ntext:hello from chromium\nbinary:1,2,3');
       expect(echo.received).toEqual(['text:hello from chromium', 'binary:1,2,3']);
     } finally {
       await new Promise((r) => page.server.close(r));
