@@ -168,10 +168,17 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
   describe('both families clean', () => {
     const results = scenario('clean', () => {}, () => {});
     it('Node and curl: one attempt, over IPv6', () => tcpClients(results(), [6]));
-    it('library: one attempt, over IPv6, and it wins', () => {
+    it('library: IPv6 first, and it wins unless its handshake outlasted the attempt delay', () => {
       for (const run of libraryRuns(results())) {
-        expect(run.attempts, summary([run])).toHaveLength(1);
-        expect(run.winner!.family, summary([run])).toBe(6);
+        expect(run.attempts[0]!.family, summary([run])).toBe(6);
+        if (run.attempts.length === 1) {
+          expect(run.winner!.family, summary([run])).toBe(6);
+          continue;
+        }
+        // A starved machine can take longer than 250 ms over a clean link to finish the TLS handshake: then, and
+        // only then, the next address starts, one attempt delay after the first (never together).
+        process.stdout.write(`clean link, a handshake over 250 ms: ${summary([run])}\n`);
+        expect(run.attempts[1]!.startedAt! - run.attempts[0]!.startedAt!, summary([run])).toBeGreaterThanOrEqual(249);
       }
     });
   });
