@@ -9,6 +9,10 @@
  *   per stack protocol, lookup.ts), then resolved by the guard itself, AAAA and A separately (resolve.ts),
  *   once. The race runs from the first answer on; a candidate that is ready is handed over at once, even
  *   while the other family's answer is still out (RFC 8305 §3), and a late answer is then cancelled.
+ *   A UDP winner is the exception: a connected UDP socket is "ready" before anything was heard, and the
+ *   other family's addresses are where it moves when the first is unreachable (udp-failover.ts). So it
+ *   waits for the lookup still out, at most the resolution delay; what answers in that time is checked
+ *   by the policy like any leaf and kept as a fallback (recorded, never started).
  * - Each leaf is authorized (authorize.ts); a denied one is recorded with the rule and never attempted.
  * - A certificate failure ends the race (unless the caller opted out); QUIC attempts left alone after
  *   every other candidate failed get a bounded remainder (remainder.ts).
@@ -84,7 +88,11 @@ class RaceRun {
   readonly #running = new Promise<void>((r) => (this.#onStarted = r));
   /** False while a lookup is in flight (listening to the selection's signal): a win then aborts it. */
   #resolved = true;
+  /** Settles when every answer is in and delivered (or the lookup failed); set while resolving a name. */
+  #resolution: Promise<void> | undefined;
   #resolutionError: { error: unknown } | undefined;
+  /** After a UDP win: the winning stack, whose late answers still become fallbacks (checked, never started). */
+  #late: { readonly stack: RankedStack; readonly fallbacks: Fallback[] } | undefined;
 
   constructor(stage: RaceStage) {
     this.#stage = stage;
@@ -135,7 +143,7 @@ class RaceRun {
   async add(addresses: readonly { address: string; family: 4 | 6 }[], hostName: string | undefined, stacks: readonly RankedStack[]): Promise<void> {
     const { input, auth } = this.#stage;
     for (const s of stacks) {
-      if (this.#race.settled) return;
+      if (this.#race.settled && this.#late?.stack !== s) continue;
       const port = (input.remote.port ?? s.driver.defaultPort)!;
       // Decided together (a policy may answer asynchronously), joined in answer order.
       const verdicts = await Promise.all(addresses.map((a) => auth.decide(s, a, port, hostName)));
@@ -145,6 +153,8 @@ class RaceRun {
 
   #join(s: RankedStack, a: { address: string; family: 4 | 6 }, port: number, hostName: string | undefined, v: CheckedTarget | TapsError): void {
     const { input, rec } = this.#stage;
+    // After the race: only a UDP winner's late answers still count (the report is otherwise the caller's).
+    if (this.#race.settled && this.#late?.stack !== s) return;
     const base = { driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port };
     if (isTapsError(v)) {
       const decision = (v as { decision?: CandidateRecord['decision'] }).decision;
@@ -170,9 +180,13 @@ class RaceRun {
         leafSignal.throwIfAborted();
         return input.scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal, local)).then((channel) => ({ channel, driver: s.driver, target }));
       };
+      if (this.#race.settled) {
+        if (this.#late?.stack === s) this.#late.fallbacks.push({ record: c, attempt });
+        continue;
+      }
       const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
       this.#records.set(leaf, c);
-      if (!this.#race.settled) this.#groups.get(s)!.add(leaf);
+      this.#groups.get(s)!.add(leaf);
     }
   }
 
@@ -201,7 +215,7 @@ class RaceRun {
     const resolution = this.#resolve(name, allowed);
     rec.report.resolutions.push({ host, family: 6, startedAt: rec.at() }, { host, family: 4, startedAt: rec.at() });
     // Not awaited: a ready candidate is handed over at once; the race is sealed when every answer is in.
-    resolution.then(
+    this.#resolution = resolution.then(
       () => this.sealAndStart(),
       (error: unknown) => {
         this.#resolutionError = { error };
@@ -260,14 +274,42 @@ class RaceRun {
       throw this.#resolutionError !== undefined ? this.#resolutionError.error : err;
     }
     const candidate = this.#records.get(won.leaf)!;
+    const { channel, driver, target } = won.value;
+    // (Attempts still running at the win were aborted on the selection's signal, and the lookup with them.)
+    const late = driver.protocol === 'udp' && !this.#resolved && sig.signal?.aborted !== true ? await this.#lateAnswers(driver) : undefined;
+    if (late !== undefined && sig.signal?.aborted) {
+      // The caller gave up (or the budget ran out) while the late answers were awaited: released, not handed over.
+      channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready, but the selection ended while its lookup finished'));
+      rec.cancelled(candidate, 'the selection ended while its lookup finished');
+      throw sig.signal.reason;
+    }
     // Nothing of the selection listens to its signal any more unless a lookup is still out: then it is aborted.
     sig.handedOver = this.#resolved;
     for (const r of rec.report.resolutions) if (r.endedAt === undefined) Object.assign(r, { endedAt: rec.at(), error: 'cancelled: a candidate was ready before this answer' });
     rec.end(candidate.id);
     debug('selection %s won by %s %s', rec.report.remote, candidate.id, candidate.driver);
-    const { channel, driver, target } = won.value;
-    const fallbacks = driver.protocol === 'udp' ? this.#unstarted(driver) : undefined;
+    const fallbacks = driver.protocol === 'udp' ? joined(this.#unstarted(driver), late) : undefined;
     return { channel, driver, target, candidate, report: rec.report, fallbacks, elapsed: () => rec.at() };
+  }
+
+  /**
+   * A UDP winner with a lookup still out: its answers arrive for at most the resolution delay (RFC 8305 §3),
+   * each address decided by the policy for the winning stack and kept as a fallback; later ones are cancelled.
+   */
+  async #lateAnswers(driver: Driver): Promise<Fallback[]> {
+    const { input } = this.#stage;
+    const stack = [...this.#groups.keys()].find((s) => s.driver === driver);
+    if (stack === undefined || this.#resolution === undefined) return [];
+    const late = (this.#late = { stack, fallbacks: [] as Fallback[] });
+    let timer: unknown;
+    const delay = new Promise<void>((r) => (timer = input.clock.setTimeout(r, input.racing.resolutionDelay)));
+    try {
+      await Promise.race([this.#resolution, delay]);
+    } finally {
+      input.clock.clearTimeout(timer);
+      this.#late = undefined;
+    }
+    return late.fallbacks;
   }
 
   /** The winning stack's candidates that were ranked and checked but never started, in race order. */
@@ -316,6 +358,12 @@ function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups
   root.add(level(insecure, 'unencrypted'));
   root.seal();
   return root;
+}
+
+/** Fallbacks in race order: the ones the race had, then the late ones. */
+function joined(had: Fallback[] | undefined, late: Fallback[] | undefined): Fallback[] | undefined {
+  if (late === undefined || late.length === 0) return had;
+  return had === undefined ? late : [...had, ...late];
 }
 
 function dedupe<T extends { address: string }>(addrs: readonly T[]): T[] {

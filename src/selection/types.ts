@@ -18,7 +18,7 @@ export interface RacingOptions {
   readonly mode: RacingMode;
   /** Connection attempt delay, clamped to 10 ms..2 s (RFC 8305 §5). */
   readonly attemptDelay: number;
-  /** How long IPv4 answers wait for a late AAAA answer (RFC 8305 §3). */
+  /** How long IPv4 answers wait for a late AAAA answer (RFC 8305 §3), and a UDP winner for the other family's answer. */
   readonly resolutionDelay: number;
   /** At most this many addresses per family per name join the race (the rest are recorded, not tried). */
   readonly maxAddressesPerFamily: number;

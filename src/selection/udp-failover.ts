@@ -12,7 +12,9 @@
  * allowed), and sends made while moving wait for it. Once a datagram has arrived, or when no address is
  * left, ICMP errors are soft errors as before (RFC 9622 §8.3.1).
  *
- * Only the addresses known when the race was won are candidates: a family whose answer came later is not.
+ * The candidates are the addresses known when the race was won, and those of a lookup that answers within
+ * the resolution delay after it: the race waits that long for them before handing a UDP winner over
+ * (run-race.ts), and checks them with the policy like any candidate. An answer later still is cancelled.
  *
  * @example
  * const channel = fallbacks.length > 0 ? new UdpFailoverChannel(selected.channel, fallbacks, hooks) : selected.channel;

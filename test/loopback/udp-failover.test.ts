@@ -16,7 +16,8 @@ import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { udpDriver } from '../../transports/udp/index.js';
-import { fakeResolver } from '../helpers/resolver.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+import { fakeResolver, type FakeAnswer } from '../helpers/resolver.js';
 
 const NAME = `udp-failover-${process.pid}.test`;
 const allow: NetworkPolicy = { decide: () => ({ allow: true, rule: 'test' }) };
@@ -60,14 +61,15 @@ async function udpClosed(address: string, port: number): Promise<boolean> {
   }
 }
 
-async function connect(port: number, policy: NetworkPolicy = allow): Promise<Connection> {
-  const resolver = fakeResolver({ [NAME]: { v6: ['::1'], v4: ['127.0.0.1'] } });
+async function connect(port: number, policy: NetworkPolicy = allow, answer: Partial<FakeAnswer> = {}, clock?: ManualClock): Promise<Connection> {
+  const resolver = fakeResolver({ [NAME]: { v6: ['::1'], v4: ['127.0.0.1'], ...answer } });
   const conn = await new Preconnection({
     scope: createScope({ tenant: 'udp-failover', policy, resolver }),
     remote: { hostName: NAME, port },
     properties: TransportProperties.unreliableDatagram(),
     security: SecurityParameters.disabled(),
     drivers: [udpDriver],
+    ...(clock ? { clock } : {}),
   }).initiate({ signal: AbortSignal.timeout(5000) });
   cleanups.push(() => conn.abort());
   return conn;
@@ -133,6 +135,60 @@ describe('UDP to a name: an ICMP unreachable before any datagram moves the conne
     // Give a stray datagram time to arrive if one had been sent (none may be).
     await conn.send('again');
     await softError(conn);
+    expect(v4.got).toEqual([]);
+  });
+});
+
+describe('UDP to a name: the A answer comes after the IPv6 attempt was ready', () => {
+  // The manual clock never moves here, so the resolution delay cannot pass before the A answer (10 ms of
+  // real time later): the outcome does not depend on how loaded the machine is.
+  it('AAAA first, A 10 ms later: the late address is checked and kept as a fallback, and the move reaches it', async () => {
+    const v4 = await echo('127.0.0.1');
+    expect(await udpClosed('::1', v4.port)).toBe(true);
+    const seen: string[] = [];
+    const policy: NetworkPolicy = { decide: (q) => (seen.push(`${q.use} ${q.address}`), { allow: true, rule: 'test' }) };
+    const conn = await connect(v4.port, policy, { delayMs: { 4: 10 } }, new ManualClock());
+    expect(conn.remote.address).toBe('::1');
+    expect(conn.report.resolutions.find((r) => r.family === 4)).toMatchObject({ addresses: ['127.0.0.1'] });
+    expect(seen).toContain('connect 127.0.0.1'); // decided by the policy like any candidate
+    await conn.send('first');
+    expect(await text(conn)).toBe('first');
+    expect(conn.remote.address).toBe('127.0.0.1');
+    expect(v4.got).toEqual(['first']);
+    const moved = conn.report.candidates.filter((c) => c.address === '127.0.0.1');
+    expect(moved.map((c) => c.fate)).toEqual(['skipped', 'won']);
+    expect(conn.report.candidates.find((c) => c.address === '::1')).toMatchObject({ fate: 'failed' });
+  });
+
+  it('a late A address the policy denies is recorded denied and never moved to', async () => {
+    const v4 = await echo('127.0.0.1');
+    const noV4: NetworkPolicy = { decide: (q) => (q.address === '127.0.0.1' ? { allow: false, code: 'no-match', reason: 'not this one', rule: 'deny v4' } : { allow: true, rule: 'ok' }) };
+    const conn = await connect(v4.port, noV4, { delayMs: { 4: 10 } }, new ManualClock());
+    expect(conn.report.candidates.find((c) => c.address === '127.0.0.1')).toMatchObject({ fate: 'denied' });
+    const soft = softError(conn);
+    await conn.send('hello');
+    expect((await soft).message).toMatch(/ECONNREFUSED/);
+    expect(conn.remote.address).toBe('::1');
+    expect(v4.got).toEqual([]);
+  });
+
+  it('an A answer later than the resolution delay is cancelled: the IPv6 winner is handed over without it', async () => {
+    const v4 = await echo('127.0.0.1');
+    const clock = new ManualClock();
+    let conn: Connection | undefined;
+    const p = connect(v4.port, allow, { delayMs: { 4: 60_000 } }, clock).then((c) => (conn = c));
+    // Manual time moves in 10 ms steps until the winner is handed over (the resolution delay is 50 ms).
+    for (let i = 0; i < 500 && conn === undefined; i++) {
+      await clock.advance(10);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await p;
+    expect(conn!.remote.address).toBe('::1');
+    expect(conn!.report.resolutions.find((r) => r.family === 4)).toMatchObject({ error: expect.stringMatching(/cancelled/) });
+    expect(conn!.report.candidates.filter((c) => c.address === '127.0.0.1')).toEqual([]);
+    const soft = softError(conn!);
+    await conn!.send('hello');
+    expect((await soft).message).toMatch(/ECONNREFUSED/);
     expect(v4.got).toEqual([]);
   });
 });
