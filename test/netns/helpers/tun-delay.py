@@ -48,9 +48,13 @@ def main() -> None:
         now = time.monotonic()
         while queue and queue[0][0] <= now:
             try:
-                os.write(tun, queue.popleft()[1])
+                os.write(tun, queue[0][1])
+            except BlockingIOError:
+                select.select([], [tun], [], 0.01)  # the device is busy: wait for it, keep the packet and the order
+                continue
             except OSError:
                 pass  # a packet the kernel refuses is lost, as on a real link
+            queue.popleft()
 
 
 if __name__ == "__main__":
