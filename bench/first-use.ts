@@ -16,9 +16,8 @@
  *   npm run bench -- first-use
  */
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
@@ -28,33 +27,13 @@ import { Preconnection } from '../src/preconnection.js';
 import { selfSignedCertificate } from '../transports/tls/certificates.js';
 import { formatTable, type BenchRow, RESULTS_DIR } from './harness.js';
 import { pairedRow } from './paired.js';
+import { refusedPort } from '../test/helpers/ports.js';
 
 const REFUSED_ROUNDS = 30;
 const COLD_ROUNDS = 7;
 /** Run from source (tsx) or compiled (dist-bench): the child imports the library the same way. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const LIBRARY = new URL(FROM_SOURCE ? '../src/index.ts' : '../src/index.js', import.meta.url).href;
-
-/** A port nobody listens on, TCP or UDP, on either loopback (bound to check, then released). */
-async function refusedPort(): Promise<number> {
-  for (;;) {
-    const s = createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const { port } = s.address() as { port: number };
-    await new Promise((r) => s.close(r));
-    const free = await Promise.all(
-      (['udp4', 'udp6'] as const).map(
-        (type) =>
-          new Promise<boolean>((resolve) => {
-            const u = createSocket(type);
-            u.once('error', () => resolve(false));
-            u.bind(port, type === 'udp4' ? '127.0.0.1' : '::1', () => u.close(() => resolve(true)));
-          }),
-      ),
-    );
-    if (free.every(Boolean)) return port;
-  }
-}
 
 async function refused(): Promise<BenchRow> {
   const port = await refusedPort();

@@ -5,36 +5,14 @@
  * someone would type it; the times are printed, not asserted (bench/ has the ratio against net.connect).
  */
 import { spawn } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EXIT } from '../../cli/exit-codes.js';
 import { main } from '../../cli/main.js';
 import { bufferIO } from '../../cli/output.js';
+import { refusedPort } from '../helpers/ports.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-
-/** A port free on loopback for TCP and UDP, both families (bound, then released). */
-async function refusedPort(): Promise<number> {
-  for (;;) {
-    const s = createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const { port } = s.address() as { port: number };
-    await new Promise((r) => s.close(r));
-    const free = await Promise.all(
-      (['udp4', 'udp6'] as const).map(
-        (type) =>
-          new Promise<boolean>((resolve) => {
-            const u = createSocket(type);
-            u.once('error', () => resolve(false));
-            u.bind(port, type === 'udp4' ? '127.0.0.1' : '::1', () => u.close(() => resolve(true)));
-          }),
-      ),
-    );
-    if (free.every(Boolean)) return port;
-  }
-}
 
 interface ProbeJson {
   exitCode: number;
