@@ -10,7 +10,11 @@
  * the bytes at hand is handed over in pieces as they arrive (nothing of it
  * held, whatever its size, up to the 4 GiB a header can announce); a
  * message announced over the maximum is skipped and reported, and the next
- * header is read after it (the framing resynchronises).
+ * header is read after it (the framing resynchronises). An announcement
+ * past the skip limit ends the stream instead: bytes of another protocol
+ * read as a length (an HTTP request line, a TLS ClientHello) announce
+ * 0.3 to 1.4 GB, and skipping that would hold the connection until the peer
+ * gives up.
  *
  * @example
  * const framer = lengthPrefixFramer({ headerBytes: 2 }); // messages up to 65535 bytes
@@ -25,9 +29,18 @@ export interface LengthPrefixOptions {
   readonly headerBytes?: 1 | 2 | 4;
   /** Largest message in bytes (default 16 MiB, capped by what the header can express). */
   readonly maxMessageSize?: number;
+  /**
+   * Largest announced size that is skipped (reported as a ReceiveError, RFC 9622 §9.3.2.3) when it is over
+   * `maxMessageSize`; a larger one fails the stream with `ERR_TAPS_DEFRAMING_FAILED`. Default: 16 × maxMessageSize,
+   * capped by what the header can express. Irrelevant while the application receives partial messages: then any
+   * size is handed over in pieces.
+   */
+  readonly maxSkip?: number;
 }
 
 const DEFAULT_MAX = 16 * 1024 * 1024;
+/** By default a message up to this many times the maximum is skipped; a larger announcement ends the stream. */
+const SKIP_FACTOR = 16;
 /** Messages up to this size are sent as one buffer (a copy is cheaper than a second write). */
 const COALESCE = 16 * 1024;
 
@@ -40,6 +53,10 @@ export function lengthPrefixFramer(options: LengthPrefixOptions = {}): MessageFr
   const max = options.maxMessageSize ?? Math.min(DEFAULT_MAX, ceiling);
   if (!Number.isInteger(max) || max < 0 || max > ceiling) {
     throw new RangeError(`options.maxMessageSize must be an integer 0..${ceiling} for a ${headerBytes}-byte header, got ${String(options.maxMessageSize)}`);
+  }
+  const maxSkip = options.maxSkip ?? Math.min(SKIP_FACTOR * max, ceiling);
+  if (!Number.isInteger(maxSkip) || maxSkip < max || maxSkip > ceiling) {
+    throw new RangeError(`options.maxSkip must be an integer ${max}..${ceiling} (from maxMessageSize to the header's ceiling), got ${String(options.maxSkip)}`);
   }
 
   const writeHeader = (into: Uint8Array, n: number): void => {
@@ -71,7 +88,7 @@ export function lengthPrefixFramer(options: LengthPrefixOptions = {}): MessageFr
       return [header, message];
     },
     createDeframer(): Deframer {
-      return new LengthPrefixDeframer(headerBytes, max);
+      return new LengthPrefixDeframer(headerBytes, max, maxSkip);
     },
   });
 }
@@ -79,6 +96,7 @@ export function lengthPrefixFramer(options: LengthPrefixOptions = {}): MessageFr
 class LengthPrefixDeframer implements Deframer {
   readonly #headerBytes: number;
   readonly #max: number;
+  readonly #maxSkip: number;
   readonly #held = new ChunkBuffer();
   #failed = false;
   /** Body bytes of the current message still to come while it is handed over in pieces or skipped (0: none). */
@@ -86,9 +104,10 @@ class LengthPrefixDeframer implements Deframer {
   /** Where the pieces of the current message go; undefined while it is skipped. */
   #part: ((piece: Uint8Array, end: boolean) => void) | undefined;
 
-  constructor(headerBytes: number, max: number) {
+  constructor(headerBytes: number, max: number, maxSkip: number) {
     this.#headerBytes = headerBytes;
     this.#max = max;
+    this.#maxSkip = maxSkip;
   }
 
   get buffered(): number {
@@ -157,12 +176,21 @@ class LengthPrefixDeframer implements Deframer {
 
   /**
    * A message whose body does not come whole: handed over in pieces when the sink takes them, otherwise (over the
-   * maximum) skipped and reported when the sink takes that, otherwise the stream cannot go on.
+   * maximum) skipped and reported when the sink takes that and it is within the skip limit, otherwise the stream
+   * cannot go on.
    */
   #startBody(n: number, sink: DeframerSink | undefined): void {
     this.#part = sink?.part;
     if (this.#part === undefined) {
       const error = new TapsError('ERR_TAPS_MESSAGE_TOO_LARGE', `the peer announced a message of ${n} bytes, over the maximum of ${this.#max}`);
+      if (n > this.#maxSkip) {
+        this.#fail();
+        throw new TapsError(
+          'ERR_TAPS_DEFRAMING_FAILED',
+          `${error.message} and past the ${this.#maxSkip} bytes it would skip: the peer is not sending length-prefixed messages (another protocol's bytes read as a length look like this)`,
+          { cause: error },
+        );
+      }
       if (sink?.skipped === undefined) {
         this.#fail();
         throw new TapsError('ERR_TAPS_DEFRAMING_FAILED', error.message);

@@ -1,13 +1,14 @@
 /**
  * Unencrypted peers nobody on the project wrote: the library as a UDP client of a Python `asyncio`
  * datagram echo, as a TCP client of a `socat` echo (`PIPE`, `-v` prints every transfer), and as a UDP
- * server for a `socat` client. Each peer prints what it got; the test asserts on that and on what the
- * library received.
+ * server for a `socat` client, and as a length-prefixed TCP server that `curl` mistakes for a web
+ * server. Each peer prints what it got; the test asserts on that and on what the library received.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import type { Listener } from '../../src/listener.js';
 import { Host } from '../../src/policy/host.js';
+import { lengthPrefixFramer } from '../../src/framers/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -16,6 +17,7 @@ import { freePort, run, startPeer, stopAll } from './helpers/process.js';
 
 const PYTHON = peer('python3');
 const SOCAT = peer('socat');
+const CURL = peer('curl');
 
 const host = new Host();
 host.setPolicy('me', 'allow udp://@loopback:*\nallow tcp://@loopback:*');
@@ -127,3 +129,34 @@ describe.skipIf(SOCAT === undefined)('socat UDP · library as server', () => {
     expect(received[0]!.text).toBe('datagram from socat');
   });
 });
+
+describe.skipIf(CURL === undefined)('curl · a length-prefixed TCP listener spoken to in HTTP', () => {
+  it('the request, read as a 4-byte length, ends that connection at once; curl is answered by a reset, not a hang', async () => {
+    const listener = await new Preconnection({
+      scope: await host.tenant('server'),
+      local: { ipAddress: '127.0.0.1', port: 0 },
+      properties: TransportProperties.reliableInorderStream(),
+      security: SecurityParameters.disabled(),
+      framers: [lengthPrefixFramer()],
+    }).listen();
+    listeners.push(listener);
+    const failures: unknown[] = [];
+    listener.on('connectionReceived', (c: Connection) => {
+      c.on('received', () => {});
+      c.on('connectionError', (e: unknown) => failures.push(e));
+    });
+    const started = performance.now();
+    // Were the announced 1.2 GB skipped, curl would wait out --max-time (exit 28) with the connection held.
+    const r = await run(CURL!, ['-sS', '--max-time', '10', '-o', '/dev/null', `http://127.0.0.1:${listener.port}/`]);
+    console.log(`curl against a framed listener: exit ${r.code} after ${(performance.now() - started).toFixed(0)} ms (${r.stderr.trim()})`);
+    // The connection is aborted (a deframing failure is a connection error, RFC 9622 §10), so curl sees a reset
+    // (56) or, had the FIN come first, nothing (52).
+    expect([52, 56]).toContain(r.code);
+    await until(() => failures.length === 1);
+    expect(failures[0]).toMatchObject({ code: 'ERR_TAPS_DEFRAMING_FAILED', cause: { code: 'ERR_TAPS_MESSAGE_TOO_LARGE' } });
+  });
+});
+
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !done(); i++) await new Promise((r) => setTimeout(r, 20));
+}

@@ -41,6 +41,40 @@ describe('length-prefix deframer with a sink', () => {
     expect(skipped).toEqual(['ERR_TAPS_MESSAGE_TOO_LARGE']);
   });
 
+  it('an announcement past the skip limit fails the stream instead of waiting for it to pass', () => {
+    const d = lengthPrefixFramer({ maxMessageSize: 4, maxSkip: 12 }).createDeframer();
+    const whole: string[] = [];
+    const skipped: string[] = [];
+    const sink = { skipped: (e: TapsError) => skipped.push(e.code) };
+    d.push(Buffer.concat([frame('ok'), frame('twelve bytes')]), (m) => whole.push(Buffer.from(m).toString()), sink);
+    expect(skipped).toEqual(['ERR_TAPS_MESSAGE_TOO_LARGE']); // 12 bytes: within the limit, skipped
+    let error: unknown;
+    try {
+      d.push(frame('thirteen byte'), (m) => whole.push(Buffer.from(m).toString()), sink);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toMatchObject({ code: 'ERR_TAPS_DEFRAMING_FAILED', message: expect.stringContaining('13 bytes'), cause: { code: 'ERR_TAPS_MESSAGE_TOO_LARGE' } });
+    expect(whole).toEqual(['ok']);
+    expect(d.buffered).toBe(0);
+  });
+
+  it.each([
+    ['an HTTP request line', 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a TLS ClientHello record header', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'],
+    ['an SSH banner', 'SSH-2.0-OpenSSH_9.2\r\n'],
+  ])('by default, %s read as a 4-byte length ends the stream at once', (_what, wire) => {
+    const d = lengthPrefixFramer().createDeframer();
+    expect(() => d.push(Buffer.from(wire, 'latin1'), () => {}, { skipped: () => {} })).toThrow(expect.objectContaining({ code: 'ERR_TAPS_DEFRAMING_FAILED' }));
+  });
+
+  it('maxSkip is validated against maxMessageSize and the header ceiling', () => {
+    expect(() => lengthPrefixFramer({ maxMessageSize: 10, maxSkip: 9 })).toThrow(RangeError);
+    expect(() => lengthPrefixFramer({ headerBytes: 2, maxSkip: 65536 })).toThrow(/options\.maxSkip/);
+    expect(() => lengthPrefixFramer({ maxSkip: 1.5 })).toThrow(RangeError);
+    expect(() => lengthPrefixFramer({ headerBytes: 2, maxMessageSize: 100 })).not.toThrow(); // default capped at 65535
+  });
+
   it('without a sink an oversize message still fails the deframer', () => {
     const d = lengthPrefixFramer({ maxMessageSize: 4 }).createDeframer();
     expect(() => d.push(frame('far too long'), () => {})).toThrow(expect.objectContaining({ code: 'ERR_TAPS_DEFRAMING_FAILED' }));
