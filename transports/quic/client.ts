@@ -34,6 +34,7 @@ import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, qui
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
 import { codeToReason, connectError, QuicError, unreachableError } from './errors.js';
 import { QuicGroup } from './group.js';
+import { udpRefusal } from './probe.js';
 import { connectedQuicSocket, type ConnectedQuicSocket } from './socket.js';
 import { serverVerifier } from './verify.js';
 
@@ -67,8 +68,15 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     throw new TapsError('ERR_TAPS_UNAVAILABLE', `quic: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   });
   throwIfAborted(signal, 'quic');
-  const verifier = serverVerifier(security, target);
   const bind = localBinding(attempt.local);
+  const localHost = bind.localAddress ?? defaultLocalHost(address, family);
+  if (bind.localPort === undefined) {
+    // A refused port is found before the client is built (./probe.ts); a fixed local port is left to the handshake.
+    const refused = await udpRefusal(target, localHost);
+    if (refused !== undefined) throw unreachableError(refused, where);
+    throwIfAborted(signal, 'quic');
+  }
+  const verifier = serverVerifier(security, target);
   const serverName = target.hostName;
   // The attempt ends on the caller's abort or at once on an ICMP unreachable for the peer (./socket.ts).
   const ended = new AbortController();
@@ -80,7 +88,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
       address,
       port,
       family,
-      localHost: bind.localAddress ?? defaultLocalHost(address, family),
+      localHost,
       localPort: bind.localPort ?? 0,
       recvBufferSize: datagrams ? DATAGRAM_RECV_BUFFER : undefined,
       onUnreachable: (err) => {
