@@ -12,7 +12,8 @@
  *   A UDP winner is the exception: a connected UDP socket is "ready" before anything was heard, and the
  *   other family's addresses are where it moves when the first is unreachable (udp-failover.ts). So it
  *   waits for the lookup still out, at most the resolution delay; what answers in that time is checked
- *   by the policy like any leaf and kept as a fallback (recorded, never started).
+ *   by the policy like any leaf and kept as a fallback (recorded, never started). Its win aborts the
+ *   losing attempts only, not that lookup; an abort of the whole selection still ends both.
  * - Each leaf is authorized (authorize.ts); a denied one is recorded with the rule and never attempted.
  * - A certificate failure ends the race (unless the caller opted out); QUIC attempts left alone after
  *   every other candidate failed get a bounded remainder (remainder.ts).
@@ -104,7 +105,9 @@ class RaceRun {
     this.#race = new Race<Leaf>(root, {
       clock: input.clock,
       signal: sig.own(),
-      attempts: sig.controller, // attempts run on the selection's signal: no AbortSignal per attempt
+      // Attempts run on the selection's signal (no AbortSignal per attempt), unless a UDP winner may wait for
+      // the lookup, which listens to that signal too: then the race's own, so its win aborts only the losers.
+      attempts: mayWaitForLookup(stage) ? undefined : sig.controller,
       hooks: {
         start: (leaf) => {
           rec.started(records.get(leaf)!);
@@ -275,7 +278,7 @@ class RaceRun {
     }
     const candidate = this.#records.get(won.leaf)!;
     const { channel, driver, target } = won.value;
-    // (Attempts still running at the win were aborted on the selection's signal, and the lookup with them.)
+    // (Attempts still running at the win were aborted; the lookup with them unless a UDP stack raced.)
     const late = driver.protocol === 'udp' && !this.#resolved && sig.signal?.aborted !== true ? await this.#lateAnswers(driver) : undefined;
     if (late !== undefined && sig.signal?.aborted) {
       // The caller gave up (or the budget ran out) while the late answers were awaited: released, not handed over.
@@ -327,6 +330,14 @@ class RaceRun {
   stop(): void {
     this.#rest.stop();
   }
+}
+
+/**
+ * Whether a UDP winner may wait for a lookup still out (`#lateAnswers`): a name is resolved and a UDP stack
+ * races. Its attempts then run on a signal of the race's own, not on the selection's that the lookup listens to.
+ */
+function mayWaitForLookup(stage: RaceStage): boolean {
+  return stage.input.remote.ipAddress === undefined && stage.input.remote.hostName !== undefined && stage.ranked.some((s) => s.driver.protocol === 'udp');
 }
 
 /** "Any path": one leaf per address, bound where the OS chooses. */

@@ -16,6 +16,7 @@ import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { udpDriver } from '../../transports/udp/index.js';
+import { fakeDriver } from '../helpers/fake-driver.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 import { fakeResolver, type FakeAnswer } from '../helpers/resolver.js';
 
@@ -189,6 +190,62 @@ describe('UDP to a name: the A answer comes after the IPv6 attempt was ready', (
     const soft = softError(conn!);
     await conn!.send('hello');
     expect((await soft).message).toMatch(/ECONNREFUSED/);
+    expect(v4.got).toEqual([]);
+  });
+});
+
+describe('UDP to a name: the UDP winner wins while another stack is still racing and the A answer is out', () => {
+  // A scripted stack that never answers races beside UDP (simultaneous racing: both start on the AAAA answer),
+  // so the UDP win has a loser to abort. The manual clock never moves: the resolution delay cannot pass.
+  const racing = (clock: ManualClock, lookups: { family: 4 | 6; signal: AbortSignal }[], delay4: number) => {
+    const hang = fakeDriver({ id: 'hang', protocol: 'udp', ipProtocol: 'udp', framing: 'message', capabilities: udpDriver.capabilities, clock, behaviour: () => 'hang' });
+    const fake = fakeResolver({ [NAME]: { v6: ['::1'], v4: ['127.0.0.1'], delayMs: { 4: delay4 } } });
+    const resolver = (host: string, family: 4 | 6, signal: AbortSignal) => (lookups.push({ family, signal }), fake(host, family, signal));
+    return {
+      hang,
+      pre: (port: number) =>
+        new Preconnection({
+          scope: createScope({ tenant: 'udp-failover', policy: allow, resolver }),
+          remote: { hostName: NAME, port },
+          properties: TransportProperties.unreliableDatagram(),
+          security: SecurityParameters.disabled(),
+          drivers: [udpDriver, hang],
+          racing: { mode: 'simultaneous' },
+          clock,
+        }),
+    };
+  };
+
+  it('the win aborts the losing attempt only: the late A address is still checked, kept, and moved to', async () => {
+    const v4 = await echo('127.0.0.1');
+    expect(await udpClosed('::1', v4.port)).toBe(true);
+    const lookups: { family: 4 | 6; signal: AbortSignal }[] = [];
+    const { hang, pre } = racing(new ManualClock(), lookups, 10);
+    const conn = await pre(v4.port).initiate({ signal: AbortSignal.timeout(5000) });
+    cleanups.push(() => conn.abort());
+    expect(conn.report.candidates.find((c) => c.fate === 'won')).toMatchObject({ driver: 'udp', address: '::1' });
+    expect(hang.attempts.map((a) => `${a.address} ${a.aborted}`)).toEqual(['::1 true']); // the loser was aborted
+    expect(lookups.find((l) => l.family === 4)?.signal.aborted).toBe(false); // the lookup was not
+    expect(conn.report.resolutions.find((r) => r.family === 4)).toMatchObject({ addresses: ['127.0.0.1'] });
+    await conn.send('first');
+    expect(await text(conn)).toBe('first');
+    expect(conn.remote.address).toBe('127.0.0.1');
+    expect(v4.got).toEqual(['first']);
+  });
+
+  it('the caller aborting the selection while the winner waits for the A answer cancels the lookup and releases the winner', async () => {
+    const v4 = await echo('127.0.0.1');
+    const lookups: { family: 4 | 6; signal: AbortSignal }[] = [];
+    const { hang, pre } = racing(new ManualClock(), lookups, 60_000);
+    const caller = new AbortController();
+    const p = pre(v4.port).initiate({ signal: caller.signal });
+    // Until the winner waits for the A answer: the hanging loser was aborted by the win.
+    for (let i = 0; i < 500 && !(hang.attempts[0]?.aborted ?? false); i++) await new Promise((r) => setTimeout(r, 2));
+    expect(hang.attempts[0]?.aborted).toBe(true);
+    caller.abort(new Error('the caller gave up'));
+    const err = (await p.catch((e: unknown) => e)) as TapsError;
+    expect(err.code).toBe('ERR_TAPS_ABORTED');
+    expect(lookups.find((l) => l.family === 4)?.signal.aborted).toBe(true);
     expect(v4.got).toEqual([]);
   });
 });
