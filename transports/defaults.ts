@@ -4,9 +4,11 @@
  * imports a driver statically.
  *
  * tcp, tls and udp are always there. Every other stack is an entry in
- * {@link OPTIONAL_DRIVERS}: a literal `import()` of its module (bundlers
- * follow it) and the name of its export holding `readonly Driver[]`. Those
- * modules load lazily, the first time `drivers()` is called, and one that
+ * {@link OPTIONAL_DRIVERS}: a literal `import()` of its driver objects'
+ * module (bundlers follow it) and the name of its export holding
+ * `readonly Driver[]`. Those modules are small (`<stack>/drivers.ts`: the
+ * code that connects loads when a candidate of the stack is attempted), load
+ * lazily, the first time `drivers()` is called, and one that
  * cannot load is left out with one process warning (`TAPS_DRIVER_UNAVAILABLE`,
  * and `NODE_DEBUG=taps`), never a crash. A driver whose optional native piece
  * is missing still loads and says so with `available()` / `installed()`,
@@ -32,7 +34,7 @@ export const BUILTIN_DRIVERS: readonly Driver[] = Object.freeze([tcpDriver, tlsD
 export interface OptionalDrivers {
   /** A name for messages (`websocket`). */
   readonly name: string;
-  /** Import the module: a literal `import('./x/index.js')`, so bundlers follow it. */
+  /** Import the module: a literal `import('./x/drivers.js')`, so bundlers follow it. */
   readonly load: () => Promise<Record<string, unknown>>;
   /** The export holding `readonly Driver[]`. */
   readonly exportName: string;
@@ -40,10 +42,10 @@ export interface OptionalDrivers {
 
 /** Lazily loaded stacks. Append entries here. */
 export const OPTIONAL_DRIVERS: readonly OptionalDrivers[] = Object.freeze([
-  { name: 'websocket', load: () => import('./websocket/index.js'), exportName: 'websocketDrivers' },
-  { name: 'http', load: () => import('./http/index.js'), exportName: 'httpDrivers' },
-  { name: 'quic', load: () => import('./quic/index.js'), exportName: 'quicDrivers' },
-  { name: 'webtransport', load: () => import('./webtransport/index.js'), exportName: 'webtransportDrivers' },
+  { name: 'websocket', load: () => import('./websocket/drivers.js'), exportName: 'websocketDrivers' },
+  { name: 'http', load: () => import('./http/drivers.js'), exportName: 'httpDrivers' },
+  { name: 'quic', load: () => import('./quic/drivers.js'), exportName: 'quicDrivers' },
+  { name: 'webtransport', load: () => import('./webtransport/drivers.js'), exportName: 'webtransportDrivers' },
 ]);
 
 function isDriver(d: unknown): d is Driver {

@@ -16,57 +16,6 @@
  *
  * @module taps-node/websocket
  */
-import type { Capabilities, Driver } from '../../src/driver.js';
-import { connectWebSocket } from './connect.js';
-import { listenWebSocket } from './listener.js';
-
+export { wsDriver, wssDriver, websocketDrivers } from './drivers.js';
 export { WebSocketCloseError } from './errors.js';
 export { DEFAULT_MAX_PAYLOAD } from './config.js';
-
-const BASE: Capabilities = Object.freeze({
-  reliable: true,
-  ordered: true,
-  messageBoundaries: true,
-  perMsgReliability: false,
-  encrypted: false,
-  multistream: false,
-  zeroRtt: false,
-  congestionControl: true,
-  fullChecksum: true,
-  keepAlive: true,
-});
-
-/** WebSocket over TCP (`ws:` URLs): reliable, ordered messages, unencrypted. */
-export const wsDriver: Driver = Object.freeze({
-  id: 'ws',
-  stack: Object.freeze(['websocket', 'tcp']),
-  protocol: 'ws',
-  ipProtocol: 'tcp',
-  framing: 'message',
-  security: 'none',
-  capabilities: BASE,
-  schemes: Object.freeze(['ws']),
-  defaultPort: 80,
-  available: () => ({ available: true }) as const,
-  connect: (attempt) => connectWebSocket(attempt, { secure: false }),
-  listen: (attempt) => listenWebSocket(attempt, false),
-} satisfies Driver);
-
-/** WebSocket over TLS (`wss:` URLs): reliable, ordered, encrypted messages. */
-export const wssDriver: Driver = Object.freeze({
-  id: 'wss',
-  stack: Object.freeze(['websocket', 'tls', 'tcp']),
-  protocol: 'wss',
-  ipProtocol: 'tcp',
-  framing: 'message',
-  security: 'tls',
-  capabilities: Object.freeze({ ...BASE, encrypted: true }),
-  schemes: Object.freeze(['wss']),
-  defaultPort: 443,
-  available: () => ({ available: true }) as const,
-  connect: (attempt) => connectWebSocket(attempt, { secure: true }),
-  listen: (attempt) => listenWebSocket(attempt, true),
-} satisfies Driver);
-
-/** Both WebSocket drivers, for transports/defaults.ts. */
-export const websocketDrivers: readonly Driver[] = Object.freeze([wsDriver, wssDriver]);
