@@ -333,6 +333,13 @@ export interface Driver {
    * `available()` is still asked of the stacks that suit the request.
    */
   installed?(): Availability;
+  /**
+   * Optional: false while `available()` would first load a module of its own (and so answer with a promise);
+   * answered at once, loading nothing. A selection then asks `available()` only when the stack's turn to
+   * start an attempt (or bind) comes, so loading it takes no time from the candidates ranked ahead of it,
+   * and a stack whose turn never comes (another won first) is never loaded. `warmUp()` loads it up front.
+   */
+  loaded?(): boolean;
   /** Connect to `attempt.target` only; reject with a TapsError (the signal's reason on abort). */
   connect(attempt: ConnectAttempt): Promise<TransportChannel>;
   /** Bind `attempt.target` and listen; absent when the stack cannot listen. */

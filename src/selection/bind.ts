@@ -22,7 +22,7 @@
  * @example
  * const { report, bound, lease } = await bindStacks({ scope, local, properties, security, framerCount: 1, drivers, ... });
  */
-import { NEVER_ABORTED, type Availability, type Driver, type DriverListener } from '../driver.js';
+import { NEVER_ABORTED, type Driver, type DriverListener } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, abortCode, toTapsError } from '../errors.js';
 import type { CheckedTarget, Lease, NetworkScope } from '../policy/chokepoint.js';
@@ -31,7 +31,7 @@ import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
 import { planPaths } from '../paths/constraints.js';
-import { gatherStacks } from './gather.js';
+import { gatherStacks, type LateAnswer } from './gather.js';
 import { grantLookups } from './lookup.js';
 import { rankStacks, type RankedStack } from './rank.js';
 
@@ -100,9 +100,9 @@ export async function bindStacks(input: BindInput): Promise<BindResult> {
     return new EstablishmentError(code, message, report, cause === undefined ? {} : { cause });
   };
 
-  // A driver still loading (QUIC's native module) is awaited only when its turn to bind comes, after the
-  // policy allowed the bind: a listener whose policy leaves QUIC out never waits for it.
-  const loading = new Map<Driver, Promise<Availability>>();
+  // A driver still loading (QUIC's native module) is awaited, and one not loaded yet asked, only when its turn
+  // to bind comes, after the policy allowed the bind: a listener whose policy leaves QUIC out never waits for it.
+  const loading = new Map<Driver, LateAnswer>();
   const gathered = gatherStacks(
     input.drivers,
     { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: local.scheme ?? input.remote?.scheme, multicast: local.multicastGroup !== undefined },
@@ -139,7 +139,7 @@ async function bindEvery(
   record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord,
   at: () => number,
   fail: (code: 'ERR_TAPS_ESTABLISHMENT_FAILED' | 'ERR_TAPS_POLICY_PROHIBITED' | 'ERR_TAPS_ABORTED' | 'ERR_TAPS_TIMEOUT', message: string, cause?: unknown) => EstablishmentError,
-  loading: ReadonlyMap<Driver, Promise<Availability>>,
+  loading: ReadonlyMap<Driver, LateAnswer>,
 ): Promise<Bound[]> {
   const signal = input.signal ?? NEVER_ABORTED;
   const place = describeLocal(input.local);
@@ -214,7 +214,7 @@ interface BindPass {
   /** The port number of this pass: the requested one, or the first one the OS picked for port 0. */
   port: number;
   /** The pending availability of drivers still loading. */
-  readonly loading: ReadonlyMap<Driver, Promise<Availability>>;
+  readonly loading: ReadonlyMap<Driver, LateAnswer>;
 }
 
 /**
@@ -242,7 +242,7 @@ async function bindStack(pass: BindPass, s: RankedStack, addresses: readonly str
     signal.throwIfAborted();
     const answer = pass.loading.get(s.driver);
     if (answer !== undefined) {
-      const a = await answer;
+      const a = await (typeof answer === 'function' ? answer() : answer);
       signal.throwIfAborted();
       if (!a.available) {
         record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unavailable', reason: a.reason });

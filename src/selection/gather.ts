@@ -11,7 +11,8 @@
  *
  * The answer is synchronous when every driver answers `available()` synchronously (most do): an await
  * per driver would cost a promise and a microtask on every initiate. With `late`, it is always synchronous:
- * a driver still loading is handed over with its pending answer, so it never delays the ones that are ready.
+ * a driver still loading is handed over with its pending answer, so it never delays the ones that are ready;
+ * one that says it is not `loaded()` is handed over unasked, for the selection to ask when its turn comes.
  *
  * @example
  * const suitable = await gatherStacks(drivers, { properties, security, framerCount: 1, scheme: undefined }, (driver, fate, reason) => record(...));
@@ -22,6 +23,9 @@ import { judgeStackOnce, type StackContext, type Verdict } from './suitability.j
 /** How a dropped stack is reported: its fate, the reason, and (for `unsuitable`) the memoized verdict it came from. */
 export type Dropped = (driver: Driver, fate: 'unsuitable' | 'unavailable', reason: string, verdict?: Verdict) => void;
 
+/** A driver's answer still to come: a pending `available()`, or the function that asks it (not asked yet). */
+export type LateAnswer = Promise<Availability> | (() => Promise<Availability>);
+
 /** Options of {@link gatherStacks}. */
 export interface GatherOptions {
   /** Passive open: a driver without `listen` is unsuitable. */
@@ -29,9 +33,10 @@ export interface GatherOptions {
   /**
    * A suitable driver whose `available()` answers with a promise (its module is still loading) is kept
    * among the suitable ones and its answer handed here, instead of being awaited: the selection races
-   * the drivers that are ready and lets this one join when it is (race.ts `loadingUntil`).
+   * the drivers that are ready and lets this one join when it is (race.ts `loadingUntil`). A driver whose
+   * `loaded()` says false is not asked at all: the function handed here asks it (once), when its turn comes.
    */
-  readonly late?: ((driver: Driver, availability: Promise<Availability>) => void) | undefined;
+  readonly late?: ((driver: Driver, answer: LateAnswer) => void) | undefined;
 }
 
 /** The suitable, available drivers in their given order; the rest reported through `dropped`. */
@@ -51,6 +56,11 @@ export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, drop
     const verdict = judgeStackOnce(driver, ctx);
     if (!verdict.ok) {
       dropped(driver, 'unsuitable', verdict.reason, verdict);
+      continue;
+    }
+    if (options.late !== undefined && notLoaded(driver)) {
+      suitable.push(driver);
+      options.late(driver, askOnce(driver));
       continue;
     }
     const a = availability(driver);
@@ -86,6 +96,21 @@ function notInstalled(driver: Driver): string | undefined {
     return `installation check failed: ${(err as Error)?.message ?? String(err)}`;
   }
   return a.available ? undefined : a.reason;
+}
+
+/** The driver says `available()` would first load its module (a throwing `loaded()` counts as loaded: it is asked now). */
+function notLoaded(driver: Driver): boolean {
+  try {
+    return driver.loaded?.() === false;
+  } catch {
+    return false;
+  }
+}
+
+/** Ask the driver's availability on the first call; later calls answer the same promise. */
+function askOnce(driver: Driver): () => Promise<Availability> {
+  let answer: Promise<Availability> | undefined;
+  return () => (answer ??= Promise.resolve(availability(driver)));
 }
 
 /** A driver's availability; a throw or rejection is an unavailable driver with that reason. */

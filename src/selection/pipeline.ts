@@ -27,14 +27,14 @@ import { planPaths, type PathPlan } from '../paths/constraints.js';
 import { attemptFor, presented } from './attempt.js';
 import { Authorizer } from './authorize.js';
 import { failure } from './failure.js';
-import { gatherStacks, type Dropped, type GatherOptions } from './gather.js';
+import { gatherStacks, type Dropped, type GatherOptions, type LateAnswer } from './gather.js';
 import { learn, rankWithHistory } from './history.js';
 import { racingCacheOf, type RacingCache } from './racing-cache.js';
 import { explainRank, type RankedStack } from './rank.js';
 import { debug, Recorder } from './recorder.js';
 import { raceAll } from './run-race.js';
 import { SelectionSignal } from './signal.js';
-import type { Availability, Driver } from '../driver.js';
+import type { Driver } from '../driver.js';
 import type { Selected, SelectionInput } from './types.js';
 
 export type { RacingOptions, Selected, SelectionInput } from './types.js';
@@ -46,7 +46,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
   const endpoint = (input.remote.hostName ?? input.remote.ipAddress)!;
   try {
     // A driver whose module is still loading is raced when it is ready, never waited for (run-race.ts).
-    let loading: Map<Driver, Promise<Availability>> | undefined;
+    let loading: Map<Driver, LateAnswer> | undefined;
     const gathered = gather(input, rec, (driver, answer) => void (loading ??= new Map()).set(driver, answer));
     const suitable = gathered instanceof Promise ? await gathered : gathered;
     (sig.signal ?? input.signal)?.throwIfAborted();

@@ -20,7 +20,9 @@
  * Children may arrive after the group started (DNS answers come in over
  * time): when a delay passed with nothing to start, the next arrival starts at
  * once. A child group whose driver is still loading (`loadingUntil`) is passed
- * by: it never holds up a sibling that is ready, and joins like an arrival. A group fails only when it is sealed and every child failed. The
+ * by: it never holds up a sibling that is ready, and joins like an arrival; a
+ * load not started yet starts when the group's turn comes, so it takes no time
+ * from the siblings ranked ahead of it. A group fails only when it is sealed and every child failed. The
  * first leaf to resolve wins: every other running attempt is aborted, the
  * timer cleared. A value that resolves after the race was won is disposed.
  * Time comes from an injected {@link Clock} so this is tested with fake time.
@@ -118,6 +120,8 @@ export class RaceGroup<T> {
   #failed = false;
   /** Its driver is still loading: the race passes it by until it is ready (see loadingUntil). */
   #loading = false;
+  /** The load to start when its turn comes (loadingUntil given a function), until it is started. */
+  #load: (() => Promise<boolean>) | undefined;
   #lastFamily: 4 | 6 | undefined;
   /** @internal */ parent: Parent<T> | undefined;
 
@@ -145,14 +149,36 @@ export class RaceGroup<T> {
    * Hold this group out of the race until `loaded` settles (its driver is still loading): the siblings that
    * are ready start without waiting for it. `true`: it joins the race then, in the next attempt slot (at once
    * when the attempt delay already passed with nothing to start); `false` (or a rejection): it counts as failed.
+   * A function is the load itself, not started yet: it is called when this group's turn comes (the race
+   * reaches it in tree order), so a load that takes time (a native module) never runs while the candidates
+   * ranked ahead of it handshake, and never at all when one of them wins first.
    */
-  loadingUntil(loaded: Promise<boolean>): void {
+  loadingUntil(loaded: Promise<boolean> | (() => Promise<boolean>)): void {
     this.#loading = true;
+    if (typeof loaded === 'function') this.#load = loaded;
+    else this.#settleWhen(loaded);
+  }
+
+  #settleWhen(loaded: Promise<boolean>): void {
     const settle = (ok: boolean): void => {
       this.#loading = false;
       if (this.parent instanceof RaceGroup) this.parent.#childLoaded(this, ok);
     };
     loaded.then(settle, () => settle(false));
+  }
+
+  /** Its turn came while it is still loading: start the load it was given as a function (once). */
+  #due(): void {
+    const load = this.#load;
+    if (load === undefined) return;
+    this.#load = undefined;
+    let loaded: Promise<boolean>;
+    try {
+      loaded = load();
+    } catch (err) {
+      loaded = Promise.reject(err);
+    }
+    this.#settleWhen(loaded);
   }
 
   #childLoaded(child: RaceGroup<T>, ok: boolean): void {
@@ -183,7 +209,11 @@ export class RaceGroup<T> {
     race.groups.add(this);
     let launched = false;
     if (this.mode === 'simultaneous') {
-      for (const child of this.#waiting.filter((c) => !isLoading(c))) {
+      for (const child of [...this.#waiting]) {
+        if (isLoading(child)) {
+          child.#due();
+          continue;
+        }
         this.#waiting.splice(this.#waiting.indexOf(child), 1);
         launched = this.#launch(child) || launched;
       }
@@ -205,7 +235,12 @@ export class RaceGroup<T> {
       const current = this.#started[this.#started.length - 1];
       if (current !== undefined) return current instanceof RaceGroup && current.launchOne();
       const first = this.#waiting[0];
-      return first !== undefined && !isLoading(first) && this.#launch(this.#waiting.shift()!);
+      if (first === undefined) return false;
+      if (isLoading(first)) {
+        first.#due();
+        return false;
+      }
+      return this.#launch(this.#waiting.shift()!);
     }
     for (const c of this.#started) if (c instanceof RaceGroup && c.launchOne()) return true;
     if (this.mode === 'simultaneous') return false;
@@ -226,14 +261,21 @@ export class RaceGroup<T> {
     return this.mode === 'staggered' && (!this.#sealed || this.#waiting.length > 0);
   }
 
-  /** Pick the next child that is ready: alternate address families when the children carry one (RFC 8305 §4). */
+  /**
+   * Pick the next child that is ready: alternate address families when the children carry one (RFC 8305 §4).
+   * A loading child passed by has had its turn: its load starts now, if it was waiting for that.
+   */
   #pick(): RaceNode<T> | undefined {
     if (this.#lastFamily !== undefined) {
       const i = this.#waiting.findIndex((c) => c instanceof RaceLeaf && c.family !== undefined && c.family !== this.#lastFamily);
       if (i > 0) return this.#waiting.splice(i, 1)[0];
     }
-    const i = this.#waiting.findIndex((c) => !isLoading(c));
-    return i < 0 ? undefined : this.#waiting.splice(i, 1)[0];
+    for (let i = 0; i < this.#waiting.length; i++) {
+      const c = this.#waiting[i]!;
+      if (!isLoading(c)) return this.#waiting.splice(i, 1)[0];
+      c.#due();
+    }
+    return undefined;
   }
 
   /** @internal Still loading (loadingUntil has not settled). */
@@ -250,9 +292,11 @@ export class RaceGroup<T> {
   childFailed(_child: RaceNode<T>): void {
     const race = this.#race;
     if (!race || race.settled) return;
-    // Failover: the next child starts only now (the race paces every other mode).
-    if (this.mode === 'failover' && this.#waiting.length > 0 && !isLoading(this.#waiting[0]!) && this.#allStartedFailed()) {
-      this.#launch(this.#waiting.shift()!);
+    // Failover: the next child starts only now (the race paces every other mode); one still loading, once loaded.
+    if (this.mode === 'failover' && this.#waiting.length > 0 && this.#allStartedFailed()) {
+      const next = this.#waiting[0]!;
+      if (isLoading(next)) next.#due();
+      else this.#launch(this.#waiting.shift()!);
     }
     this.#checkFailed();
   }
@@ -281,7 +325,7 @@ export class RaceGroup<T> {
 }
 
 /** A child group whose driver is still loading: passed by until it is ready. */
-function isLoading<T>(c: RaceNode<T>): boolean {
+function isLoading<T>(c: RaceNode<T>): c is RaceGroup<T> {
   return c instanceof RaceGroup && c.loading;
 }
 

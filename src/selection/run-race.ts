@@ -22,6 +22,7 @@
  * const selected = await raceAll({ input, rec, ranked, paths, auth, sig });
  */
 import type { Availability, Driver, TransportChannel } from '../driver.js';
+import type { LateAnswer } from './gather.js';
 import { LocalEndpoint } from '../endpoints.js';
 import { PolicyDeniedError, TapsError, isCertificateFailure, isTapsError } from '../errors.js';
 import type { ResolvedAddress } from '../network.js';
@@ -54,7 +55,7 @@ export interface RaceStage {
   readonly auth: Authorizer;
   readonly sig: SelectionSignal;
   /** Drivers still loading: their stack groups join the race when they are ready (race.ts `loadingUntil`). */
-  readonly loading?: ReadonlyMap<Driver, Promise<Availability>> | undefined;
+  readonly loading?: ReadonlyMap<Driver, LateAnswer> | undefined;
 }
 
 /** Race every candidate of the ranked stacks; resolves with the winner, rejects with what ended the race. */
@@ -127,18 +128,20 @@ class RaceRun {
     if (stage.loading !== undefined) this.#holdLoading(stage.loading);
   }
 
-  /** A stack whose driver is still loading is passed by until it is ready; one that fails to load is unavailable. */
-  #holdLoading(loading: ReadonlyMap<Driver, Promise<Availability>>): void {
+  /**
+   * A stack whose driver is still loading is passed by until it is ready (one not asked yet is asked when its
+   * turn comes); one that fails to load is unavailable.
+   */
+  #holdLoading(loading: ReadonlyMap<Driver, LateAnswer>): void {
     const { rec } = this.#stage;
     for (const [s, g] of this.#groups) {
       const answer = loading.get(s.driver);
       if (answer === undefined) continue;
-      g.loadingUntil(
-        answer.then((a) => {
-          if (!a.available && !this.#race.settled) rec.record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unavailable', reason: a.reason });
-          return a.available;
-        }),
-      );
+      const ready = (a: Availability): boolean => {
+        if (!a.available && !this.#race.settled) rec.record({ driver: s.driver.id, stack: s.driver.stack, fate: 'unavailable', reason: a.reason });
+        return a.available;
+      };
+      g.loadingUntil(typeof answer === 'function' ? () => answer().then(ready) : answer.then(ready));
     }
   }
 

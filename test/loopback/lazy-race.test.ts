@@ -2,8 +2,10 @@
  * A driver that is still loading never delays the ones that are ready, in a fresh process (so QUIC's
  * native module is not loaded yet) with the default drivers, to a TLS-only server on `localhost` with
  * multistreaming preferred (QUIC ranks first): the first candidate to start is a TLS one, and it wins.
- * After `warmUp()` the same connect starts QUIC first, in its ranked place. An esbuild bundle of the
- * library follows the registry's literal `import()`s: the bundle alone lists the optional stacks.
+ * After `warmUp()` the same connect starts QUIC first, in its ranked place. With the default properties
+ * (TLS ranks first) the TLS candidate wins before QUIC's turn comes, and QUIC's package is never loaded.
+ * An esbuild bundle of the library follows the registry's literal `import()`s: the bundle alone lists the
+ * optional stacks.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,12 +44,16 @@ interface Row {
   startedAt?: number;
 }
 
-/** A fresh process: optionally warmUp(), then one default connect; prints the leaf candidates. */
-async function freshConnect(warm: boolean): Promise<{ rows: Row[]; warmed?: { ready: string[]; unavailable: Record<string, string> } }> {
-  const file = join(dir, `connect-${warm ? 'warm' : 'cold'}.mts`);
+/**
+ * A fresh process: optionally warmUp(), then one connect (multistreaming preferred, or the default properties);
+ * prints the leaf candidates and whether QUIC's package was loaded.
+ */
+async function freshConnect(warm: boolean, multistreaming: 'prefer' | 'default' = 'prefer'): Promise<{ rows: Row[]; warmed?: { ready: string[]; unavailable: Record<string, string> }; quicLoaded: boolean }> {
+  const file = join(dir, `connect-${warm ? 'warm' : 'cold'}-${multistreaming}.mts`);
   writeFileSync(
     file,
     `import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Host, Preconnection, SecurityParameters, TransportProperties, warmUp } from ${JSON.stringify(pathToFileURL(join(root, 'src/index.ts')).href)};
 const warmed = ${warm} ? await warmUp() : undefined;
 const host = new Host();
@@ -55,11 +61,12 @@ host.setPolicy('me', 'allow *://@loopback:*');
 const conn = await new Preconnection({
   scope: await host.tenant('me'),
   remote: { hostName: 'localhost', port: ${port} },
-  properties: new TransportProperties().prefer('multistreaming'),
+  properties: ${multistreaming === 'prefer' ? "new TransportProperties().prefer('multistreaming')" : 'new TransportProperties()'},
   security: new SecurityParameters({ ca: readFileSync(${JSON.stringify(join(dir, 'ca.pem'))}, 'utf8') }),
 }).initiate({ signal: AbortSignal.timeout(10_000) });
 const rows = conn.report.candidates.filter((c) => c.address !== undefined).map(({ id, driver, address, fate, startedAt }) => ({ id, driver, address, fate, startedAt }));
-console.log(JSON.stringify({ rows, warmed }));
+const quicLoaded = Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('@matrixai/quic'));
+console.log(JSON.stringify({ rows, warmed, quicLoaded }));
 conn.abort();
 host.close();
 `,
@@ -73,7 +80,7 @@ host.close();
     p.on('error', reject);
     p.on('close', (code) => (code === 0 ? resolve(o) : reject(new Error(`child exited ${code}: ${e}`))));
   });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { rows: Row[]; warmed?: { ready: string[]; unavailable: Record<string, string> } };
+  return JSON.parse(out.trim().split('\n').at(-1)!) as { rows: Row[]; warmed?: { ready: string[]; unavailable: Record<string, string> }; quicLoaded: boolean };
 }
 
 /** The candidates that started, in the order they started. */
@@ -98,6 +105,16 @@ describe('lazy loading never delays a candidate that is ready', () => {
     expect(rows[0]!.driver).toBe('quic');
     expect(startOrder(rows)[0]!.driver).toBe('quic');
     expect(rows.find((r) => r.fate === 'won')?.driver).toBe('tls'); // the server speaks TLS only
+  }, 40_000);
+
+  it('cold, default properties: TLS ranks first and wins before the turn of QUIC comes; its package never loads', async () => {
+    const { rows, quicLoaded } = await freshConnect(false, 'default');
+    console.log(rows.map((r) => `${r.id} ${r.driver} ${r.address} ${r.fate} @${r.startedAt?.toFixed(1) ?? '-'}`).join('\n'));
+    expect(rows[0]!.driver).toBe('tls');
+    expect(rows.some((r) => r.driver === 'quic')).toBe(true); // a candidate, ranked after TLS
+    expect(startOrder(rows).map((r) => r.driver)).not.toContain('quic');
+    expect(rows.find((r) => r.fate === 'won')?.driver).toBe('tls');
+    expect(quicLoaded).toBe(false);
   }, 40_000);
 });
 

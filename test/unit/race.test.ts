@@ -404,3 +404,113 @@ describe('Race: a stack whose driver is still loading (loadingUntil)', () => {
     expect((await p).leaf.id).toBe('a');
   });
 });
+
+describe('Race: a stack whose load starts only when its turn comes (loadingUntil with a function)', () => {
+  /** Stacks `ready` and `lazy` (one leaf each) in the given rank order; `lazy`'s load is counted and settled by the test. */
+  function stacks(clock: ManualClock, order: 'ready first' | 'lazy first', mode: 'staggered' | 'failover' | 'simultaneous' = 'staggered') {
+    const root = new RaceGroup<string>(mode, 250, 'stacks');
+    const ready = new RaceGroup<string>('staggered', 250, 'ready');
+    const lazy = new RaceGroup<string>('staggered', 250, 'lazy');
+    const r = controllable(clock, 'r');
+    const l = controllable(clock, 'l');
+    ready.add(r.leaf);
+    ready.seal();
+    lazy.add(l.leaf);
+    lazy.seal();
+    const load = { calls: 0, at: undefined as number | undefined, settle: (_ok: boolean) => {} };
+    lazy.loadingUntil(() => {
+      load.calls++;
+      load.at = clock.now();
+      return new Promise<boolean>((settle) => (load.settle = settle));
+    });
+    for (const g of order === 'ready first' ? [ready, lazy] : [lazy, ready]) root.add(g);
+    root.seal();
+    return { root, r, l, load };
+  }
+
+  it('ranked after a ready stack that wins within the attempt delay: never loaded', async () => {
+    const clock = new ManualClock();
+    const { root, r, l, load } = stacks(clock, 'ready first');
+    const p = new Race(root, { clock }).run();
+    await flush();
+    expect(r.state.startedAt).toBe(0);
+    await clock.advance(100);
+    r.state.resolve('R');
+    expect((await p).leaf.id).toBe('r');
+    expect(load.calls).toBe(0);
+    expect(l.state.startedAt).toBeUndefined();
+  });
+
+  it('ranked after a ready stack: loaded when the attempt delay passes, started once loaded, asked once', async () => {
+    const clock = new ManualClock();
+    const { root, r, l, load } = stacks(clock, 'ready first');
+    const p = new Race(root, { clock }).run();
+    await flush();
+    await clock.advance(249);
+    expect(load.calls).toBe(0);
+    await clock.advance(1);
+    expect(load.at).toBe(250);
+    await clock.advance(500); // more slots pass while it loads: it is asked once
+    expect(load.calls).toBe(1);
+    expect(l.state.startedAt).toBeUndefined();
+    load.settle(true);
+    await flush();
+    expect(l.state.startedAt).toBe(750); // the delay passed with nothing to start: at once
+    expect(r.state.aborted).toBe(false);
+    l.state.resolve('L');
+    expect((await p).leaf.id).toBe('l');
+  });
+
+  it('ranked after a ready stack that fails: loaded at once, and the race fails when it cannot load', async () => {
+    const clock = new ManualClock();
+    const { root, r, load } = stacks(clock, 'ready first');
+    const outcome = new Race(root, { clock }).run().then(() => 'won', (e: unknown) => e);
+    await flush();
+    await clock.advance(10);
+    r.state.reject(new Error('refused'));
+    await flush();
+    expect(load.at).toBe(10);
+    expect(await Promise.race([outcome, Promise.resolve('pending')])).toBe('pending');
+    load.settle(false);
+    expect(await outcome).toBeInstanceOf(RaceFailedError);
+  });
+
+  it('ranked first: loaded at once, while the ready stack starts without waiting for it', async () => {
+    const clock = new ManualClock();
+    const { root, r, load } = stacks(clock, 'lazy first');
+    const p = new Race(root, { clock }).run();
+    await flush();
+    expect(load.at).toBe(0);
+    expect(r.state.startedAt).toBe(0);
+    r.state.resolve('R');
+    expect((await p).leaf.id).toBe('r');
+  });
+
+  it('failover: loaded only when the stack before it failed; simultaneous: loaded at once', async () => {
+    const clock = new ManualClock();
+    const f = stacks(clock, 'ready first', 'failover');
+    const pf = new Race(f.root, { clock }).run();
+    await flush();
+    await clock.advance(1000);
+    expect(f.load.calls).toBe(0);
+    f.r.state.reject(new Error('refused'));
+    await flush();
+    expect(f.load.at).toBe(1000);
+    f.load.settle(true);
+    await flush();
+    expect(f.l.state.startedAt).toBe(1000);
+    f.l.state.resolve('L');
+    expect((await pf).leaf.id).toBe('l');
+
+    const s = stacks(clock, 'ready first', 'simultaneous');
+    const ps = new Race(s.root, { clock }).run();
+    await flush();
+    expect(s.load.at).toBe(clock.now());
+    expect(s.r.state.startedAt).toBe(clock.now());
+    s.load.settle(true);
+    await flush();
+    expect(s.l.state.startedAt).toBe(clock.now());
+    s.r.state.resolve('R');
+    expect((await ps).leaf.id).toBe('r');
+  });
+});

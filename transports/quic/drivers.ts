@@ -10,7 +10,7 @@
 import { NO_CAPABILITIES, type Capabilities, type Driver } from '../../src/driver.js';
 import { messageDefaults } from '../../src/provided.js';
 import { lazy } from '../kit/lazy.js';
-import { quicState } from './engine.js';
+import { quicLoaded, quicState } from './engine.js';
 
 const client = lazy(() => import('./client.js'));
 const server = lazy(() => import('./server.js'));
@@ -55,6 +55,7 @@ export const quicDriver: Driver = Object.freeze({
   schemes: Object.freeze(['quic']),
   sharedListener: 'quic',
   available: quicState,
+  loaded: quicLoaded,
   connect: async (attempt) => (await client()).connectQuic(attempt),
   listen: async (attempt) => (await server()).listenQuic(attempt, { bound: quicDriver, streams: quicDriver, messages: quicDgramDriver }),
 } satisfies Driver);
@@ -71,6 +72,7 @@ export const quicDgramDriver: Driver = Object.freeze({
   schemes: Object.freeze(['quic']),
   sharedListener: 'quic',
   available: quicState,
+  loaded: quicLoaded,
   connect: async (attempt) => (await client()).connectQuic(attempt, messageDefaults(quicDgramDriver, attempt.properties)),
   listen: async (attempt) => (await server()).listenQuic(attempt, { bound: quicDgramDriver, streams: quicDriver, messages: quicDgramDriver }),
 } satisfies Driver);

@@ -38,6 +38,11 @@ export function loadQuic(): Promise<QuicEngine> {
   return loading;
 }
 
+/** Whether the package was loaded (or failed to): `quicState()` then answers at once, loading nothing. */
+export function quicLoaded(): boolean {
+  return state !== undefined;
+}
+
 /**
  * Whether QUIC can run here; never throws, never prints. Synchronous once the package was loaded (or failed
  * to): a selection then races QUIC in its ranked place. While it loads the answer is a promise, and the
