@@ -240,6 +240,12 @@ export interface ListenAttempt {
   readonly properties: TransportProperties;
   readonly options: Readonly<Record<string, unknown>>;
   readonly guard: PolicyGuard;
+  /**
+   * The tenant's byte budget, when its scope has one: every channel the listener hands over charges what it
+   * writes (response heads, framing and payload) before writing it, and says so with
+   * `TransportChannel.metered`, as a dialled channel does. Set by the scope's network.
+   */
+  readonly meter?: ByteMeter | undefined;
 }
 
 /** Where a {@link DriverListener} delivers accepted channels and its own failure. */

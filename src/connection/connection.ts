@@ -131,6 +131,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   readonly #clock: Clock;
   /** Its group and the quota lease its bytes count against (its own, or its group's shared one). */
   readonly #membership: Membership<Connection>;
+  /** What this connection's bytes are counted with: the membership's lease, as this connection's channel needs it (see the constructor). */
+  readonly #lease: Lease;
   /** The channel's receiver, the sender's host and the settings' host (see Link below). */
   readonly #link: Link;
   /** Made by the first send (an idle connection has none). */
@@ -177,9 +179,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#link = link;
     const keepAlive = init.properties.get('keepAlive');
     this.#settings = new ConnectionSettings(link, keepAlive === 'require' || keepAlive === 'prefer');
-    // A metered channel charged the tenant's budget at its socket already: the lease then only counts for observers.
-    const lease = init.channel.metered === true ? chargedByChannel(init.lease) : init.lease;
-    this.#membership = new Membership(link, countingLease(lease, init.report.tenant), init.group);
+    this.#membership = new Membership(link, init.lease, init.group);
+    // Decided per channel, not per group (a stream of a group may be metered where its first was not, or the
+    // reverse): a metered channel charged the tenant's budget at its socket already, so the lease then only
+    // counts for observers; any other has its messages charged here.
+    const shared = this.#membership.lease;
+    this.#lease = countingLease(init.channel.metered === true ? chargedByChannel(shared) : shared, init.report.tenant);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     const preset = init.connectionProperties;
@@ -207,7 +212,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       return this.#conn.#framer;
     }
     get lease(): Lease {
-      return this.#conn.#membership.lease;
+      return this.#conn.#lease;
     }
     get clock(): Clock {
       return this.#conn.#clock;
@@ -423,7 +428,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #onData(chunk: Uint8Array, meta?: ChannelReceiveMeta): void {
     if (this.#state === 'closed') return;
     try {
-      this.#membership.lease.received(chunk.byteLength);
+      this.#lease.received(chunk.byteLength);
     } catch (err) {
       this.abort(toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED'));
       return;

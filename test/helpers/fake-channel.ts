@@ -46,6 +46,10 @@ export interface FakeChannelOptions {
   /** Give the channel openStream (each call makes a new FakeChannel, pushed to `streams`). */
   readonly openStream?: boolean;
   readonly remote?: SocketAddress;
+  /** Say the channel charges the tenant's budget itself (`TransportChannel.metered`). */
+  readonly metered?: boolean;
+  /** The same for the streams openStream makes (default: as `metered`). */
+  readonly streamsMetered?: boolean;
 }
 
 export class FakeChannel implements TransportChannel {
@@ -57,6 +61,7 @@ export class FakeChannel implements TransportChannel {
   readonly info: Readonly<Record<string, unknown>> = Object.freeze({ fake: true });
   readonly setOption?: (name: string, value: unknown) => void;
   readonly openStream?: () => Promise<TransportChannel>;
+  readonly metered: boolean;
 
   receiver: ChannelReceiver | undefined;
   readonly sent: SentRecord[] = [];
@@ -77,6 +82,7 @@ export class FakeChannel implements TransportChannel {
     this.maxMessageSize = o.maxMessageSize ?? (this.framing === 'stream' ? Infinity : 65507);
     this.singularTransmissionMsgMaxLen = o.singularTransmissionMsgMaxLen;
     this.remote = o.remote ?? Object.freeze({ address: '127.0.0.1', port: 9000, family: 4 as const });
+    this.metered = o.metered === true;
     if (o.setOption) {
       const reject = typeof o.setOption === 'object' ? o.setOption.reject : [];
       this.setOption = (name, value) => {
@@ -86,7 +92,8 @@ export class FakeChannel implements TransportChannel {
     }
     if (o.openStream) {
       this.openStream = async () => {
-        const ch = new FakeChannel({ framing: this.framing, maxMessageSize: this.maxMessageSize, setOption: o.setOption ?? false, openStream: true });
+        const metered = o.streamsMetered ?? o.metered;
+        const ch = new FakeChannel({ framing: this.framing, maxMessageSize: this.maxMessageSize, setOption: o.setOption ?? false, openStream: true, metered, streamsMetered: metered });
         this.streams.push(ch);
         return ch;
       };

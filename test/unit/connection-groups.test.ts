@@ -309,6 +309,21 @@ describe('the tenant lease: bytes, quota, revocation', () => {
     conn.abort();
   });
 
+  it.each([
+    ['the first channel charged at its socket, a stream not', true, false],
+    ['a stream charged at its socket, the first channel not', false, true],
+  ] as const)('each member of a group is charged as its own channel needs (%s): counted once, never skipped', async (_name, metered, streamsMetered) => {
+    const { conn, lease } = fakeConnection({ framing: 'message', openStream: true, metered, streamsMetered });
+    const stream = await conn.clone();
+    await conn.send(new Uint8Array(100));
+    await stream.send(new Uint8Array(10));
+    // The lease counts only what no channel charged already: a stream of an unmetered driver cannot ride
+    // on a first channel that was metered (and sends nothing uncounted), nor is a metered one counted twice.
+    expect(lease.sentBytes).toBe((metered ? 0 : 100) + (streamsMetered ? 0 : 10));
+    conn.abort();
+    stream.abort();
+  });
+
   it('a spent send budget fails that send with ERR_TAPS_QUOTA_EXCEEDED and sends nothing', async () => {
     const { conn, channel, lease } = fakeConnection({ framing: 'message' });
     lease.sendBudget = 100;

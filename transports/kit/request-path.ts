@@ -3,7 +3,8 @@
  * WebTransport extended CONNECT): it must start with '/' and hold only
  * visible ASCII without '#'; none or empty is '/'. Bad input is a TapsError
  * ERR_TAPS_INVALID_CONFIGURATION. Also the size a request head is charged
- * to the tenant's byte budget as ({@link headSize}).
+ * to the tenant's byte budget as ({@link headSize}), and a response head
+ * ({@link responseHeadSize}).
  *
  * @example
  * validatePath(undefined); // '/'
@@ -36,5 +37,17 @@ export function headSize(method: string, path: string, authority: string, header
     if (typeof v === 'string') n += name.length + 4 + Buffer.byteLength(v);
     else for (const one of v) n += name.length + 4 + Buffer.byteLength(one);
   }
+  return n;
+}
+
+/**
+ * The bytes a response head puts on the wire, counted as its HTTP/1.1 text (status line with an empty
+ * reason phrase, each field line, the blank line): what a listener's byte budget is charged for a response
+ * it answers with. HPACK (HTTP/2) usually sends fewer.
+ */
+export function responseHeadSize(status: number, headers: Readonly<Record<string, string>> = {}): number {
+  // "HTTP/1.1 200 \r\n", "\r\n"
+  let n = 15 + 2;
+  for (const name in headers) n += name.length + 4 + Buffer.byteLength(headers[name]!);
   return n;
 }

@@ -56,7 +56,7 @@ export interface QuicGroupOptions {
   readonly accept?: (channel: TransportChannel) => void;
   /** A `quic-dgram` connection: its channels carry messages, with these defaults and datagram pacing. */
   readonly messages?: (DatagramMuxOptions & { readonly defaults: MessageDefaults }) | undefined;
-  /** A client's byte budget: what its channels send is charged to it first. */
+  /** The tenant's byte budget (a client's or a listener's): what its channels send is charged to it first. */
   readonly meter?: ByteMeter | undefined;
 }
 

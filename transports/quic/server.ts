@@ -10,7 +10,9 @@
  * bound as `quic-dgram` or the listener's properties allow `quic-dgram` too,
  * and each connection whose peer offered datagrams back is a `quic-dgram`
  * connection (its channels are message flows, handed over with that
- * driver), every other a `quic` one.
+ * driver), every other a `quic` one. What each connection sends (every
+ * stream it or its peer opens, every message) is charged to the tenant's
+ * byte budget first, as on a client.
  *
  * The server owns one UDP socket for all its connections, so `close()` stops
  * accepting at once (new connections are closed on arrival, connections with
@@ -23,7 +25,7 @@
  * listener.start({ connection: (ch) => use(ch), error: (e) => log(e) });
  */
 import type { QUICConnection, QUICServer } from '@matrixai/quic';
-import type { Driver, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import type { ByteMeter, Driver, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { messageDefaults, type MessageDefaults } from '../../src/provided.js';
 import { judgeStackOnce } from '../../src/selection/suitability.js';
@@ -90,7 +92,7 @@ export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Pr
   }
   const serverSocket = (server as unknown as { socket?: Parameters<typeof setReceiveBuffer>[0] }).socket;
   if (datagrams && serverSocket !== undefined) setReceiveBuffer(serverSocket, DATAGRAM_RECV_BUFFER);
-  const served = { stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined };
+  const served = { stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined, meter: attempt.meter };
   return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg, served);
 }
 
@@ -111,6 +113,8 @@ function closeUnboundSocket(server: QUICServer): void {
 interface Served {
   readonly stacks: QuicStacks;
   readonly datagrams: MessageDefaults | undefined;
+  /** The tenant's byte budget: every channel of every connection (each stream, each message) charges it first. */
+  readonly meter: ByteMeter | undefined;
 }
 
 class QuicListener implements DriverListener {
@@ -173,6 +177,7 @@ class QuicListener implements DriverListener {
           this.#queue.offer(channel, stack);
         },
         messages: defaults === undefined ? undefined : { defaults, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER },
+        meter: this.#served.meter,
       },
     );
     this.#groups.add(group);

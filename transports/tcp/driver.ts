@@ -51,6 +51,6 @@ export const tcpDriver: Driver = Object.freeze({
   listen(attempt: ListenAttempt): Promise<DriverListener> {
     const closeTimeout = closeTimeoutOption(attempt.options);
     const server = createServer({ allowHalfOpen: true, noDelay: true });
-    return bindServer(server, attempt, 'connection', (socket) => new SocketChannel(socket, { closeTimeout }), 'tcp');
+    return bindServer(server, attempt, 'connection', (socket) => new SocketChannel(socket, { closeTimeout, meter: attempt.meter }), 'tcp');
   },
 } satisfies Driver);

@@ -79,7 +79,7 @@ export const tlsDriver: Driver = Object.freeze({
       const client = info['peerCertificateFingerprint256'];
       delete info['peerCertificateFingerprint256'];
       if (client !== undefined) info['clientCertificateFingerprint256'] = client;
-      return new SocketChannel(s, { closeTimeout, info });
+      return new SocketChannel(s, { closeTimeout, info, meter: attempt.meter });
     }, 'tls');
   },
 } satisfies Driver);

@@ -54,7 +54,7 @@ export interface DatagramChannelInit {
   readonly queueBytes?: number;
   /** A member of a multicast group's listener: it receives from the group and cannot send (RFC 9623 §10). */
   readonly receiveOnly?: boolean;
-  /** A client's byte budget: each datagram is charged before it is handed to the OS. */
+  /** The tenant's byte budget: each datagram is charged before it is handed to the OS. */
   readonly meter?: ByteMeter | undefined;
 }
 
@@ -111,7 +111,7 @@ export class DatagramChannel implements TransportChannel {
     this.#queueBytes = init.queueBytes ?? 4 * 1024 * 1024;
   }
 
-  /** Datagrams are charged to the client's byte budget here. */
+  /** Datagrams are charged to the tenant's byte budget here. */
   get metered(): boolean {
     return this.#meter !== undefined;
   }

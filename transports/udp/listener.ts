@@ -2,7 +2,8 @@
  * A UDP listener: one bound socket, demultiplexed into one channel per
  * remote address and port (RFC 9623 §5.2: a UDP "listener" yields a connection per
  * peer). The first datagram from a new peer makes its channel; the channel's
- * sends go back with `socket.send(data, port, address)`.
+ * sends go back with `socket.send(data, port, address)`, each charged to the
+ * tenant's byte budget first (the attempt's meter), as a connected socket's are.
  *
  * Choices:
  * - Closing a peer channel frees its slot; a later datagram from that peer
@@ -24,7 +25,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
-import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
@@ -57,10 +58,15 @@ export class UdpListener implements DriverListener {
   /** Leaves the multicast group this listener joined (a no-op for unicast listeners). */
   readonly #leave: () => void;
   readonly #receiveOnly: boolean;
+  /** The tenant's byte budget: every peer channel charges its replies to it before they leave. */
+  readonly #meter: ByteMeter | undefined;
 
-  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, group?: { readonly leave: () => void }) {
+  constructor(
+    socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, group?: { readonly leave: () => void }, meter?: ByteMeter,
+  ) {
     this.#socket = socket;
     this.#options = options;
+    this.#meter = meter;
     this.#leave = group?.leave ?? (() => {});
     this.#receiveOnly = group !== undefined;
     const addr = socket.address();
@@ -137,6 +143,7 @@ export class UdpListener implements DriverListener {
           info: grantedBuffers(socket),
           highWater: this.#highWater,
           receiveOnly: this.#receiveOnly,
+          meter: this.#meter,
         },
       ),
     };
@@ -204,7 +211,7 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
       cleanup();
       try {
         const leave = group ? joinGroup(socket, attempt.local, family) : undefined;
-        resolve(new UdpListener(socket, family, options, leave && { leave }));
+        resolve(new UdpListener(socket, family, options, leave && { leave }, attempt.meter));
       } catch (err) {
         closeQuietly();
         reject(err);

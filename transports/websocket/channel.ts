@@ -39,13 +39,15 @@ export interface WebSocketChannelOptions {
   readonly info: Record<string, unknown>;
   /** The TCP socket under a TLS socket (keep-alive). */
   readonly raw?: net.Socket | undefined;
-  /** The tenant's byte budget (a client): each frame is charged, header included, before it is written. */
+  /** The tenant's byte budget: each frame is charged, header (and a client's mask) included, before it is written. */
   readonly meter?: ByteMeter | undefined;
+  /** The server side of the connection: its frames carry no mask (RFC 6455 §5.1). */
+  readonly server?: boolean | undefined;
 }
 
-/** The bytes of one client frame (RFC 6455 §5.2): 2-byte header, extended length, 4-byte mask, payload. */
-function clientFrameSize(length: number): number {
-  return 6 + (length > 65535 ? 8 : length > 125 ? 2 : 0) + length;
+/** The bytes of one frame (RFC 6455 §5.2): 2-byte header, extended length, a client's 4-byte mask, payload. */
+function frameSize(length: number, masked: boolean): number {
+  return (masked ? 6 : 2) + (length > 65535 ? 8 : length > 125 ? 2 : 0) + length;
 }
 
 export class WebSocketChannel implements TransportChannel {
@@ -58,6 +60,7 @@ export class WebSocketChannel implements TransportChannel {
   readonly #ws: WebSocket;
   readonly #socket: net.Socket;
   readonly #meter: ByteMeter | undefined;
+  readonly #masked: boolean;
   readonly #raw: net.Socket;
   readonly #inbox = new Inbox();
   #userPaused = false;
@@ -85,6 +88,7 @@ export class WebSocketChannel implements TransportChannel {
     this.#ws = ws;
     this.#socket = socket;
     this.#meter = options.meter;
+    this.#masked = options.server !== true;
     this.#raw = options.raw ?? socket;
     const { local, remote } = socketAddresses(this.#raw);
     this.local = local;
@@ -157,7 +161,7 @@ export class WebSocketChannel implements TransportChannel {
   #charge(length: number): Error | undefined {
     if (this.#meter === undefined) return undefined;
     try {
-      this.#meter.sent(clientFrameSize(length));
+      this.#meter.sent(frameSize(length, this.#masked));
       return undefined;
     } catch (err) {
       return err as Error;

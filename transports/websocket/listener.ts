@@ -4,6 +4,11 @@
  * `noServer` mode. Each peer becomes a channel only after its upgrade
  * completes; plain HTTP requests get 426. The core checks each accepted
  * peer's address against the policy (`accept`) before the user sees it.
+ * Everything the server writes to a peer counts against the tenant's byte
+ * budget (the attempt's meter), as a client's upgrade request and frames do:
+ * the socket is metered as written (../kit/meter.ts) from the moment it is
+ * accepted (for wss: handshaken) until the 101 response is out — the 101
+ * itself, 426s, 404s — and the channel then charges each frame it sends.
  * `close()` stops accepting and drops peers still in their handshake;
  * channels already handed out stay open.
  *
@@ -20,11 +25,12 @@ import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import type { WebSocketServer, WebSocket } from 'ws';
-import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
+import { meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
@@ -51,7 +57,7 @@ export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): 
     // ws@8 takes closeTimeout (its type file does not list it yet).
     ...(closeTimeout === undefined ? {} : { closeTimeout }),
   } as ConstructorParameters<typeof WebSocketServer>[0]);
-  const listener = new WebSocketListener(server, wss, maxPayload, path);
+  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, attempt.meter);
   await listener.bind(attempt);
   return listener;
 }
@@ -64,16 +70,23 @@ class WebSocketListener implements DriverListener {
   readonly #path: string | undefined;
   readonly #pending = new Set<net.Socket>();
   readonly #queue = new AcceptQueue();
+  readonly #meter: ByteMeter | undefined;
+  /** Sockets metered as written until their upgrade is done → what ends that. */
+  readonly #unmeter = new WeakMap<net.Socket, () => void>();
 
-  constructor(server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined) {
+  constructor(server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined, secure: boolean, meter: ByteMeter | undefined) {
     this.#server = server;
     this.#wss = wss;
     this.#maxPayload = maxPayload;
     this.#path = path;
+    this.#meter = meter;
     server.on('connection', (socket: net.Socket) => {
       this.#pending.add(socket);
       socket.once('close', () => this.#pending.delete(socket));
+      if (!secure) this.#meterHttp(socket);
     });
+    // The TLS socket is the one HTTP writes its responses to (plaintext, as a client's writes are counted).
+    if (secure) server.on('secureConnection', (socket: net.Socket) => this.#meterHttp(socket));
     server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-length': '0' }).end();
     });
@@ -110,6 +123,11 @@ class WebSocketListener implements DriverListener {
     });
   }
 
+  /** Charge what HTTP and ws write to `socket` (responses, the 101) until the channel counts its own frames. */
+  #meterHttp(socket: net.Socket): void {
+    if (this.#meter !== undefined) this.#unmeter.set(socket, meterWrites(socket, this.#meter));
+  }
+
   #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     if (this.#queue.closed) return void socket.destroy();
     const path = req.url ?? '/';
@@ -120,7 +138,10 @@ class WebSocketListener implements DriverListener {
     this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       this.#pending.delete(socket);
       const info = { path, origin: req.headers.origin, ...tlsInfo(socket) };
-      const channel = new WebSocketChannel(ws, socket, { maxPayload: this.#maxPayload, info });
+      // ws wrote the 101 (nothing was pending on this socket before it, so it went straight to the handle).
+      this.#unmeter.get(socket)?.();
+      this.#unmeter.delete(socket);
+      const channel = new WebSocketChannel(ws, socket, { maxPayload: this.#maxPayload, info, meter: this.#meter, server: true });
       this.#queue.offer(channel);
     });
   }

@@ -40,7 +40,7 @@ export interface SessionGroupOptions {
   readonly closeTimeout: number;
   /** Listener side: where a peer stream goes while the group has no open channel. */
   readonly accept?: (channel: TransportChannel) => void;
-  /** A client's byte budget: what its streams send is charged to it first. */
+  /** The tenant's byte budget (a client's or a listener's): what its streams send is charged to it first. */
   readonly meter?: ByteMeter | undefined;
 }
 

@@ -14,6 +14,10 @@
  *
  * Requests that are not `CONNECT :protocol=webtransport` get 405/400; with
  * the `path` option only that path is served (others 404), without it any.
+ * Every response head counts against the tenant's byte budget (the
+ * attempt's meter) as its HTTP/1.1 text, as a client's CONNECT does; one the
+ * budget cannot take is not sent (the stream is refused instead), and each
+ * session's streams charge what they send.
  * `close()` stops accepting and drops peers that have not yielded a
  * connection yet (in the TLS handshake, no session, or a session without a
  * stream taken); channels already handed out stay open.
@@ -26,10 +30,11 @@ import { AcceptQueue } from '../kit/accept-queue.js';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type net from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress } from '../kit/dial.js';
+import { responseHeadSize } from '../kit/request-path.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
@@ -50,7 +55,7 @@ export async function listenH2(attempt: ListenAttempt): Promise<DriverListener> 
   throwIfAborted(attempt.signal, WHAT);
   // allowHalfOpen false: HTTP/2 has no use for TCP half-close, and Node's session would never notice a peer's FIN.
   const server = http2.createSecureServer({ ...tlsOptions, allowHalfOpen: false, allowHTTP1: false, settings: wtSettings(cfg.windows), remoteCustomSettings: [...WT_SETTINGS] });
-  const listener = new H2Listener(server, engine, cfg);
+  const listener = new H2Listener(server, engine, cfg, attempt.meter);
   await listener.bind(attempt);
   return listener;
 }
@@ -65,8 +70,19 @@ interface Peer {
 
 const key = (s: net.Socket): string => `${s.remoteAddress}|${s.remotePort}`;
 
-function respond(stream: ServerHttp2Stream, status: number, headers: Record<string, string> = {}): void {
-  stream.respond({ ':status': status, ...headers }, { endStream: true });
+/**
+ * Answer `stream` with `status` (ending it unless `open`), charged to `meter` first: a head the budget cannot
+ * take is not sent, the stream is refused instead. True when the answer went out.
+ */
+function respond(stream: ServerHttp2Stream, meter: ByteMeter | undefined, status: number, headers: Record<string, string> = {}, open = false): boolean {
+  try {
+    meter?.sent(responseHeadSize(status, headers));
+  } catch {
+    stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+    return false;
+  }
+  stream.respond({ ':status': status, ...headers }, { endStream: !open });
+  return true;
 }
 
 function pathOnly(p: string): string {
@@ -83,11 +99,13 @@ class H2Listener implements DriverListener {
   /** Sessions none of whose streams reached the handler yet. */
   readonly #untaken = new Set<SessionGroup>();
   readonly #queue = new AcceptQueue();
+  readonly #meter: ByteMeter | undefined;
 
-  constructor(server: http2.Http2SecureServer, engine: Http2Engine, cfg: WebTransportConfig) {
+  constructor(server: http2.Http2SecureServer, engine: Http2Engine, cfg: WebTransportConfig, meter: ByteMeter | undefined) {
     this.#server = server;
     this.#engine = engine;
     this.#cfg = cfg;
+    this.#meter = meter;
     server.on('connection', (raw: net.Socket) => {
       if (this.#queue.closed) return void raw.destroy();
       const k = key(raw);
@@ -144,12 +162,13 @@ class H2Listener implements DriverListener {
     const h2 = stream.session;
     const socket = h2?.socket as TLSSocket | undefined;
     if (this.#queue.closed || !h2 || !socket) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-    if (headers[':method'] !== 'CONNECT') return respond(stream, 405, { allow: 'CONNECT' });
-    if (headers[':protocol'] !== 'webtransport') return respond(stream, 400);
+    const meter = this.#meter;
+    if (headers[':method'] !== 'CONNECT') return void respond(stream, meter, 405, { allow: 'CONNECT' });
+    if (headers[':protocol'] !== 'webtransport') return void respond(stream, meter, 400);
     const path = headers[':path'] ?? '/';
-    if (this.#cfg.path !== undefined && pathOnly(path) !== pathOnly(this.#cfg.path)) return respond(stream, 404);
+    if (this.#cfg.path !== undefined && pathOnly(path) !== pathOnly(this.#cfg.path)) return void respond(stream, meter, 404);
     const { local, remote } = socketAddresses(socket);
-    stream.respond({ ':status': 200 });
+    if (!respond(stream, meter, 200, {}, true)) return;
     const session = this.#engine.session({
       stream,
       isClient: false,
@@ -186,6 +205,7 @@ class H2Listener implements DriverListener {
           this.#untaken.delete(group);
           this.#accept(ch);
         },
+        meter,
       },
     );
     if (!ended) this.#untaken.add(group);

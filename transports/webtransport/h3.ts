@@ -25,7 +25,7 @@ import { AcceptQueue } from '../kit/accept-queue.js';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ReadableStreamDefaultReader } from 'node:stream/web';
-import type { ConnectAttempt, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ConnectAttempt, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
@@ -169,7 +169,7 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   if (signal.aborted) throw abortedError(signal, what);
   const a = server.address();
   const local: SocketAddress = Object.freeze({ address: a?.host ?? address, port: a?.port ?? port, family });
-  return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/');
+  return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/', attempt.meter);
 }
 
 class H3Listener implements DriverListener {
@@ -177,7 +177,10 @@ class H3Listener implements DriverListener {
   readonly #stop: () => void;
   readonly #queue = new AcceptQueue();
 
-  constructor(local: SocketAddress, reader: ReadableStreamDefaultReader<WtSession & { readonly peerAddress?: string }>, stop: () => void, mode: H3Mode, closeTimeout: number, path: string) {
+  constructor(
+    local: SocketAddress, reader: ReadableStreamDefaultReader<WtSession & { readonly peerAddress?: string }>, stop: () => void, mode: H3Mode,
+    closeTimeout: number, path: string, meter: ByteMeter | undefined,
+  ) {
     this.local = local;
     this.#stop = stop;
     void (async () => {
@@ -192,8 +195,9 @@ class H3Listener implements DriverListener {
         }
         const remote = parsePeer(session.peerAddress);
         const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path });
-        if (mode === 'datagrams') this.#accept(new DatagramChannel(session, { local, remote, info }));
-        else new SessionGroup(session, sessionTransport(session, local, remote, info), { closeTimeout, accept: (ch) => this.#accept(ch) });
+        // What each session sends is charged to the tenant's byte budget (unverified: the native module is optional).
+        if (mode === 'datagrams') this.#accept(new DatagramChannel(session, { local, remote, info, meter }));
+        else new SessionGroup(session, sessionTransport(session, local, remote, info), { closeTimeout, accept: (ch) => this.#accept(ch), meter });
       }
     })().catch(noop);
   }
