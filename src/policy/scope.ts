@@ -69,11 +69,19 @@ function checkCustom(d: unknown): PolicyDecision {
 
 /** One family's answers under strict answers, or why the family failed. */
 type FamilyAnswers = { readonly answers: ResolvedAddress[] } | { readonly error: unknown };
-/** Both families' answers of a strict name, every address allowed. */
+/** Both families' answers of a strict name (every address allowed, once decided). */
 interface StrictAnswers {
   readonly v4: FamilyAnswers;
   readonly v6: FamilyAnswers;
 }
+/** A name resolved under strict answers: both families queried once, and the verdict on them with the revision that gave it. */
+interface StrictName {
+  readonly answers: Promise<StrictAnswers>;
+  verdict: { readonly revision: number; readonly answers: Promise<StrictAnswers> } | undefined;
+}
+
+/** Reloads one resolve follows before it gives up (a host that reloads without pause must not hold a selection forever). */
+const MAX_RELOADS_PER_RESOLVE = 8;
 
 /** The scope a {@link Host} gives out for one tenant (see the module comment). */
 export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
@@ -89,11 +97,10 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly #memo = new DecisionMemo();
   /** `protocol name` → the revision under which this scope granted the lookup of that name (see #presentable). */
   readonly #granted = new Map<string, number>();
-  /**
-   * Names minted under strict answers → true until first resolved, then both families' answers, each
-   * decided as a connect: one forbidden address refuses the name (see #strictResolve).
-   */
-  readonly #strict = new WeakMap<CheckedName, true | Promise<StrictAnswers>>();
+  /** Names resolved under strict answers: their answers and the latest verdict on them (see #strictResolve). */
+  readonly #strict = new WeakMap<CheckedName, StrictName>();
+  /** A name's lookup grant decided again under a newer revision than it was minted under (one decision per revision). */
+  readonly #regranted = new WeakMap<CheckedName, { readonly revision: number; readonly decision: Promise<PolicyDecision> }>();
   /** Set by #run: its last synchronous answer is the memo's (repeated or just stored). */
   #fromMemo = false;
 
@@ -221,9 +228,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     const o = await this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
     this.#grant(`${o.request!.protocol} ${o.request!.name!}`, o.revision);
-    const name = this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
-    if (this.#strictFor(o.decision)) this.#strict.set(name, true);
-    return name;
+    return this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
   }
 
   /** Strict answers for a name granted by `decision`: the tenant's `answers strict`, or a rule marked ` strict`. */
@@ -235,26 +240,35 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
 
   /**
    * Strict answers: both families are resolved (once per checked name) and every answer is decided as a
-   * connect to it by that name, for the name's protocol and port (any port when the name has none). One
-   * forbidden address refuses the name: its decision is recorded and every resolve of the name rejects.
+   * connect to it by that name, for the name's protocol and port (any port when the name has none), under
+   * `revision` (the verdict of an older revision is not reused). One forbidden address refuses the name:
+   * its decision is recorded and every resolve of the name under that revision rejects.
    */
-  async #strictResolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
-    let all = this.#strict.get(name)!;
-    if (all === true) {
-      all = this.#decideAnswers(name, signal);
-      all.catch(() => {}); // observed by every caller below
-      this.#strict.set(name, all);
+  async #strictResolve(name: CheckedName, family: 4 | 6, signal: AbortSignal, revision: number): Promise<ResolvedAddress[]> {
+    let s = this.#strict.get(name);
+    if (s === undefined) {
+      s = { answers: this.#bothFamilies(name.name, signal), verdict: undefined };
+      this.#strict.set(name, s);
     }
-    const answers = await all;
+    if (s.verdict?.revision !== revision) {
+      const answers = s.answers.then((all) => this.#decideAnswers(name, all));
+      answers.catch(() => {}); // observed by every caller below
+      s.verdict = { revision, answers };
+    }
+    const answers = await s.verdict.answers;
     const mine = family === 6 ? answers.v6 : answers.v4;
     if ('error' in mine) throw mine.error;
     return mine.answers;
   }
 
-  async #decideAnswers(name: CheckedName, signal: AbortSignal): Promise<StrictAnswers> {
-    const [v6, v4] = (await Promise.allSettled([this.#resolve(name.name, 6, signal), this.#resolve(name.name, 4, signal)])).map((r) =>
+  async #bothFamilies(name: string, signal: AbortSignal): Promise<StrictAnswers> {
+    const [v6, v4] = (await Promise.allSettled([this.#resolve(name, 6, signal), this.#resolve(name, 4, signal)])).map((r) =>
       r.status === 'fulfilled' ? { answers: r.value } : { error: r.reason as unknown },
     ) as [FamilyAnswers, FamilyAnswers];
+    return { v4, v6 };
+  }
+
+  async #decideAnswers(name: CheckedName, { v4, v6 }: StrictAnswers): Promise<StrictAnswers> {
     for (const a of [...('answers' in v6 ? v6.answers : []), ...('answers' in v4 ? v4.answers : [])]) {
       const request = Object.freeze({ use: 'connect' as const, protocol: name.protocol, host: name.name, address: a.address, port: name.port });
       const o = await this.#run(request, false, false);
@@ -268,20 +282,53 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     return { v4, v6 };
   }
 
+  /**
+   * Resolve a checked name. Every decision on the way is made under the revision current when it is made:
+   * a reload since the name was checked decides its lookup grant again, and whether its answers are held
+   * to strict answers is the current revision's call. A reload while the query is out (or while strict
+   * answers are decided) decides it all again, on the same answers, under the newest revision, so what
+   * this returns was allowed by the revision in force when it returns. The targets minted from these
+   * answers carry the revision of their own decision; one dialled under a later revision is decided again
+   * at admission, so an address the newest revision forbids is never dialled.
+   */
   async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
     if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(family)}`);
-    const revision = this.#names.get(name);
-    if (revision === undefined) throw new PolicyDeniedError(deny('unverified', "the name to resolve was not checked by this scope's policy"));
+    const minted = this.#names.get(name);
+    if (minted === undefined) throw new PolicyDeniedError(deny('unverified', "the name to resolve was not checked by this scope's policy"));
     signal.throwIfAborted();
     const literal = canonicalAddress(name.name);
     if (literal.ok) return literalAnswer(literal, family);
-    if (revision !== this.revision) {
-      // A reload happened since the name was checked: the new revision decides.
-      const d = await this.recheck({ use: 'lookup', protocol: name.protocol, host: name.name });
-      if (!d.allow) throw new PolicyDeniedError(d);
+    let plain: Promise<ResolvedAddress[]> | undefined; // the one query of a name without strict answers
+    for (let reloads = 0; ; reloads++) {
+      const revision = this.revision;
+      let answers: ResolvedAddress[];
+      try {
+        const grant = await this.#grantUnder(name, minted, revision);
+        if (this.#strictFor(grant)) answers = await this.#strictResolve(name, family, signal, revision);
+        else answers = await (plain ??= this.#resolve(name.name, family, signal));
+      } catch (err) {
+        // A denial by a revision that is no longer current is not the last word.
+        if (this.revision === revision || !(err instanceof PolicyDeniedError) || reloads >= MAX_RELOADS_PER_RESOLVE) throw err;
+        continue;
+      }
+      if (this.revision === revision) return answers;
+      if (reloads >= MAX_RELOADS_PER_RESOLVE) {
+        throw new PolicyDeniedError(deny('policy-error', `the policy was reloaded ${reloads + 1} times while ${name.name} was resolved`));
+      }
     }
-    if (this.#strict.has(name)) return this.#strictResolve(name, family, signal);
-    return this.#resolve(name.name, family, signal);
+  }
+
+  /** The name's lookup grant under `revision`: as minted, or decided again (and recorded) after a reload; a denial throws. */
+  async #grantUnder(name: CheckedName, minted: number, revision: number): Promise<PolicyDecision> {
+    if (minted === revision) return name.decision;
+    let again = this.#regranted.get(name);
+    if (again?.revision !== revision) {
+      again = { revision, decision: Promise.resolve(this.recheck({ use: 'lookup', protocol: name.protocol, host: name.name })) };
+      this.#regranted.set(name, again);
+    }
+    const d = await again.decision;
+    if (!d.allow) throw new PolicyDeniedError(d);
+    return d;
   }
 
   #mintName(protocol: PolicyProtocol, name: string, port: number | undefined, decision: PolicyDecision & { allow: true }, revision: number): CheckedName {
