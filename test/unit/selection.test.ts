@@ -241,6 +241,29 @@ describe('selection pipeline', () => {
     expect(quic.attempts[0]!.aborted).toBe(true);
   });
 
+  it('a refused port: each refusal starts the next candidate at once (TLS ::1, TLS IPv4, QUIC ::1, QUIC IPv4), no attempt delay or QUIC remainder is waited out', async () => {
+    const clock = new ManualClock();
+    const refuse = (): Behaviour => ({ refuse: 1 });
+    const tls = fakeDriver({ id: 'tls', protocol: 'tls', security: 'tls', clock, capabilities: { encrypted: true }, behaviour: refuse });
+    const quic = fakeDriver({ id: 'quic', protocol: 'quic', ipProtocol: 'udp', security: 'tls', clock, capabilities: { multistream: true, encrypted: true }, behaviour: refuse });
+    let settled = false;
+    const p = select(input(clock, { drivers: [tls, quic], security: new SecurityParameters({}) })).finally(() => (settled = true));
+    p.catch(() => {});
+    for (let ms = 0; ms < 4; ms++) await clock.advance(1);
+    await flush();
+    expect(settled).toBe(true); // 4 ms of manual time: four refusals, nothing waited for
+    const err = (await p.catch((e: unknown) => e)) as EstablishmentError;
+    expect(err.code).toBe('ERR_TAPS_ESTABLISHMENT_FAILED');
+    const attempted = err.report.candidates.filter((c) => c.startedAt !== undefined).sort((a, b) => a.startedAt! - b.startedAt!);
+    expect(attempted.map((c) => `${c.driver} ${c.address} ${c.startedAt}-${c.endedAt} ${c.fate}`)).toEqual([
+      'tls ::1 0-1 failed',
+      'tls 127.0.0.1 1-2 failed',
+      'quic ::1 2-3 failed',
+      'quic 127.0.0.1 3-4 failed',
+    ]);
+    expect(clock.pending).toBe(0); // the remainder armed for QUIC after TLS failed was cleared
+  });
+
   it('a slow AAAA answer does not hold back an IPv4 candidate that is ready: handed over after the resolution delay', async () => {
     const clock = new ManualClock();
     const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => ({ ready: 5 }) });
