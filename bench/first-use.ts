@@ -31,9 +31,12 @@ import { refusedPort } from '../test/helpers/ports.js';
 
 const REFUSED_ROUNDS = 30;
 const COLD_ROUNDS = 7;
-/** Run from source (tsx) or compiled (dist-bench): the child imports the library the same way. */
+/**
+ * Run from source (tsx): the child imports the sources the same way. Compiled (`npm run bench`): the child
+ * imports the library as the package ships it, bundled (scripts/bundle.mjs into dist-bench/package).
+ */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const LIBRARY = new URL(FROM_SOURCE ? '../src/index.ts' : '../src/index.js', import.meta.url).href;
+const LIBRARY = new URL(FROM_SOURCE ? '../src/index.ts' : '../package/src/index.js', import.meta.url).href;
 
 async function refused(): Promise<BenchRow> {
   const port = await refusedPort();

@@ -48,11 +48,13 @@ async function timed<T>(timings: Record<string, number>, step: string, fn: () =>
 
 /** Copy what the package is built from into `stage` and build it there. */
 async function stageAndBuild(stage: string): Promise<void> {
-  for (const entry of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'tsconfig.json', 'tsconfig.build.json', 'src', 'transports', 'cli', 'fleet', 'otel', 'docs']) {
+  for (const entry of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'tsconfig.json', 'tsconfig.build.json', 'scripts', 'src', 'transports', 'cli', 'fleet', 'otel', 'docs']) {
     cpSync(join(ROOT, entry), join(stage, entry), { recursive: true, filter: (src) => !src.includes(`${join(ROOT, 'docs', 'api')}`) });
   }
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'), 'dir');
+  // What `npm run build` does: declarations from tsc, the code bundled (scripts/bundle.mjs).
   await run(process.execPath, [TSC, '-p', 'tsconfig.build.json'], { cwd: stage });
+  await run(process.execPath, ['scripts/bundle.mjs', 'dist'], { cwd: stage });
 }
 
 /** A lockfile for `{ dependencies: { taps-node: file:<tarball> } }` whose other entries are this repository's runtime packages. */
