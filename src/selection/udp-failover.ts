@@ -99,6 +99,10 @@ export class UdpFailoverChannel implements TransportChannel {
   get info(): Readonly<Record<string, unknown>> {
     return this.#current.info;
   }
+  /** Whether the path charges the tenant's budget itself (every path of one stack and scope does alike). */
+  get metered(): boolean | undefined {
+    return this.#current.metered;
+  }
 
   start(receiver: ChannelReceiver): void {
     this.#receiver = receiver;

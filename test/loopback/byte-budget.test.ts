@@ -10,7 +10,10 @@
  * webtransport-h2). The attacker's ways around it — ten requests of 64 KB of
  * fields, a second connection, a channel opened straight through
  * `scope.network.connect`, an attempt carrying its own meter (own field,
- * getter, polluted prototype) — all end at the budget.
+ * getter, polluted prototype), datagrams sent from a rendezvous peer socket
+ * opened through `scope.network.openPeerSocket` — all end at the budget. A
+ * UDP connection to a name that can move to its next address is charged
+ * once, not twice.
  */
 import { createSocket } from 'node:dgram';
 import http from 'node:http';
@@ -36,6 +39,8 @@ import { wsDriver, wssDriver } from '../../transports/websocket/index.js';
 import { webtransportH2Driver } from '../../transports/webtransport/index.js';
 import { headSize } from '../../transports/kit/request-path.js';
 import { testCertificate } from '../helpers/certs.js';
+import { fakeResolver } from '../helpers/resolver.js';
+import { LocalEndpoint } from '../../src/endpoints.js';
 
 const BUDGET = 1024;
 const cert = testCertificate({ kind: 'ec', days: 10 });
@@ -354,5 +359,62 @@ describe('byte budgets: a guest reaching around them', () => {
     expect(counter.received).toBeLessThanOrEqual(BUDGET);
     expect(refused).toBe(channels.length * 4 - 2);
     for (const ch of channels) ch.abort();
+  });
+
+  it('a peer socket opened through scope.network.openPeerSocket: every datagram sent to a checked target, and its connected channel, draw on the budget', async () => {
+    const counter = await udpCounter();
+    const scope = await tenant();
+    const bind = await scope.guard.authorize({ use: 'bind', protocol: 'udp', address: '127.0.0.1', port: 0 });
+    const to = await scope.guard.authorize({ use: 'connect', protocol: 'udp', address: '127.0.0.1', port: counter.port });
+    const socket = await scope.network.openPeerSocket!(udpDriver, {
+      signal: NEVER_ABORTED, target: bind, local: new LocalEndpoint({ ipAddress: '127.0.0.1', port: 0 }), security: SecurityParameters.disabled(),
+      properties: new TransportProperties(), options: {}, meter: { sent: () => {} },
+    } as never);
+    socket.start({ datagram: () => {}, error: () => {} });
+    const sendTo = (n: number): Promise<Error | undefined> => new Promise((r) => socket.sendTo(bytes(n), to, r));
+    const outcomes = [await sendTo(400), await sendTo(400), await sendTo(400)];
+    expect(outcomes.slice(0, 2)).toEqual([undefined, undefined]);
+    expectQuota(outcomes[2]);
+    const channel = await socket.connect(to, () => false);
+    channel.start({ data: () => {}, end: () => {}, drain: () => {}, closed: () => {} });
+    expect(channel.metered).toBe(true);
+    expect(await new Promise((r) => channel.send(bytes(224), {} as ChannelSendMeta, r))).toBeUndefined();
+    expectQuota(await new Promise((r) => channel.send(bytes(1), {} as ChannelSendMeta, r)));
+    await settle();
+    console.log(`peer socket: the sink received ${counter.received} bytes (budget ${BUDGET})`);
+    expect(counter.received).toBe(BUDGET);
+    channel.abort();
+  });
+
+  it('udp to a name with a next address to move to is charged once: the whole budget is usable, no more', async () => {
+    // One counter port on ::1 and 127.0.0.1: the race picks ::1, 127.0.0.1 stays the address to move to.
+    let counter = await udpCounter();
+    for (let i = 0; i < 5; i++) {
+      const v6 = createSocket('udp6');
+      v6.on('message', (m) => (counter.received += m.byteLength));
+      const bound = await new Promise<boolean>((r) => v6.once('error', () => r(false)).bind(counter.port, '::1', () => r(true)));
+      if (bound) {
+        cleanups.push(() => new Promise<void>((r) => v6.close(() => r())));
+        break;
+      }
+      v6.close();
+      counter = await udpCounter();
+    }
+    const name = `bb-failover-${process.pid}.test`;
+    const own = new Host({ resolver: fakeResolver({ [name]: { v6: ['::1'], v4: ['127.0.0.1'] } }) });
+    cleanups.push(() => own.close());
+    own.setPolicy('bb-failover', `allow udp://${name}:*\nallow udp://@loopback:*\nlimit sent 1KiB per 60s`);
+    const conn = await new Preconnection({
+      scope: await own.tenant('bb-failover'), remote: { hostName: name, port: counter.port }, drivers: [udpDriver],
+      security: SecurityParameters.disabled(), properties: TransportProperties.unreliableDatagram(),
+    }).initiate();
+    expect(conn.report.candidates.map((c) => `${c.address} ${c.fate}`)).toEqual(['::1 won', '127.0.0.1 skipped']); // a next address was kept
+    await conn.send(bytes(1000), { safelyReplayable: true } as never);
+    expectQuota(await conn.send(bytes(100), { safelyReplayable: true } as never).catch((e: unknown) => e));
+    await conn.send(bytes(24), { safelyReplayable: true } as never);
+    await settle();
+    console.log(`udp with a fallback address: the listener received ${counter.received} bytes (budget ${BUDGET})`);
+    expect(counter.received).toBe(BUDGET);
+    await conn.close();
   });
 });

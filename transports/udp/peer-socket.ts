@@ -5,7 +5,9 @@
  * it on the peer that answered and makes it the connection's datagram
  * channel — the same socket, so the NAT bindings the checks opened stay in
  * use. After that, datagrams the library claims (the peer's late checks) still
- * go to the handler and everything else to the channel.
+ * go to the handler and everything else to the channel. Every datagram sent,
+ * checks and STUN requests included, is charged to the tenant's byte budget
+ * first (the attempt's meter), as a connected UDP socket's are.
  *
  * @example
  * const socket = await openPeerSocket(attempt);
@@ -15,7 +17,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
-import type { ListenAttempt, PeerSocket, PeerSocketHandler, SocketAddress, TransportChannel } from '../../src/driver.js';
+import type { ByteMeter, ListenAttempt, PeerSocket, PeerSocketHandler, SocketAddress, TransportChannel } from '../../src/driver.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
@@ -31,6 +33,7 @@ class UdpPeerSocket implements PeerSocket {
   readonly #socket: Socket;
   readonly #family: 4 | 6;
   readonly #options: Readonly<Record<string, unknown>>;
+  readonly #meter: ByteMeter | undefined;
   #handler: PeerSocketHandler | undefined;
   readonly #early: [Buffer, SocketAddress][] = [];
   #channel: DatagramChannel | undefined;
@@ -40,10 +43,11 @@ class UdpPeerSocket implements PeerSocket {
   /** The socket is being closed by us (close() or the channel's release), not by an error. */
   #closing = false;
 
-  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>) {
+  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, meter: ByteMeter | undefined) {
     this.#socket = socket;
     this.#family = family;
     this.#options = options;
+    this.#meter = meter;
     const a = socket.address();
     this.local = Object.freeze({ address: a.address, port: a.port, family });
     socket.on('message', this.#onMessage);
@@ -66,6 +70,12 @@ class UdpPeerSocket implements PeerSocket {
       return;
     }
     const { address, port } = targetAddress(target, 'udp send-to', 'udp');
+    try {
+      this.#meter?.sent(data.byteLength);
+    } catch (err) {
+      queueMicrotask(() => done(err as Error));
+      return;
+    }
     const cb = (err: Error | null): void => done(err ?? undefined);
     const peer = this.#peer;
     if (peer === undefined) this.#socket.send(data, port, address, cb);
@@ -99,6 +109,7 @@ class UdpPeerSocket implements PeerSocket {
             singularTransmissionMsgMaxLen: singularMax(address, this.#family, this.#options),
             info: { ...grantedBuffers(socket), rendezvous: true },
             highWater: sendHighWater(this.#options),
+            meter: this.#meter,
           },
         );
         resolve(this.#channel);
@@ -177,7 +188,7 @@ export function openPeerSocket(attempt: ListenAttempt): Promise<PeerSocket> {
     socket.bind({ address, port, exclusive: true }, () => {
       stopListening();
       socket.off('error', onError);
-      resolve(new UdpPeerSocket(socket, family, options));
+      resolve(new UdpPeerSocket(socket, family, options, attempt.meter));
     });
   });
 }
