@@ -210,11 +210,21 @@ export class Lab {
     return lab;
   }
 
-  /** Create a namespace (loopback up); returns its full name. */
+  /**
+   * Create a namespace (loopback up, IPv6 duplicate address detection off); returns its full name.
+   *
+   * DAD off for every interface made in it later (the `default` settings), link-local addresses included:
+   * while an interface's link-local address is tentative (about 1.5 s after the link comes up) the kernel
+   * has no source for a neighbour solicitation there, so a router namespace holds every IPv6 packet it
+   * forwards out of that interface until its neighbour timer retries, a second later. The first IPv6
+   * connections through the lab would stall for up to a second while IPv4 (ARP needs no such address) went
+   * through (docs/testing.md). `addr()` also adds each address with `nodad`.
+   */
   ns(name: string): string {
     const full = `${PREFIX}${process.pid}-${this.#tag}-${name}`;
     ip(['netns', 'add', full]);
     this.#namespaces.push(full);
+    execFileSync('ip', ['netns', 'exec', full, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'], { stdio: 'ignore' });
     ip(['-n', full, 'link', 'set', 'lo', 'up']);
     return full;
   }
