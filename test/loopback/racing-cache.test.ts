@@ -3,7 +3,9 @@
  * an injected resolver): with default properties a TLS-only server costs one TLS attempt (QUIC is not raced
  * blind); a stack that failed is skipped by the next selection of that tenant and said so in the report; a
  * QUIC-only server is found through the TLS refusal once and raced first afterwards; tenants never share
- * what they learned; clear() forgets.
+ * what they learned; clear() forgets. A cache the guest poisons (tcp, tls or quic "won", the granted
+ * stack "failed") reorders or prunes only what its policy allows: an ungranted stack is still denied and
+ * its server on the same port sees nothing.
  */
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -213,6 +215,74 @@ describe('a poisoned cache orders, never widens', () => {
       expect(accepted).toBe(0);
       // Another tenant's cache is not reachable from the guest's scope, and is untouched.
       expect(host.racingCache('server')!.entries().some((e) => e.endpoint === 'svc.test')).toBe(false);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('entries the guest wrote (TCP won, TLS failed) cannot put a tenant granted only TLS on TCP: refused, then (TCP won only) TLS wins; the server sees the TLS connection alone', async () => {
+    const host = new Host({ resolver: fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } }) });
+    cleanups.push(() => host.close());
+    host.setPolicy('guest-tls', 'allow tls://svc.test:*\nallow tls://@loopback:*');
+    let connections = 0;
+    const server: TlsServer = createTlsServer({ cert: cert.cert, key: cert.key }, (s) => {
+      s.on('error', () => {});
+      s.end();
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as { port: number }).port;
+    const guest = await host.tenant('guest-tls');
+    racingCacheOf(guest)!.won('svc.test', port, 'tcp', 0.1);
+    // Opportunistic security: plain TCP is a suitable stack too, so only the policy keeps the guest off it.
+    const pre = (): Preconnection => new Preconnection({
+      scope: guest, remote: { hostName: 'svc.test', port }, security: SecurityParameters.opportunistic(), drivers: [tcpDriver, tlsDriver],
+      racing: { attemptDelay: 2000 },
+    });
+    // Poisoned harder: the granted stack "failed" too, so the cache would skip it; the ungranted one is still denied.
+    racingCacheOf(guest)!.failed('svc.test', port, 'tls', 'poisoned');
+    const err = await pre().initiate({ signal: AbortSignal.timeout(8000) }).catch((e: unknown) => e);
+    console.log(`tcp won + tls failed (poisoned): ${(err as { code?: string }).code}; ${(err as { report?: { candidates: { driver: string; fate: string }[] } }).report?.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}`);
+    expect(err).toMatchObject({ code: 'ERR_TAPS_POLICY_PROHIBITED' });
+    expect(connections).toBe(0);
+    racingCacheOf(guest)!.clear();
+    racingCacheOf(guest)!.won('svc.test', port, 'tcp', 0.1);
+    const conn = await pre().initiate({ signal: AbortSignal.timeout(8000) });
+    try {
+      console.log(`poisoned cache: ${conn.report.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}`);
+      expect(conn.report.candidates.find((c) => c.driver === 'tcp')).toMatchObject({ fate: 'denied' });
+      expect(conn.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('tls');
+      expect(connections).toBe(1);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('an entry the guest wrote (TLS won) cannot put a tenant granted only QUIC on TLS: the TLS server on the same port sees nothing', async () => {
+    const host = new Host({ resolver: fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } }) });
+    cleanups.push(() => host.close());
+    host.setPolicy('server', 'allow bind:*://@loopback:*\nallow accept:*://@loopback:*');
+    host.setPolicy('guest-quic', 'allow quic://svc.test:*\nallow quic://@loopback:*');
+    const quicPort = await quicOnly(await host.tenant('server'), '127.0.0.1');
+    // A TLS server on the same port number: were the guest's TLS candidate allowed, it would win here.
+    let connections = 0;
+    const tls: TlsServer = createTlsServer({ cert: cert.cert, key: cert.key }, (s) => {
+      s.on('error', () => {});
+      s.end();
+    });
+    tls.on('connection', () => connections++);
+    const bound = await new Promise<boolean>((r) => tls.once('error', () => r(false)).listen(quicPort, '127.0.0.1', () => r(true)));
+    expect(bound).toBe(true);
+    cleanups.push(() => new Promise<void>((r) => tls.close(() => r())));
+    const guest = await host.tenant('guest-quic');
+    racingCacheOf(guest)!.won('svc.test', quicPort, 'tls', 0.1);
+    const conn = await connect(guest, quicPort);
+    try {
+      console.log(`poisoned cache: ${conn.report.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}`);
+      expect(conn.report.candidates.find((c) => c.driver === 'tls')).toMatchObject({ fate: 'denied' });
+      expect(conn.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('quic');
+      expect(connections).toBe(0);
     } finally {
       await conn.close();
     }
