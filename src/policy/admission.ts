@@ -67,7 +67,24 @@ export function brandScope<T extends NetworkScope>(scope: T): T {
   Object.freeze(Object.getPrototypeOf(scope));
   Object.freeze(scope);
   scopes.add(scope);
+  const meter = (scope as { meter?: unknown }).meter;
+  if (typeof meter === 'object' && meter !== null) scopeMeters.add(meter);
   return scope;
+}
+
+/** The byte meters of the scopes this library made (a caller cannot make one). */
+const scopeMeters = new WeakSet<object>();
+
+/**
+ * @internal The byte budget a driver charges for a socket to `target`: `meter` when it is a scope's own
+ * (the scope's network set it, or a host's network passed it on), otherwise the budget of the scope whose
+ * guard minted `target`. So a driver called directly (a guest holding `connection.driver`) with its own
+ * meter, or none, still charges the tenant that decided the target.
+ */
+export function scopeMeterFor(meter: unknown, target: unknown): ByteMeter | undefined {
+  if (typeof meter === 'object' && meter !== null && scopeMeters.has(meter)) return meter as ByteMeter;
+  const owner = typeof target === 'object' && target !== null ? minted.get(target) : undefined;
+  return (owner as { readonly meter?: ByteMeter } | undefined)?.meter;
 }
 
 /** @internal True when `owner` minted `target`. */

@@ -417,4 +417,26 @@ describe('byte budgets: a guest reaching around them', () => {
     expect(counter.received).toBe(BUDGET);
     await conn.close();
   });
+
+  it("a driver called directly (a guest holding connection.driver) with its own meter, or none, charges the tenant that minted the target", async () => {
+    const counter = await tcpCounter();
+    const scope = await tenant();
+    const conn = await new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: counter.port }, drivers: [tcpDriver], security: SecurityParameters.disabled() }).initiate();
+    const driver = conn.driver; // what the library hands the guest
+    const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: counter.port });
+    const base = { signal: NEVER_ABORTED, target, remote: undefined, security: SecurityParameters.disabled(), properties: new TransportProperties(), options: {} };
+    const channels = [await driver.connect({ ...base, meter: { sent: () => {} } } as never), await driver.connect(base as never)];
+    let refused = 0;
+    for (const ch of channels) {
+      ch.start({ data: () => {}, end: () => {}, drain: () => {}, closed: () => {} });
+      for (let i = 0; i < 2; i++) if ((await new Promise((r) => ch.send(bytes(400), {} as ChannelSendMeta, r))) instanceof QuotaExceededError) refused++;
+    }
+    await settle();
+    console.log(`direct driver calls: ${refused} of 4 sends refused, listener received ${counter.received} bytes (budget ${BUDGET})`);
+    expect(channels.every((c) => c.metered === true)).toBe(true);
+    expect(refused).toBe(2);
+    expect(counter.received).toBe(800);
+    for (const ch of channels) ch.abort();
+    await conn.close();
+  });
 });

@@ -25,6 +25,7 @@ import { httpDial, type HopDrivers } from './dial.js';
 import { DEFAULT_MAX_REDIRECTIONS } from './redirect.js';
 import { REDIRECT_MODES, type RedirectMode } from './request.js';
 import { openSession } from './session.js';
+import { meterFor } from '../kit/meter.js';
 
 export interface HttpFlavour {
   readonly secure: boolean;
@@ -89,7 +90,7 @@ export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour, driver
       security: attempt.security,
       local: attempt.local,
       clientOptions,
-      meter: attempt.meter,
+      meter: meterFor(attempt),
       dial,
     },
     dial,

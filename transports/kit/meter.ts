@@ -19,6 +19,16 @@
  */
 import type { Socket } from 'node:net';
 import type { ByteMeter } from '../../src/driver.js';
+import { scopeMeterFor } from '../../src/policy/admission.js';
+
+/**
+ * The tenant's byte budget for an attempt (dial, listen or peer socket): its `meter` when a scope's network
+ * (or a host's network passing it on) set it, else the budget of the scope that minted its target. A caller
+ * that calls a driver directly cannot drop or replace the budget with a meter of its own.
+ */
+export function meterFor(attempt: { readonly meter?: unknown; readonly target: unknown }): ByteMeter | undefined {
+  return scopeMeterFor(attempt.meter, attempt.target);
+}
 
 type WriteCallback = (err?: Error | null) => void;
 type Chunk = { chunk: Buffer | string; encoding: BufferEncoding };

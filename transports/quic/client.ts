@@ -37,6 +37,7 @@ import { QuicGroup } from './group.js';
 import { udpRefusal } from './probe.js';
 import { connectedQuicSocket, type ConnectedQuicSocket } from './socket.js';
 import { serverVerifier } from './verify.js';
+import { meterFor } from '../kit/meter.js';
 
 /** Whether the peer's transport parameters allow QUIC DATAGRAM frames (quiche reports a writable size only then). */
 export function offersDatagrams(connection: QUICConnection): boolean {
@@ -156,6 +157,6 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   const messagesOf = datagrams ? { defaults: messages, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
   let group: QuicGroup | undefined;
   const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
-  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: attempt.meter });
+  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: meterFor(attempt) });
   return group.add(connection.newStream('bidi'));
 }

@@ -38,6 +38,7 @@ import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
 import { codeToReason } from './errors.js';
 import { QuicGroup } from './group.js';
 import { setReceiveBuffer } from './socket.js';
+import { meterFor } from '../kit/meter.js';
 
 /** The two stacks one QUIC listener serves, and which of them it was bound as. */
 export interface QuicStacks {
@@ -92,7 +93,7 @@ export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Pr
   }
   const serverSocket = (server as unknown as { socket?: Parameters<typeof setReceiveBuffer>[0] }).socket;
   if (datagrams && serverSocket !== undefined) setReceiveBuffer(serverSocket, DATAGRAM_RECV_BUFFER);
-  const served = { stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined, meter: attempt.meter };
+  const served = { stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined, meter: meterFor(attempt) };
   return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg, served);
 }
 

@@ -23,6 +23,7 @@ import { connectTcp } from '../kit/dial.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
+import { meterFor } from '../kit/meter.js';
 
 /** The `tcp` driver: a reliable, ordered, unencrypted byte stream (RFC 9293), connect and listen. */
 export const tcpDriver: Driver = Object.freeze({
@@ -41,7 +42,7 @@ export const tcpDriver: Driver = Object.freeze({
       const closeTimeout = closeTimeoutOption(attempt.options);
       return connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp', (socket) => {
         applyKeepAlive(socket, attempt.options); // a bad option throws: the socket is destroyed and the connect rejects
-        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target), meter: attempt.meter });
+        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt) });
       });
     } catch (err) {
       return Promise.reject(err);
@@ -51,6 +52,6 @@ export const tcpDriver: Driver = Object.freeze({
   listen(attempt: ListenAttempt): Promise<DriverListener> {
     const closeTimeout = closeTimeoutOption(attempt.options);
     const server = createServer({ allowHalfOpen: true, noDelay: true });
-    return bindServer(server, attempt, 'connection', (socket) => new SocketChannel(socket, { closeTimeout, meter: attempt.meter }), 'tcp');
+    return bindServer(server, attempt, 'connection', (socket) => new SocketChannel(socket, { closeTimeout, meter: meterFor(attempt) }), 'tcp');
   },
 } satisfies Driver);

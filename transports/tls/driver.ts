@@ -33,6 +33,7 @@ import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 import { clientHandshake, handshakeTimeoutOption, tlsInfo } from '../kit/tls-client.js';
 import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
+import { meterFor } from '../kit/meter.js';
 
 /** What the `tls` stack honours: TCP's capabilities, encrypted. */
 export const TLS_CAPABILITIES: Capabilities = Object.freeze({ ...NO_CAPABILITIES, ...TCP_CAPABILITIES, encrypted: true });
@@ -63,7 +64,7 @@ export const tlsDriver: Driver = Object.freeze({
       throw err;
     }
     const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label, handshakeTimeout);
-    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), meter: attempt.meter, info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
+    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
 
   async listen(attempt: ListenAttempt): Promise<DriverListener> {
@@ -79,7 +80,7 @@ export const tlsDriver: Driver = Object.freeze({
       const client = info['peerCertificateFingerprint256'];
       delete info['peerCertificateFingerprint256'];
       if (client !== undefined) info['clientCertificateFingerprint256'] = client;
-      return new SocketChannel(s, { closeTimeout, info, meter: attempt.meter });
+      return new SocketChannel(s, { closeTimeout, info, meter: meterFor(attempt) });
     }, 'tls');
   },
 } satisfies Driver);

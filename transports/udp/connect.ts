@@ -19,6 +19,7 @@ import { isMulticast } from '../../src/paths/multicast.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { prepareGroupSend } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
+import { meterFor } from '../kit/meter.js';
 
 const log = debuglog('taps');
 
@@ -105,7 +106,7 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
       singularTransmissionMsgMaxLen: singular,
       info: grantedBuffers(socket),
       highWater,
-      meter: attempt.meter,
+      meter: meterFor(attempt),
     },
   );
   socket.on('message', (msg) => channel.deliver(msg));

@@ -34,6 +34,7 @@ import { channelError } from '../kit/errors.js';
 import { DatagramChannel } from './channel.js';
 import { joinGroup } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
+import { meterFor } from '../kit/meter.js';
 
 const log = debuglog('taps');
 
@@ -211,7 +212,7 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
       cleanup();
       try {
         const leave = group ? joinGroup(socket, attempt.local, family) : undefined;
-        resolve(new UdpListener(socket, family, options, leave && { leave }, attempt.meter));
+        resolve(new UdpListener(socket, family, options, leave && { leave }, meterFor(attempt)));
       } catch (err) {
         closeQuietly();
         reject(err);

@@ -25,6 +25,7 @@ import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
+import { meterFor } from '../kit/meter.js';
 
 const log = debuglog('taps');
 
@@ -188,7 +189,7 @@ export function openPeerSocket(attempt: ListenAttempt): Promise<PeerSocket> {
     socket.bind({ address, port, exclusive: true }, () => {
       stopListening();
       socket.off('error', onError);
-      resolve(new UdpPeerSocket(socket, family, options, attempt.meter));
+      resolve(new UdpPeerSocket(socket, family, options, meterFor(attempt)));
     });
   });
 }

@@ -15,7 +15,7 @@ import type { WebSocket } from 'ws';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
-import { meterWrites } from '../kit/meter.js';
+import { meterFor, meterWrites } from '../kit/meter.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
 import { WebSocketChannel } from './channel.js';
 import { webSocketConfig } from './config.js';
@@ -37,7 +37,7 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   const url = `${scheme}://${authority(target, flavour.secure ? 443 : 80)}${cfg.path}`;
   // The upgrade request (its path and headers are the caller's) counts against the tenant's byte budget as
   // written; once open, the channel counts each frame it sends.
-  const meter = attempt.meter;
+  const meter = meterFor(attempt);
   const unmeter = meter === undefined ? undefined : meterWrites(socket, meter);
   let ws: WebSocket;
   try {

@@ -30,7 +30,7 @@ import { toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
-import { meterWrites } from '../kit/meter.js';
+import { meterFor, meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
@@ -57,7 +57,7 @@ export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): 
     // ws@8 takes closeTimeout (its type file does not list it yet).
     ...(closeTimeout === undefined ? {} : { closeTimeout }),
   } as ConstructorParameters<typeof WebSocketServer>[0]);
-  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, attempt.meter);
+  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, meterFor(attempt));
   await listener.bind(attempt);
   return listener;
 }

@@ -38,6 +38,7 @@ import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine, type WtSess
 import { handshakeRefused } from './errors.js';
 import { SessionGroup, type SessionTransport } from './group.js';
 import { closeHttp2 } from './h2-close.js';
+import { meterFor } from '../kit/meter.js';
 
 const WHAT = 'webtransport-h2';
 /** W3C WebTransport: a certificate pinned by hash may be valid for two weeks at most. */
@@ -62,7 +63,7 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
   // Bad security parameters fail here, before any I/O (the plan itself is made again by openSocket).
   tlsClientOptions(attempt.security, target, ['h2']);
   // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
-  attempt.meter?.sent(headSize('CONNECT', cfg.path ?? '/', authority(target, 443), {}));
+  meterFor(attempt)?.sent(headSize('CONNECT', cfg.path ?? '/', authority(target, 443), {}));
   const engine = await loadHttp2Engine();
   throwIfAborted(signal, WHAT);
   const { socket, raw, peer } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT });
@@ -148,7 +149,7 @@ function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt:
             }
             let channel: TransportChannel;
             try {
-              const group = new SessionGroup(session, clientTransport(h2, connect, socket, raw, cfg, path), { closeTimeout: cfg.closeTimeout, meter: attempt.meter });
+              const group = new SessionGroup(session, clientTransport(h2, connect, socket, raw, cfg, path), { closeTimeout: cfg.closeTimeout, meter: meterFor(attempt) });
               channel = group.add(first);
             } catch (err) {
               fail(err);

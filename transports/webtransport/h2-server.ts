@@ -42,6 +42,7 @@ import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine } from './engine.js';
 import { SessionGroup } from './group.js';
 import { closeHttp2 } from './h2-close.js';
+import { meterFor } from '../kit/meter.js';
 
 const WHAT = 'webtransport-h2 listen';
 
@@ -55,7 +56,7 @@ export async function listenH2(attempt: ListenAttempt): Promise<DriverListener> 
   throwIfAborted(attempt.signal, WHAT);
   // allowHalfOpen false: HTTP/2 has no use for TCP half-close, and Node's session would never notice a peer's FIN.
   const server = http2.createSecureServer({ ...tlsOptions, allowHalfOpen: false, allowHTTP1: false, settings: wtSettings(cfg.windows), remoteCustomSettings: [...WT_SETTINGS] });
-  const listener = new H2Listener(server, engine, cfg, attempt.meter);
+  const listener = new H2Listener(server, engine, cfg, meterFor(attempt));
   await listener.bind(attempt);
   return listener;
 }

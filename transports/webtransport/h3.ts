@@ -35,6 +35,7 @@ import { webTransportConfig } from './config.js';
 import { DatagramChannel } from './datagram.js';
 import { loadHttp3Api, type PublicApi, type WtSession } from './engine.js';
 import { SessionGroup, type SessionTransport } from './group.js';
+import { meterFor } from '../kit/meter.js';
 
 export type H3Mode = 'streams' | 'datagrams';
 
@@ -99,7 +100,7 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   const path = cfg.path ?? '/';
   const url = `https://${family === 6 ? `[${address}]` : address}:${port}${path}`;
   // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
-  attempt.meter?.sent(headSize('CONNECT', path, `${address}:${port}`, {}));
+  meterFor(attempt)?.sent(headSize('CONNECT', path, `${address}:${port}`, {}));
   const session = new api.WebTransport(url, {
     serverCertificateHashes: hashes,
     requireUnreliable: true,
@@ -112,7 +113,7 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   await waitReady(session, signal, `${what} session at ${url}`);
   const remote: SocketAddress = Object.freeze({ address, port, family });
   const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path, serverName: target.hostName });
-  const meter = attempt.meter;
+  const meter = meterFor(attempt);
   if (mode === 'datagrams') return new DatagramChannel(session, { local: unknownLocal(family), remote, info, meter });
   const group = new SessionGroup(session, sessionTransport(session, unknownLocal(family), remote, info), { closeTimeout: cfg.closeTimeout, meter });
   let first;
@@ -169,7 +170,7 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   if (signal.aborted) throw abortedError(signal, what);
   const a = server.address();
   const local: SocketAddress = Object.freeze({ address: a?.host ?? address, port: a?.port ?? port, family });
-  return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/', attempt.meter);
+  return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/', meterFor(attempt));
 }
 
 class H3Listener implements DriverListener {
