@@ -1,6 +1,6 @@
 /**
- * A refused port over real loopback sockets. The QUIC driver's probe (one empty datagram before the client is
- * built) finds a closed UDP port by its ICMP port unreachable, and a QUIC server ignores it; with the probe
+ * A refused port over real loopback sockets. The QUIC driver's probe (an empty datagram, sent twice, before the
+ * client is built) finds a closed UDP port by its ICMP port unreachable, and a QUIC server ignores it; with the probe
  * skipped (a fixed local port) the handshake's own connected socket still ends on the ICMP error. With the
  * default drivers, a name whose port is closed on TCP and UDP fails with ERR_TAPS_ESTABLISHMENT_FAILED naming
  * the refusal, after TLS and QUIC were each tried on ::1 and 127.0.0.1; a QUIC-only server on such a port
@@ -48,7 +48,7 @@ describe.each([
     await expect(udpRefusal(lookalike, address)).rejects.toThrow(TypeError);
   });
 
-  it('an open UDP port: no refusal, and the peer got one empty datagram from the local address', async () => {
+  it('an open UDP port: no refusal, and the peer got two empty datagrams from the local address', async () => {
     const server = createSocket(family === 6 ? 'udp6' : 'udp4');
     const got: { size: number; from: string }[] = [];
     server.on('message', (m, r) => got.push({ size: m.byteLength, from: r.address }));
@@ -58,7 +58,7 @@ describe.each([
     const refusal = await udpRefusal(target, address);
     expect(refusal).toBeUndefined();
     await new Promise((r) => setTimeout(r, 20)); // the datagram was sent; let the server read it
-    expect(got).toEqual([{ size: 0, from: address }]);
+    expect(got).toEqual([{ size: 0, from: address }, { size: 0, from: address }]);
   });
 });
 

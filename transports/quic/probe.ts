@@ -5,7 +5,8 @@
  * socket) and unwinding it again when the peer's ICMP port unreachable ends
  * the handshake costs several times what a refused TCP connect costs, so a
  * closed port made every QUIC candidate the slowest of a selection. Before
- * that work the attempt sends one empty datagram from a plain UDP socket
+ * that work the attempt sends an empty datagram (twice: a second send reports
+ * an ICMP error already pending on the socket) from a plain UDP socket
  * connected to the checked peer and lets the event loop poll once: a host
  * that answers with ICMP port/host/net unreachable (a near peer answers
  * within that poll) ends the attempt with it at once. An empty datagram is
@@ -54,9 +55,13 @@ export async function udpRefusal(target: CheckedTarget, localHost: string): Prom
       });
     });
     await new Promise<void>((resolve, reject) => socket.connect(t.port, t.address, (err?: Error) => (err ? reject(err) : resolve())));
-    const err = await sent(socket);
-    if (isUnreachable(err)) refusal ??= err as Error;
-    // One poll phase after the send (an immediate queued from the poll phase itself runs before the next poll).
+    // Sent twice: a near peer's ICMP error is pending on the socket by the time the first send returns, and the
+    // second send reports it at once (Linux returns a pending error from the next send) without a loop turn.
+    for (let n = 0; n < 2 && refusal === undefined; n++) {
+      const err = await sent(socket);
+      if (isUnreachable(err)) refusal ??= err as Error;
+    }
+    // Else one poll phase after the sends (an immediate queued from the poll phase itself runs before the next poll).
     for (let turn = 0; turn < 2 && refusal === undefined; turn++) await new Promise((r) => setImmediate(r));
   } catch {
     // Not probed (the address could not be bound, say): the handshake finds out the usual way.
