@@ -284,6 +284,8 @@ export class RemoteEndpoint extends Endpoint {
   /** URL path and query; '/' by default. */
   readonly path: string;
   readonly subprotocols: readonly string[];
+  /** {@link RemoteEndpoint.isMulticast}, worked out on first read (the endpoint never changes; every selection asks). */
+  #multicast: boolean | undefined;
 
   /** Same as RemoteEndpoint.from(init), which also passes an endpoint through unchanged. */
   constructor(init: RemoteEndpointInit | string) {
@@ -335,7 +337,7 @@ export class RemoteEndpoint extends Endpoint {
   withHopLimit(hopLimit: number): RemoteEndpoint { return this.#with({ hopLimit }); }
   /** True when the IP address is a multicast group: a connection to it sends to the group and receives nothing. */
   get isMulticast(): boolean {
-    return this.ipAddress !== undefined && isMulticast(this.ipAddress);
+    return (this.#multicast ??= this.ipAddress !== undefined && isMulticast(this.ipAddress));
   }
   /** A copy with this URL scheme (naming a stack). */
   withScheme(scheme: string): RemoteEndpoint { return this.#with({ scheme }); }

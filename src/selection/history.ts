@@ -46,7 +46,7 @@ export function rankWithHistory(
       if (e !== undefined) (history ??= new Map()).set(d, e);
     }
   }
-  if (history === undefined) return { ranked: rankStacks(suitable, { ...ctx, history: NO_HISTORY }), skipped: [], note: undefined };
+  if (history === undefined) return { ranked: rankStacks(suitable, withHistory(ctx, NO_HISTORY)), skipped: [], note: undefined };
   const now = cache!.now();
   const failed = suitable.filter((d) => history.get(d)?.outcome === 'failed');
   const kept = failed.length > 0 && failed.length < suitable.length ? suitable.filter((d) => !failed.includes(d)) : suitable;
@@ -54,8 +54,8 @@ export function rankWithHistory(
     const entry = history.get(driver)!;
     return { driver, entry, reason: `racing cache: ${driver.id} failed here ${seconds(now - entry.at)} ago (${entry.reason}); skipped for ${seconds(entry.expires - now)} more` };
   });
-  const ranked = rankStacks(kept, { ...ctx, history });
-  const usual = rankStacks(kept, { ...ctx, history: NO_HISTORY });
+  const ranked = rankStacks(kept, withHistory(ctx, history));
+  const usual = rankStacks(kept, withHistory(ctx, NO_HISTORY));
   const moved = ranked.some((s, i) => s.driver !== usual[i]!.driver);
   const parts: string[] = [];
   if (skipped.length > 0) parts.push(`skipped ${skipped.map((s) => s.driver.id).join(', ')} (failed here recently)`);
@@ -65,6 +65,11 @@ export function rankWithHistory(
     parts.push(`order ${ranked.map((s) => s.driver.id).join(' > ')} instead of ${usual.map((s) => s.driver.id).join(' > ')}${why.length > 0 ? ` (${why.join('; ')})` : ''}`);
   }
   return { ranked, skipped, note: parts.length > 0 ? `racing cache: ${parts.join('; ')}` : undefined };
+}
+
+/** The context with `history`, built field by field (a spread adding a field takes V8's slow path on every call). */
+function withHistory(ctx: Omit<RankContext, 'history'>, history: ReadonlyMap<Driver, RacingCacheEntry>): RankContext {
+  return { properties: ctx.properties, security: ctx.security, framerCount: ctx.framerCount, history };
 }
 
 /** Write a finished selection's outcome back (see the module comment). */

@@ -65,6 +65,10 @@ export class RacingCache {
   readonly #clock: Clock;
   /** Insertion order is recency: a read or write moves the entry to the end. */
   readonly #entries = new Map<string, RacingCacheEntry>();
+  /** The key at the end of `#entries` (the most recent), when known: rewriting it needs no move. */
+  #newest: string | undefined;
+  /** The last key made, with what it was made from: a client connecting to one endpoint again reuses the string (and its hash). */
+  #lastKey: { readonly endpoint: string; readonly port: number; readonly stack: string; readonly key: string } | undefined;
 
   /** `fallbackClock`: the clock used when the options name none (a Host passes its own). */
   constructor(options: RacingCacheOptions = {}, fallbackClock: Clock = systemClock) {
@@ -94,29 +98,33 @@ export class RacingCache {
 
   /** What is remembered for (endpoint, port, stack), if it has not expired. */
   get(endpoint: string, port: number, stack: string): RacingCacheEntry | undefined {
-    const key = keyOf(endpoint, port, stack);
+    const key = this.#key(endpoint, port, stack);
     const e = this.#entries.get(key);
     if (e === undefined) return undefined;
-    this.#entries.delete(key);
-    if (e.expires <= this.#clock.now()) return undefined;
-    this.#entries.set(key, e);
+    if (e.expires <= this.#clock.now()) {
+      this.#entries.delete(key);
+      if (key === this.#newest) this.#newest = undefined;
+      return undefined;
+    }
+    this.#touch(key, e);
     return e;
   }
 
   /** Remember a win (with its connect time in ms). */
   won(endpoint: string, port: number, stack: string, connectTime: number): void {
     const at = this.#clock.now();
-    this.#put(keyOf(endpoint, port, stack), Object.freeze({ outcome: 'won', connectTime, reason: undefined, at, expires: at + this.wonTtl }));
+    this.#put(this.#key(endpoint, port, stack), Object.freeze({ outcome: 'won', connectTime, reason: undefined, at, expires: at + this.wonTtl }));
   }
 
   /** Remember a definitive failure (refused, unreachable, a protocol error). */
   failed(endpoint: string, port: number, stack: string, reason: string): void {
     const at = this.#clock.now();
-    this.#put(keyOf(endpoint, port, stack), Object.freeze({ outcome: 'failed', connectTime: undefined, reason, at, expires: at + this.failedTtl }));
+    this.#put(this.#key(endpoint, port, stack), Object.freeze({ outcome: 'failed', connectTime: undefined, reason, at, expires: at + this.failedTtl }));
   }
 
   /** Forget one endpoint (every port and stack of it), or everything. */
   clear(endpoint?: string): void {
+    this.#newest = undefined;
     if (endpoint === undefined) return this.#entries.clear();
     if (typeof endpoint !== 'string') throw new TypeError('endpoint must be a string (a host name or IP address)');
     const prefix = `${endpoint.toLowerCase()}\u0000`;
@@ -137,9 +145,23 @@ export class RacingCache {
 
   #put(key: string, entry: RacingCacheEntry): void {
     if (this.maxEntries === 0) return;
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    this.#touch(key, entry);
     while (this.#entries.size > this.maxEntries) this.#entries.delete(this.#entries.keys().next().value!);
+  }
+
+  /** Store `entry` under `key` as the most recent. The newest key is rewritten in place (a delete and set would shrink and regrow the map). */
+  #touch(key: string, entry: RacingCacheEntry): void {
+    if (key !== this.#newest) this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    this.#newest = key;
+  }
+
+  #key(endpoint: string, port: number, stack: string): string {
+    const last = this.#lastKey;
+    if (last !== undefined && last.endpoint === endpoint && last.port === port && last.stack === stack) return last.key;
+    const key = keyOf(endpoint, port, stack);
+    this.#lastKey = { endpoint, port, stack, key };
+    return key;
   }
 }
 

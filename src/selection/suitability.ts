@@ -124,8 +124,19 @@ export function judgeStackOnce(driver: Driver, ctx: StackContext): Verdict {
   if (!byDriver) judged.set(ctx.properties, (byDriver = new WeakMap()));
   let byContext = byDriver.get(driver);
   if (!byContext) byDriver.set(driver, (byContext = new Map()));
-  const key = `${ctx.security.mode}|${ctx.framerCount}|${ctx.scheme ?? ''}|${ctx.multicast === true ? 'm' : ''}`;
+  const key = contextKey(ctx.security.mode, ctx.framerCount, ctx.scheme, ctx.multicast === true);
   let verdict = byContext.get(key);
   if (verdict === undefined) byContext.set(key, (verdict = judgeStack(driver, ctx)));
   return verdict;
+}
+
+/** The last context key made: a selection judges every driver under one context, and most selections repeat the last one (the same string, its hash kept). */
+let lastContext: { mode: string; framerCount: number; scheme: string | undefined; multicast: boolean; key: string } | undefined;
+
+function contextKey(mode: string, framerCount: number, scheme: string | undefined, multicast: boolean): string {
+  const l = lastContext;
+  if (l !== undefined && l.mode === mode && l.framerCount === framerCount && l.scheme === scheme && l.multicast === multicast) return l.key;
+  const key = `${mode}|${framerCount}|${scheme ?? ''}|${multicast ? 'm' : ''}`;
+  lastContext = { mode, framerCount, scheme, multicast, key };
+  return key;
 }

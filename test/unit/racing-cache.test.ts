@@ -53,6 +53,30 @@ describe('RacingCache', () => {
     expect(none.size).toBe(0);
   });
 
+  it('keeps recency exact when the newest entry is written again, expires or is cleared', () => {
+    const now = { t: 0 };
+    const cache = new RacingCache({ maxEntries: 2, wonTtl: 100, clock: { now: () => now.t, setTimeout: () => 0, clearTimeout: () => {} } });
+    const order = (): string[] => cache.entries().map((e) => `${e.endpoint}:${e.entry.connectTime}`);
+    cache.won('a.test', 1, 'tls', 1);
+    cache.won('b.test', 1, 'tls', 1);
+    cache.won('b.test', 1, 'tls', 2); // the newest, rewritten in place
+    expect(order()).toEqual(['a.test:1', 'b.test:2']);
+    cache.won('a.test', 1, 'tls', 3); // an older one moves to the end
+    expect(order()).toEqual(['b.test:2', 'a.test:3']);
+    cache.won('c.test', 1, 'tls', 4); // b is the least recent now
+    expect(order()).toEqual(['a.test:3', 'c.test:4']);
+    now.t = 200;
+    expect(cache.get('c.test', 1, 'tls')).toBeUndefined(); // expired: removed, and no longer the newest
+    now.t = 0;
+    cache.won('d.test', 1, 'tls', 5);
+    cache.won('a.test', 1, 'tls', 6);
+    expect(order()).toEqual(['d.test:5', 'a.test:6']);
+    cache.clear('a.test');
+    cache.won('e.test', 1, 'tls', 7);
+    cache.won('d.test', 1, 'tls', 8);
+    expect(order()).toEqual(['e.test:7', 'd.test:8']);
+  });
+
   it('clear(endpoint) forgets one endpoint, clear() everything', () => {
     const cache = new RacingCache();
     cache.won('a.test', 1, 'tls', 1);
