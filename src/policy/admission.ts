@@ -157,32 +157,63 @@ export function targetRequest(t: CheckedTarget): PolicyRequest {
   return { use: t.use, protocol: t.protocol, host: t.hostName, address: t.address, port: t.port };
 }
 
+/** What admission answers: the target to hand the driver (the same, or one minted again under the current revision), or a denial. */
+export type Admission = CheckedTarget | Denial;
+
 /**
  * The admission rule every scope's network applies: `target` was minted by
- * `scope`, for `use`, for `protocol`. Undefined: admitted now. A denial: not
- * admitted. A promise: minted under an older revision, so decided again.
+ * `scope`, for `use`, for `protocol`. A target: admitted, hand the driver this
+ * one. A denial: not admitted. A promise: minted under an older revision, so
+ * decided again; allowed, it is minted again under the current revision (a
+ * driver's socket refuses a target of an older revision, see
+ * {@link currentRevisionOf}).
  */
-export function admit(scope: AdmittingScope, target: unknown, use: NetworkUse, protocol: unknown, what: string): Denial | undefined | Promise<Denial | undefined> {
+export function admit(scope: AdmittingScope, target: unknown, use: NetworkUse, protocol: unknown, what: string): Admission | Promise<Admission> {
   if (!mintedBy(target, scope)) return unverified(`the ${what} target was not checked by this scope's policy`);
   // Minted here, so a frozen object of ours: reading its fields runs no caller code.
   const t = target as CheckedTarget;
   if (t.use !== use) return unverified(`a ${t.use} target cannot be used to ${what} (it was checked for ${t.use} only)`);
   if (t.protocol !== protocol) return unverified(`a ${t.protocol} target cannot be used by a ${typeof protocol === 'string' ? protocol : 'driver of no'} protocol driver`);
   if (t.tenant !== scope.tenant) return unverified(`the ${what} target belongs to another tenant`);
-  if (t.revision === scope.revision) return undefined;
-  return Promise.resolve(scope.recheck(targetRequest(t))).then((d) => (d.allow ? undefined : (d as Denial)));
+  if (t.revision === scope.revision) return t;
+  return Promise.resolve(scope.recheck(targetRequest(t))).then((d): Admission => {
+    if (!d.allow) return d as Denial;
+    const fields = { use: t.use, protocol: t.protocol, address: t.address, port: t.port, hostName: t.hostName };
+    return mintTarget(scope, t.tenant, fields, d as PolicyDecision & { allow: true }, scope.revision);
+  });
 }
 
-function admitted<T>(verdict: Denial | undefined | Promise<Denial | undefined>, go: () => Promise<T>): Promise<T> {
-  if (verdict === undefined) {
+/** True for a denial, false for an admitted target. */
+export function isDenial(a: Admission): a is Denial {
+  return (a as { allow?: unknown }).allow === false;
+}
+
+function admitted<T>(verdict: Admission | Promise<Admission>, go: (target: CheckedTarget) => Promise<T>): Promise<T> {
+  const then = (a: Admission): Promise<T> => {
+    if (isDenial(a)) return Promise.reject(new PolicyDeniedError(a));
     try {
-      return go();
+      return go(a);
     } catch (err) {
       return Promise.reject(err);
     }
-  }
-  if (!(verdict instanceof Promise)) return Promise.reject(new PolicyDeniedError(verdict));
-  return verdict.then((d) => (d === undefined ? go() : Promise.reject(new PolicyDeniedError(d))));
+  };
+  return verdict instanceof Promise ? verdict.then(then) : then(verdict);
+}
+
+/**
+ * @internal The policy revision of the scope that minted `target` now, or undefined when it has none to
+ * compare (not minted). A socket refuses a target minted under an older revision: only admission decides
+ * it again (and hands the driver a new target), so a target kept across a reload reaches nothing the new
+ * revision did not decide, even through a driver called directly.
+ */
+export function currentRevisionOf(target: unknown): number | undefined {
+  const owner = typeof target === 'object' && target !== null ? minted.get(target) : undefined;
+  return (owner as { readonly revision?: number } | undefined)?.revision;
+}
+
+/** The attempt with `target` in place of the one it named (admission may have minted it again). */
+function withTarget<A>(snap: Record<string, unknown>, target: CheckedTarget): A {
+  return (snap['target'] === target ? snap : Object.freeze({ ...snap, target })) as A;
 }
 
 const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options'] as const;
@@ -259,7 +290,7 @@ export class CheckedNetwork implements Network {
     } catch (err) {
       return Promise.reject(err);
     }
-    return admitted(admit(this.#scope, snap['target'], use, protocol, what), () => this.#inner.connect(driver, snap as unknown as ConnectAttempt));
+    return admitted(admit(this.#scope, snap['target'], use, protocol, what), (t) => this.#inner.connect(driver, withTarget<ConnectAttempt>(snap, t)));
   }
 
   listen(driver: Driver, attempt: ListenAttempt): Promise<DriverListener> {
@@ -271,7 +302,7 @@ export class CheckedNetwork implements Network {
     } catch (err) {
       return Promise.reject(err);
     }
-    return admitted(admit(this.#scope, snap['target'], 'bind', protocol, 'bind'), () => this.#inner.listen(driver, snap as unknown as ListenAttempt));
+    return admitted(admit(this.#scope, snap['target'], 'bind', protocol, 'bind'), (t) => this.#inner.listen(driver, withTarget<ListenAttempt>(snap, t)));
   }
 
   /** A peer socket binds like a listener; each datagram it sends, and its final peer, must be a `connect` target of this scope. */
@@ -286,9 +317,9 @@ export class CheckedNetwork implements Network {
     }
     const scope = this.#scope;
     const inner = this.#inner;
-    return admitted(admit(scope, snap['target'], 'bind', protocol, 'bind'), () => {
+    return admitted(admit(scope, snap['target'], 'bind', protocol, 'bind'), (target) => {
       if (!inner.openPeerSocket) return Promise.reject(new TypeError('this network cannot open peer sockets (rendezvous)'));
-      return inner.openPeerSocket(driver, snap as unknown as ListenAttempt).then((socket) => new CheckedPeerSocket(socket, (t, what) => admit(scope, t, 'connect', protocol, what)));
+      return inner.openPeerSocket(driver, withTarget<ListenAttempt>(snap, target)).then((socket) => new CheckedPeerSocket(socket, (t, what) => admit(scope, t, 'connect', protocol, what)));
     });
   }
 }

@@ -18,8 +18,13 @@ import type { CheckedTarget } from './contract.js';
 import type { PolicyDecision } from './types.js';
 
 type Denial = PolicyDecision & { allow: false };
-/** The scope's admission of one target: undefined admits, a denial refuses, a promise decides again first. */
-export type Admit = (target: unknown, what: string) => Denial | undefined | Promise<Denial | undefined>;
+/**
+ * The scope's admission of one target: the target to use (itself, or minted again under the current
+ * revision) admits, a denial refuses, a promise decides again first.
+ */
+export type Admit = (target: unknown, what: string) => CheckedTarget | Denial | Promise<CheckedTarget | Denial>;
+
+const denied = (a: CheckedTarget | Denial): a is Denial => (a as { allow?: unknown }).allow === false;
 
 export class CheckedPeerSocket implements PeerSocket {
   readonly #inner: PeerSocket;
@@ -40,23 +45,22 @@ export class CheckedPeerSocket implements PeerSocket {
 
   sendTo(data: Uint8Array, target: CheckedTarget, done: (err?: Error) => void): void {
     const verdict = this.#admit(target, 'send to');
-    if (verdict === undefined) return this.#inner.sendTo(data, target, done);
     if (!(verdict instanceof Promise)) {
+      if (!denied(verdict)) return this.#inner.sendTo(data, verdict, done);
       const err = new PolicyDeniedError(verdict);
       queueMicrotask(() => done(err));
       return;
     }
     verdict.then(
-      (d) => (d === undefined ? this.#inner.sendTo(data, target, done) : done(new PolicyDeniedError(d))),
+      (a) => (denied(a) ? done(new PolicyDeniedError(a)) : this.#inner.sendTo(data, a, done)),
       (err: Error) => done(err),
     );
   }
 
   connect(target: CheckedTarget, intercept: (data: Uint8Array) => boolean): Promise<TransportChannel> {
     const verdict = this.#admit(target, 'connect');
-    if (verdict === undefined) return this.#inner.connect(target, intercept);
-    if (!(verdict instanceof Promise)) return Promise.reject(new PolicyDeniedError(verdict));
-    return verdict.then((d) => (d === undefined ? this.#inner.connect(target, intercept) : Promise.reject(new PolicyDeniedError(d))));
+    if (!(verdict instanceof Promise)) return denied(verdict) ? Promise.reject(new PolicyDeniedError(verdict)) : this.#inner.connect(verdict, intercept);
+    return verdict.then((a) => (denied(a) ? Promise.reject(new PolicyDeniedError(a)) : this.#inner.connect(a, intercept)));
   }
 
   close(): Promise<void> {

@@ -12,18 +12,20 @@
  * `targetAddress` is the run-time half of the chokepoint's brand: every
  * driver socket (TCP connect, TLS, UDP, QUIC, every listener) takes its
  * address from it, and it accepts only a target a scope's guard minted, for
- * a use and protocol that kind of socket can serve. A driver called directly,
- * outside a scope's network, with a lookalike object or a target granted for
- * another use opens nothing (TypeError).
+ * a use and protocol that kind of socket can serve, under the minting scope's
+ * current policy revision. A driver called directly, outside a scope's
+ * network, with a lookalike object or a target granted for another use opens
+ * nothing (TypeError); with a target kept across a reload, nothing either
+ * (PolicyDeniedError `unverified`: the scope's network decides it again).
  *
  * @example
  * const socket = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp');
  */
 import { Socket, isIP } from 'node:net';
 import type { LocalEndpoint } from '../../src/endpoints.js';
-import { TapsError } from '../../src/errors.js';
+import { PolicyDeniedError, TapsError } from '../../src/errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
-import { isCheckedTarget } from '../../src/policy/admission.js';
+import { currentRevisionOf, isCheckedTarget } from '../../src/policy/admission.js';
 import type { NetworkUse, PolicyProtocol } from '../../src/policy/types.js';
 import { abortedError, throwIfAborted, whenAborted } from './abort.js';
 import { establishmentError } from './errors.js';
@@ -55,6 +57,13 @@ export function targetAddress(target: CheckedTarget, what: string, kind: SocketK
   const serves = SERVES[kind];
   if (!serves.uses.includes(target.use)) throw new TypeError(`${what}: a target checked for ${target.use} cannot open a ${kind} socket`);
   if (!serves.protocols.includes(target.protocol)) throw new TypeError(`${what}: a target checked for ${target.protocol} cannot open a ${kind} socket`);
+  const revision = currentRevisionOf(target);
+  if (revision !== undefined && revision !== target.revision) {
+    throw new PolicyDeniedError({
+      allow: false, code: 'unverified', rule: null,
+      reason: `${what}: the target was decided under policy revision ${target.revision} and the policy is now at ${revision}; only the scope's network decides it again`,
+    });
+  }
   const family = isIP(target.address);
   if (family === 0) {
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what}: target address ${JSON.stringify(target.address)} is not an IP address`);
