@@ -1,13 +1,14 @@
 /**
- * A scope's memory of its last self-contained decision. Deciding is a pure
+ * A scope's memory of one of its last self-contained decisions (a scope keeps a few: a selection asks one
+ * per stack and address, and the next selection to that endpoint asks them again). Deciding is a pure
  * function of the request and the compiled policy (when there is no custom
  * rule and no claims, which expire), so the same question under the same
  * revision gets the same answer without canonicalising and probing again —
  * the common case of a pool re-dialling one destination, or a UDP socket
  * sending datagram after datagram to one peer. The answer is kept as values
  * and every repeat gets a fresh decision object, so nothing a caller does to
- * the object it was given can change a later answer. One object per scope,
- * overwritten in place: no allocation on the decision path.
+ * the object it was given can change a later answer. A few objects per scope,
+ * overwritten in place in turn: no allocation on the decision path.
  *
  * @example
  * if (memo.matches(policy, revision, use, protocol, host, address, port, url)) return memo.decision();

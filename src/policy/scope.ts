@@ -57,6 +57,9 @@ interface Outcome {
   readonly revision: number;
 }
 
+/** Decisions a scope remembers (memo.ts): a default selection's lookup grants and candidates, with room to spare. */
+const MEMO_SLOTS = 8;
+
 const deny = (code: DenyCode, reason: string, rule: string | null = null): Denial => ({ allow: false, code, reason, rule });
 const errorText = (err: unknown) => (err as Error)?.message ?? String(err);
 
@@ -93,8 +96,15 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly meter: ByteMeter;
   readonly #core: HostCore;
   readonly #names = new WeakMap<object, number>();
-  /** The last self-contained decision (memo.ts) and the target minted from it. */
-  readonly #memo = new DecisionMemo();
+  /**
+   * The last few self-contained decisions (memo.ts) and the targets minted from them: a selection asks one per
+   * stack and address (and a lookup grant per protocol), and the next selection to that endpoint asks them again.
+   */
+  readonly #memos: DecisionMemo[] = [];
+  /** The slot the next new decision overwrites once every slot is used. */
+  #memoNext = 0;
+  /** The memo entry of the last synchronous answer, when #fromMemo. */
+  #memo: DecisionMemo | undefined;
   /** `protocol name` → the revision under which this scope granted the lookup of that name (see #presentable). */
   readonly #granted = new Map<string, number>();
   /** Names resolved under strict answers: their answers and the latest verdict on them (see #strictResolve). */
@@ -203,7 +213,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
 
   /** The target of a synchronous outcome: the memo's when the answer was the memo's (targets are immutable). */
   #target(r: Outcome): CheckedTarget {
-    if (this.#fromMemo) return (this.#memo.target ??= this.#mintFrom(r));
+    if (this.#fromMemo) return (this.#memo!.target ??= this.#mintFrom(r));
     return this.#mintFrom(r);
   }
 
@@ -383,6 +393,18 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     return mintedBy(target, this) ? target.revision : undefined;
   }
 
+  /** A memo entry to store a new decision in: a new one up to MEMO_SLOTS, then the oldest, in turn. */
+  #memoSlot(): DecisionMemo {
+    if (this.#memos.length < MEMO_SLOTS) {
+      const m = new DecisionMemo();
+      this.#memos.push(m);
+      return m;
+    }
+    const m = this.#memos[this.#memoNext]!;
+    this.#memoNext = (this.#memoNext + 1) % MEMO_SLOTS;
+    return m;
+  }
+
   #run(request: PolicyRequest, sync: boolean, record: boolean): Outcome | Promise<Outcome> {
     this.#fromMemo = false;
     const entry = this.#core.entry(this.tenant);
@@ -399,10 +421,11 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     const address = request.address;
     const port = request.port;
     const url = request.url;
-    const m = this.#memo;
-    if (m.matches(policy, revision, use, protocol, host, address, port, url)) {
+    for (const m of this.#memos) {
+      if (!m.matches(policy, revision, use, protocol, host, address, port, url)) continue;
       // The same question under the same revision: the same answer, still recorded.
       if (record && wantsRecords(this.#core.onDecision)) this.#record(request, m.request!, m.verdict!, revision, policy);
+      this.#memo = m;
       this.#fromMemo = true;
       return { decision: m.decision(), request: m.request, revision };
     }
@@ -418,7 +441,9 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
       const outcome = this.#finish(request, c, builtin, revision, policy, record);
       // Only decisions that depend on nothing else are remembered: no custom rule, no claims (they expire).
       if (custom === undefined && claims === undefined) {
+        const m = this.#memoSlot();
         m.store(policy, revision, use, protocol, host, address, port, url, c, builtin, outcome.decision);
+        this.#memo = m;
         this.#fromMemo = true;
       }
       return outcome;

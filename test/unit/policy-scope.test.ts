@@ -298,3 +298,29 @@ describe('createScope: targets are reused only for the very same answer', () => 
     expect(Object.isFrozen(a)).toBe(true);
   });
 });
+
+describe('TenantScope: a few decisions remembered', () => {
+  it('a selection asks one per stack and address and the next asks them again: the same answers and targets, until the policy changes', async () => {
+    const host = new Host({ resolver: async () => [] });
+    host.setPolicy('m', 'allow tls://@loopback:*\nallow quic://@loopback:*');
+    const m = await host.tenant('m');
+    const ask = (protocol: 'tls' | 'quic', address: string) => m.guard.authorize({ use: 'connect', protocol, address, port: 4433 });
+    const round = () => Promise.all([ask('tls', '::1'), ask('tls', '127.0.0.1'), ask('quic', '::1'), ask('quic', '127.0.0.1')]);
+    const first = await round();
+    const again = await round();
+    for (let i = 0; i < 4; i++) expect(again[i]).toBe(first[i]); // remembered, in turn, not only the last one
+    expect(new Set(first).size).toBe(4);
+    // More different questions than it keeps: the oldest are decided again (a fresh target), the answer the same.
+    for (let p = 1; p <= 8; p++) await m.guard.authorize({ use: 'connect', protocol: 'tls', address: '127.0.0.1', port: p });
+    const evicted = await round();
+    for (let i = 0; i < 4; i++) expect(evicted[i]).not.toBe(first[i]);
+    expect(evicted.map((t) => `${t.protocol} ${t.address}`)).toEqual(first.map((t) => `${t.protocol} ${t.address}`));
+    // A new revision decides again: a new target, and a question it no longer allows is denied.
+    host.setPolicy('m', 'allow tls://@loopback:*');
+    const tls = await ask('tls', '::1');
+    expect(tls).not.toBe(evicted[0]);
+    expect(tls.revision).toBeGreaterThan(evicted[0]!.revision);
+    await expect(ask('quic', '::1')).rejects.toBeInstanceOf(PolicyDeniedError);
+    host.close();
+  });
+});
