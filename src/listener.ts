@@ -21,6 +21,7 @@ import type { Driver, DriverListener, SocketAddress, TransportChannel } from './
 import { Connection } from './connection/connection.js';
 import type { LocalEndpoint, RemoteEndpoint } from './endpoints.js';
 import { PolicyDeniedError, TapsError, toTapsError } from './errors.js';
+import { libraryHandler } from './policy/admission.js';
 import { TypedEmitter } from './events.js';
 import type { MessageFramer } from './framers/index.js';
 import type { NetworkScope } from './network.js';
@@ -177,10 +178,11 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
   }
 
   #attach(driver: Driver, listener: DriverListener): void {
-    listener.start({
+    // The library's own handler: this Listener decides each peer (remote endpoint, then `accept`) itself.
+    listener.start(libraryHandler({
       connection: (channel, stack) => void this.#accept(stack ?? driver, channel, stack !== undefined && stack !== driver),
       error: (err) => this.emit('error', toTapsError(err, 'ERR_TAPS_PROTOCOL_FAILED')),
-    });
+    }));
   }
 
   /**

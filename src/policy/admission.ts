@@ -23,9 +23,9 @@
  * const target = await scope.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 8080 });
  * const channel = await scope.network.connect(tcpDriver, { ...attempt, target });
  */
-import type { ByteMeter, ConnectAttempt, Driver, DriverListener, ListenAttempt, PeerSocket, TransportChannel } from '../driver.js';
+import type { ByteMeter, ConnectAttempt, Driver, DriverListener, DriverListenerHandler, ListenAttempt, PeerSocket, SocketAddress, TransportChannel } from '../driver.js';
 import { CheckedPeerSocket } from './checked-peer-socket.js';
-import { PolicyDeniedError } from '../errors.js';
+import { PolicyDeniedError, TapsError } from '../errors.js';
 import { SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
 import { checkObject, ownField } from '../own.js';
 import type { CheckedName, CheckedTarget, PolicyGuard, ResolvedAddress } from './contract.js';
@@ -302,7 +302,10 @@ export class CheckedNetwork implements Network {
     } catch (err) {
       return Promise.reject(err);
     }
-    return admitted(admit(this.#scope, snap['target'], 'bind', protocol, 'bind'), (t) => this.#inner.listen(driver, withTarget<ListenAttempt>(snap, t)));
+    const scope = this.#scope;
+    return admitted(admit(scope, snap['target'], 'bind', protocol, 'bind'), (t) =>
+      this.#inner.listen(driver, withTarget<ListenAttempt>(snap, t)).then((l) => new CheckedListener(l, scope.guard, driver)),
+    );
   }
 
   /** A peer socket binds like a listener; each datagram it sends, and its final peer, must be a `connect` target of this scope. */
@@ -324,6 +327,59 @@ export class CheckedNetwork implements Network {
   }
 }
 Object.freeze(CheckedNetwork.prototype);
+
+/** The handlers the library's own `Listener` gives a listener: it decides each peer itself (remote endpoint, then `accept`). */
+const libraryHandlers = new WeakSet<object>();
+
+/** @internal Mark a handler as the library's Listener's (src/listener.ts); a caller cannot. */
+export function libraryHandler<H extends DriverListenerHandler>(handler: H): H {
+  libraryHandlers.add(handler);
+  return handler;
+}
+
+/**
+ * A listener a scope's network bound. The library's `Listener` decides every peer itself, before its
+ * application sees it; any other handler (a guest that called `scope.network.listen` with a driver it
+ * holds) gets only the peers the tenant's policy accepts (`accept`, by the peer's address and port, for
+ * the driver's protocol, decided synchronously: `decideSync`): the others are aborted unseen.
+ */
+class CheckedListener implements DriverListener {
+  readonly #inner: DriverListener;
+  readonly #guard: PolicyGuard;
+  readonly #driver: Driver;
+
+  constructor(inner: DriverListener, guard: PolicyGuard, driver: Driver) {
+    this.#inner = inner;
+    this.#guard = guard;
+    this.#driver = driver;
+  }
+
+  get local(): SocketAddress {
+    return this.#inner.local;
+  }
+
+  start(handler: DriverListenerHandler): void {
+    if (libraryHandlers.has(handler)) return this.#inner.start(handler);
+    const guard = this.#guard;
+    const bound = this.#driver;
+    this.#inner.start({
+      connection: (channel: TransportChannel, stack?: Driver) => {
+        const peer = channel.remote;
+        const protocol = (stack ?? bound).protocol;
+        // Decided at once, so peers are handed over in the order they came (an asynchronous custom rule denies).
+        const d = guard.decideSync({ use: 'accept', protocol, address: peer.address, port: peer.port });
+        if (d.allow) handler.connection(channel, stack);
+        else channel.abort(new TapsError('ERR_TAPS_POLICY_PROHIBITED', `peer ${peer.address} refused by policy: ${d.reason}`));
+      },
+      error: (err: Error) => handler.error(err),
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
+Object.freeze(CheckedListener.prototype);
 
 /** The network a scope wraps: the host's, or the system's with the given resolver. */
 export function baseNetwork(network: Network | undefined, resolver: Resolver | undefined): Network {
