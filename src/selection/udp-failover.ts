@@ -100,8 +100,8 @@ export class UdpFailoverChannel implements TransportChannel {
     return this.#current.info;
   }
   /** Whether the path charges the tenant's budget itself (every path of one stack and scope does alike). */
-  get metered(): boolean | undefined {
-    return this.#current.metered;
+  get metered(): boolean {
+    return this.#current.metered === true;
   }
 
   start(receiver: ChannelReceiver): void {
