@@ -76,7 +76,10 @@ function instrument(): void {
     D[name] = function (this: unknown, ...args: unknown[]) {
       if (name === 'bind') {
         const o = (typeof args[0] === 'object' && args[0] !== null ? args[0] : { port: args[0], address: typeof args[1] === 'string' ? args[1] : undefined }) as { address?: unknown; port?: unknown };
-        seen.push({ kind: 'udp-bind', address: o.address, port: o.port ?? 0, implicit: inConnect });
+        // Own properties only: Node 22's implicit bind inside connect() passes `{ port: 0 }`, and a polluted
+        // Object.prototype.address must not be mistaken for an address the library asked for.
+        const own = (k: 'address' | 'port'): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
+        seen.push({ kind: 'udp-bind', address: own('address'), port: own('port') ?? 0, implicit: inConnect });
       } else if (name === 'connect') {
         seen.push({ kind: 'udp-connect', address: args[1], port: args[0] });
       } else {
