@@ -2,8 +2,10 @@
  * Experience in a selection (RFC 9623 §4.1.1.3, §9.2): before the race, the tenant's racing cache
  * (racing-cache.ts) ranks and prunes the suitable stacks; after it, the race's outcome is written back.
  *
- * - A stack that failed here and has not expired is skipped (recorded `skipped`, with why and for how
- *   long), unless every stack failed: then all race again in their usual order.
+ * - A stack that failed here and has not expired is put off (recorded `skipped`, with why and for how
+ *   long), unless every stack failed: then all race again in their usual order. Put off, not refused:
+ *   when nothing else connects (denied by the policy, or failed) the selection tries it after all
+ *   (pipeline.ts), so an entry never turns a connect to the only allowed stack into a refusal.
  * - A stack that won here ranks first (rank.ts `byHistory`), after what the caller set explicitly.
  * - A QUIC stack with no win here ranks after the TCP ones (rank.ts `byAnswered`), cache or not.
  * - What changed the order is said in one line (`report.cache`).
@@ -22,7 +24,7 @@ import { rankStacks, type RankContext, type RankedStack } from './rank.js';
 
 export interface HistoryRanking {
   readonly ranked: RankedStack[];
-  /** Stacks left out because they failed here recently, with the entry that says so. */
+  /** Stacks put off because they failed here recently, with the entry that says so (tried last, if nothing else connects). */
   readonly skipped: readonly { readonly driver: Driver; readonly entry: RacingCacheEntry; readonly reason: string }[];
   /** What the cache changed, for the report; undefined when it changed nothing. */
   readonly note: string | undefined;

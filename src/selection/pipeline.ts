@@ -5,7 +5,8 @@
  *    the security mode and the endpoint's scheme; unsuitable and unavailable stacks are recorded with the
  *    reason. A driver still loading (its availability a pending promise: QUIC's native module) is not
  *    waited for: the stacks that are ready race at once and it joins when it is ready. Then rank (rank.ts) with what the tenant's racing cache remembers of this endpoint
- *    (history.ts): a stack that failed here recently is skipped, one that won ranks first.
+ *    (history.ts): a stack that failed here recently is put off (tried only when nothing else connects), one
+ *    that won ranks first.
  * 2. Authorize (authorize.ts): every (stack, address, port) leaf is put to the tenant's policy as a
  *    `connect` (and a chosen local address or port as a `bind`) before it may run; a denied leaf is
  *    recorded with the rule and never attempted. Only minted CheckedTargets reach a driver. Names are
@@ -30,7 +31,7 @@ import { failure } from './failure.js';
 import { gatherStacks, type Dropped, type GatherOptions, type LateAnswer } from './gather.js';
 import { learn, rankWithHistory } from './history.js';
 import { racingCacheOf, type RacingCache } from './racing-cache.js';
-import { explainRank, type RankedStack } from './rank.js';
+import { explainRank, rankStacks, type RankedStack } from './rank.js';
 import { debug, Recorder } from './recorder.js';
 import { raceAll } from './run-race.js';
 import { SelectionSignal } from './signal.js';
@@ -50,13 +51,24 @@ export async function select(input: SelectionInput): Promise<Selected> {
     const gathered = gather(input, rec, (driver, answer) => void (loading ??= new Map()).set(driver, answer));
     const suitable = gathered instanceof Promise ? await gathered : gathered;
     (sig.signal ?? input.signal)?.throwIfAborted();
-    const ranked = rank(input, rec, suitable, cache, endpoint);
+    const { ranked, deferred } = rank(input, rec, suitable, cache, endpoint);
     const paths = pathPlan(input, rec);
     const auth = new Authorizer(input);
-    const selected =
-      input.remote.ipAddress !== undefined && ranked.length === 1 && paths.any && loading === undefined
-        ? await attemptOne(input, rec, ranked[0]!, auth, sig)
-        : await raceAll({ input, rec, ranked, paths, auth, sig, loading });
+    const run = (stacks: RankedStack[], late: typeof loading): Promise<Selected> =>
+      input.remote.ipAddress !== undefined && stacks.length === 1 && paths.any && late === undefined
+        ? attemptOne(input, rec, stacks[0]!, auth, sig)
+        : raceAll({ input, rec, ranked: stacks, paths, auth, sig, loading: late });
+    let selected: Selected;
+    try {
+      selected = await run(ranked, loading);
+    } catch (err) {
+      if (deferred.length === 0 || sig.signal?.aborted || input.signal?.aborted) throw err;
+      // Nothing else connected (denied, failed): the stacks the cache put off are tried after all.
+      rec.report.cache = `${rec.report.cache}; then tried ${deferred.map((s) => s.driver.id).join(', ')} anyway: no other candidate connected`;
+      selected = await run(deferred, undefined);
+    } finally {
+      recordDeferred(rec, deferred);
+    }
     learn(cache, endpoint, rec.report);
     return selected;
   } catch (err) {
@@ -78,8 +90,15 @@ function gather(input: SelectionInput, rec: Recorder, late: NonNullable<GatherOp
   return gatherStacks(input.drivers, { properties: input.properties, security: input.security, framerCount: input.framerCount, scheme: remote.scheme, multicast: remote.isMulticast }, dropped, { late });
 }
 
-/** Stage 1b: the ranked stacks that have a port, with the racing cache's say (report.cache when it changed the order). */
-function rank(input: SelectionInput, rec: Recorder, suitable: readonly Driver[], cache: RacingCache | undefined, endpoint: string): RankedStack[] {
+/**
+ * Stage 1b: the ranked stacks that have a port, with the racing cache's say (report.cache when it changed the
+ * order), and the stacks it put off (failed here recently): tried only when nothing ranked connects, since a
+ * cache orders candidates and must not turn a connect into a refusal (RFC 9623 §4.2 lets it skip a branch;
+ * the only stack the policy allows may be one it remembers failing).
+ */
+function rank(
+  input: SelectionInput, rec: Recorder, suitable: readonly Driver[], cache: RacingCache | undefined, endpoint: string,
+): { ranked: RankedStack[]; deferred: Deferred } {
   const { remote } = input;
   const ported = suitable.filter((d) => {
     if (remote.port !== undefined || d.defaultPort !== undefined) return true;
@@ -88,11 +107,24 @@ function rank(input: SelectionInput, rec: Recorder, suitable: readonly Driver[],
   });
   const ctx = { properties: input.properties, security: input.security, framerCount: input.framerCount };
   const { ranked, skipped, note } = rankWithHistory(ported, ctx, cache, endpoint, (d) => remote.port ?? d.defaultPort);
-  for (const k of skipped) rec.record({ driver: k.driver.id, stack: k.driver.stack, fate: 'skipped', reason: k.reason });
   if (note !== undefined) rec.report.cache = note;
   if (ranked.length === 0) throw new EstablishmentError('ERR_TAPS_NO_CANDIDATES', `no protocol stack can meet the requested properties for ${rec.report.remote}`, rec.report);
   if (debug.enabled) debug('selection %s: ranked %s', rec.report.remote, ranked.map((s) => s.driver.id).join(' > '));
-  return ranked;
+  if (skipped.length === 0) return { ranked, deferred: NO_DEFERRED };
+  const later = rankStacks(skipped.map((k) => k.driver), { ...ctx, history: new Map() });
+  return { ranked, deferred: Object.assign(later, { reasons: new Map(skipped.map((k) => [k.driver, k.reason])) }) };
+}
+
+/** Stacks the racing cache put off, in their usual order, with why. */
+type Deferred = RankedStack[] & { readonly reasons?: ReadonlyMap<Driver, string> };
+const NO_DEFERRED: Deferred = [];
+
+/** Each put-off stack that never ran is in the report as `skipped`, with the cache's reason. */
+function recordDeferred(rec: Recorder, deferred: Deferred): void {
+  for (const s of deferred) {
+    if (rec.report.candidates.some((c) => c.driver === s.driver.id)) continue;
+    rec.record({ driver: s.driver.id, stack: s.driver.stack, fate: 'skipped', reason: deferred.reasons!.get(s.driver)! });
+  }
 }
 
 /**

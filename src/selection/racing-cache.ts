@@ -5,8 +5,8 @@
  *
  * Keyed by the endpoint as the caller named it (host name, or IP literal), its port and the driver id; an
  * entry holds the outcome (`won` with the connect time, or `failed` with the reason) and its expiry. The
- * selection reads it before racing: a stack that won ranks first, one that failed is skipped until its
- * entry expires (unless every stack failed), and a QUIC stack is only raced ahead of TCP when it answered
+ * selection reads it before racing: a stack that won ranks first, one that failed is put off until its
+ * entry expires (unless every stack failed; tried after all when nothing else connects), and a QUIC stack is only raced ahead of TCP when it answered
  * here before (rank.ts). A cancelled attempt, a certificate failure or a timeout teaches nothing.
  *
  * One cache per tenant, never shared: a {@link Host} keeps one per tenant id (every scope of that tenant
@@ -28,7 +28,7 @@ export interface RacingCacheOptions {
   readonly maxEntries?: number | undefined;
   /** How long a win is remembered, in ms. Default 10 minutes. */
   readonly wonTtl?: number | undefined;
-  /** How long a failure is remembered (the stack is skipped meanwhile), in ms. Default 30 s. */
+  /** How long a failure is remembered (the stack is put off meanwhile), in ms. Default 30 s. */
   readonly failedTtl?: number | undefined;
   /** Time source for expiry (tests inject fake time). Default: the system clock. */
   readonly clock?: Clock | undefined;

@@ -220,7 +220,7 @@ describe('a poisoned cache orders, never widens', () => {
     }
   });
 
-  it('entries the guest wrote (TCP won, TLS failed) cannot put a tenant granted only TLS on TCP: refused, then (TCP won only) TLS wins; the server sees the TLS connection alone', async () => {
+  it('entries the guest wrote (TCP won, TLS failed) cannot put a tenant granted only TLS on TCP: TLS is tried after the denial, then (TCP won only) TLS wins; the server sees TLS connections alone', async () => {
     const host = new Host({ resolver: fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } }) });
     cleanups.push(() => host.close());
     host.setPolicy('guest-tls', 'allow tls://svc.test:*\nallow tls://@loopback:*');
@@ -240,12 +240,15 @@ describe('a poisoned cache orders, never widens', () => {
       scope: guest, remote: { hostName: 'svc.test', port }, security: SecurityParameters.opportunistic(), drivers: [tcpDriver, tlsDriver],
       racing: { attemptDelay: 2000 },
     });
-    // Poisoned harder: the granted stack "failed" too, so the cache would skip it; the ungranted one is still denied.
+    // Poisoned harder: the granted stack "failed" too, so the cache puts it off; the ungranted one is still
+    // denied, and then the put-off stack is tried after all (a cache orders, it does not refuse).
     racingCacheOf(guest)!.failed('svc.test', port, 'tls', 'poisoned');
-    const err = await pre().initiate({ signal: AbortSignal.timeout(8000) }).catch((e: unknown) => e);
-    console.log(`tcp won + tls failed (poisoned): ${(err as { code?: string }).code}; ${(err as { report?: { candidates: { driver: string; fate: string }[] } }).report?.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}`);
-    expect(err).toMatchObject({ code: 'ERR_TAPS_POLICY_PROHIBITED' });
-    expect(connections).toBe(0);
+    const despite = await pre().initiate({ signal: AbortSignal.timeout(8000) });
+    console.log(`tcp won + tls failed (poisoned): ${despite.report.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}; ${despite.report.cache}`);
+    expect(despite.report.candidates.map((c) => [c.driver, c.fate])).toEqual([['tcp', 'denied'], ['tls', 'won']]);
+    expect(despite.report.cache).toMatch(/then tried tls anyway/);
+    await despite.close();
+    expect(connections).toBe(1);
     racingCacheOf(guest)!.clear();
     racingCacheOf(guest)!.won('svc.test', port, 'tcp', 0.1);
     const conn = await pre().initiate({ signal: AbortSignal.timeout(8000) });
@@ -253,7 +256,7 @@ describe('a poisoned cache orders, never widens', () => {
       console.log(`poisoned cache: ${conn.report.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}`);
       expect(conn.report.candidates.find((c) => c.driver === 'tcp')).toMatchObject({ fate: 'denied' });
       expect(conn.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('tls');
-      expect(connections).toBe(1);
+      expect(connections).toBe(2);
     } finally {
       await conn.close();
     }
@@ -283,6 +286,42 @@ describe('a poisoned cache orders, never widens', () => {
       expect(conn.report.candidates.find((c) => c.driver === 'tls')).toMatchObject({ fate: 'denied' });
       expect(conn.report.candidates.find((c) => c.fate === 'won')!.driver).toBe('quic');
       expect(connections).toBe(0);
+    } finally {
+      await conn.close();
+    }
+  });
+});
+
+describe('a failure remembered for the only allowed stack', () => {
+  it('server down, then up within the failure TTL: the next connect is attempted and connected (the cache does not refuse it)', async () => {
+    const host = new Host({ resolver: fakeResolver({ 'svc.test': { v4: ['127.0.0.1'] } }) });
+    cleanups.push(() => host.close());
+    host.setPolicy('only-tls', 'allow tls://svc.test:*\nallow tls://@loopback:*');
+    const guest = await host.tenant('only-tls');
+    // A port nothing listens on yet: bound once to learn a free number, then closed.
+    const server: TlsServer = createTlsServer({ cert: cert.cert, key: cert.key }, (s) => {
+      s.on('error', () => {});
+      s.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    // Opportunistic security: plain TCP is suitable too, and the policy denies it; TLS is the only allowed stack.
+    const pre = (): Preconnection => new Preconnection({
+      scope: guest, remote: { hostName: 'svc.test', port }, security: SecurityParameters.opportunistic(), drivers: [tcpDriver, tlsDriver],
+    });
+    const down = await pre().initiate({ signal: AbortSignal.timeout(8000) }).catch((e: unknown) => e);
+    expect(down).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+    expect(racingCacheOf(guest)!.get('svc.test', port, 'tls')).toMatchObject({ outcome: 'failed' });
+
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const conn = await pre().initiate({ signal: AbortSignal.timeout(8000) });
+    try {
+      console.log(`after the server came up: ${conn.report.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}; ${conn.report.cache}`);
+      expect(conn.report.candidates.map((c) => [c.driver, c.fate])).toEqual([['tcp', 'denied'], ['tls', 'won']]);
+      expect(conn.report.cache).toMatch(/racing cache: skipped tls .*; then tried tls anyway: no other candidate connected/);
+      expect(racingCacheOf(guest)!.get('svc.test', port, 'tls')).toMatchObject({ outcome: 'won' });
     } finally {
       await conn.close();
     }
