@@ -256,7 +256,9 @@ const lost = Math.max(0, totalSent - totalOnTime - totalLate);
 say(`\ntotal over ${seconds.toFixed(1)} s · ${totalSent} sent, ${totalOnTime} on time, ${totalLate} late, ${lost} lost · relay dropped ${relayStats.dropped}, forwarded ${relayStats.forwarded} · expired by msgLifetime ${expired}`);
 
 // ── shutdown ──────────────────────────────────────────────────────────────
-for (const t of relayTimers) clearTimeout(t);
-for (const c of everything) c.abort();
+// Listeners first: a datagram still in flight must not open a new connection at the relay once the old are gone.
+// Each listener's socket goes with its last connection, so the process ends here with nothing left open.
 for (const l of bound.listeners) await l.stop();
+for (const c of everything) c.abort();
+for (const t of relayTimers) clearTimeout(t);
 host.close();

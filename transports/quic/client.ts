@@ -16,6 +16,9 @@
  *   host or net unreachable ends the attempt at once with
  *   ERR_TAPS_ESTABLISHMENT_FAILED naming it (a refused port fails in
  *   milliseconds, as TCP's does, instead of waiting out `connectTimeout`).
+ * - Closing it ends its closing period as soon as its CONNECTION_CLOSE left
+ *   and closes its socket (RFC 9000 §10.2 allows it to an endpoint that
+ *   closes its UDP socket, ./closing.ts): nothing of it outlives `close()`.
  * - `quic-dgram` (`messages` given): the client offers QUIC DATAGRAM (RFC
  *   9221) and the connection's channels are message flows (./group.ts). A
  *   peer that does not offer it back fails the attempt with
@@ -31,6 +34,7 @@ import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
 import type { MessageDefaults } from '../../src/provided.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig } from './config.js';
+import { endClosingPeriod } from './closing.js';
 import { CLIENT_CRYPTO, loadQuic } from './engine.js';
 import { codeToReason, connectError, QuicError, unreachableError } from './errors.js';
 import { QuicGroup } from './group.js';
@@ -132,10 +136,13 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     stopListening();
   }
   const connection = client.connection;
-  // The socket is the driver's, not the package's: it goes after the client.
+  // The socket is the driver's, not the package's: it goes after the client. Since it closes, the closing
+  // period ends once the CONNECTION_CLOSE left (RFC 9000 §10.2, ./closing.ts), not three PTOs later.
   const teardown = async (): Promise<void> => {
     try {
-      await client.destroy({ isApp: true, errorCode: 0, force: true });
+      const destroyed = client.destroy({ isApp: true, errorCode: 0, force: true });
+      void endClosingPeriod(engine, connection);
+      await destroyed;
     } finally {
       await udp.stop();
     }

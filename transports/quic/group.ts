@@ -157,6 +157,11 @@ export class QuicGroup implements StreamGroup, FlowHost {
     return this.#channels.size;
   }
 
+  /** Its teardown, once begun (the last channel closed, or the connection was aborted or lost); undefined while in use. */
+  get ending(): Promise<void> | undefined {
+    return this.#teardown;
+  }
+
   /** The datagram side of a `quic-dgram` connection. */
   get meter(): ByteMeter | undefined {
     return this.#options.meter;

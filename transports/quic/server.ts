@@ -20,6 +20,15 @@
  * running; the socket goes when the last of them ends (RFC 9622 §7.2: stop
  * affects only new connections).
  *
+ * A connection that ends stays in its closing or draining period (RFC 9000
+ * §10.2, ./closing.ts) while the listener accepts: a server that keeps its
+ * socket open for new connections SHOULD NOT end it early. Its `close()`
+ * does not wait for that period, only for its CONNECTION_CLOSE to leave.
+ * Once the listener is closed the periods are ended (at once for those
+ * running, as soon as the frame left for the later ones), so when no
+ * connection is in use any more `close()` resolves with the socket closed
+ * and no timer left.
+ *
  * @example
  * const listener = await listenQuic(attempt); // certificate + key in attempt.security
  * listener.start({ connection: (ch) => use(ch), error: (e) => log(e) });
@@ -35,6 +44,7 @@ import { targetAddress } from '../kit/dial.js';
 import { offersDatagrams } from './client.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
+import { closeSent, endClosingPeriod } from './closing.js';
 import { codeToReason } from './errors.js';
 import { QuicGroup } from './group.js';
 import { setReceiveBuffer } from './socket.js';
@@ -126,11 +136,15 @@ class QuicListener implements DriverListener {
   readonly #groups = new Set<QuicGroup>();
   /** Connections none of whose streams reached the handler yet. */
   readonly #untaken = new Set<QuicGroup>();
+  /** Connections stopped and in their closing or draining period, until their `stop()` resolves. */
+  readonly #lingering = new Map<QUICConnection, Promise<void>>();
   #stopped: Promise<void> | undefined;
 
+  readonly #engine: QuicEngine;
   readonly #served: Served;
 
   constructor(engine: QuicEngine, server: QUICServer, local: SocketAddress, cfg: QuicOptions, served: Served) {
+    this.#engine = engine;
     this.#server = server;
     this.local = local;
     this.#served = served;
@@ -146,7 +160,7 @@ class QuicListener implements DriverListener {
 
   #connection(engine: QuicEngine, connection: QUICConnection, cfg: QuicOptions): void {
     if (this.#queue.closed) {
-      void connection.stop({ isApp: true, errorCode: 0, force: true }).catch(() => {});
+      void this.#stopConnection(connection);
       return;
     }
     const remote: SocketAddress = { address: connection.remoteHost as string, port: connection.remotePort as number, family: this.local.family };
@@ -162,13 +176,13 @@ class QuicListener implements DriverListener {
         remote,
         info,
         teardown: async () => {
-          try {
-            await connection.stop({ isApp: true, errorCode: 0, force: true });
-          } finally {
-            this.#groups.delete(group);
-            this.#untaken.delete(group);
-            this.#maybeStop();
-          }
+          const stopped = this.#stopConnection(connection);
+          await Promise.race([closeSent(engine, connection), stopped]);
+          // Its closing period runs on while the listener accepts; once the listener is closed it was ended.
+          if (this.#queue.closed) await stopped;
+          this.#groups.delete(group);
+          this.#untaken.delete(group);
+          await this.#maybeStop();
         },
       },
       {
@@ -189,18 +203,41 @@ class QuicListener implements DriverListener {
     this.#queue.start(handler);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     if (!this.#queue.closed) {
       this.#queue.close();
       const gone = new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the listener closed before the connection was taken');
       for (const g of [...this.#untaken]) g.abort(gone);
+      // Accepting nothing more, the listener may end the closing periods (RFC 9000 §10.2).
+      for (const c of this.#lingering.keys()) void endClosingPeriod(this.#engine, c);
     }
-    this.#maybeStop();
-    return Promise.resolve();
+    const ending = [...this.#groups].map((g) => g.ending);
+    // A connection still in use keeps the socket (RFC 9622 §7.2); the last one to end stops the server.
+    if (ending.some((e) => e === undefined)) return;
+    await Promise.all(ending);
+    await Promise.all(this.#lingering.values());
+    await this.#maybeStop();
   }
 
-  #maybeStop(): void {
-    if (!this.#queue.closed || this.#groups.size > 0 || this.#stopped) return;
-    this.#stopped = this.#server.stop({ force: true }).catch(() => {});
+  /** Stop a connection (application close, code 0); its closing period is ended at once if the listener is closed. */
+  #stopConnection(connection: QUICConnection): Promise<void> {
+    const known = this.#lingering.get(connection);
+    if (known !== undefined) return known;
+    const stopped = connection
+      .stop({ isApp: true, errorCode: 0, force: true })
+      .catch(() => {})
+      .finally(() => {
+        this.#lingering.delete(connection);
+        void this.#maybeStop();
+      });
+    this.#lingering.set(connection, stopped);
+    if (this.#queue.closed) void endClosingPeriod(this.#engine, connection);
+    return stopped;
+  }
+
+  /** Stop the server (its socket) once it is closed and no connection is in use or closing; resolves when stopped. */
+  #maybeStop(): Promise<void> {
+    if (this.#queue.closed && this.#groups.size === 0 && this.#lingering.size === 0) this.#stopped ??= this.#server.stop({ force: true }).catch(() => {});
+    return this.#stopped ?? Promise.resolve();
   }
 }

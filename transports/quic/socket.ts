@@ -10,7 +10,9 @@
  * sends go without address (a connected socket refuses one), and an
  * `'error'` listener stays attached for its whole life. An ICMP error
  * (`ECONNREFUSED`, `EHOSTUNREACH`, `ENETUNREACH`) is passed to `onUnreachable`;
- * the client ends the attempt with it at once.
+ * the client ends the attempt with it at once. The kernel may report it on
+ * a later send instead of a read: that packet counts as lost, never as an
+ * error thrown from the package (a peer going away must not crash the process).
  *
  * The driver owns this socket: the package never stops a shared socket, so
  * {@link ConnectedQuicSocket.stop} must be called when the client is
@@ -100,7 +102,16 @@ export async function connectedQuicSocket(engine: QuicEngine, o: ConnectedSocket
     throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic: could not connect a UDP socket to ${o.address}:${o.port}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
   // A connected socket refuses an address on send: every packet of this socket goes to the one checked peer.
+  // An ICMP error for an earlier packet fails the next send instead (ECONNREFUSED): that packet is lost, which
+  // QUIC recovers from or times out on. Passed on as an error, the package would throw it where nothing catches.
   internals.socketSend = (msg: Uint8Array) =>
-    new Promise<number>((resolve, reject) => udp.send(msg, (err, bytes) => (err ? reject(err) : resolve(bytes))));
+    new Promise<number>((resolve, reject) =>
+      udp.send(msg, (err, bytes) => {
+        if (!err) return resolve(bytes);
+        if (!isUnreachable(err)) return reject(err);
+        o.onUnreachable(err);
+        resolve(0);
+      }),
+    );
   return { socket, stop };
 }
