@@ -64,14 +64,16 @@ function report(name: string, run: Run): void {
   console.log(`${name}: ${run.steps.filter((s) => s.step !== 'echo').map((s) => `${s.step} ${s.ms} ms`).join(', ')}`);
 }
 
+/** Every checkpoint and the child's stderr, for a failure's message. */
+const told = (run: Run): string => `${run.steps.map((s) => JSON.stringify(s)).join('\n')}\n${run.err}`;
+
 /** The child ran every step, then exited by itself with nothing of the library left open. */
 function exitedClean(run: Run, last: string): void {
-  expect(run.signal, run.err).toBeNull();
-  expect(run.code, run.err).toBe(0);
+  expect(run.signal, told(run)).toBeNull();
+  expect(run.code, told(run)).toBe(0);
   expect(at(run, 'echo').echo).toBe('ping');
-  const end = at(run, last);
-  expect(end.resources, end.sites?.join('\n')).toEqual([]);
-  expect(run.steps.at(-1)?.step).toBe('exit');
+  expect(at(run, last).resources, told(run)).toEqual([]);
+  expect(run.steps.at(-1)?.step, told(run)).toBe('exit');
 }
 
 describe.each(['quic', 'quic-dgram'])('%s: closed, the process exits', { timeout: HANG_MS + 10_000 }, (stack) => {
@@ -79,8 +81,8 @@ describe.each(['quic', 'quic-dgram'])('%s: closed, the process exits', { timeout
     const run = await runChild(stack, 'close');
     report(`${stack} close`, run);
     // The server keeps its socket, and its connection's closing period, while it accepts (RFC 9000 §10.2).
-    expect(sockets(at(run, 'client closed'), CLIENT)).toEqual([]);
-    expect(sockets(at(run, 'server closed'), LISTENER)).toHaveLength(1);
+    expect(sockets(at(run, 'client closed'), CLIENT), told(run)).toEqual([]);
+    expect(sockets(at(run, 'server closed'), LISTENER), told(run)).toHaveLength(1);
     exitedClean(run, 'listener stopped');
   });
 
@@ -88,9 +90,9 @@ describe.each(['quic', 'quic-dgram'])('%s: closed, the process exits', { timeout
     const run = await runChild(stack, 'stop-first');
     report(`${stack} stop-first`, run);
     const stopped = at(run, 'listener stopped');
-    expect(sockets(stopped, LISTENER)).toHaveLength(1);
-    expect(sockets(stopped, CLIENT)).toHaveLength(1);
-    expect(sockets(at(run, 'client closed'), CLIENT)).toEqual([]);
+    expect(sockets(stopped, LISTENER), told(run)).toHaveLength(1);
+    expect(sockets(stopped, CLIENT), told(run)).toHaveLength(1);
+    expect(sockets(at(run, 'client closed'), CLIENT), told(run)).toEqual([]);
     exitedClean(run, 'server closed');
   });
 
@@ -98,16 +100,16 @@ describe.each(['quic', 'quic-dgram'])('%s: closed, the process exits', { timeout
     const run = await runChild(stack, 'abort');
     report(`${stack} abort`, run);
     const stopped = at(run, 'aborted, listener stopped');
-    expect(sockets(stopped, LISTENER)).toEqual([]);
-    expect(run.signal, run.err).toBeNull();
-    expect(run.code, run.err).toBe(0);
-    expect(run.steps.at(-1)?.step).toBe('exit');
+    expect(sockets(stopped, LISTENER), told(run)).toEqual([]);
+    expect(run.signal, told(run)).toBeNull();
+    expect(run.code, told(run)).toBe(0);
+    expect(run.steps.at(-1)?.step, told(run)).toBe('exit');
   });
 
   it('the peer port vanishes (ICMP port unreachable on the next sends): no crash, and the process exits', async () => {
     const run = await runChild(stack, 'peer-gone');
     report(`${stack} peer-gone`, run);
-    expect(run.err).not.toMatch(/ErrorQUIC|ECONNREFUSED/);
+    expect(run.err, told(run)).not.toMatch(/ErrorQUIC|ECONNREFUSED/);
     exitedClean(run, 'sent into the void, aborted, listener stopped');
   });
 });
