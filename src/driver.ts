@@ -220,6 +220,13 @@ export interface ConnectAttempt {
    * first. Set by the scope's network; absent when a driver is called directly.
    */
   readonly network?: AttemptNetwork | undefined;
+  /**
+   * The connection unit the library already took for this attempt (a Preconnection's lease), opaque: the
+   * socket the attempt opens counts under it instead of taking one of its own. Anything else here (or
+   * nothing) makes the socket take a unit of the tenant's `limit connections` itself, so a driver called
+   * directly cannot dial outside the quota. Pass it on unchanged to later attempts of the same connection.
+   */
+  readonly unit?: unknown;
 }
 
 /** What a driver may open further channels with (see {@link ConnectAttempt.network}); guard, meter and network are the scope's. */
@@ -246,6 +253,12 @@ export interface ListenAttempt {
    * `TransportChannel.metered`, as a dialled channel does. Set by the scope's network.
    */
   readonly meter?: ByteMeter | undefined;
+  /**
+   * The listener unit the library already took for this bind (a Listener's lease), opaque: the bound
+   * socket counts under it. Anything else (or nothing) makes the socket take a unit of the tenant's
+   * `limit listeners` itself.
+   */
+  readonly unit?: unknown;
 }
 
 /** Where a {@link DriverListener} delivers accepted channels and its own failure. */

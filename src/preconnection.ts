@@ -244,6 +244,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
         signal: options.signal,
         timeout: options.timeout,
         onProgress: options.onProgress,
+        lease,
       });
       const { fallbacks } = selected;
       const channel =

@@ -28,7 +28,7 @@ import { CheckedPeerSocket } from './checked-peer-socket.js';
 import { PolicyDeniedError, TapsError } from '../errors.js';
 import { SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
 import { checkObject, ownField } from '../own.js';
-import type { CheckedName, CheckedTarget, PolicyGuard, ResolvedAddress } from './contract.js';
+import type { CheckedName, CheckedTarget, Lease, PolicyGuard, ResolvedAddress } from './contract.js';
 import { decisionChannel as recordsChannel } from './records.js';
 import type { DenyCode, NetworkUse, PolicyDecision, PolicyProtocol, PolicyRequest } from './types.js';
 
@@ -85,6 +85,83 @@ export function scopeMeterFor(meter: unknown, target: unknown): ByteMeter | unde
   if (typeof meter === 'object' && meter !== null && scopeMeters.has(meter)) return meter as ByteMeter;
   const owner = typeof target === 'object' && target !== null ? minted.get(target) : undefined;
   return (owner as { readonly meter?: ByteMeter } | undefined)?.meter;
+}
+
+/**
+ * @internal A scope's meter as the sockets of the kit see it: `sent` before bytes are written (refused whole
+ * when over), `sentAfter` for what a protocol library wrote itself and the socket's counters learned only
+ * afterwards (TLS records and handshake), `received` for bytes read from the socket (counted, then a throw
+ * when the budget is exceeded: the socket is stopped), `check` before sending what cannot be charged first
+ * (throws when the sent budget is already spent).
+ */
+export interface WireMeter extends ByteMeter {
+  sentAfter(bytes: number): void;
+  received(bytes: number): void;
+  check(): void;
+}
+
+/** @internal The wire meter of the scope that minted `target` (or `meter` when it is a scope's own), if it has budgets. */
+export function wireMeterFor(meter: unknown, target: unknown): WireMeter | undefined {
+  return scopeMeterFor(meter, target) as WireMeter | undefined;
+}
+
+/** Kinds of quota unit a socket takes. */
+type UnitKind = 'connection' | 'listener';
+
+/**
+ * Socket grants: a unit the library already took for a socket (a Preconnection's connection lease for its
+ * selection's attempts, a Listener's listener lease for its binds). A grant lets one socket at a time count
+ * under that lease; it is recorded here, so a caller cannot make one, and it serves only sockets to targets
+ * of the scope that took the lease.
+ */
+const grants = new WeakMap<object, { readonly lease: Lease; readonly kind: UnitKind; readonly owner: object; busy: boolean }>();
+
+/** @internal A grant for one attempt: the socket it opens counts under `lease` (taken by `scope`) instead of taking a unit. */
+export function socketGrant(scope: object, lease: Lease, kind: UnitKind): object {
+  const grant = Object.freeze({});
+  grants.set(grant, { lease, kind, owner: scope, busy: false });
+  return grant;
+}
+
+/**
+ * @internal Another grant on the lease of `grant` (a further socket of the same connection: an HTTP reconnect,
+ * a parallel HTTP/1.1 stream, a redirect hop), or undefined when `grant` is none: that socket takes a unit.
+ */
+export function furtherGrant(grant: unknown): object | undefined {
+  const g = typeof grant === 'object' && grant !== null ? grants.get(grant) : undefined;
+  return g === undefined || released(g.lease) ? undefined : socketGrant(g.owner, g.lease, g.kind);
+}
+
+/** A quota unit a socket holds until it closes; `granted`: it is a lease the library took for it (no unit of its own). */
+export interface SocketUnit {
+  readonly granted: boolean;
+  /** Give it back (idempotent): when the socket closed, or was never opened. */
+  release(): void;
+}
+
+const released = (l: Lease): boolean => (l as { readonly released?: unknown }).released === true;
+
+/**
+ * @internal The quota unit a socket to `target` counts under: the attempt's grant when it is a real one for
+ * this kind, of the scope that minted `target`, not in use by another socket and its lease still held;
+ * otherwise a unit of its own from the scope that minted `target` (a driver called directly, a second
+ * socket of one attempt), which throws `QuotaExceededError` over `limit connections` / `limit listeners`.
+ * A promise only when the host's quota store must be asked.
+ */
+export function takeSocketUnit(grant: unknown, target: unknown, kind: UnitKind): SocketUnit | Promise<SocketUnit> {
+  const owner = typeof target === 'object' && target !== null ? minted.get(target) : undefined;
+  if (owner === undefined) throw new TypeError('a socket needs a CheckedTarget minted by a scope\'s guard');
+  const g = typeof grant === 'object' && grant !== null ? grants.get(grant) : undefined;
+  if (g !== undefined && g.kind === kind && g.owner === owner && !g.busy && !released(g.lease)) {
+    g.busy = true;
+    return { granted: true, release: () => void (g.busy = false) };
+  }
+  const taken = (owner as NetworkScope).lease(kind, target as CheckedTarget);
+  return taken instanceof Promise ? taken.then(ownUnit) : ownUnit(taken);
+}
+
+function ownUnit(lease: Lease): SocketUnit {
+  return { granted: false, release: () => lease.release() };
 }
 
 /** @internal True when `owner` minted `target`. */
@@ -216,7 +293,7 @@ function withTarget<A>(snap: Record<string, unknown>, target: CheckedTarget): A 
   return (snap['target'] === target ? snap : Object.freeze({ ...snap, target })) as A;
 }
 
-const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options'] as const;
+const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options', 'unit'] as const;
 
 /** The attempt as the driver will see it: read once (own data), with this scope's guard; never the caller's object. */
 function snapshotAttempt(attempt: unknown, scope: AdmittingScope, network: CheckedNetwork, what: string): Record<string, unknown> {

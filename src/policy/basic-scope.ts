@@ -336,6 +336,11 @@ class CountedLease implements Lease {
 
   received(): void {}
 
+  /** True once given back. */
+  get released(): boolean {
+    return this.#released;
+  }
+
   release(): void {
     if (this.#released) return;
     this.#released = true;

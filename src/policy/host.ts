@@ -27,7 +27,7 @@ import { checkObject, optionsBag, ownField } from '../own.js';
 import type { DecisionRecord } from './contract.js';
 import { ClaimsError, prepareIssuers, verifyClaims, type PreparedIssuer, type TrustedIssuer } from './claims.js';
 import { compilePolicy, type CompiledPolicy, type CustomRule } from './compile.js';
-import { TenantQuota } from './quota.js';
+import { TenantQuota, type TenantUsage } from './quota.js';
 import { racingCacheFrom, type RacingCache, type RacingCacheOptions } from '../selection/racing-cache.js';
 import { TenantScope, type HostCore } from './scope.js';
 import type { QuotaStore } from './store.js';
@@ -300,6 +300,16 @@ export class Host {
    */
   racingCache(tenant: string): RacingCache | undefined {
     return this.#racingCache(checkTenant(tenant));
+  }
+
+  /**
+   * What a tenant holds and has spent now, in this process: the connection and listener units held (every
+   * socket the tenant's scopes opened, the library's or a driver's called directly) and the bytes counted in
+   * the current window of each byte budget (0 without that budget). With a quota store, the store decides
+   * the limits and these local counts are what this process took.
+   */
+  usage(tenant: string): TenantUsage {
+    return this.#quota(checkTenant(tenant)).usage();
   }
 
   #racingCache(tenant: string): RacingCache | undefined {

@@ -27,7 +27,7 @@ export {
   type CanonicalAddress, type CanonicalHost, type CanonicalUrl,
 } from './canonical.js';
 export { CLAIMS_ALGORITHMS, type ClaimsAlgorithm, type TrustedIssuer, type VerifiedClaims } from './claims.js';
-export { TenantLease, TenantQuota } from './quota.js';
+export { TenantLease, TenantQuota, type TenantUsage } from './quota.js';
 export type { QuotaStore, QuotaUnit } from './store.js';
 export { DECISION_CHANNEL } from './records.js';
 export { CheckedNetwork, isCheckedName, isCheckedTarget, isNetworkScope } from './chokepoint.js';

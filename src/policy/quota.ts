@@ -32,6 +32,20 @@ interface Window {
 
 type Denial = PolicyDecision & { allow: false };
 
+/** A tenant's quota use in this process ({@link Host.usage}). */
+export interface TenantUsage {
+  /** Connection units held: one per connection, and one per socket a driver called directly opened. */
+  readonly connections: number;
+  /** Listener units held. */
+  readonly listeners: number;
+  /** Bytes sent in the current `limit sent` window (0 without one), TLS and QUIC overhead included. */
+  readonly sent: number;
+  /** Bytes received in the current `limit received` window (0 without one). */
+  readonly received: number;
+  /** Bytes both ways in the current `limit bytes` window (0 without one). */
+  readonly bytes: number;
+}
+
 /** One tenant's counters, shared by every scope of that tenant and kept across reloads. */
 export class TenantQuota {
   readonly tenant: string;
@@ -76,35 +90,65 @@ export class TenantQuota {
     return lease;
   }
 
-  /** Charge `n` bytes in one direction against that direction's and the combined budget, or throw. */
-  charge(direction: 'sent' | 'received', n: number): void {
+  /**
+   * Charge `n` bytes in one direction against that direction's and the combined budget, or throw. `before`
+   * (the default): bytes about to be sent, refused whole (nothing counted) when over. `after`: bytes that
+   * already crossed the socket (received, or protocol overhead learned after it was written): counted
+   * whatever the budget says, then a throw when the budget is now exceeded. `check` (n is 0): throw when a
+   * budget is already spent, before a socket sends what cannot be charged beforehand (a TLS handshake).
+   */
+  charge(direction: 'sent' | 'received', n: number, when: 'before' | 'after' | 'check' = 'before'): void {
     if (!(Number.isFinite(n) && n >= 0)) throw new RangeError(`bytes must be a non-negative finite number, got ${String(n)}`);
-    if (n === 0) return;
+    if (n === 0 && when !== 'check') return;
     const limits = this.#limits();
     const one = limits[direction];
     const both = limits.bytes;
     if (one === undefined && both === undefined) return;
-    if (this.#store !== undefined) return this.#store.charge(this.tenant, direction, n, limits);
+    if (this.#store !== undefined) {
+      if (when === 'check') return;
+      return this.#store.charge(this.tenant, direction, n, limits);
+    }
     const now = this.#now();
     const w1 = this.#windows[direction];
     const w2 = this.#windows.bytes;
-    if (one !== undefined) this.#roll(w1, one, now, direction, n);
-    if (both !== undefined) this.#roll(w2, both, now, 'bytes', n);
+    // A check asks whether one more byte fits.
+    const asked = when === 'check' ? 1 : n;
+    const over1 = one !== undefined && this.#roll(w1, one, now, direction, asked);
+    const over2 = both !== undefined && this.#roll(w2, both, now, 'bytes', asked);
+    if (when === 'check' || (when === 'before' && (over1 || over2))) {
+      if (over1) throw this.#exceeded(w1, one!, direction, asked);
+      if (over2) throw this.#exceeded(w2, both!, 'bytes', asked);
+      return;
+    }
     if (one !== undefined) w1.used += n;
     if (both !== undefined) w2.used += n;
+    if (over1) throw this.#exceeded(w1, one!, direction, 0);
+    if (over2) throw this.#exceeded(w2, both!, 'bytes', 0);
   }
 
-  #roll(w: Window, budget: ByteBudget, now: number, name: 'sent' | 'received' | 'bytes', n: number): void {
+  /** Start a new window when this one is over; true when `n` more bytes would exceed the budget. */
+  #roll(w: Window, budget: ByteBudget, now: number, _name: 'sent' | 'received' | 'bytes', n: number): boolean {
     if (now - w.start >= budget.windowMs || now < w.start) {
       w.start = now;
       w.used = 0;
     }
-    if (w.used + n > budget.bytes) {
-      throw new QuotaExceededError(
-        name === 'bytes' ? 'bytes' : `bytes-${name}`,
-        `tenant ${this.tenant} would exceed its ${name === 'bytes' ? 'byte' : name} budget: ${w.used} + ${n} > ${budget.bytes} bytes per ${budget.windowMs} ms`,
-      );
-    }
+    return w.used + n > budget.bytes;
+  }
+
+  #exceeded(w: Window, budget: ByteBudget, name: 'sent' | 'received' | 'bytes', n: number): QuotaExceededError {
+    const what = name === 'bytes' ? 'byte' : name;
+    return new QuotaExceededError(
+      name === 'bytes' ? 'bytes' : `bytes-${name}`,
+      n === 0
+        ? `tenant ${this.tenant} exceeded its ${what} budget: ${w.used} > ${budget.bytes} bytes per ${budget.windowMs} ms`
+        : `tenant ${this.tenant} would exceed its ${what} budget: ${w.used} + ${n} > ${budget.bytes} bytes per ${budget.windowMs} ms`,
+    );
+  }
+
+  /** What the tenant holds and has spent in the current windows (Host.usage). */
+  usage(): TenantUsage {
+    const w = this.#windows;
+    return Object.freeze({ connections: this.held.connection, listeners: this.held.listener, sent: w.sent.used, received: w.received.used, bytes: w.bytes.used });
   }
 
   /** @internal */

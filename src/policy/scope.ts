@@ -23,7 +23,7 @@ import { PolicyDeniedError } from '../errors.js';
 import type { Network, NetworkScope } from '../network.js';
 import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
 import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
-import { brandScope, CheckedNetwork, mintedBy, mintName, mintTarget, type AdmittingScope } from './admission.js';
+import { brandScope, CheckedNetwork, mintedBy, mintName, mintTarget, type AdmittingScope, type WireMeter } from './admission.js';
 import type { VerifiedClaims } from './claims.js';
 import type { CompiledPolicy, CustomRequest } from './compile.js';
 import type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, PolicyGuard, ResolvedAddress } from './contract.js';
@@ -119,7 +119,19 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     this.#core = core;
     this.tenant = tenant;
     this.claims = claims;
-    this.meter = Object.freeze({ sent: (bytes: number) => core.quota(tenant).charge('sent', bytes) });
+    this.meter = Object.freeze({
+      sent: (bytes: number) => core.quota(tenant).charge('sent', bytes),
+      // Counted, never refused: the bytes are gone; a budget it exceeds refuses the next send (or the handshake, by `check`).
+      sentAfter: (bytes: number) => {
+        try {
+          core.quota(tenant).charge('sent', bytes, 'after');
+        } catch {
+          /* counted */
+        }
+      },
+      received: (bytes: number) => core.quota(tenant).charge('received', bytes, 'after'),
+      check: () => core.quota(tenant).charge('sent', 0, 'check'),
+    } satisfies WireMeter);
     this.network = new CheckedNetwork(core.network, this);
     attachRacingCache(this, core.racingCache(tenant));
     brandScope(this);

@@ -7,6 +7,7 @@
  */
 import type { ConnectAttempt, Driver } from '../driver.js';
 import type { LocalEndpoint } from '../endpoints.js';
+import { socketGrant } from '../policy/admission.js';
 import type { CheckedTarget } from '../policy/contract.js';
 import type { SelectionInput } from './types.js';
 
@@ -31,5 +32,6 @@ export function attemptFor(input: SelectionInput, driver: Driver, target: Checke
     properties: input.properties,
     options: input.driverOptions[driver.id] ?? {},
     guard: input.scope.guard,
+    unit: input.lease === undefined ? undefined : socketGrant(input.scope, input.lease, 'connection'),
   };
 }

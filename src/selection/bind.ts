@@ -32,6 +32,7 @@ import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
 import { planPaths } from '../paths/constraints.js';
 import { gatherStacks, type LateAnswer } from './gather.js';
+import { socketGrant } from '../policy/admission.js';
 import { grantLookups } from './lookup.js';
 import { rankStacks, type RankedStack } from './rank.js';
 
@@ -120,7 +121,7 @@ export async function bindStacks(input: BindInput): Promise<BindResult> {
     const { addresses, bindable } = await bindAddresses(input, ranked, record, report, at);
     if (bindable.length === 0) throw fail('ERR_TAPS_POLICY_PROHIBITED', `could not listen on ${report.remote}: the tenant may not look up ${local.hostName}`);
     if (addresses.length === 0) throw fail('ERR_TAPS_RESOLUTION_FAILED', `could not listen on ${report.remote}: the local name ${local.hostName} resolved to no address`);
-    const bound = await bindEvery(input, bindable, addresses, record, at, fail, loading);
+    const bound = await bindEvery(input, bindable, addresses, record, at, fail, loading, lease);
     report.winner = bound[0]!.record.id;
     report.endedAt = at();
     return { report, bound, lease };
@@ -140,6 +141,7 @@ async function bindEvery(
   at: () => number,
   fail: (code: 'ERR_TAPS_ESTABLISHMENT_FAILED' | 'ERR_TAPS_POLICY_PROHIBITED' | 'ERR_TAPS_ABORTED' | 'ERR_TAPS_TIMEOUT', message: string, cause?: unknown) => EstablishmentError,
   loading: ReadonlyMap<Driver, LateAnswer>,
+  lease: Lease,
 ): Promise<Bound[]> {
   const signal = input.signal ?? NEVER_ABORTED;
   const place = describeLocal(input.local);
@@ -150,7 +152,7 @@ async function bindEvery(
     for (const b of gone) Object.assign(b.record, { fate: 'cancelled', endedAt: at(), reason });
   };
   for (let attempt = 1; ; attempt++) {
-    const pass: BindPass = { input, record, at, signal, attempt, bound, failures: [], port: input.local.port ?? 0, loading };
+    const pass: BindPass = { input, record, at, signal, attempt, bound, failures: [], port: input.local.port ?? 0, loading, lease };
     const { failures } = pass;
     try {
       for (const [i, s] of stacks.entries()) {
@@ -202,6 +204,8 @@ async function bindEvery(
 /** One pass of the bind loop over the ranked stacks, on one port number. */
 interface BindPass {
   readonly input: BindInput;
+  /** The Listener's unit: each bound socket counts under it (a grant per bind), not under one of its own. */
+  readonly lease: Lease;
   readonly record: (r: Omit<CandidateRecord, 'id'>) => CandidateRecord;
   readonly at: () => number;
   readonly signal: AbortSignal;
@@ -253,6 +257,7 @@ async function bindStack(pass: BindPass, s: RankedStack, addresses: readonly str
     try {
       const listener = await scope.network.listen(s.driver, {
         signal, target, local, security: input.security, properties: input.properties, options: input.driverOptions[s.driver.id] ?? {}, guard: scope.guard,
+        unit: socketGrant(scope, pass.lease, 'listener'),
       });
       Object.assign(c, { fate: 'won', port: listener.local.port, endedAt: at(), reason: 'bound' });
       const b = { driver: s.driver, listener, target, record: c };

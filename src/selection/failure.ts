@@ -11,7 +11,8 @@ import type { CandidateRecord, SelectionReport } from '../report.js';
  * Pick the one error that best says why nothing was established: the most informative across attempts.
  * A certificate that failed verification (ERR_TAPS_SECURITY_FAILED) first, then a definitive failure such
  * as a refusal (ERR_TAPS_ESTABLISHMENT_FAILED naming it), even when a timeout ended what still ran;
- * ERR_TAPS_TIMEOUT only when nothing definitive happened. A caller's own abort stays ERR_TAPS_ABORTED.
+ * ERR_TAPS_TIMEOUT only when nothing definitive happened. A caller's own abort stays ERR_TAPS_ABORTED; when the
+ * tenant's quota stopped every attempt, ERR_TAPS_QUOTA_EXCEEDED.
  */
 export function failure(err: unknown, report: SelectionReport, signal: AbortSignal | undefined, callerSignal: AbortSignal | undefined): Error {
   if (err instanceof EstablishmentError || err instanceof TypeError || err instanceof RangeError) return err;
@@ -28,6 +29,10 @@ export function failure(err: unknown, report: SelectionReport, signal: AbortSign
   if (insecure.length > 0) {
     const first = insecure[0]!;
     return new EstablishmentError('ERR_TAPS_SECURITY_FAILED', `${report.remote}: the peer failed verification (${detail(insecure)})${after}`, report, { cause: first.error ?? err });
+  }
+  // Every attempt stopped by the tenant's quota (a TLS handshake that spent the byte budget): that is the answer.
+  if (failed.length > 0 && failed.every((c) => c.code === 'ERR_TAPS_QUOTA_EXCEEDED')) {
+    return new EstablishmentError('ERR_TAPS_QUOTA_EXCEEDED', `${report.remote}: the tenant's quota stopped every attempt (${detail(failed)})`, report, { cause: failed[0]!.error ?? err });
   }
   if (timedOut !== undefined && failed.length === 0) return new EstablishmentError('ERR_TAPS_TIMEOUT', timedOut.message, report, { cause: timedOut.cause });
   if (timedOut !== undefined) {

@@ -6,7 +6,7 @@ import type { Clock } from '../clock.js';
 import type { Driver, TransportChannel } from '../driver.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints.js';
 import type { NetworkScope } from '../network.js';
-import type { CheckedTarget } from '../policy/contract.js';
+import type { CheckedTarget, Lease } from '../policy/contract.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
@@ -47,6 +47,8 @@ export interface SelectionInput {
   readonly timeout?: number | undefined;
   /** Called whenever a candidate record changes (CLI timelines, progress UIs). */
   readonly onProgress?: ((record: CandidateRecord, report: SelectionReport) => void) | undefined;
+  /** The connection unit the caller took: each attempt's socket counts under it (a grant per attempt), not under one of its own. */
+  readonly lease?: Lease | undefined;
 }
 
 export interface Selected {

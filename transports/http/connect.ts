@@ -91,6 +91,7 @@ export function httpConfig(attempt: ConnectAttempt, flavour: HttpFlavour, driver
       local: attempt.local,
       clientOptions,
       meter: meterFor(attempt),
+      unit: attempt.unit,
       dial,
     },
     dial,

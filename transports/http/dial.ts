@@ -20,6 +20,7 @@ import type { ConnectAttempt, Driver, TransportChannel } from '../../src/driver.
 import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { whenAborted } from '../kit/abort.js';
+import { furtherGrant } from '../kit/account.js';
 
 /** RFC 8305 §5's recommended Connection Attempt Delay. */
 export const ATTEMPT_DELAY = 250;
@@ -41,11 +42,12 @@ export interface HttpDial {
 export function httpDial(attempt: ConnectAttempt, self: Driver, hops: HopDrivers): HttpDial | undefined {
   const network = attempt.network;
   if (network === undefined) return undefined;
-  const { remote, local, security, properties, options, guard } = attempt;
+  const { remote, local, security, properties, options, guard, unit } = attempt;
+  // Each further socket counts under the connection's unit (a grant of its own), not as another connection.
   return {
-    again: (target, signal) => network.connect(self, { signal, target, remote, local, security, properties, options, guard }),
+    again: (target, signal) => network.connect(self, { signal, target, remote, local, security, properties, options, guard, unit: furtherGrant(unit) }),
     hop: (target, secure, signal) =>
-      network.follow(secure ? hops.https : hops.http, { signal, target, remote: undefined as never, local: undefined, security, properties, options, guard }),
+      network.follow(secure ? hops.https : hops.http, { signal, target, remote: undefined as never, local: undefined, security, properties, options, guard, unit: furtherGrant(unit) }),
   };
 }
 

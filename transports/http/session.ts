@@ -21,6 +21,7 @@ import { TapsError } from '../../src/errors.js';
 import type { CheckedTarget, PolicyGuard } from '../../src/policy/chokepoint.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { abortedError } from '../kit/abort.js';
+import { furtherGrant } from '../kit/account.js';
 import type { HttpDial } from './dial.js';
 import { authority, openSocket, tlsInfo, type OpenedSocket } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
@@ -41,6 +42,8 @@ export interface SessionParams {
   readonly meter?: ByteMeter | undefined;
   /** The scope's network for reconnects (./dial.ts); undefined: dial the checked target directly. */
   readonly dial?: HttpDial | undefined;
+  /** The attempt's unit (transports/kit/account.ts): every socket of the session counts under its lease. */
+  readonly unit?: unknown;
 }
 
 /** A channel whose connection can be handed over as a bare socket (an HttpChannel made for a reconnect). */
@@ -137,7 +140,7 @@ export class HttpSession {
       return socket;
     }
     const tls = p.secure ? { security: p.security, alpn: this.httpVersion === '2' ? ['h2'] : ['http/1.1'] } : undefined;
-    const { socket } = await openSocket({ target, signal, local: p.local, tls, what: this.origin });
+    const { socket } = await openSocket({ target, signal, local: p.local, tls, what: this.origin, unit: furtherGrant(p.unit) });
     const alpn = (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol;
     if (p.secure && (alpn === 'h2') !== (this.httpVersion === '2')) {
       socket.destroy();
@@ -190,7 +193,7 @@ export async function openSession(params: SessionParams): Promise<HttpSession> {
   const tls = params.secure ? { security: params.security, alpn: params.alpn } : undefined;
   const undici = loadUndici(); // in parallel with the handshake
   undici.catch(() => {}); // observed below
-  const opened = await openSocket({ target: params.target, signal: params.signal, local: params.local, tls, what: params.secure ? 'https' : 'http' });
+  const opened = await openSocket({ target: params.target, signal: params.signal, local: params.local, tls, what: params.secure ? 'https' : 'http', unit: params.unit });
   const socket = opened.socket;
   let ClientClass: typeof Client;
   try {

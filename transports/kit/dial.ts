@@ -28,6 +28,7 @@ import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { currentRevisionOf, isCheckedTarget } from '../../src/policy/admission.js';
 import type { NetworkUse, PolicyProtocol } from '../../src/policy/types.js';
 import { abortedError, throwIfAborted, whenAborted } from './abort.js';
+import { dialUnit, holdUntilClose, meterReads, wireMeterFor, type SocketUnit } from './account.js';
 import { establishmentError } from './errors.js';
 
 /** The kind of socket a target opens: a TCP or UDP socket that dials (or sends to) it, or one that binds it. */
@@ -82,12 +83,39 @@ export function localBinding(local: LocalEndpoint | undefined): { localAddress?:
   return out;
 }
 
-/** Connect a TCP socket; resolves when the handshake is done, with the socket or with what `ready(socket)` makes of it. */
-export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string): Promise<Socket>;
-export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready: (socket: Socket) => T): Promise<T>;
-export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready?: (socket: Socket) => T): Promise<T | Socket> {
+/**
+ * Connect a TCP socket; resolves when the handshake is done, with the socket or with what `ready(socket)`
+ * makes of it. `unit`: the attempt's (`attempt.unit`); the socket takes a unit of the tenant's
+ * `limit connections` unless it is the library's grant for this attempt (./account.ts), and holds it until
+ * it closes.
+ */
+export function connectTcp(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready?: undefined, unit?: unknown): Promise<Socket>;
+export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready: (socket: Socket) => T, unit?: unknown): Promise<T>;
+export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | undefined, signal: AbortSignal, what: string, ready?: (socket: Socket) => T, unit?: unknown): Promise<T | Socket> {
   throwIfAborted(signal, what);
-  const { address, port, family } = targetAddress(target, what, 'tcp');
+  const to = targetAddress(target, what, 'tcp');
+  let taken: SocketUnit | Promise<SocketUnit>;
+  try {
+    taken = dialUnit(unit, target);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (!(taken instanceof Promise)) return dial(target, to, local, signal, what, ready, taken);
+  return taken.then((u) => {
+    if (signal.aborted) {
+      u.release();
+      throwIfAborted(signal, what);
+    }
+    return dial(target, to, local, signal, what, ready, u);
+  });
+}
+
+/** What a connected socket is ready as (the socket, or what `ready` makes of it). */
+function dial<T>(
+  target: CheckedTarget, to: { address: string; port: number; family: 4 | 6 }, local: LocalEndpoint | undefined, signal: AbortSignal, what: string,
+  ready: ((socket: Socket) => T) | undefined, unit: SocketUnit,
+): Promise<T | Socket> {
+  const { address, port, family } = to;
   // Made only for an error: most connects never need it.
   const label = (): string => `${what} connect to ${family === 6 ? `[${address}]` : address}:${port}`;
   return new Promise<T | Socket>((resolve, reject) => {
@@ -97,6 +125,11 @@ export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | unde
     const socket = new Socket();
     socket.allowHalfOpen = true;
     socket.setNoDelay(true);
+    holdUntilClose(socket, unit);
+    // Outside the library's path no Connection counts what this socket reads: it charges it itself.
+    const meter = unit.granted ? undefined : wireMeterFor(undefined, target);
+    if (meter !== undefined) meterReads(socket, meter);
+    granted.set(socket, unit.granted);
     let stopListening = (): void => {};
     const cleanup = (): void => {
       stopListening();
@@ -131,4 +164,12 @@ export function connectTcp<T>(target: CheckedTarget, local: LocalEndpoint | unde
     socket.on('error', onError);
     socket.connect({ host: address, port, family, autoSelectFamily: false, ...localBinding(local) });
   });
+}
+
+/** Sockets connectTcp opened → whether they count under the library's own unit (a Connection counts their payload). */
+const granted = new WeakMap<Socket, boolean>();
+
+/** True when `socket` was opened by connectTcp on the library's path (see ./account.ts). */
+export function onLibraryPath(socket: Socket): boolean {
+  return granted.get(socket) === true;
 }

@@ -33,6 +33,8 @@ export interface OpenSocketOptions {
   readonly what: string;
   /** ms the TLS handshake may take (default: the kit's, ./tls-client.ts). */
   readonly handshakeTimeout?: number | undefined;
+  /** The attempt's `unit` (./account.ts): the socket counts under it, or takes a connection unit of its own. */
+  readonly unit?: unknown;
 }
 
 export interface OpenedSocket {
@@ -47,7 +49,7 @@ export interface OpenedSocket {
 /** Resolve with the connected (and, for TLS, verified) socket; reject with a TapsError. */
 export async function openSocket(options: OpenSocketOptions): Promise<OpenedSocket> {
   const { target, signal, what } = options;
-  const raw = await connectTcp(target, options.local, signal, what);
+  const raw = await connectTcp(target, options.local, signal, what, undefined, options.unit);
   if (!options.tls) return { socket: raw, raw, peer: undefined };
   let plan: ClientTlsPlan;
   try {

@@ -19,6 +19,7 @@ import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddres
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from './abort.js';
 import { AcceptQueue } from './accept-queue.js';
+import { holdUntilClose, listenUnit, type SocketUnit } from './account.js';
 import { targetAddress } from './dial.js';
 import { channelError } from './errors.js';
 
@@ -91,6 +92,24 @@ export function bindServer(
 ): Promise<SocketListener> {
   throwIfAborted(attempt.signal, `${what} listen`);
   const { address, port } = targetAddress(attempt.target, `${what} listen`, 'tcp listen');
+  // A unit of `limit listeners` until the server closes (the Listener's own when it bound through the library).
+  let unit: SocketUnit | Promise<SocketUnit>;
+  try {
+    unit = listenUnit(attempt.unit, attempt.target);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (unit instanceof Promise) return unit.then((u) => listenOn(server, attempt, event, wrap, what, address, port, u));
+  return listenOn(server, attempt, event, wrap, what, address, port, unit);
+}
+
+function listenOn(
+  server: Server, attempt: ListenAttempt, event: 'connection' | 'secureConnection', wrap: (socket: Socket) => TransportChannel, what: string,
+  address: string, port: number, unit: SocketUnit,
+): Promise<SocketListener> {
+  holdUntilClose(server, unit);
+  if (attempt.signal.aborted) server.close();
+  throwIfAborted(attempt.signal, `${what} listen`);
   const { signal } = attempt;
   const backlog = typeof attempt.options['backlog'] === 'number' ? attempt.options['backlog'] : undefined;
   const ipv6Only = attempt.options['ipv6Only'] === true;

@@ -24,6 +24,7 @@
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { checkBeforeHandshake, tlsAccount } from './tls-account.js';
 import { abortedError, whenAborted } from './abort.js';
 import { TapsError } from '../../src/errors.js';
 import { establishmentError } from './errors.js';
@@ -81,15 +82,17 @@ export function clientHandshake(
   // The name presented (SNI, certificate identity) is the checked target's: a lookalike target is refused here too.
   try {
     targetAddress(target, label, 'tcp');
+    // The ClientHello cannot be charged before it is written: none goes out once the sent budget is spent.
+    checkBeforeHandshake(target);
   } catch (err) {
     raw.destroy();
     return Promise.reject(err);
   }
   const { limit, lifetimeMs } = sessionPolicy(security);
-  if (limit <= 0) return handshake(raw, plan, signal, label, timeoutMs, NO_RESUMPTION);
+  if (limit <= 0) return handshake(raw, plan, target, signal, label, timeoutMs, NO_RESUMPTION);
   const tenant = target.tenant;
   const key = sessionKey(target, plan, security);
-  return handshake(raw, plan, signal, label, timeoutMs, {
+  return handshake(raw, plan, target, signal, label, timeoutMs, {
     offer: takeSession(tenant, key),
     keep: (stored) => storeSession(tenant, key, stored, limit, lifetimeMs),
   });
@@ -104,11 +107,15 @@ interface Resumption {
 const NO_RESUMPTION: Resumption = Object.freeze({ offer: undefined, keep: undefined });
 
 /** Run the TLS handshake over a connected TCP socket, then the pin and callback checks. */
-function handshake(raw: Socket, plan: ClientTlsPlan, signal: AbortSignal, label: string, timeoutMs: number, resumption: Resumption): Promise<ClientHandshake> {
+function handshake(
+  raw: Socket, plan: ClientTlsPlan, target: CheckedTarget, signal: AbortSignal, label: string, timeoutMs: number, resumption: Resumption,
+): Promise<ClientHandshake> {
   return new Promise((resolve, reject) => {
     let state: 'handshaking' | 'ready' | 'failed' = 'handshaking';
     let peer: PeerRecord | undefined;
     const socket = tls.connect({ socket: raw, ...plan.options, ...(resumption.offer ? { session: resumption.offer.session } : {}) });
+    // The handshake and every record header count against the tenant's byte budgets (./tls-account.ts).
+    const account = tlsAccount(socket, raw, target);
     // TLS 1.3 tickets may come with the server's Finished, before the checks end: hold them until the peer passed.
     const tickets: Buffer[] = [];
     const keep = resumption.keep;
@@ -144,6 +151,13 @@ function handshake(raw: Socket, plan: ClientTlsPlan, signal: AbortSignal, label:
     const onClose = (): void => fail(Object.assign(new Error('the connection closed during the TLS handshake'), { code: 'ECONNRESET' }));
     const onAbort = (): void => fail(signal.reason);
     const onSecure = (): void => {
+      try {
+        account.settle();
+        // The handshake is charged when it is over: one that spent the sent budget leaves nothing to send.
+        checkBeforeHandshake(target);
+      } catch (err) {
+        return fail(err);
+      }
       const seen = peerRecord(socket, resumption.offer?.peer);
       verifyPeer(socket, plan, signal, seen).then(() => {
         if (state !== 'handshaking') return;

@@ -32,6 +32,7 @@ import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
+import { dialUnit, holdUntilClose } from '../kit/account.js';
 import type { MessageDefaults } from '../../src/provided.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig } from './config.js';
 import { endClosingPeriod } from './closing.js';
@@ -88,6 +89,9 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   let unreachable: Error | undefined;
   const stopListening = whenAborted(signal, () => ended.abort(signal.reason));
   let udp: ConnectedQuicSocket;
+  // A unit of `limit connections` until the UDP socket closes (the Connection's own on the library's path).
+  const taken = dialUnit(attempt.unit, target);
+  const unit = taken instanceof Promise ? await taken : taken;
   try {
     udp = await connectedQuicSocket(engine, {
       address,
@@ -104,8 +108,10 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     });
   } catch (err) {
     stopListening();
+    unit.release();
     throw connectError(err, where);
   }
+  holdUntilClose(udp.udp, unit);
   let client: QUICClient;
   try {
     client = await engine.api.QUICClient.createQUICClient(

@@ -41,6 +41,7 @@ import { judgeStackOnce } from '../../src/selection/suitability.js';
 import { abortedError, throwIfAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
+import { holdUntilClose, listenUnit } from '../kit/account.js';
 import { offersDatagrams } from './client.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
@@ -88,15 +89,22 @@ export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Pr
     logger: engine.logger,
   });
   const what = `quic listen on ${family === 6 ? `[${address}]` : address}:${port}`;
+  // A unit of `limit listeners` until the UDP socket closes (the Listener's own on the library's path).
+  const taken = listenUnit(attempt.unit, target);
+  const unit = taken instanceof Promise ? await taken : taken;
   try {
     // `::` is dual-stack unless the `ipv6Only` option says otherwise, like the tcp and tls listeners.
     await server.start({ host: address, port, ipv6Only: attempt.options['ipv6Only'] === true });
   } catch (err) {
+    unit.release();
     await server.stop({ force: true }).catch(() => {});
     closeUnboundSocket(server);
     const cause = (err as { cause?: { message?: string } }).cause?.message;
     throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} failed: ${(err as Error)?.message ?? String(err)}${cause ? ` (${cause})` : ''}`, { cause: err });
   }
+  const dgram = (server as unknown as { socket?: { socket?: { once(event: 'close', listener: () => void): unknown } } }).socket?.socket;
+  if (dgram === undefined) unit.release();
+  else holdUntilClose(dgram, unit);
   if (signal.aborted) {
     await server.stop({ force: true }).catch(() => {});
     throw abortedError(signal, what);

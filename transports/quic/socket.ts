@@ -45,6 +45,8 @@ export interface ConnectedSocketOptions {
 /** A started QUICSocket connected to one peer, and how to release it. */
 export interface ConnectedQuicSocket {
   readonly socket: QUICSocket;
+  /** The dgram socket under it (the package's): closed by `stop()`. */
+  readonly udp: DgramSocket;
   stop(): Promise<void>;
 }
 
@@ -113,5 +115,5 @@ export async function connectedQuicSocket(engine: QuicEngine, o: ConnectedSocket
         resolve(0);
       }),
     );
-  return { socket, stop };
+  return { socket, udp, stop };
 }

@@ -43,7 +43,7 @@ export const tcpDriver: Driver = Object.freeze({
       return connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp', (socket) => {
         applyKeepAlive(socket, attempt.options); // a bad option throws: the socket is destroyed and the connect rejects
         return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt) });
-      });
+      }, attempt.unit);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -55,7 +55,7 @@ export const tlsDriver: Driver = Object.freeze({
     const closeTimeout = closeTimeoutOption(attempt.options);
     const handshakeTimeout = handshakeTimeoutOption(attempt.options);
     const plan = tlsClientOptions(attempt.security, attempt.target);
-    const raw = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tls');
+    const raw = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tls', undefined, attempt.unit);
     const label = `tls handshake with ${plan.identity} at ${attempt.target.address}:${attempt.target.port}`;
     try {
       applyKeepAlive(raw, attempt.options);

@@ -20,6 +20,8 @@ import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { prepareGroupSend } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 import { meterFor } from '../kit/meter.js';
+import { dialUnit, holdUntilClose, wireMeterFor } from '../kit/account.js';
+import { toTapsError } from '../../src/errors.js';
 
 const log = debuglog('taps');
 
@@ -70,12 +72,25 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
   const options = attempt.options;
   const singular = singularMax(address, family, options);
   const highWater = sendHighWater(options);
-  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
+  // A unit of `limit connections` until the socket closes (the Connection's own on the library's path).
+  const taken = dialUnit(attempt.unit, attempt.target);
+  const unit = taken instanceof Promise ? await taken : taken;
+  let socket: Socket;
+  try {
+    socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
+  } catch (err) {
+    unit.release();
+    throw err;
+  }
+  holdUntilClose(socket, unit);
+  // Outside the library's path no Connection counts the datagrams this socket reads: it charges them itself.
+  const meter = unit.granted ? undefined : wireMeterFor(undefined, attempt.target);
   try {
     await openConnected(attempt, socket, address, port, label);
     if (isMulticast(address)) prepareGroupSend(socket, attempt.remote, attempt.local, family, attempt.properties);
   } catch (err) {
     socket.on('error', () => {});
+    unit.release();
     try {
       socket.close();
     } catch {
@@ -109,7 +124,17 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
       meter: meterFor(attempt),
     },
   );
-  socket.on('message', (msg) => channel.deliver(msg));
+  socket.on('message', (msg) => {
+    if (meter !== undefined) {
+      try {
+        meter.received(msg.byteLength);
+      } catch (err) {
+        channel.fail(toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED'));
+        return;
+      }
+    }
+    channel.deliver(msg);
+  });
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (typeof err.code === 'string' && SOFT_ERRORS.has(err.code)) {
       channel.softError(err);

@@ -35,6 +35,7 @@ import { DatagramChannel } from './channel.js';
 import { joinGroup } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 import { meterFor } from '../kit/meter.js';
+import { holdUntilClose, listenUnit, type SocketUnit } from '../kit/account.js';
 
 const log = debuglog('taps');
 
@@ -181,7 +182,27 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
   const ipv6Only = options['ipv6Only'] === true;
   // Several listeners of one group share its address and port (RFC 9623 §10: SO_REUSEADDR).
   const group = attempt.local.multicastGroup !== undefined;
-  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only, reuseAddr: group, ...bufferOptions(options, attempt.properties) });
+  // A unit of `limit listeners` until the socket closes (the Listener's own on the library's path).
+  let taken: SocketUnit | Promise<SocketUnit>;
+  try {
+    taken = listenUnit(attempt.unit, attempt.target);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (taken instanceof Promise) return taken.then((unit) => bindUdp(attempt, address, port, family, ipv6Only, group, unit));
+  return bindUdp(attempt, address, port, family, ipv6Only, group, taken);
+}
+
+function bindUdp(attempt: ListenAttempt, address: string, port: number, family: 4 | 6, ipv6Only: boolean, group: boolean, unit: SocketUnit): Promise<UdpListener> {
+  const { signal, options } = attempt;
+  let socket: Socket;
+  try {
+    socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ipv6Only, reuseAddr: group, ...bufferOptions(options, attempt.properties) });
+  } catch (err) {
+    unit.release();
+    return Promise.reject(err);
+  }
+  holdUntilClose(socket, unit);
   return new Promise<UdpListener>((resolve, reject) => {
     let stopListening = (): void => {};
     const cleanup = (): void => {
@@ -190,6 +211,7 @@ export function listenUdp(attempt: ListenAttempt): Promise<UdpListener> {
     };
     const closeQuietly = (): void => {
       socket.on('error', () => {});
+      unit.release();
       try {
         socket.close();
       } catch {

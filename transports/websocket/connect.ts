@@ -33,7 +33,7 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   const tls = flavour.secure ? { security: attempt.security, alpn: ['http/1.1'] } : undefined;
   const ws$ = loadWs(); // in parallel with the handshake
   ws$.catch(() => {}); // observed below
-  const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme, handshakeTimeout: cfg.handshakeTimeout });
+  const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme, handshakeTimeout: cfg.handshakeTimeout, unit: attempt.unit });
   const url = `${scheme}://${authority(target, flavour.secure ? 443 : 80)}${cfg.path}`;
   // The upgrade request (its path and headers are the caller's) counts against the tenant's byte budget as
   // written; once open, the channel counts each frame it sends.

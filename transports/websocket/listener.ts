@@ -30,6 +30,7 @@ import { toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
+import { holdUntilClose, listenUnit, type SocketUnit } from '../kit/account.js';
 import { meterFor, meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
@@ -97,17 +98,27 @@ class WebSocketListener implements DriverListener {
   }
 
   bind(attempt: ListenAttempt): Promise<void> {
-    const { signal } = attempt;
     const { address, port, family } = targetAddress(attempt.target, 'websocket listen', 'tcp listen');
+    // A unit of `limit listeners` until the server closes (the Listener's own on the library's path).
+    const taken = listenUnit(attempt.unit, attempt.target);
+    if (taken instanceof Promise) return taken.then((unit) => this.#listen(attempt, address, port, family, unit));
+    return this.#listen(attempt, address, port, family, taken);
+  }
+
+  #listen(attempt: ListenAttempt, address: string, port: number, family: 4 | 6, unit: SocketUnit): Promise<void> {
+    const { signal } = attempt;
+    holdUntilClose(this.#server, unit);
     return new Promise<void>((resolve, reject) => {
       let stopListening = (): void => {};
       const onAbort = (): void => {
+        unit.release();
         this.#server.off('error', onError);
         this.#server.close();
         reject(abortedError(signal, 'websocket listen'));
       };
       const onError = (err: Error): void => {
         stopListening();
+        unit.release();
         reject(toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
       };
       this.#server.once('error', onError);

@@ -66,7 +66,7 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
   meterFor(attempt)?.sent(headSize('CONNECT', cfg.path ?? '/', authority(target, 443), {}));
   const engine = await loadHttp2Engine();
   throwIfAborted(signal, WHAT);
-  const { socket, raw, peer } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT });
+  const { socket, raw, peer } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT, unit: attempt.unit });
   const tlsSocket = socket as TLSSocket;
   // HTTP/2 has no use for TCP half-close: a peer's FIN ends the connection (else Node's session never notices it).
   tlsSocket.allowHalfOpen = false;

@@ -1,0 +1,192 @@
+/**
+ * Quotas counted at the socket, over real loopback listeners: a guest that
+ * holds a scope and a driver (`connection.driver`, or any driver object) and
+ * mints targets with its own `scope.guard` still dials inside
+ * `limit connections`, binds inside `limit listeners` and reads inside
+ * `limit received`, because the kit's dial and listen helpers take the units
+ * and meter the reads themselves. The library's own path counts each
+ * connection and listener once (exact counts through `host.usage`).
+ */
+import { createSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NEVER_ABORTED, type ChannelReceiver, type ConnectAttempt, type Driver, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
+import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
+import { QuotaExceededError } from '../../src/errors.js';
+import { Host, type TenantScope } from '../../src/policy/index.js';
+import { Preconnection } from '../../src/preconnection.js';
+import { TransportProperties } from '../../src/properties.js';
+import { SecurityParameters } from '../../src/security.js';
+import { tcpDriver } from '../../transports/tcp/index.js';
+import { udpDriver } from '../../transports/udp/index.js';
+
+const host = new Host();
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  host.close();
+});
+
+let tenants = 0;
+async function tenant(limits: string): Promise<{ id: string; scope: TenantScope }> {
+  const id = `sq-${process.pid}-${++tenants}`;
+  host.setPolicy(id, `allow *://@loopback:*\nallow bind:*://@loopback:*\nallow accept:*://@loopback:*\n${limits}`);
+  return { id, scope: await host.tenant(id) };
+}
+
+/** A TCP server counting the connections it accepted; `greeting` is written to each. */
+async function tcpServer(greeting?: Uint8Array): Promise<{ port: number; accepted: number }> {
+  const c = { port: 0, accepted: 0 };
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    c.accepted++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.once('close', () => sockets.delete(s));
+    if (greeting !== undefined) s.write(greeting);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => r());
+  }));
+  return Object.assign(c, { port: (server.address() as { port: number }).port });
+}
+
+/** What a guest holding `scope` and a driver hands the driver: a target its own guard minted. */
+async function attempt(scope: TenantScope, driver: Driver, port: number): Promise<ConnectAttempt> {
+  const target = await scope.guard.authorize({ use: 'connect', protocol: driver.protocol, address: '127.0.0.1', port });
+  return {
+    signal: NEVER_ABORTED, target, remote: RemoteEndpoint.from({ ipAddress: '127.0.0.1', port }), security: SecurityParameters.disabled(),
+    properties: new TransportProperties(), options: {}, guard: scope.guard,
+  };
+}
+
+async function listenAttempt(scope: TenantScope, driver: Driver): Promise<ListenAttempt> {
+  const target = await scope.guard.authorize({ use: 'bind', protocol: driver.protocol, address: '127.0.0.1', port: 0 });
+  return { signal: NEVER_ABORTED, target, local: LocalEndpoint.from({ ipAddress: '127.0.0.1', port: 0 }), security: SecurityParameters.disabled(), properties: new TransportProperties(), options: {}, guard: scope.guard };
+}
+
+/** Start `channel` and resolve with the error it closes with (undefined: closed cleanly). */
+function closedWith(channel: TransportChannel): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    const receiver: ChannelReceiver = { data: () => {}, end: () => {}, drain: () => {}, closed: (err) => resolve(err) };
+    channel.start(receiver);
+  });
+}
+
+const until = async (what: () => boolean): Promise<void> => {
+  for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+};
+
+const expectQuota = (err: unknown, quota: string): void => {
+  expect(err).toBeInstanceOf(QuotaExceededError);
+  expect(err).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED', quota });
+};
+
+describe('limit connections counts every socket, whoever dials it', () => {
+  it.each([
+    ['tcp', tcpDriver],
+    ['udp', udpDriver],
+  ] as const)('%s: a connection of the library is one unit; a driver called directly takes its own, and one beyond the limit is refused before a socket exists', async (name, driver) => {
+    const { id, scope } = await tenant('limit connections 2');
+    let port: number;
+    let accepted = (): number => 0;
+    if (name === 'tcp') {
+      const server = await tcpServer();
+      port = server.port;
+      accepted = () => server.accepted;
+    } else {
+      const socket = createSocket('udp4');
+      await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+      cleanups.push(() => new Promise<void>((r) => socket.close(() => r())));
+      port = socket.address().port;
+    }
+    const properties = name === 'udp' ? TransportProperties.unreliableDatagram() : new TransportProperties();
+    const conn = await new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port }, drivers: [driver], security: SecurityParameters.disabled(), properties }).initiate();
+    expect(host.usage(id).connections).toBe(1); // the Connection's unit; its socket counted under it, not again
+
+    // The guest: the connection's driver, and targets from its own guard.
+    const direct = await conn.driver.connect(await attempt(scope, conn.driver, port));
+    expect(host.usage(id).connections).toBe(2);
+    const refused = await conn.driver.connect(await attempt(scope, conn.driver, port)).catch((e: unknown) => e);
+    expectQuota(refused, 'connections');
+    expect(host.usage(id).connections).toBe(2);
+    if (name === 'tcp') {
+      await until(() => accepted() === 2);
+      expect(accepted()).toBe(2); // the refused one never reached the server
+    }
+    direct.abort();
+    await until(() => host.usage(id).connections === 1);
+    expect(host.usage(id).connections).toBe(1);
+    await conn.close();
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+  });
+
+  it('a scope\'s network does not lend its unit either: scope.network.connect with a driver takes one per socket', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const server = await tcpServer();
+    const a = await scope.network.connect(tcpDriver, await attempt(scope, tcpDriver, server.port));
+    expect(host.usage(id).connections).toBe(1);
+    expectQuota(await scope.network.connect(tcpDriver, await attempt(scope, tcpDriver, server.port)).catch((e: unknown) => e), 'connections');
+    // An initiate() now is over the limit too.
+    expectQuota(
+      await new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: server.port }, drivers: [tcpDriver], security: SecurityParameters.disabled() }).initiate().catch((e: unknown) => e),
+      'connections',
+    );
+    a.abort();
+    await until(() => host.usage(id).connections === 0);
+    expect(server.accepted).toBe(1);
+  });
+});
+
+describe('limit listeners counts every bound socket', () => {
+  it.each([
+    ['tcp', tcpDriver],
+    ['udp', udpDriver],
+  ] as const)('%s: a Listener is one unit whatever it binds; a listener opened directly beyond the limit is refused', async (name, driver) => {
+    const { id, scope } = await tenant('limit listeners 1');
+    const properties = name === 'udp' ? TransportProperties.unreliableDatagram() : new TransportProperties();
+    const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [driver], security: SecurityParameters.disabled(), properties }).listen();
+    expect(host.usage(id).listeners).toBe(1);
+    expectQuota(await driver.listen!(await listenAttempt(scope, driver)).catch((e: unknown) => e), 'listeners');
+    await listener.stop();
+    await until(() => host.usage(id).listeners === 0);
+    expect(host.usage(id).listeners).toBe(0);
+    const direct = await driver.listen!(await listenAttempt(scope, driver));
+    expect(host.usage(id).listeners).toBe(1);
+    expectQuota(
+      await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [driver], security: SecurityParameters.disabled(), properties }).listen().catch((e: unknown) => e),
+      'listeners',
+    );
+    await direct.close();
+    await until(() => host.usage(id).listeners === 0);
+    expect(host.usage(id).listeners).toBe(0);
+  });
+});
+
+describe('limit received counts what a directly opened socket reads', () => {
+  it('tcp: 4 KiB from the peer against a 1 KiB budget stops the socket with the budget error; the library\'s path counts it once', async () => {
+    const greeting = new Uint8Array(4096).fill(0x62);
+    const server = await tcpServer(greeting);
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    const channel = await tcpDriver.connect(await attempt(scope, tcpDriver, server.port));
+    const err = await closedWith(channel);
+    console.log(`direct tcp socket: ${host.usage(id).received} bytes received counted, closed with ${(err as { code?: string } | undefined)?.code}`);
+    expectQuota(err, 'bytes-received');
+    expect(host.usage(id).received).toBeGreaterThan(1024);
+    expect(host.usage(id).received).toBeLessThanOrEqual(4096);
+
+    // The library's path: counted by the Connection as delivered, and not again at the socket.
+    const small = await tcpServer(new Uint8Array(300).fill(0x63));
+    const other = await tenant('limit received 1KiB per 60s');
+    const conn = await new Preconnection({ scope: other.scope, remote: { ipAddress: '127.0.0.1', port: small.port }, drivers: [tcpDriver], security: SecurityParameters.disabled() }).initiate();
+    let got = 0;
+    conn.on('received', (m: { data: Uint8Array }) => (got += m.data.byteLength));
+    await until(() => got === 300);
+    expect(got).toBe(300);
+    expect(host.usage(other.id).received).toBe(300);
+    await conn.close();
+  });
+});

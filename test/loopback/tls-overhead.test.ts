@@ -1,0 +1,144 @@
+/**
+ * TLS counts on the wire: the handshake, record headers and tags are charged
+ * against the tenant's byte budgets, measured against a real TLS server's TCP
+ * socket (what it read is what the client put on the wire): a handshake alone
+ * is charged (roughly a ClientHello and a Finished), a budget smaller than a
+ * handshake refuses the connection with the budget's error code and the next
+ * attempt sends no ClientHello at all, and after sends the tenant's count is
+ * exactly what the server's TCP socket read. Received: the library's path
+ * counts the server's handshake flight and record overhead at the socket and
+ * the cleartext at the Connection, once each; a TLS socket a driver opened
+ * directly counts every byte it read.
+ */
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import tls from 'node:tls';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NEVER_ABORTED, type ChannelReceiver } from '../../src/driver.js';
+import { RemoteEndpoint } from '../../src/endpoints.js';
+import { Host, type TenantScope } from '../../src/policy/index.js';
+import { Preconnection } from '../../src/preconnection.js';
+import { TransportProperties } from '../../src/properties.js';
+import { SecurityParameters } from '../../src/security.js';
+import { tlsDriver } from '../../transports/tls/index.js';
+import { testCertificate } from '../helpers/certs.js';
+
+const cert = testCertificate({ kind: 'ec', days: 10 });
+const trust = (): SecurityParameters => new SecurityParameters({ ca: cert.cert });
+const host = new Host();
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  host.close();
+});
+
+let tenants = 0;
+async function tenant(limits: string): Promise<{ id: string; scope: TenantScope }> {
+  const id = `tls-oh-${process.pid}-${++tenants}`;
+  host.setPolicy(id, `allow tls://@loopback:*\n${limits}`);
+  return { id, scope: await host.tenant(id) };
+}
+
+/** A TLS server; `wire()`: the bytes its TCP sockets read (the client's bytes on the wire), `wrote()`: what they wrote. */
+async function tlsServer(reply?: Uint8Array): Promise<{ port: number; wire: () => number; wrote: () => number; connections: () => number; cleartext: () => number }> {
+  const raws = new Set<Socket>();
+  let cleartext = 0;
+  const server = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => {
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => (cleartext += d.byteLength));
+    if (reply !== undefined) s.write(reply);
+  });
+  server.on('connection', (raw: Socket) => {
+    raws.add(raw);
+    raw.on('error', () => {});
+  });
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => {
+    for (const s of raws) s.destroy();
+    server.close(() => r());
+  }));
+  const sum = (f: (s: Socket) => number) => (): number => [...raws].reduce((n, s) => n + f(s), 0);
+  return { port: (server.address() as { port: number }).port, wire: sum((s) => s.bytesRead), wrote: sum((s) => s.bytesWritten), connections: () => raws.size, cleartext: () => cleartext };
+}
+
+/** Let what was written reach the server: a few turns of the event loop. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
+const connect = (scope: TenantScope, port: number): Promise<import('../../src/connection/connection.js').Connection> =>
+  new Preconnection({ scope, remote: `tls://127.0.0.1:${port}`, drivers: [tlsDriver], security: trust() }).initiate();
+
+describe('TLS overhead counts against the byte budgets', () => {
+  it('a handshake alone is charged: exactly the bytes the server\'s TCP socket read, and after sends the count is still exactly the wire', async () => {
+    const server = await tlsServer();
+    const { id, scope } = await tenant('limit sent 64KiB per 60s\nlimit received 64KiB per 60s');
+    const conn = await connect(scope, server.port);
+    await settle();
+    const handshake = host.usage(id).sent;
+    console.log(`TLS handshake (${process.version}): ${handshake} bytes sent, ${host.usage(id).received} received (server's TCP socket read ${server.wire()}, wrote ${server.wrote()})`);
+    expect(handshake).toBeGreaterThan(100); // at least a ClientHello
+    expect(handshake).toBe(server.wire());
+    // The server's flight (ServerHello … Finished, and tickets that came by now) is received on the wire.
+    expect(host.usage(id).received).toBeGreaterThan(0);
+    expect(host.usage(id).received).toBeLessThanOrEqual(server.wrote());
+
+    await conn.send(new Uint8Array(1000).fill(0x61));
+    await conn.send(new Uint8Array(3000).fill(0x62));
+    await settle();
+    expect(server.cleartext()).toBe(4000);
+    console.log(`after 4000 bytes of cleartext: ${host.usage(id).sent} charged, the wire carried ${server.wire()}`);
+    expect(host.usage(id).sent).toBe(server.wire());
+    expect(host.usage(id).sent).toBeGreaterThan(handshake + 4000); // record headers and tags
+    await conn.close();
+  });
+
+  it('a budget smaller than a handshake refuses the connection with the budget error code; the next attempt sends no ClientHello', async () => {
+    const server = await tlsServer();
+    const { id, scope } = await tenant('limit sent 100B per 60s');
+    const err = await connect(scope, server.port).catch((e: unknown) => e);
+    console.log(`handshake over a 100-byte budget: ${(err as Error).message}; ${host.usage(id).sent} bytes counted`);
+    expect(err).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED' });
+    await settle();
+    const first = server.wire();
+    expect(first).toBeGreaterThan(100);
+    expect(host.usage(id).sent).toBe(first); // what went out was counted
+    const again = await connect(scope, server.port).catch((e: unknown) => e);
+    expect(again).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED' });
+    await settle();
+    expect(server.wire()).toBe(first); // no second ClientHello
+    expect(host.usage(id).connections).toBe(0);
+  });
+
+  it('received: the library\'s path counts each byte once (socket overhead + Connection cleartext = the wire); a direct TLS socket counts all it read', async () => {
+    const reply = new Uint8Array(2000).fill(0x63);
+    const server = await tlsServer(reply);
+    const a = await tenant('limit received 64KiB per 60s');
+    const conn = await connect(a.scope, server.port);
+    let got = 0;
+    conn.on('received', (m: { data: Uint8Array }) => (got += m.data.byteLength));
+    for (let i = 0; i < 100 && got < 2000; i++) await new Promise((r) => setTimeout(r, 10));
+    await settle();
+    expect(got).toBe(2000);
+    console.log(`library path: ${a.id} received ${host.usage(a.id).received} counted; the server wrote ${server.wrote()}`);
+    expect(host.usage(a.id).received).toBe(server.wrote());
+    await conn.close();
+
+    const other = await tlsServer(reply);
+    const b = await tenant('limit received 64KiB per 60s');
+    const target = await b.scope.guard.authorize({ use: 'connect', protocol: 'tls', address: '127.0.0.1', port: other.port });
+    const channel = await tlsDriver.connect({
+      signal: NEVER_ABORTED, target, remote: RemoteEndpoint.from({ ipAddress: '127.0.0.1', port: other.port }), security: trust(),
+      properties: new TransportProperties(), options: {}, guard: b.scope.guard,
+    });
+    let direct = 0;
+    const receiver: ChannelReceiver = { data: (c) => (direct += c.byteLength), end: () => {}, drain: () => {}, closed: () => {} };
+    channel.start(receiver);
+    for (let i = 0; i < 100 && direct < 2000; i++) await new Promise((r) => setTimeout(r, 10));
+    await settle();
+    expect(direct).toBe(2000);
+    console.log(`direct socket: ${b.id} received ${host.usage(b.id).received} counted; the server wrote ${other.wrote()}`);
+    expect(host.usage(b.id).received).toBe(other.wrote());
+    channel.abort();
+  });
+});
