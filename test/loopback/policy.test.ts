@@ -237,13 +237,15 @@ describe('quotas and hot reload over live connections', () => {
   it('connection quota: exhaustion is its own error and opens nothing', async () => {
     host.setPolicy('beta', { allow: [`tcp://127.0.0.1:${b4.port}`], deny: [`*://127.0.0.1:${a4.port}`], limits: { connections: 1 } });
     const t = await beta.guard.authorize({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: b4.port });
-    const lease = await beta.lease('connection', t);
+    // The socket takes the tenant's one unit itself (held until it closes), whoever opens it.
     const ch = await beta.network.connect(tcpDriver, connectAttempt(beta, t));
     const n = b4.accepted;
     expect(() => beta.lease('connection', t)).toThrow(QuotaExceededError);
+    expect(await beta.network.connect(tcpDriver, connectAttempt(beta, t)).catch((e: unknown) => e)).toBeInstanceOf(QuotaExceededError);
     expect(b4.accepted).toBe(n);
     await roundTrip(ch);
-    lease.release();
+    ch.abort();
+    await waitFor(() => host.usage('beta').connections === 0);
     (await beta.lease('connection', t)).release();
   });
 
