@@ -1,11 +1,16 @@
 /**
- * Bundle the package's JavaScript: one ES module per `exports` target and the `bin`, plus shared chunks
- * (esbuild with code splitting), built from the TypeScript sources. Importing `taps-node` then reads a
- * handful of files instead of ~80: each ES module costs its own resolution, read, compile and link, and
- * that was most of a fresh process's first connection (docs/performance.md, "cold start"). The chunks keep
- * every module's state in one place across entries (one registry, one class per error), a stack imported
- * lazily (`import()` of a driver's code) stays its own chunk, loaded on first use, and the source maps point
- * at the shipped sources. Declarations come from `tsc` (tsconfig.build.json: declarations only).
+ * Bundle the package's JavaScript (Rolldown, from the TypeScript sources): one ES module per `exports`
+ * target and the `bin`, and shared chunks. Everything a first default connection loads is one chunk,
+ * `chunks/core-<hash>.js`: `src/index.ts` and what it imports, plus what the registry imports on first use
+ * (`transports/defaults.ts`, the tcp/tls/udp drivers, the system resolver, the optional stacks' small
+ * driver-list modules). Each ES module a process loads costs its own resolution, read, compile and link:
+ * importing `taps-node` and connecting reads three files (the entry, the core, the bundler's helpers), not
+ * the 25 chunks that splitting by which entries reach each statement gives (docs/performance.md). A
+ * stack's connecting code behind a lazy `import()` (WebSocket, HTTP, QUIC, WebTransport) stays in its own
+ * chunks, loaded on first use. Every module has one copy across entries (one registry, one class per
+ * error); names the bundle renames keep their `name` (`TapsError`'s is its constructor's); comments are
+ * left out (the source maps point at the shipped sources). Declarations come from `tsc`
+ * (tsconfig.build.json: declarations only).
  *
  *   node scripts/bundle.mjs dist              # npm run build
  *   node scripts/bundle.mjs dist-bench/package  # what bench/first-use.ts starts fresh processes on
@@ -13,7 +18,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { RolldownMagicString, rolldown } from 'rolldown';
+import { parseAst } from 'rolldown/parseAst';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = process.argv[2];
@@ -26,21 +32,91 @@ function entry(target) {
   return [path, join(root, `${path}.ts`)];
 }
 
+const INDEX = join(root, 'src/index.ts');
+/**
+ * Modules whose `import()`s a first default connection always takes: the registry (the default set), the
+ * system network (the resolver) and the default set (each optional stack's driver list).
+ */
+const EAGER_IMPORTERS = new Set(['src/registry.ts', 'src/network.ts', 'transports/defaults.ts'].map((p) => join(root, p)));
+const eagerImporters = (id) => EAGER_IMPORTERS.has(id);
+
+/** The core: modules reached from `src/index.ts` by static imports and by the `import()`s of {@link eagerImporters}. */
+const core = new Set();
+const collectCore = {
+  name: 'taps-core',
+  buildEnd() {
+    const todo = [INDEX];
+    while (todo.length > 0) {
+      const id = todo.pop();
+      if (core.has(id)) continue;
+      const info = this.getModuleInfo(id);
+      if (info === null || info.external) continue;
+      core.add(id);
+      todo.push(...info.importedIds);
+      if (eagerImporters(id)) todo.push(...info.dynamicallyImportedIds);
+    }
+  },
+};
+
+/** Every node of an ESTree program, depth first. */
+function* nodes(node) {
+  if (node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const n of node) yield* nodes(n);
+    return;
+  }
+  if (typeof node.type === 'string') yield node;
+  for (const [key, value] of Object.entries(node)) if (key !== 'parent') yield* nodes(value);
+}
+
+/**
+ * In the bundle only, the {@link eagerImporters}' `import()`s of the package's own modules become static
+ * imports (`Promise.resolve(namespace)`): those modules are in the core chunk and evaluated with it anyway,
+ * and a dynamic import of a module inside a shared chunk makes the bundler emit a facade file for it (six
+ * on the default path: the default set, its four driver lists, the resolver), each one more file and one
+ * more round of reads before the first connection. Packages (`jose`, `@msimerson/stun`) stay dynamic.
+ */
+const eagerImportsInCore = {
+  name: 'taps-core-static-imports',
+  transform(code, id) {
+    if (!eagerImporters(id)) return null;
+    const found = [...nodes(parseAst(code, { lang: 'ts' }, id))].filter((n) => n.type === 'ImportExpression' && n.source.type === 'Literal' && /^\.\.?\//.test(n.source.value));
+    if (found.length === 0) return null;
+    const s = new RolldownMagicString(code);
+    found.forEach((n, i) => {
+      if (!code.slice(n.start, n.end).startsWith('import(')) throw new Error(`bundle: ${id}: unexpected import() at ${n.start}`);
+      s.overwrite(n.start, n.end, `Promise.resolve(__tapsCore${i})`);
+      s.append(`\nimport * as __tapsCore${i} from ${JSON.stringify(n.source.value)};`);
+    });
+    return { code: s.toString(), map: JSON.parse(s.generateMap({ hires: true, source: id }).toString()) };
+  },
+};
+
 const targets = [...Object.values(manifest.exports).flatMap((e) => (typeof e === 'string' ? [] : [e.default])), ...Object.values(manifest.bin)];
-await build({
-  absWorkingDir: root,
-  entryPoints: Object.fromEntries(targets.map(entry)),
-  outdir: join(root, outdir),
-  chunkNames: 'chunks/[name]-[hash]',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
+const bundle = await rolldown({
+  cwd: root,
+  input: Object.fromEntries(targets.map(entry)),
   platform: 'node',
-  target: 'node20',
-  packages: 'external',
-  keepNames: true,
-  sourcemap: true,
-  sourcesContent: false,
-  logLevel: 'warning',
+  transform: { target: 'node20' },
+  // Packages and node: builtins stay imports; only the package's own files are bundled.
+  external: (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0'),
+  plugins: [eagerImportsInCore, collectCore],
+  logLevel: 'warn',
 });
-console.log(`bundled ${targets.length} entries into ${relative(root, join(root, outdir)) || '.'}`);
+await bundle.write({
+  dir: join(root, outdir),
+  format: 'esm',
+  entryFileNames: '[name].js',
+  chunkFileNames: 'chunks/[name]-[hash].js',
+  codeSplitting: { groups: [{ name: 'core', test: (id) => core.has(id) }] },
+  keepNames: true,
+  comments: false,
+  // Not minified, but ASCII only (`\u2265` for `≥` in a message): a source with any other character is held
+  // by V8 as UTF-16 and scanned slower (the core chunk: 16 million instructions more per cold start).
+  minify: { compress: false, mangle: false, codegen: { removeWhitespace: false, asciiOnly: true } },
+  sourcemap: true,
+  sourcemapExcludeSources: true,
+});
+await bundle.close();
+if (core.size === 0) throw new Error('bundle: no core modules found');
+console.log(`bundled ${targets.length} entries into ${relative(root, join(root, outdir)) || '.'} (core: ${core.size} modules)`);
