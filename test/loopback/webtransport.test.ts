@@ -290,6 +290,27 @@ describe('webtransport through the library (Preconnection, Listener, clone)', ()
   });
 });
 
+describe('webtransport-h2: both ends abort at once', () => {
+  it('each HTTP/2 connection goes after its flush grace, not closeTimeout: no socket or timer is left', async () => {
+    const before = handleCounts();
+    // A closeTimeout far over the test's timeout: waiting for it would fail the test, not slow it.
+    const common = { scope, drivers: [webtransportH2Driver], framers: [lengthPrefixFramer()], properties: TransportProperties.reliableMessage(), driverOptions: { 'webtransport-h2': { closeTimeout: 60_000 } } };
+    const listener = await new Preconnection({ ...common, local: 'webtransport://127.0.0.1:0', security: serverSecurity() }).listen();
+    const served = new Promise<import('../../src/connection/connection.js').Connection>((resolve) => listener.once('connectionReceived', resolve));
+    const conn = await new Preconnection({ ...common, remote: `webtransport://localhost:${listener.port}/`, security: pinned() }).initiate({ timeout: 5000 });
+    await conn.send('hello');
+    const server = await served;
+    expect((await server.receive()).text()).toBe('hello');
+    const t0 = performance.now();
+    conn.abort();
+    server.abort();
+    await listener.stop();
+    await waitFor(() => [...handleCounts()].every(([k, n]) => k === 'Timeout' ? n <= (before.get(k) ?? 0) + 1 : n <= (before.get(k) ?? 0)));
+    console.log(`webtransport-h2, both ends aborted: sockets and timers gone after ${(performance.now() - t0).toFixed(0)} ms`);
+    expect(await extraHandles(before)).toEqual([]);
+  });
+});
+
 describe('webtransport-h2: the connection under a session dies', () => {
   it('every stream of the session ends with ERR_TAPS_CONNECTION_ABORTED on both sides; nothing is left open', async () => {
     const server = await driverEchoServer(webtransportH2Driver, scope, '127.0.0.1', {

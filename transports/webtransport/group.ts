@@ -30,8 +30,11 @@ export interface SessionTransport {
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly info: Readonly<Record<string, unknown>>;
-  /** Release what carries the session (HTTP/2 connection, socket); resolves when it is gone. */
-  teardown(): Promise<void>;
+  /**
+   * Release what carries the session (HTTP/2 connection, socket); resolves when it is gone. `abandoned`:
+   * the session was aborted, so nothing of it waits for the peer (it may be aborting at the same time).
+   */
+  teardown(abandoned: boolean): Promise<void>;
   /** Session-wide options; true when handled. */
   setOption?(name: string, value: unknown): boolean;
 }
@@ -50,6 +53,8 @@ export class SessionGroup implements StreamGroup {
   readonly #options: SessionGroupOptions;
   readonly #channels = new Set<StreamChannel>();
   #closed = false;
+  /** The last open stream was aborted (or the listener dropped the session): tear down without waiting for the peer. */
+  #abandoned = false;
   #teardown: Promise<void> | undefined;
 
   get meter(): ByteMeter | undefined {
@@ -97,6 +102,10 @@ export class SessionGroup implements StreamGroup {
     return this.add(stream);
   }
 
+  aborting(channel: StreamChannel): void {
+    if (this.#channels.size === 1 && this.#channels.has(channel)) this.#abandoned = true;
+  }
+
   release(channel: StreamChannel): Promise<void> {
     this.#channels.delete(channel);
     if (this.#channels.size > 0) return Promise.resolve();
@@ -116,13 +125,14 @@ export class SessionGroup implements StreamGroup {
       } catch {
         // Already closed or failed: the transport goes all the same.
       }
-      this.#teardown = this.#transport.teardown();
+      this.#teardown = this.#transport.teardown(this.#abandoned);
     }
     return this.#teardown;
   }
 
   /** Abort every channel and close the session (a listener dropping a session nobody took). */
   abort(reason: Error): void {
+    this.#abandoned = true;
     for (const ch of [...this.#channels]) ch.abort(reason);
     void this.#close();
   }

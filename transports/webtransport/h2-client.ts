@@ -37,7 +37,7 @@ import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine, type WtSession } from './engine.js';
 import { handshakeRefused } from './errors.js';
 import { SessionGroup, type SessionTransport } from './group.js';
-import { closeHttp2 } from './h2-close.js';
+import { abortGrace, closeHttp2 } from './h2-close.js';
 import { meterFor } from '../kit/meter.js';
 
 const WHAT = 'webtransport-h2';
@@ -178,7 +178,7 @@ function clientTransport(h2: ClientHttp2Session, stream: ClientHttp2Stream, sock
     local,
     remote,
     info: Object.freeze({ protocol: 'webtransport', httpVersion: '2', path, ...tlsInfo(socket) }),
-    teardown: () => closeHttp2(h2, stream, cfg.closeTimeout, [socket, raw]),
+    teardown: (abandoned) => closeHttp2(h2, stream, abandoned ? abortGrace(cfg.closeTimeout) : cfg.closeTimeout, [socket, raw]),
     setOption: (name, value) => {
       if (name !== 'keepAlive' && name !== 'keepAliveTimeout') return false;
       setKeepAliveTimeout(raw, name, value);

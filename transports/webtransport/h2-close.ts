@@ -13,6 +13,15 @@ import type { Socket } from 'node:net';
 export const FLUSH_GRACE_MS = 100;
 
 /**
+ * The bound of an aborted session's close: its HTTP/2 connection gets the flush grace, not `closeTimeout`.
+ * When both ends abort at once, neither CONNECT stream ever reports its close, so a bound of `closeTimeout`
+ * kept the sockets and a timer (and the process) for all of it.
+ */
+export function abortGrace(closeTimeout: number): number {
+  return Math.min(FLUSH_GRACE_MS, closeTimeout);
+}
+
+/**
  * Close an HTTP/2 connection whose WebTransport sessions all ended: GOAWAY,
  * then, once the CONNECT stream is gone, end the session and release the
  * sockets as soon as our last bytes and FIN are flushed, or after

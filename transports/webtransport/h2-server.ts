@@ -42,7 +42,7 @@ import { tlsServerOptions } from '../kit/tls-options.js';
 import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine } from './engine.js';
 import { SessionGroup } from './group.js';
-import { closeHttp2 } from './h2-close.js';
+import { abortGrace, closeHttp2 } from './h2-close.js';
 import { meterFor } from '../kit/meter.js';
 
 const WHAT = 'webtransport-h2 listen';
@@ -198,14 +198,14 @@ class H2Listener implements DriverListener {
         local,
         remote,
         info: Object.freeze({ protocol: 'webtransport', httpVersion: '2', path, ...tlsInfo(socket) }),
-        teardown: () => {
+        teardown: (abandoned) => {
           if (!ended) {
             ended = true;
             this.#untaken.delete(group);
             // The HTTP/2 connection carried only WebTransport: when its last session ends, say GOAWAY.
             if (--peer.sessions === 0) {
               const sockets = [peer.tls, peer.raw].filter((s): s is net.Socket => s !== undefined);
-              void closeHttp2(h2, stream, this.#cfg.closeTimeout, sockets);
+              void closeHttp2(h2, stream, abandoned ? abortGrace(this.#cfg.closeTimeout) : this.#cfg.closeTimeout, sockets);
             }
           }
           return Promise.resolve();
