@@ -8,8 +8,8 @@
  * ws), decrypted bytes at a TLS-terminating relay (tls, https, https2, wss),
  * datagram bytes (udp) and payload at our own listener (quic,
  * webtransport-h2). Over TLS the handshake and each record's header and tag
- * count too (test/loopback/tls-overhead.test.ts): a TLS stack's tenant is
- * left exactly the budget once connected. The attacker's ways around it — ten requests of 64 KB of
+ * count too, as do QUIC's packets (test/loopback/tls-overhead.test.ts): a
+ * TLS or QUIC stack's tenant is left exactly the budget once connected. The attacker's ways around it — ten requests of 64 KB of
  * fields, a second connection, a channel opened straight through
  * `scope.network.connect`, an attempt carrying its own meter (own field,
  * getter, polluted prototype), datagrams sent from a rendezvous peer socket
@@ -65,7 +65,7 @@ async function tenant(extra = '', sent = '1KiB'): Promise<Awaited<ReturnType<Hos
 const policyText = (sent: string, extra = ''): string => `allow *://@loopback:*\nallow bind:*://@loopback:*\nlimit sent ${sent} per 60s${extra}`;
 
 /**
- * A TLS stack's tenant: room for any handshake first (a ClientHello is ~350 bytes on Node 20 and ~1.6 KB with
+ * A TLS or QUIC stack's tenant: room for any handshake first (a ClientHello is ~350 bytes on Node 20 and ~1.6 KB with
  * Node 24's post-quantum key share), then, once connected, a budget of exactly BUDGET more than what the
  * connection put on the wire so far (the budget follows a reload; its count stays).
  */
@@ -338,8 +338,8 @@ describe('byte budgets count at the socket on every stack', () => {
     const properties = new TransportProperties({ multistreaming: 'require' });
     const counter = await ownCounter([driver], `${scheme}://127.0.0.1:0`, properties);
     const security = name === 'quic' ? trust() : new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] });
-    // WebTransport over HTTP/2 runs over TLS: its handshake is spent before the budget is left.
-    const tenancy = name === 'quic' ? { scope: await tenant(), leaveBudget: async () => 0 } : await secureTenant();
+    // QUIC's handshake and WebTransport's TLS one are spent before the budget is left.
+    const tenancy = await secureTenant();
     const conn = await new Preconnection({
       scope: tenancy.scope, remote: `${scheme}://127.0.0.1:${counter.port}`, drivers: [driver], security, properties, framers: [lengthPrefixFramer()],
     }).initiate();

@@ -8,17 +8,23 @@
  * exactly what the server's TCP socket read. Received: the library's path
  * counts the server's handshake flight and record overhead at the socket and
  * the cleartext at the Connection, once each; a TLS socket a driver opened
- * directly counts every byte it read.
+ * directly counts every byte it read. QUIC counts the datagrams its client
+ * socket sends (Initial padding, headers, acknowledgements), measured at a UDP
+ * relay in front of the library's own QUIC listener.
  */
-import { createServer as createTcpServer, type Socket } from 'node:net';
+import { createSocket } from 'node:dgram';
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ChannelReceiver } from '../../src/driver.js';
 import { RemoteEndpoint } from '../../src/endpoints.js';
-import { Host, type TenantScope } from '../../src/policy/index.js';
+import type { Connection } from '../../src/connection/connection.js';
+import { lengthPrefixFramer } from '../../src/framers/index.js';
+import { Host, createScope, type TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
+import { quicDriver } from '../../transports/quic/index.js';
 import { tlsDriver } from '../../transports/tls/index.js';
 import { testCertificate } from '../helpers/certs.js';
 
@@ -66,7 +72,7 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
 }
 
-const connect = (scope: TenantScope, port: number): Promise<import('../../src/connection/connection.js').Connection> =>
+const connect = (scope: TenantScope, port: number): Promise<Connection> =>
   new Preconnection({ scope, remote: `tls://127.0.0.1:${port}`, drivers: [tlsDriver], security: trust() }).initiate();
 
 describe('TLS overhead counts against the byte budgets', () => {
@@ -140,5 +146,82 @@ describe('TLS overhead counts against the byte budgets', () => {
     console.log(`direct socket: ${b.id} received ${host.usage(b.id).received} counted; the server wrote ${other.wrote()}`);
     expect(host.usage(b.id).received).toBe(other.wrote());
     channel.abort();
+  });
+});
+
+/** A UDP relay in front of `upstream`: what the client sent through it, in datagram bytes (its wire, UDP headers aside). */
+async function udpRelay(upstream: number): Promise<{ port: number; fromClient: () => number }> {
+  const front = createSocket('udp4');
+  const back = createSocket('udp4');
+  let client: { address: string; port: number } | undefined;
+  let fromClient = 0;
+  front.on('message', (msg, from) => {
+    client = { address: from.address, port: from.port };
+    fromClient += msg.byteLength;
+    back.send(msg, upstream, '127.0.0.1');
+  });
+  back.on('message', (msg) => {
+    if (client !== undefined) front.send(msg, client.port, client.address);
+  });
+  await new Promise<void>((r) => front.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => back.bind(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => front.close(() => back.close(() => r()))));
+  return { port: front.address().port, fromClient: () => fromClient };
+}
+
+describe('QUIC counts its datagrams against the sent budget', () => {
+  const quicListener = async (): Promise<number> => {
+    const listener = await new Preconnection({
+      scope: createScope({ tenant: 'quic-oh-server', policy: { decide: () => ({ allow: true, rule: 'server' }) } }),
+      local: 'quic://127.0.0.1:0',
+      properties: new TransportProperties({ multistreaming: 'require' }),
+      security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+      framers: [lengthPrefixFramer()],
+      drivers: [quicDriver],
+    }).listen();
+    listener.on('connectionReceived', (c: Connection) => void (async () => {
+      try {
+        for await (const _ of c) { /* drained */ }
+      } catch {
+        /* the client went away */
+      }
+    })());
+    cleanups.push(() => listener.stop());
+    return listener.port;
+  };
+  const dial = (scope: TenantScope, port: number): Promise<Connection> => new Preconnection({
+    scope, remote: `quic://127.0.0.1:${port}`, drivers: [quicDriver], security: trust(), properties: new TransportProperties({ multistreaming: 'require' }), framers: [lengthPrefixFramer()],
+  }).initiate();
+
+  it('the handshake and every packet count: the tenant\'s count is the datagram bytes the relay carried', async () => {
+    const relay = await udpRelay(await quicListener());
+    const { id, scope } = await tenant('allow quic://@loopback:*\nlimit sent 1MiB per 60s');
+    const conn = await dial(scope, relay.port);
+    await settle();
+    const handshake = host.usage(id).sent;
+    console.log(`QUIC handshake: ${handshake} bytes charged, the relay carried ${relay.fromClient()}`);
+    expect(handshake).toBeGreaterThanOrEqual(1200); // an Initial is padded to 1200 bytes (RFC 9000 §14.1)
+    expect(handshake).toBe(relay.fromClient());
+    await conn.send(new Uint8Array(3000).fill(0x61));
+    await settle();
+    console.log(`after 3000 bytes of payload: ${host.usage(id).sent} charged, the relay carried ${relay.fromClient()}`);
+    expect(host.usage(id).sent).toBe(relay.fromClient());
+    expect(host.usage(id).sent).toBeGreaterThan(handshake + 3000);
+    await conn.close();
+  });
+
+  it('a budget smaller than a handshake refuses the connection with the budget error code; the next sends nothing', async () => {
+    const relay = await udpRelay(await quicListener());
+    const { id, scope } = await tenant('allow quic://@loopback:*\nlimit sent 1000B per 60s');
+    const err = await dial(scope, relay.port).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED' });
+    await settle();
+    const first = relay.fromClient();
+    console.log(`QUIC handshake over a 1000-byte budget: ${(err as Error).message}; ${host.usage(id).sent} counted, the relay carried ${first}`);
+    expect(first).toBeGreaterThan(1000);
+    expect(host.usage(id).sent).toBe(first);
+    expect(await dial(scope, relay.port).catch((e: unknown) => e)).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED' });
+    await settle();
+    expect(relay.fromClient()).toBe(first);
   });
 });

@@ -29,10 +29,11 @@
  */
 import type { QUICClient, QUICConnection } from '@matrixai/quic';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
-import { TapsError } from '../../src/errors.js';
+import { QuotaExceededError, TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
-import { dialUnit, holdUntilClose } from '../kit/account.js';
+import { dialUnit, holdUntilClose, wireMeterFor } from '../kit/account.js';
+import { QuicWire } from './wire.js';
 import type { MessageDefaults } from '../../src/provided.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig } from './config.js';
 import { endClosingPeriod } from './closing.js';
@@ -92,6 +93,16 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   // A unit of `limit connections` until the UDP socket closes (the Connection's own on the library's path).
   const taken = dialUnit(attempt.unit, target);
   const unit = taken instanceof Promise ? await taken : taken;
+  // Every datagram counts against the sent budget (./wire.ts); none leaves once it is spent.
+  const wireMeter = wireMeterFor(undefined, target);
+  const wire = wireMeter === undefined ? undefined : new QuicWire(wireMeter);
+  try {
+    wireMeter?.check();
+  } catch (err) {
+    stopListening();
+    unit.release();
+    throw err;
+  }
   try {
     udp = await connectedQuicSocket(engine, {
       address,
@@ -100,6 +111,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
       localHost,
       localPort: bind.localPort ?? 0,
       recvBufferSize: datagrams ? DATAGRAM_RECV_BUFFER : undefined,
+      onSent: wire?.sent,
       onUnreachable: (err) => {
         if (unreachable !== undefined || ended.signal.aborted) return;
         unreachable = err;
@@ -112,6 +124,18 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     throw connectError(err, where);
   }
   holdUntilClose(udp.udp, unit);
+  // Outside the library's path no Connection counts what this socket reads: every datagram is charged here.
+  let group: QuicGroup | undefined;
+  if (!unit.granted && wireMeter !== undefined) {
+    udp.udp.on('message', (msg: Buffer) => {
+      try {
+        wireMeter.received(msg.byteLength);
+      } catch (err) {
+        if (group !== undefined) group.abort(err as Error);
+        else ended.abort(err);
+      }
+    });
+  }
   let client: QUICClient;
   try {
     client = await engine.api.QUICClient.createQUICClient(
@@ -137,6 +161,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     await udp.stop().catch(() => {});
     if (unreachable !== undefined) throw unreachableError(unreachable, where);
     if (signal.aborted) throw abortedError(signal, `quic connect to ${where}`);
+    if (ended.signal.reason instanceof QuotaExceededError) throw ended.signal.reason;
     throw verifier.failure() ?? connectError(err, where);
   } finally {
     stopListening();
@@ -157,6 +182,13 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     await teardown().catch(() => {});
     throw abortedError(signal, `quic connect to ${where}`);
   }
+  // The handshake is charged as it went: one that spent the sent budget leaves nothing to send.
+  try {
+    wireMeter?.check();
+  } catch (err) {
+    await teardown().catch(() => {});
+    throw err;
+  }
   if (datagrams && !offersDatagrams(connection)) {
     await teardown().catch(() => {});
     throw new QuicError(
@@ -168,8 +200,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   const remote = { address, port, family };
   const facts = { protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined, serverName, authenticated: security.mode === 'required' };
   const messagesOf = datagrams ? { defaults: messages, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
-  let group: QuicGroup | undefined;
   const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
-  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: meterFor(attempt) });
+  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: wire === undefined ? meterFor(attempt) : wire.payload(meterFor(attempt)) });
   return group.add(connection.newStream('bidi'));
 }

@@ -40,6 +40,8 @@ export interface ConnectedSocketOptions {
   readonly onUnreachable: (error: Error) => void;
   /** Receive buffer to ask the OS for (bytes), if not its default. */
   readonly recvBufferSize?: number | undefined;
+  /** Called with each datagram's size as it is handed to the socket (the tenant's budget counts the wire). */
+  readonly onSent?: ((bytes: number) => void) | undefined;
 }
 
 /** A started QUICSocket connected to one peer, and how to release it. */
@@ -106,14 +108,16 @@ export async function connectedQuicSocket(engine: QuicEngine, o: ConnectedSocket
   // A connected socket refuses an address on send: every packet of this socket goes to the one checked peer.
   // An ICMP error for an earlier packet fails the next send instead (ECONNREFUSED): that packet is lost, which
   // QUIC recovers from or times out on. Passed on as an error, the package would throw it where nothing catches.
+  const onSent = o.onSent;
   internals.socketSend = (msg: Uint8Array) =>
-    new Promise<number>((resolve, reject) =>
+    new Promise<number>((resolve, reject) => {
+      onSent?.(msg.byteLength);
       udp.send(msg, (err, bytes) => {
         if (!err) return resolve(bytes);
         if (!isUnreachable(err)) return reject(err);
         o.onUnreachable(err);
         resolve(0);
-      }),
-    );
+      });
+    });
   return { socket, udp, stop };
 }
