@@ -8,7 +8,7 @@
  * connection and listener once (exact counts through `host.usage`).
  */
 import { createSocket } from 'node:dgram';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ChannelReceiver, type ConnectAttempt, type Driver, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
 import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
@@ -188,5 +188,34 @@ describe('limit received counts what a directly opened socket reads', () => {
     expect(got).toBe(300);
     expect(host.usage(other.id).received).toBe(300);
     await conn.close();
+  });
+});
+
+describe('peers of a listener opened directly count too', () => {
+  it('tcp: each accepted peer takes a unit of limit connections; one over the limit is dropped at once', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const listener = await tcpDriver.listen!(await listenAttempt(scope, tcpDriver));
+    const channels: TransportChannel[] = [];
+    listener.start({ connection: (ch) => channels.push(ch), error: () => {} });
+    const client = (): Promise<{ closed: Promise<void>; socket: Socket }> => new Promise((resolve, reject) => {
+      const socket = netConnect(listener.local.port, '127.0.0.1');
+      socket.on('error', () => {});
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.once('connect', () => resolve({ closed, socket }));
+      socket.once('error', reject);
+    });
+    const first = await client();
+    await until(() => channels.length === 1);
+    expect(host.usage(id).connections).toBe(1);
+    const second = await client();
+    await second.closed; // dropped by the listener
+    expect(channels).toHaveLength(1);
+    expect(host.usage(id).connections).toBe(1);
+    // The peer's unit is held until its socket closes here.
+    for (const ch of channels) ch.abort();
+    await first.closed;
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    await listener.close();
   });
 });

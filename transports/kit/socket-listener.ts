@@ -19,7 +19,7 @@ import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddres
 import { TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from './abort.js';
 import { AcceptQueue } from './accept-queue.js';
-import { holdUntilClose, listenUnit, type SocketUnit } from './account.js';
+import { holdUntilClose, listenUnit, meterReads, takeSocketUnit, wireMeterFor, type SocketUnit } from './account.js';
 import { targetAddress } from './dial.js';
 import { channelError } from './errors.js';
 
@@ -32,17 +32,27 @@ export class SocketListener implements DriverListener {
   #closing: Promise<void> | undefined;
   readonly #sockets = new Set<Socket>();
 
-  constructor(server: Server, event: 'connection' | 'secureConnection', wrap: (socket: Socket) => TransportChannel) {
+  /**
+   * `admit`: called with each accepted TCP socket first; false drops it at once (a listener opened outside
+   * the library's path: each peer takes a unit of `limit connections`, see `bindServer`).
+   */
+  constructor(server: Server, event: 'connection' | 'secureConnection', wrap: (socket: Socket) => TransportChannel, admit?: (socket: Socket) => boolean) {
     this.#server = server;
     const addr = server.address();
     if (addr === null || typeof addr === 'string') throw new TypeError('server must be listening on an IP address');
     this.local = Object.freeze({ address: addr.address, port: addr.port, family: addr.family === 'IPv6' ? 6 : 4 });
     // Sockets that have not become channels yet (for TLS: still in the handshake) die with the listener.
     server.on('connection', (socket: Socket) => {
+      if (admit !== undefined && !admit(socket)) {
+        socket.on('error', () => {});
+        socket.destroy();
+        return;
+      }
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
     server.on(event, (socket: Socket) => {
+      if (socket.destroyed) return; // dropped by `admit`
       // A TLS socket wraps the accepted TCP socket (Node keeps it as `_parent`): that one is handed out now.
       this.#sockets.delete((socket as Socket & { _parent?: Socket })._parent ?? socket);
       if (this.#queue.closed) {
@@ -80,6 +90,33 @@ export class SocketListener implements DriverListener {
     this.#closing = Promise.resolve();
     return this.#closing;
   }
+}
+
+/**
+ * The peers of a listener opened outside the library's path (a driver called directly): the library's
+ * Listener takes a unit per peer itself, nobody else would. Each accepted socket takes a unit of
+ * `limit connections` from the scope that minted the bind target, held until it closes (over the limit the
+ * peer is dropped at once), and a plain TCP one charges what it reads to `limit received`.
+ */
+function peerUnits(target: unknown, plain: boolean): (socket: Socket) => boolean {
+  const meter = plain ? wireMeterFor(undefined, target) : undefined;
+  return (socket) => {
+    let taken: SocketUnit | Promise<SocketUnit>;
+    try {
+      taken = takeSocketUnit(undefined, target, 'connection');
+    } catch (err) {
+      log('listener: peer refused: %s', (err as Error).message);
+      return false;
+    }
+    // A quota store answers later: the peer is held until it does, and dropped if it refuses.
+    if (taken instanceof Promise) {
+      taken.then((u) => (socket.destroyed ? u.release() : holdUntilClose(socket, u)), () => socket.destroy());
+    } else {
+      holdUntilClose(socket, taken);
+    }
+    if (meter !== undefined) meterReads(socket, meter);
+    return true;
+  };
 }
 
 /** Bind `server` at the attempt's checked local target; resolves with a SocketListener once listening. */
@@ -123,7 +160,7 @@ function listenOn(
     const onListening = (): void => {
       cleanup();
       try {
-        resolve(new SocketListener(server, event, wrap));
+        resolve(new SocketListener(server, event, wrap, unit.granted ? undefined : peerUnits(attempt.target, event === 'connection')));
       } catch (err) {
         server.close();
         reject(err);
