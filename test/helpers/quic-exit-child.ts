@@ -15,7 +15,8 @@
  *   while the client sends, then aborts; `await listener.stop()`.
  *
  * It prints one JSON line per checkpoint on stdout: the resources
- * `process.getActiveResourcesInfo()` lists then (the stdio pipes left out),
+ * `process.getActiveResourcesInfo()` lists then (stdio pipes and the
+ * loader's file requests left out),
  * where each timer and UDP socket still open was created, and the time the
  * step took; and on exit how long the process lived after its last step.
  */
@@ -49,8 +50,13 @@ createHook({
   },
 }).enable();
 
-/** Resources that would keep the process alive, without the stdio pipes the parent reads. */
-const resources = (): string[] => process.getActiveResourcesInfo().filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap');
+/**
+ * Kinds that are not the library's: the stdio pipes the parent reads, and the file requests of the TypeScript
+ * loader, which writes its cache of what it compiled in the background on a first run after a change.
+ */
+const NOT_OURS = new Set(['PipeWrap', 'TTYWrap', 'FSReqCallback', 'FSReqPromise', 'StatWatcher', 'FSEventWrap']);
+/** Resources that would keep the process alive, without those. */
+const resources = (): string[] => process.getActiveResourcesInfo().filter((r) => !NOT_OURS.has(r));
 const sites = (): string[] =>
   [...made.values()]
     .filter((m) => m.type === 'UDPWRAP' || (m.resource as { _destroyed?: boolean; hasRef?(): boolean })._destroyed === false)
