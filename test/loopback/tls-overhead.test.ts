@@ -13,7 +13,7 @@
  * relay in front of the library's own QUIC listener.
  */
 import { createSocket } from 'node:dgram';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ChannelReceiver } from '../../src/driver.js';
@@ -223,5 +223,46 @@ describe('QUIC counts its datagrams against the sent budget', () => {
     expect(await dial(scope, relay.port).catch((e: unknown) => e)).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED' });
     await settle();
     expect(relay.fromClient()).toBe(first);
+  });
+});
+
+describe('a TLS listener counts what it answers and reads on the wire', () => {
+  it('the handshake it answers and every record count, each byte once, against the listening tenant\'s budgets', async () => {
+    const id = `tls-oh-${process.pid}-listener`;
+    host.setPolicy(id, 'allow bind:tls://@loopback:*\nallow accept:tls://@loopback:*\nlimit sent 64KiB per 60s\nlimit received 64KiB per 60s');
+    const listener = await new Preconnection({
+      scope: await host.tenant(id), local: 'tls://127.0.0.1:0', drivers: [tlsDriver], security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+    }).listen();
+    cleanups.push(() => listener.stop());
+    let got = 0;
+    const peers: Connection[] = [];
+    listener.on('connectionReceived', (c: Connection) => {
+      peers.push(c);
+      c.on('received', (m: { data: Uint8Array }) => (got += m.data.byteLength));
+      c.on('connectionError', () => {});
+    });
+    // The client's own TCP socket under its TLS one: its counters are the wire both ways.
+    const raw = netConnect(listener.port, '127.0.0.1');
+    raw.on('error', () => {});
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    const client = tls.connect({ socket: raw, ca: cert.cert, checkServerIdentity: () => undefined });
+    client.on('error', () => {});
+    await new Promise<void>((r) => client.once('secureConnect', () => r()));
+    await settle();
+    const wireIn = (): number => (raw as Socket & { _bytesDispatched: number })._bytesDispatched;
+    console.log(`listener handshake: ${host.usage(id).sent} sent (the client read ${raw.bytesRead}), ${host.usage(id).received} received (the client wrote ${wireIn()})`);
+    expect(host.usage(id).sent).toBeGreaterThan(0);
+    expect(host.usage(id).sent).toBe(raw.bytesRead);
+    expect(host.usage(id).received).toBe(wireIn());
+    client.write(new Uint8Array(1000).fill(0x64));
+    for (let i = 0; i < 100 && got < 1000; i++) await new Promise((r) => setTimeout(r, 10));
+    await settle();
+    expect(got).toBe(1000);
+    expect(host.usage(id).received).toBe(wireIn()); // cleartext by the Connection, the rest at the socket: once
+    const closed = new Promise<void>((r) => raw.once('close', () => r()));
+    for (const c of peers) c.abort();
+    client.destroy();
+    await closed;
+    await listener.stop();
   });
 });

@@ -119,12 +119,16 @@ function peerUnits(target: unknown, plain: boolean): (socket: Socket) => boolean
   };
 }
 
-/** Bind `server` at the attempt's checked local target; resolves with a SocketListener once listening. */
+/**
+ * Bind `server` at the attempt's checked local target; resolves with a SocketListener once listening. `wrap`
+ * is told whether the listener is on the library's path (a Listener's Connection will count what each
+ * channel receives) or was opened directly (nothing else counts it).
+ */
 export function bindServer(
   server: Server,
   attempt: ListenAttempt,
   event: 'connection' | 'secureConnection',
-  wrap: (socket: Socket) => TransportChannel,
+  wrap: (socket: Socket, libraryPath: boolean) => TransportChannel,
   what: string,
 ): Promise<SocketListener> {
   throwIfAborted(attempt.signal, `${what} listen`);
@@ -141,7 +145,7 @@ export function bindServer(
 }
 
 function listenOn(
-  server: Server, attempt: ListenAttempt, event: 'connection' | 'secureConnection', wrap: (socket: Socket) => TransportChannel, what: string,
+  server: Server, attempt: ListenAttempt, event: 'connection' | 'secureConnection', wrap: (socket: Socket, libraryPath: boolean) => TransportChannel, what: string,
   address: string, port: number, unit: SocketUnit,
 ): Promise<SocketListener> {
   holdUntilClose(server, unit);
@@ -160,7 +164,8 @@ function listenOn(
     const onListening = (): void => {
       cleanup();
       try {
-        resolve(new SocketListener(server, event, wrap, unit.granted ? undefined : peerUnits(attempt.target, event === 'connection')));
+        const libraryPath = unit.granted;
+        resolve(new SocketListener(server, event, (socket) => wrap(socket, libraryPath), libraryPath ? undefined : peerUnits(attempt.target, event === 'connection')));
       } catch (err) {
         server.close();
         reject(err);

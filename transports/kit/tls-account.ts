@@ -39,18 +39,22 @@ export function checkBeforeHandshake(target: unknown): void {
 export interface TlsAccount {
   /** Charge what the counters show now; throws QuotaExceededError when a budget is exceeded. */
   settle(): void;
+  /** Charge what was sent beyond the cleartext (counted, never refused). */
+  settleSent(): void;
 }
 
-const NOTHING: TlsAccount = Object.freeze({ settle: () => {} });
+const NOTHING: TlsAccount = Object.freeze({ settle: () => {}, settleSent: () => {} });
 
 /**
  * Start charging TLS overhead of `socket` (over `raw`) to the budget of the scope that minted `target`;
- * from now on every read and write of `socket` settles first, and a budget exceeded then destroys it.
+ * from now on every read and write of `socket` settles, and a received budget exceeded destroys it.
+ * `cleartextCounted`: a Connection counts the cleartext this socket delivers (the library's path: a dial
+ * under its grant, a peer of the library's Listener), so only the rest is charged here.
  */
-export function tlsAccount(socket: TLSSocket, raw: Socket, target: unknown): TlsAccount {
+export function tlsAccount(socket: TLSSocket, raw: Socket, target: unknown, cleartextCounted = onLibraryPath(raw)): TlsAccount {
   const meter = wireMeterFor(undefined, target);
   if (meter === undefined) return NOTHING;
-  const account = new Account(socket, raw, meter, onLibraryPath(raw));
+  const account = new Account(socket, raw, meter, cleartextCounted);
   hook(socket, account);
   // The client's last flight (ChangeCipherSpec, Finished) reaches the TCP handle just after secureConnect.
   socket.once('secureConnect', () => setImmediate(() => account.settleSent()));

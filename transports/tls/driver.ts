@@ -24,6 +24,7 @@
  * const channel = await tlsDriver.connect(attempt); // attempt.security: new SecurityParameters({ ca, alpn: ["x"] })
  * channel.info.alpn; // 'x'
  */
+import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
 import { throwIfAborted } from '../kit/abort.js';
@@ -32,6 +33,7 @@ import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 import { clientHandshake, handshakeTimeoutOption, tlsInfo } from '../kit/tls-client.js';
+import { tlsAccount } from '../kit/tls-account.js';
 import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
 import { meterFor } from '../kit/meter.js';
 
@@ -74,8 +76,16 @@ export const tlsDriver: Driver = Object.freeze({
     // A peer failing its handshake is its problem, not the listener's. Node leaves the socket open after some of
     // these (a handshake timeout): destroy it, or a peer that never says hello holds it forever.
     server.on('tlsClientError', (_err: Error, socket: { destroy(): void }) => socket.destroy());
-    return bindServer(server, attempt, 'secureConnection', (socket) => {
+    return bindServer(server, attempt, 'secureConnection', (socket, libraryPath) => {
       const s = socket as tls.TLSSocket;
+      // The handshake it answered and every record count against the tenant's budgets, as a client's do.
+      const raw = (s as tls.TLSSocket & { _parent?: Socket })._parent;
+      if (raw !== undefined) {
+        const account = tlsAccount(s, raw, attempt.target, libraryPath);
+        account.settle();
+        // Its session tickets reach the TCP handle just after the handshake.
+        setImmediate(() => account.settleSent());
+      }
       const info = tlsInfo(s, (s as tls.TLSSocket & { servername?: string | false }).servername || undefined, s.authorized);
       const client = info['peerCertificateFingerprint256'];
       delete info['peerCertificateFingerprint256'];
