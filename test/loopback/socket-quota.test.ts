@@ -219,3 +219,34 @@ describe('peers of a listener opened directly count too', () => {
     await listener.close();
   });
 });
+
+describe('peers of a UDP listener opened directly count too', () => {
+  it('udp: each new peer takes a unit of limit connections; a peer over the limit gets no channel; datagrams count against limit received', async () => {
+    const { id, scope } = await tenant('limit connections 1\nlimit received 1KiB per 60s');
+    const listener = await udpDriver.listen!(await listenAttempt(scope, udpDriver));
+    const channels: TransportChannel[] = [];
+    listener.start({ connection: (ch) => channels.push(ch), error: () => {} });
+    const peer = async (): Promise<ReturnType<typeof createSocket>> => {
+      const s = createSocket('udp4');
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+      return s;
+    };
+    const a = await peer();
+    const b = await peer();
+    a.send(new Uint8Array(300), listener.local.port, '127.0.0.1');
+    await until(() => channels.length === 1);
+    expect(host.usage(id).connections).toBe(1);
+    b.send(new Uint8Array(300), listener.local.port, '127.0.0.1');
+    a.send(new Uint8Array(300), listener.local.port, '127.0.0.1');
+    await until(() => host.usage(id).received === 600);
+    expect(channels).toHaveLength(1); // b was refused a unit: its datagram dropped, not counted
+    expect(host.usage(id).received).toBe(600);
+    const failed = closedWith(channels[0]!);
+    a.send(new Uint8Array(600), listener.local.port, '127.0.0.1'); // 1200 > 1 KiB
+    expectQuota(await failed, 'bytes-received');
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    await listener.close();
+  });
+});

@@ -26,7 +26,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
 import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
-import { TapsError } from '../../src/errors.js';
+import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
@@ -35,13 +35,26 @@ import { DatagramChannel } from './channel.js';
 import { joinGroup } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 import { meterFor } from '../kit/meter.js';
-import { holdUntilClose, listenUnit, type SocketUnit } from '../kit/account.js';
+import { holdUntilClose, listenUnit, takeSocketUnit, wireMeterFor, type SocketUnit, type WireMeter } from '../kit/account.js';
 
 const log = debuglog('taps');
 
 interface Peer {
   readonly channel: DatagramChannel;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** A listener opened outside the library's path: the peer's unit of `limit connections`. */
+  unit?: SocketUnit | undefined;
+}
+
+/**
+ * A listener opened outside the library's path (a driver called directly; the library's Listener takes a unit
+ * per peer itself): each new peer takes a unit of `limit connections` from the scope that minted the bind
+ * target (over the limit its datagram is dropped, and a later one asks again), and every datagram read is
+ * charged to `limit received` (over it, the peer's channel fails with the QuotaExceededError).
+ */
+export interface DirectPeers {
+  readonly target: unknown;
+  readonly meter: WireMeter | undefined;
 }
 
 export class UdpListener implements DriverListener {
@@ -62,11 +75,14 @@ export class UdpListener implements DriverListener {
   readonly #receiveOnly: boolean;
   /** The tenant's byte budget: every peer channel charges its replies to it before they leave. */
   readonly #meter: ByteMeter | undefined;
+  readonly #direct: DirectPeers | undefined;
 
   constructor(
     socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, group?: { readonly leave: () => void }, meter?: ByteMeter,
+    direct?: DirectPeers,
   ) {
     this.#socket = socket;
+    this.#direct = direct;
     this.#options = options;
     this.#meter = meter;
     this.#leave = group?.leave ?? (() => {});
@@ -109,12 +125,34 @@ export class UdpListener implements DriverListener {
   #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     const key = `${rinfo.address}|${rinfo.port}`;
     let peer = this.#peers.get(key);
+    const direct = this.#direct;
     if (!peer) {
       if (this.#stopped || this.#peers.size >= this.#maxPeers) {
         this.dropped++;
         return;
       }
+      let unit: SocketUnit | Promise<SocketUnit> | undefined;
+      if (direct !== undefined) {
+        try {
+          unit = takeSocketUnit(undefined, direct.target, 'connection');
+        } catch (err) {
+          log('udp listener: peer %s refused: %s', key, (err as Error).message);
+          this.dropped++;
+          return;
+        }
+      }
       peer = this.#newPeer(key, rinfo);
+      const p = peer;
+      if (unit instanceof Promise) unit.then((u) => (this.#peers.get(key) === p ? (p.unit = u) : u.release()), () => p.channel.fail(new TapsError('ERR_TAPS_QUOTA_EXCEEDED', 'no connection unit for this peer')));
+      else peer.unit = unit;
+    }
+    if (direct?.meter !== undefined) {
+      try {
+        direct.meter.received(msg.byteLength);
+      } catch (err) {
+        peer.channel.fail(toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED'));
+        return;
+      }
     }
     if (peer.timer) peer.timer.refresh();
     peer.channel.deliver(msg);
@@ -131,6 +169,7 @@ export class UdpListener implements DriverListener {
           release: (done) => {
             if (peer.timer) clearTimeout(peer.timer);
             peer.timer = undefined;
+            peer.unit?.release();
             this.#peers.delete(key);
             this.#maybeCloseSocket();
             queueMicrotask(done);
@@ -234,7 +273,8 @@ function bindUdp(attempt: ListenAttempt, address: string, port: number, family: 
       cleanup();
       try {
         const leave = group ? joinGroup(socket, attempt.local, family) : undefined;
-        resolve(new UdpListener(socket, family, options, leave && { leave }, meterFor(attempt)));
+        const direct = unit.granted ? undefined : { target: attempt.target, meter: wireMeterFor(undefined, attempt.target) };
+        resolve(new UdpListener(socket, family, options, leave && { leave }, meterFor(attempt), direct));
       } catch (err) {
         closeQuietly();
         reject(err);
