@@ -27,10 +27,14 @@ export type { Network, NetworkScope, Resolver, ResolvedAddress } from './network
 // The system resolver is a transport-side module (it calls getaddrinfo): loaded on first use, like the
 // drivers, so importing the core loads no socket code. A literal specifier, so bundlers follow it.
 let loaded: Promise<{ readonly systemResolver: Resolver }> | undefined;
+/** The resolver once its module is loaded: called directly from then on (an `await` per lookup is a turn of the microtask queue). */
+let resolver: Resolver | undefined;
 
 /** The operating system's resolver (getaddrinfo, one family per call; `localhost` answered in-process). */
-export const systemResolver: Resolver = async (host, family, signal) =>
-  (await (loaded ??= import('../transports/system/resolver.js'))).systemResolver(host, family, signal);
+export const systemResolver: Resolver = (host, family, signal) => {
+  if (resolver !== undefined) return resolver(host, family, signal);
+  return (loaded ??= import('../transports/system/resolver.js')).then((m) => (resolver = m.systemResolver)(host, family, signal));
+};
 
 /** The system network: raw OS work through the given resolver (default: the system's) and the drivers themselves. */
 export class SystemNetwork implements Network {

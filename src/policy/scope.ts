@@ -325,7 +325,8 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
       const revision = this.revision;
       let answers: ResolvedAddress[];
       try {
-        const grant = await this.#grantUnder(name, minted, revision);
+        // Granted under this revision (the usual case): no promise to wait for.
+        const grant = minted === revision ? name.decision : await this.#grantUnder(name, minted, revision);
         if (this.#strictFor(grant)) answers = await this.#strictResolve(name, family, signal, revision);
         else answers = await (plain ??= this.#resolve(name.name, family, signal));
       } catch (err) {
@@ -360,8 +361,12 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   }
 
   /** Resolve through the host's network and keep only well-formed answers of the asked family. */
-  async #resolve(name: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
-    return keepAnswers(await this.#core.network.lookup(name, family, signal), family);
+  #resolve(name: string, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    try {
+      return Promise.resolve(this.#core.network.lookup(name, family, signal)).then((answers) => keepAnswers(answers, family));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** `network.lookup` has no protocol: allowed when some protocol's lookup grant covers the name. */

@@ -184,6 +184,6 @@ async function attemptOne(input: SelectionInput, rec: Recorder, s: RankedStack, 
   }
   rec.won(c);
   rec.end(c.id);
-  sig.handedOver = true; // its signal stays as it is: nothing else of this selection runs
+  sig.idle = true; // its signal stays as it is: nothing else of this selection runs
   return { channel, driver: s.driver, target, candidate: c, report: rec.report };
 }

@@ -34,9 +34,12 @@
  * const { leaf, value } = await new Race(root, { clock: systemClock, signal }).run();
  */
 import type { Clock } from '../clock.js';
+import { stackless } from '../stackless.js';
 
 /** The reason losers are cancelled with: one shared instance (a new Error per race cost a stack capture). */
 const ANOTHER_WON = new Error('another candidate won the race');
+/** The reason what still runs is aborted with when every candidate failed: one shared instance, likewise. */
+const RACE_FAILED = new Error('race failed');
 
 export type RacingMode = 'staggered' | 'simultaneous' | 'failover';
 
@@ -364,6 +367,8 @@ export class Race<T> {
   #attempts: AbortController | undefined;
   /** The one attempt-delay timer of the race. */
   #timer: unknown;
+  /** When the attempt delay runs out (clock time), while a next attempt waits for it. */
+  #dueAt: number | undefined;
   /** The delay passed (or an attempt failed) with nothing to start: the next arrival starts at once. */
   #due = false;
   /** Attempts started so far (a failure that itself started one, as failover does, needs no other). */
@@ -427,16 +432,35 @@ export class Race<T> {
 
   /** After a start (or none): arm the delay while a next attempt may still come; otherwise the next arrival goes at once. */
   #paced(launched: boolean): void {
+    if (this.settled || !launched || !this.root.pending()) {
+      this.#disarm();
+      if (!this.settled) this.#due = !launched;
+      return;
+    }
+    this.#due = false;
+    // One timer for the race: a start before it fires moves the due time, not the timer (it then waits what is left),
+    // so attempts failing one after another arm and clear one timer, not one each.
+    this.#dueAt = this.clock.now() + this.root.delay;
+    this.#timer ??= this.clock.setTimeout(this.#onDelay, this.root.delay);
+  }
+
+  #onDelay = (): void => {
+    this.#timer = undefined;
+    if (this.settled || this.#dueAt === undefined) return;
+    const left = this.#dueAt - this.clock.now();
+    // Less than a millisecond left is due: a timer is not set finer than that.
+    if (left >= 1) {
+      this.#timer = this.clock.setTimeout(this.#onDelay, left);
+      return;
+    }
+    this.#dueAt = undefined;
+    this.#next();
+  };
+
+  #disarm(): void {
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.settled) return;
-    this.#due = !launched;
-    if (launched && this.root.pending()) {
-      this.#timer = this.clock.setTimeout(() => {
-        this.#timer = undefined;
-        if (!this.settled) this.#next();
-      }, this.root.delay);
-    }
+    this.#dueAt = undefined;
   }
 
   /** @internal */
@@ -454,8 +478,9 @@ export class Race<T> {
   /** @internal */
   rootFailed(): void {
     if (this.settled) return;
-    this.#finish(new Error('race failed'));
-    this.#reject(new RaceFailedError(this.failures.map((f) => f.error)));
+    this.#finish(RACE_FAILED);
+    // The attempts' errors are the news; the stack would name only the race's own frames.
+    this.#reject(stackless(() => new RaceFailedError(this.failures.map((f) => f.error))));
   }
 
   /** Give up: abort every running attempt and reject with `reason`. */

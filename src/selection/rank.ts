@@ -58,14 +58,32 @@ export interface RankContext {
 /** Encrypted stacks before unencrypted ones (matters only for opportunistic security). */
 export const bySecurity: Comparator<RankedStack> = (a, b) => (a.driver.security === 'none' ? 1 : 0) - (b.driver.security === 'none' ? 1 : 0);
 
+/** How many of the stack's properties are at `level` (only those set explicitly, or only defaults, when `explicit` says). */
 function count(props: TransportProperties, level: 'prefer' | 'avoid', s: RankedStack, explicit?: boolean): number {
-  let n = 0;
+  // Counted once per `provides` (one frozen object per driver and framer choice) and properties: a frozen
+  // snapshot serves every initiate() of a Preconnection, and a sort asks each stack several times.
+  const key = explicit === undefined ? level : explicit ? EXPLICIT[level] : DEFAULTED[level];
+  let byProps = counted.get(s.provides);
+  if (byProps === undefined) counted.set(s.provides, (byProps = new WeakMap()));
+  let memo = props.frozen ? byProps.get(props) : undefined;
+  if (memo === undefined) {
+    memo = new Map();
+    if (props.frozen) byProps.set(props, memo);
+  }
+  let n = memo.get(key);
+  if (n !== undefined) return n;
+  n = 0;
   for (const name of JUDGED) {
     if (explicit !== undefined && props.isExplicit(name) !== explicit) continue;
     if (props.preference(name) === level && s.provides[name]) n++;
   }
+  memo.set(key, n);
   return n;
 }
+
+const counted = new WeakMap<object, WeakMap<TransportProperties, Map<string, number>>>();
+const EXPLICIT = { prefer: 'prefer explicit', avoid: 'avoid explicit' } as const;
+const DEFAULTED = { prefer: 'prefer default', avoid: 'avoid default' } as const;
 
 /**
  * More preferred properties met ranks higher; preferences the caller set

@@ -82,6 +82,11 @@ export class Recorder {
     return candidateId(this.#nextId++);
   }
 
+  /** A record built in place (with its id from `nextId()`): added. */
+  add(c: CandidateRecord): CandidateRecord {
+    return this.#push(c);
+  }
+
   /** A record built in place with its `startedAt` set: added, and its start published, as `started()` would. */
   begin(c: CandidateRecord): CandidateRecord {
     this.#push(c);

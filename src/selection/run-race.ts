@@ -176,9 +176,11 @@ class RaceRun {
         continue;
       }
       const local = source === undefined ? input.local : LocalEndpoint.from({ ipAddress: source.zone === undefined ? source.address : `${source.address}%${source.zone}`, ...(input.local?.port ? { port: input.local.port } : {}) });
-      // Every field it will have declared now (the record outlives the selection: a fixed shape stays compact, docs/performance.md).
-      const c = rec.record({
-        ...base, interface: source?.interface, localAddress: source?.address,
+      // Built in place, every field it will have declared now (the record outlives the selection: a fixed shape stays
+      // compact; a literal, not a spread of `base`, which cost a property-definition miss per field, docs/performance.md).
+      const c = rec.add({
+        id: rec.nextId(), driver: s.driver.id, stack: s.driver.stack, hostName, address: a.address, family: a.family, port,
+        interface: source?.interface, localAddress: source?.address,
         fate: 'pending', decision: target.decision, reason: pathReason(explainRank(s, input.properties), path), startedAt: undefined, endedAt: undefined,
         code: undefined, error: undefined,
       });
@@ -277,6 +279,8 @@ class RaceRun {
     try {
       won = await this.#started!;
     } catch (err) {
+      // The race ended: what still ran was aborted with it; only a lookup still out listens to the signal.
+      sig.idle = this.#resolved;
       throw this.#resolutionError !== undefined ? this.#resolutionError.error : err;
     }
     const candidate = this.#records.get(won.leaf)!;
@@ -290,7 +294,7 @@ class RaceRun {
       throw sig.signal.reason;
     }
     // Nothing of the selection listens to its signal any more unless a lookup is still out: then it is aborted.
-    sig.handedOver = this.#resolved;
+    sig.idle = this.#resolved;
     for (const r of rec.report.resolutions) if (r.endedAt === undefined) Object.assign(r, { endedAt: rec.at(), error: 'cancelled: a candidate was ready before this answer' });
     rec.end(candidate.id);
     debug('selection %s won by %s %s', rec.report.remote, candidate.id, candidate.driver);
@@ -380,7 +384,8 @@ function joined(had: Fallback[] | undefined, late: Fallback[] | undefined): Fall
   return had === undefined ? late : [...had, ...late];
 }
 
-function dedupe<T extends { address: string }>(addrs: readonly T[]): T[] {
+function dedupe<T extends { address: string }>(addrs: readonly T[]): readonly T[] {
+  if (addrs.length < 2) return addrs;
   const seen = new Set<string>();
   return addrs.filter((a) => (seen.has(a.address) ? false : (seen.add(a.address), true)));
 }

@@ -21,8 +21,11 @@ export class SelectionSignal {
   #controller: AbortController | undefined;
   #onCallerAbort: (() => void) | undefined;
   readonly #timer: unknown;
-  /** Set when the selection handed its result over with nothing of it still listening: its signal is then left alone. */
-  handedOver = false;
+  /**
+   * Set when nothing of the selection listens to its signal any more (its result handed over, or every attempt
+   * and lookup settled): `dispose` then leaves it alone (an abort dispatches an Event nobody would hear).
+   */
+  idle = false;
 
   constructor(input: { readonly signal?: AbortSignal | undefined; readonly timeout?: number | undefined; readonly clock: Clock }) {
     this.#caller = input.signal;
@@ -58,7 +61,7 @@ export class SelectionSignal {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     if (this.#onCallerAbort !== undefined) this.#caller!.removeEventListener('abort', this.#onCallerAbort);
     const c = this.#controller;
-    if (c !== undefined && !c.signal.aborted && !this.handedOver) c.abort(SELECTION_FINISHED);
+    if (c !== undefined && !c.signal.aborted && !this.idle) c.abort(SELECTION_FINISHED);
   }
 
   #make(): AbortController {

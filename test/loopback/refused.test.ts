@@ -98,6 +98,9 @@ describe('default drivers, default properties, localhost', () => {
       expect.stringMatching(/refused \(ICMP port unreachable\)/),
       expect.stringMatching(/refused \(ICMP port unreachable\)/),
     ]);
+    // Each attempt's error is data (made without a stack, src/stackless.ts); the one the caller gets keeps its frames.
+    for (const c of attempted) expect(c.error?.stack).toBe(`${c.error?.name}: ${c.error?.message}`);
+    expect(err.stack!.split('\n').length).toBeGreaterThan(1);
   });
 
   it('a QUIC-only server on such a port (TCP refused, UDP open) is still reached over QUIC', async () => {

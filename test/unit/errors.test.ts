@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TapsError, isCertificateFailure, isTapsError, toTapsError } from '../../src/errors.js';
+import { stackless } from '../../src/stackless.js';
 
 const withCode = (code: string): Error => Object.assign(new Error(code), { code });
 
@@ -54,5 +55,33 @@ describe('isCertificateFailure', () => {
     expect(isCertificateFailure(x509('ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL'))).toBe(false);
     expect(isCertificateFailure(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', 'refused'))).toBe(false);
     expect(isCertificateFailure(new Error('certificate'))).toBe(false);
+  });
+});
+
+describe('stackless', () => {
+  it('makes errors whose stack is the header only, and restores the stack trace limit after', () => {
+    const before = Error.stackTraceLimit;
+    const e = stackless(() => new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', 'refused'));
+    expect(e.stack).toBe('TapsError: refused');
+    expect(Error.stackTraceLimit).toBe(before);
+    expect(new Error('x').stack!.split('\n').length).toBeGreaterThan(1);
+  });
+
+  it('restores the limit when making throws', () => {
+    const before = Error.stackTraceLimit;
+    expect(() => stackless(() => {
+      throw new RangeError('boom');
+    })).toThrow(RangeError);
+    expect(Error.stackTraceLimit).toBe(before);
+  });
+
+  it('a frozen Error.stackTraceLimit: made as usual', () => {
+    const desc = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')!;
+    Object.defineProperty(Error, 'stackTraceLimit', { ...desc, writable: false });
+    try {
+      expect(stackless(() => new Error('x')).stack!.split('\n').length).toBeGreaterThan(1);
+    } finally {
+      Object.defineProperty(Error, 'stackTraceLimit', desc);
+    }
   });
 });

@@ -263,6 +263,35 @@ describe('Race (RFC 8305 staggered racing)', () => {
     race.abandon(new Error('done'));
   });
 
+  it('attempts failing one after another arm one delay timer, not one each, and the delay still counts from the last start', async () => {
+    const clock = new ManualClock();
+    let armed = 0;
+    const counting = Object.assign(Object.create(clock) as ManualClock, {
+      setTimeout: (fn: () => void, ms: number) => (armed++, clock.setTimeout(fn, ms)),
+      clearTimeout: (h: unknown) => clock.clearTimeout(h),
+      now: () => clock.now(),
+    });
+    const root = new RaceGroup<string>('staggered', 250);
+    const leaves = ['a', 'b', 'c', 'd'].map((id) => controllable(clock, id));
+    for (const l of leaves) root.add(l.leaf);
+    root.seal();
+    void new Race(root, { clock: counting }).run().catch(() => {});
+    await clock.advance(10);
+    for (const l of leaves.slice(0, 2)) {
+      l.state.reject(new Error('refused'));
+      await flush();
+    }
+    expect(leaves.map((l) => l.state.startedAt)).toEqual([0, 10, 10, undefined]);
+    expect(armed).toBe(1);
+    await clock.advance(249);
+    expect(leaves[3]!.state.startedAt).toBeUndefined();
+    await clock.advance(1);
+    expect(leaves[3]!.state.startedAt).toBe(260);
+    for (const l of leaves.slice(2)) l.state.reject(new Error('refused'));
+    await flush();
+    expect(clock.pending).toBe(0);
+  });
+
   it('opportunistic failover: the unencrypted level starts only when every encrypted attempt failed, then is paced alike', async () => {
     const clock = new ManualClock();
     const root = new RaceGroup<string>('failover', 250, 'security');

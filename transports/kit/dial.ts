@@ -30,6 +30,7 @@ import type { NetworkUse, PolicyProtocol } from '../../src/policy/types.js';
 import { abortedError, throwIfAborted, whenAborted } from './abort.js';
 import { dialUnit, holdUntilClose, meterReads, wireMeterFor, type SocketUnit } from './account.js';
 import { establishmentError } from './errors.js';
+import { stackless } from '../../src/stackless.js';
 
 /** The kind of socket a target opens: a TCP or UDP socket that dials (or sends to) it, or one that binds it. */
 export type SocketKind = 'tcp' | 'udp' | 'tcp listen' | 'udp listen';
@@ -48,6 +49,8 @@ const SERVES: Readonly<Record<SocketKind, { readonly uses: readonly NetworkUse[]
   'udp listen': { uses: ['bind'], protocols: UDP_PROTOCOLS },
 };
 
+const families = new WeakMap<CheckedTarget, number>();
+
 /**
  * The address, port and family a socket of `kind` may use: `target` must be a CheckedTarget a guard minted
  * (a lookalike is a TypeError) for a use and protocol that kind serves, naming an IP literal and a port
@@ -65,7 +68,9 @@ export function targetAddress(target: CheckedTarget, what: string, kind: SocketK
       reason: `${what}: the target was decided under policy revision ${target.revision} and the policy is now at ${revision}; only the scope's network decides it again`,
     });
   }
-  const family = isIP(target.address);
+  // A minted target is frozen: its address is parsed once, however many attempts and probes dial it.
+  let family = families.get(target);
+  if (family === undefined) families.set(target, (family = isIP(target.address)));
   if (family === 0) {
     throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', `${what}: target address ${JSON.stringify(target.address)} is not an IP address`);
   }
@@ -150,7 +155,7 @@ function dial<T>(
     const onError = (err: Error): void => {
       cleanup();
       socket.destroy();
-      reject(establishmentError(err, label()));
+      reject(stackless(() => establishmentError(err, label()))); // the attempt's answer, kept in the report
     };
     const onAbort = (): void => {
       cleanup();

@@ -19,6 +19,7 @@
  * conn.on('connectionError', (e) => { if (e instanceof QuicError) log(e.quicErrorCode) });
  */
 import { TapsError, isTapsError, type TapsErrorCode } from '../../src/errors.js';
+import { stackless } from '../../src/stackless.js';
 
 /** A QUIC failure with its protocol error number, when there is one. */
 export class QuicError extends TapsError {
@@ -90,10 +91,10 @@ const ICMP_WORDS: Readonly<Record<string, string>> = {
   ENETDOWN: 'network down',
 };
 
-/** A QUIC connect ended by an ICMP error the kernel reported on the connected UDP socket. */
+/** A QUIC connect ended by an ICMP error the kernel reported on the connected UDP socket (the attempt's answer: no stack, ../../src/stackless.ts). */
 export function unreachableError(err: Error, where: string): TapsError {
   const code = (err as { code?: string }).code ?? 'unreachable';
-  return new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where} ${ICMP_WORDS[code] ?? 'failed'}: ${code}`, undefined, err);
+  return stackless(() => new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where} ${ICMP_WORDS[code] ?? 'failed'}: ${code}`, undefined, err));
 }
 
 /** A reader/writer rejection of an established stream. */

@@ -23,6 +23,7 @@
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { isIP } from 'node:net';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
+import { stackless } from '../../src/stackless.js';
 import { targetAddress } from '../kit/dial.js';
 import { isUnreachable } from './socket.js';
 
@@ -71,7 +72,10 @@ export async function udpRefusal(target: CheckedTarget, localHost: string): Prom
   return refusal;
 }
 
-/** Send the empty datagram; resolves with the send's error, if any (an earlier ICMP error can surface here). */
+/**
+ * Send the empty datagram; resolves with the send's error, if any (an earlier ICMP error can surface here).
+ * Node makes that error inside `send`: it is an answer here, not a bug, so it is made without a stack.
+ */
 function sent(socket: DgramSocket): Promise<Error | null> {
-  return new Promise((resolve) => socket.send(EMPTY, (err) => resolve(err)));
+  return new Promise((resolve) => stackless(() => socket.send(EMPTY, (err) => resolve(err))));
 }

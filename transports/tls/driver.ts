@@ -27,6 +27,7 @@
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, type DriverListener, type ListenAttempt } from '../../src/driver.js';
+import { TapsError } from '../../src/errors.js';
 import { throwIfAborted } from '../kit/abort.js';
 import { connectTcp } from '../kit/dial.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
@@ -34,7 +35,7 @@ import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 import { clientHandshake, handshakeTimeoutOption, tlsInfo } from '../kit/tls-client.js';
 import { tlsAccount } from '../kit/tls-account.js';
-import { tlsClientOptions, tlsServerOptions } from '../kit/tls-options.js';
+import { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from '../kit/tls-options.js';
 import { meterFor } from '../kit/meter.js';
 
 /** What the `tls` stack honours: TCP's capabilities, encrypted. */
@@ -56,15 +57,18 @@ export const tlsDriver: Driver = Object.freeze({
     throwIfAborted(attempt.signal, 'tls');
     const closeTimeout = closeTimeoutOption(attempt.options);
     const handshakeTimeout = handshakeTimeoutOption(attempt.options);
-    const plan = tlsClientOptions(attempt.security, attempt.target);
+    if (attempt.security.mode === 'disabled') throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'security is disabled; a TLS stack cannot be used');
     const raw = await connectTcp(attempt.target, attempt.local, attempt.signal, 'tls', undefined, attempt.unit);
-    const label = `tls handshake with ${plan.identity} at ${attempt.target.address}:${attempt.target.port}`;
+    // The handshake's plan is worked out once TCP connected: a refused port never needs it.
+    let plan: ClientTlsPlan;
     try {
+      plan = tlsClientOptions(attempt.security, attempt.target);
       applyKeepAlive(raw, attempt.options);
     } catch (err) {
       raw.destroy();
       throw err;
     }
+    const label = `tls handshake with ${plan.identity} at ${attempt.target.address}:${attempt.target.port}`;
     const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label, handshakeTimeout);
     return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
