@@ -33,8 +33,10 @@ import { RemoteMatcher } from './remote-match.js';
 import type { TransportProperties } from './properties.js';
 import type { SelectionReport } from './report.js';
 import type { SecurityParameters } from './security.js';
-import { bindStacks, type Bound } from './selection/bind.js';
+import type { Bound } from './selection/bind.js';
 import { judgeStackOnce } from './selection/suitability.js';
+
+let bindCode: Promise<typeof import('./selection/bind.js')> | undefined;
 
 /** Options of `Preconnection.listen()`. */
 export interface ListenOptions {
@@ -127,6 +129,8 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     const { options } = init;
     checkOptions(options);
     options.signal?.throwIfAborted();
+    // The binding code is imported on the first listen(): a process that only initiates never compiles it.
+    const { bindStacks } = await (bindCode ??= import('./selection/bind.js'));
     const { report, bound, lease } = await bindStacks({
       scope: init.scope,
       local: init.local,

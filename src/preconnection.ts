@@ -29,7 +29,7 @@ import type { DriverOptions } from './driver-options.js';
 import { LocalEndpoint, RemoteEndpoint, type RemoteEndpointInit } from './endpoints.js';
 import { EstablishmentError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
-import { RendezvousSession, type SessionInput } from './rendezvous/session.js';
+import type { RendezvousSession, SessionInput } from './rendezvous/session.js';
 import type { MessageFramer } from './framers/index.js';
 import { Listener, type ListenOptions } from './listener.js';
 import { checkMessageContext, type MessageContextInit } from './message.js';
@@ -45,6 +45,17 @@ import { select, type RacingOptions } from './selection/pipeline.js';
 import { UdpFailoverChannel } from './selection/udp-failover.js';
 import { racingFrom } from './selection/racing-options.js';
 import { didYouMean } from './suggest.js';
+
+let rendezvousCode: Promise<typeof import('./rendezvous/session.js')> | undefined;
+
+/**
+ * Open a rendezvous session; its code (sessions, candidate checks, STUN) is imported on the first
+ * `resolve()` or `rendezvous()`, so a process that only initiates or listens never compiles it.
+ */
+async function openSession(input: SessionInput): Promise<RendezvousSession> {
+  const { RendezvousSession } = await (rendezvousCode ??= import('./rendezvous/session.js'));
+  return RendezvousSession.open(input);
+}
 
 /** What a {@link Preconnection} is made from. Keys other than these are a TypeError. */
 export interface PreconnectionInit {
@@ -309,7 +320,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
     options.signal?.throwIfAborted();
     if (this.#rendezvous === undefined) {
-      const session = await RendezvousSession.open(this.#rendezvousInput(options.signal, await this.drivers(), options.stunTimeout));
+      const session = await openSession(this.#rendezvousInput(options.signal, await this.drivers(), options.stunTimeout));
       this.#rendezvous = session;
       options.signal?.addEventListener('abort', () => {
         if (this.#rendezvous === session) this.#rendezvous = undefined;
@@ -337,7 +348,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     let session = this.#rendezvous;
     this.#rendezvous = undefined;
     try {
-      session ??= await RendezvousSession.open(this.#rendezvousInput(options.signal, await this.drivers()));
+      session ??= await openSession(this.#rendezvousInput(options.signal, await this.drivers()));
     } catch (err) {
       this.emit('establishmentError', toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
       throw err;

@@ -19,9 +19,13 @@
  * channel.send(new TextEncoder().encode('ping'), {}, (err) => {});
  */
 import { NO_CAPABILITIES, type Capabilities, type Driver } from '../../src/driver.js';
-import { connectUdp } from './connect.js';
-import { listenUdp } from './listener.js';
-import { openPeerSocket } from './peer-socket.js';
+import { lazy } from '../kit/lazy.js';
+
+// The code behind connect, listen and the rendezvous socket loads on first use (../kit/lazy.ts): the default
+// driver set holds this driver, and a process that never uses UDP never compiles it.
+const connecting = lazy(() => import('./connect.js'));
+const listening = lazy(() => import('./listener.js'));
+const peerSockets = lazy(() => import('./peer-socket.js'));
 
 /** What the `udp` stack honours: message boundaries only (no reliability, order or congestion control). */
 export const UDP_CAPABILITIES: Capabilities = Object.freeze({
@@ -46,7 +50,7 @@ export const udpDriver: Driver = Object.freeze({
   capabilities: UDP_CAPABILITIES,
   multicast: true,
   available: () => ({ available: true }) as const,
-  connect: connectUdp,
-  listen: listenUdp,
-  openPeerSocket,
+  connect: async (attempt) => (await connecting()).connectUdp(attempt),
+  listen: async (attempt) => (await listening()).listenUdp(attempt),
+  openPeerSocket: async (attempt) => (await peerSockets()).openPeerSocket(attempt),
 } satisfies Driver);
