@@ -53,11 +53,16 @@ export function traced<T, C extends object>(tc: ReturnType<typeof tracingChannel
 }
 
 /**
- * A lease whose sent bytes its channel already charged (the driver metered them at the socket, framing and
- * protocol fields included): `sent` counts nothing more; the rest is the lease's.
+ * A lease whose sent bytes (and, with `received`, received bytes) its channel already charged (the driver
+ * metered them at the socket, framing and protocol fields included): those count nothing more here; the
+ * rest is the lease's.
  */
-export function chargedByChannel(lease: Lease): Lease {
-  const charged: Lease = { sent: () => {}, received: (bytes) => lease.received(bytes), release: () => lease.release() };
+export function chargedByChannel(lease: Lease, sent: boolean, received = false): Lease {
+  const charged: Lease = {
+    sent: sent ? () => {} : (bytes) => lease.sent(bytes),
+    received: received ? () => {} : (bytes) => lease.received(bytes),
+    release: () => lease.release(),
+  };
   if (lease.onRevoke) Object.assign(charged, { onRevoke: lease.onRevoke.bind(lease) });
   if (lease.bind) Object.assign(charged, { bind: lease.bind.bind(lease) });
   return charged;

@@ -178,6 +178,12 @@ export interface TransportChannel {
    * then does not count its messages again). Unset: the Connection counts each message as it hands it over.
    */
   readonly metered?: boolean;
+  /**
+   * True when the channel's socket charges the tenant's received-bytes budget for everything it reads, on
+   * the wire (a QUIC client counts its datagrams): the Connection then does not count what the channel
+   * delivers. Unset: the Connection counts each chunk as it arrives.
+   */
+  readonly receiveMetered?: boolean;
 }
 
 /**

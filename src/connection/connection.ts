@@ -184,7 +184,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     // reverse): a metered channel charged the tenant's budget at its socket already, so the lease then only
     // counts for observers; any other has its messages charged here.
     const shared = this.#membership.lease;
-    this.#lease = countingLease(init.channel.metered === true ? chargedByChannel(shared) : shared, init.report.tenant);
+    const ch = init.channel;
+    this.#lease = countingLease(ch.metered === true || ch.receiveMetered === true ? chargedByChannel(shared, ch.metered === true, ch.receiveMetered === true) : shared, init.report.tenant);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     const preset = init.connectionProperties;

@@ -150,26 +150,29 @@ describe('TLS overhead counts against the byte budgets', () => {
 });
 
 /** A UDP relay in front of `upstream`: what the client sent through it, in datagram bytes (its wire, UDP headers aside). */
-async function udpRelay(upstream: number): Promise<{ port: number; fromClient: () => number }> {
+async function udpRelay(upstream: number): Promise<{ port: number; fromClient: () => number; toClient: () => number }> {
   const front = createSocket('udp4');
   const back = createSocket('udp4');
   let client: { address: string; port: number } | undefined;
   let fromClient = 0;
+  let toClient = 0;
   front.on('message', (msg, from) => {
     client = { address: from.address, port: from.port };
     fromClient += msg.byteLength;
     back.send(msg, upstream, '127.0.0.1');
   });
   back.on('message', (msg) => {
-    if (client !== undefined) front.send(msg, client.port, client.address);
+    if (client === undefined) return;
+    toClient += msg.byteLength;
+    front.send(msg, client.port, client.address);
   });
   await new Promise<void>((r) => front.bind(0, '127.0.0.1', () => r()));
   await new Promise<void>((r) => back.bind(0, '127.0.0.1', () => r()));
   cleanups.push(() => new Promise<void>((r) => front.close(() => back.close(() => r()))));
-  return { port: front.address().port, fromClient: () => fromClient };
+  return { port: front.address().port, fromClient: () => fromClient, toClient: () => toClient };
 }
 
-describe('QUIC counts its datagrams against the sent budget', () => {
+describe('QUIC counts its datagrams against the byte budgets', () => {
   const quicListener = async (): Promise<number> => {
     const listener = await new Preconnection({
       scope: createScope({ tenant: 'quic-oh-server', policy: { decide: () => ({ allow: true, rule: 'server' }) } }),
@@ -181,7 +184,7 @@ describe('QUIC counts its datagrams against the sent budget', () => {
     }).listen();
     listener.on('connectionReceived', (c: Connection) => void (async () => {
       try {
-        for await (const _ of c) { /* drained */ }
+        for await (const m of c) await c.send(m.data); // echoed
       } catch {
         /* the client went away */
       }
@@ -193,20 +196,26 @@ describe('QUIC counts its datagrams against the sent budget', () => {
     scope, remote: `quic://127.0.0.1:${port}`, drivers: [quicDriver], security: trust(), properties: new TransportProperties({ multistreaming: 'require' }), framers: [lengthPrefixFramer()],
   }).initiate();
 
-  it('the handshake and every packet count: the tenant\'s count is the datagram bytes the relay carried', async () => {
+  it('the handshake and every packet count, both ways: the tenant\'s counts are the datagram bytes the relay carried', async () => {
     const relay = await udpRelay(await quicListener());
-    const { id, scope } = await tenant('allow quic://@loopback:*\nlimit sent 1MiB per 60s');
+    const { id, scope } = await tenant('allow quic://@loopback:*\nlimit sent 1MiB per 60s\nlimit received 1MiB per 60s');
     const conn = await dial(scope, relay.port);
     await settle();
     const handshake = host.usage(id).sent;
     console.log(`QUIC handshake: ${handshake} bytes charged, the relay carried ${relay.fromClient()}`);
     expect(handshake).toBeGreaterThanOrEqual(1200); // an Initial is padded to 1200 bytes (RFC 9000 §14.1)
     expect(handshake).toBe(relay.fromClient());
+    const echoed = conn.receive();
     await conn.send(new Uint8Array(3000).fill(0x61));
+    expect((await echoed).data.byteLength).toBe(3000);
     await settle();
     console.log(`after 3000 bytes of payload: ${host.usage(id).sent} charged, the relay carried ${relay.fromClient()}`);
     expect(host.usage(id).sent).toBe(relay.fromClient());
     expect(host.usage(id).sent).toBeGreaterThan(handshake + 3000);
+    // Received: every datagram at the socket, the 3000 echoed bytes among them (the Connection does not count them again).
+    console.log(`received: ${host.usage(id).received} charged, the relay carried ${relay.toClient()} to the client`);
+    expect(host.usage(id).received).toBeGreaterThan(0);
+    expect(host.usage(id).received).toBe(relay.toClient());
     await conn.close();
   });
 

@@ -59,6 +59,8 @@ export interface StreamGroup {
   aborting?(channel: StreamChannel): void;
   /** The tenant's byte budget (a client's group): every send on its streams is charged before it is written. */
   readonly meter?: ByteMeter | undefined;
+  /** True when the group's socket charges everything it reads (TransportChannel.receiveMetered). */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 export interface StreamChannelOptions {
@@ -139,6 +141,11 @@ export class StreamChannel implements TransportChannel {
   /** Sends are charged to the group's byte budget here (see `StreamGroup.meter`). */
   get metered(): boolean {
     return this.#group.meter !== undefined;
+  }
+
+  /** What arrives is charged at the group's socket (see `StreamGroup.receiveMetered`). */
+  get receiveMetered(): boolean {
+    return this.#group.receiveMetered === true;
   }
 
   /** Still open (the group routes peer-opened streams to the oldest open channel). */

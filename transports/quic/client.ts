@@ -124,9 +124,9 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
     throw connectError(err, where);
   }
   holdUntilClose(udp.udp, unit);
-  // Outside the library's path no Connection counts what this socket reads: every datagram is charged here.
+  // Every datagram read is charged here, on the wire (its channels say so: no Connection counts it again).
   let group: QuicGroup | undefined;
-  if (!unit.granted && wireMeter !== undefined) {
+  if (wireMeter !== undefined) {
     udp.udp.on('message', (msg: Buffer) => {
       try {
         wireMeter.received(msg.byteLength);
@@ -201,6 +201,6 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   const facts = { protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined, serverName, authenticated: security.mode === 'required' };
   const messagesOf = datagrams ? { defaults: messages, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
   const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
-  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: wire === undefined ? meterFor(attempt) : wire.payload(meterFor(attempt)) });
+  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: wire === undefined ? meterFor(attempt) : wire.payload(meterFor(attempt)), receiveMetered: wireMeter !== undefined });
   return group.add(connection.newStream('bidi'));
 }

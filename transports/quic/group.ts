@@ -58,6 +58,8 @@ export interface QuicGroupOptions {
   readonly messages?: (DatagramMuxOptions & { readonly defaults: MessageDefaults }) | undefined;
   /** The tenant's byte budget (a client's or a listener's): what its channels send is charged to it first. */
   readonly meter?: ByteMeter | undefined;
+  /** True when the client's socket charges every datagram it reads to the received budget (./wire.ts). */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 /** The part of quiche's connection (package-internal `conn`, @matrixai/quic ~2.0.9) the group uses: stream retirement and priority. */
@@ -165,6 +167,10 @@ export class QuicGroup implements StreamGroup, FlowHost {
   /** The datagram side of a `quic-dgram` connection. */
   get meter(): ByteMeter | undefined {
     return this.#options.meter;
+  }
+
+  get receiveMetered(): boolean {
+    return this.#options.receiveMetered === true;
   }
 
   get mux(): DatagramMux {

@@ -72,6 +72,8 @@ export interface FlowHost {
   openUni(): QUICStream;
   /** The tenant's byte budget (a client's connection): each message is charged before it is sent. */
   readonly meter?: ByteMeter | undefined;
+  /** True when the connection's socket charges every datagram it reads (TransportChannel.receiveMetered). */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 export interface QuicMessageChannelInit {
@@ -141,6 +143,11 @@ export class QuicMessageChannel implements TransportChannel, FlowSink {
   /** Messages are charged to the connection's byte budget here (see {@link FlowHost.meter}). */
   get metered(): boolean {
     return this.#host.meter !== undefined;
+  }
+
+  /** What arrives is charged at the connection's socket (see {@link FlowHost.receiveMetered}). */
+  get receiveMetered(): boolean {
+    return this.#host.receiveMetered === true;
   }
 
   /** Still open (the group routes peer streams to the oldest open channel). */
