@@ -19,6 +19,7 @@ import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { tcpDriver } from '../../transports/tcp/index.js';
 import { udpDriver } from '../../transports/udp/index.js';
+import { wsDriver } from '../../transports/websocket/index.js';
 
 const host = new Host();
 const cleanups: (() => Promise<unknown> | void)[] = [];
@@ -245,6 +246,37 @@ describe('peers of a UDP listener opened directly count too', () => {
     const failed = closedWith(channels[0]!);
     a.send(new Uint8Array(600), listener.local.port, '127.0.0.1'); // 1200 > 1 KiB
     expectQuota(await failed, 'bytes-received');
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    await listener.close();
+  });
+});
+
+describe('peers of a WebSocket listener opened directly count too', () => {
+  it('ws: each accepted peer takes a unit of limit connections; one over the limit is dropped before its upgrade', async () => {
+    const { WebSocket } = await import('ws');
+    const { id, scope } = await tenant('limit connections 1');
+    const listener = await wsDriver.listen!(await listenAttempt(scope, wsDriver));
+    const channels: TransportChannel[] = [];
+    listener.start({ connection: (ch) => channels.push(ch), error: () => {} });
+    const open = (): Promise<{ ws: InstanceType<typeof WebSocket>; result: Promise<string> }> => {
+      const ws = new WebSocket(`ws://127.0.0.1:${listener.local.port}/`);
+      const result = new Promise<string>((r) => {
+        ws.once('open', () => r('open'));
+        ws.once('error', () => r('refused'));
+      });
+      return Promise.resolve({ ws, result });
+    };
+    const first = await open();
+    expect(await first.result).toBe('open');
+    await until(() => channels.length === 1);
+    expect(host.usage(id).connections).toBe(1);
+    const second = await open();
+    expect(await second.result).toBe('refused');
+    expect(channels).toHaveLength(1);
+    expect(host.usage(id).connections).toBe(1);
+    for (const ch of channels) ch.abort();
+    first.ws.terminate();
     await until(() => host.usage(id).connections === 0);
     expect(host.usage(id).connections).toBe(0);
     await listener.close();

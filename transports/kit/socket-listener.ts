@@ -98,7 +98,7 @@ export class SocketListener implements DriverListener {
  * `limit connections` from the scope that minted the bind target, held until it closes (over the limit the
  * peer is dropped at once), and a plain TCP one charges what it reads to `limit received`.
  */
-function peerUnits(target: unknown, plain: boolean): (socket: Socket) => boolean {
+export function peerUnits(target: unknown, plain: boolean): (socket: Socket) => boolean {
   const meter = plain ? wireMeterFor(undefined, target) : undefined;
   return (socket) => {
     let taken: SocketUnit | Promise<SocketUnit>;

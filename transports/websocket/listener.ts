@@ -31,6 +31,7 @@ import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
 import { holdUntilClose, listenUnit, type SocketUnit } from '../kit/account.js';
+import { peerUnits } from '../kit/socket-listener.js';
 import { meterFor, meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
@@ -108,6 +109,16 @@ class WebSocketListener implements DriverListener {
   #listen(attempt: ListenAttempt, address: string, port: number, family: 4 | 6, unit: SocketUnit): Promise<void> {
     const { signal } = attempt;
     holdUntilClose(this.#server, unit);
+    // Opened outside the library's path: each accepted peer takes a unit of `limit connections` (its Listener would).
+    if (!unit.granted) {
+      const admit = peerUnits(attempt.target, false);
+      this.#server.prependListener('connection', (socket: net.Socket) => {
+        if (!admit(socket)) {
+          socket.on('error', () => {});
+          socket.destroy();
+        }
+      });
+    }
     return new Promise<void>((resolve, reject) => {
       let stopListening = (): void => {};
       const onAbort = (): void => {
