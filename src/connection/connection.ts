@@ -153,9 +153,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #silent = false;
   #closing: Promise<void> | undefined;
   #error: TapsError | undefined;
-  /** The deframer's message callback (made with the deframer) and its sinks (made with the first data). */
-  readonly #emitMessage: ((data: Uint8Array) => void) | undefined;
-  #sinks: { readonly skip: DeframerSink; readonly pieces: DeframerSink } | undefined;
+  /** The deframer's message callback and sinks, made with the first data (see #makeSinks). */
+  #sinks: DeframerSinks | undefined;
   /** Pieces of a message the application sends with endOfMessage false, held until its end (framed stacks). */
   #outgoing: { pieces: Uint8Array[]; bytes: number; waiting: ((p: Promise<void>) => void)[] } | undefined;
   /** Made when the first `pathChange`/`softError` listener is added. */
@@ -170,9 +169,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#clock = init.clock ?? systemClock;
     this.#framer = init.driver.framing === 'stream' && init.framers.length > 0 ? framerStack(init.framers) : undefined;
     this.#deframer = this.#framer?.createDeframer();
-    if (this.#deframer !== undefined) {
-      this.#emitMessage = (data) => this.#deliver(new Message(data));
-    }
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     // One object is the channel's receiver and the host of the sender, settings and membership (no closure per callback).
     const link = new Connection.#Link(this);
@@ -437,7 +433,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (this.#deframer !== undefined) {
       try {
         const sinks = (this.#sinks ??= this.#makeSinks());
-        this.#deframer.push(chunk, this.#emitMessage!, this.#inbox?.wantsPieces ? sinks.pieces : sinks.skip);
+        this.#deframer.push(chunk, sinks.emit, this.#inbox?.wantsPieces ? sinks.pieces : sinks.skip);
       } catch (err) {
         this.abort(toTapsError(err, 'ERR_TAPS_DEFRAMING_FAILED'));
       }
@@ -452,10 +448,19 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     else this.#deliver(meta?.fields ? new Message(chunk, { final: false, fields: meta.fields }) : new Message(chunk));
   }
 
-  /** What the deframer may report to: skipped messages only, or pieces too (made with the first data: idle connections stay small). */
-  #makeSinks(): { skip: DeframerSink; pieces: DeframerSink } {
+  /**
+   * Where the deframer hands messages, and what it may report to: skipped messages only, or pieces too. Made
+   * with the first data, here and not in the constructor: idle connections stay small, and a closure over the
+   * constructor's scope kept young objects alive across scavenges while the code was not yet optimized
+   * (docs/performance.md).
+   */
+  #makeSinks(): DeframerSinks {
     const skipped = (error: TapsError): void => void this.emit('receiveError', Object.freeze({ final: false }), error);
-    return { skip: Object.freeze({ skipped }), pieces: Object.freeze({ skipped, part: (piece: Uint8Array, end: boolean) => this.#onPiece(piece, end, newContext) }) };
+    return {
+      emit: (data) => this.#deliver(new Message(data)),
+      skip: Object.freeze({ skipped }),
+      pieces: Object.freeze({ skipped, part: (piece: Uint8Array, end: boolean) => this.#onPiece(piece, end, newContext) }),
+    };
   }
 
   /** A piece of a message arriving in pieces: to the inbox, which hands back the whole message unless some of it was read. */
@@ -745,6 +750,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
 }
 
 type Link = ChannelReceiver & SenderHost & SettingsHost & MemberHost<Connection>;
+
+/** A connection's deframer callbacks: whole messages, and the sinks for skipped messages and pieces. */
+interface DeframerSinks {
+  readonly emit: (data: Uint8Array) => void;
+  readonly skip: DeframerSink;
+  readonly pieces: DeframerSink;
+}
 
 /** A fresh context for a message arriving in pieces: its pieces share it, and it is no other message's (RFC 9622 §9.3.2.2). */
 function newContext(): ReceivedContext {
