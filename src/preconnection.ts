@@ -215,18 +215,28 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     return frozen;
   }
 
-  /** Active open (RFC 9622 §7.1): resolves with a Connection that is ready. */
-  async initiate(options: InitiateOptions = {}): Promise<Connection> {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    rejectUnknownKeys(options, INITIATE_KEYS, 'initiate()');
-    if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !(options.timeout > 0))) {
-      throw new RangeError(`options.timeout must be a positive number of ms, got ${String(options.timeout)}`);
+  /**
+   * Active open (RFC 9622 §7.1): resolves with a Connection that is ready. Bad options reject (a TypeError or
+   * RangeError) before anything starts. Not an async function: it hands back the selection's own promise, so
+   * the connection reaches the caller without another promise and its ticks.
+   */
+  initiate(options: InitiateOptions = {}): Promise<Connection> {
+    let snap: Snapshot;
+    try {
+      if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+      rejectUnknownKeys(options, INITIATE_KEYS, 'initiate()');
+      if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !(options.timeout > 0))) {
+        throw new RangeError(`options.timeout must be a positive number of ms, got ${String(options.timeout)}`);
+      }
+      const remote = this.remote;
+      if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
+      // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6), nor its clones
+      // (§7.4). One frozen, validated copy serves every initiate() until the properties change.
+      snap = { remote, local: this.local, properties: this.#initiateSnapshot(), security: this.security, framers: this.framers };
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const remote = this.remote;
-    if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
-    // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6), nor its clones
-    // (§7.4). One frozen, validated copy serves every initiate() until the properties change.
-    const snap = { remote, local: this.local, properties: this.#initiateSnapshot(), security: this.security, framers: this.framers };
+    const remote = snap.remote;
     return traced(initiateChannel, () => ({ tenant: this.scope.tenant, remote: remote.toString() }), () => this.#establish(snap, options));
   }
 

@@ -295,12 +295,66 @@ function withTarget<A>(snap: Record<string, unknown>, target: CheckedTarget): A 
 
 const ATTEMPT_FIELDS = ['signal', 'target', 'remote', 'local', 'security', 'properties', 'options', 'unit'] as const;
 
+/** The fields of an attempt a scope's network takes from its caller (the rest are the scope's own). */
+type AttemptFields = Pick<ConnectAttempt, (typeof ATTEMPT_FIELDS)[number]>;
+
+/**
+ * @internal A connect attempt the library makes itself (a selection's candidate). Its fields are private,
+ * read through a frozen prototype's getters: a scope's network takes them as they were made, without the
+ * field-by-field copy a caller's attempt needs. The guard, meter and network are the scope's, as for any.
+ */
+export class OwnAttempt implements ConnectAttempt {
+  readonly #fields: AttemptFields;
+  readonly #guard: PolicyGuard;
+
+  constructor(fields: AttemptFields, guard: PolicyGuard) {
+    this.#fields = fields;
+    this.#guard = guard;
+  }
+
+  get signal(): AbortSignal {
+    return this.#fields.signal;
+  }
+  get target(): CheckedTarget {
+    return this.#fields.target;
+  }
+  get remote(): ConnectAttempt['remote'] {
+    return this.#fields.remote;
+  }
+  get local(): ConnectAttempt['local'] {
+    return this.#fields.local;
+  }
+  get security(): ConnectAttempt['security'] {
+    return this.#fields.security;
+  }
+  get properties(): ConnectAttempt['properties'] {
+    return this.#fields.properties;
+  }
+  get options(): ConnectAttempt['options'] {
+    return this.#fields.options;
+  }
+  get unit(): unknown {
+    return this.#fields.unit;
+  }
+  get guard(): PolicyGuard {
+    return this.#guard;
+  }
+
+  /** The fields `a` was made with, when the library made it; undefined for anything else. */
+  static made(a: object): AttemptFields | undefined {
+    return #fields in a ? (a as OwnAttempt).#fields : undefined;
+  }
+}
+Object.freeze(OwnAttempt.prototype);
+
 /** The attempt as the driver will see it: read once (own data), with this scope's guard; never the caller's object. */
 function snapshotAttempt(attempt: unknown, scope: AdmittingScope, network: CheckedNetwork, what: string): Record<string, unknown> {
   const a = checkObject(attempt, what);
   // The guard, the meter and the network are the scope's own: a caller can neither swap nor drop them.
   const out: Record<string, unknown> = { guard: scope.guard, meter: scope.meter, network };
-  for (const k of ATTEMPT_FIELDS) out[k] = ownField(a, k, what);
+  const own = OwnAttempt.made(a);
+  if (own !== undefined) for (const k of ATTEMPT_FIELDS) out[k] = own[k];
+  else for (const k of ATTEMPT_FIELDS) out[k] = ownField(a, k, what);
   if (!(out['signal'] instanceof AbortSignal)) throw new TypeError(`${what}.signal must be an AbortSignal`);
   const options = out['options'];
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`${what}.options must be an object`);

@@ -7,7 +7,7 @@
  */
 import type { ConnectAttempt, Driver } from '../driver.js';
 import type { LocalEndpoint } from '../endpoints.js';
-import { socketGrant } from '../policy/admission.js';
+import { OwnAttempt, socketGrant } from '../policy/admission.js';
 import type { CheckedTarget } from '../policy/contract.js';
 import type { SelectionInput } from './types.js';
 
@@ -21,17 +21,19 @@ export function presented(input: SelectionInput, checked: string | undefined): s
   return input.security.serverName ?? checked;
 }
 
-/** What a driver gets for one attempt at a checked target. */
+/** What a driver gets for one attempt at a checked target (the scope's network takes it without a copy: OwnAttempt). */
 export function attemptFor(input: SelectionInput, driver: Driver, target: CheckedTarget, signal: AbortSignal, local: LocalEndpoint | undefined = input.local): ConnectAttempt {
-  return {
+  const fields = {
     signal,
     target,
     remote: input.remote,
     local,
     security: input.security,
     properties: input.properties,
-    options: input.driverOptions[driver.id] ?? {},
-    guard: input.scope.guard,
+    options: input.driverOptions[driver.id] ?? NO_OPTIONS,
     unit: input.lease === undefined ? undefined : socketGrant(input.scope, input.lease, 'connection'),
   };
+  return new OwnAttempt(fields, input.scope.guard);
 }
+
+const NO_OPTIONS: Readonly<Record<string, unknown>> = Object.freeze({});

@@ -13,6 +13,7 @@ import type { LocalEndpoint } from '../endpoints.js';
 import { toTapsError, type TapsError } from '../errors.js';
 import type { NetworkScope } from '../network.js';
 import type { CheckedTarget } from '../policy/contract.js';
+import { OwnRequest } from '../policy/requests.js';
 import type { RankedStack } from './rank.js';
 
 export class Authorizer {
@@ -46,7 +47,7 @@ export class Authorizer {
   /** One address's verdict for a stack: its CheckedTarget, or why not (the bind grant first, when there is one). */
   decide(s: RankedStack, a: { address: string; family: 4 | 6 }, port: number, hostName: string | undefined): Promise<CheckedTarget | TapsError> {
     const connect = (): Promise<CheckedTarget | TapsError> =>
-      this.#scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address: a.address, port, hostName }).then(
+      this.#scope.guard.authorize(new OwnRequest('connect', s.driver.protocol, a.address, port, hostName)).then(
         (target) => target,
         (err: unknown) => toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED'),
       );

@@ -25,6 +25,7 @@ import type { TransportChannel } from '../driver.js';
 import { EstablishmentError, TapsError, toTapsError } from '../errors.js';
 import type { CheckedTarget } from '../policy/contract.js';
 import { planPaths, type PathPlan } from '../paths/constraints.js';
+import { OwnRequest } from '../policy/requests.js';
 import { attemptFor, presented } from './attempt.js';
 import { Authorizer } from './authorize.js';
 import { failure } from './failure.js';
@@ -151,7 +152,7 @@ async function attemptOne(input: SelectionInput, rec: Recorder, s: RankedStack, 
     const bind = auth.localBind(s.driver.protocol, family);
     const bindDenied = bind === undefined ? undefined : await bind;
     if (bindDenied !== undefined) throw bindDenied;
-    target = await input.scope.guard.authorize({ use: 'connect', protocol: s.driver.protocol, address, port, hostName });
+    target = await input.scope.guard.authorize(new OwnRequest('connect', s.driver.protocol, address, port, hostName));
   } catch (err) {
     const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
     const decision = (e as { decision?: Selected['candidate']['decision'] }).decision;
@@ -182,8 +183,9 @@ async function attemptOne(input: SelectionInput, rec: Recorder, s: RankedStack, 
     rec.cancelled(c);
     throw signal.reason;
   }
-  rec.won(c);
-  rec.end(c.id);
+  const at = rec.at();
+  rec.won(c, at);
+  rec.end(c.id, at);
   sig.idle = true; // its signal stays as it is: nothing else of this selection runs
   return { channel, driver: s.driver, target, candidate: c, report: rec.report };
 }

@@ -128,16 +128,18 @@ export class Recorder {
     this.update(c, { fate: 'cancelled', endedAt: this.at(), reason });
   }
 
-  won(c: CandidateRecord): void {
-    this.update(c, { fate: 'won', endedAt: this.at(), reason: c.reason });
+  /** An attempt won, at `at` (now unless given: a direct attempt's win and the selection's end are one reading). */
+  won(c: CandidateRecord, at = this.at()): void {
+    c.fate = 'won';
+    c.endedAt = at;
+    this.#input.onProgress?.(c, this.report);
     if (candidateReady.hasSubscribers) candidateReady.publish({ tenant: this.report.tenant, candidate: c });
   }
 
-  /** The selection ended (with `winner`, or without): what never ran is skipped, what still ran cancelled. */
-  end(winner?: string): void {
+  /** The selection ended (with `winner`, or without) at `now`: what never ran is skipped, what still ran cancelled. */
+  end(winner?: string, now = this.at()): void {
     const report = this.report;
     if (winner !== undefined) report.winner = winner;
-    const now = this.at();
     for (const c of report.candidates) {
       if (c.fate === 'pending' && c.startedAt === undefined) Object.assign(c, { fate: 'skipped', reason: `not attempted: ${report.winner ? 'another candidate won first' : 'the race ended first'}` });
       else if (c.fate === 'pending') Object.assign(c, { fate: 'cancelled', endedAt: now });

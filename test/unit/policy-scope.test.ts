@@ -11,6 +11,8 @@ import { DelegatingNetwork, type ResolvedAddress } from '../../src/network.js';
 import { createScope } from '../../src/policy/basic-scope.js';
 import { isNetworkScope, mintTarget, type CheckedTarget, type DecisionRecord } from '../../src/policy/chokepoint.js';
 import { Host } from '../../src/policy/host.js';
+import { OwnAttempt } from '../../src/policy/admission.js';
+import { OwnRequest } from '../../src/policy/requests.js';
 
 function fakeDriver(protocol: 'tcp' | 'udp' = 'tcp') {
   const calls: CheckedTarget[] = [];
@@ -104,6 +106,36 @@ describe('TenantScope: targets', () => {
     expect(dialled).toEqual(['127.0.0.1']);
   });
 });
+
+describe('requests and attempts the library makes itself', () => {
+  it('are taken as made; a lookalike of their class is read as any caller object (own data only)', async () => {
+    for (const scope of [createScope({ tenant: 't', policy: { decide: () => ({ allow: true, rule: 'all' }) } }), await hostTenant()]) {
+      const { driver, calls } = fakeDriver();
+      const own = new OwnRequest('connect', 'tcp', '127.0.0.1', 1, undefined);
+      const target = await scope.guard.authorize(own);
+      expect(target).toMatchObject({ use: 'connect', protocol: 'tcp', address: '127.0.0.1', port: 1 });
+      // The same prototype, fields as getters: not the library's, so its getters are refused as any caller's.
+      let reads = 0;
+      const lookalike = Object.create(OwnRequest.prototype, {
+        use: { get: () => (reads++, 'connect') }, protocol: { get: () => 'tcp' }, address: { get: () => '127.0.0.1' }, port: { get: () => 1 },
+      }) as OwnRequest;
+      await expect(scope.guard.authorize(lookalike)).rejects.toThrow(TypeError);
+      expect(reads).toBe(0);
+      const signal = new AbortController().signal;
+      await scope.network.connect(driver, new OwnAttempt({ signal, target, remote: undefined as never, local: undefined, security: undefined as never, properties: undefined as never, options: {} }, scope.guard));
+      expect(calls).toEqual([target]);
+      const fake = Object.create(OwnAttempt.prototype, { target: { get: () => target }, signal: { value: signal } }) as OwnAttempt;
+      await expect(scope.network.connect(driver, fake)).rejects.toThrow(TypeError);
+      expect(calls).toEqual([target]);
+    }
+  });
+});
+
+async function hostTenant() {
+  const host = new Host({ resolver: async () => [] });
+  host.setPolicy('a', 'allow tcp://127.0.0.1:1');
+  return host.tenant('a');
+}
 
 describe('TenantScope: lookups through an injected, hostile resolver', () => {
   const asked: string[] = [];
