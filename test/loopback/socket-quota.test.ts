@@ -13,11 +13,15 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ChannelReceiver, type ConnectAttempt, type Driver, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
 import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
 import { QuotaExceededError } from '../../src/errors.js';
-import { Host, type TenantScope } from '../../src/policy/index.js';
+import { Host, createScope, type TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { tcpDriver } from '../../transports/tcp/index.js';
+import type { Connection } from '../../src/connection/connection.js';
+import { lengthPrefixFramer } from '../../src/framers/index.js';
+import { testCertificate } from '../helpers/certs.js';
+import { quicDriver } from '../../transports/quic/index.js';
 import { udpDriver } from '../../transports/udp/index.js';
 import { wsDriver } from '../../transports/websocket/index.js';
 
@@ -277,6 +281,40 @@ describe('peers of a WebSocket listener opened directly count too', () => {
     expect(host.usage(id).connections).toBe(1);
     for (const ch of channels) ch.abort();
     first.ws.terminate();
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    await listener.close();
+  });
+});
+
+describe('peers of a QUIC listener opened directly count too', () => {
+  it('quic: each connection takes a unit of limit connections; one over the limit is closed and never handed over', async () => {
+    const cert = testCertificate({ kind: 'ec', days: 10 });
+    const { id, scope } = await tenant('limit connections 1');
+    const bind = await listenAttempt(scope, quicDriver);
+    const listener = await quicDriver.listen!({ ...bind, security: new SecurityParameters({ certificate: cert.cert, key: cert.key }), properties: new TransportProperties({ multistreaming: 'require' }) });
+    const channels: TransportChannel[] = [];
+    listener.start({ connection: (ch) => channels.push(ch), error: () => {} });
+    const peer = createScope({ tenant: 'sq-quic-peer', policy: { decide: () => ({ allow: true, rule: 'peer' }) } });
+    const dial = (): Promise<Connection> => new Preconnection({
+      scope: peer, remote: `quic://127.0.0.1:${listener.local.port}`, drivers: [quicDriver], security: new SecurityParameters({ ca: cert.cert }),
+      properties: new TransportProperties({ multistreaming: 'require' }), framers: [lengthPrefixFramer()],
+    }).initiate();
+    const first = await dial();
+    await first.send('hello');
+    await until(() => channels.length === 1);
+    expect(host.usage(id).connections).toBe(1);
+    const second = await dial().catch((e: unknown) => e);
+    if (!(second instanceof Error)) {
+      // The handshake may finish before the listener closes it: it is closed, never handed over.
+      await (second as Connection).send('hello').catch(() => {});
+      await until(() => (second as Connection).state === 'closed');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(channels).toHaveLength(1);
+    expect(host.usage(id).connections).toBe(1);
+    for (const ch of channels) ch.abort();
+    await first.close().catch(() => {});
     await until(() => host.usage(id).connections === 0);
     expect(host.usage(id).connections).toBe(0);
     await listener.close();

@@ -41,7 +41,7 @@ import { judgeStackOnce } from '../../src/selection/suitability.js';
 import { abortedError, throwIfAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
-import { holdUntilClose, listenUnit } from '../kit/account.js';
+import { holdUntilClose, listenUnit, takeSocketUnit, type SocketUnit } from '../kit/account.js';
 import { offersDatagrams } from './client.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
@@ -111,7 +111,10 @@ export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Pr
   }
   const serverSocket = (server as unknown as { socket?: Parameters<typeof setReceiveBuffer>[0] }).socket;
   if (datagrams && serverSocket !== undefined) setReceiveBuffer(serverSocket, DATAGRAM_RECV_BUFFER);
-  const served = { stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined, meter: meterFor(attempt) };
+  const served = {
+    stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined, meter: meterFor(attempt),
+    direct: unit.granted ? undefined : { target },
+  };
   return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg, served);
 }
 
@@ -134,6 +137,12 @@ interface Served {
   readonly datagrams: MessageDefaults | undefined;
   /** The tenant's byte budget: every channel of every connection (each stream, each message) charges it first. */
   readonly meter: ByteMeter | undefined;
+  /**
+   * Set for a listener opened outside the library's path (whose Listener would take a unit per peer): each
+   * connection takes a unit of `limit connections` from the scope that minted this bind target, held until
+   * it is torn down; one over the limit is closed at once.
+   */
+  readonly direct?: { readonly target: unknown } | undefined;
 }
 
 class QuicListener implements DriverListener {
@@ -171,6 +180,21 @@ class QuicListener implements DriverListener {
       void this.#stopConnection(connection);
       return;
     }
+    let unit: SocketUnit | Promise<SocketUnit> | undefined;
+    if (this.#served.direct !== undefined) {
+      try {
+        unit = takeSocketUnit(undefined, this.#served.direct.target, 'connection');
+      } catch {
+        void this.#stopConnection(connection);
+        return;
+      }
+    }
+    let released = false;
+    const release = (): void => {
+      released = true;
+      if (unit !== undefined && !(unit instanceof Promise)) unit.release();
+    };
+    if (unit instanceof Promise) unit.then((u) => (released ? u.release() : (unit = u)), () => group.abort(new TapsError('ERR_TAPS_QUOTA_EXCEEDED', 'no connection unit for this peer')));
     const remote: SocketAddress = { address: connection.remoteHost as string, port: connection.remotePort as number, family: this.local.family };
     const facts = { protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined };
     const defaults = this.#served.datagrams !== undefined && offersDatagrams(connection) ? this.#served.datagrams : undefined;
@@ -190,6 +214,7 @@ class QuicListener implements DriverListener {
           if (this.#queue.closed) await stopped;
           this.#groups.delete(group);
           this.#untaken.delete(group);
+          release();
           await this.#maybeStop();
         },
       },
