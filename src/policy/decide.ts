@@ -63,6 +63,13 @@ const USES = new Set<string>(NETWORK_USES);
 const PROTOCOLS = new Set<string>(POLICY_PROTOCOLS);
 
 /**
+ * The last IPv4 literal a request named, canonical (frozen) and classified: a client dialling one address
+ * again parses and classifies it once. Keyed by the exact string (strings cannot change), so a different
+ * spelling of the same address is parsed as any other.
+ */
+let lastV4: { readonly raw: string; readonly address: CanonicalAddress; readonly cls: AddressClass; readonly v4: number } | undefined;
+
+/**
  * Read a request's fields exactly once (a getter cannot answer differently
  * twice) and canonicalise them. Unknown fields, such as a forged `tenant`,
  * are never read.
@@ -107,8 +114,9 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
       address = h;
     } else if (address.host !== h.host) return rejection(use, protocol, rawHost, port, 'invalid-host', `host ${JSON.stringify(rawHost)} disagrees with the address`);
   }
+  const known = lastV4 !== undefined && lastV4.raw === rawAddress ? lastV4 : undefined;
   if (rawAddress !== undefined) {
-    const a = canonicalAddress(rawAddress);
+    const a = known?.address ?? canonicalAddress(rawAddress);
     if (!a.ok) return rejection(use, protocol, rawHost, port, 'invalid-host', a.reason);
     if (address !== undefined && (address.host !== a.host || (address.kind === 'ipv6' && a.kind === 'ipv6' && address.zone !== a.zone && address.zone !== undefined))) {
       return rejection(use, protocol, rawHost, port, 'invalid-host', `address ${JSON.stringify(rawAddress)} disagrees with the host literal`);
@@ -119,10 +127,16 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
   if (use === 'lookup' && name === undefined) return rejection(use, protocol, rawHost, port, 'invalid-host', 'a lookup needs a host name, not an address');
   let cls: AddressClass | undefined;
   let v4: number | undefined;
-  if (address !== undefined) {
+  if (known !== undefined && address === known.address) {
+    cls = known.cls;
+    v4 = known.v4;
+  } else if (address !== undefined) {
     const c = classify(address);
     cls = c.cls;
     v4 = c.v4;
+    if (address.kind === 'ipv4' && typeof rawAddress === 'string' && address.host === rawAddress) {
+      lastV4 = Object.freeze({ raw: rawAddress, address: Object.freeze(address), cls: c.cls, v4: address.v4 });
+    }
   }
   return { ok: true, use, protocol: protocol as PolicyProtocol, host: hostForRecord, name, address, cls, v4, port, url: typeof url === 'string' ? url : undefined };
 }

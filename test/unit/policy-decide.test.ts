@@ -4,6 +4,7 @@
  * hops to internal hosts, forged fields.
  */
 import { describe, expect, it } from 'vitest';
+import { canonicalRequest } from '../../src/policy/decide.js';
 import { Host } from '../../src/policy/host.js';
 import type { DecisionRecord } from '../../src/policy/index.js';
 import type { PolicyRequest } from '../../src/policy/types.js';
@@ -221,6 +222,17 @@ describe('decide: forged and tricky request objects', () => {
     expect(await acme.guard.decide(req)).toMatchObject({ allow: false, code: 'policy-error' });
     expect(acme.guard.decideSync(req)).toMatchObject({ allow: false, code: 'policy-error' });
     expect(await acme.guard.decide(null as never)).toMatchObject({ allow: false, code: 'policy-error' });
+  });
+
+  it('one address asked for again, alone or between others, is decided as the first time (the last IPv4 literal is remembered)', () => {
+    const seq = ['127.0.0.1', '127.0.0.1', '169.254.169.254', '127.0.0.1', '0x7f.1', '127.0.0.1', '10.0.0.1', '10.0.0.1'];
+    const fresh = seq.map((a) => canonicalRequest({ use: 'connect', protocol: 'tcp', address: a, port: 80 }));
+    const again = seq.map((a) => canonicalRequest({ use: 'connect', protocol: 'tcp', address: a, port: 80 }));
+    expect(again).toEqual(fresh);
+    expect(fresh.map((c) => (c.ok ? c.cls : c.code))).toEqual(['loopback', 'loopback', 'cloud-metadata', 'loopback', 'loopback', 'loopback', 'private', 'private']);
+    const c = canonicalRequest({ use: 'connect', protocol: 'tcp', address: '10.0.0.1', port: 80 });
+    if (!c.ok) throw new Error('expected a canonical request');
+    expect(Object.isFrozen(c.address)).toBe(true); // shared between requests: nobody holding one can change the next
   });
 
   it('records carry the canonical form next to what was given', async () => {
