@@ -38,7 +38,7 @@ import { isNetworkScope } from './policy/admission.js';
 import type { Lease } from './policy/contract.js';
 import { PathMonitor } from './paths/monitor.js';
 import { TransportProperties, type TransportPropertiesInit } from './properties.js';
-import { registeredDrivers } from './registry.js';
+import { loadedDrivers, registeredDrivers, selectionDrivers } from './registry.js';
 import type { CandidateRecord, SelectionReport } from './report.js';
 import { SecurityParameters } from './security.js';
 import { select, type RacingOptions } from './selection/pipeline.js';
@@ -258,7 +258,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
         properties: snap.properties,
         security: snap.security,
         framerCount: snap.framers.length,
-        drivers: this.#drivers ?? (await registeredDrivers()),
+        drivers: this.#drivers ?? loadedDrivers() ?? (await selectionDrivers()),
         driverOptions: this.#driverOptions,
         racing: this.#racing,
         clock: this.#clock,

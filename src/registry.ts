@@ -18,6 +18,8 @@ type DefaultsModule = typeof import('../transports/defaults.js');
 
 const registered = new Map<string, Driver>();
 let defaults: Promise<DefaultsModule> | undefined;
+/** The default drivers plus the registered ones, as a selection uses them: made once, again after a (un)registration. */
+let current: readonly Driver[] | undefined;
 
 // A literal specifier, so a bundler (esbuild, Rollup, webpack) follows it and ships the drivers; it is
 // still loaded only on first use.
@@ -59,20 +61,38 @@ export function registerDriver(driver: Driver): void {
     throw new TypeError('driver must be a Driver object with an id and a connect function');
   }
   registered.set(driver.id, driver);
+  current = undefined;
 }
 
 /** Remove a driver registered with {@link registerDriver}; true if it was there. */
 export function unregisterDriver(id: string): boolean {
+  current = undefined;
   return registered.delete(id);
 }
 
 /** The default drivers plus every registered one (registered ids win). */
 export async function registeredDrivers(): Promise<Driver[]> {
+  return [...(await selectionDrivers())];
+}
+
+/**
+ * @internal The drivers a selection with no list of its own uses: once the defaults are loaded, the same frozen
+ * list every time until a driver is (un)registered (answered without waiting a turn: see {@link loadedDrivers}).
+ */
+export async function selectionDrivers(): Promise<readonly Driver[]> {
+  if (current !== undefined) return current;
   const base = await (await loadDefaults()).drivers();
   const byId = new Map<string, Driver>();
   for (const d of base) byId.set(d.id, d);
   for (const [id, d] of registered) byId.set(id, d);
-  return [...byId.values()];
+  const list = Object.freeze([...byId.values()]);
+  current = list; // (made after the await: a registration meanwhile is in it; a later one clears it)
+  return list;
+}
+
+/** @internal {@link selectionDrivers}' list when it is made already, else undefined. */
+export function loadedDrivers(): readonly Driver[] | undefined {
+  return current;
 }
 
 /** The system resolver (getaddrinfo through `dns.lookup`, one family per call). */

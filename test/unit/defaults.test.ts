@@ -4,7 +4,8 @@
  * behaviour in the compliance suite (test/compliance/), over real sockets.
  */
 import { describe, expect, it } from 'vitest';
-import { registeredDrivers, systemResolver as registrySystemResolver } from '../../src/registry.js';
+import { loadedDrivers, registerDriver, registeredDrivers, selectionDrivers, systemResolver as registrySystemResolver, unregisterDriver } from '../../src/registry.js';
+import type { Driver } from '../../src/driver.js';
 import { BUILTIN_DRIVERS, drivers, loadOptional, systemResolver } from '../../transports/defaults.js';
 
 describe('default drivers', () => {
@@ -26,6 +27,29 @@ describe('default drivers', () => {
     expect(await registrySystemResolver('127.0.0.1', 4, new AbortController().signal)).toEqual(
       await systemResolver('127.0.0.1', 4, new AbortController().signal),
     );
+  });
+});
+
+describe('the drivers a selection uses', () => {
+  it('are one frozen list, kept until a driver is registered or unregistered', async () => {
+    const list = await selectionDrivers();
+    expect(Object.isFrozen(list)).toBe(true);
+    expect(loadedDrivers()).toBe(list);
+    expect(await selectionDrivers()).toBe(list);
+    // registeredDrivers() hands out a copy the caller may change.
+    const copy = await registeredDrivers();
+    copy.pop();
+    expect(await selectionDrivers()).toBe(list);
+    const extra = { ...list[0]!, id: 'tcp-registry-test' } as Driver;
+    registerDriver(extra);
+    try {
+      expect(loadedDrivers()).toBeUndefined();
+      expect((await selectionDrivers()).map((d) => d.id)).toContain('tcp-registry-test');
+    } finally {
+      unregisterDriver('tcp-registry-test');
+    }
+    expect(loadedDrivers()).toBeUndefined();
+    expect((await selectionDrivers()).map((d) => d.id)).not.toContain('tcp-registry-test');
   });
 });
 

@@ -48,20 +48,21 @@ export async function udpRefusal(target: CheckedTarget, localHost: string): Prom
     if (isUnreachable(err)) refusal ??= err;
   });
   try {
+    // Bound and connected in one wait: dgram runs the connect once the bind is done (at once here: the literal's
+    // "lookup" answers synchronously).
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, localHost, () => {
+      socket.bind(0, localHost);
+      socket.connect(t.port, t.address, (err?: Error) => {
         socket.off('error', reject);
-        resolve();
+        if (err) reject(err);
+        else resolve();
       });
     });
-    await new Promise<void>((resolve, reject) => socket.connect(t.port, t.address, (err?: Error) => (err ? reject(err) : resolve())));
-    // Sent twice: a near peer's ICMP error is pending on the socket by the time the first send returns, and the
-    // second send reports it at once (Linux returns a pending error from the next send) without a loop turn.
-    for (let n = 0; n < 2 && refusal === undefined; n++) {
-      const err = await sent(socket);
-      if (isUnreachable(err)) refusal ??= err as Error;
-    }
+    // Sent twice in one go: a near peer's ICMP error is pending on the socket by the time the first send returns,
+    // and the second send reports it (Linux returns a pending error from the next send) without a loop turn.
+    const err = await sentTwice(socket);
+    if (isUnreachable(err)) refusal ??= err as Error;
     // Else one poll phase after the sends (an immediate queued from the poll phase itself runs before the next poll).
     for (let turn = 0; turn < 2 && refusal === undefined; turn++) await new Promise((r) => setImmediate(r));
   } catch {
@@ -73,9 +74,15 @@ export async function udpRefusal(target: CheckedTarget, localHost: string): Prom
 }
 
 /**
- * Send the empty datagram; resolves with the send's error, if any (an earlier ICMP error can surface here).
- * Node makes that error inside `send`: it is an answer here, not a bug, so it is made without a stack.
+ * Send the empty datagram twice; resolves with the second send's error, if any (the first's ICMP error
+ * surfaces there). Node makes that error inside `send`: it is an answer here, not a bug, so it is made
+ * without a stack.
  */
-function sent(socket: DgramSocket): Promise<Error | null> {
-  return new Promise((resolve) => stackless(() => socket.send(EMPTY, (err) => resolve(err))));
+function sentTwice(socket: DgramSocket): Promise<Error | null> {
+  return new Promise((resolve) =>
+    stackless(() => {
+      socket.send(EMPTY);
+      socket.send(EMPTY, (err) => resolve(err));
+    }),
+  );
 }
