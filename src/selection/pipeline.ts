@@ -101,7 +101,8 @@ function rank(
   input: SelectionInput, rec: Recorder, suitable: readonly Driver[], cache: RacingCache | undefined, endpoint: string,
 ): { ranked: RankedStack[]; deferred: Deferred } {
   const { remote } = input;
-  const ported = suitable.filter((d) => {
+  // An endpoint with a port gives every stack one: no filter (and no closure) on that common path.
+  const ported = remote.port !== undefined ? suitable : suitable.filter((d) => {
     if (remote.port !== undefined || d.defaultPort !== undefined) return true;
     rec.record({ driver: d.id, stack: d.stack, fate: 'unsuitable', reason: `no port: the endpoint names none and ${d.id} has no default` });
     return false;
