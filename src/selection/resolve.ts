@@ -76,16 +76,22 @@ export function resolveFamilies(
     }
     heldV4 = answer;
     timer = clock.setTimeout(release, resolutionDelay);
+    // Only a held answer needs the abort (its timer ends with it): an answer delivered at once is checked
+    // against the signal as it arrives, without a listener (adding one is an EventTarget call per lookup).
+    if (!listening) signal.addEventListener('abort', onAbort, { once: true });
+    listening = true;
   };
 
+  let listening = false;
   const onAbort = (): void => {
     if (timer !== undefined) clock.clearTimeout(timer);
     timer = undefined;
     heldV4 = undefined;
   };
-  signal.addEventListener('abort', onAbort, { once: true });
   return Promise.all(families.map((f) => ask(f)))
     // Held IPv4 answers are always released by the AAAA outcome, which Promise.all waited for.
     .then(() => Promise.all(deliveries).then(() => undefined))
-    .finally(() => signal.removeEventListener('abort', onAbort));
+    .finally(() => {
+      if (listening) signal.removeEventListener('abort', onAbort);
+    });
 }

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import type { ResolvedAddress } from '../../src/network.js';
 import { resolveFamilies } from '../../src/selection/resolve.js';
@@ -78,6 +79,30 @@ describe('resolveFamilies (RFC 8305 §3)', () => {
     await done;
     expect(got).toEqual([4]);
     expect(errors).toEqual([6]);
+  });
+
+  it('listens to the signal only while an IPv4 answer is held', async () => {
+    const clock = new ManualClock();
+    const d = deferredLookup();
+    const ac = new AbortController();
+    const done = resolveFamilies(d.lookup, { clock, resolutionDelay: 50, signal: ac.signal, onAnswer: () => {}, onError: () => {} });
+    await flush();
+    d.pending.get(6)!.resolve(v6);
+    await flush();
+    d.pending.get(4)!.resolve(v4);
+    await done;
+    expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
+    const held = new AbortController();
+    const d2 = deferredLookup();
+    const done2 = resolveFamilies(d2.lookup, { clock, resolutionDelay: 50, signal: held.signal, onAnswer: () => {}, onError: () => {} });
+    await flush();
+    expect(getEventListeners(held.signal, 'abort')).toHaveLength(0);
+    d2.pending.get(4)!.resolve(v4);
+    await flush();
+    expect(getEventListeners(held.signal, 'abort')).toHaveLength(1);
+    d2.pending.get(6)!.resolve(v6);
+    await done2;
+    expect(getEventListeners(held.signal, 'abort')).toHaveLength(0);
   });
 
   it('stops delivering after abort', async () => {
