@@ -207,6 +207,9 @@ async function client(id: number): Promise<ClientStats> {
 }
 
 const stats = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i + 1)));
+// The match starts once the server has every player's hello (bounded, in case a client is gone): a hello
+// still in flight when the loss starts could be retransmitted after the match, and that player sent nothing.
+for (let waited = 0; waited < 5000 && stats.some((s) => players.get(s.id)?.conn === undefined); waited += 10) await sleep(10);
 
 // ── the game loop: one update per client per tick, each living one tick ───
 lossy = true;
