@@ -10,7 +10,9 @@
  * the cleartext at the Connection, once each; a TLS socket a driver opened
  * directly counts every byte it read. QUIC counts the datagrams its client
  * socket sends (Initial padding, headers, acknowledgements), measured at a UDP
- * relay in front of the library's own QUIC listener.
+ * relay in front of the library's own QUIC listener; a QUIC listener counts
+ * every datagram its socket sends and reads for the listening tenant,
+ * measured at a relay in front of it.
  */
 import { createSocket } from 'node:dgram';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -273,5 +275,95 @@ describe('a TLS listener counts what it answers and reads on the wire', () => {
     client.destroy();
     await closed;
     await listener.stop();
+  });
+});
+
+describe('a QUIC listener counts every datagram its socket sends and reads', () => {
+  /** A QUIC listener of tenant `id` (budgets in `limits`); `got()`: the Connections it handed over. */
+  const listenAs = async (id: string, limits: string): Promise<{ port: number; got: () => Connection[] }> => {
+    host.setPolicy(id, `allow bind:quic://@loopback:*\nallow accept:quic://@loopback:*\n${limits}`);
+    const listener = await new Preconnection({
+      scope: await host.tenant(id), local: 'quic://127.0.0.1:0', properties: new TransportProperties({ multistreaming: 'require' }),
+      security: new SecurityParameters({ certificate: cert.cert, key: cert.key }), framers: [lengthPrefixFramer()], drivers: [quicDriver],
+    }).listen();
+    cleanups.push(() => listener.stop());
+    const got: Connection[] = [];
+    listener.on('connectionReceived', (c: Connection) => {
+      got.push(c);
+      c.on('connectionError', () => {});
+      void (async () => {
+        try {
+          for await (const m of c) await c.send(m.data); // echoed
+        } catch {
+          /* the client went away */
+        }
+      })();
+    });
+    return { port: listener.port, got: () => got };
+  };
+  const client = createScope({ tenant: 'quic-oh-client', policy: { decide: () => ({ allow: true, rule: 'client' }) } });
+  const dial = (port: number): Promise<Connection> => new Preconnection({
+    scope: client, remote: `quic://127.0.0.1:${port}`, drivers: [quicDriver], security: trust(), properties: new TransportProperties({ multistreaming: 'require' }), framers: [lengthPrefixFramer()],
+  }).initiate();
+
+  it('the handshake it answers and every packet count, each byte once: the listening tenant\'s counts are what the relay carried', async () => {
+    const id = `quic-oh-${process.pid}-listener`;
+    const server = await listenAs(id, 'limit sent 1MiB per 60s\nlimit received 1MiB per 60s');
+    const relay = await udpRelay(server.port);
+    const conn = await dial(relay.port);
+    await settle();
+    console.log(`QUIC listener handshake: ${host.usage(id).sent} sent (the relay carried ${relay.toClient()}), ${host.usage(id).received} received (carried ${relay.fromClient()})`);
+    expect(host.usage(id).sent).toBeGreaterThan(1000);
+    expect(host.usage(id).sent).toBe(relay.toClient());
+    expect(host.usage(id).received).toBe(relay.fromClient());
+    const echoed = conn.receive();
+    await conn.send(new Uint8Array(3000).fill(0x62));
+    expect((await echoed).data.byteLength).toBe(3000);
+    await settle();
+    console.log(`after a 3000-byte echo: ${host.usage(id).sent} sent (carried ${relay.toClient()}), ${host.usage(id).received} received (carried ${relay.fromClient()})`);
+    expect(server.got()).toHaveLength(1);
+    expect(host.usage(id).sent).toBe(relay.toClient());
+    expect(host.usage(id).received).toBe(relay.fromClient()); // the Connection does not count the 3000 bytes again
+    expect(host.usage(id).received).toBeGreaterThan(3000);
+    await conn.close();
+  });
+
+  it('a connection whose handshake spent the listener\'s sent budget is stopped before it is handed over', async () => {
+    const id = `quic-oh-${process.pid}-listener-small`;
+    const server = await listenAs(id, 'limit sent 1000B per 60s');
+    const relay = await udpRelay(server.port);
+    const conn = await dial(relay.port);
+    conn.on('connectionError', () => {});
+    const ended = new Promise<unknown>((resolve) => {
+      conn.once('closed', () => resolve('closed'));
+      conn.once('connectionError', (e: unknown) => resolve(e));
+    });
+    await conn.send(new Uint8Array(10).fill(0x63)).catch(() => {});
+    const outcome = await ended;
+    await settle();
+    console.log(`QUIC listener over a 1000-byte budget: the client saw ${outcome instanceof Error ? outcome.message : String(outcome)}; ${host.usage(id).sent} counted, the relay carried ${relay.toClient()}`);
+    expect(server.got()).toHaveLength(0);
+    expect(host.usage(id).sent).toBeGreaterThan(1000);
+    expect(host.usage(id).sent).toBe(relay.toClient());
+  });
+
+  it('a received budget the handshake exceeds at the listener\'s socket ends the connection before it is handed over', async () => {
+    const id = `quic-oh-${process.pid}-listener-recv`;
+    const server = await listenAs(id, 'limit received 2000B per 60s');
+    const relay = await udpRelay(server.port);
+    const outcome = await dial(relay.port).then(async (conn) => {
+      conn.on('connectionError', () => {});
+      const ended = new Promise<unknown>((resolve) => {
+        conn.once('closed', () => resolve('closed'));
+        conn.once('connectionError', (e: unknown) => resolve(e));
+      });
+      await conn.send(new Uint8Array(10).fill(0x64)).catch(() => {});
+      return ended;
+    }, (e: unknown) => e);
+    await settle();
+    console.log(`QUIC listener over a 2000-byte received budget: the client saw ${outcome instanceof Error ? outcome.message : String(outcome)}; ${host.usage(id).received} counted, the relay carried ${relay.fromClient()}`);
+    expect(server.got()).toHaveLength(0);
+    expect(host.usage(id).received).toBeGreaterThan(2000);
+    expect(host.usage(id).received).toBe(relay.fromClient());
   });
 });

@@ -12,7 +12,11 @@
  * connection (its channels are message flows, handed over with that
  * driver), every other a `quic` one. What each connection sends (every
  * stream it or its peer opens, every message) is charged to the tenant's
- * byte budget first, as on a client.
+ * byte budget first, as on a client; every datagram the listener's socket
+ * sends and reads counts on the wire for the listening tenant (./wire.ts:
+ * beyond the payload sent; its channels say their reads are counted), and a
+ * connection whose handshake spent the sent budget is stopped before its
+ * first stream is handed over.
  *
  * The server owns one UDP socket for all its connections, so `close()` stops
  * accepting at once (new connections are closed on arrival, connections with
@@ -41,7 +45,7 @@ import { judgeStackOnce } from '../../src/selection/suitability.js';
 import { abortedError, throwIfAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
-import { holdUntilClose, listenUnit, takeSocketUnit, type SocketUnit } from '../kit/account.js';
+import { holdUntilClose, listenUnit, takeSocketUnit, wireMeterFor, type SocketUnit, type WireMeter } from '../kit/account.js';
 import { offersDatagrams } from './client.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { loadQuic, serverCrypto, type QuicEngine } from './engine.js';
@@ -49,6 +53,7 @@ import { closeSent, endClosingPeriod } from './closing.js';
 import { codeToReason } from './errors.js';
 import { QuicGroup } from './group.js';
 import { setReceiveBuffer } from './socket.js';
+import { QuicWire } from './wire.js';
 import { meterFor } from '../kit/meter.js';
 
 /** The two stacks one QUIC listener serves, and which of them it was bound as. */
@@ -111,11 +116,41 @@ export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Pr
   }
   const serverSocket = (server as unknown as { socket?: Parameters<typeof setReceiveBuffer>[0] }).socket;
   if (datagrams && serverSocket !== undefined) setReceiveBuffer(serverSocket, DATAGRAM_RECV_BUFFER);
+  const wireMeter = wireMeterFor(undefined, target);
+  const wire = wireMeter === undefined || serverSocket === undefined ? undefined : new QuicWire(wireMeter);
   const served = {
-    stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined, meter: meterFor(attempt),
+    stacks, datagrams: datagrams ? messageDefaults(stacks.messages, attempt.properties) : undefined,
+    meter: wire === undefined ? meterFor(attempt) : wire.payload(meterFor(attempt)),
     direct: unit.granted ? undefined : { target },
+    wire: wire === undefined ? undefined : wireMeter,
   };
-  return new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg, served);
+  const listener = new QuicListener(engine, server, { address: server.host as string, port: server.port as number, family }, cfg, served);
+  if (wire !== undefined) meterServerSocket(serverSocket as unknown as ServerSocketInternals, wire, wireMeter!, (err) => listener.overBudget(err));
+  return listener;
+}
+
+/** The package's internals of the server's QUICSocket: its dgram socket and the send function it calls. */
+interface ServerSocketInternals {
+  socket: { prependListener(event: 'message', listener: (msg: Buffer) => void): unknown };
+  socketSend: (msg: Uint8Array, ...rest: unknown[]) => Promise<number>;
+}
+
+/** Count every datagram the server's socket sends (beyond the payload, `wire`) and reads (`meter.received`). */
+function meterServerSocket(socket: ServerSocketInternals, wire: QuicWire, meter: WireMeter, over: (err: Error) => void): void {
+  const send = socket.socketSend;
+  // (msg, port, host) or, for a Retry or Version Negotiation packet, (buffer, offset, length, port, host).
+  socket.socketSend = (msg: Uint8Array, ...rest: unknown[]) => {
+    wire.sent(rest.length === 4 ? (rest[1] as number) : msg.byteLength);
+    return send(msg, ...rest);
+  };
+  // Ahead of the package's own listener: a datagram over the budget ends the connections before it is read.
+  socket.socket.prependListener('message', (msg: Buffer) => {
+    try {
+      meter.received(msg.byteLength);
+    } catch (err) {
+      over(err as Error);
+    }
+  });
 }
 
 /**
@@ -143,6 +178,8 @@ interface Served {
    * it is torn down; one over the limit is closed at once.
    */
   readonly direct?: { readonly target: unknown } | undefined;
+  /** The listening tenant's wire meter when its socket counts every datagram (./wire.ts); undefined without budgets. */
+  readonly wire?: WireMeter | undefined;
 }
 
 class QuicListener implements DriverListener {
@@ -221,15 +258,28 @@ class QuicListener implements DriverListener {
       {
         closeTimeout: cfg.closeTimeout,
         accept: (channel) => {
+          // The handshake was charged as it went: one that spent the sent budget leaves nothing to send.
+          try {
+            this.#served.wire?.check();
+          } catch (err) {
+            group.abort(err as Error);
+            return;
+          }
           this.#untaken.delete(group);
           this.#queue.offer(channel, stack);
         },
         messages: defaults === undefined ? undefined : { defaults, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER },
         meter: this.#served.meter,
+        receiveMetered: this.#served.wire !== undefined,
       },
     );
     this.#groups.add(group);
     this.#untaken.add(group);
+  }
+
+  /** The received budget was exceeded at the socket: every connection of this listener ends with that error. */
+  overBudget(err: Error): void {
+    for (const g of [...this.#groups]) g.abort(err);
   }
 
   start(handler: DriverListenerHandler): void {
