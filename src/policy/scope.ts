@@ -313,14 +313,38 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
    * answers carry the revision of their own decision; one dialled under a later revision is decided again
    * at admission, so an address the newest revision forbids is never dialled.
    */
-  async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+  resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
+    const minted = this.#names.get(name);
+    const revision = this.revision;
+    // The usual case, a name granted under the current revision and not held to strict answers: the query's
+    // answer is handed on in the same turn it is kept, and only a reload while it was out decides it all again.
+    if ((family === 4 || family === 6) && minted === revision && !signal.aborted && !this.#strictFor(name.decision) && !canonicalAddress(name.name).ok) {
+      let query: Promise<ResolvedAddress[]>;
+      try {
+        query = Promise.resolve(this.#core.network.lookup(name.name, family, signal));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return query.then((answers) => {
+        const kept = keepAnswers(answers, family);
+        return this.revision === revision ? kept : this.#resolveChecked(name, family, signal, minted, Promise.resolve(kept));
+      });
+    }
+    return this.#resolveSlow(name, family, signal);
+  }
+
+  async #resolveSlow(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {
     if (family !== 4 && family !== 6) throw new TypeError(`family must be 4 or 6, got ${String(family)}`);
     const minted = this.#names.get(name);
     if (minted === undefined) throw new PolicyDeniedError(deny('unverified', "the name to resolve was not checked by this scope's policy"));
     signal.throwIfAborted();
     const literal = canonicalAddress(name.name);
     if (literal.ok) return literalAnswer(literal, family);
-    let plain: Promise<ResolvedAddress[]> | undefined; // the one query of a name without strict answers
+    return this.#resolveChecked(name, family, signal, minted, undefined);
+  }
+
+  /** The resolution loop: the grant and strictness decided under the current revision, again after each reload; `plain` is the one query of a name without strict answers. */
+  async #resolveChecked(name: CheckedName, family: 4 | 6, signal: AbortSignal, minted: number, plain: Promise<ResolvedAddress[]> | undefined): Promise<ResolvedAddress[]> {
     for (let reloads = 0; ; reloads++) {
       const revision = this.revision;
       let answers: ResolvedAddress[];

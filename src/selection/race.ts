@@ -96,6 +96,7 @@ export class RaceLeaf<T> {
       (err) => {
         if (this.state !== 'running') return; // cancelled: the race already knows
         this.state = 'failed';
+        race.running--;
         race.leafFailed(this, err);
       },
     );
@@ -106,6 +107,7 @@ export class RaceLeaf<T> {
   cancel(): boolean {
     if (this.state !== 'running') return false;
     this.state = 'cancelled';
+    if (this.race !== undefined) this.race.running--;
     this.race?.hooks.cancel?.(this);
     return true;
   }
@@ -363,6 +365,8 @@ export class Race<T> {
   readonly groups = new Set<RaceGroup<T>>();
   readonly failures: { leaf: RaceLeaf<T>; error: unknown }[] = [];
   settled = false;
+  /** @internal Attempts running now (started, not yet won, failed or cancelled). */
+  running = 0;
   readonly #signal: AbortSignal | undefined;
   #attempts: AbortController | undefined;
   /** The one attempt-delay timer of the race. */
@@ -407,6 +411,7 @@ export class Race<T> {
   /** @internal A leaf started (counted for pacing). */
   started(): void {
     this.#launches++;
+    this.running++;
   }
 
   /** @internal A child joined a started group: start it now if the delay already passed with nothing to start. */
@@ -470,6 +475,7 @@ export class Race<T> {
       return;
     }
     leaf.state = 'won';
+    this.running--;
     this.hooks.win?.(leaf);
     this.#finish(ANOTHER_WON);
     this.#resolve({ leaf, value });
@@ -495,9 +501,10 @@ export class Race<T> {
     this.#signal?.removeEventListener('abort', this.#onAbort);
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    let running = false;
-    for (const leaf of this.root.leaves()) if (leaf.cancel()) running = true;
-    // Only when something still runs: a won race of one leaves the signal alone (an abort dispatches an Event).
-    if (running && this.#attempts !== undefined && !this.#attempts.signal.aborted) this.#attempts.abort(reason);
+    // Only when something still runs (not after every attempt failed): a won race of one leaves the signal alone
+    // (an abort dispatches an Event).
+    if (this.running === 0) return;
+    for (const leaf of this.root.leaves()) leaf.cancel();
+    if (this.#attempts !== undefined && !this.#attempts.signal.aborted) this.#attempts.abort(reason);
   }
 }

@@ -41,7 +41,13 @@ export function resolveFamilies(
   const deliveries: Promise<void>[] = [];
 
   const deliver = (family: 4 | 6, addrs: readonly ResolvedAddress[]): Promise<void> => {
-    const p = Promise.resolve().then(() => onAnswer(family, addrs));
+    // Called in the turn the answer is in hand (every caller is past an await or in a timer callback): a throw is a rejection.
+    let p: Promise<void>;
+    try {
+      p = Promise.resolve(onAnswer(family, addrs));
+    } catch (err) {
+      p = Promise.reject(err);
+    }
     p.catch(() => {}); // observed below by Promise.all; never an unhandled rejection meanwhile
     deliveries.push(p);
     return p;
