@@ -167,8 +167,7 @@ describe("byte budgets count a listener's replies at the socket", () => {
 
   it.each([
     ['ws', wsDriver, false],
-    ['wss', wssDriver, true],
-  ] as const)('%s: the 426 to a plain request, the 101 and each frame header count; the budget is spent to the byte', async (name, driver, secure) => {
+  ] as const)('%s: the 426 to a plain request, the 101 and each frame header count; the budget is spent to the byte', async (name, driver, secure: boolean) => {
     const scope = await tenant();
     const listener = await listen(scope, [driver], `${name}://127.0.0.1:0`, { plain: !secure });
     const open = (): ReturnType<typeof counting> => counting(secure ? tlsConnect({ host: '127.0.0.1', port: listener.port, ca: cert.cert, servername: 'localhost' }) : tcpConnect(listener.port, '127.0.0.1'));
@@ -195,6 +194,40 @@ describe("byte budgets count a listener's replies at the socket", () => {
     console.log(`${name} listener: 426 ${refusal} bytes, 101 ${upgrade} bytes, then one ${fill}-byte message; the peers received ${total} bytes (budget ${BUDGET})`);
     expect(total).toBe(BUDGET);
     expect(conn.state).toBe('established');
+    conn.abort();
+  });
+
+  it('wss: the handshakes it answers, the 426, the 101 and each frame count; a reply over what is left is refused and never leaves', async () => {
+    const id = `bba-${process.pid}-${++tenants}`;
+    const rules = 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*';
+    host.setPolicy(id, `${rules}\nlimit sent 64KiB per 60s`);
+    const listener = await listen(await host.tenant(id), [wssDriver], 'wss://127.0.0.1:0');
+    const open = (): ReturnType<typeof counting> => counting(tlsConnect({ host: '127.0.0.1', port: listener.port, ca: cert.cert, servername: 'localhost' }));
+    const plain = open();
+    plain.socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await until('the 426', () => plain.received().includes('\r\n\r\n'));
+    expect(plain.received().toString()).toMatch(/^HTTP\/1\.1 426/);
+    const next = accepted(listener);
+    const client = open();
+    client.socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const conn = await next;
+    await until('the 101', () => client.received().includes('\r\n\r\n'));
+    await settle();
+    // Two handshakes (and tickets) in TLS records, the 426 and the 101; exactly BUDGET is left after them.
+    const before = host.usage(id).sent;
+    const cleartext = plain.received().byteLength + client.received().byteLength;
+    expect(before).toBeGreaterThan(cleartext);
+    host.setPolicy(id, `${rules}\nlimit sent ${before + BUDGET}B per 60s`);
+    const upgrade = client.received().byteLength;
+    await conn.send(bytes(900));
+    expectQuota(await conn.send(bytes(100)).catch((e: unknown) => e)); // 904, its record's header and tag left less
+    expect(conn.state).toBe('established');
+    await until('the frame', () => client.received().byteLength >= upgrade + 904);
+    await settle();
+    console.log(`wss listener: handshakes, 426 and 101 ${before} bytes (${cleartext} of them cleartext), then a 900-byte message charged as ${host.usage(id).sent - before}`);
+    expect(client.received().byteLength).toBe(upgrade + 904);
+    expect(host.usage(id).sent - before).toBeGreaterThan(904);
+    expect(host.usage(id).sent - before).toBeLessThanOrEqual(BUDGET);
     conn.abort();
   });
 

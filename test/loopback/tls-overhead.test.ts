@@ -12,12 +12,15 @@
  * socket sends (Initial padding, headers, acknowledgements), measured at a UDP
  * relay in front of the library's own QUIC listener; a QUIC listener counts
  * every datagram its socket sends and reads for the listening tenant,
- * measured at a relay in front of it.
+ * measured at a relay in front of it. A wss listener counts its handshakes,
+ * records and everything its TCP socket reads for the listening tenant,
+ * measured at the client's own TCP socket under its TLS one.
  */
 import { createSocket } from 'node:dgram';
 import { connect as netConnect, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { NEVER_ABORTED, type ChannelReceiver } from '../../src/driver.js';
 import { RemoteEndpoint } from '../../src/endpoints.js';
 import type { Connection } from '../../src/connection/connection.js';
@@ -28,6 +31,7 @@ import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { quicDriver } from '../../transports/quic/index.js';
 import { tlsDriver } from '../../transports/tls/index.js';
+import { wssDriver } from '../../transports/websocket/index.js';
 import { testCertificate } from '../helpers/certs.js';
 
 const cert = testCertificate({ kind: 'ec', days: 10 });
@@ -365,5 +369,84 @@ describe('a QUIC listener counts every datagram its socket sends and reads', () 
     expect(server.got()).toHaveLength(0);
     expect(host.usage(id).received).toBeGreaterThan(2000);
     expect(host.usage(id).received).toBe(relay.fromClient());
+  });
+});
+
+describe('a wss listener counts its TLS on the wire', () => {
+  /** A wss listener of tenant `id` (budgets in `limits`) that echoes each message; `got()`: the Connections it handed over. */
+  const listenAs = async (id: string, limits: string): Promise<{ port: number; got: () => Connection[] }> => {
+    host.setPolicy(id, `allow bind:wss://@loopback:*\nallow accept:wss://@loopback:*\n${limits}`);
+    const listener = await new Preconnection({
+      scope: await host.tenant(id), local: 'wss://127.0.0.1:0', drivers: [wssDriver], properties: TransportProperties.reliableMessage(),
+      security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
+    }).listen();
+    cleanups.push(() => listener.stop());
+    const got: Connection[] = [];
+    listener.on('connectionReceived', (c: Connection) => {
+      got.push(c);
+      c.on('connectionError', () => {});
+      void (async () => {
+        try {
+          for await (const m of c) await c.send(m.data);
+        } catch {
+          /* the client went away */
+        }
+      })();
+    });
+    return { port: listener.port, got: () => got };
+  };
+  /** A ws client over a TLS socket over `raw`, a TCP socket of its own whose counters are the wire both ways. */
+  const dialRaw = async (port: number): Promise<{ raw: Socket; ws: WebSocket; opened: Promise<void> }> => {
+    const raw = netConnect(port, '127.0.0.1');
+    raw.on('error', () => {});
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    const secure = tls.connect({ socket: raw, ca: cert.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
+    secure.on('error', () => {});
+    const ws = new WebSocket(`wss://localhost:${port}/`, { createConnection: () => secure } as ConstructorParameters<typeof WebSocket>[2]);
+    ws.on('error', () => {});
+    cleanups.push(() => void raw.destroy());
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('close', () => reject(new Error('closed before open')));
+    });
+    opened.catch(() => {});
+    return { raw, ws, opened };
+  };
+  const wrote = (raw: Socket): number => (raw as Socket & { _bytesDispatched: number })._bytesDispatched;
+
+  it('the handshake, the upgrade and each frame count, each byte once: the listening tenant\'s counts are what its TCP socket carried', async () => {
+    const id = `wss-oh-${process.pid}-listener`;
+    const server = await listenAs(id, 'limit sent 64KiB per 60s\nlimit received 64KiB per 60s');
+    const { raw, ws, opened } = await dialRaw(server.port);
+    await opened;
+    await settle();
+    console.log(`wss listener handshake + upgrade: ${host.usage(id).sent} sent (the client read ${raw.bytesRead}), ${host.usage(id).received} received (the client wrote ${wrote(raw)})`);
+    expect(server.got()).toHaveLength(1);
+    expect(host.usage(id).sent).toBe(raw.bytesRead);
+    expect(host.usage(id).received).toBe(wrote(raw));
+    const echoed = new Promise<Buffer>((r) => ws.once('message', (d: Buffer) => r(d)));
+    ws.send(new Uint8Array(1000).fill(0x64));
+    expect((await echoed).byteLength).toBe(1000);
+    await settle();
+    console.log(`after a 1000-byte echo: ${host.usage(id).sent} sent (the client read ${raw.bytesRead}), ${host.usage(id).received} received (the client wrote ${wrote(raw)})`);
+    expect(host.usage(id).sent).toBe(raw.bytesRead);
+    expect(host.usage(id).received).toBe(wrote(raw)); // the Connection does not count the 1000 bytes again
+    expect(host.usage(id).received).toBeGreaterThan(1000);
+    ws.terminate();
+  });
+
+  it.each([
+    ['received', 'limit received 300B per 60s'],
+    ['sent', 'limit sent 300B per 60s'],
+  ])('a %s budget smaller than the handshake stops the peer before its upgrade', async (what, limit) => {
+    const id = `wss-oh-${process.pid}-small-${what}`;
+    const server = await listenAs(id, limit);
+    const { raw, ws, opened } = await dialRaw(server.port);
+    const closed = new Promise<void>((r) => raw.once('close', () => r()));
+    await expect(opened).rejects.toThrow('closed before open');
+    await closed;
+    console.log(`wss listener under ${limit}: ${host.usage(id).sent} sent, ${host.usage(id).received} received; the peer was closed before its upgrade`);
+    expect(server.got()).toHaveLength(0);
+    expect(ws.readyState).toBe(WebSocket.CLOSED);
   });
 });

@@ -43,6 +43,8 @@ export interface WebSocketChannelOptions {
   readonly meter?: ByteMeter | undefined;
   /** The server side of the connection: its frames carry no mask (RFC 6455 §5.1). */
   readonly server?: boolean | undefined;
+  /** Everything the socket reads is charged to the received budget there (TransportChannel.receiveMetered). */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 /** The bytes of one frame (RFC 6455 §5.2): 2-byte header, extended length, a client's 4-byte mask, payload. */
@@ -60,6 +62,7 @@ export class WebSocketChannel implements TransportChannel {
   readonly #ws: WebSocket;
   readonly #socket: net.Socket;
   readonly #meter: ByteMeter | undefined;
+  readonly #receiveMetered: boolean;
   readonly #masked: boolean;
   readonly #raw: net.Socket;
   readonly #inbox = new Inbox();
@@ -88,6 +91,7 @@ export class WebSocketChannel implements TransportChannel {
     this.#ws = ws;
     this.#socket = socket;
     this.#meter = options.meter;
+    this.#receiveMetered = options.receiveMetered === true;
     this.#masked = options.server !== true;
     this.#raw = options.raw ?? socket;
     const { local, remote } = socketAddresses(this.#raw);
@@ -118,6 +122,11 @@ export class WebSocketChannel implements TransportChannel {
   /** Frames are charged to the tenant's byte budget here (see {@link WebSocketChannelOptions.meter}). */
   get metered(): boolean {
     return this.#meter !== undefined;
+  }
+
+  /** What arrives is charged at the socket (see {@link WebSocketChannelOptions.receiveMetered}). */
+  get receiveMetered(): boolean {
+    return this.#receiveMetered;
   }
 
   start(receiver: ChannelReceiver): void {

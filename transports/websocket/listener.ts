@@ -9,6 +9,11 @@
  * the socket is metered as written (../kit/meter.ts) from the moment it is
  * accepted (for wss: handshaken) until the 101 response is out — the 101
  * itself, 426s, 404s — and the channel then charges each frame it sends.
+ * A wss peer's TLS counts on the wire as a TLS listener's does
+ * (../kit/tls-account.ts): the handshake it answered, its tickets and each
+ * record's overhead sent; and everything its TCP socket reads (handshake,
+ * upgrade request, frames), charged there once, so its channel says
+ * `receiveMetered` and the Connection does not count the messages again.
  * `close()` stops accepting and drops peers still in their handshake;
  * channels already handed out stay open.
  *
@@ -24,17 +29,19 @@
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { WebSocketServer, WebSocket } from 'ws';
 import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
 import { targetAddress } from '../kit/dial.js';
-import { holdUntilClose, listenUnit, type SocketUnit } from '../kit/account.js';
+import { holdUntilClose, listenUnit, wireMeterFor, type SocketUnit } from '../kit/account.js';
 import { peerUnits } from '../kit/socket-listener.js';
 import { meterFor, meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
+import { checkBeforeHandshake, tlsAccount } from '../kit/tls-account.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
 import { WebSocketChannel } from './channel.js';
 import { DEFAULT_MAX_PAYLOAD, readProperty, validateCloseTimeout, validateMaxPayload, validateSubprotocols } from './config.js';
@@ -59,7 +66,7 @@ export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): 
     // ws@8 takes closeTimeout (its type file does not list it yet).
     ...(closeTimeout === undefined ? {} : { closeTimeout }),
   } as ConstructorParameters<typeof WebSocketServer>[0]);
-  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, meterFor(attempt));
+  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, meterFor(attempt), attempt.target);
   await listener.bind(attempt);
   return listener;
 }
@@ -75,20 +82,35 @@ class WebSocketListener implements DriverListener {
   readonly #meter: ByteMeter | undefined;
   /** Sockets metered as written until their upgrade is done → what ends that. */
   readonly #unmeter = new WeakMap<net.Socket, () => void>();
+  /** wss: every byte its TCP sockets read is charged there (the channels are receiveMetered). */
+  readonly #receiveMetered: boolean;
+  /** The bind target (its scope's budgets are the ones a wss peer's TLS counts against). */
+  readonly #target: unknown;
 
-  constructor(server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined, secure: boolean, meter: ByteMeter | undefined) {
+  /** `target`: the bind target, whose scope's budgets a wss peer's TLS counts against. */
+  constructor(
+    server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined, secure: boolean, meter: ByteMeter | undefined, target: unknown,
+  ) {
     this.#server = server;
     this.#wss = wss;
     this.#maxPayload = maxPayload;
     this.#path = path;
     this.#meter = meter;
+    this.#receiveMetered = secure && wireMeterFor(undefined, target) !== undefined;
+    this.#target = target;
     server.on('connection', (socket: net.Socket) => {
       this.#pending.add(socket);
       socket.once('close', () => this.#pending.delete(socket));
       if (!secure) this.#meterHttp(socket);
     });
     // The TLS socket is the one HTTP writes its responses to (plaintext, as a client's writes are counted).
-    if (secure) server.on('secureConnection', (socket: net.Socket) => this.#meterHttp(socket));
+    if (secure) {
+      server.on('secureConnection', (socket: tls.TLSSocket) => {
+        // First: the HTTP meter wraps the account's write hook, and unwrapping it leaves that hook in place.
+        if (!this.#meterTls(socket, target)) return;
+        this.#meterHttp(socket);
+      });
+    }
     server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
       res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-length': '0' }).end();
     });
@@ -145,6 +167,25 @@ class WebSocketListener implements DriverListener {
     });
   }
 
+  /**
+   * Charge the TLS of a wss peer on the wire: the handshake it answered now, its tickets just after, then
+   * each record as it is written, and everything the TCP socket reads (the cleartext too: nothing else
+   * counts it). False when the handshake already exceeded the received budget: the peer is destroyed.
+   */
+  #meterTls(socket: tls.TLSSocket, target: unknown): boolean {
+    const raw = (socket as tls.TLSSocket & { _parent?: net.Socket })._parent;
+    if (raw === undefined || !this.#receiveMetered) return true;
+    const account = tlsAccount(socket, raw, target, false);
+    try {
+      account.settle();
+    } catch (err) {
+      socket.destroy(err as Error);
+      return false;
+    }
+    setImmediate(() => account.settleSent());
+    return true;
+  }
+
   /** Charge what HTTP and ws write to `socket` (responses, the 101) until the channel counts its own frames. */
   #meterHttp(socket: net.Socket): void {
     if (this.#meter !== undefined) this.#unmeter.set(socket, meterWrites(socket, this.#meter));
@@ -157,13 +198,24 @@ class WebSocketListener implements DriverListener {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    if (this.#receiveMetered) {
+      // The handshake (and tickets) may have spent the sent budget: no 101 then, and no channel.
+      try {
+        checkBeforeHandshake(this.#target);
+      } catch (err) {
+        socket.destroy(err as Error);
+        return;
+      }
+    }
     this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       this.#pending.delete(socket);
       const info = { path, origin: req.headers.origin, ...tlsInfo(socket) };
       // ws wrote the 101 (nothing was pending on this socket before it, so it went straight to the handle).
       this.#unmeter.get(socket)?.();
       this.#unmeter.delete(socket);
-      const channel = new WebSocketChannel(ws, socket, { maxPayload: this.#maxPayload, info, meter: this.#meter, server: true });
+      const channel = new WebSocketChannel(ws, socket, {
+        maxPayload: this.#maxPayload, info, meter: this.#meter, server: true, receiveMetered: this.#receiveMetered,
+      });
       this.#queue.offer(channel);
     });
   }
