@@ -262,7 +262,8 @@ export interface ListenAttempt {
   /**
    * The listener unit the library already took for this bind (a Listener's lease), opaque: the bound
    * socket counts under it. Anything else (or nothing) makes the socket take a unit of the tenant's
-   * `limit listeners` itself.
+   * `limit listeners` itself. For `openPeerSocket` it is a connection unit instead (a rendezvous is a
+   * connection): the library's grant, or else a unit of `limit connections` the peer socket takes itself.
    */
   readonly unit?: unknown;
 }

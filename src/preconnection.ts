@@ -132,7 +132,7 @@ export type PreconnectionEvents = {
 
 /** Options of {@link Preconnection.resolve}. */
 export interface ResolveOptions {
-  /** Aborting it before `rendezvous()` releases the socket `resolve()` bound. */
+  /** Aborting it before `rendezvous()` releases the socket `resolve()` bound, and its connection unit. */
   readonly signal?: AbortSignal | undefined;
   /** How long the STUN server may take to answer, in ms (default 3000). */
   readonly stunTimeout?: number | undefined;
@@ -324,7 +324,9 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
    * RFC 9622 §7.3 Resolve: bind the socket a rendezvous will use and gather this side's candidates — its
    * host addresses and, when the local endpoint names a STUN server, its server-reflexive address. Give
    * `local` to the peer; `remote` are this preconnection's remote endpoints. The socket stays bound for
-   * `rendezvous()` (abort `signal` to release it without one).
+   * `rendezvous()` (abort `signal` to release it without one). It holds a unit of the tenant's
+   * `limit connections`, taken before binding (QuotaExceededError over the limit), that the connection
+   * `rendezvous()` makes keeps.
    */
   async resolve(options: ResolveOptions = {}): Promise<{ local: LocalEndpoint[]; remote: RemoteEndpoint[] }> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -363,19 +365,12 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
       this.emit('establishmentError', toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
       throw err;
     }
-    let lease: Lease;
-    try {
-      const taken = this.scope.lease('connection');
-      lease = taken instanceof Promise ? await taken : taken;
-    } catch (err) {
-      await session.close();
-      throw err;
-    }
+    // The session took the connection lease before it bound its socket; the connection now holds it.
     let result;
     try {
       result = await session.run(remotes, { signal: options.signal, timeout: options.timeout });
     } catch (err) {
-      lease.release();
+      await session.close();
       this.emit('establishmentError', toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
       throw err;
     }
@@ -385,7 +380,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
       properties: this.properties.forListener().freeze(),
       framers: this.framers,
       report: result.report,
-      lease,
+      lease: result.lease,
       target: result.target,
       clock: this.#clock,
       paths: this.#paths,

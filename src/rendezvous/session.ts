@@ -9,6 +9,12 @@
  * remote candidate and each peer-reflexive address (`connect`) before a single
  * datagram goes to it. The peer socket accepts only targets so minted.
  *
+ * The session takes the tenant's connection lease before it binds (a bound
+ * socket is a connection's resource, RFC 9622 §7.3: `resolve()` already
+ * holds it) and hands the socket a grant on it, so the socket takes no unit
+ * of its own: a rendezvous counts once. The lease goes to the connection the
+ * rendezvous makes; a session closed without one gives it back.
+ *
  * Candidates: a host candidate for each address the socket can use (every
  * non-loopback address of its family when bound to the unspecified address),
  * and the server-reflexive address a STUN server (RFC 8489) reports for the
@@ -25,6 +31,8 @@ import { LocalEndpoint, type RemoteEndpoint } from '../endpoints.js';
 import { EstablishmentError, abortCode, TapsError, isTapsError, toTapsError } from '../errors.js';
 import { localAddresses } from '../paths/interfaces.js';
 import type { CheckedTarget, NetworkScope } from '../policy/chokepoint.js';
+import { socketGrant } from '../policy/admission.js';
+import type { Lease } from '../policy/contract.js';
 import type { TransportProperties } from '../properties.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
 import type { SecurityParameters } from '../security.js';
@@ -54,6 +62,8 @@ export interface RendezvousResult {
   readonly driver: Driver;
   readonly target: CheckedTarget;
   readonly report: SelectionReport;
+  /** The tenant's connection unit the session took before binding: now the connection's to release. */
+  readonly lease: Lease;
 }
 
 const STUN_RETRY_MS = 250;
@@ -65,15 +75,19 @@ export class RendezvousSession {
   readonly driver: Driver;
   readonly #input: SessionInput;
   readonly #socket: PeerSocket;
+  /** Held until the connection takes it (run() succeeded) or the session closes without one. */
+  readonly #lease: Lease;
+  #handedOver = false;
   readonly #stun: Stun;
   readonly #t0: number;
   #checks: Checks | undefined;
   #closed = false;
 
-  private constructor(input: SessionInput, driver: Driver, socket: PeerSocket, stun: Stun, report: SelectionReport, t0: number, local: readonly LocalEndpoint[]) {
+  private constructor(input: SessionInput, driver: Driver, socket: PeerSocket, lease: Lease, stun: Stun, report: SelectionReport, t0: number, local: readonly LocalEndpoint[]) {
     this.#input = input;
     this.driver = driver;
     this.#socket = socket;
+    this.#lease = lease;
     this.#stun = stun;
     this.report = report;
     this.#t0 = t0;
@@ -105,15 +119,23 @@ export class RendezvousSession {
     }
     if (scope.network.openPeerSocket === undefined) throw new TapsError('ERR_TAPS_UNAVAILABLE', "this tenant's network cannot open peer sockets (rendezvous)");
     const stun = await loadStun();
-    const socket = await scope.network.openPeerSocket(driver, {
-      signal: input.signal ?? new AbortController().signal,
-      target: bindTarget,
-      local,
-      security: input.security,
-      properties: input.properties,
-      options: input.driverOptions[driver.id] ?? {},
-      guard: scope.guard,
-    });
+    const lease = await connectionLease(scope);
+    let socket: PeerSocket;
+    try {
+      socket = await scope.network.openPeerSocket(driver, {
+        signal: input.signal ?? new AbortController().signal,
+        target: bindTarget,
+        local,
+        security: input.security,
+        properties: input.properties,
+        options: input.driverOptions[driver.id] ?? {},
+        guard: scope.guard,
+        unit: socketGrant(scope, lease, 'connection'),
+      });
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
     try {
       const hosts = hostCandidates(socket.local, local);
       const gatherer = new Gatherer(socket, stun);
@@ -123,11 +145,12 @@ export class RendezvousSession {
       if (reflexive !== undefined && !hosts.some((h) => h.ipAddress === reflexive.address && h.port === reflexive.port)) {
         candidates.push(LocalEndpoint.from({ ipAddress: reflexive.address, port: reflexive.port }));
       }
-      const session = new RendezvousSession(input, driver, socket, stun, report, t0, Object.freeze(candidates));
+      const session = new RendezvousSession(input, driver, socket, lease, stun, report, t0, Object.freeze(candidates));
       gatherer.forward = (data, from) => session.#checks?.datagram(data, from);
       return session;
     } catch (err) {
       await socket.close();
+      lease.release();
       throw err;
     }
   }
@@ -169,7 +192,8 @@ export class RendezvousSession {
       const channel = await this.#socket.connect(pair.target, looksLikeStun);
       this.report.winner = pair.record.id;
       this.report.endedAt = at(clock, this.#t0);
-      return { channel, driver: this.driver, target: pair.target, report: this.report };
+      this.#handedOver = true;
+      return { channel, driver: this.driver, target: pair.target, report: this.report, lease: this.#lease };
     } catch (err) {
       checks.stop();
       checks.failUnanswered(controller.signal.aborted && isTapsError(controller.signal.reason) ? controller.signal.reason.message : 'the rendezvous ended');
@@ -182,12 +206,26 @@ export class RendezvousSession {
     }
   }
 
-  /** Release the socket (when no connection was made from it). Idempotent. */
+  /** Release the socket and the lease (when no connection was made from them). Idempotent. */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#handedOver) return;
     this.#closed = true;
     this.#checks?.stop();
-    await this.#socket.close();
+    try {
+      await this.#socket.close();
+    } finally {
+      this.#lease.release();
+    }
+  }
+}
+
+/** A unit of the tenant's `limit connections`, as initiate() takes it (QuotaExceededError over the limit). */
+async function connectionLease(scope: NetworkScope): Promise<Lease> {
+  try {
+    const taken = scope.lease('connection');
+    return taken instanceof Promise ? await taken : taken;
+  } catch (err) {
+    throw isTapsError(err) ? err : new TapsError('ERR_TAPS_QUOTA_EXCEEDED', String(err), { cause: err });
   }
 }
 

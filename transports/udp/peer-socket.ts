@@ -9,6 +9,12 @@
  * checks and STUN requests included, is charged to the tenant's byte budget
  * first (the attempt's meter), as a connected UDP socket's are.
  *
+ * The socket holds a unit of the tenant's `limit connections` until it
+ * closes (a rendezvous is a connection): the library's grant when
+ * `Preconnection.resolve()`/`rendezvous()` opened it (their lease, taken
+ * before the bind), otherwise a unit of its own from the scope that minted
+ * the bind target, so a guest calling the driver directly counts too.
+ *
  * @example
  * const socket = await openPeerSocket(attempt);
  * socket.start({ datagram: (data, from) => …, error: () => {} });
@@ -26,6 +32,7 @@ import { channelError } from '../kit/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 import { meterFor } from '../kit/meter.js';
+import { dialUnit, holdUntilClose, type SocketUnit } from '../kit/account.js';
 
 const log = debuglog('taps');
 
@@ -161,17 +168,47 @@ class UdpPeerSocket implements PeerSocket {
   };
 }
 
-/** Bind a UDP peer socket at the attempt's checked local target. */
+/**
+ * Bind a UDP peer socket at the attempt's checked local target, under the attempt's connection grant or a
+ * connection unit of its own (QuotaExceededError over `limit connections`, before anything is bound).
+ */
 export function openPeerSocket(attempt: ListenAttempt): Promise<PeerSocket> {
   throwIfAborted(attempt.signal, 'udp rendezvous bind');
-  const { address, port, family } = targetAddress(attempt.target, 'udp rendezvous bind', 'udp listen');
+  const to = targetAddress(attempt.target, 'udp rendezvous bind', 'udp listen');
+  let taken: SocketUnit | Promise<SocketUnit>;
+  try {
+    taken = dialUnit(attempt.unit, attempt.target);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  if (!(taken instanceof Promise)) return bindPeerSocket(attempt, to, taken);
+  return taken.then((unit) => {
+    if (attempt.signal.aborted) {
+      unit.release();
+      throwIfAborted(attempt.signal, 'udp rendezvous bind');
+    }
+    return bindPeerSocket(attempt, to, unit);
+  });
+}
+
+/** Bind the socket; `unit` is given back when it closes (or at once when the bind fails or is aborted). */
+function bindPeerSocket(attempt: ListenAttempt, to: { address: string; port: number; family: 4 | 6 }, unit: SocketUnit): Promise<PeerSocket> {
+  const { address, port, family } = to;
   const { signal, options } = attempt;
-  const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
+  let socket: Socket;
+  try {
+    socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
+  } catch (err) {
+    unit.release();
+    return Promise.reject(err);
+  }
+  holdUntilClose(socket, unit);
   return new Promise<PeerSocket>((resolve, reject) => {
     let stopListening = (): void => {};
     const fail = (err: Error): void => {
       stopListening();
       socket.on('error', () => {});
+      unit.release();
       try {
         socket.close();
       } catch {

@@ -1,0 +1,169 @@
+/**
+ * `limit connections` counts the UDP peer socket of a rendezvous (RFC 9622
+ * §7.3) over real loopback sockets: a guest opening one directly (the driver,
+ * or `scope.network.openPeerSocket`, with a target its own guard minted) takes
+ * a unit until the socket closes; the library's `resolve()`/`rendezvous()`
+ * take one lease before binding and the socket counts under it, so a
+ * rendezvous is exactly one unit; a failed, aborted or refused open keeps
+ * none (exact counts through `host.usage`).
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { afterAll, describe, expect, it } from 'vitest';
+import { NEVER_ABORTED, type ListenAttempt, type PeerSocket } from '../../src/driver.js';
+import { LocalEndpoint } from '../../src/endpoints.js';
+import { QuotaExceededError, TapsError } from '../../src/errors.js';
+import { Host, type TenantScope } from '../../src/policy/index.js';
+import { Preconnection } from '../../src/preconnection.js';
+import { TransportProperties } from '../../src/properties.js';
+import { SecurityParameters } from '../../src/security.js';
+import { udpDriver } from '../../transports/udp/index.js';
+
+const host = new Host();
+const cleanups: (() => Promise<unknown> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  host.close();
+});
+
+let tenants = 0;
+async function tenant(limits: string): Promise<{ id: string; scope: TenantScope }> {
+  const id = `psq-${process.pid}-${++tenants}`;
+  host.setPolicy(id, `allow *://@loopback:*\nallow bind:*://@loopback:*\n${limits}`);
+  return { id, scope: await host.tenant(id) };
+}
+
+/** What a guest holding `scope` hands the driver: a bind target its own guard minted (and, if it likes, a unit of its making). */
+async function bindAttempt(scope: TenantScope, port = 0, extra: Partial<ListenAttempt> = {}): Promise<ListenAttempt> {
+  const target = await scope.guard.authorize({ use: 'bind', protocol: 'udp', address: '127.0.0.1', port });
+  return {
+    signal: NEVER_ABORTED, target, local: LocalEndpoint.from({ ipAddress: '127.0.0.1', port }), security: SecurityParameters.disabled(),
+    properties: new TransportProperties(), options: {}, guard: scope.guard, ...extra,
+  };
+}
+
+async function udpSocket(): Promise<Socket> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
+  return s;
+}
+
+const peer = (scope: TenantScope): Preconnection =>
+  new Preconnection({ scope, drivers: [udpDriver], local: { ipAddress: '127.0.0.1', port: 0 }, properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() });
+
+const until = async (what: () => boolean): Promise<void> => {
+  for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+};
+
+const expectQuota = (err: unknown): void => {
+  expect(err).toBeInstanceOf(QuotaExceededError);
+  expect(err).toMatchObject({ code: 'ERR_TAPS_QUOTA_EXCEEDED', quota: 'connections' });
+};
+
+describe('a peer socket opened directly takes a unit of limit connections', () => {
+  it('the first takes the one unit; a second (driver, scope.network, a lookalike grant) and an initiate() are refused; closing it frees the unit', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const server = await udpSocket();
+    const first: PeerSocket = await udpDriver.openPeerSocket!(await bindAttempt(scope));
+    expect(host.usage(id).connections).toBe(1);
+
+    expectQuota(await udpDriver.openPeerSocket!(await bindAttempt(scope)).catch((e: unknown) => e));
+    expectQuota(await scope.network.openPeerSocket!(udpDriver, await bindAttempt(scope)).catch((e: unknown) => e));
+    expectQuota(await udpDriver.openPeerSocket!(await bindAttempt(scope, 0, { unit: Object.freeze({}) })).catch((e: unknown) => e));
+    const initiate = new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: server.address().port }, drivers: [udpDriver], properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() });
+    expectQuota(await initiate.initiate().catch((e: unknown) => e));
+    // resolve() takes its lease before it binds: refused too, nothing bound.
+    expectQuota(await peer(scope).resolve().catch((e: unknown) => e));
+    expect(host.usage(id).connections).toBe(1);
+
+    await first.close();
+    expect(host.usage(id).connections).toBe(0);
+    const conn = await initiate.initiate();
+    expect(host.usage(id).connections).toBe(1);
+    await conn.close();
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+  });
+
+  it('a bind that fails or is aborted keeps no unit', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const taken = await udpSocket();
+    const err = await udpDriver.openPeerSocket!(await bindAttempt(scope, taken.address().port)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TapsError);
+    expect(err).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
+    expect(host.usage(id).connections).toBe(0);
+
+    const controller = new AbortController();
+    const opening = scope.network.openPeerSocket!(udpDriver, await bindAttempt(scope, 0, { signal: controller.signal }));
+    controller.abort();
+    expect(await opening.catch((e: unknown) => e)).toMatchObject({ code: 'ERR_TAPS_ABORTED' });
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+
+    const socket = await udpDriver.openPeerSocket!(await bindAttempt(scope)); // the unit is free again
+    expect(host.usage(id).connections).toBe(1);
+    await socket.close();
+    expect(host.usage(id).connections).toBe(0);
+  });
+
+  it('a connected peer socket holds its unit until its channel is released', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const server = await udpSocket();
+    const socket = await udpDriver.openPeerSocket!(await bindAttempt(scope));
+    socket.start({ datagram: () => {}, error: () => {} });
+    const target = await scope.guard.authorize({ use: 'connect', protocol: 'udp', address: '127.0.0.1', port: server.address().port });
+    const channel = await socket.connect(target, () => false);
+    expect(host.usage(id).connections).toBe(1);
+    const closed = new Promise<void>((r) => channel.start({ data: () => {}, end: () => {}, drain: () => {}, closed: () => r() }));
+    channel.close();
+    await closed;
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+  });
+});
+
+describe('the library\'s rendezvous counts once', () => {
+  it('resolve() takes the one unit before binding, rendezvous() keeps it for the connection (not a second), close frees it', async () => {
+    const a = await tenant('limit connections 1');
+    const b = await tenant('limit connections 1');
+    const pa = peer(a.scope);
+    const pb = peer(b.scope);
+    const [ra, rb] = [await pa.resolve(), await pb.resolve()];
+    expect([host.usage(a.id).connections, host.usage(b.id).connections]).toEqual([1, 1]);
+    const [x, y] = await Promise.all([pa.rendezvous({ remote: rb.local }), pb.rendezvous({ remote: ra.local })]);
+    expect([host.usage(a.id).connections, host.usage(b.id).connections]).toEqual([1, 1]);
+    // The unit is the connection's: anything more is over the limit.
+    expectQuota(await udpDriver.openPeerSocket!(await bindAttempt(a.scope)).catch((e: unknown) => e));
+    const got = new Promise<string>((r) => y.once('received', (m) => r(m.text())));
+    await x.send('counted once');
+    expect(await got).toBe('counted once');
+    await Promise.all([x.close(), y.close()]);
+    await until(() => host.usage(a.id).connections === 0 && host.usage(b.id).connections === 0);
+    expect([host.usage(a.id).connections, host.usage(b.id).connections]).toEqual([0, 0]);
+  });
+
+  it('a rendezvous without resolve() holds one unit while it checks; aborted or failed, it frees it; so does an aborted resolve()', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const silent = await udpSocket();
+    const remote = [`127.0.0.1:${silent.address().port}`];
+
+    const controller = new AbortController();
+    const aborted = peer(scope).rendezvous({ remote, signal: controller.signal });
+    await until(() => host.usage(id).connections === 1);
+    expect(host.usage(id).connections).toBe(1);
+    controller.abort();
+    expect(await aborted.catch((e: unknown) => e)).toMatchObject({ code: 'ERR_TAPS_ABORTED' });
+    expect(host.usage(id).connections).toBe(0);
+
+    const timedOut = await peer(scope).rendezvous({ remote, timeout: 100 }).catch((e: unknown) => e);
+    expect(timedOut).toMatchObject({ code: 'ERR_TAPS_TIMEOUT' });
+    expect(host.usage(id).connections).toBe(0);
+
+    const resolving = new AbortController();
+    await peer(scope).resolve({ signal: resolving.signal });
+    expect(host.usage(id).connections).toBe(1);
+    resolving.abort();
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+  });
+});
