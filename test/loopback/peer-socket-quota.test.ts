@@ -5,7 +5,9 @@
  * a unit until the socket closes; the library's `resolve()`/`rendezvous()`
  * take one lease before binding and the socket counts under it, so a
  * rendezvous is exactly one unit; a failed, aborted or refused open keeps
- * none (exact counts through `host.usage`).
+ * none. A peer socket opened directly charges what it reads to
+ * `limit received`; the library's counts it once, at its Connection (exact
+ * counts through `host.usage`).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -122,10 +124,44 @@ describe('a peer socket opened directly takes a unit of limit connections', () =
   });
 });
 
+describe('a peer socket opened directly charges what it reads to limit received', () => {
+  it('before connect() the handler, after it the channel, fails with the budget error; the socket closes and frees its unit', async () => {
+    const { id, scope } = await tenant('limit connections 1\nlimit received 1KiB per 60s');
+    const sender = await udpSocket();
+    const socket = await udpDriver.openPeerSocket!(await bindAttempt(scope));
+    const errors: Error[] = [];
+    let datagrams = 0;
+    socket.start({ datagram: () => datagrams++, error: (e) => errors.push(e) });
+    sender.send(new Uint8Array(600), socket.local.port, '127.0.0.1');
+    await until(() => datagrams === 1);
+    expect(host.usage(id).received).toBe(600);
+    sender.send(new Uint8Array(600), socket.local.port, '127.0.0.1'); // 1200 > 1 KiB
+    await until(() => errors.length === 1);
+    expect(datagrams).toBe(1); // the datagram over the budget is not delivered
+    expect(errors[0]).toBeInstanceOf(QuotaExceededError);
+    expect(errors[0]).toMatchObject({ quota: 'bytes-received' });
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+
+    const { id: id2, scope: scope2 } = await tenant('limit connections 1\nlimit received 1KiB per 60s');
+    const connected = await udpDriver.openPeerSocket!(await bindAttempt(scope2));
+    connected.start({ datagram: () => {}, error: () => {} });
+    const target = await scope2.guard.authorize({ use: 'connect', protocol: 'udp', address: '127.0.0.1', port: sender.address().port });
+    const channel = await connected.connect(target, () => false);
+    const closed = new Promise<Error | undefined>((r) => channel.start({ data: () => {}, end: () => {}, drain: () => {}, closed: (e) => r(e) }));
+    sender.send(new Uint8Array(1200), connected.local.port, '127.0.0.1');
+    const err = await closed;
+    expect(err).toBeInstanceOf(QuotaExceededError);
+    expect(err).toMatchObject({ quota: 'bytes-received' });
+    await until(() => host.usage(id2).connections === 0);
+    expect(host.usage(id2).connections).toBe(0);
+  });
+});
+
 describe('the library\'s rendezvous counts once', () => {
   it('resolve() takes the one unit before binding, rendezvous() keeps it for the connection (not a second), close frees it', async () => {
     const a = await tenant('limit connections 1');
-    const b = await tenant('limit connections 1');
+    const b = await tenant('limit connections 1\nlimit received 1MiB per 60s');
     const pa = peer(a.scope);
     const pb = peer(b.scope);
     const [ra, rb] = [await pa.resolve(), await pb.resolve()];
@@ -137,6 +173,7 @@ describe('the library\'s rendezvous counts once', () => {
     const got = new Promise<string>((r) => y.once('received', (m) => r(m.text())));
     await x.send('counted once');
     expect(await got).toBe('counted once');
+    expect(host.usage(b.id).received).toBe(12); // once, by its Connection: its socket (a grant) charges nothing more
     await Promise.all([x.close(), y.close()]);
     await until(() => host.usage(a.id).connections === 0 && host.usage(b.id).connections === 0);
     expect([host.usage(a.id).connections, host.usage(b.id).connections]).toEqual([0, 0]);

@@ -13,7 +13,10 @@
  * closes (a rendezvous is a connection): the library's grant when
  * `Preconnection.resolve()`/`rendezvous()` opened it (their lease, taken
  * before the bind), otherwise a unit of its own from the scope that minted
- * the bind target, so a guest calling the driver directly counts too.
+ * the bind target, so a guest calling the driver directly counts too. Such a
+ * socket also charges every datagram it reads to `limit received` (no
+ * Connection counts them): over the budget it fails with the budget error
+ * and closes.
  *
  * @example
  * const socket = await openPeerSocket(attempt);
@@ -25,14 +28,14 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { debuglog } from 'node:util';
 import type { ByteMeter, ListenAttempt, PeerSocket, PeerSocketHandler, SocketAddress, TransportChannel } from '../../src/driver.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
-import { TapsError } from '../../src/errors.js';
+import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
 import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 import { meterFor } from '../kit/meter.js';
-import { dialUnit, holdUntilClose, type SocketUnit } from '../kit/account.js';
+import { dialUnit, holdUntilClose, wireMeterFor, type SocketUnit, type WireMeter } from '../kit/account.js';
 
 const log = debuglog('taps');
 
@@ -42,6 +45,8 @@ class UdpPeerSocket implements PeerSocket {
   readonly #family: 4 | 6;
   readonly #options: Readonly<Record<string, unknown>>;
   readonly #meter: ByteMeter | undefined;
+  /** Opened outside the library's path: what it reads is charged here. */
+  readonly #readMeter: WireMeter | undefined;
   #handler: PeerSocketHandler | undefined;
   readonly #early: [Buffer, SocketAddress][] = [];
   #channel: DatagramChannel | undefined;
@@ -51,11 +56,12 @@ class UdpPeerSocket implements PeerSocket {
   /** The socket is being closed by us (close() or the channel's release), not by an error. */
   #closing = false;
 
-  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, meter: ByteMeter | undefined) {
+  constructor(socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, meter: ByteMeter | undefined, readMeter: WireMeter | undefined) {
     this.#socket = socket;
     this.#family = family;
     this.#options = options;
     this.#meter = meter;
+    this.#readMeter = readMeter;
     const a = socket.address();
     this.local = Object.freeze({ address: a.address, port: a.port, family });
     socket.on('message', this.#onMessage);
@@ -145,8 +151,9 @@ class UdpPeerSocket implements PeerSocket {
   }
 
   #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
-    const from: SocketAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 };
     const channel = this.#channel;
+    if (this.#readMeter !== undefined && !this.#charged(msg.byteLength)) return;
+    const from: SocketAddress = { address: rinfo.address, port: rinfo.port, family: rinfo.family === 'IPv6' ? 6 : 4 };
     if (channel !== undefined && !this.#intercept!(msg)) {
       channel.deliver(msg);
       return;
@@ -154,6 +161,22 @@ class UdpPeerSocket implements PeerSocket {
     if (this.#handler) this.#handler.datagram(msg, from);
     else if (this.#early.length < 64) this.#early.push([msg, from]);
   };
+
+  /** Charge a datagram read; over the budget, fail the channel (or the handler) and close the socket. */
+  #charged(bytes: number): boolean {
+    try {
+      this.#readMeter!.received(bytes);
+      return true;
+    } catch (err) {
+      const mapped = toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED');
+      if (this.#channel !== undefined) this.#channel.fail(mapped);
+      else {
+        this.#handler?.error(mapped);
+        this.#closeSocket(() => {});
+      }
+      return false;
+    }
+  }
 
   #onError = (err: NodeJS.ErrnoException): void => {
     if (typeof err.code === 'string' && SOFT_ERRORS.has(err.code)) {
@@ -226,7 +249,8 @@ function bindPeerSocket(attempt: ListenAttempt, to: { address: string; port: num
     socket.bind({ address, port, exclusive: true }, () => {
       stopListening();
       socket.off('error', onError);
-      resolve(new UdpPeerSocket(socket, family, options, meterFor(attempt)));
+      const readMeter = unit.granted ? undefined : wireMeterFor(undefined, attempt.target);
+      resolve(new UdpPeerSocket(socket, family, options, meterFor(attempt), readMeter));
     });
   });
 }
