@@ -7,6 +7,7 @@
  * stack "failed") reorders or prunes only what its policy allows: an ungranted stack is still denied and
  * its server on the same port sees nothing.
  */
+import { createServer as createNetServer } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
@@ -298,14 +299,17 @@ describe('a failure remembered for the only allowed stack', () => {
     cleanups.push(() => host.close());
     host.setPolicy('only-tls', 'allow tls://svc.test:*\nallow tls://@loopback:*');
     const guest = await host.tenant('only-tls');
-    // A port nothing listens on yet: bound once to learn a free number, then closed.
+    // The port stays bound throughout (a number freed and bound again can be taken by another test in between):
+    // while the server is down every connection is reset at once; once up, each is handed to the TLS server.
     const server: TlsServer = createTlsServer({ cert: cert.cert, key: cert.key }, (s) => {
       s.on('error', () => {});
       s.end();
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
-    await new Promise<void>((r) => server.close(() => r()));
+    let up = false;
+    const gate = createNetServer((s) => (up ? server.emit('connection', s) : s.resetAndDestroy()));
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => gate.close(() => r())));
+    const port = (gate.address() as { port: number }).port;
     // Opportunistic security: plain TCP is suitable too, and the policy denies it; TLS is the only allowed stack.
     const pre = (): Preconnection => new Preconnection({
       scope: guest, remote: { hostName: 'svc.test', port }, security: SecurityParameters.opportunistic(), drivers: [tcpDriver, tlsDriver],
@@ -314,8 +318,7 @@ describe('a failure remembered for the only allowed stack', () => {
     expect(down).toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED' });
     expect(racingCacheOf(guest)!.get('svc.test', port, 'tls')).toMatchObject({ outcome: 'failed' });
 
-    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    up = true;
     const conn = await pre().initiate({ signal: AbortSignal.timeout(8000) });
     try {
       console.log(`after the server came up: ${conn.report.candidates.map((c) => `${c.driver} ${c.fate}`).join(', ')}; ${conn.report.cache}`);
