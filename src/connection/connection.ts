@@ -241,8 +241,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     }
     outcome(p: PendingSend, outcome: Outcome): void {
       // RFC 9622 §9.2.2: the event for a send's outcome; PendingSend then settles its promise.
-      if (outcome.kind === 'sent') this.#conn.emit('sent', p.context);
-      else this.#conn.emit(outcome.kind, p.context, outcome.error as TapsError);
+      if (outcome.kind === 'sent') {
+        // Most senders do not listen for `sent`: skip building the event's arguments then.
+        if (this.#conn.listenerCount('sent') > 0) this.#conn.emit('sent', p.context);
+      } else this.#conn.emit(outcome.kind, p.context, outcome.error as TapsError);
     }
     drained(): void {
       this.#conn.emit('drain');

@@ -25,6 +25,13 @@ export type Written = (p: PendingSend, err: Error | undefined) => void;
 
 const noop = (): void => {};
 
+/** Where one executor leaves a new promise's resolve and reject (no executor closure per send). */
+const captured: { resolve: () => void; reject: (e: Error) => void } = { resolve: noop, reject: noop };
+function capture(resolve: () => void, reject: (e: Error) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
 export class PendingSend {
   readonly data: Uint8Array;
   readonly context: MessageContextInit;
@@ -61,10 +68,9 @@ export class PendingSend {
       if (err !== undefined && this.#failed === undefined) this.#failed = err;
       if (--this.pieces === 0) onWritten(this, this.#failed);
     };
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    this.promise = new Promise<void>(capture);
+    this.#resolve = captured.resolve;
+    this.#reject = captured.reject;
   }
 
   /**

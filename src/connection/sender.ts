@@ -223,13 +223,13 @@ export class Sender {
   /** Why this message cannot be sent at all (checked before it is queued). */
   #refuse(bytes: Uint8Array, ctx: MessageContextInit): SendError | undefined {
     const host = this.#host;
-    const id = host.driver.id;
     if (!host.sendOpen()) return new SendError('ERR_TAPS_INVALID_STATE', `cannot send: the connection is ${host.state()}`);
     if (this.#finalQueued) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send after a message marked final');
     if (host.receiveOnly) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send: direction is unidirectional-receive');
     const max = this.#maxFor(ctx.msgReliable);
     if (bytes.byteLength > max) return tooLarge(bytes.byteLength, max, host, ctx.msgReliable);
     if (ctx === NO_CONTEXT) return undefined;
+    const id = host.driver.id;
     if (this.#needsReplayable && ctx.safelyReplayable === false) {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `${id} may duplicate messages: a message marked safelyReplayable false cannot be sent on it (RFC 9622 §9.1.3.4)`);
     }

@@ -31,8 +31,11 @@ import { TenantQuota, type TenantUsage } from './quota.js';
 import { racingCacheFrom, type RacingCache, type RacingCacheOptions } from '../selection/racing-cache.js';
 import { TenantScope, type HostCore } from './scope.js';
 import type { QuotaStore } from './store.js';
-import { isPolicySpec, parsePolicy, parsePolicyFile, type PolicyJson, type PolicySpec } from './source.js';
+import { isPolicySpec, parsePolicy, parsePolicyFile, type PolicyJson, type PolicyLimits, type PolicySpec } from './source.js';
 import type { PolicyDecision } from './types.js';
+
+/** The limits of a tenant without a policy (one object, not one per charged datagram). */
+const NO_LIMITS: PolicyLimits = Object.freeze({});
 
 export type RevokeMode = 'close' | 'keep';
 
@@ -324,7 +327,7 @@ export class Host {
   #quota(tenant: string): TenantQuota {
     let q = this.#quotas.get(tenant);
     if (!q) {
-      q = new TenantQuota(tenant, () => this.#snap.tenants.get(tenant)?.policy.limits ?? {}, this.#now, this.#options.quotaStore);
+      q = new TenantQuota(tenant, () => this.#snap.tenants.get(tenant)?.policy.limits ?? NO_LIMITS, this.#now, this.#options.quotaStore);
       this.#quotas.set(tenant, q);
     }
     return q;

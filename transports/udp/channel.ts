@@ -37,6 +37,8 @@ const log = debuglog('taps');
 export interface DatagramIo {
   /** Hand one datagram to the OS; `cb` runs when it left (or failed). */
   send(data: Uint8Array, cb: (err: Error | null) => void): void;
+  /** Every `cb` runs exactly once, in the order of the sends (a dgram socket's): one callback can serve them all. */
+  readonly ordered?: boolean;
   /** Release the socket (or the listener's slot). Calls `done` when released. */
   release(done: () => void): void;
   /** Apply a socket option (e.g. `udp.ttl`); false when this socket does not have it. */
@@ -145,16 +147,12 @@ export class DatagramChannel implements TransportChannel {
     }
     if (meta.final === true) this.#ended = true;
     this.#pending++;
-    this.#io.send(data, (err) => {
-      this.#pending--;
-      done(err ? new SendError('ERR_TAPS_SEND_FAILED', `datagram send failed: ${err.message}`, { cause: err }) : undefined);
-      if (this.#wantDrain && this.#pending <= this.#highWater >> 1 && !this.#closed && !this.#drainScheduled) {
-        // Not from inside libuv's send-completion loop: a sender refilled from there never lets reads run.
-        this.#drainScheduled = true;
-        setImmediate(this.#emitDrain);
-      }
-      if (this.#pending === 0 && this.#closing) this.#release();
-    });
+    if (this.#io.ordered === true) {
+      this.#dones.push(done);
+      this.#io.send(data, this.#sent);
+    } else {
+      this.#io.send(data, (err) => this.#completed(done, err));
+    }
     if (this.#pending >= this.#highWater) {
       this.#wantDrain = true;
       return false;
@@ -233,6 +231,39 @@ export class DatagramChannel implements TransportChannel {
     this.#queue = [];
     this.#queued = 0;
     this.#receiver?.closed(this.#closeError);
+  }
+
+  /**
+   * The socket completes datagrams in the order they were handed to it (one sent at once completes on the
+   * next tick; one the OS pushed back waits in libuv's FIFO, and later sends queue behind it), so one
+   * completion callback serves every send: it calls the oldest send's `done`.
+   */
+  readonly #dones: (((err?: Error) => void) | undefined)[] = [];
+  #donesHead = 0;
+  readonly #sent = (err: Error | null): void => {
+    const dones = this.#dones;
+    const done = dones[this.#donesHead]!;
+    dones[this.#donesHead++] = undefined;
+    if (this.#donesHead === dones.length) {
+      dones.length = 0;
+      this.#donesHead = 0;
+    } else if (this.#donesHead > 1024 && this.#donesHead * 2 > dones.length) {
+      dones.splice(0, this.#donesHead);
+      this.#donesHead = 0;
+    }
+    this.#completed(done, err);
+  };
+
+  /** One datagram left (or failed): report it, and let the sender go on once few are outstanding. */
+  #completed(done: (err?: Error) => void, err: Error | null): void {
+    this.#pending--;
+    done(err ? new SendError('ERR_TAPS_SEND_FAILED', `datagram send failed: ${err.message}`, { cause: err }) : undefined);
+    if (this.#wantDrain && this.#pending <= this.#highWater >> 1 && !this.#closed && !this.#drainScheduled) {
+      // Not from inside libuv's send-completion loop: a sender refilled from there never lets reads run.
+      this.#drainScheduled = true;
+      setImmediate(this.#emitDrain);
+    }
+    if (this.#pending === 0 && this.#closing) this.#release();
   }
 
   #drainScheduled = false;

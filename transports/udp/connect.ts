@@ -104,6 +104,7 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
   const channel: DatagramChannel = new DatagramChannel(
     {
       send: (data, cb) => socket.send(data, cb),
+      ordered: true,
       release: (done) => {
         released = done;
         try {
