@@ -32,12 +32,10 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import type { WebSocketServer, WebSocket } from 'ws';
 import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
-import { toTapsError } from '../../src/errors.js';
-import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
+import { throwIfAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
-import { targetAddress } from '../kit/dial.js';
-import { holdUntilClose, listenUnit, wireMeterFor, type SocketUnit } from '../kit/account.js';
-import { peerUnits } from '../kit/socket-listener.js';
+import { wireMeterFor } from '../kit/account.js';
+import { listenHttpServer } from '../kit/listen-http.js';
 import { meterFor, meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
@@ -120,51 +118,8 @@ class WebSocketListener implements DriverListener {
     server.on('tlsClientError', (_err: Error, socket: net.Socket) => socket.destroy());
   }
 
-  bind(attempt: ListenAttempt): Promise<void> {
-    const { address, port, family } = targetAddress(attempt.target, 'websocket listen', 'tcp listen');
-    // A unit of `limit listeners` until the server closes (the Listener's own on the library's path).
-    const taken = listenUnit(attempt.unit, attempt.target);
-    if (taken instanceof Promise) return taken.then((unit) => this.#listen(attempt, address, port, family, unit));
-    return this.#listen(attempt, address, port, family, taken);
-  }
-
-  #listen(attempt: ListenAttempt, address: string, port: number, family: 4 | 6, unit: SocketUnit): Promise<void> {
-    const { signal } = attempt;
-    holdUntilClose(this.#server, unit);
-    // Opened outside the library's path: each accepted peer takes a unit of `limit connections` (its Listener would).
-    if (!unit.granted) {
-      const admit = peerUnits(attempt.target, false);
-      this.#server.prependListener('connection', (socket: net.Socket) => {
-        if (!admit(socket)) {
-          socket.on('error', () => {});
-          socket.destroy();
-        }
-      });
-    }
-    return new Promise<void>((resolve, reject) => {
-      let stopListening = (): void => {};
-      const onAbort = (): void => {
-        unit.release();
-        this.#server.off('error', onError);
-        this.#server.close();
-        reject(abortedError(signal, 'websocket listen'));
-      };
-      const onError = (err: Error): void => {
-        stopListening();
-        unit.release();
-        reject(toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));
-      };
-      this.#server.once('error', onError);
-      stopListening = whenAborted(signal, onAbort);
-      this.#server.listen({ host: address, port, ipv6Only: family === 6 }, () => {
-        stopListening();
-        this.#server.off('error', onError);
-        this.#server.on('error', (err) => this.#fail(err));
-        const a = this.#server.address() as net.AddressInfo;
-        this.local = Object.freeze({ address: a.address, port: a.port, family: a.family === 'IPv6' ? 6 : 4 });
-        resolve();
-      });
-    });
+  async bind(attempt: ListenAttempt): Promise<void> {
+    this.local = await listenHttpServer(this.#server, attempt, 'websocket listen', (err) => this.#fail(err));
   }
 
   /**
