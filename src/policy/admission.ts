@@ -108,19 +108,73 @@ export function wireMeterFor(meter: unknown, target: unknown): WireMeter | undef
 /** Kinds of quota unit a socket takes. */
 type UnitKind = 'connection' | 'listener';
 
+/** What makes a grant: only this module holds it, so `new grant.constructor(...)` is a TypeError. */
+const MAKE_GRANT = Symbol('socket grant');
+
 /**
- * Socket grants: a unit the library already took for a socket (a Preconnection's connection lease for its
+ * A socket grant: a unit the library already took for a socket (a Preconnection's connection lease for its
  * selection's attempts, a Listener's listener lease for its binds). A grant lets one socket at a time count
- * under that lease; it is recorded here, so a caller cannot make one, and it serves only sockets to targets
- * of the scope that took the lease.
+ * under that lease. What it holds is private (a caller can neither make one, read it nor change it), and it
+ * serves only sockets to targets of the scope that took the lease.
  */
-const grants = new WeakMap<object, { readonly lease: Lease; readonly kind: UnitKind; readonly owner: object; busy: boolean }>();
+class SocketGrant {
+  readonly #lease: Lease;
+  readonly #kind: UnitKind;
+  readonly #owner: object;
+  /** A socket counts under it now. */
+  #busy = false;
+
+  constructor(key: symbol, owner: object, lease: Lease, kind: UnitKind) {
+    if (key !== MAKE_GRANT) throw new TypeError('a socket grant is made by the library only');
+    this.#owner = owner;
+    this.#lease = lease;
+    this.#kind = kind;
+  }
+
+  /** `grant`'s unit for a socket of `kind` to a target `owner` minted, when it is a real grant that can serve it now. */
+  static take(grant: unknown, owner: object, kind: UnitKind): SocketUnit | undefined {
+    if (typeof grant !== 'object' || grant === null || !(#busy in grant)) return undefined;
+    const g = grant as SocketGrant;
+    if (g.#kind !== kind || g.#owner !== owner || g.#busy || released(g.#lease)) return undefined;
+    g.#busy = true;
+    return new GrantUnit(g);
+  }
+
+  /** Another grant on the same lease, or undefined when `grant` is none (or its lease was given back). */
+  static further(grant: unknown): SocketGrant | undefined {
+    if (typeof grant !== 'object' || grant === null || !(#busy in grant)) return undefined;
+    const g = grant as SocketGrant;
+    return released(g.#lease) ? undefined : new SocketGrant(MAKE_GRANT, g.#owner, g.#lease, g.#kind);
+  }
+
+  /** The socket that counted under `g` closed (or never opened). */
+  static free(g: SocketGrant): void {
+    g.#busy = false;
+  }
+}
+Object.freeze(SocketGrant.prototype);
+Object.freeze(SocketGrant);
+
+/** The unit of a socket that counts under a grant: giving it back frees the grant for another socket. */
+class GrantUnit implements SocketUnit {
+  readonly granted = true;
+  #grant: SocketGrant | undefined;
+
+  constructor(grant: SocketGrant) {
+    this.#grant = grant;
+  }
+
+  /** Idempotent: only the first call frees the grant. An arrow field, so `socket.once('close', unit.release)` needs no bind. */
+  readonly release = (): void => {
+    const g = this.#grant;
+    this.#grant = undefined;
+    if (g !== undefined) SocketGrant.free(g);
+  };
+}
 
 /** @internal A grant for one attempt: the socket it opens counts under `lease` (taken by `scope`) instead of taking a unit. */
 export function socketGrant(scope: object, lease: Lease, kind: UnitKind): object {
-  const grant = Object.freeze({});
-  grants.set(grant, { lease, kind, owner: scope, busy: false });
-  return grant;
+  return new SocketGrant(MAKE_GRANT, scope, lease, kind);
 }
 
 /**
@@ -128,8 +182,7 @@ export function socketGrant(scope: object, lease: Lease, kind: UnitKind): object
  * a parallel HTTP/1.1 stream, a redirect hop), or undefined when `grant` is none: that socket takes a unit.
  */
 export function furtherGrant(grant: unknown): object | undefined {
-  const g = typeof grant === 'object' && grant !== null ? grants.get(grant) : undefined;
-  return g === undefined || released(g.lease) ? undefined : socketGrant(g.owner, g.lease, g.kind);
+  return SocketGrant.further(grant);
 }
 
 /** A quota unit a socket holds until it closes; `granted`: it is a lease the library took for it (no unit of its own). */
@@ -151,11 +204,8 @@ const released = (l: Lease): boolean => (l as { readonly released?: unknown }).r
 export function takeSocketUnit(grant: unknown, target: unknown, kind: UnitKind): SocketUnit | Promise<SocketUnit> {
   const owner = typeof target === 'object' && target !== null ? minted.get(target) : undefined;
   if (owner === undefined) throw new TypeError('a socket needs a CheckedTarget minted by a scope\'s guard');
-  const g = typeof grant === 'object' && grant !== null ? grants.get(grant) : undefined;
-  if (g !== undefined && g.kind === kind && g.owner === owner && !g.busy && !released(g.lease)) {
-    g.busy = true;
-    return { granted: true, release: () => void (g.busy = false) };
-  }
+  const granted = SocketGrant.take(grant, owner, kind);
+  if (granted !== undefined) return granted;
   const taken = (owner as NetworkScope).lease(kind, target as CheckedTarget);
   return taken instanceof Promise ? taken.then(ownUnit) : ownUnit(taken);
 }
@@ -351,15 +401,20 @@ Object.freeze(OwnAttempt.prototype);
 function snapshotAttempt(attempt: unknown, scope: AdmittingScope, network: CheckedNetwork, what: string): Record<string, unknown> {
   const a = checkObject(attempt, what);
   // The guard, the meter and the network are the scope's own: a caller can neither swap nor drop them.
-  const out: Record<string, unknown> = { guard: scope.guard, meter: scope.meter, network };
+  // One literal of one shape either way (fields in ATTEMPT_FIELDS order), not a field added per key.
   const own = OwnAttempt.made(a);
-  if (own !== undefined) for (const k of ATTEMPT_FIELDS) out[k] = own[k];
-  else for (const k of ATTEMPT_FIELDS) out[k] = ownField(a, k, what);
-  if (!(out['signal'] instanceof AbortSignal)) throw new TypeError(`${what}.signal must be an AbortSignal`);
-  const options = out['options'];
+  const f = own ?? {
+    signal: ownField(a, 'signal', what), target: ownField(a, 'target', what), remote: ownField(a, 'remote', what),
+    local: ownField(a, 'local', what), security: ownField(a, 'security', what), properties: ownField(a, 'properties', what),
+    options: ownField(a, 'options', what), unit: ownField(a, 'unit', what),
+  };
+  if (!(f.signal instanceof AbortSignal)) throw new TypeError(`${what}.signal must be an AbortSignal`);
+  const options: unknown = f.options;
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError(`${what}.options must be an object`);
-  out['options'] = options === undefined ? EMPTY_OPTIONS : options;
-  return Object.freeze(out);
+  return Object.freeze({
+    guard: scope.guard, meter: scope.meter, network, signal: f.signal, target: f.target, remote: f.remote, local: f.local,
+    security: f.security, properties: f.properties, options: options === undefined ? EMPTY_OPTIONS : options, unit: f.unit,
+  }) as Record<string, unknown>;
 }
 
 const EMPTY_OPTIONS = Object.freeze({});

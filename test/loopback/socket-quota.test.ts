@@ -146,6 +146,34 @@ describe('limit connections counts every socket, whoever dials it', () => {
   });
 });
 
+describe('a socket grant serves the library\'s own attempt only', () => {
+  it('a guest holding an attempt\'s grant cannot make one, nor open a second socket under it: that socket takes its own unit', async () => {
+    const { id, scope } = await tenant('limit connections 2');
+    const server = await tcpServer();
+    let grant: unknown;
+    const spy: Driver = Object.freeze({ ...tcpDriver, connect: (a: ConnectAttempt) => ((grant = a.unit), tcpDriver.connect(a)) });
+    const conn = await new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: server.port }, drivers: [spy], security: SecurityParameters.disabled() }).initiate();
+    expect(host.usage(id).connections).toBe(1);
+    expect(typeof grant).toBe('object');
+    expect(Object.keys(grant as object)).toEqual([]); // nothing readable on it
+    // Its class cannot be called to make one with a lease of the guest's (that would count nothing).
+    const Grant = (grant as { constructor: new (...a: unknown[]) => unknown }).constructor;
+    const fakeLease = { released: false, sent() {}, received() {}, release() {} };
+    for (const key of [undefined, Symbol('socket grant')]) expect(() => new Grant(key, scope, fakeLease, 'connection')).toThrow(TypeError);
+    // The grant is busy while the connection's socket is open: a second socket under it takes a unit, a third is over the limit.
+    const second = await tcpDriver.connect({ ...(await attempt(scope, tcpDriver, server.port)), unit: grant });
+    expect(host.usage(id).connections).toBe(2);
+    expectQuota(await tcpDriver.connect({ ...(await attempt(scope, tcpDriver, server.port)), unit: grant }).catch((e: unknown) => e), 'connections');
+    // A lookalike (an object of the grant's prototype) is no grant either.
+    expectQuota(await tcpDriver.connect({ ...(await attempt(scope, tcpDriver, server.port)), unit: Object.create(Object.getPrototypeOf(grant)) }).catch((e: unknown) => e), 'connections');
+    second.abort();
+    await conn.close();
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    expect(server.accepted).toBe(2);
+  });
+});
+
 describe('limit listeners counts every bound socket', () => {
   it.each([
     ['tcp', tcpDriver],
