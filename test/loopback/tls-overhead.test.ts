@@ -432,6 +432,13 @@ describe('a wss listener counts its TLS on the wire', () => {
     expect(host.usage(id).sent).toBe(raw.bytesRead);
     expect(host.usage(id).received).toBe(wrote(raw)); // the Connection does not count the 1000 bytes again
     expect(host.usage(id).received).toBeGreaterThan(1000);
+    // A pong is ws's own frame, written without the channel: its record counts as carried all the same.
+    const ponged = new Promise<void>((r) => ws.once('pong', () => r()));
+    ws.ping(Buffer.from('are you there'));
+    await ponged;
+    await settle();
+    expect(host.usage(id).sent).toBe(raw.bytesRead);
+    expect(host.usage(id).received).toBe(wrote(raw));
     ws.terminate();
   });
 

@@ -4,16 +4,21 @@
  * `noServer` mode. Each peer becomes a channel only after its upgrade
  * completes; plain HTTP requests get 426. The core checks each accepted
  * peer's address against the policy (`accept`) before the user sees it.
- * Everything the server writes to a peer counts against the tenant's byte
- * budget (the attempt's meter), as a client's upgrade request and frames do:
- * the socket is metered as written (../kit/meter.ts) from the moment it is
- * accepted (for wss: handshaken) until the 101 response is out — the 101
- * itself, 426s, 404s — and the channel then charges each frame it sends.
- * A wss peer's TLS counts on the wire as a TLS listener's does
+ * Everything a peer's socket carries counts against the listening tenant's
+ * byte budgets, each byte once, at the socket (../kit/socket-account.ts):
+ * what the server writes is metered as written (../kit/meter.ts) from the
+ * moment the peer is accepted (for wss: handshaken) until the 101 response
+ * is out — the 101 itself, 426s, 404s — and the channel then charges each
+ * frame it sends, header included; what ws writes by itself (a pong, its
+ * close frame) is learned from the socket's counters. Everything the TCP
+ * socket reads (the upgrade request, which the HTTP server parses from the
+ * handle, then each frame with its header and mask) is charged there, so
+ * the channel says `receiveMetered` and the Connection does not count the
+ * messages again; over the received budget the peer is dropped. A wss
+ * peer's TLS counts on the wire as a TLS listener's does
  * (../kit/tls-account.ts): the handshake it answered, its tickets and each
- * record's overhead sent; and everything its TCP socket reads (handshake,
- * upgrade request, frames), charged there once, so its channel says
- * `receiveMetered` and the Connection does not count the messages again.
+ * record's overhead sent, and every byte its TCP socket reads (handshake
+ * included).
  * `close()` stops accepting and drops peers still in their handshake;
  * channels already handed out stay open.
  *
@@ -31,14 +36,15 @@ import https from 'node:https';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import type { WebSocketServer, WebSocket } from 'ws';
-import type { ByteMeter, DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
+import type { DriverListener, DriverListenerHandler, ListenAttempt, SocketAddress } from '../../src/driver.js';
 import { throwIfAborted } from '../kit/abort.js';
 import { AcceptQueue } from '../kit/accept-queue.js';
-import { wireMeterFor } from '../kit/account.js';
+import { wireMeterFor, type WireMeter } from '../kit/account.js';
 import { listenHttpServer } from '../kit/listen-http.js';
-import { meterFor, meterWrites } from '../kit/meter.js';
+import { meterWrites } from '../kit/meter.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { validatePath } from '../kit/request-path.js';
+import { socketAccount, type SocketAccount } from '../kit/socket-account.js';
 import { checkBeforeHandshake, tlsAccount } from '../kit/tls-account.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
 import { WebSocketChannel } from './channel.js';
@@ -64,7 +70,7 @@ export async function listenWebSocket(attempt: ListenAttempt, secure: boolean): 
     // ws@8 takes closeTimeout (its type file does not list it yet).
     ...(closeTimeout === undefined ? {} : { closeTimeout }),
   } as ConstructorParameters<typeof WebSocketServer>[0]);
-  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, meterFor(attempt), attempt.target);
+  const listener = new WebSocketListener(server, wss, maxPayload, path, secure, wireMeterFor(attempt.meter, attempt.target), attempt.target);
   await listener.bind(attempt);
   return listener;
 }
@@ -77,39 +83,43 @@ class WebSocketListener implements DriverListener {
   readonly #path: string | undefined;
   readonly #pending = new Set<net.Socket>();
   readonly #queue = new AcceptQueue();
-  readonly #meter: ByteMeter | undefined;
+  /** The listening tenant's budgets (undefined: it has none, nothing is counted). */
+  readonly #wire: WireMeter | undefined;
+  /** Each peer's account: what its socket carried (the TLS one for wss: its cleartext). */
+  readonly #accounts = new WeakMap<net.Socket, SocketAccount>();
   /** Sockets metered as written until their upgrade is done → what ends that. */
   readonly #unmeter = new WeakMap<net.Socket, () => void>();
-  /** wss: every byte its TCP sockets read is charged there (the channels are receiveMetered). */
+  /** Every byte its TCP sockets read is charged there (the channels are receiveMetered). */
   readonly #receiveMetered: boolean;
   /** The bind target (its scope's budgets are the ones a wss peer's TLS counts against). */
   readonly #target: unknown;
 
-  /** `target`: the bind target, whose scope's budgets a wss peer's TLS counts against. */
+  /** `wire`: the listening tenant's budgets; `target`: the bind target, whose scope's budgets a wss peer's TLS counts against. */
   constructor(
-    server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined, secure: boolean, meter: ByteMeter | undefined, target: unknown,
+    server: http.Server, wss: WebSocketServer, maxPayload: number, path: string | undefined, secure: boolean, wire: WireMeter | undefined, target: unknown,
   ) {
     this.#server = server;
     this.#wss = wss;
     this.#maxPayload = maxPayload;
     this.#path = path;
-    this.#meter = meter;
-    this.#receiveMetered = secure && wireMeterFor(undefined, target) !== undefined;
+    this.#wire = wire;
+    this.#receiveMetered = wire !== undefined;
     this.#target = target;
     server.on('connection', (socket: net.Socket) => {
       this.#pending.add(socket);
       socket.once('close', () => this.#pending.delete(socket));
-      if (!secure) this.#meterHttp(socket);
+      if (!secure) this.#meterHttp(socket, true);
     });
     // The TLS socket is the one HTTP writes its responses to (plaintext, as a client's writes are counted).
     if (secure) {
       server.on('secureConnection', (socket: tls.TLSSocket) => {
-        // First: the HTTP meter wraps the account's write hook, and unwrapping it leaves that hook in place.
+        // First: the HTTP meter wraps the accounts' write hooks, and unwrapping it leaves those hooks in place.
         if (!this.#meterTls(socket, target)) return;
-        this.#meterHttp(socket);
+        this.#meterHttp(socket, false);
       });
     }
-    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (!this.#settle(req.socket)) return;
       res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-length': '0' }).end();
     });
     server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#upgrade(req, socket, head));
@@ -141,13 +151,35 @@ class WebSocketListener implements DriverListener {
     return true;
   }
 
-  /** Charge what HTTP and ws write to `socket` (responses, the 101) until the channel counts its own frames. */
-  #meterHttp(socket: net.Socket): void {
-    if (this.#meter !== undefined) this.#unmeter.set(socket, meterWrites(socket, this.#meter));
+  /**
+   * Count what `socket` carries (`reads`: what it reads too; over TLS the TCP socket's account does), and
+   * charge what HTTP and ws write to it (responses, the 101) before it is written, until the channel
+   * charges its own frames.
+   */
+  #meterHttp(socket: net.Socket, reads: boolean): void {
+    if (this.#wire === undefined) return;
+    const account = socketAccount(socket, this.#wire, reads);
+    this.#accounts.set(socket, account);
+    this.#unmeter.set(socket, meterWrites(socket, account.meter));
+  }
+
+  /** Charge what `socket` read (a request the HTTP server parsed from its handle); false, and the socket destroyed, over the budget. */
+  #settle(socket: net.Socket): boolean {
+    try {
+      this.#accounts.get(socket)?.settle();
+      return true;
+    } catch (err) {
+      // Upgraded, the socket has no listener left: nothing else would hear the QuotaExceededError.
+      socket.on('error', () => {});
+      socket.destroy(err as Error);
+      return false;
+    }
   }
 
   #upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     if (this.#queue.closed) return void socket.destroy();
+    // The upgrade request, parsed from the socket's handle: charged before anything answers it.
+    if (!this.#settle(socket)) return;
     const path = req.url ?? '/';
     if (this.#path !== undefined && path.split('?')[0] !== this.#path.split('?')[0]) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -169,7 +201,7 @@ class WebSocketListener implements DriverListener {
       this.#unmeter.get(socket)?.();
       this.#unmeter.delete(socket);
       const channel = new WebSocketChannel(ws, socket, {
-        maxPayload: this.#maxPayload, info, meter: this.#meter, server: true, receiveMetered: this.#receiveMetered,
+        maxPayload: this.#maxPayload, info, meter: this.#accounts.get(socket)?.meter, server: true, receiveMetered: this.#receiveMetered,
       });
       this.#queue.offer(channel);
     });
