@@ -6,22 +6,28 @@
  * frames ws answers by itself (a pong, its close frame). The client here is
  * ws over a TCP socket of the test's own, whose counters are the wire both
  * ways. A peer over the received budget is dropped, whether the listener is
- * the library's or one a guest opened by calling the driver directly.
+ * the library's or one a guest opened by calling the driver directly. A ws
+ * or wss client counts its side the same way: the 101 it reads, the frame
+ * headers, and the pong ws writes by itself.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { NEVER_ABORTED, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
 import type { Connection } from '../../src/connection/connection.js';
-import { LocalEndpoint } from '../../src/endpoints.js';
+import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
 import type { TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
-import { wsDriver } from '../../transports/websocket/index.js';
+import { wsDriver, wssDriver } from '../../transports/websocket/index.js';
+import { testCertificate } from '../helpers/certs.js';
 import { quotaTenants } from '../helpers/tenants.js';
 
-const { host, cleanups, tenant } = quotaTenants('ws-wire', 'allow bind:ws://@loopback:*\nallow accept:ws://@loopback:*');
+const { host, cleanups, tenant } = quotaTenants('ws-wire', 'allow ws://@loopback:*\nallow wss://@loopback:*\nallow bind:ws://@loopback:*\nallow accept:ws://@loopback:*');
+const cert = testCertificate({ kind: 'ec', days: 10 });
 
 const until = async (what: () => boolean): Promise<void> => {
   for (let i = 0; i < 400 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -162,5 +168,75 @@ describe('a plain ws listener counts what its TCP sockets carry', () => {
     console.log(`direct ws listener: ${host.usage(id).received} received counted (the client wrote ${wrote(raw)}); the channel closed with ${err?.message ?? 'nothing'}`);
     expect(host.usage(id).received).toBeGreaterThan(2000);
     expect(err).toBeDefined();
+  });
+});
+
+/** A ws (or wss) server that echoes each message and then pings; `read()`/`wrote()`: what its TCP sockets carried. */
+async function countingServer(secure: boolean): Promise<{ port: number; read: () => number; wrote: () => number; ponged: Promise<void> }> {
+  const server = secure ? https.createServer({ cert: cert.cert, key: cert.key }) : http.createServer();
+  const raws = new Set<Socket>();
+  server.on('connection', (raw: Socket) => {
+    raws.add(raw);
+    raw.on('error', () => {});
+  });
+  let ponged!: () => void;
+  const pong = new Promise<void>((r) => (ponged = r));
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => {
+    ws.on('error', () => {});
+    ws.on('pong', () => ponged());
+    ws.on('message', (d: Buffer) => {
+      ws.send(d);
+      ws.ping(Buffer.from('still there?'));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => {
+    for (const s of raws) s.destroy();
+    wss.close();
+    server.close(() => r());
+  }));
+  const sum = (f: (s: Socket) => number) => (): number => [...raws].reduce((n, s) => n + f(s), 0);
+  return { port: (server.address() as { port: number }).port, read: sum((s) => s.bytesRead), wrote: sum(wrote), ponged: pong };
+}
+
+describe('a ws or wss client counts what its socket carries', () => {
+  it.each([['ws', false], ['wss', true]] as const)('%s through initiate(): the 101, the frame headers and its own pong count once: the counts are what the server\'s TCP socket carried', async (scheme, secure) => {
+    const { id, scope } = await tenant('limit sent 64KiB per 60s\nlimit received 64KiB per 60s');
+    const server = await countingServer(secure);
+    const conn = await new Preconnection({
+      scope, remote: `${scheme}://127.0.0.1:${server.port}/`, drivers: [secure ? wssDriver : wsDriver], properties: TransportProperties.reliableMessage(),
+      security: secure ? new SecurityParameters({ ca: cert.cert }) : SecurityParameters.disabled(),
+    }).initiate();
+    cleanups.push(() => conn.abort());
+    const echoed = new Promise<void>((r) => conn.once('received', () => r()));
+    await conn.send(new Uint8Array(1000).fill(0x64));
+    await echoed;
+    await server.ponged;
+    await until(() => host.usage(id).sent === server.read() && host.usage(id).received === server.wrote());
+    console.log(`${scheme} client after a 1000-byte echo and a ping: ${host.usage(id).sent} sent (the server read ${server.read()}), ${host.usage(id).received} received (the server wrote ${server.wrote()})`);
+    expect(host.usage(id).sent).toBe(server.read());
+    expect(host.usage(id).received).toBe(server.wrote());
+  });
+
+  it('ws called directly by a guest (its own meter ignored): the same counts, from the socket under it and the account', async () => {
+    const { id, scope } = await tenant('limit sent 64KiB per 60s\nlimit received 64KiB per 60s');
+    const server = await countingServer(false);
+    const target = await scope.guard.authorize({ use: 'connect', protocol: 'ws', address: '127.0.0.1', port: server.port });
+    const channel = await wsDriver.connect({
+      signal: NEVER_ABORTED, target, remote: RemoteEndpoint.from({ ipAddress: '127.0.0.1', port: server.port }), security: SecurityParameters.disabled(),
+      properties: new TransportProperties(), options: {}, guard: scope.guard, meter: { sent: () => {} },
+    });
+    cleanups.push(() => channel.abort());
+    const echoed = new Promise<void>((r) => channel.start({ data: () => r(), end: () => {}, drain: () => {}, closed: () => {} }));
+    channel.send(new Uint8Array(1000), {}, () => {});
+    await echoed;
+    await server.ponged;
+    await until(() => host.usage(id).sent === server.read() && host.usage(id).received === server.wrote());
+    console.log(`ws client called directly: ${host.usage(id).sent} sent (the server read ${server.read()}), ${host.usage(id).received} received (the server wrote ${server.wrote()}); ${host.usage(id).connections} connection unit held`);
+    expect(channel.receiveMetered).toBe(false); // counted under it, at the TCP socket
+    expect(host.usage(id).connections).toBe(1);
+    expect(host.usage(id).sent).toBe(server.read());
+    expect(host.usage(id).received).toBe(server.wrote());
   });
 });

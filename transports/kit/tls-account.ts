@@ -55,10 +55,26 @@ export function tlsAccount(socket: TLSSocket, raw: Socket, target: unknown, clea
   const meter = wireMeterFor(undefined, target);
   if (meter === undefined) return NOTHING;
   const account = new Account(socket, raw, meter, cleartextCounted);
+  accounts.set(socket, account);
   hook(socket, account);
   // The client's last flight (ChangeCipherSpec, Finished) reaches the TCP handle just after secureConnect.
   socket.once('secureConnect', () => setImmediate(() => account.settleSent()));
   return account;
+}
+
+const accounts = new WeakMap<TLSSocket, Account>();
+
+/**
+ * From now on charge every byte the TCP socket under `socket` reads, cleartext included (a protocol over it
+ * reads more than its Connection counts: a WebSocket's frame headers). False when `socket` has no account.
+ * Counting it all at one counter keeps each byte once: a record read but not yet decrypted would otherwise
+ * count as overhead here and again as cleartext.
+ */
+export function countEveryRead(socket: TLSSocket): boolean {
+  const account = accounts.get(socket);
+  if (account === undefined) return false;
+  account.countEveryRead();
+  return true;
 }
 
 class Account implements TlsAccount {
@@ -66,7 +82,7 @@ class Account implements TlsAccount {
   readonly #raw: Socket;
   readonly #meter: WireMeter;
   /** On the library's path a Connection counts the cleartext read: only the rest is charged here. */
-  readonly #cleartextCounted: boolean;
+  #cleartextCounted: boolean;
   #sent = 0;
   #received = 0;
 
@@ -75,6 +91,10 @@ class Account implements TlsAccount {
     this.#raw = raw;
     this.#meter = meter;
     this.#cleartextCounted = cleartextCounted;
+  }
+
+  countEveryRead(): void {
+    this.#cleartextCounted = false;
   }
 
   settle(): void {

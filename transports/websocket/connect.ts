@@ -11,12 +11,17 @@
  * const channel = await connectWebSocket(attempt, { secure: true });
  */
 import type net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { WebSocket } from 'ws';
 import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
-import { meterFor, meterWrites } from '../kit/meter.js';
+import { wireMeterFor } from '../kit/account.js';
+import { onLibraryPath } from '../kit/dial.js';
+import { meterWrites } from '../kit/meter.js';
 import { authority, openSocket, tlsInfo } from '../kit/open-socket.js';
+import { socketAccount } from '../kit/socket-account.js';
+import { countEveryRead } from '../kit/tls-account.js';
 import { WebSocketChannel } from './channel.js';
 import { webSocketConfig } from './config.js';
 import { loadWs } from './load.js';
@@ -36,9 +41,15 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   const { socket, raw } = await openSocket({ target, signal, local: attempt.local, tls, what: scheme, handshakeTimeout: cfg.handshakeTimeout, unit: attempt.unit });
   const url = `${scheme}://${authority(target, flavour.secure ? 443 : 80)}${cfg.path}`;
   // The upgrade request (its path and headers are the caller's) counts against the tenant's byte budget as
-  // written; once open, the channel counts each frame it sends.
-  const meter = meterFor(attempt);
-  const unmeter = meter === undefined ? undefined : meterWrites(socket, meter);
+  // written; once open, the channel counts each frame it sends, and the socket's counters what ws writes by
+  // itself (pongs, its close frame). On the library's path nothing under this socket counts what it reads (a
+  // Connection would count only the messages): the socket's account counts all of it (the 101, frame
+  // headers) — over TLS the TLS account, at the TCP socket — and the channel says receiveMetered. A socket
+  // opened directly has every read counted at its TCP socket already.
+  const wire = wireMeterFor(attempt.meter, target);
+  const receiveMetered = wire !== undefined && onLibraryPath(raw) && (socket === raw || countEveryRead(socket as TLSSocket));
+  const account = wire === undefined ? undefined : socketAccount(socket, wire, receiveMetered && socket === raw);
+  const unmeter = account === undefined ? undefined : meterWrites(socket, account.meter);
   let ws: WebSocket;
   try {
     const { WebSocket } = await ws$;
@@ -63,7 +74,7 @@ export async function connectWebSocket(attempt: ConnectAttempt, flavour: WebSock
   // The channel is made inside 'open', before ws can emit anything else (a frame may follow the 101 at once).
   return upgraded(ws, socket, signal, cfg.handshakeTimeout, () => {
     unmeter?.();
-    return new WebSocketChannel(ws, socket, { maxPayload: cfg.maxPayload, info: { url, path: cfg.path, ...tlsInfo(socket) }, raw, meter });
+    return new WebSocketChannel(ws, socket, { maxPayload: cfg.maxPayload, info: { url, path: cfg.path, ...tlsInfo(socket) }, raw, meter: account?.meter, receiveMetered });
   });
 }
 
