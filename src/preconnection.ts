@@ -29,6 +29,7 @@ import type { DriverOptions } from './driver-options.js';
 import { LocalEndpoint, RemoteEndpoint, type RemoteEndpointInit } from './endpoints.js';
 import { EstablishmentError, TapsError, toTapsError } from './errors.js';
 import { TypedEmitter } from './events.js';
+import { HeldRendezvous, holdTime } from './rendezvous/held.js';
 import type { RendezvousSession, SessionInput } from './rendezvous/session.js';
 import type { MessageFramer } from './framers/index.js';
 import { Listener, type ListenOptions } from './listener.js';
@@ -134,6 +135,12 @@ export type PreconnectionEvents = {
 export interface ResolveOptions {
   /** Aborting it before `rendezvous()` releases the socket `resolve()` bound, and its connection unit. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * How long the socket and candidates are held for a `rendezvous()`, in ms from this call (default 120000,
+   * the shortest a NAT may keep an idle UDP mapping, RFC 4787 REQ-5); then they are released, and a
+   * `rendezvous()` that would have used them rejects until `resolve()` is called again.
+   */
+  readonly holdFor?: number | undefined;
   /** How long the STUN server may take to answer, in ms (default 3000). */
   readonly stunTimeout?: number | undefined;
 }
@@ -306,8 +313,10 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     return conn;
   }
 
-  /** The socket and candidates of the rendezvous `resolve()` prepared, until `rendezvous()` uses them. */
-  #rendezvous: RendezvousSession | undefined;
+  /** The socket and candidates of the rendezvous `resolve()` prepared (or is preparing), until `rendezvous()` uses them. */
+  #held: Promise<HeldRendezvous> | undefined;
+  /** What `resolve()` prepared ran out of time (its hold and report), until `resolve()` is called again. */
+  #expired: { readonly holdFor: number; readonly report: SelectionReport } | undefined;
 
   #rendezvousInput(signal: AbortSignal | undefined, drivers: readonly Driver[], stunTimeout?: number): SessionInput {
     const local = this.local;
@@ -324,22 +333,52 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
    * RFC 9622 §7.3 Resolve: bind the socket a rendezvous will use and gather this side's candidates — its
    * host addresses and, when the local endpoint names a STUN server, its server-reflexive address. Give
    * `local` to the peer; `remote` are this preconnection's remote endpoints. The socket stays bound for
-   * `rendezvous()` (abort `signal` to release it without one). It holds a unit of the tenant's
-   * `limit connections`, taken before binding (QuotaExceededError over the limit), that the connection
-   * `rendezvous()` makes keeps.
+   * `rendezvous()` for `holdFor` ms (each call starts the hold again and gives the same candidates), until
+   * `signal` aborts, or until the preconnection is disposed of (`await using`); then the socket closes and
+   * the unit is given back. It holds a unit of the tenant's `limit connections`, taken before binding
+   * (QuotaExceededError over the limit), that the connection `rendezvous()` makes keeps.
    */
   async resolve(options: ResolveOptions = {}): Promise<{ local: LocalEndpoint[]; remote: RemoteEndpoint[] }> {
     if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const holdFor = holdTime(options.holdFor);
     options.signal?.throwIfAborted();
-    if (this.#rendezvous === undefined) {
-      const session = await openSession(this.#rendezvousInput(options.signal, await this.drivers(), options.stunTimeout));
-      this.#rendezvous = session;
-      options.signal?.addEventListener('abort', () => {
-        if (this.#rendezvous === session) this.#rendezvous = undefined;
-        void session.close();
-      }, { once: true });
+    let pending = this.#held;
+    if (pending === undefined) {
+      // One session per preconnection, even for calls that overlap: a second would be bound and never used.
+      pending = this.#openHeld(options.signal, options.stunTimeout);
+      this.#held = pending;
+      this.#expired = undefined;
     }
-    return { local: [...this.#rendezvous.local], remote: this.remote === undefined ? [] : [this.remote] };
+    const held = await pending;
+    held.releaseOnAbort(options.signal);
+    options.signal?.throwIfAborted();
+    // Released while this call waited (another call's signal, disposal, the hold ran out): prepare anew.
+    if (held.released) return this.resolve(options);
+    held.hold(holdFor);
+    return { local: [...held.session.local], remote: this.remote === undefined ? [] : [this.remote] };
+  }
+
+  #openHeld(signal: AbortSignal | undefined, stunTimeout: number | undefined): Promise<HeldRendezvous> {
+    const pending = (async () => {
+      const session = await openSession(this.#rendezvousInput(signal, await this.drivers(), stunTimeout));
+      return new HeldRendezvous(session, this.#clock, (expiredAfter) => {
+        if (this.#held !== pending) return;
+        this.#held = undefined;
+        if (expiredAfter !== undefined) this.#expired = { holdFor: expiredAfter, report: session.report };
+      });
+    })();
+    pending.catch(() => {
+      if (this.#held === pending) this.#held = undefined;
+    });
+    return pending;
+  }
+
+  /** Release what `resolve()` holds (its socket and connection unit) if no rendezvous took it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    const pending = this.#held;
+    this.#held = undefined;
+    const held = await pending?.catch(() => undefined);
+    await held?.release();
   }
 
   /**
@@ -357,9 +396,15 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     if (!Array.isArray(given) || given.length === 0) throw new TypeError('rendezvous needs the peer\'s candidates (options.remote) or a remote endpoint');
     // The peer's resolve() gives LocalEndpoints: here they are where to reach it.
     const remotes = given.map((r) => (r instanceof LocalEndpoint ? RemoteEndpoint.from({ ipAddress: r.ipAddress ?? '', ...(r.port !== undefined && { port: r.port }) }) : RemoteEndpoint.from(r)));
-    let session = this.#rendezvous;
-    this.#rendezvous = undefined;
+    const pending = this.#held;
+    this.#held = undefined;
+    let session: RendezvousSession | undefined;
     try {
+      session = (await pending?.catch(() => undefined))?.take();
+      if (session === undefined && this.#expired !== undefined) {
+        const { holdFor, report } = this.#expired;
+        throw new EstablishmentError('ERR_TAPS_TIMEOUT', `the socket and candidates resolve() gave were released after ${holdFor} ms without a rendezvous (ResolveOptions.holdFor); call resolve() again and give the peer the new candidates`, report);
+      }
       session ??= await openSession(this.#rendezvousInput(options.signal, await this.drivers()));
     } catch (err) {
       this.emit('establishmentError', toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED'));

@@ -204,3 +204,70 @@ describe('the library\'s rendezvous counts once', () => {
     expect(host.usage(id).connections).toBe(0);
   });
 });
+
+/** UDP sockets open in this process now (their handles). */
+const udpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap').length;
+
+describe('what resolve() holds for a rendezvous is released', () => {
+  it('after holdFor without a rendezvous: the socket closes, the unit comes back, and a late rendezvous() says why', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const before = udpHandles();
+    const pre = peer(scope);
+    const { local } = await pre.resolve({ holdFor: 50 });
+    expect(host.usage(id).connections).toBe(1);
+    expect(udpHandles()).toBe(before + 1);
+    await until(() => host.usage(id).connections === 0 && udpHandles() === before);
+    console.log(`resolve({ holdFor: 50 }) at port ${local[0]!.port}, never followed by rendezvous(): ${host.usage(id).connections} units and ${udpHandles() - before} sockets left`);
+    expect(host.usage(id).connections).toBe(0);
+    expect(udpHandles()).toBe(before);
+    const late = await pre.rendezvous({ remote: ['127.0.0.1:9'], timeout: 100 }).catch((e: unknown) => e);
+    expect(late).toMatchObject({ code: 'ERR_TAPS_TIMEOUT', message: expect.stringMatching(/released after 50 ms.*call resolve\(\) again/) });
+    expect(host.usage(id).connections).toBe(0);
+    // resolve() again prepares a new socket, held by the default time until the preconnection is disposed of.
+    const again = await pre.resolve();
+    expect(again.local[0]!.port).not.toBe(0);
+    expect(host.usage(id).connections).toBe(1);
+    await pre[Symbol.asyncDispose]();
+    expect(host.usage(id).connections).toBe(0);
+    await until(() => udpHandles() === before); // the handle goes once its close is done
+    expect(udpHandles()).toBe(before);
+  });
+
+  it('calls that overlap bind one socket and take one unit; each call restarts the hold', async () => {
+    const { id, scope } = await tenant('limit connections 2');
+    const before = udpHandles();
+    const pre = peer(scope);
+    const [a, b] = await Promise.all([pre.resolve({ holdFor: 60_000 }), pre.resolve({ holdFor: 60_000 })]);
+    expect(a.local).toEqual(b.local);
+    expect(host.usage(id).connections).toBe(1);
+    expect(udpHandles()).toBe(before + 1);
+    await pre.resolve({ holdFor: 30 }); // the last call's hold counts
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    expect(udpHandles()).toBe(before);
+  });
+
+  it('a rendezvous takes the held socket: the hold running out later leaves its connection alone', async () => {
+    const { id, scope } = await tenant('limit connections 2');
+    const [a, b] = [peer(scope), peer(scope)];
+    const [ra, rb] = [await a.resolve({ holdFor: 200 }), await b.resolve({ holdFor: 200 })];
+    const [x, y] = await Promise.all([a.rendezvous({ remote: rb.local }), b.rendezvous({ remote: ra.local })]);
+    expect(host.usage(id).connections).toBe(2);
+    await new Promise((r) => setTimeout(r, 250)); // past both holds
+    const got = new Promise<string>((r) => y.once('received', (m) => r(m.text())));
+    await x.send('still here');
+    expect(await got).toBe('still here');
+    expect(host.usage(id).connections).toBe(2);
+    await Promise.all([x.close(), y.close()]);
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+  });
+
+  it('refuses a hold that is not a number of ms at once, before binding', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    for (const holdFor of [0, -1, Infinity, Number.NaN, 2 ** 31, '50']) {
+      await expect(peer(scope).resolve({ holdFor: holdFor as number })).rejects.toThrow(RangeError);
+    }
+    expect(host.usage(id).connections).toBe(0);
+  });
+});
