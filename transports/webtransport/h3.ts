@@ -17,6 +17,18 @@
  * Listeners use the package's Http3Server on the checked address with the
  * SecurityParameters' certificate; they serve one path (`path`, default '/').
  *
+ * Quotas, as QUIC's (../quic/client.ts, ../quic/server.ts) where this code
+ * can reach: a session takes a unit of `limit connections` (the Connection's
+ * own on the library's path) before it is created and holds it until it
+ * closes, and none is created once the tenant's sent budget is spent; a
+ * listener takes a unit of `limit listeners` until it stops, and, opened
+ * outside the library's path, a unit of `limit connections` per session it
+ * accepts (one over the limit is closed at once). What the sessions send is
+ * charged as they send it; the datagrams on the wire cannot be counted: the
+ * native module owns its UDP socket. UNVERIFIED: the native module is not
+ * installed where this was written, so none of this has run against it; a
+ * fake module checks the accounting only (test/unit/webtransport-h3-quota.test.ts).
+ *
  * @example
  * const channel = await connectH3(attempt, 'streams');    // a StreamChannel in a session group
  * const datagrams = await connectH3(attempt, 'datagrams'); // a DatagramChannel
@@ -30,6 +42,7 @@ import { TapsError } from '../../src/errors.js';
 import type { SecurityParameters } from '../../src/security.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { headSize } from '../kit/request-path.js';
+import { dialUnit, listenUnit, takeSocketUnit, wireMeterFor, type SocketUnit } from '../kit/account.js';
 import { targetAddress } from '../kit/dial.js';
 import { webTransportConfig } from './config.js';
 import { DatagramChannel } from './datagram.js';
@@ -99,18 +112,33 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   throwIfAborted(signal, what);
   const path = cfg.path ?? '/';
   const url = `https://${family === 6 ? `[${address}]` : address}:${port}${path}`;
-  // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
-  meterFor(attempt)?.sent(headSize('CONNECT', path, `${address}:${port}`, {}));
-  const session = new api.WebTransport(url, {
-    serverCertificateHashes: hashes,
-    requireUnreliable: true,
-    initialSessionFlowControlWindow: cfg.windows.session,
-    initialStreamFlowControlWindow: cfg.windows.stream,
-    ...(attempt.local?.port ? { localPort: attempt.local.port } : {}),
-  });
+  // A unit of `limit connections` until the session closes (see the module comment).
+  const taken = dialUnit(attempt.unit, target);
+  const unit = taken instanceof Promise ? await taken : taken;
+  let session: WtSession;
+  try {
+    wireMeterFor(undefined, target)?.check();
+    // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
+    meterFor(attempt)?.sent(headSize('CONNECT', path, `${address}:${port}`, {}));
+    session = new api.WebTransport(url, {
+      serverCertificateHashes: hashes,
+      requireUnreliable: true,
+      initialSessionFlowControlWindow: cfg.windows.session,
+      initialStreamFlowControlWindow: cfg.windows.stream,
+      ...(attempt.local?.port ? { localPort: attempt.local.port } : {}),
+    });
+  } catch (err) {
+    unit.release();
+    throw err;
+  }
   session.ready.catch(noop);
-  session.closed.catch(noop);
-  await waitReady(session, signal, `${what} session at ${url}`);
+  session.closed.then(unit.release, unit.release);
+  try {
+    await waitReady(session, signal, `${what} session at ${url}`);
+  } catch (err) {
+    unit.release();
+    throw err;
+  }
   const remote: SocketAddress = Object.freeze({ address, port, family });
   const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path, serverName: target.hostName });
   const meter = meterFor(attempt);
@@ -121,6 +149,7 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
     first = await session.createBidirectionalStream();
   } catch (err) {
     session.close({ closeCode: 0, reason: '' });
+    unit.release();
     throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what}: could not open the first stream: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   }
   return group.add(first);
@@ -148,29 +177,67 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   }
   const api = await loadHttp3Api();
   throwIfAborted(signal, what);
-  const server = new api.Http3Server({
-    host: address,
-    port,
-    secret: randomBytes(32).toString('hex'),
-    cert: security.certificate.toString(),
-    privKey: security.key.toString(),
-    initialSessionFlowControlWindow: cfg.windows.session,
-    initialStreamFlowControlWindow: cfg.windows.stream,
-  });
+  // A unit of `limit listeners` until the server stops (the Listener's own on the library's path).
+  const taken = listenUnit(attempt.unit, target);
+  const unit = taken instanceof Promise ? await taken : taken;
+  const stop = (server: { stopServer(): void }): void => {
+    unit.release();
+    server.stopServer();
+  };
+  let server: InstanceType<PublicApi['Http3Server']>;
+  try {
+    server = new api.Http3Server({
+      host: address,
+      port,
+      secret: randomBytes(32).toString('hex'),
+      cert: security.certificate.toString(),
+      privKey: security.key.toString(),
+      initialSessionFlowControlWindow: cfg.windows.session,
+      initialStreamFlowControlWindow: cfg.windows.stream,
+    });
+  } catch (err) {
+    unit.release();
+    throw err;
+  }
   const sessions = server.sessionStream(cfg.path ?? '/');
   server.startServer();
-  const stopListening = whenAborted(signal, () => server.stopServer());
+  const stopListening = whenAborted(signal, () => stop(server));
   try {
     await server.ready;
   } catch (err) {
+    stop(server);
     throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} on ${address}:${port} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
   } finally {
     stopListening();
   }
-  if (signal.aborted) throw abortedError(signal, what);
+  if (signal.aborted) {
+    stop(server);
+    throw abortedError(signal, what);
+  }
   const a = server.address();
   const local: SocketAddress = Object.freeze({ address: a?.host ?? address, port: a?.port ?? port, family });
-  return new H3Listener(local, sessions.getReader(), () => server.stopServer(), mode, cfg.closeTimeout, cfg.path ?? '/', meterFor(attempt));
+  const admit = unit.granted ? undefined : sessionUnits(target);
+  return new H3Listener(local, sessions.getReader(), () => stop(server), mode, cfg.closeTimeout, cfg.path ?? '/', meterFor(attempt), admit);
+}
+
+/**
+ * Opened outside the library's path: each accepted session takes a unit of `limit connections` until it
+ * closes (its Listener would take one); false, when over the limit, and the session is to be closed.
+ */
+function sessionUnits(target: unknown): (session: WtSession) => boolean {
+  return (session) => {
+    let taken: SocketUnit | Promise<SocketUnit>;
+    try {
+      taken = takeSocketUnit(undefined, target, 'connection');
+    } catch {
+      return false;
+    }
+    // A quota store answers later: the session is held until it does, and closed if it refuses.
+    const holding = (u: SocketUnit): void => void session.closed.then(u.release, u.release);
+    if (taken instanceof Promise) taken.then(holding, () => session.close({ closeCode: 0, reason: 'over the connection limit' }));
+    else holding(taken);
+    return true;
+  };
 }
 
 class H3Listener implements DriverListener {
@@ -180,7 +247,7 @@ class H3Listener implements DriverListener {
 
   constructor(
     local: SocketAddress, reader: ReadableStreamDefaultReader<WtSession & { readonly peerAddress?: string }>, stop: () => void, mode: H3Mode,
-    closeTimeout: number, path: string, meter: ByteMeter | undefined,
+    closeTimeout: number, path: string, meter: ByteMeter | undefined, admit: ((session: WtSession) => boolean) | undefined,
   ) {
     this.local = local;
     this.#stop = stop;
@@ -190,7 +257,7 @@ class H3Listener implements DriverListener {
         if (done) return;
         session.ready.catch(noop);
         session.closed.catch(noop);
-        if (this.#queue.closed) {
+        if (this.#queue.closed || (admit !== undefined && !admit(session))) {
           session.close({ closeCode: 0, reason: '' });
           continue;
         }
