@@ -28,7 +28,7 @@ import { CheckedPeerSocket } from './checked-peer-socket.js';
 import { PolicyDeniedError, TapsError } from '../errors.js';
 import { SystemNetwork, type Network, type NetworkScope, type Resolver } from '../network.js';
 import { checkObject, ownField } from '../own.js';
-import type { CheckedName, CheckedTarget, Lease, PolicyGuard, ResolvedAddress } from './contract.js';
+import type { AuthorizeRequest, CheckedName, CheckedTarget, Lease, PolicyGuard, ResolvedAddress } from './contract.js';
 import { decisionChannel as recordsChannel } from './records.js';
 import type { DenyCode, NetworkUse, PolicyDecision, PolicyProtocol, PolicyRequest } from './types.js';
 
@@ -55,6 +55,20 @@ export function isCheckedName(value: unknown): value is CheckedName {
 /** True only for scopes made by `createScope` or a `Host`. */
 export function isNetworkScope(value: unknown): value is NetworkScope {
   return typeof value === 'object' && value !== null && scopes.has(value);
+}
+
+/** A guard of a scope this library made: it can answer `authorize` without a promise. */
+interface PromptGuard {
+  authorizeNow(request: AuthorizeRequest): CheckedTarget | Promise<CheckedTarget>;
+}
+
+/**
+ * @internal `guard.authorize(request)`, answered at once (a target, or a PolicyDeniedError thrown) when
+ * `guard` is a scope this library made and its policy answers at once; a promise otherwise. The same
+ * decision, recorded the same way: the selection's direct attempt waits no turn for a synchronous policy.
+ */
+export function authorizeNow(guard: PolicyGuard, request: AuthorizeRequest): CheckedTarget | Promise<CheckedTarget> {
+  return scopes.has(guard) ? (guard as unknown as PromptGuard).authorizeNow(request) : guard.authorize(request);
 }
 
 /**

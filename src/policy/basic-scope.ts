@@ -189,11 +189,16 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
   authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
     let r: CheckedTarget | Promise<CheckedTarget>;
     try {
-      r = this.#authorize(snapshotAuthorize(request), false);
+      r = this.authorizeNow(request);
     } catch (err) {
       return Promise.reject(err);
     }
     return Promise.resolve(r);
+  }
+
+  /** @internal `authorize`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeNow`. */
+  authorizeNow(request: AuthorizeRequest): CheckedTarget | Promise<CheckedTarget> {
+    return this.#authorize(snapshotAuthorize(request), false);
   }
 
   authorizeSync(request: AuthorizeRequest): CheckedTarget {

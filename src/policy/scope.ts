@@ -168,22 +168,27 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
 
   authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
     try {
-      const req = snapshotAuthorize(request);
-      const named = this.#presentable(req, false);
-      if (named !== undefined) {
-        if (!('then' in named)) throw new PolicyDeniedError(named);
-        return named.then((d) => {
-          if (d !== undefined) throw new PolicyDeniedError(d);
-          return this.authorize(req as AuthorizeRequest);
-        });
-      }
-      // Synchronous policies (the common case) mint without waiting a turn: this is on every candidate's path.
-      const r = this.#run(req, false, true);
-      if ('then' in r) return r.then((o) => this.#mintFrom(o));
-      return Promise.resolve(this.#target(r));
+      return Promise.resolve(this.authorizeNow(request));
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** @internal `authorize`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeNow`. */
+  authorizeNow(request: AuthorizeRequest): CheckedTarget | Promise<CheckedTarget> {
+    const req = snapshotAuthorize(request);
+    const named = this.#presentable(req, false);
+    if (named !== undefined) {
+      if (!('then' in named)) throw new PolicyDeniedError(named);
+      return named.then((d) => {
+        if (d !== undefined) throw new PolicyDeniedError(d);
+        return this.authorize(req as AuthorizeRequest);
+      });
+    }
+    // Synchronous policies (the common case) mint without waiting a turn: this is on every candidate's path.
+    const r = this.#run(req, false, true);
+    if ('then' in r) return r.then((o) => this.#mintFrom(o));
+    return this.#target(r);
   }
 
   authorizeSync(request: AuthorizeRequest): CheckedTarget {

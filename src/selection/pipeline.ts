@@ -25,6 +25,7 @@ import type { TransportChannel } from '../driver.js';
 import { EstablishmentError, TapsError, toTapsError } from '../errors.js';
 import type { CheckedTarget } from '../policy/contract.js';
 import { planPaths, type PathPlan } from '../paths/constraints.js';
+import { authorizeNow } from '../policy/admission.js';
 import { OwnRequest } from '../policy/requests.js';
 import { attemptFor, presented } from './attempt.js';
 import { Authorizer } from './authorize.js';
@@ -153,7 +154,8 @@ async function attemptOne(input: SelectionInput, rec: Recorder, s: RankedStack, 
     const bind = auth.localBind(s.driver.protocol, family);
     const bindDenied = bind === undefined ? undefined : await bind;
     if (bindDenied !== undefined) throw bindDenied;
-    target = await input.scope.guard.authorize(new OwnRequest('connect', s.driver.protocol, address, port, hostName));
+    const decided = authorizeNow(input.scope.guard, new OwnRequest('connect', s.driver.protocol, address, port, hostName));
+    target = decided instanceof Promise ? await decided : decided;
   } catch (err) {
     const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
     const decision = (e as { decision?: Selected['candidate']['decision'] }).decision;
