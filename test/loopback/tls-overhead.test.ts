@@ -5,10 +5,10 @@
  * is charged (roughly a ClientHello and a Finished), a budget smaller than a
  * handshake refuses the connection with the budget's error code and the next
  * attempt sends no ClientHello at all, and after sends the tenant's count is
- * exactly what the server's TCP socket read. Received: the library's path
- * counts the server's handshake flight and record overhead at the socket and
- * the cleartext at the Connection, once each; a TLS socket a driver opened
- * directly counts every byte it read. QUIC counts the datagrams its client
+ * exactly what the server's TCP socket read. Received: every byte the TCP
+ * socket read, once, at the socket (the Connection counts none of it again),
+ * on the library's path as for a TLS socket a driver opened directly; a reply
+ * of many records, read several at a time, is counted exactly. QUIC counts the datagrams its client
  * socket sends (Initial padding, headers, acknowledgements), measured at a UDP
  * relay in front of the library's own QUIC listener; a QUIC listener counts
  * every datagram its socket sends and reads for the listening tenant,
@@ -122,7 +122,7 @@ describe('TLS overhead counts against the byte budgets', () => {
     expect(host.usage(id).connections).toBe(0);
   });
 
-  it('received: the library\'s path counts each byte once (socket overhead + Connection cleartext = the wire); a direct TLS socket counts all it read', async () => {
+  it('received: the library\'s path counts each byte once, at the socket; a direct TLS socket counts all it read', async () => {
     const reply = new Uint8Array(2000).fill(0x63);
     const server = await tlsServer(reply);
     const a = await tenant('limit received 64KiB per 60s');
@@ -152,6 +152,21 @@ describe('TLS overhead counts against the byte budgets', () => {
     console.log(`direct socket: ${b.id} received ${host.usage(b.id).received} counted; the server wrote ${other.wrote()}`);
     expect(host.usage(b.id).received).toBe(other.wrote());
     channel.abort();
+  });
+
+  it('received: a reply of many records, read several at a time, is counted once: exactly what the server wrote', async () => {
+    // The TCP socket reads records TLS has not decrypted yet; counting "TCP bytes less cleartext" then overcounted.
+    const server = await tlsServer(new Uint8Array(300_000).fill(0x65));
+    const { id, scope } = await tenant('limit received 1MiB per 60s');
+    const conn = await connect(scope, server.port);
+    let got = 0;
+    conn.on('received', (m: { data: Uint8Array }) => (got += m.data.byteLength));
+    for (let i = 0; i < 500 && got < 300_000; i++) await new Promise((r) => setTimeout(r, 10));
+    await settle();
+    console.log(`a 300000-byte reply: ${host.usage(id).received} counted; the server wrote ${server.wrote()}`);
+    expect(got).toBe(300_000);
+    expect(host.usage(id).received).toBe(server.wrote());
+    await conn.close();
   });
 });
 
@@ -273,7 +288,13 @@ describe('a TLS listener counts what it answers and reads on the wire', () => {
     for (let i = 0; i < 100 && got < 1000; i++) await new Promise((r) => setTimeout(r, 10));
     await settle();
     expect(got).toBe(1000);
-    expect(host.usage(id).received).toBe(wireIn()); // cleartext by the Connection, the rest at the socket: once
+    expect(host.usage(id).received).toBe(wireIn()); // everything at the socket, once (the Connection counts none of it)
+    client.write(new Uint8Array(50_000).fill(0x65)); // four records, read several at a time
+    for (let i = 0; i < 500 && got < 51_000; i++) await new Promise((r) => setTimeout(r, 10));
+    await settle();
+    expect(got).toBe(51_000);
+    console.log(`listener after 50000 more bytes: ${host.usage(id).received} received (the client wrote ${wireIn()})`);
+    expect(host.usage(id).received).toBe(wireIn());
     const closed = new Promise<void>((r) => raw.once('close', () => r()));
     for (const c of peers) c.abort();
     client.destroy();

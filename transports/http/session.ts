@@ -7,7 +7,9 @@
  * through the scope's network (./dial.ts).
  * undici never resolves a name or dials on its own. HTTP/2 is used exactly
  * when ALPN negotiated `h2`; several channels (streams) may share a session,
- * which closes when the last one lets go.
+ * which closes when the last one lets go. Over HTTP/2 the TLS under each
+ * socket is settled on the HTTP/2 session's events (../kit/h2-account.ts):
+ * Node's HTTP/2 reads and writes it below JavaScript.
  *
  * @example
  * const session = await openSession({ target, guard, signal, secure: true, alpn: ['h2'], clientOptions: {} });
@@ -25,6 +27,10 @@ import { furtherGrant } from '../kit/account.js';
 import type { HttpDial } from './dial.js';
 import { authority, openSocket, tlsInfo, type OpenedSocket } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
+import { accountOf, readsAtClose } from '../kit/tls-account.js';
+import { followHttp2 } from '../kit/h2-account.js';
+import type { Http2Session } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 
 export interface SessionParams {
   readonly target: CheckedTarget;
@@ -72,6 +78,8 @@ export class HttpSession {
   readonly #params: SessionParams;
   readonly #life = new AbortController();
   #first: net.Socket | undefined;
+  /** The socket last handed to undici: its HTTP/2 session is followed once undici made it. */
+  #handed: net.Socket | undefined;
   #refs = 0;
   #closing: Promise<void> | undefined;
 
@@ -82,6 +90,7 @@ export class HttpSession {
     this.#first = socket;
     // Until undici takes the socket it is ours: a reset must not crash, and a dead one is not handed over.
     socket.on('error', () => {});
+    if (params.secure) readsAtClose(socket as TLSSocket);
     socket.once('close', () => {
       if (this.#first === socket) this.#first = undefined;
     });
@@ -101,6 +110,8 @@ export class HttpSession {
     });
     // Errors reach each request's handler; a client-level event must never go unhandled.
     this.client.on('connectionError', () => {});
+    // undici says 'connect' right after it made its HTTP/2 session on the socket, before any request on it.
+    if (this.httpVersion === '2') this.client.on('connect', () => this.#followHttp2());
     // Every channel of this session (an HTTP/2 stream, or a cloned HTTP/1.1 channel) listens for 'drain' and
     // removes its listener when it closes: many is normal, not a leak, and must not print a warning.
     this.client.setMaxListeners(0);
@@ -111,13 +122,37 @@ export class HttpSession {
     if (first) {
       this.#first = undefined;
       // Never call back synchronously: undici is inside its resume loop here and would not write the request.
-      queueMicrotask(() => (first.destroyed ? this.#connect(cb) : cb(null, first)));
+      queueMicrotask(() => (first.destroyed ? this.#connect(cb) : this.#hand(cb, first)));
       return;
     }
     this.#reconnect().then(
-      (s) => cb(null, s),
+      (s) => this.#hand(cb, s),
       (err: Error) => cb(err, null),
     );
+  }
+
+  #hand(cb: ConnectCallback, socket: net.Socket): void {
+    this.#handed = socket;
+    // The Connection counts the bodies; what TLS read beyond the cleartext is settled at close (../kit/tls-account.ts).
+    if (this.#params.secure) readsAtClose(socket as TLSSocket);
+    cb(null, socket);
+  }
+
+  /**
+   * Settle what TLS sent on the socket just handed over on its HTTP/2 session's events. What it read is
+   * settled at close: mid-session its TCP socket has read records TLS has not decrypted yet, and the count
+   * of the rest (the TCP socket's bytes less the cleartext, which the Connection counts) would take them
+   * for overhead.
+   */
+  #followHttp2(): void {
+    const socket = this.#handed;
+    this.#handed = undefined;
+    if (socket === undefined) return;
+    const account = accountOf(socket as TLSSocket);
+    const session = account === undefined ? undefined : http2SessionOf(socket);
+    if (account === undefined || session === undefined) return;
+    const sent = (): void => account.settleSent();
+    followHttp2(session, { settle: sent, settleSent: sent });
   }
 
   /**
@@ -186,6 +221,19 @@ export class HttpSession {
     this.#refs = 0;
     this.client.destroy(err ?? null).catch(() => {});
   }
+}
+
+/**
+ * The HTTP/2 session undici made on `socket` (undici keeps it there under a symbol of its own; not found:
+ * the TLS is charged after the handshake and at close only, as before).
+ */
+function http2SessionOf(socket: net.Socket): Http2Session | undefined {
+  for (const key of Object.getOwnPropertySymbols(socket)) {
+    if (key.description !== 'http2Session') continue;
+    const session = (socket as unknown as Record<symbol, unknown>)[key] as Http2Session | undefined;
+    if (session !== undefined && session !== null && typeof session.ping === 'function') return session;
+  }
+  return undefined;
 }
 
 /** Establish: connect the socket (and TLS with ALPN), check ALPN, wrap it in a session. */

@@ -58,6 +58,8 @@ export interface SocketChannelOptions {
   readonly remote?: SocketAddress | undefined;
   /** The tenant's byte budget: each send is charged before it is written, and refused (nothing written) when over. */
   readonly meter?: ByteMeter | undefined;
+  /** Everything the socket reads is charged there (TransportChannel.receiveMetered): the Connection counts none of it. */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 function family(f: string | number | undefined, address: string | undefined): 4 | 6 {
@@ -113,6 +115,7 @@ export class SocketChannel implements TransportChannel {
   readonly #socket: Socket;
   readonly #raw: Socket | undefined;
   readonly #meter: ByteMeter | undefined;
+  readonly #receiveMetered: boolean;
   readonly #closeTimeout: number;
   /** The local address, read on first use (see {@link SocketChannel.local}). */
   #local: SocketAddress | undefined;
@@ -134,6 +137,7 @@ export class SocketChannel implements TransportChannel {
     this.#socket = socket;
     this.#raw = options.raw;
     this.#meter = options.meter;
+    this.#receiveMetered = options.receiveMetered === true;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.info = options.info === undefined ? NO_INFO : Object.freeze({ ...options.info });
     // Read now, while connected (Node forgets it once the socket is destroyed), unless the dialler knows it.
@@ -150,6 +154,11 @@ export class SocketChannel implements TransportChannel {
   /** The channel charges the tenant's byte budget itself (see {@link SocketChannelOptions.meter}). */
   get metered(): boolean {
     return this.#meter !== undefined;
+  }
+
+  /** What arrives is charged at the socket (see {@link SocketChannelOptions.receiveMetered}). */
+  get receiveMetered(): boolean {
+    return this.#receiveMetered;
   }
 
   /**

@@ -12,11 +12,25 @@
  * refuses the next send.
  *
  * Received: a socket outside the library's path (./account.ts) charges every
- * byte it read; on the path the Connection counts the cleartext it delivers,
- * so the socket charges only the rest. Sent: the channel charged the
+ * byte it read; so does one whose channel says `receiveMetered`
+ * (`countEveryRead`: the tls and wss channels), and the Connection does not
+ * count its cleartext again. Otherwise the Connection counts the cleartext
+ * it delivers and the socket only the rest, the TCP socket's count less the
+ * TLS socket's; mid-session that difference also holds records read but not
+ * decrypted yet, and a charge is never taken back, so such a socket settles
+ * what it read only at close (`readsAtClose`: HTTP), not on each read. Sent: the channel charged the
  * cleartext, the socket charges the rest. Before the ClientHello the sent
  * budget must not be spent already (`check`): what cannot be charged first is
  * not sent once nothing is left.
+ *
+ * Whole-wire mode (`wholeWire`, for HTTP/2, ./h2-account.ts): the protocol
+ * over TLS writes frames of its own nobody charges first, so the socket
+ * charges everything its TCP socket carried beyond what this connection's
+ * code charged before writing (`counting`, `prepay`), and everything it read
+ * (its channels say `receiveMetered`). A charge made first that the wire
+ * never carried in full (an HTTP/1.1 head counted for a shorter HPACK one)
+ * is a credit the next bytes on the wire use up: the count is the wire, or
+ * what was charged first when that is more.
  *
  * Each charge is a subtraction of counters (no allocation per chunk or write).
  *
@@ -27,6 +41,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { ByteMeter } from '../../src/driver.js';
 import { wireMeterFor, type WireMeter } from './account.js';
 import { onLibraryPath } from './dial.js';
 
@@ -43,7 +58,50 @@ export interface TlsAccount {
   settleSent(): void;
 }
 
+/** A socket that charges its whole wire (see the module comment). */
+export interface WireAccount extends TlsAccount {
+  /** `n` bytes this connection charged before this account became whole-wire: they count as on this wire. */
+  prepay(n: number): void;
+  /** `meter` for this connection's own charges: settles first (the budget sees the wire so far), then charges. */
+  counting(meter: ByteMeter | undefined): ByteMeter;
+}
+
 const NOTHING: TlsAccount = Object.freeze({ settle: () => {}, settleSent: () => {} });
+
+/** The account of each accounted TLS socket (kept with the socket, gone with it). */
+const accounts = new WeakMap<TLSSocket, Account>();
+
+/**
+ * The account of `socket` (made by {@link tlsAccount}), switched to charge its whole wire from now on;
+ * undefined when the socket has none (no budgets).
+ */
+export function wholeWire(socket: TLSSocket): WireAccount | undefined {
+  const account = accounts.get(socket);
+  account?.wholeWire();
+  return account;
+}
+
+/**
+ * From now on charge every byte the TCP socket under `socket` reads, cleartext included (what was read and not
+ * charged yet too): its channel says `receiveMetered` and the Connection counts none of it. False when `socket`
+ * has no account. Counting it all at one counter keeps each byte once: a record read but not yet decrypted
+ * would otherwise count as overhead here and again as cleartext.
+ */
+export function countEveryRead(socket: TLSSocket): boolean {
+  const account = accounts.get(socket);
+  account?.countEveryRead();
+  return account !== undefined;
+}
+
+/** Settle what `socket` read only at close from now on (see the module comment); what it sends still as it goes. */
+export function readsAtClose(socket: TLSSocket): void {
+  accounts.get(socket)?.readsAtClose();
+}
+
+/** The account of `socket` as it is (made by {@link tlsAccount}); undefined when it has none. */
+export function accountOf(socket: TLSSocket): TlsAccount | undefined {
+  return accounts.get(socket);
+}
 
 /**
  * Start charging TLS overhead of `socket` (over `raw`) to the budget of the scope that minted `target`;
@@ -56,33 +114,21 @@ export function tlsAccount(socket: TLSSocket, raw: Socket, target: unknown, clea
   if (meter === undefined) return NOTHING;
   const account = new Account(socket, raw, meter, cleartextCounted);
   accounts.set(socket, account);
-  hook(socket, account);
+  hook(socket, raw, account);
   // The client's last flight (ChangeCipherSpec, Finished) reaches the TCP handle just after secureConnect.
   socket.once('secureConnect', () => setImmediate(() => account.settleSent()));
   return account;
 }
 
-const accounts = new WeakMap<TLSSocket, Account>();
-
-/**
- * From now on charge every byte the TCP socket under `socket` reads, cleartext included (a protocol over it
- * reads more than its Connection counts: a WebSocket's frame headers). False when `socket` has no account.
- * Counting it all at one counter keeps each byte once: a record read but not yet decrypted would otherwise
- * count as overhead here and again as cleartext.
- */
-export function countEveryRead(socket: TLSSocket): boolean {
-  const account = accounts.get(socket);
-  if (account === undefined) return false;
-  account.countEveryRead();
-  return true;
-}
-
-class Account implements TlsAccount {
+class Account implements WireAccount {
   readonly #socket: TLSSocket;
   readonly #raw: Socket;
   readonly #meter: WireMeter;
   /** On the library's path a Connection counts the cleartext read: only the rest is charged here. */
   #cleartextCounted: boolean;
+  /** Whole-wire mode: what the TCP socket wrote, less what was charged first (`#prepaid`), is charged here. */
+  #whole = false;
+  #prepaid = 0;
   #sent = 0;
   #received = 0;
 
@@ -93,8 +139,42 @@ class Account implements TlsAccount {
     this.#cleartextCounted = cleartextCounted;
   }
 
+  /** Whether a read settles what was read (else only what was sent; all of it at close). */
+  #settleReads = true;
+
+  /** From now on charge the whole wire (what was charged so far stays: the cleartext before was nobody's). */
+  wholeWire(): void {
+    this.#whole = true;
+    this.#cleartextCounted = false;
+  }
+
   countEveryRead(): void {
     this.#cleartextCounted = false;
+  }
+
+  readsAtClose(): void {
+    this.#settleReads = false;
+  }
+
+  /** On a read: settle it (or only what was sent, see `readsAtClose`). */
+  settleRead(): void {
+    if (this.#settleReads) this.settle();
+    else this.settleSent();
+  }
+
+  prepay(n: number): void {
+    this.#prepaid += n;
+  }
+
+  counting(meter: ByteMeter | undefined): ByteMeter {
+    return {
+      sent: (n: number): void => {
+        this.settleSent();
+        if (meter === undefined) this.#meter.sent(n);
+        else meter.sent(n);
+        this.#prepaid += n;
+      },
+    };
   }
 
   settle(): void {
@@ -112,7 +192,8 @@ class Account implements TlsAccount {
   settleSent(): void {
     // The handles' counters (`bytesWritten` would also walk the stream's write buffer): the cleartext written
     // was charged by whoever wrote it, TLS wrote the rest.
-    const sent = (this.#raw as unknown as Counted)._bytesDispatched - (this.#socket as unknown as Counted)._bytesDispatched - this.#sent;
+    const wire = (this.#raw as unknown as Counted)._bytesDispatched;
+    const sent = wire - (this.#whole ? this.#prepaid : (this.#socket as unknown as Counted)._bytesDispatched) - this.#sent;
     if (sent > 0) {
       this.#sent += sent;
       this.#meter.sentAfter(sent);
@@ -134,7 +215,7 @@ interface Hookable {
 }
 
 /** Settle before each cleartext chunk is delivered and after each write; once more when the socket closes. */
-function hook(socket: TLSSocket, account: Account): void {
+function hook(socket: TLSSocket, raw: Socket, account: Account): void {
   const s = socket as unknown as Hookable;
   const push = s.push;
   const write = s._write;
@@ -142,7 +223,7 @@ function hook(socket: TLSSocket, account: Account): void {
   s.push = function settledPush(this: TLSSocket, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk !== null && chunk !== undefined) {
       try {
-        account.settle();
+        account.settleRead();
       } catch (err) {
         this.destroy(err as Error);
         return false;
@@ -161,12 +242,15 @@ function hook(socket: TLSSocket, account: Account): void {
       account.settleSent();
     };
   }
-  // The last records (close_notify, a late ticket): counted, nothing left to refuse.
-  socket.once('close', () => {
+  // The last records (close_notify, a late ticket, HTTP/2's GOAWAY): counted, nothing left to refuse. The TCP
+  // socket closes last (what was written after the TLS socket's close is on its counters then).
+  const last = (): void => {
     try {
       account.settle();
     } catch {
       /* counted; the socket is gone */
     }
-  });
+  };
+  socket.once('close', last);
+  raw.once('close', last);
 }

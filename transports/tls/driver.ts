@@ -34,7 +34,8 @@ import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 import { clientHandshake, handshakeTimeoutOption, tlsInfo } from '../kit/tls-client.js';
-import { tlsAccount } from '../kit/tls-account.js';
+import { countEveryRead, tlsAccount } from '../kit/tls-account.js';
+import { wireMeterFor } from '../kit/account.js';
 import { tlsClientOptions, tlsServerOptions, type ClientTlsPlan } from '../kit/tls-options.js';
 import { meterFor } from '../kit/meter.js';
 
@@ -70,7 +71,9 @@ export const tlsDriver: Driver = Object.freeze({
     }
     const label = `tls handshake with ${plan.identity} at ${attempt.target.address}:${attempt.target.port}`;
     const { socket, peer } = await clientHandshake(raw, plan, attempt.target, attempt.security, attempt.signal, label, handshakeTimeout);
-    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt), info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
+    // Every byte its TCP socket reads is charged there, once (the Connection counts none of it).
+    const receiveMetered = countEveryRead(socket);
+    return new SocketChannel(socket, { raw, closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt), receiveMetered, info: tlsInfo(socket, plan.options.servername, plan.authenticate, peer.leaf) });
   },
 
   async listen(attempt: ListenAttempt): Promise<DriverListener> {
@@ -80,12 +83,14 @@ export const tlsDriver: Driver = Object.freeze({
     // A peer failing its handshake is its problem, not the listener's. Node leaves the socket open after some of
     // these (a handshake timeout): destroy it, or a peer that never says hello holds it forever.
     server.on('tlsClientError', (_err: Error, socket: { destroy(): void }) => socket.destroy());
-    return bindServer(server, attempt, 'secureConnection', (socket, libraryPath) => {
+    return bindServer(server, attempt, 'secureConnection', (socket) => {
       const s = socket as tls.TLSSocket;
       // The handshake it answered and every record count against the tenant's budgets, as a client's do.
       const raw = (s as tls.TLSSocket & { _parent?: Socket })._parent;
+      // Every byte its TCP socket reads is charged there, once (the Connection counts none of it).
+      const receiveMetered = raw !== undefined && wireMeterFor(undefined, attempt.target) !== undefined;
       if (raw !== undefined) {
-        const account = tlsAccount(s, raw, attempt.target, libraryPath);
+        const account = tlsAccount(s, raw, attempt.target, false);
         account.settle();
         // Its session tickets reach the TCP handle just after the handshake.
         setImmediate(() => account.settleSent());
@@ -94,7 +99,7 @@ export const tlsDriver: Driver = Object.freeze({
       const client = info['peerCertificateFingerprint256'];
       delete info['peerCertificateFingerprint256'];
       if (client !== undefined) info['clientCertificateFingerprint256'] = client;
-      return new SocketChannel(s, { closeTimeout, info, meter: meterFor(attempt) });
+      return new SocketChannel(s, { closeTimeout, info, meter: meterFor(attempt), receiveMetered });
     }, 'tls');
   },
 } satisfies Driver);

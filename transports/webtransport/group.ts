@@ -45,6 +45,8 @@ export interface SessionGroupOptions {
   readonly accept?: (channel: TransportChannel) => void;
   /** The tenant's byte budget (a client's or a listener's): what its streams send is charged to it first. */
   readonly meter?: ByteMeter | undefined;
+  /** The session's TCP socket charges everything it reads (its channels say so: TransportChannel.receiveMetered). */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 export class SessionGroup implements StreamGroup {
@@ -59,6 +61,10 @@ export class SessionGroup implements StreamGroup {
 
   get meter(): ByteMeter | undefined {
     return this.#options.meter;
+  }
+
+  get receiveMetered(): boolean {
+    return this.#options.receiveMetered === true;
   }
 
   constructor(session: WtSession, transport: SessionTransport, options: SessionGroupOptions) {
@@ -135,6 +141,11 @@ export class SessionGroup implements StreamGroup {
     this.#abandoned = true;
     for (const ch of [...this.#channels]) ch.abort(reason);
     void this.#close();
+  }
+
+  /** End every channel with `error` (the session's transport failed under it: a byte budget exceeded) and close. */
+  fail(error: Error): void {
+    this.#gone(error);
   }
 
   #gone(error: Error): void {

@@ -13,6 +13,12 @@
  *    answered 2xx (else ERR_TAPS_ESTABLISHMENT_FAILED with `httpStatus`);
  * 4. the first bidirectional stream of the session is the channel returned.
  *
+ * The TLS under it counts on the wire (../kit/tls-account.ts, whole-wire,
+ * followed on the HTTP/2 session's events by ../kit/h2-account.ts): every
+ * byte its TCP socket wrote beyond what was charged first (the CONNECT head,
+ * stream writes), records, HTTP/2 frames and capsules included, and every
+ * byte it read, charged there once (its channels say `receiveMetered`).
+ *
  * Both sides advertise the windows they really grant (engine.ts), which is
  * what avoids the package's 16 KiB session stall. An abort at any step
  * destroys the HTTP/2 session and the sockets and rejects with ERR_TAPS_ABORTED.
@@ -39,6 +45,8 @@ import { handshakeRefused } from './errors.js';
 import { SessionGroup, type SessionTransport } from './group.js';
 import { abortGrace, closeHttp2 } from './h2-close.js';
 import { meterFor } from '../kit/meter.js';
+import { followHttp2 } from '../kit/h2-account.js';
+import { wholeWire, type WireAccount } from '../kit/tls-account.js';
 
 const WHAT = 'webtransport-h2';
 /** W3C WebTransport: a certificate pinned by hash may be valid for two weeks at most. */
@@ -63,7 +71,8 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
   // Bad security parameters fail here, before any I/O (the plan itself is made again by openSocket).
   tlsClientOptions(attempt.security, target, ['h2']);
   // The extended CONNECT (its path is the caller's) counts against the tenant's byte budget.
-  meterFor(attempt)?.sent(headSize('CONNECT', cfg.path ?? '/', authority(target, 443), {}));
+  const connectHead = headSize('CONNECT', cfg.path ?? '/', authority(target, 443), {});
+  meterFor(attempt)?.sent(connectHead);
   const engine = await loadHttp2Engine();
   throwIfAborted(signal, WHAT);
   const { socket, raw, peer } = await openSocket({ target, signal, local: attempt.local, tls: { security: attempt.security, alpn: ['h2'] }, what: WHAT, unit: attempt.unit });
@@ -83,10 +92,14 @@ export async function connectH2(attempt: ConnectAttempt): Promise<TransportChann
     raw.destroy();
     throw err;
   }
-  return handshake(engine, tlsSocket, raw, attempt, cfg);
+  const account = wholeWire(tlsSocket);
+  account?.prepay(connectHead);
+  return handshake(engine, tlsSocket, raw, attempt, cfg, account);
 }
 
-function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt: ConnectAttempt, cfg: WebTransportConfig): Promise<TransportChannel> {
+function handshake(
+  engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt: ConnectAttempt, cfg: WebTransportConfig, account: WireAccount | undefined,
+): Promise<TransportChannel> {
   const { signal, target } = attempt;
   const auth = authority(target, 443);
   const path = cfg.path ?? '/';
@@ -99,6 +112,9 @@ function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt:
       settings: wtSettings(cfg.windows),
       remoteCustomSettings: [...WT_SETTINGS],
     });
+    let group: SessionGroup | undefined;
+    // A received budget exceeded: during the handshake it fails it (the session's error), later the channels.
+    if (account !== undefined) followHttp2(h2, account, (err) => group?.fail(err));
     let stopListening = (): void => {};
     const cleanup = (): void => {
       stopListening();
@@ -149,7 +165,9 @@ function handshake(engine: Http2Engine, socket: TLSSocket, raw: Socket, attempt:
             }
             let channel: TransportChannel;
             try {
-              const group = new SessionGroup(session, clientTransport(h2, connect, socket, raw, cfg, path), { closeTimeout: cfg.closeTimeout, meter: meterFor(attempt) });
+              const meter = account === undefined ? meterFor(attempt) : account.counting(meterFor(attempt));
+              const transport = clientTransport(h2, connect, socket, raw, cfg, path);
+              group = new SessionGroup(session, transport, { closeTimeout: cfg.closeTimeout, meter, receiveMetered: account !== undefined });
               channel = group.add(first);
             } catch (err) {
               fail(err);

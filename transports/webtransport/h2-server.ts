@@ -17,7 +17,15 @@
  * Every response head counts against the tenant's byte budget (the
  * attempt's meter) as its HTTP/1.1 text, as a client's CONNECT does; one the
  * budget cannot take is not sent (the stream is refused instead), and each
- * session's streams charge what they send.
+ * session's streams charge what they send. The TLS under it counts on the
+ * wire (../kit/tls-account.ts, whole-wire, followed on the HTTP/2 session's
+ * events by ../kit/h2-account.ts): the handshake it answered, every byte its
+ * TCP socket wrote beyond what was charged first (records, HTTP/2 frames,
+ * capsules) and every byte it read, charged there once (its channels say
+ * `receiveMetered`). A handshake that exceeds the received budget ends the
+ * peer at once; one that leaves the sent budget spent gets no 200 (the
+ * CONNECT is refused); a received budget exceeded later ends the HTTP/2
+ * connection with the `QuotaExceededError`.
  * `close()` stops accepting and drops peers that have not yielded a
  * connection yet (in the TLS handshake, no session, or a session without a
  * stream taken); channels already handed out stay open.
@@ -38,6 +46,9 @@ import { responseHeadSize } from '../kit/request-path.js';
 import { tlsInfo } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
 import { tlsServerOptions } from '../kit/tls-options.js';
+import { tlsAccount, wholeWire, type WireAccount } from '../kit/tls-account.js';
+import { followHttp2 } from '../kit/h2-account.js';
+import { wireMeterFor } from '../kit/account.js';
 import { webTransportConfig, type WebTransportConfig } from './config.js';
 import { WT_SETTINGS, loadHttp2Engine, wtSettings, type Http2Engine } from './engine.js';
 import { SessionGroup } from './group.js';
@@ -56,7 +67,7 @@ export async function listenH2(attempt: ListenAttempt): Promise<DriverListener> 
   throwIfAborted(attempt.signal, WHAT);
   // allowHalfOpen false: HTTP/2 has no use for TCP half-close, and Node's session would never notice a peer's FIN.
   const server = http2.createSecureServer({ ...tlsOptions, allowHalfOpen: false, allowHTTP1: false, settings: wtSettings(cfg.windows), remoteCustomSettings: [...WT_SETTINGS] });
-  const listener = new H2Listener(server, engine, cfg, meterFor(attempt));
+  const listener = new H2Listener(server, engine, cfg, meterFor(attempt), attempt.target);
   await listener.bind(attempt);
   return listener;
 }
@@ -67,6 +78,10 @@ interface Peer {
   tls?: TLSSocket;
   h2?: ServerHttp2Session;
   sessions: number;
+  /** Its WebTransport sessions (ended with the error when a byte budget is exceeded at its socket). */
+  groups?: Set<SessionGroup>;
+  /** Its TLS on the wire, when the listening tenant has byte budgets. */
+  account?: WireAccount | undefined;
 }
 
 const key = (s: net.Socket): string => `${s.remoteAddress}|${s.remotePort}`;
@@ -101,12 +116,15 @@ class H2Listener implements DriverListener {
   readonly #untaken = new Set<SessionGroup>();
   readonly #queue = new AcceptQueue();
   readonly #meter: ByteMeter | undefined;
+  /** The bind target: its scope's budgets are the ones each peer's TLS counts against. */
+  readonly #target: unknown;
 
-  constructor(server: http2.Http2SecureServer, engine: Http2Engine, cfg: WebTransportConfig, meter: ByteMeter | undefined) {
+  constructor(server: http2.Http2SecureServer, engine: Http2Engine, cfg: WebTransportConfig, meter: ByteMeter | undefined, target: unknown) {
     this.#server = server;
     this.#engine = engine;
     this.#cfg = cfg;
     this.#meter = meter;
+    this.#target = target;
     server.on('connection', (raw: net.Socket) => {
       if (this.#queue.closed) return void raw.destroy();
       const k = key(raw);
@@ -114,21 +132,48 @@ class H2Listener implements DriverListener {
       raw.on('error', noop);
       raw.once('close', () => this.#peers.delete(k));
     });
-    server.on('secureConnection', (tls: TLSSocket) => {
+    // Before HTTP/2's own listener, which makes the session at once: the account must be there for it.
+    server.prependListener('secureConnection', (tls: TLSSocket) => {
       const peer = this.#peers.get(key(tls));
-      if (peer) peer.tls = tls;
+      if (!peer) return;
+      peer.tls = tls;
+      if (peer.raw !== undefined) peer.account = this.#meterTls(tls, peer.raw);
     });
     server.on('session', (h2: ServerHttp2Session) => {
       const socket = h2.socket as net.Socket | undefined;
       const peer = socket ? this.#peers.get(key(socket)) : undefined;
-      if (peer) peer.h2 = h2;
       h2.on('error', noop);
+      if (!peer) return;
+      peer.h2 = h2;
+      if (peer.account !== undefined) followHttp2(h2, peer.account, (err) => this.#exceeded(peer, err));
     });
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
     server.on('unknownProtocol', (socket: net.Socket) => socket.destroy());
     // A failed handshake (bad certificate, wrong ALPN, a scanner): drop the socket at once.
     server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
     server.on('sessionError', noop);
+  }
+
+  /**
+   * Charge a peer's TLS on the wire: the handshake it answered now (one over the received budget ends the
+   * peer), the tickets just after, then the whole wire on the session's events.
+   */
+  #meterTls(tls: TLSSocket, raw: net.Socket): WireAccount | undefined {
+    if (wireMeterFor(undefined, this.#target) === undefined) return undefined;
+    const account = tlsAccount(tls, raw, this.#target, false);
+    try {
+      account.settle();
+    } catch (err) {
+      tls.destroy(err as Error);
+      return undefined;
+    }
+    setImmediate(() => account.settleSent());
+    return wholeWire(tls);
+  }
+
+  /** A byte budget exceeded at `peer`'s socket: every session on it ends with that error. */
+  #exceeded(peer: Peer, err: Error): void {
+    for (const group of [...(peer.groups ?? [])]) group.fail(err);
   }
 
   async bind(attempt: ListenAttempt): Promise<void> {
@@ -140,7 +185,10 @@ class H2Listener implements DriverListener {
     const h2 = stream.session;
     const socket = h2?.socket as TLSSocket | undefined;
     if (this.#queue.closed || !h2 || !socket) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
-    const meter = this.#meter;
+    const found = this.#peers.get(key(socket));
+    const account = found?.account;
+    // Whole-wire: what is charged first here counts as on this peer's wire (a response head, a stream write).
+    const meter = account === undefined ? this.#meter : account.counting(this.#meter);
     if (headers[':method'] !== 'CONNECT') return void respond(stream, meter, 405, { allow: 'CONNECT' });
     if (headers[':protocol'] !== 'webtransport') return void respond(stream, meter, 400);
     const path = headers[':path'] ?? '/';
@@ -155,7 +203,7 @@ class H2Listener implements DriverListener {
       header: headers,
       peerAddress: `${remote.address}:${remote.port}`,
     });
-    const peer: Peer = this.#peers.get(key(socket)) ?? { sessions: 0, h2: h2 as ServerHttp2Session };
+    const peer: Peer = found ?? { sessions: 0, h2: h2 as ServerHttp2Session };
     peer.sessions++;
     let ended = false;
     const group: SessionGroup = new SessionGroup(
@@ -168,6 +216,7 @@ class H2Listener implements DriverListener {
           if (!ended) {
             ended = true;
             this.#untaken.delete(group);
+            peer.groups?.delete(group);
             // The HTTP/2 connection carried only WebTransport: when its last session ends, say GOAWAY.
             if (--peer.sessions === 0) {
               const sockets = [peer.tls, peer.raw].filter((s): s is net.Socket => s !== undefined);
@@ -184,9 +233,13 @@ class H2Listener implements DriverListener {
           this.#accept(ch);
         },
         meter,
+        receiveMetered: account !== undefined,
       },
     );
-    if (!ended) this.#untaken.add(group);
+    if (!ended) {
+      this.#untaken.add(group);
+      (peer.groups ??= new Set()).add(group);
+    }
   }
 
   #accept(channel: TransportChannel): void {
