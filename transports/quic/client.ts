@@ -32,12 +32,12 @@ import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { QuotaExceededError, TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
-import { dialUnit, holdUntilClose, wireMeterFor } from '../kit/account.js';
+import { dialUnit, holdUntilClose, wireMeterFor, type WireMeter } from '../kit/account.js';
 import { QuicWire } from './wire.js';
 import type { MessageDefaults } from '../../src/provided.js';
-import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig } from './config.js';
+import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { endClosingPeriod } from './closing.js';
-import { CLIENT_CRYPTO, loadQuic } from './engine.js';
+import { CLIENT_CRYPTO, loadQuic, type QuicEngine } from './engine.js';
 import { codeToReason, connectError, QuicError, unreachableError } from './errors.js';
 import { QuicGroup } from './group.js';
 import { udpRefusal } from './probe.js';
@@ -62,11 +62,51 @@ function defaultLocalHost(address: string, family: 4 | 6): string {
   return family === 6 ? '::' : '0.0.0.0';
 }
 
+/** What an attempt settled before any packet: the checked peer, the options, the engine and where to bind. */
+interface Plan {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+  /** The peer as messages name it (`[::1]:4433`). */
+  readonly where: string;
+  readonly cfg: QuicOptions;
+  readonly engine: QuicEngine;
+  readonly localHost: string;
+  readonly localPort: number | undefined;
+  readonly datagrams: boolean;
+}
+
+/** The client's UDP socket with what is charged to it, and how the attempt ends early. */
+interface Link {
+  readonly udp: ConnectedQuicSocket;
+  readonly wireMeter: WireMeter | undefined;
+  readonly wire: QuicWire | undefined;
+  /** Aborted by the caller's signal, an ICMP unreachable or a spent budget: the handshake's signal. */
+  readonly ended: AbortController;
+  /** The ICMP error that ended the attempt, if one did. */
+  readonly unreachable: () => Error | undefined;
+  /** Stop following the caller's signal (once the handshake settled). */
+  readonly stopListening: () => void;
+  /** Where a spent received budget goes once the connection is built: its group. */
+  adopt(group: QuicGroup): void;
+}
+
 /** Connect a `quic` stream, or with `messages` (the defaults of its messages) a `quic-dgram` flow. */
 export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDefaults): Promise<TransportChannel> {
+  const plan = await planAttempt(attempt, messages !== undefined);
+  const verifier = serverVerifier(attempt.security, attempt.target);
+  const link = await openLink(attempt, plan);
+  const client = await handshake(attempt, plan, link, verifier);
+  return establish(attempt, plan, link, client, messages);
+}
+
+/**
+ * Check the target and options, load the package, and find a refused port before the client is built
+ * (./probe.ts; a fixed local port is left to the handshake).
+ */
+async function planAttempt(attempt: ConnectAttempt, datagrams: boolean): Promise<Plan> {
   const { signal, target, security } = attempt;
   throwIfAborted(signal, 'quic');
-  const datagrams = messages !== undefined;
   const { address, port, family } = targetAddress(target, 'quic', 'udp');
   const where = `${family === 6 ? `[${address}]` : address}:${port}`;
   if (security.mode === 'disabled') throw new TapsError('ERR_TAPS_INVALID_CONFIGURATION', 'security is disabled; QUIC is always encrypted');
@@ -78,39 +118,39 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   const bind = localBinding(attempt.local);
   const localHost = bind.localAddress ?? defaultLocalHost(address, family);
   if (bind.localPort === undefined) {
-    // A refused port is found before the client is built (./probe.ts); a fixed local port is left to the handshake.
     const refused = await udpRefusal(target, localHost);
     if (refused !== undefined) throw unreachableError(refused, where);
     throwIfAborted(signal, 'quic');
   }
-  const verifier = serverVerifier(security, target);
-  const serverName = target.hostName;
-  // The attempt ends on the caller's abort or at once on an ICMP unreachable for the peer (./socket.ts).
+  return { address, port, family, where, cfg, engine, localHost, localPort: bind.localPort, datagrams };
+}
+
+/**
+ * Take the attempt's unit of `limit connections` (held until the UDP socket closes), check the sent budget,
+ * and open the UDP socket connected to the peer (./socket.ts), every datagram it reads charged to the
+ * received budget. The attempt ends on the caller's abort or at once on an ICMP unreachable for the peer.
+ */
+async function openLink(attempt: ConnectAttempt, plan: Plan): Promise<Link> {
+  const { signal, target } = attempt;
   const ended = new AbortController();
   let unreachable: Error | undefined;
+  let group: QuicGroup | undefined;
   const stopListening = whenAborted(signal, () => ended.abort(signal.reason));
-  let udp: ConnectedQuicSocket;
-  // A unit of `limit connections` until the UDP socket closes (the Connection's own on the library's path).
   const taken = dialUnit(attempt.unit, target);
   const unit = taken instanceof Promise ? await taken : taken;
   // Every datagram counts against the sent budget (./wire.ts); none leaves once it is spent.
   const wireMeter = wireMeterFor(undefined, target);
   const wire = wireMeter === undefined ? undefined : new QuicWire(wireMeter);
+  let udp: ConnectedQuicSocket;
   try {
     wireMeter?.check();
-  } catch (err) {
-    stopListening();
-    unit.release();
-    throw err;
-  }
-  try {
-    udp = await connectedQuicSocket(engine, {
-      address,
-      port,
-      family,
-      localHost,
-      localPort: bind.localPort ?? 0,
-      recvBufferSize: datagrams ? DATAGRAM_RECV_BUFFER : undefined,
+    udp = await connectedQuicSocket(plan.engine, {
+      address: plan.address,
+      port: plan.port,
+      family: plan.family,
+      localHost: plan.localHost,
+      localPort: plan.localPort ?? 0,
+      recvBufferSize: plan.datagrams ? DATAGRAM_RECV_BUFFER : undefined,
       onSent: wire?.sent,
       onUnreachable: (err) => {
         if (unreachable !== undefined || ended.signal.aborted) return;
@@ -121,11 +161,10 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   } catch (err) {
     stopListening();
     unit.release();
-    throw connectError(err, where);
+    throw connectError(err, plan.where);
   }
   holdUntilClose(udp.udp, unit);
   // Every datagram read is charged here, on the wire (its channels say so: no Connection counts it again).
-  let group: QuicGroup | undefined;
   if (wireMeter !== undefined) {
     udp.udp.on('message', (msg: Buffer) => {
       try {
@@ -136,36 +175,53 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
       }
     });
   }
-  let client: QUICClient;
+  return { udp, wireMeter, wire, ended, unreachable: () => unreachable, stopListening, adopt: (g) => void (group = g) };
+}
+
+/** The QUIC handshake over the link, bounded by `connectTimeout` and the attempt's signal; its failure releases the socket. */
+async function handshake(attempt: ConnectAttempt, plan: Plan, link: Link, verifier: ReturnType<typeof serverVerifier>): Promise<QUICClient> {
+  const { signal, security, target } = attempt;
+  const serverName = target.hostName;
   try {
-    client = await engine.api.QUICClient.createQUICClient(
+    return await plan.engine.api.QUICClient.createQUICClient(
       {
-        host: address,
-        port,
+        host: plan.address,
+        port: plan.port,
         ...(serverName ? { serverName } : {}),
-        socket: udp.socket,
+        socket: link.udp.socket,
         crypto: CLIENT_CRYPTO,
         config: {
           verifyPeer: true,
           verifyCallback: verifier.callback,
-          ...transportConfig(cfg, datagrams),
+          ...transportConfig(plan.cfg, plan.datagrams),
           ...(security.certificate !== undefined && security.key !== undefined ? { cert: String(security.certificate), key: String(security.key) } : {}),
         },
         // `host` is the checked IP literal (the package resolves nothing for one); the socket's own resolver refuses any name.
         codeToReason,
-        logger: engine.logger,
+        logger: plan.engine.logger,
       },
-      { timer: cfg.connectTimeout, signal: ended.signal },
+      { timer: plan.cfg.connectTimeout, signal: link.ended.signal },
     );
   } catch (err) {
-    await udp.stop().catch(() => {});
-    if (unreachable !== undefined) throw unreachableError(unreachable, where);
-    if (signal.aborted) throw abortedError(signal, `quic connect to ${where}`);
-    if (ended.signal.reason instanceof QuotaExceededError) throw ended.signal.reason;
-    throw verifier.failure() ?? connectError(err, where);
+    await link.udp.stop().catch(() => {});
+    const unreachable = link.unreachable();
+    if (unreachable !== undefined) throw unreachableError(unreachable, plan.where);
+    if (signal.aborted) throw abortedError(signal, `quic connect to ${plan.where}`);
+    if (link.ended.signal.reason instanceof QuotaExceededError) throw link.ended.signal.reason;
+    throw verifier.failure() ?? connectError(err, plan.where);
   } finally {
-    stopListening();
+    link.stopListening();
   }
+}
+
+/**
+ * The established connection as a group whose first channel is its first bidirectional stream, once
+ * nothing stands in the way: the caller did not abort meanwhile, the handshake left some sent budget, and a
+ * `quic-dgram` peer offered QUIC DATAGRAM. Anything else tears it down.
+ */
+async function establish(attempt: ConnectAttempt, plan: Plan, link: Link, client: QUICClient, messages: MessageDefaults | undefined): Promise<TransportChannel> {
+  const { signal, security, target } = attempt;
+  const { engine, where, cfg, datagrams, address, port, family } = plan;
   const connection = client.connection;
   // The socket is the driver's, not the package's: it goes after the client. Since it closes, the closing
   // period ends once the CONNECTION_CLOSE left (RFC 9000 §10.2, ./closing.ts), not three PTOs later.
@@ -175,7 +231,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
       void endClosingPeriod(engine, connection);
       await destroyed;
     } finally {
-      await udp.stop();
+      await link.udp.stop();
     }
   };
   if (signal.aborted) {
@@ -184,7 +240,7 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
   }
   // The handshake is charged as it went: one that spent the sent budget leaves nothing to send.
   try {
-    wireMeter?.check();
+    link.wireMeter?.check();
   } catch (err) {
     await teardown().catch(() => {});
     throw err;
@@ -196,11 +252,15 @@ export async function connectQuic(attempt: ConnectAttempt, messages?: MessageDef
       `quic-dgram connect to ${where}: the peer does not accept QUIC DATAGRAM frames (no max_datagram_frame_size, RFC 9221 §3), so unreliable messages cannot be sent; no stream is used in their place`,
     );
   }
+  const serverName = target.hostName;
   const local = { address: connection.localHost as string, port: connection.localPort as number, family };
   const remote = { address, port, family };
   const facts = { protocol: 'quic', alpn: cfg.alpn.length === 1 ? cfg.alpn[0] : undefined, serverName, authenticated: security.mode === 'required' };
-  const messagesOf = datagrams ? { defaults: messages, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
+  const messagesOf = datagrams ? { defaults: messages!, highWater: cfg.datagramHighWater, queueHighWater: DATAGRAM_QUEUE_HIGH_WATER } : undefined;
+  let group: QuicGroup | undefined;
   const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
-  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter: wire === undefined ? meterFor(attempt) : wire.payload(meterFor(attempt)), receiveMetered: wireMeter !== undefined });
+  const meter = link.wire === undefined ? meterFor(attempt) : link.wire.payload(meterFor(attempt));
+  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter, receiveMetered: link.wireMeter !== undefined });
+  link.adopt(group);
   return group.add(connection.newStream('bidi'));
 }
