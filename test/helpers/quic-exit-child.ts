@@ -13,6 +13,9 @@
  * - `peer-gone`: the client reaches the listener through a UDP relay, which closes after the echo: its
  *   port now refuses (ICMP port unreachable, reported to the client's connected socket on its next send)
  *   while the client sends, then aborts; `await listener.stop()`.
+ * - `peer-lost`: as `peer-gone`, but the client keeps sending one message every 16 ms (a game's tick) and
+ *   never aborts: the connection must end by itself (`connectionError`, transports/quic/peer-loss.ts), and
+ *   then `await listener.stop()`. Its checkpoint also has the error's code and message.
  *
  * It prints one JSON line per checkpoint on stdout: the resources
  * `process.getActiveResourcesInfo()` lists then (stdio pipes and the
@@ -34,7 +37,7 @@ import { selfSignedCertificate } from '../../transports/tls/certificates.js';
 const stack = process.argv[2];
 const scenario = process.argv[3];
 if (stack !== 'quic' && stack !== 'quic-dgram') throw new RangeError(`stack must be quic or quic-dgram, got ${stack}`);
-if (!['close', 'stop-first', 'abort', 'peer-gone'].includes(scenario ?? '')) throw new RangeError(`scenario must be close, stop-first, abort or peer-gone, got ${scenario}`);
+if (!['close', 'stop-first', 'abort', 'peer-gone', 'peer-lost'].includes(scenario ?? '')) throw new RangeError(`scenario must be close, stop-first, abort, peer-gone or peer-lost, got ${scenario}`);
 
 const root = `${process.cwd()}/`;
 /** Where each timer and UDP socket alive now was made (the first frames outside Node's internals). */
@@ -69,11 +72,11 @@ const settle = async (): Promise<void> => {
 let last = performance.now();
 async function step(name: string, work: () => Promise<unknown> | unknown): Promise<void> {
   const t0 = performance.now();
-  await work();
+  const told = await work();
   const ms = performance.now() - t0;
   await settle();
   last = performance.now();
-  out({ step: name, ms: Math.round(ms), resources: resources(), sites: sites() });
+  out({ step: name, ms: Math.round(ms), resources: resources(), sites: sites(), ...(typeof told === 'object' && told !== null ? told : {}) });
 }
 
 const scope = createScope({ tenant: 'exit', policy: { decide: () => ({ allow: true, rule: 'test' }) } });
@@ -106,7 +109,7 @@ const accepted = new Promise<void>((resolve) => {
   });
 });
 /** `peer-gone`: one UDP socket between client and listener, forwarding both ways. */
-const relay = scenario === 'peer-gone' ? createSocket('udp4') : undefined;
+const relay = scenario === 'peer-gone' || scenario === 'peer-lost' ? createSocket('udp4') : undefined;
 if (relay !== undefined) {
   let client: { address: string; port: number } | undefined;
   relay.on('message', (data, from) => {
@@ -147,6 +150,24 @@ if (scenario === 'close') {
     await new Promise((r) => setImmediate(r));
     await conn.send('more', reliable).catch(() => {});
     conn.abort();
+    served?.abort();
+    await listener.stop();
+  });
+} else if (scenario === 'peer-lost') {
+  await step('relay closed', () => new Promise<void>((resolve) => relay!.close(resolve)));
+  await step('peer lost', async () => {
+    const ended = new Promise<{ code: string; message: string; softErrors: number }>((resolve) => {
+      let softErrors = 0;
+      conn.on('softError', () => softErrors++);
+      conn.once('connectionError', (e) => resolve({ code: e.code, message: e.message, softErrors }));
+      conn.once('closed', () => resolve({ code: 'closed without error', message: '', softErrors }));
+    });
+    const tick = setInterval(() => conn.send('tick', reliable).catch(() => {}), 16);
+    const told = await ended;
+    clearInterval(tick);
+    return told;
+  });
+  await step('listener stopped', async () => {
     served?.abort();
     await listener.stop();
   });

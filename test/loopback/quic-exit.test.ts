@@ -2,7 +2,8 @@
  * Nothing of a QUIC connection or listener outlives it: a process that
  * closed its listener and its connections exits by itself, with no timer
  * and no UDP socket of the library left (`process.getActiveResourcesInfo()`),
- * also when the peer's port vanished under a connection.
+ * also when the peer's port vanished under a connection, and when the
+ * connection ended by itself because its peer was gone.
  *
  * `@matrixai/quic` keeps a stopped connection for its closing or draining
  * period (three PTOs, RFC 9000 §10.2) and its `stop()` waits for it; the
@@ -111,5 +112,17 @@ describe.each(['quic', 'quic-dgram'])('%s: closed, the process exits', { timeout
     report(`${stack} peer-gone`, run);
     expect(run.err, told(run)).not.toMatch(/ErrorQUIC|ECONNREFUSED/);
     exitedClean(run, 'sent into the void, aborted, listener stopped');
+  });
+
+  it('the peer port vanishes while the client keeps sending: the connection ends by itself (ERR_TAPS_CONNECTION_RESET) with its socket released', async () => {
+    const run = await runChild(stack, 'peer-lost');
+    report(`${stack} peer-lost`, run);
+    const lost = at(run, 'peer lost') as Checkpoint & { code?: string; message?: string; softErrors?: number };
+    console.log(`${stack} peer-lost: ${lost.message} (${lost.softErrors} soft errors before)`);
+    expect(lost.code, told(run)).toBe('ERR_TAPS_CONNECTION_RESET');
+    expect(sockets(lost, CLIENT), told(run)).toEqual([]);
+    expect((lost.sites ?? []).filter((s) => /transports\/quic\/(client|peer-loss|socket)/.test(s)), told(run)).toEqual([]);
+    expect(run.err, told(run)).not.toMatch(/ErrorQUIC|ECONNREFUSED/);
+    exitedClean(run, 'listener stopped');
   });
 });

@@ -81,6 +81,12 @@ export class Inbox {
     else this.#queue.push({ kind: 'stream', channel });
   }
 
+  /** A soft error (RFC 9622 §8.3.1) is advice, not data: it skips the queue, and is dropped before a receiver or after `closed`. */
+  softError(error: Error): void {
+    if (this.#closed || !this.#receiver) return;
+    this.#receiver.softError?.(error);
+  }
+
   /** Send-side readiness is not receive data: it skips the queue (but waits for a receiver). */
   drain(): void {
     if (this.#closed || !this.#receiver) return;

@@ -242,6 +242,11 @@ export class StreamChannel implements TransportChannel {
     this.#inbox.stream(channel);
   }
 
+  /** A soft error the session's transport reported (RFC 9622 §8.3.1): the channel stays open. */
+  softError(error: Error): void {
+    if (!this.#finished) this.#inbox.softError(error);
+  }
+
   /** The session is gone: end with `error` unless already finished. */
   sessionGone(error: Error): void {
     if (this.#finished) return;

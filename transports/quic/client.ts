@@ -16,6 +16,11 @@
  *   host or net unreachable ends the attempt at once with
  *   ERR_TAPS_ESTABLISHMENT_FAILED naming it (a refused port fails in
  *   milliseconds, as TCP's does, instead of waiting out `connectTimeout`).
+ * - Once established, ICMP reports are weighed, not obeyed (./peer-loss.ts):
+ *   each is a soft error, and the connection ends with
+ *   ERR_TAPS_CONNECTION_RESET only when they keep coming and the peer has
+ *   left a packet unanswered for a probe timeout, a few PTOs after the peer
+ *   vanished instead of at the idle timeout (off by default: never).
  * - Closing it ends its closing period as soon as its CONNECTION_CLOSE left
  *   and closes its socket (RFC 9000 §10.2 allows it to an endpoint that
  *   closes its UDP socket, ./closing.ts): nothing of it outlives `close()`.
@@ -38,7 +43,8 @@ import type { MessageDefaults } from '../../src/provided.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig, type QuicOptions } from './config.js';
 import { endClosingPeriod } from './closing.js';
 import { CLIENT_CRYPTO, loadQuic, type QuicEngine } from './engine.js';
-import { codeToReason, connectError, QuicError, unreachableError } from './errors.js';
+import { codeToReason, connectError, peerGoneError, QuicError, unreachableError, unreachableSoftError } from './errors.js';
+import { PeerLoss, quicheProbe } from './peer-loss.js';
 import { QuicGroup } from './group.js';
 import { udpRefusal } from './probe.js';
 import { connectedQuicSocket, type ConnectedQuicSocket } from './socket.js';
@@ -87,8 +93,8 @@ interface Link {
   readonly unreachable: () => Error | undefined;
   /** Stop following the caller's signal (once the handshake settled). */
   readonly stopListening: () => void;
-  /** Where a spent received budget goes once the connection is built: its group. */
-  adopt(group: QuicGroup): void;
+  /** The connection is built: a spent received budget ends its group, and ICMP reports go to `loss`. */
+  adopt(group: QuicGroup, loss: PeerLoss | undefined): void;
 }
 
 /** Connect a `quic` stream, or with `messages` (the defaults of its messages) a `quic-dgram` flow. */
@@ -135,6 +141,7 @@ async function openLink(attempt: ConnectAttempt, plan: Plan): Promise<Link> {
   const ended = new AbortController();
   let unreachable: Error | undefined;
   let group: QuicGroup | undefined;
+  let loss: PeerLoss | undefined;
   const stopListening = whenAborted(signal, () => ended.abort(signal.reason));
   const taken = dialUnit(attempt.unit, target);
   const unit = taken instanceof Promise ? await taken : taken;
@@ -152,7 +159,9 @@ async function openLink(attempt: ConnectAttempt, plan: Plan): Promise<Link> {
       localPort: plan.localPort ?? 0,
       recvBufferSize: plan.datagrams ? DATAGRAM_RECV_BUFFER : undefined,
       onSent: wire?.sent,
+      onLeft: () => loss?.left(),
       onUnreachable: (err) => {
+        if (loss !== undefined) return loss.unreachable(err);
         if (unreachable !== undefined || ended.signal.aborted) return;
         unreachable = err;
         ended.abort(err);
@@ -175,7 +184,7 @@ async function openLink(attempt: ConnectAttempt, plan: Plan): Promise<Link> {
       }
     });
   }
-  return { udp, wireMeter, wire, ended, unreachable: () => unreachable, stopListening, adopt: (g) => void (group = g) };
+  return { udp, wireMeter, wire, ended, unreachable: () => unreachable, stopListening, adopt: (g, l) => void ((group = g), (loss = l)) };
 }
 
 /** The QUIC handshake over the link, bounded by `connectTimeout` and the attempt's signal; its failure releases the socket. */
@@ -223,9 +232,11 @@ async function establish(attempt: ConnectAttempt, plan: Plan, link: Link, client
   const { signal, security, target } = attempt;
   const { engine, where, cfg, datagrams, address, port, family } = plan;
   const connection = client.connection;
+  let loss: PeerLoss | undefined;
   // The socket is the driver's, not the package's: it goes after the client. Since it closes, the closing
   // period ends once the CONNECTION_CLOSE left (RFC 9000 §10.2, ./closing.ts), not three PTOs later.
   const teardown = async (): Promise<void> => {
+    loss?.stop();
     try {
       const destroyed = client.destroy({ isApp: true, errorCode: 0, force: true });
       void endClosingPeriod(engine, connection);
@@ -260,7 +271,17 @@ async function establish(attempt: ConnectAttempt, plan: Plan, link: Link, client
   let group: QuicGroup | undefined;
   const info = datagrams ? Object.freeze({ ...facts, datagrams: true, get datagramStats() { return group?.mux.stats; } }) : Object.freeze(facts);
   const meter = link.wire === undefined ? meterFor(attempt) : link.wire.payload(meterFor(attempt));
-  group = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter, receiveMetered: link.wireMeter !== undefined });
-  link.adopt(group);
-  return group.add(connection.newStream('bidi'));
+  const built = new QuicGroup(engine, connection, { local, remote, info, teardown }, { closeTimeout: cfg.closeTimeout, messages: messagesOf, meter, receiveMetered: link.wireMeter !== undefined });
+  group = built;
+  // ICMP unreachables from here on are weighed, not obeyed (./peer-loss.ts).
+  const probe = quicheProbe(connection);
+  if (probe !== undefined) {
+    loss = new PeerLoss({
+      probe,
+      soft: (err) => built.softError(unreachableSoftError(err, where)),
+      lost: (err, facts) => built.lost(peerGoneError(err, where, facts)),
+    });
+  }
+  link.adopt(built, loss);
+  return built.add(connection.newStream('bidi'));
 }

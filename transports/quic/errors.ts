@@ -14,6 +14,8 @@
  * | connect     | signal aborted                                         | ERR_TAPS_ABORTED              |
  * | stream      | the peer reset or stopped the stream                   | ERR_TAPS_CONNECTION_RESET (`quicErrorCode`) |
  * | stream      | the connection closed or idled out under it            | ERR_TAPS_CONNECTION_ABORTED   |
+ * | established | one ICMP unreachable for the peer (client, ./peer-loss.ts) | soft error ERR_TAPS_PROTOCOL_FAILED; the connection stays |
+ * | established | unreachables keep coming and the peer stopped answering | ERR_TAPS_CONNECTION_RESET (cause: ECONNREFUSED, ...) |
  *
  * @example
  * conn.on('connectionError', (e) => { if (e instanceof QuicError) log(e.quicErrorCode) });
@@ -95,6 +97,30 @@ const ICMP_WORDS: Readonly<Record<string, string>> = {
 export function unreachableError(err: Error, where: string): TapsError {
   const code = (err as { code?: string }).code ?? 'unreachable';
   return stackless(() => new QuicError('ERR_TAPS_ESTABLISHMENT_FAILED', `quic connect to ${where} ${ICMP_WORDS[code] ?? 'failed'}: ${code}`, undefined, err));
+}
+
+/** An ICMP unreachable for the peer of an established connection: a soft error (RFC 9622 §8.3.1), the connection stays. */
+export function unreachableSoftError(err: Error, where: string): TapsError {
+  const code = (err as { code?: string }).code ?? 'unreachable';
+  return new QuicError('ERR_TAPS_PROTOCOL_FAILED', `the network reported the QUIC peer ${where} ${ICMP_WORDS[code] ?? 'unreachable'}: ${code}; the connection stays open while the peer answers`, undefined, err);
+}
+
+/** The facts ./peer-loss.ts concluded from (ms). */
+interface LossFacts {
+  readonly reports: number;
+  readonly unanswered: number;
+  readonly pto: number;
+}
+
+/** The peer of an established connection is gone: ICMP unreachables kept coming and it stopped answering. */
+export function peerGoneError(err: Error, where: string, facts: LossFacts): TapsError {
+  const code = (err as { code?: string }).code ?? 'unreachable';
+  return new QuicError(
+    'ERR_TAPS_CONNECTION_RESET',
+    `the QUIC peer ${where} is gone: ${facts.reports} ICMP reports (${code}: ${ICMP_WORDS[code] ?? 'unreachable'}), and no packet from it for ${Math.round(facts.unanswered)} ms after one was sent (probe timeout ~${Math.round(facts.pto)} ms, RFC 9002 §6.2)`,
+    undefined,
+    err,
+  );
 }
 
 /** A reader/writer rejection of an established stream. */

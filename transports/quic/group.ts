@@ -19,7 +19,9 @@
  *   and are refused (STOP_SENDING).
  * - The connection closing under its streams (peer CONNECTION_CLOSE, idle
  *   timeout) ends every open channel with ERR_TAPS_CONNECTION_ABORTED or
- *   ERR_TAPS_TIMEOUT.
+ *   ERR_TAPS_TIMEOUT; a client's peer found gone (`lost()`, ./peer-loss.ts)
+ *   with ERR_TAPS_CONNECTION_RESET, and its ICMP reports before that reach
+ *   every channel as soft errors.
  * - The last channel closing closes the connection (application close, code
  *   0) and its UDP socket.
  *
@@ -253,6 +255,20 @@ export class QuicGroup implements StreamGroup, FlowHost {
       // Finished or reset: nothing of it is waiting to be sent.
     }
     return true;
+  }
+
+  /** A soft error for every open channel (an ICMP unreachable for the peer, ./peer-loss.ts): the connection stays. */
+  softError(error: Error): void {
+    for (const ch of this.#channels) ch.softError(error);
+  }
+
+  /**
+   * The peer is gone (./peer-loss.ts): every open channel ends with `error` and the connection is torn
+   * down at once, without waiting for data in flight to be acknowledged (nobody will acknowledge it).
+   */
+  lost(error: TapsError): void {
+    this.#abandoned = true;
+    this.#gone(error);
   }
 
   /** Abort every channel and close the connection (a listener dropping a connection nobody took). */

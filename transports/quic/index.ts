@@ -34,6 +34,15 @@
  *   `taps` (./config.ts); a mismatch fails with ERR_TAPS_ESTABLISHMENT_FAILED.
  * - The package and its native module load lazily; where they cannot load,
  *   the driver is reported unavailable with the reason.
+ * - A vanished peer: a client's socket is connected, so the kernel reports
+ *   the ICMP unreachables its packets draw. During the handshake one ends
+ *   the attempt at once; after it each is a `softError`, and the connection
+ *   ends with ERR_TAPS_CONNECTION_RESET once they keep coming and the peer
+ *   left a packet unanswered for a probe timeout (ICMP is unauthenticated:
+ *   ./peer-loss.ts). A listener's connections have no such report (one
+ *   unconnected socket for all, to which Linux reports no ICMP): their
+ *   peer's end is only seen by the idle timeout (`idleTimeout`, off by
+ *   default) or the next write that is never acknowledged.
  * - Errors: ./errors.ts. Options: ./config.ts.
  *
  * @example

@@ -217,6 +217,11 @@ export class QuicMessageChannel implements TransportChannel, FlowSink {
     this.#inbox.stream(channel);
   }
 
+  /** A soft error the connection's socket reported (RFC 9622 §8.3.1): the flow stays open. */
+  softError(error: Error): void {
+    if (!this.#finished) this.#inbox.softError(error);
+  }
+
   /** The connection is gone under the flow. */
   sessionGone(error: Error): void {
     this.#stream.sessionGone(error);

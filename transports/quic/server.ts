@@ -24,6 +24,14 @@
  * running; the socket goes when the last of them ends (RFC 9622 §7.2: stop
  * affects only new connections).
  *
+ * A peer that vanishes without a CONNECTION_CLOSE (its process killed, its
+ * host gone) is not seen here as a client sees it (./peer-loss.ts): the
+ * listener's one socket is not connected to any peer, and Linux reports
+ * ICMP errors only to connected UDP sockets, so its connection ends at the
+ * idle timeout (`idleTimeout`; off by default, then only when the
+ * application closes it). Set `idleTimeout` (and `keepAliveInterval` on
+ * clients) where a listener must notice.
+ *
  * A connection that ends stays in its closing or draining period (RFC 9000
  * §10.2, ./closing.ts) while the listener accepts: a server that keeps its
  * socket open for new connections SHOULD NOT end it early. Its `close()`

@@ -9,10 +9,13 @@
  * shared socket: its `dgram` socket is `connect()`ed to the target, its
  * sends go without address (a connected socket refuses one), and an
  * `'error'` listener stays attached for its whole life. An ICMP error
- * (`ECONNREFUSED`, `EHOSTUNREACH`, `ENETUNREACH`) is passed to `onUnreachable`;
- * the client ends the attempt with it at once. The kernel may report it on
- * a later send instead of a read: that packet counts as lost, never as an
- * error thrown from the package (a peer going away must not crash the process).
+ * (`ECONNREFUSED`, `EHOSTUNREACH`, `ENETUNREACH`) is passed to `onUnreachable`:
+ * during the handshake the client ends the attempt with it at once; after it,
+ * ./peer-loss.ts weighs the reports (ICMP is unauthenticated) and ends the
+ * connection once they keep coming and the peer stopped answering. The
+ * kernel may report it on a later send instead of a read: that packet counts
+ * as lost, never as an error thrown from the package (a peer going away must
+ * not crash the process).
  *
  * The driver owns this socket: the package never stops a shared socket, so
  * {@link ConnectedQuicSocket.stop} must be called when the client is
@@ -42,6 +45,8 @@ export interface ConnectedSocketOptions {
   readonly recvBufferSize?: number | undefined;
   /** Called with each datagram's size as it is handed to the socket (the tenant's budget counts the wire). */
   readonly onSent?: ((bytes: number) => void) | undefined;
+  /** Called when a datagram left: the kernel took it without error (./peer-loss.ts times the peer's answer from it). */
+  readonly onLeft?: (() => void) | undefined;
 }
 
 /** A started QUICSocket connected to one peer, and how to release it. */
@@ -108,12 +113,15 @@ export async function connectedQuicSocket(engine: QuicEngine, o: ConnectedSocket
   // A connected socket refuses an address on send: every packet of this socket goes to the one checked peer.
   // An ICMP error for an earlier packet fails the next send instead (ECONNREFUSED): that packet is lost, which
   // QUIC recovers from or times out on. Passed on as an error, the package would throw it where nothing catches.
-  const onSent = o.onSent;
+  const { onSent, onLeft } = o;
   internals.socketSend = (msg: Uint8Array) =>
     new Promise<number>((resolve, reject) => {
       onSent?.(msg.byteLength);
       udp.send(msg, (err, bytes) => {
-        if (!err) return resolve(bytes);
+        if (!err) {
+          onLeft?.();
+          return resolve(bytes);
+        }
         if (!isUnreachable(err)) return reject(err);
         o.onUnreachable(err);
         resolve(0);
