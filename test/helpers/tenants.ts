@@ -26,6 +26,8 @@ export interface QuotaTenants {
   readonly cleanups: (() => Promise<unknown> | void)[];
   /** A new tenant whose policy is the file's `base` rules, then `limits`. */
   tenant(limits?: string): Promise<TestTenant>;
+  /** The next tenant id `<prefix>-<pid>-<n>`, for a tenant whose policy the test writes whole. */
+  nextId(): string;
 }
 
 /** A Host for this test file and its tenants `<prefix>-<pid>-<n>` (see the module comment). */
@@ -37,11 +39,13 @@ export function quotaTenants(prefix: string, base: string): QuotaTenants {
     host.close();
   });
   let n = 0;
+  const nextId = (): string => `${prefix}-${process.pid}-${++n}`;
   return {
     host,
     cleanups,
+    nextId,
     async tenant(limits = '') {
-      const id = `${prefix}-${process.pid}-${++n}`;
+      const id = nextId();
       host.setPolicy(id, limits === '' ? base : `${base}\n${limits}`);
       return { id, scope: await host.tenant(id) };
     },

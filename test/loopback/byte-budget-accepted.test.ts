@@ -15,7 +15,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { type ChannelSendMeta, type Driver, type DriverListener, NEVER_ABORTED, type TransportChannel } from '../../src/driver.js';
 import { LocalEndpoint } from '../../src/endpoints.js';
@@ -23,7 +23,7 @@ import { QuotaExceededError } from '../../src/errors.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
 import type { Listener } from '../../src/listener.js';
 import { createScope } from '../../src/policy/index.js';
-import { Host } from '../../src/policy/host.js';
+import type { Host } from '../../src/policy/host.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -35,23 +35,17 @@ import { wsDriver, wssDriver } from '../../transports/websocket/index.js';
 import { webtransportH2Driver } from '../../transports/webtransport/index.js';
 import { responseHeadSize } from '../../transports/kit/request-path.js';
 import { testCertificate } from '../helpers/certs.js';
+import { quotaTenants } from '../helpers/tenants.js';
 
 const BUDGET = 1024;
 const cert = testCertificate({ kind: 'ec', days: 10 });
 const serverSecurity = new SecurityParameters({ certificate: cert.cert, key: cert.key });
-const host = new Host();
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  host.close();
-});
+const tenants = quotaTenants('bba', 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*');
+const { host, cleanups, nextId } = tenants;
 
-let tenants = 0;
 /** A new tenant that may listen on and accept from loopback, with a 1 KiB sent budget. */
 async function tenant(): Promise<Awaited<ReturnType<Host['tenant']>>> {
-  const id = `bba-${process.pid}-${++tenants}`;
-  host.setPolicy(id, 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*\nlimit sent 1KiB per 60s');
-  return host.tenant(id);
+  return (await tenants.tenant('limit sent 1KiB per 60s')).scope;
 }
 
 /** The client side: an allow-all scope of its own (no budget). */
@@ -99,7 +93,7 @@ const bytes = (n: number, fill = 0x62): Uint8Array => new Uint8Array(n).fill(fil
 
 describe("byte budgets count a listener's replies at the socket", () => {
   it('tls: the handshake it answers and each record count too; a reply over what is left is refused and never leaves', async () => {
-    const id = `bba-${process.pid}-${++tenants}`;
+    const id = nextId();
     const rules = 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*';
     host.setPolicy(id, `${rules}\nlimit sent 64KiB per 60s`);
     const listener = await listen(await host.tenant(id), [tlsDriver], { ipAddress: '127.0.0.1', port: 0 }, { framed: false, properties: new TransportProperties() });
@@ -198,7 +192,7 @@ describe("byte budgets count a listener's replies at the socket", () => {
   });
 
   it('wss: the handshakes it answers, the 426, the 101 and each frame count; a reply over what is left is refused and never leaves', async () => {
-    const id = `bba-${process.pid}-${++tenants}`;
+    const id = nextId();
     const rules = 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*';
     host.setPolicy(id, `${rules}\nlimit sent 64KiB per 60s`);
     const listener = await listen(await host.tenant(id), [wssDriver], 'wss://127.0.0.1:0');
@@ -233,7 +227,7 @@ describe("byte budgets count a listener's replies at the socket", () => {
 
   it('quic: replies on the first stream, on a second the tenant opens and on one the peer opens all draw on the budget', async () => {
     // Every datagram the listener sends counts (test/loopback/tls-overhead.test.ts): room for the handshake first.
-    const id = `bba-${process.pid}-${++tenants}`;
+    const id = nextId();
     const rules = 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*';
     host.setPolicy(id, `${rules}\nlimit sent 64KiB per 60s`);
     const properties = new TransportProperties({ multistreaming: 'require' });

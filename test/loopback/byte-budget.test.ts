@@ -22,7 +22,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import { createServer, Socket, type Server } from 'node:net';
 import tls from 'node:tls';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { type ChannelSendMeta, type Driver, NEVER_ABORTED, type TransportChannel } from '../../src/driver.js';
 import { QuotaExceededError } from '../../src/errors.js';
@@ -42,27 +42,23 @@ import { webtransportH2Driver } from '../../transports/webtransport/index.js';
 import { headSize } from '../../transports/kit/request-path.js';
 import { testCertificate } from '../helpers/certs.js';
 import { fakeResolver } from '../helpers/resolver.js';
+import { quotaTenants } from '../helpers/tenants.js';
 import { LocalEndpoint } from '../../src/endpoints.js';
 
 const BUDGET = 1024;
 const cert = testCertificate({ kind: 'ec', days: 10 });
 const trust = (): SecurityParameters => new SecurityParameters({ ca: cert.cert });
-const host = new Host();
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  host.close();
-});
+const RULES = 'allow *://@loopback:*\nallow bind:*://@loopback:*';
+const tenants = quotaTenants('bb', RULES);
+const { host, cleanups } = tenants;
 
-let tenants = 0;
+const limits = (sent: string, extra = ''): string => `limit sent ${sent} per 60s${extra}`;
+const policyText = (sent: string, extra = ''): string => `${RULES}\n${limits(sent, extra)}`;
+
 /** A new tenant allowed every loopback port, with a 1 KiB sent budget. */
 async function tenant(extra = '', sent = '1KiB'): Promise<Awaited<ReturnType<Host['tenant']>>> {
-  const id = `bb-${process.pid}-${++tenants}`;
-  host.setPolicy(id, policyText(sent, extra));
-  return host.tenant(id);
+  return (await tenants.tenant(limits(sent, extra))).scope;
 }
-
-const policyText = (sent: string, extra = ''): string => `allow *://@loopback:*\nallow bind:*://@loopback:*\nlimit sent ${sent} per 60s${extra}`;
 
 /**
  * A TLS or QUIC stack's tenant: room for any handshake first (a ClientHello is ~350 bytes on Node 20 and ~1.6 KB with

@@ -10,29 +10,18 @@
  * counts through `host.usage`).
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ListenAttempt, type PeerSocket } from '../../src/driver.js';
 import { LocalEndpoint } from '../../src/endpoints.js';
 import { QuotaExceededError, TapsError } from '../../src/errors.js';
-import { Host, type TenantScope } from '../../src/policy/index.js';
+import type { TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { udpDriver } from '../../transports/udp/index.js';
+import { quotaTenants } from '../helpers/tenants.js';
 
-const host = new Host();
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  host.close();
-});
-
-let tenants = 0;
-async function tenant(limits: string): Promise<{ id: string; scope: TenantScope }> {
-  const id = `psq-${process.pid}-${++tenants}`;
-  host.setPolicy(id, `allow *://@loopback:*\nallow bind:*://@loopback:*\n${limits}`);
-  return { id, scope: await host.tenant(id) };
-}
+const { host, cleanups, tenant } = quotaTenants('psq', 'allow *://@loopback:*\nallow bind:*://@loopback:*');
 
 /** What a guest holding `scope` hands the driver: a bind target its own guard minted (and, if it likes, a unit of its making). */
 async function bindAttempt(scope: TenantScope, port = 0, extra: Partial<ListenAttempt> = {}): Promise<ListenAttempt> {
@@ -242,7 +231,7 @@ describe('what resolve() holds for a rendezvous is released', () => {
     expect(host.usage(id).connections).toBe(1);
     expect(udpHandles()).toBe(before + 1);
     await pre.resolve({ holdFor: 30 }); // the last call's hold counts
-    await until(() => host.usage(id).connections === 0);
+    await until(() => host.usage(id).connections === 0 && udpHandles() === before);
     expect(host.usage(id).connections).toBe(0);
     expect(udpHandles()).toBe(before);
   });

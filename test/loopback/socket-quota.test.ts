@@ -9,11 +9,11 @@
  */
 import { createSocket } from 'node:dgram';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ChannelReceiver, type ConnectAttempt, type Driver, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
 import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
 import { QuotaExceededError } from '../../src/errors.js';
-import { Host, createScope, type TenantScope } from '../../src/policy/index.js';
+import { createScope, type TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -21,23 +21,12 @@ import { tcpDriver } from '../../transports/tcp/index.js';
 import type { Connection } from '../../src/connection/connection.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
 import { testCertificate } from '../helpers/certs.js';
+import { quotaTenants } from '../helpers/tenants.js';
 import { quicDriver } from '../../transports/quic/index.js';
 import { udpDriver } from '../../transports/udp/index.js';
 import { wsDriver } from '../../transports/websocket/index.js';
 
-const host = new Host();
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  host.close();
-});
-
-let tenants = 0;
-async function tenant(limits: string): Promise<{ id: string; scope: TenantScope }> {
-  const id = `sq-${process.pid}-${++tenants}`;
-  host.setPolicy(id, `allow *://@loopback:*\nallow bind:*://@loopback:*\nallow accept:*://@loopback:*\n${limits}`);
-  return { id, scope: await host.tenant(id) };
-}
+const { host, cleanups, tenant } = quotaTenants('sq', 'allow *://@loopback:*\nallow bind:*://@loopback:*\nallow accept:*://@loopback:*');
 
 /** A TCP server counting the connections it accepted; `greeting` is written to each. */
 async function tcpServer(greeting?: Uint8Array): Promise<{ port: number; accepted: number }> {

@@ -19,13 +19,13 @@
 import { createSocket } from 'node:dgram';
 import { connect as netConnect, type Socket } from 'node:net';
 import tls from 'node:tls';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { NEVER_ABORTED, type ChannelReceiver } from '../../src/driver.js';
 import { RemoteEndpoint } from '../../src/endpoints.js';
 import type { Connection } from '../../src/connection/connection.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
-import { Host, createScope, type TenantScope } from '../../src/policy/index.js';
+import { createScope, type TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -33,22 +33,11 @@ import { quicDriver } from '../../transports/quic/index.js';
 import { tlsDriver } from '../../transports/tls/index.js';
 import { wssDriver } from '../../transports/websocket/index.js';
 import { testCertificate } from '../helpers/certs.js';
+import { quotaTenants } from '../helpers/tenants.js';
 
 const cert = testCertificate({ kind: 'ec', days: 10 });
 const trust = (): SecurityParameters => new SecurityParameters({ ca: cert.cert });
-const host = new Host();
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  host.close();
-});
-
-let tenants = 0;
-async function tenant(limits: string): Promise<{ id: string; scope: TenantScope }> {
-  const id = `tls-oh-${process.pid}-${++tenants}`;
-  host.setPolicy(id, `allow tls://@loopback:*\n${limits}`);
-  return { id, scope: await host.tenant(id) };
-}
+const { host, cleanups, tenant } = quotaTenants('tls-oh', 'allow tls://@loopback:*');
 
 /** A TLS server; `wire()`: the bytes its TCP sockets read (the client's bytes on the wire), `wrote()`: what they wrote. */
 async function tlsServer(reply?: Uint8Array): Promise<{ port: number; wire: () => number; wrote: () => number; connections: () => number; cleartext: () => number }> {
