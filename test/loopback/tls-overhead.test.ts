@@ -33,6 +33,8 @@ import { quicDriver } from '../../transports/quic/index.js';
 import { tlsDriver } from '../../transports/tls/index.js';
 import { wssDriver } from '../../transports/websocket/index.js';
 import { testCertificate } from '../helpers/certs.js';
+import { echoEach } from '../helpers/echo.js';
+import { rawWebSocket, wrote, type RawWebSocket } from '../helpers/raw-websocket.js';
 import { quotaTenants } from '../helpers/tenants.js';
 
 const cert = testCertificate({ kind: 'ec', days: 10 });
@@ -192,13 +194,7 @@ describe('QUIC counts its datagrams against the byte budgets', () => {
       framers: [lengthPrefixFramer()],
       drivers: [quicDriver],
     }).listen();
-    listener.on('connectionReceived', (c: Connection) => void (async () => {
-      try {
-        for await (const m of c) await c.send(m.data); // echoed
-      } catch {
-        /* the client went away */
-      }
-    })());
+    echoEach(listener);
     cleanups.push(() => listener.stop());
     return listener.port;
   };
@@ -301,19 +297,7 @@ describe('a QUIC listener counts every datagram its socket sends and reads', () 
       security: new SecurityParameters({ certificate: cert.cert, key: cert.key }), framers: [lengthPrefixFramer()], drivers: [quicDriver],
     }).listen();
     cleanups.push(() => listener.stop());
-    const got: Connection[] = [];
-    listener.on('connectionReceived', (c: Connection) => {
-      got.push(c);
-      c.on('connectionError', () => {});
-      void (async () => {
-        try {
-          for await (const m of c) await c.send(m.data); // echoed
-        } catch {
-          /* the client went away */
-        }
-      })();
-    });
-    return { port: listener.port, got: () => got };
+    return { port: listener.port, got: echoEach(listener) };
   };
   const client = createScope({ tenant: 'quic-oh-client', policy: { decide: () => ({ allow: true, rule: 'client' }) } });
   const dial = (port: number): Promise<Connection> => new Preconnection({
@@ -391,38 +375,9 @@ describe('a wss listener counts its TLS on the wire', () => {
       security: new SecurityParameters({ certificate: cert.cert, key: cert.key }),
     }).listen();
     cleanups.push(() => listener.stop());
-    const got: Connection[] = [];
-    listener.on('connectionReceived', (c: Connection) => {
-      got.push(c);
-      c.on('connectionError', () => {});
-      void (async () => {
-        try {
-          for await (const m of c) await c.send(m.data);
-        } catch {
-          /* the client went away */
-        }
-      })();
-    });
-    return { port: listener.port, got: () => got };
+    return { port: listener.port, got: echoEach(listener) };
   };
-  /** A ws client over a TLS socket over `raw`, a TCP socket of its own whose counters are the wire both ways. */
-  const dialRaw = async (port: number): Promise<{ raw: Socket; ws: WebSocket; opened: Promise<void> }> => {
-    const raw = netConnect(port, '127.0.0.1');
-    raw.on('error', () => {});
-    await new Promise<void>((r) => raw.once('connect', () => r()));
-    const secure = tls.connect({ socket: raw, ca: cert.cert, servername: 'localhost', ALPNProtocols: ['http/1.1'] });
-    secure.on('error', () => {});
-    const ws = new WebSocket(`wss://localhost:${port}/`, { createConnection: () => secure } as ConstructorParameters<typeof WebSocket>[2]);
-    ws.on('error', () => {});
-    cleanups.push(() => void raw.destroy());
-    const opened = new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('close', () => reject(new Error('closed before open')));
-    });
-    opened.catch(() => {});
-    return { raw, ws, opened };
-  };
-  const wrote = (raw: Socket): number => (raw as Socket & { _bytesDispatched: number })._bytesDispatched;
+  const dialRaw = (port: number): Promise<RawWebSocket> => rawWebSocket(port, cleanups, { ca: cert.cert });
 
   it('the handshake, the upgrade and each frame count, each byte once: the listening tenant\'s counts are what its TCP socket carried', async () => {
     const id = `wss-oh-${process.pid}-listener`;

@@ -12,9 +12,9 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { connect as netConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { NEVER_ABORTED, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
 import type { Connection } from '../../src/connection/connection.js';
 import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
@@ -24,6 +24,8 @@ import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { wsDriver, wssDriver } from '../../transports/websocket/index.js';
 import { testCertificate } from '../helpers/certs.js';
+import { echoEach } from '../helpers/echo.js';
+import { rawWebSocket, wrote, type RawWebSocket } from '../helpers/raw-websocket.js';
 import { quotaTenants } from '../helpers/tenants.js';
 
 const { host, cleanups, tenant } = quotaTenants('ws-wire', 'allow ws://@loopback:*\nallow wss://@loopback:*\nallow bind:ws://@loopback:*\nallow accept:ws://@loopback:*');
@@ -37,39 +39,11 @@ const until = async (what: () => boolean): Promise<void> => {
 async function echoListener(scope: TenantScope): Promise<{ port: number; got: () => Connection[] }> {
   const listener = await new Preconnection({ scope, local: 'ws://127.0.0.1:0', drivers: [wsDriver], properties: TransportProperties.reliableMessage(), security: SecurityParameters.disabled() }).listen();
   cleanups.push(() => listener.stop());
-  const got: Connection[] = [];
-  listener.on('connectionReceived', (c: Connection) => {
-    got.push(c);
-    c.on('connectionError', () => {});
-    void (async () => {
-      try {
-        for await (const m of c) await c.send(m.data);
-      } catch {
-        /* the client went away */
-      }
-    })();
-  });
-  return { port: listener.port, got: () => got };
+  return { port: listener.port, got: echoEach(listener) };
 }
 
-/** A ws client over `raw`, a TCP socket of the test's own; `headers`: extra upgrade request headers. */
-async function dialRaw(port: number, headers: Record<string, string> = {}): Promise<{ raw: Socket; ws: WebSocket; opened: Promise<void>; closed: Promise<void> }> {
-  const raw = netConnect(port, '127.0.0.1');
-  raw.on('error', () => {});
-  await new Promise<void>((r) => raw.once('connect', () => r()));
-  const closed = new Promise<void>((r) => raw.once('close', () => r()));
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { createConnection: () => raw, headers } as ConstructorParameters<typeof WebSocket>[2]);
-  ws.on('error', () => {});
-  cleanups.push(() => void raw.destroy());
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('close', () => reject(new Error('closed before open')));
-  });
-  opened.catch(() => {});
-  return { raw, ws, opened, closed };
-}
-
-const wrote = (raw: Socket): number => (raw as Socket & { _bytesDispatched: number })._bytesDispatched;
+/** A ws client over a TCP socket of the test's own (its counters are the wire); `headers`: extra upgrade request headers. */
+const dialRaw = (port: number, headers: Record<string, string> = {}): Promise<RawWebSocket> => rawWebSocket(port, cleanups, { headers });
 
 describe('a plain ws listener counts what its TCP sockets carry', () => {
   it('the upgrade, each frame and the control frames ws answers count, each byte once: the counts are what the TCP socket carried', async () => {
