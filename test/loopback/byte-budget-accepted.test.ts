@@ -277,7 +277,7 @@ describe("byte budgets count a listener's replies at the socket", () => {
 
   it('webtransport-h2: the handshake, the response head and what the session sends count; a reply over what is left is refused and never leaves', async () => {
     // Its TLS counts on the wire (test/loopback/h2-overhead.test.ts): room for the handshake and the 200 first.
-    const id = `bba-${process.pid}-${++tenants}`;
+    const id = nextId();
     const rules = 'allow *://@loopback:*\nallow bind,accept:*://@loopback:*';
     host.setPolicy(id, `${rules}\nlimit sent 64KiB per 60s`);
     const properties = new TransportProperties({ multistreaming: 'require' });
