@@ -1,6 +1,8 @@
 /**
  * Options of the `quic` driver (`preconnection.driverOptions.quic`), checked
- * once per attempt; a wrong type is a TypeError naming the option.
+ * once per attempt; a wrong type is a TypeError naming the option. Options
+ * go by driver id: a `quic-dgram` connection reads the same options from
+ * `driverOptions['quic-dgram']`, not from `driverOptions.quic`.
  *
  * | option            | default        | meaning |
  * |-------------------|----------------|---------|

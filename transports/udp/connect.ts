@@ -20,7 +20,7 @@ import { DatagramChannel, SOFT_ERRORS } from './channel.js';
 import { prepareGroupSend } from './multicast.js';
 import { bufferOptions, grantedBuffers, maxMessageSize, sendHighWater, setUdpOption, singularMax } from './socket.js';
 import { meterFor } from '../kit/meter.js';
-import { dialUnit, holdUntilClose, wireMeterFor } from '../kit/account.js';
+import { dialUnit, holdUntilClose, wireMeterFor, type WireMeter } from '../kit/account.js';
 import { toTapsError } from '../../src/errors.js';
 
 const log = debuglog('taps');
@@ -69,21 +69,38 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
   throwIfAborted(attempt.signal, 'udp');
   const { address, port, family } = targetAddress(attempt.target, 'udp', 'udp');
   const label = `udp connect to ${family === 6 ? `[${address}]` : address}:${port}`;
-  const options = attempt.options;
-  const singular = singularMax(address, family, options);
-  const highWater = sendHighWater(options);
-  // A unit of `limit connections` until the socket closes (the Connection's own on the library's path).
+  const singular = singularMax(address, family, attempt.options);
+  const highWater = sendHighWater(attempt.options);
+  const { socket, meter } = await connectedSocket(attempt, address, port, family, label);
+  const local = socket.address();
+  const remote = socket.remoteAddress();
+  return channelOf(socket, meter, {
+    local: { address: local.address, port: local.port, family },
+    remote: { address: remote.address, port: remote.port, family },
+    maxMessageSize: maxMessageSize(family),
+    singularTransmissionMsgMaxLen: singular,
+    info: grantedBuffers(socket),
+    highWater,
+    meter: meterFor(attempt),
+  });
+}
+
+/**
+ * The socket, bound and connected (a multicast group's sending set up), holding a unit of `limit
+ * connections` until it closes (the Connection's own on the library's path); a failure releases both.
+ * Off that path no Connection counts what it reads: `meter` is where its reads are charged then.
+ */
+async function connectedSocket(attempt: ConnectAttempt, address: string, port: number, family: 4 | 6, label: string): Promise<{ socket: Socket; meter: WireMeter | undefined }> {
   const taken = dialUnit(attempt.unit, attempt.target);
   const unit = taken instanceof Promise ? await taken : taken;
   let socket: Socket;
   try {
-    socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(options, attempt.properties) });
+    socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', ...bufferOptions(attempt.options, attempt.properties) });
   } catch (err) {
     unit.release();
     throw err;
   }
   holdUntilClose(socket, unit);
-  // Outside the library's path no Connection counts the datagrams this socket reads: it charges them itself.
   const meter = unit.granted ? undefined : wireMeterFor(undefined, attempt.target);
   try {
     await openConnected(attempt, socket, address, port, label);
@@ -98,8 +115,14 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
     }
     throw err;
   }
-  const local = socket.address();
-  const remote = socket.remoteAddress();
+  return { socket, meter };
+}
+
+/**
+ * The channel over a connected socket: its reads (charged to `meter` first when given), ICMP errors as soft
+ * errors (RFC 9622 §8.3.1), any other socket error ending it, and its release closing the socket.
+ */
+function channelOf(socket: Socket, meter: WireMeter | undefined, init: ConstructorParameters<typeof DatagramChannel>[1]): DatagramChannel {
   let released: (() => void) | undefined;
   const channel: DatagramChannel = new DatagramChannel(
     {
@@ -115,15 +138,7 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
       },
       setOption: (name, value) => setUdpOption(socket, name, value),
     },
-    {
-      local: { address: local.address, port: local.port, family },
-      remote: { address: remote.address, port: remote.port, family },
-      maxMessageSize: maxMessageSize(family),
-      singularTransmissionMsgMaxLen: singular,
-      info: grantedBuffers(socket),
-      highWater,
-      meter: meterFor(attempt),
-    },
+    init,
   );
   socket.on('message', (msg) => {
     if (meter !== undefined) {
