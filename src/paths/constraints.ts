@@ -102,8 +102,18 @@ function preferenceFor(set: readonly (readonly [Preference, string])[], iface: s
 export function planPaths(
   props: TransportProperties,
   local: LocalEndpoint | undefined,
-  read: readonly LocalAddress[] | (() => readonly LocalAddress[]) = recentLocalAddresses,
-  typesOf: (name: string, internal: boolean) => InterfaceType[] = recentInterfaceTypes,
+  read?: readonly LocalAddress[] | (() => readonly LocalAddress[]),
+  typesOf?: (name: string, internal: boolean) => InterfaceType[],
+): PathPlan {
+  // Without default parameters here: with them, the closures of planOver would cost a block context on every call.
+  return planOver(props, local, read ?? recentLocalAddresses, typesOf ?? recentInterfaceTypes);
+}
+
+function planOver(
+  props: TransportProperties,
+  local: LocalEndpoint | undefined,
+  read: readonly LocalAddress[] | (() => readonly LocalAddress[]),
+  typesOf: (name: string, internal: boolean) => InterfaceType[],
 ): PathPlan {
   const ifaceSet = props.get('interface') as readonly (readonly [Preference, string])[];
   const pvdSet = props.get('pvd') as readonly (readonly [Preference, string])[];

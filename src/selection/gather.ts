@@ -40,7 +40,7 @@ export interface GatherOptions {
 }
 
 /** The suitable, available drivers in their given order; the rest reported through `dropped`. */
-export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, dropped: Dropped, options: GatherOptions = {}): Driver[] | Promise<Driver[]> {
+export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, dropped: Dropped, options: GatherOptions = NO_OPTIONS): Driver[] | Promise<Driver[]> {
   const suitable: Driver[] = [];
   for (let i = 0; i < drivers.length; i++) {
     const driver = drivers[i]!;
@@ -69,7 +69,7 @@ export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, drop
       options.late(driver, a);
       continue;
     }
-    if (a instanceof Promise) return a.then((first) => finish(drivers, i, first, suitable, ctx, dropped, options));
+    if (a instanceof Promise) return afterAnswer(a, drivers, i, suitable, ctx, dropped, options);
     if (a.available) suitable.push(driver);
     else dropped(driver, 'unavailable', a.reason);
   }
@@ -77,6 +77,13 @@ export function gatherStacks(drivers: readonly Driver[], ctx: StackContext, drop
 }
 
 /** The rest of the list once one driver answered with a promise. */
+/** The rest of the drivers, once driver `at` answered (a closure here, not in the loop: one there costs a block context per driver). */
+function afterAnswer(
+  a: Promise<Availability>, drivers: readonly Driver[], at: number, suitable: Driver[], ctx: StackContext, dropped: Dropped, options: GatherOptions,
+): Promise<Driver[]> {
+  return a.then((first) => finish(drivers, at, first, suitable, ctx, dropped, options));
+}
+
 async function finish(drivers: readonly Driver[], at: number, first: Availability, suitable: Driver[], ctx: StackContext, dropped: Dropped, options: GatherOptions): Promise<Driver[]> {
   const driver = drivers[at]!;
   if (first.available) suitable.push(driver);
@@ -87,6 +94,8 @@ async function finish(drivers: readonly Driver[], at: number, first: Availabilit
 }
 
 /** Why a driver's optional piece is missing (its synchronous `installed()` check), or undefined when nothing is. */
+const NO_OPTIONS: GatherOptions = Object.freeze({});
+
 function notInstalled(driver: Driver): string | undefined {
   if (driver.installed === undefined) return undefined;
   let a: Availability;

@@ -19,7 +19,8 @@
  */
 import type { Driver } from '../driver.js';
 import type { SelectionReport } from '../report.js';
-import type { RacingCache, RacingCacheEntry } from './racing-cache.js';
+import type { Clock } from '../clock.js';
+import { wonAt, type RacingCache, type RacingCacheEntry } from './racing-cache.js';
 import { rankStacks, type RankContext, type RankedStack } from './rank.js';
 
 export interface HistoryRanking {
@@ -31,6 +32,8 @@ export interface HistoryRanking {
 }
 
 const NO_HISTORY: ReadonlyMap<Driver, RacingCacheEntry> = new Map();
+/** Nothing skipped: one shared empty list (a literal with an array literal inside is built by the runtime each time). */
+const NO_SKIPPED: HistoryRanking['skipped'] = Object.freeze([]);
 
 /** Rank `suitable` with what `cache` remembers of `endpoint` (see the module comment). */
 export function rankWithHistory(
@@ -48,7 +51,7 @@ export function rankWithHistory(
       if (e !== undefined) (history ??= new Map()).set(d, e);
     }
   }
-  if (history === undefined) return { ranked: rankStacks(suitable, withHistory(ctx, NO_HISTORY)), skipped: [], note: undefined };
+  if (history === undefined) return { ranked: rankStacks(suitable, withHistory(ctx, NO_HISTORY)), skipped: NO_SKIPPED, note: undefined };
   const now = cache!.now();
   const failed = suitable.filter((d) => history.get(d)?.outcome === 'failed');
   const kept = failed.length > 0 && failed.length < suitable.length ? suitable.filter((d) => !failed.includes(d)) : suitable;
@@ -75,14 +78,15 @@ function withHistory(ctx: Omit<RankContext, 'history'>, history: ReadonlyMap<Dri
 }
 
 /** Write a finished selection's outcome back (see the module comment). */
-export function learn(cache: RacingCache | undefined, endpoint: string, report: SelectionReport): void {
+export function learn(cache: RacingCache | undefined, endpoint: string, report: SelectionReport, clock?: Clock, reading?: number): void {
   if (cache === undefined || cache.maxEntries === 0) return;
   // One started candidate that won (a direct attempt): no per-driver tally needed.
   let only: SelectionReport['candidates'][number] | undefined;
   let started = 0;
   for (const c of report.candidates) if (c.startedAt !== undefined && c.port !== undefined && started++ === 0) only = c;
   if (started === 1 && only!.fate === 'won') {
-    cache.won(endpoint, only!.port!, only!.driver, Math.round(((only!.endedAt ?? only!.startedAt!) - only!.startedAt!) * 1000) / 1000);
+    // The selection's end is the time of the win: the cache reads its clock again only if it keeps another one.
+    wonAt(cache, endpoint, only!.port!, only!.driver, Math.round(((only!.endedAt ?? only!.startedAt!) - only!.startedAt!) * 1000) / 1000, clock, reading);
     return;
   }
   // Per driver: its started attempts, whether one won, whether every one failed definitively.

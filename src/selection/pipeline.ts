@@ -47,31 +47,28 @@ export async function select(input: SelectionInput): Promise<Selected> {
   const sig = new SelectionSignal(input);
   const cache = racingCacheOf(input.scope);
   const endpoint = (input.remote.hostName ?? input.remote.ipAddress)!;
+  // A driver whose module is still loading is raced when it is ready, never waited for (run-race.ts). Declared
+  // here, not in the try block: a variable a closure keeps there costs a block context per selection.
+  let loading: Map<Driver, LateAnswer> | undefined;
   try {
-    // A driver whose module is still loading is raced when it is ready, never waited for (run-race.ts).
-    let loading: Map<Driver, LateAnswer> | undefined;
     const gathered = gather(input, rec, (driver, answer) => void (loading ??= new Map()).set(driver, answer));
     const suitable = gathered instanceof Promise ? await gathered : gathered;
     (sig.signal ?? input.signal)?.throwIfAborted();
     const { ranked, deferred } = rank(input, rec, suitable, cache, endpoint);
     const paths = pathPlan(input, rec);
     const auth = new Authorizer(input);
-    const run = (stacks: RankedStack[], late: typeof loading): Promise<Selected> =>
-      input.remote.ipAddress !== undefined && stacks.length === 1 && paths.any && late === undefined
-        ? attemptOne(input, rec, stacks[0]!, auth, sig)
-        : raceAll({ input, rec, ranked: stacks, paths, auth, sig, loading: late });
     let selected: Selected;
     try {
-      selected = await run(ranked, loading);
+      selected = await run(input, rec, ranked, loading, paths, auth, sig);
     } catch (err) {
       if (deferred.length === 0 || sig.signal?.aborted || input.signal?.aborted) throw err;
       // Nothing else connected (denied, failed): the stacks the cache put off are tried after all.
       rec.report.cache = `${rec.report.cache}; then tried ${deferred.map((s) => s.driver.id).join(', ')} anyway: no other candidate connected`;
-      selected = await run(deferred, undefined);
+      selected = await run(input, rec, deferred, undefined, paths, auth, sig);
     } finally {
       recordDeferred(rec, deferred);
     }
-    learn(cache, endpoint, rec.report);
+    learn(cache, endpoint, rec.report, rec.clock, rec.lastReading);
     return selected;
   } catch (err) {
     rec.end();
@@ -80,6 +77,15 @@ export async function select(input: SelectionInput): Promise<Selected> {
   } finally {
     sig.dispose();
   }
+}
+
+/** Stage 3: one stack and an IP literal are attempted directly, anything else raced. */
+function run(
+  input: SelectionInput, rec: Recorder, stacks: RankedStack[], late: Map<Driver, LateAnswer> | undefined, paths: PathPlan, auth: Authorizer, sig: SelectionSignal,
+): Promise<Selected> {
+  return input.remote.ipAddress !== undefined && stacks.length === 1 && paths.any && late === undefined
+    ? attemptOne(input, rec, stacks[0]!, auth, sig)
+    : raceAll({ input, rec, ranked: stacks, paths, auth, sig, loading: late });
 }
 
 /** Stage 1a: the suitable, available drivers (synchronous when every driver answers so). */

@@ -57,6 +57,17 @@ function count(v: unknown, name: string, fallback: number): number {
   return v;
 }
 
+type RecordWin = (cache: RacingCache, endpoint: string, port: number, stack: string, connectTime: number, clock: Clock | undefined, reading: number | undefined) => void;
+let recordWin: RecordWin;
+
+/**
+ * @internal `cache.won(...)` at `reading` of `clock` (a selection's last reading, its end) when `clock` is the
+ * cache's own; at the cache's clock's time otherwise. A selection's win then costs no second clock reading.
+ */
+export function wonAt(cache: RacingCache, endpoint: string, port: number, stack: string, connectTime: number, clock: Clock | undefined, reading: number | undefined): void {
+  recordWin(cache, endpoint, port, stack, connectTime, clock, reading);
+}
+
 /** Per-tenant memory of which stacks reached which endpoints (see the module comment). */
 export class RacingCache {
   readonly maxEntries: number;
@@ -112,8 +123,16 @@ export class RacingCache {
 
   /** Remember a win (with its connect time in ms). */
   won(endpoint: string, port: number, stack: string, connectTime: number): void {
-    const at = this.#clock.now();
+    this.#won(endpoint, port, stack, connectTime, this.#clock.now());
+  }
+
+  #won(endpoint: string, port: number, stack: string, connectTime: number, at: number): void {
     this.#put(this.#key(endpoint, port, stack), Object.freeze({ outcome: 'won', connectTime, reason: undefined, at, expires: at + this.wonTtl }));
+  }
+
+  static {
+    recordWin = (cache, endpoint, port, stack, connectTime, clock, reading) =>
+      cache.#won(endpoint, port, stack, connectTime, clock === cache.#clock && reading !== undefined ? reading : cache.#clock.now());
   }
 
   /** Remember a definitive failure (refused, unreachable, a protocol error). */

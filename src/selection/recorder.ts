@@ -48,19 +48,23 @@ export class Recorder {
   readonly report: SelectionReport;
   readonly #input: RecorderInput;
   readonly #t0: number;
+  #lastReading: number;
   #nextId = 1;
 
   constructor(input: RecorderInput) {
     this.#input = input;
-    this.#t0 = input.clock.now();
+    this.#t0 = this.#lastReading = input.clock.now();
+    // The arrays made apart: a literal with an array literal inside is built by the runtime each time.
+    const resolutions: SelectionReport['resolutions'] = [];
+    const candidates: CandidateRecord[] = [];
     this.report = {
       startedAt: Date.now(),
       tenant: input.scope.tenant,
       remote: endpointText(input.remote),
       racing: input.racing.mode,
       attemptDelay: input.racing.attemptDelay,
-      resolutions: [],
-      candidates: [],
+      resolutions,
+      candidates,
       // Declared now, set at the end: an object whose shape never grows stays compact (it outlives the selection; docs/performance.md).
       winner: undefined,
       endedAt: undefined,
@@ -70,7 +74,17 @@ export class Recorder {
 
   /** Milliseconds since the selection began, to the microsecond. */
   at(): number {
-    return Math.round((this.#input.clock.now() - this.#t0) * 1000) / 1000;
+    const now = this.#input.clock.now();
+    this.#lastReading = now;
+    return Math.round((now - this.#t0) * 1000) / 1000;
+  }
+
+  /** The clock the selection reads, and what it read last (its end, once it ended): the racing cache's time of a win when that cache keeps the same clock. */
+  get clock(): Clock {
+    return this.#input.clock;
+  }
+  get lastReading(): number {
+    return this.#lastReading;
   }
 
   record(r: Omit<CandidateRecord, 'id'>): CandidateRecord {

@@ -13,6 +13,7 @@ import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { NEVER_ABORTED } from '../../src/driver.js';
 import { select, type SelectionInput } from '../../src/selection/pipeline.js';
+import { racingCacheOf } from '../../src/selection/racing-cache.js';
 import { DEFAULT_RACING } from '../../src/selection/racing-options.js';
 import { fakeDriver, type Behaviour } from '../helpers/fake-driver.js';
 import { ManualClock, flush } from '../helpers/manual-clock.js';
@@ -286,6 +287,22 @@ describe('selection pipeline', () => {
 
   describe('one stack, one IP literal (no race tree)', () => {
     const literal = RemoteEndpoint.from({ ipAddress: '127.0.0.1', port: 443 });
+
+    it('the racing cache remembers the win at the selection\'s end: that reading when it keeps the same clock, its own clock\'s time otherwise', async () => {
+      for (const same of [true, false]) {
+        const clock = new ManualClock();
+        const other = new ManualClock();
+        await other.advance(1000);
+        const scope = createScope({ tenant: 't', policy: allow, racingCache: { clock: same ? clock : other, wonTtl: 60_000 } });
+        const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => ({ ready: 3 }) });
+        await clock.advance(7);
+        const p = select(input(clock, { drivers: [tcp], remote: literal, scope }));
+        await clock.advance(3);
+        expect((await p).candidate).toMatchObject({ fate: 'won', startedAt: 0, endedAt: 3 });
+        const at = same ? 10 : 1000;
+        expect(racingCacheOf(scope)!.entries()).toEqual([{ endpoint: '127.0.0.1', port: 443, stack: 'tcp', entry: { outcome: 'won', connectTime: 3, reason: undefined, at, expires: at + 60_000 } }]);
+      }
+    });
 
     it('wins with the same report a race of one gives', async () => {
       const clock = new ManualClock();
