@@ -24,7 +24,7 @@ export interface QuotaTenants {
   readonly host: Host;
   /** Run after the file's tests, last in first out. */
   readonly cleanups: (() => Promise<unknown> | void)[];
-  /** A new tenant whose policy is the file's `base` rules, then `limits`. */
+  /** A new tenant whose policy is the file's `base` rules (none: ''), then `limits`. */
   tenant(limits?: string): Promise<TestTenant>;
   /** The next tenant id `<prefix>-<pid>-<n>`, for a tenant whose policy the test writes whole. */
   nextId(): string;
@@ -46,7 +46,7 @@ export function quotaTenants(prefix: string, base: string): QuotaTenants {
     nextId,
     async tenant(limits = '') {
       const id = nextId();
-      host.setPolicy(id, limits === '' ? base : `${base}\n${limits}`);
+      host.setPolicy(id, [base, limits].filter((r) => r !== '').join('\n'));
       return { id, scope: await host.tenant(id) };
     },
   };

@@ -15,10 +15,10 @@
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Connection } from '../../src/connection/connection.js';
 import { lengthPrefixFramer } from '../../src/framers/index.js';
-import { Host, type TenantScope } from '../../src/policy/index.js';
+import type { TenantScope } from '../../src/policy/index.js';
 import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -26,22 +26,12 @@ import { webtransportH2Driver } from '../../transports/webtransport/index.js';
 import { https2Driver } from '../../transports/http/index.js';
 import { testCertificate } from '../helpers/certs.js';
 import { countingRelay, type CountingRelay } from '../helpers/counting-relay.js';
+import { quotaTenants } from '../helpers/tenants.js';
 import { headSize } from '../../transports/kit/request-path.js';
 
 const cert = testCertificate({ kind: 'ec', days: 10 });
-const host = new Host();
-const cleanups: (() => Promise<unknown> | void)[] = [];
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c();
-  host.close();
-});
-
-let tenants = 0;
-async function tenant(rules: string): Promise<{ id: string; scope: TenantScope }> {
-  const id = `h2-oh-${process.pid}-${++tenants}`;
-  host.setPolicy(id, rules);
-  return { id, scope: await host.tenant(id) };
-}
+/** Each test writes its tenant's whole policy. */
+const { host, cleanups, tenant } = quotaTenants('h2-oh', '');
 
 const wtCommon = { drivers: [webtransportH2Driver], framers: [lengthPrefixFramer()], properties: TransportProperties.reliableMessage() };
 

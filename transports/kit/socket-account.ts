@@ -91,21 +91,32 @@ interface Hookable {
   _writev?(chunks: unknown[], cb: WriteCallback): void;
 }
 
+/** What settles a socket's counters: everything (may throw over the received budget), what was sent, and on a read. */
+export interface Settling {
+  settle(): void;
+  settleSent(): void;
+  /** On each chunk read (default: `settle`). */
+  settleRead?(): void;
+}
+
 /**
- * Count everything `socket` carries from now on against `wire` (see the module comment); `reads`: charge what
- * it reads too. Hook it before anything else wraps the socket's writes (./meter.ts `meterWrites`).
+ * Settle `account` as `socket` carries bytes: on each chunk read, before it is delivered (`reads`; over the
+ * budget the socket is destroyed with the error and the chunk is not delivered), after each write (the
+ * handle counts a chunk as it takes it, within the write; under TLS the record reaches the TCP handle
+ * within it too), and once more when `socket` — and `under`, the TCP socket under a TLS one, which closes
+ * last — closes (counted; nothing left to refuse).
  */
-export function socketAccount(socket: Socket, wire: WireMeter, reads: boolean): SocketAccount {
-  const account = new Account(socket, wire, reads);
+export function settleOnTraffic(socket: Socket, account: Settling, reads: boolean, under?: Socket): void {
   const s = socket as unknown as Hookable;
   const push = s.push;
   const write = s._write;
   const writev = s._writev;
   if (reads) {
+    const onRead = account.settleRead === undefined ? () => account.settle() : () => account.settleRead!();
     s.push = function settledPush(this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
       if (chunk !== null && chunk !== undefined) {
         try {
-          account.settle();
+          onRead();
         } catch (err) {
           this.destroy(err as Error);
           return false;
@@ -114,7 +125,6 @@ export function socketAccount(socket: Socket, wire: WireMeter, reads: boolean): 
       return push.call(this, chunk, encoding);
     };
   }
-  // The handle counts a chunk as it takes it, within the write: what the library wrote itself is charged at once.
   s._write = function settledWrite(this: Hookable, chunk, encoding, cb) {
     write.call(this, chunk, encoding, cb);
     account.settleSent();
@@ -125,12 +135,23 @@ export function socketAccount(socket: Socket, wire: WireMeter, reads: boolean): 
       account.settleSent();
     };
   }
-  socket.once('close', () => {
+  const last = (): void => {
     try {
       account.settle();
     } catch {
       /* counted; the socket is gone */
     }
-  });
+  };
+  socket.once('close', last);
+  under?.once('close', last);
+}
+
+/**
+ * Count everything `socket` carries from now on against `wire` (see the module comment); `reads`: charge what
+ * it reads too. Hook it before anything else wraps the socket's writes (./meter.ts `meterWrites`).
+ */
+export function socketAccount(socket: Socket, wire: WireMeter, reads: boolean): SocketAccount {
+  const account = new Account(socket, wire, reads);
+  settleOnTraffic(socket, account, reads);
   return account;
 }

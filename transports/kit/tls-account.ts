@@ -44,6 +44,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ByteMeter } from '../../src/driver.js';
 import { wireMeterFor, type WireMeter } from './account.js';
 import { onLibraryPath } from './dial.js';
+import { settleOnTraffic } from './socket-account.js';
 
 /** Refuse to start a handshake when the sent budget of the scope that minted `target` is spent already. */
 export function checkBeforeHandshake(target: unknown): void {
@@ -114,7 +115,9 @@ export function tlsAccount(socket: TLSSocket, raw: Socket, target: unknown, clea
   if (meter === undefined) return NOTHING;
   const account = new Account(socket, raw, meter, cleartextCounted);
   accounts.set(socket, account);
-  hook(socket, raw, account);
+  // Each read settles (`settleRead`), each write, and the close of both sockets (close_notify, a late ticket,
+  // HTTP/2's GOAWAY go out after the TLS socket's close).
+  settleOnTraffic(socket, account, true, raw);
   // The client's last flight (ChangeCipherSpec, Finished) reaches the TCP handle just after secureConnect.
   socket.once('secureConnect', () => setImmediate(() => account.settleSent()));
   return account;
@@ -205,52 +208,4 @@ class Account implements WireAccount {
 interface Counted {
   readonly _bytesDispatched: number;
   readonly bytesRead: number;
-}
-
-type WriteCallback = (err?: Error | null) => void;
-interface Hookable {
-  push(chunk: unknown, encoding?: BufferEncoding): boolean;
-  _write(chunk: unknown, encoding: BufferEncoding, cb: WriteCallback): void;
-  _writev?(chunks: unknown[], cb: WriteCallback): void;
-}
-
-/** Settle before each cleartext chunk is delivered and after each write; once more when the socket closes. */
-function hook(socket: TLSSocket, raw: Socket, account: Account): void {
-  const s = socket as unknown as Hookable;
-  const push = s.push;
-  const write = s._write;
-  const writev = s._writev;
-  s.push = function settledPush(this: TLSSocket, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk !== null && chunk !== undefined) {
-      try {
-        account.settleRead();
-      } catch (err) {
-        this.destroy(err as Error);
-        return false;
-      }
-    }
-    return push.call(this, chunk, encoding);
-  };
-  // TLS encrypts and hands the record to the TCP handle within the write: its header and tag are charged at once.
-  s._write = function settledWrite(this: Hookable, chunk, encoding, cb) {
-    write.call(this, chunk, encoding, cb);
-    account.settleSent();
-  };
-  if (writev !== undefined) {
-    s._writev = function settledWritev(this: Hookable, chunks, cb) {
-      writev.call(this, chunks, cb);
-      account.settleSent();
-    };
-  }
-  // The last records (close_notify, a late ticket, HTTP/2's GOAWAY): counted, nothing left to refuse. The TCP
-  // socket closes last (what was written after the TLS socket's close is on its counters then).
-  const last = (): void => {
-    try {
-      account.settle();
-    } catch {
-      /* counted; the socket is gone */
-    }
-  };
-  socket.once('close', last);
-  raw.once('close', last);
 }
