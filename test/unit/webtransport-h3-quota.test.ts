@@ -137,6 +137,20 @@ describe('webtransport-h3 quotas (fake native module; unverified on the wire)', 
     expect(host.usage(poor.id).connections).toBe(0);
   });
 
+  it('a guest\'s lookalike grant takes a unit all the same; a session whose first stream fails gives its unit back', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const lookalike = { ...(await dial(scope)), unit: Object.freeze({}) };
+    const channel = await connectH3(lookalike, 'datagrams');
+    expect(host.usage(id).connections).toBe(1);
+    await expect(connectH3({ ...(await dial(scope)), unit: Object.freeze({}) }, 'datagrams')).rejects.toBeInstanceOf(QuotaExceededError);
+    await channel.close();
+    await tick();
+    expect(host.usage(id).connections).toBe(0);
+    await expect(connectH3(await dial(scope), 'streams')).rejects.toMatchObject({ code: 'ERR_TAPS_ESTABLISHMENT_FAILED', message: expect.stringMatching(/first stream/) });
+    await tick();
+    expect(host.usage(id).connections).toBe(0);
+  });
+
   it('a listener holds a unit of limit listeners until it stops; bound directly, each session takes a unit and one over the limit is closed', async () => {
     const { id, scope } = await tenant('limit listeners 1\nlimit connections 1');
     const listener = await listenH3(await bind(scope), 'datagrams');
