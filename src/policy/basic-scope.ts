@@ -57,8 +57,14 @@ function checkLimit(v: unknown, what: string): number {
 
 /** The request the host's policy is shown: canonical values only (what the target will be minted with). */
 function policyView(c: CanonicalRequest): PolicyRequest {
-  return Object.freeze({ use: c.use, protocol: c.protocol, host: c.name, address: c.address === undefined ? undefined : dialString(c.address), port: c.port, url: c.url });
+  // The same canonical request as last time (canonicalRequest remembers the last one): the same frozen view.
+  if (lastView !== undefined && lastView.c === c) return lastView.view;
+  const view: PolicyRequest = Object.freeze({ use: c.use, protocol: c.protocol, host: c.name, address: c.address === undefined ? undefined : dialString(c.address), port: c.port, url: c.url });
+  lastView = { c, view };
+  return view;
 }
+
+let lastView: { readonly c: CanonicalRequest; readonly view: PolicyRequest } | undefined;
 
 /** A simple tenant scope around a NetworkPolicy. The policy engine's `Host` builds richer ones. */
 export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {

@@ -67,6 +67,11 @@ const PROTOCOLS = new Set<string>(POLICY_PROTOCOLS);
  * again parses and classifies it once. Keyed by the exact string (strings cannot change), so a different
  * spelling of the same address is parsed as any other.
  */
+/** The last well-formed request canonicalised, by its raw fields, and its (frozen) answer. */
+let lastRequest:
+  | { readonly use: NetworkUse; readonly protocol: unknown; readonly host: unknown; readonly address: unknown; readonly port: unknown; readonly url: unknown; readonly canonical: CanonicalRequest }
+  | undefined;
+
 let lastV4: { readonly raw: string; readonly address: CanonicalAddress; readonly cls: AddressClass; readonly v4: number } | undefined;
 
 /**
@@ -84,6 +89,14 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
   const rawAddress = req.address;
   let port = req.port;
   const url = req.url;
+  const rawProtocol = protocol;
+  const rawPort = port;
+  // The same request as the last one (a client dialling one endpoint again): the same frozen answer.
+  const last = lastRequest;
+  if (
+    last !== undefined && last.use === use && last.protocol === protocol && last.host === rawHost && last.address === rawAddress &&
+    Object.is(last.port, port) && last.url === url
+  ) return last.canonical;
   if (!USES.has(use as string)) return rejection(use, protocol, rawHost, port, 'policy-error', `unknown use ${JSON.stringify(show(use))}`);
   if (!PROTOCOLS.has(protocol as string)) return rejection(use, protocol, rawHost, port, 'bad-scheme', `unknown protocol ${JSON.stringify(show(protocol))}`);
   if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) return rejection(use, protocol, rawHost, port, 'invalid-host', `invalid port ${show(port)}`);
@@ -138,7 +151,16 @@ export function canonicalRequest(req: PolicyRequest): CanonicalRequest | Rejecti
       lastV4 = Object.freeze({ raw: rawAddress, address: Object.freeze(address), cls: c.cls, v4: address.v4 });
     }
   }
-  return { ok: true, use, protocol: protocol as PolicyProtocol, host: hostForRecord, name, address, cls, v4, port, url: typeof url === 'string' ? url : undefined };
+  const canonical: CanonicalRequest = { ok: true, use, protocol: protocol as PolicyProtocol, host: hostForRecord, name, address, cls, v4, port, url: typeof url === 'string' ? url : undefined };
+  if (remembered(rawProtocol) && remembered(rawHost) && remembered(rawAddress) && remembered(rawPort) && remembered(url)) {
+    lastRequest = { use: use as NetworkUse, protocol: rawProtocol, host: rawHost, address: rawAddress, port: rawPort, url, canonical: Object.freeze(canonical) };
+  }
+  return canonical;
+}
+
+/** A request field the last-request memo may compare by value: a string, a number or nothing (never a caller's object). */
+function remembered(v: unknown): boolean {
+  return v === undefined || typeof v === 'string' || typeof v === 'number';
 }
 
 /** A field for an error message: never throws, whatever the caller's object does in toString/valueOf. */

@@ -235,6 +235,26 @@ describe('decide: forged and tricky request objects', () => {
     expect(Object.isFrozen(c.address)).toBe(true); // shared between requests: nobody holding one can change the next
   });
 
+  it('the same request again gets the same frozen answer; one field changed is canonicalised afresh', () => {
+    const base = { use: 'connect', protocol: 'tcp', host: 'api.example.com', address: '127.0.0.1', port: 443 } as const;
+    const a = canonicalRequest(base);
+    expect(canonicalRequest({ ...base })).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    const changed: PolicyRequest[] = [
+      { ...base, use: 'bind' }, { ...base, protocol: 'tls' }, { ...base, host: 'API.example.com' }, { ...base, host: undefined },
+      { ...base, address: '127.0.0.2' }, { ...base, port: 444 }, { ...base, port: -0 }, { ...base, url: 'tcp://api.example.com:443' },
+    ];
+    for (const r of changed) {
+      const c = canonicalRequest(r);
+      expect(c).not.toBe(a);
+      expect(canonicalRequest(base)).toEqual(a);
+      expect(canonicalRequest(structuredClone(r))).toEqual(c); // as decided afresh (the last request was another)
+    }
+    expect(canonicalRequest({ ...base, port: -0 })).toMatchObject({ ok: true, port: -0 });
+    expect(canonicalRequest({ ...base, port: 0 })).toMatchObject({ ok: true, port: 0 });
+    expect(Object.is((canonicalRequest({ ...base, port: 0 }) as { port: number }).port, 0)).toBe(true);
+  });
+
   it('records carry the canonical form next to what was given', async () => {
     records.length = 0;
     await acme.guard.decide(conn('API.EXAMPLE.COM.', '::FFFF:7F00:1', 443));
