@@ -130,6 +130,7 @@ const NO_DEFERRED: Deferred = [];
 
 /** Each put-off stack that never ran is in the report as `skipped`, with the cache's reason. */
 function recordDeferred(rec: Recorder, deferred: Deferred): void {
+  if (deferred.length === 0) return; // the common case, without an iterator
   for (const s of deferred) {
     if (rec.report.candidates.some((c) => c.driver === s.driver.id)) continue;
     rec.record({ driver: s.driver.id, stack: s.driver.stack, fate: 'skipped', reason: deferred.reasons!.get(s.driver)! });
