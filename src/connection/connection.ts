@@ -121,9 +121,11 @@ const encoder = new TextEncoder();
 
 /** An established connection, whatever stack won: send, receive, properties, groups and close (RFC 9622 §8–§10). See the module comment for the state machine. */
 export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncIterable<Message>, AsyncDisposable {
+  // `declare`: set by the constructor, not defined first as a class field (a store fewer per connection).
   /** Why this stack was chosen, and what became of every other candidate. */
-  readonly report: SelectionReport;
-  readonly driver: Driver;
+  declare readonly report: SelectionReport;
+  /** The driver of the stack that won. */
+  declare readonly driver: Driver;
   readonly #channel: TransportChannel;
   readonly #init: ConnectionInit;
   readonly #framer: MessageFramer | undefined;

@@ -127,8 +127,8 @@ export class Membership<C extends GroupMember> {
   #group: ConnectionGroup<C> | undefined;
   /** The group whose lease this connection holds a share of (a stream), instead of a lease of its own. */
   #shareOf: ConnectionGroup<C> | undefined;
-  /** The quota lease this connection's bytes count against: its own, or its group's shared one. */
-  readonly lease: Lease;
+  /** The quota lease this connection's bytes count against: its own, or its group's shared one (set by the constructor, not defined first as a field). */
+  declare readonly lease: Lease;
   readonly #ownLease: Lease;
 
   constructor(host: MemberHost<C>, ownLease: Lease, group: ConnectionGroup<C> | undefined) {

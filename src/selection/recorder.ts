@@ -45,7 +45,7 @@ export interface RecorderInput {
 }
 
 export class Recorder {
-  readonly report: SelectionReport;
+  declare readonly report: SelectionReport; // set by the constructor (declare: not defined first as a class field)
   readonly #input: RecorderInput;
   readonly #t0: number;
   #lastReading: number;

@@ -109,8 +109,9 @@ export class SocketChannel implements TransportChannel {
   get maxMessageSize(): number {
     return Infinity;
   }
-  readonly remote: SocketAddress;
-  readonly info: Readonly<Record<string, unknown>>;
+  // `declare`: set by the constructor, not defined first as class fields (a store fewer each per channel).
+  declare readonly remote: SocketAddress;
+  declare readonly info: Readonly<Record<string, unknown>>;
 
   readonly #socket: Socket;
   readonly #raw: Socket | undefined;
