@@ -123,6 +123,11 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
     return this.session.meter !== undefined;
   }
 
+  /** Everything this channel's connections read is charged at their sockets (./wire.ts): the Connection counts none of it. */
+  get receiveMetered(): boolean {
+    return this.session.receiveMetered;
+  }
+
   start(receiver: ChannelReceiver): void {
     this.#inbox.start(receiver);
   }

@@ -247,7 +247,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.complete = true;
     this.#hopSession?.destroy();
     this.#hopSession = undefined;
-    if (!this.#cancelled) this.#owner.failed(this, httpError(err));
+    // A received budget exceeded on the HTTP/2 session's wire reaches the streams as the session's end.
+    if (!this.#cancelled) this.#owner.failed(this, httpError(this.#session.exceeded ?? err));
   }
 
   #takeBuffer(): Buffer {

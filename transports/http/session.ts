@@ -7,9 +7,10 @@
  * through the scope's network (./dial.ts).
  * undici never resolves a name or dials on its own. HTTP/2 is used exactly
  * when ALPN negotiated `h2`; several channels (streams) may share a session,
- * which closes when the last one lets go. Over HTTP/2 the TLS under each
- * socket is settled on the HTTP/2 session's events (../kit/h2-account.ts):
- * Node's HTTP/2 reads and writes it below JavaScript.
+ * which closes when the last one lets go. Every socket handed to undici
+ * charges what it carries to the tenant's byte budgets as it goes
+ * (./wire.ts); over HTTP/2 on the HTTP/2 session's events
+ * (../kit/h2-account.ts): Node's HTTP/2 reads and writes it below JavaScript.
  *
  * @example
  * const session = await openSession({ target, guard, signal, secure: true, alpn: ['h2'], clientOptions: {} });
@@ -27,10 +28,8 @@ import { furtherGrant } from '../kit/account.js';
 import type { HttpDial } from './dial.js';
 import { authority, openSocket, tlsInfo, type OpenedSocket } from '../kit/open-socket.js';
 import { socketAddresses } from '../kit/socket-channel.js';
-import { accountOf, readsAtClose } from '../kit/tls-account.js';
-import { followHttp2 } from '../kit/h2-account.js';
 import type { Http2Session } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import { SessionWire } from './wire.js';
 
 export interface SessionParams {
   readonly target: CheckedTarget;
@@ -71,12 +70,18 @@ export class HttpSession {
   readonly origin: string;
   /** The origin's `host[:port]`, as undici writes it in `host` / `:authority`. */
   readonly authority: string;
+  /** What requests are charged to before they are dispatched (./wire.ts). */
   readonly meter: ByteMeter | undefined;
+  /** Every byte the session's sockets read is charged at the socket (./wire.ts): its channels say receiveMetered. */
+  readonly receiveMetered: boolean;
   readonly local: SocketAddress;
   readonly remote: SocketAddress;
   readonly info: Readonly<Record<string, unknown>>;
   readonly #params: SessionParams;
   readonly #life = new AbortController();
+  readonly #wire: SessionWire;
+  /** The received budget exceeded on one of the session's sockets: every request on it fails with this. */
+  #exceeded: Error | undefined;
   #first: net.Socket | undefined;
   /** The socket last handed to undici: its HTTP/2 session is followed once undici made it. */
   #handed: net.Socket | undefined;
@@ -90,7 +95,6 @@ export class HttpSession {
     this.#first = socket;
     // Until undici takes the socket it is ours: a reset must not crash, and a dead one is not handed over.
     socket.on('error', () => {});
-    if (params.secure) readsAtClose(socket as TLSSocket);
     socket.once('close', () => {
       if (this.#first === socket) this.#first = undefined;
     });
@@ -98,7 +102,10 @@ export class HttpSession {
     this.httpVersion = secure && (socket as net.Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2' ? '2' : '1.1';
     this.authority = authority(params.target, secure ? 443 : 80);
     this.origin = `${secure ? 'https' : 'http'}://${this.authority}`;
-    this.meter = params.meter;
+    this.#wire = new SessionWire(params.target, params.meter, this.httpVersion === '2');
+    this.#wire.adopt(socket);
+    this.meter = this.#wire.meter;
+    this.receiveMetered = this.#wire.receiveMetered;
     const { local, remote } = socketAddresses(opened.raw);
     this.local = local;
     this.remote = remote;
@@ -133,26 +140,24 @@ export class HttpSession {
 
   #hand(cb: ConnectCallback, socket: net.Socket): void {
     this.#handed = socket;
-    // The Connection counts the bodies; what TLS read beyond the cleartext is settled at close (../kit/tls-account.ts).
-    if (this.#params.secure) readsAtClose(socket as TLSSocket);
+    this.#wire.adopt(socket);
     cb(null, socket);
   }
 
-  /**
-   * Settle what TLS sent on the socket just handed over on its HTTP/2 session's events. What it read is
-   * settled at close: mid-session its TCP socket has read records TLS has not decrypted yet, and the count
-   * of the rest (the TCP socket's bytes less the cleartext, which the Connection counts) would take them
-   * for overhead.
-   */
+  /** Charge the whole wire of the socket just handed over on its HTTP/2 session's events (./wire.ts). */
   #followHttp2(): void {
     const socket = this.#handed;
     this.#handed = undefined;
-    if (socket === undefined) return;
-    const account = accountOf(socket as TLSSocket);
-    const session = account === undefined ? undefined : http2SessionOf(socket);
-    if (account === undefined || session === undefined) return;
-    const sent = (): void => account.settleSent();
-    followHttp2(session, { settle: sent, settleSent: sent });
+    const session = socket === undefined ? undefined : http2SessionOf(socket);
+    if (socket === undefined || session === undefined) return;
+    this.#wire.followHttp2(socket, session, (err) => {
+      this.#exceeded ??= err;
+    });
+  }
+
+  /** The received budget exceeded on this session's wire, if it was: what its failed requests report. */
+  get exceeded(): Error | undefined {
+    return this.#exceeded;
   }
 
   /**
@@ -225,7 +230,8 @@ export class HttpSession {
 
 /**
  * The HTTP/2 session undici made on `socket` (undici keeps it there under a symbol of its own; not found:
- * the TLS is charged after the handshake and at close only, as before).
+ * the TLS socket's own hooks never run under HTTP/2, so what it carried after the handshake is charged
+ * when it closes).
  */
 function http2SessionOf(socket: net.Socket): Http2Session | undefined {
   for (const key of Object.getOwnPropertySymbols(socket)) {

@@ -91,12 +91,10 @@ interface Hookable {
   _writev?(chunks: unknown[], cb: WriteCallback): void;
 }
 
-/** What settles a socket's counters: everything (may throw over the received budget), what was sent, and on a read. */
+/** What settles a socket's counters: everything (may throw over the received budget), and what was sent. */
 export interface Settling {
   settle(): void;
   settleSent(): void;
-  /** On each chunk read (default: `settle`). */
-  settleRead?(): void;
 }
 
 /**
@@ -112,11 +110,10 @@ export function settleOnTraffic(socket: Socket, account: Settling, reads: boolea
   const write = s._write;
   const writev = s._writev;
   if (reads) {
-    const onRead = account.settleRead === undefined ? () => account.settle() : () => account.settleRead!();
     s.push = function settledPush(this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
       if (chunk !== null && chunk !== undefined) {
         try {
-          onRead();
+          account.settle();
         } catch (err) {
           this.destroy(err as Error);
           return false;

@@ -16,9 +16,9 @@
  * (`countEveryRead`: the tls and wss channels), and the Connection does not
  * count its cleartext again. Otherwise the Connection counts the cleartext
  * it delivers and the socket only the rest, the TCP socket's count less the
- * TLS socket's; mid-session that difference also holds records read but not
- * decrypted yet, and a charge is never taken back, so such a socket settles
- * what it read only at close (`readsAtClose`: HTTP), not on each read. Sent: the channel charged the
+ * TLS socket's (mid-session that difference also holds records read but not
+ * decrypted yet, and a charge is never taken back: every stack of the
+ * library's path counts every read). Sent: the channel charged the
  * cleartext, the socket charges the rest. Before the ClientHello the sent
  * budget must not be spent already (`check`): what cannot be charged first is
  * not sent once nothing is left.
@@ -30,7 +30,10 @@
  * (its channels say `receiveMetered`). A charge made first that the wire
  * never carried in full (an HTTP/1.1 head counted for a shorter HPACK one)
  * is a credit the next bytes on the wire use up: the count is the wire, or
- * what was charged first when that is more.
+ * what was charged first when that is more. Several sockets of one
+ * connection (an HTTP client's reconnects) may share one credit
+ * (`WireCredit`): a request charged before it is known which socket carries
+ * it is taken off whichever wire carries bytes next.
  *
  * Each charge is a subtraction of counters (no allocation per chunk or write).
  *
@@ -67,6 +70,12 @@ export interface WireAccount extends TlsAccount {
   counting(meter: ByteMeter | undefined): ByteMeter;
 }
 
+/** Bytes charged first, before the wire carried them, shared by the sockets of one connection (see the module comment). */
+export interface WireCredit {
+  /** Bytes charged first and not yet matched by bytes on a wire. */
+  bytes: number;
+}
+
 const NOTHING: TlsAccount = Object.freeze({ settle: () => {}, settleSent: () => {} });
 
 /** The account of each accounted TLS socket (kept with the socket, gone with it). */
@@ -74,11 +83,12 @@ const accounts = new WeakMap<TLSSocket, Account>();
 
 /**
  * The account of `socket` (made by {@link tlsAccount}), switched to charge its whole wire from now on;
- * undefined when the socket has none (no budgets).
+ * undefined when the socket has none (no budgets). With `credit`, what was charged first is taken from it
+ * (shared with the connection's other sockets) instead of from the account's own `prepay`.
  */
-export function wholeWire(socket: TLSSocket): WireAccount | undefined {
+export function wholeWire(socket: TLSSocket, credit?: WireCredit): WireAccount | undefined {
   const account = accounts.get(socket);
-  account?.wholeWire();
+  account?.wholeWire(credit);
   return account;
 }
 
@@ -94,16 +104,6 @@ export function countEveryRead(socket: TLSSocket): boolean {
   return account !== undefined;
 }
 
-/** Settle what `socket` read only at close from now on (see the module comment); what it sends still as it goes. */
-export function readsAtClose(socket: TLSSocket): void {
-  accounts.get(socket)?.readsAtClose();
-}
-
-/** The account of `socket` as it is (made by {@link tlsAccount}); undefined when it has none. */
-export function accountOf(socket: TLSSocket): TlsAccount | undefined {
-  return accounts.get(socket);
-}
-
 /**
  * Start charging TLS overhead of `socket` (over `raw`) to the budget of the scope that minted `target`;
  * from now on every read and write of `socket` settles, and a received budget exceeded destroys it.
@@ -115,7 +115,7 @@ export function tlsAccount(socket: TLSSocket, raw: Socket, target: unknown, clea
   if (meter === undefined) return NOTHING;
   const account = new Account(socket, raw, meter, cleartextCounted);
   accounts.set(socket, account);
-  // Each read settles (`settleRead`), each write, and the close of both sockets (close_notify, a late ticket,
+  // Each read settles, each write, and the close of both sockets (close_notify, a late ticket,
   // HTTP/2's GOAWAY go out after the TLS socket's close).
   settleOnTraffic(socket, account, true, raw);
   // The client's last flight (ChangeCipherSpec, Finished) reaches the TCP handle just after secureConnect.
@@ -132,6 +132,9 @@ class Account implements WireAccount {
   /** Whole-wire mode: what the TCP socket wrote, less what was charged first (`#prepaid`), is charged here. */
   #whole = false;
   #prepaid = 0;
+  /** A credit shared with other sockets (whole-wire mode), and the wire bytes already matched against it or charged. */
+  #credit: WireCredit | undefined;
+  #seen = 0;
   #sent = 0;
   #received = 0;
 
@@ -142,11 +145,13 @@ class Account implements WireAccount {
     this.#cleartextCounted = cleartextCounted;
   }
 
-  /** Whether a read settles what was read (else only what was sent; all of it at close). */
-  #settleReads = true;
-
   /** From now on charge the whole wire (what was charged so far stays: the cleartext before was nobody's). */
-  wholeWire(): void {
+  wholeWire(credit?: WireCredit): void {
+    if (credit !== undefined) {
+      this.settleSent();
+      this.#seen = this.#sent;
+      this.#credit = credit;
+    }
     this.#whole = true;
     this.#cleartextCounted = false;
   }
@@ -155,18 +160,9 @@ class Account implements WireAccount {
     this.#cleartextCounted = false;
   }
 
-  readsAtClose(): void {
-    this.#settleReads = false;
-  }
-
-  /** On a read: settle it (or only what was sent, see `readsAtClose`). */
-  settleRead(): void {
-    if (this.#settleReads) this.settle();
-    else this.settleSent();
-  }
-
   prepay(n: number): void {
-    this.#prepaid += n;
+    if (this.#credit !== undefined) this.#credit.bytes += n;
+    else this.#prepaid += n;
   }
 
   counting(meter: ByteMeter | undefined): ByteMeter {
@@ -175,7 +171,7 @@ class Account implements WireAccount {
         this.settleSent();
         if (meter === undefined) this.#meter.sent(n);
         else meter.sent(n);
-        this.#prepaid += n;
+        this.prepay(n);
       },
     };
   }
@@ -196,10 +192,24 @@ class Account implements WireAccount {
     // The handles' counters (`bytesWritten` would also walk the stream's write buffer): the cleartext written
     // was charged by whoever wrote it, TLS wrote the rest.
     const wire = (this.#raw as unknown as Counted)._bytesDispatched;
+    if (this.#credit !== undefined) return this.#settleShared(wire, this.#credit);
     const sent = wire - (this.#whole ? this.#prepaid : (this.#socket as unknown as Counted)._bytesDispatched) - this.#sent;
     if (sent > 0) {
       this.#sent += sent;
       this.#meter.sentAfter(sent);
+    }
+  }
+
+  /** Whole-wire with a shared credit: the wire bytes new since the last settle, less what the credit covers. */
+  #settleShared(wire: number, credit: WireCredit): void {
+    const fresh = wire - this.#seen;
+    if (fresh <= 0) return;
+    this.#seen = wire;
+    const covered = fresh < credit.bytes ? fresh : credit.bytes;
+    credit.bytes -= covered;
+    if (fresh > covered) {
+      this.#sent += fresh - covered;
+      this.#meter.sentAfter(fresh - covered);
     }
   }
 }
