@@ -44,11 +44,14 @@ export function rankWithHistory(
   portOf: (driver: Driver) => number | undefined,
 ): HistoryRanking {
   let history: Map<Driver, RacingCacheEntry> | undefined;
+  let won = false;
   if (cache !== undefined && cache.size > 0 && suitable.length > 1) {
     for (const d of suitable) {
       const port = portOf(d);
       const e = port === undefined ? undefined : cache.get(endpoint, port, d.id);
-      if (e !== undefined) (history ??= new Map()).set(d, e);
+      if (e === undefined) continue;
+      (history ??= new Map()).set(d, e);
+      won ||= e.outcome === 'won';
     }
   }
   if (history === undefined) return { ranked: rankStacks(suitable, withHistory(ctx, NO_HISTORY)), skipped: NO_SKIPPED, note: undefined };
@@ -60,8 +63,9 @@ export function rankWithHistory(
     return { driver, entry, reason: `racing cache: ${driver.id} failed here ${seconds(now - entry.at)} ago (${entry.reason}); skipped for ${seconds(entry.expires - now)} more` };
   });
   const ranked = rankStacks(kept, withHistory(ctx, history));
-  const usual = rankStacks(kept, withHistory(ctx, NO_HISTORY));
-  const moved = ranked.some((s, i) => s.driver !== usual[i]!.driver);
+  // Only a win moves a stack (rank.ts byHistory, byAnswered): with failures alone the usual order is this one.
+  const usual = won ? rankStacks(kept, withHistory(ctx, NO_HISTORY)) : ranked;
+  const moved = usual !== ranked && ranked.some((s, i) => s.driver !== usual[i]!.driver);
   const parts: string[] = [];
   if (skipped.length > 0) parts.push(`skipped ${skipped.map((s) => s.driver.id).join(', ')} (failed here recently)`);
   if (moved) {

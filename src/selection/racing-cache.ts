@@ -78,8 +78,11 @@ export class RacingCache {
   readonly #entries = new Map<string, RacingCacheEntry>();
   /** The key at the end of `#entries` (the most recent), when known: rewriting it needs no move. */
   #newest: string | undefined;
-  /** The last key made, with what it was made from: a client connecting to one endpoint again reuses the string (and its hash). */
-  #lastKey: { readonly endpoint: string; readonly port: number; readonly stack: string; readonly key: string } | undefined;
+  /**
+   * The keys made for the last endpoint and port, by stack: a client connecting to one endpoint again reuses each
+   * stack's string (and its hash) for every read and write of a selection.
+   */
+  #lastKeys: { readonly endpoint: string; readonly port: number; readonly byStack: Map<string, string> } | undefined;
 
   /** `fallbackClock`: the clock used when the options name none (a Host passes its own). */
   constructor(options: RacingCacheOptions = {}, fallbackClock: Clock = systemClock) {
@@ -176,10 +179,14 @@ export class RacingCache {
   }
 
   #key(endpoint: string, port: number, stack: string): string {
-    const last = this.#lastKey;
-    if (last !== undefined && last.endpoint === endpoint && last.port === port && last.stack === stack) return last.key;
-    const key = keyOf(endpoint, port, stack);
-    this.#lastKey = { endpoint, port, stack, key };
+    let last = this.#lastKeys;
+    if (last === undefined || last.endpoint !== endpoint || last.port !== port) this.#lastKeys = last = { endpoint, port, byStack: new Map() };
+    let key = last.byStack.get(stack);
+    if (key === undefined) {
+      // Bounded: a selection names only the stacks of its drivers; a caller naming many only refills this map.
+      if (last.byStack.size >= 64) last.byStack.clear();
+      last.byStack.set(stack, (key = keyOf(endpoint, port, stack)));
+    }
     return key;
   }
 }
