@@ -91,6 +91,16 @@ export interface InitiateOptions {
 
 const NO_INITIATE_OPTIONS: InitiateOptions = Object.freeze({});
 
+/** initiate()'s options, checked before anything starts: an object of known keys, a positive timeout. */
+function checkInitiateOptions(options: unknown): asserts options is InitiateOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  rejectUnknownKeys(options as Record<string, unknown>, INITIATE_KEYS, 'initiate()');
+  const timeout = (options as InitiateOptions).timeout;
+  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout > 0))) {
+    throw new RangeError(`options.timeout must be a positive number of ms, got ${String(timeout)}`);
+  }
+}
+
 /** What a connection was made from: frozen when initiate() was called, reused by its clones (RFC 9622 §7.4). */
 interface Snapshot {
   readonly remote: RemoteEndpoint;
@@ -234,11 +244,7 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     if (options === undefined) options = NO_INITIATE_OPTIONS;
     let snap: Snapshot;
     try {
-      if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-      rejectUnknownKeys(options, INITIATE_KEYS, 'initiate()');
-      if (options.timeout !== undefined && (typeof options.timeout !== 'number' || !(options.timeout > 0))) {
-        throw new RangeError(`options.timeout must be a positive number of ms, got ${String(options.timeout)}`);
-      }
+      if (options !== NO_INITIATE_OPTIONS) checkInitiateOptions(options); // none given: nothing to check
       const remote = this.remote;
       if (remote === undefined) throw new TypeError('initiate() needs a remote endpoint');
       // Snapshot: later edits to this preconnection do not affect this connection (RFC 9622 §6), nor its clones
@@ -247,6 +253,8 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     } catch (err) {
       return Promise.reject(err);
     }
+    // Without a tracing subscriber, no closures for one.
+    if (!initiateChannel.hasSubscribers) return this.#establish(snap, options);
     const remote = snap.remote;
     return traced(initiateChannel, () => ({ tenant: this.scope.tenant, remote: remote.toString() }), () => this.#establish(snap, options));
   }

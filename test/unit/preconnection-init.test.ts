@@ -44,6 +44,20 @@ describe('Preconnection init', () => {
     expect(err.message).toContain('"timeOut" (did you mean timeout?)');
   });
 
+  it('initiate() options that are not an object, or a timeout that is not a positive number, reject before anything starts; the timeout is read once', async () => {
+    const pre = new Preconnection({ scope, remote: 'localhost:1' });
+    for (const bad of [null, 5, 'x']) expect(await pre.initiate(bad as never).catch((e: unknown) => e)).toBeInstanceOf(TypeError);
+    for (const timeout of [0, -1, Number.NaN, '5']) {
+      const err = (await pre.initiate({ timeout } as never).catch((e: unknown) => e)) as Error;
+      expect(err).toBeInstanceOf(RangeError);
+      expect(err.message).toMatch(/^options\.timeout must be a positive number of ms/);
+    }
+    let reads = 0;
+    const options = { get timeout(): number { return ++reads === 1 ? -1 : 1000; } };
+    expect(await pre.initiate(options).catch((e: unknown) => e)).toBeInstanceOf(RangeError);
+    expect(reads).toBe(1);
+  });
+
   it('a misspelt property name gets the name meant, generic and protocol-specific', () => {
     const err = thrown(() => new Preconnection({ scope, properties: { reliabilty: 'require', 'tcp.userTimeoutValu': 3, zzz: 'prefer' } as never }));
     expect(err).toBeInstanceOf(InvalidPropertiesError);
