@@ -161,6 +161,13 @@ export interface TransportChannel {
    * error. Returns false when the caller should wait for `receiver.drain()`.
    */
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean;
+  /**
+   * True when every `done` runs in the order of the `send()` calls, a failed send's included (a connected
+   * UDP socket's datagrams complete in send order). The Connection then hands every send the same `done`
+   * and settles its oldest outstanding message on each call, instead of making a callback per message.
+   * Unset: each send gets its own `done`, which may run in any order.
+   */
+  readonly completesInOrder?: boolean;
   /** Stop/restart delivering received data (receive backpressure). */
   pause(): void;
   /** Deliver received data again after `pause()`. */

@@ -45,18 +45,15 @@ export class PendingSend {
   /** Channel sends still to complete (a framer may write a message as several pieces). */
   pieces = 1;
   #failed: Error | undefined;
-  /**
-   * The `done` callback handed to the channel for each piece: the one
-   * closure a send needs (made in the constructor, not per piece).
-   */
-  readonly written: (err?: Error) => void;
+  /** The `done` callback of a channel that may complete sends out of order (made on first use). */
+  #done: ((err?: Error) => void) | undefined;
   /** What `send()` returns: resolves on `sent`, rejects with the error of `expired` / `sendError`. */
   readonly promise: Promise<void>;
   #resolve!: () => void;
   #reject!: (e: Error) => void;
   readonly #onSettle: Settler;
 
-  constructor(data: Uint8Array, context: MessageContextInit, now: number, seq: number, onSettle: Settler, onWritten: Written) {
+  constructor(data: Uint8Array, context: MessageContextInit, now: number, seq: number, onSettle: Settler) {
     this.data = data;
     this.context = context;
     this.priority = context.msgPriority ?? 100;
@@ -64,13 +61,31 @@ export class PendingSend {
     this.deadline = life === undefined || life === Infinity ? Infinity : now + life;
     this.seq = seq;
     this.#onSettle = onSettle;
-    this.written = (err?: Error): void => {
-      if (err !== undefined && this.#failed === undefined) this.#failed = err;
-      if (--this.pieces === 0) onWritten(this, this.#failed);
-    };
     this.promise = new Promise<void>(capture);
     this.#resolve = captured.resolve;
     this.#reject = captured.reject;
+  }
+
+  /** The first error of its pieces, once one failed. */
+  get failure(): Error | undefined {
+    return this.#failed;
+  }
+
+  /** One of its pieces completed (`err`: it failed); true when that was the last. */
+  piece(err: Error | undefined): boolean {
+    if (err !== undefined && this.#failed === undefined) this.#failed = err;
+    return --this.pieces === 0;
+  }
+
+  /**
+   * The `done` to hand a channel that may complete sends in any order: one
+   * closure per send (made once, whatever the number of pieces). A channel
+   * that completes them in order gets the Sender's one callback instead.
+   */
+  callback(onWritten: Written): (err?: Error) => void {
+    return (this.#done ??= (err?: Error): void => {
+      if (this.piece(err)) onWritten(this, this.#failed);
+    });
   }
 
   /**

@@ -5,7 +5,10 @@
  * msgLifetime passed, and reports exactly one outcome per send.
  *
  * The hot path (channel has room, no queue) allocates the PendingSend, its
- * promise, one `done` closure and the framed bytes, nothing else. The
+ * promise and the framed bytes, nothing else, over a channel that completes
+ * sends in order (`TransportChannel.completesInOrder`: the Sender hands it
+ * one `done` for all its sends and settles the oldest in flight on each
+ * call); other channels get one `done` closure per send. The
  * Connection owns the state machine and the events; this class asks it
  * through a {@link SenderHost}. A graceful close `flush()`es the queue into
  * the channel; an abort `close()`s it, failing what was queued.
@@ -31,6 +34,7 @@ import type { MessageFramer } from '../framers/index.js';
 import type { MessageContextInit } from '../message.js';
 import type { Lease } from '../policy/contract.js';
 import { mayDuplicate } from '../provided.js';
+import { Ring } from '../ring.js';
 import { PendingSend, SENT, SendQueue, type Settler, type Written } from './pending.js';
 import type { ConnState } from './properties.js';
 
@@ -71,10 +75,12 @@ export class Sender {
   #seq = 0;
   #expiryTimer: unknown;
   #expiryAt = Infinity;
-  /** Messages handed to the channel whose completion has not come back (settled, in order, from #inflightHead). */
+  /** Messages handed to the channel whose completion has not come back. */
   #inflight = 0;
-  #inflightList: PendingSend[] = [];
-  #inflightHead = 0;
+  /** Those messages in send order (a channel that may complete out of order: settled ones until the older ones are). */
+  #flight = new Ring<PendingSend>();
+  /** The one `done` of a channel that completes sends in order (undefined: a closure per send). */
+  readonly #doneInOrder: ((err?: Error) => void) | undefined;
   /** connTimeout in ms (Infinity: not watched), the watchdog's timer, and when a send last completed. */
   #deliveryTimeout = Infinity;
   #watchdog: unknown;
@@ -84,27 +90,42 @@ export class Sender {
     this.#host = host;
     this.#needsReplayable = mayDuplicate(host.driver);
     this.#deliveryTimeout = deliveryTimeout;
+    if (host.channel.completesInOrder === true) {
+      this.#doneInOrder = (err?: Error): void => {
+        const p = this.#flight.peek();
+        if (p === undefined || !p.piece(err)) return; // none: it failed when the connection closed
+        this.#flight.shift();
+        this.#completed(p, p.failure);
+      };
+    }
   }
 
+  /** The callback of the per-send closures: settle the message, then drop settled ones from the front of the flight. */
   #written(): Written {
-    const host = this.#host;
     return (this.#onWritten ??= (p, err) => {
-      if (p.settled) return; // failed when the connection closed
-      this.#inflight--;
-      if (this.#deliveryTimeout !== Infinity) this.#progressAt = host.clock.now();
-      if (err) p.settle({ kind: 'sendError', error: this.#failure(err) });
-      else p.settle(SENT);
-      this.#retire();
+      this.#completed(p, err);
+      const flight = this.#flight;
+      while (flight.size > 0 && flight.peek()!.settled) flight.shift();
     });
   }
 
-  get #queued(): number {
+  /** The channel took all of `p` (err: a piece failed). */
+  #completed(p: PendingSend, err: Error | undefined): void {
+    if (p.settled) return; // failed when the connection closed
+    this.#inflight--;
+    if (this.#deliveryTimeout !== Infinity) this.#progressAt = this.#host.clock.now();
+    if (err) p.settle({ kind: 'sendError', error: this.#failure(err) });
+    else p.settle(SENT);
+  }
+
+  /** How many messages wait in the queue (a method: a private getter is slower on the hot path). */
+  #queued(): number {
     return this.#queue === undefined ? 0 : this.#queue.size;
   }
 
   /** The channel pushed back, or messages wait in the queue. */
   get blocked(): boolean {
-    return this.#blocked || this.#queued > 0;
+    return this.#blocked || this.#queued() > 0;
   }
 
   /** A message marked final was accepted: nothing more may be sent. */
@@ -119,7 +140,7 @@ export class Sender {
 
   /** Data is waiting for the transport: queued here, or handed over and not completed. */
   get outstanding(): boolean {
-    return this.#inflight > 0 || this.#queued > 0;
+    return this.#inflight > 0 || this.#queued() > 0;
   }
 
   /** connTimeout changed (Infinity: stop watching). */
@@ -134,7 +155,7 @@ export class Sender {
     const host = this.#host;
     // No event follows Closed (RFC 9622 §11): a send after it only rejects.
     if (host.state() === 'closed') return closedSend(host.error());
-    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host, this.#onWritten ?? this.#written());
+    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host);
     if (text) p.text = true;
     const problem = this.#refuse(bytes, ctx);
     if (problem !== undefined) {
@@ -143,7 +164,7 @@ export class Sender {
     }
     if (ctx.final === true) this.#finalQueued = true;
     if (this.#deliveryTimeout !== Infinity && this.#watchdog === undefined) this.#armWatchdog(this.#deliveryTimeout);
-    if (!this.#blocked && this.#queued === 0) this.#write(p);
+    if (!this.#blocked && this.#queued() === 0) this.#write(p);
     else {
       (this.#queue ??= new SendQueue()).push(p);
       if (p.deadline < this.#expiryAt) this.#armExpiry(p.deadline);
@@ -160,8 +181,8 @@ export class Sender {
       if (p === undefined) break;
       this.#write(p);
     }
-    if (this.#queued === 0) this.#disarmExpiry();
-    if (!this.#blocked && this.#queued === 0) this.#host.drained();
+    if (this.#queued() === 0) this.#disarmExpiry();
+    if (!this.#blocked && this.#queued() === 0) this.#host.drained();
   }
 
   /**
@@ -190,27 +211,12 @@ export class Sender {
       const reason = why();
       p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: ${reason.message}`, { cause: reason }) });
     };
-    const list = this.#inflightList;
-    for (let i = this.#inflightHead; i < list.length; i++) if (!list[i]!.settled) notSent(list[i]!);
-    this.#inflightList = [];
-    this.#inflightHead = 0;
+    // A fresh ring: a completion arriving from now on (or from an event handler below) finds nothing to settle.
+    const flight = this.#flight;
+    this.#flight = new Ring();
     this.#inflight = 0;
+    for (let p = flight.shift(); p !== undefined; p = flight.shift()) if (!p.settled) notSent(p);
     if (this.#queue !== undefined) for (const p of this.#queue.drainAll()) notSent(p);
-  }
-
-  /** Drop settled messages from the front of the in-flight list. */
-  #retire(): void {
-    const list = this.#inflightList;
-    let head = this.#inflightHead;
-    while (head < list.length && list[head]!.settled) head++;
-    if (head === list.length) {
-      list.length = 0;
-      head = 0;
-    } else if (head > 1024 && head * 2 > list.length) {
-      list.splice(0, head);
-      head = 0;
-    }
-    this.#inflightHead = head;
   }
 
   /** Largest message of the given reliability: a per-message reliability channel's own limit for it, else sendMsgMaxLen. */
@@ -269,21 +275,25 @@ export class Sender {
       p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
       return;
     }
+    if (!(pieces instanceof Uint8Array) && pieces.length === 0) {
+      p.settle(SENT); // the framer writes nothing for it: nothing to wait for
+      return;
+    }
     this.#inflight++;
-    this.#inflightList.push(p);
+    this.#flight.push(p);
     const ctx = p.context;
     const meta: ChannelSendMeta =
       ctx === NO_CONTEXT ? (p.text ? TEXT_META : NO_META)
       : { final: ctx.final, reliable: ctx.msgReliable, ordered: ctx.msgOrdered, priority: ctx.msgPriority, fields: ctx.fields, text: p.text };
+    const done = this.#doneInOrder ?? p.callback(this.#onWritten ?? this.#written());
     let ok: boolean;
-    if (pieces instanceof Uint8Array) ok = host.channel.send(pieces, meta, p.written);
+    if (pieces instanceof Uint8Array) ok = host.channel.send(pieces, meta, done);
     else {
       // Several pieces (header, payload): the message is written when the last of them is.
       const n = pieces.length;
-      p.pieces = Math.max(1, n);
+      p.pieces = n;
       ok = true;
-      if (n === 0) p.written();
-      for (let i = 0; i < n; i++) ok = host.channel.send(pieces[i]!, i === n - 1 ? meta : NO_META, p.written);
+      for (let i = 0; i < n; i++) ok = host.channel.send(pieces[i]!, i === n - 1 ? meta : NO_META, done);
     }
     if (!ok) this.#blocked = true;
   }

@@ -50,6 +50,8 @@ export interface FakeChannelOptions {
   readonly metered?: boolean;
   /** The same for the streams openStream makes (default: as `metered`). */
   readonly streamsMetered?: boolean;
+  /** Say `done`s run in send order (`TransportChannel.completesInOrder`; `complete()` keeps that order). */
+  readonly completesInOrder?: boolean;
 }
 
 export class FakeChannel implements TransportChannel {
@@ -62,6 +64,7 @@ export class FakeChannel implements TransportChannel {
   readonly setOption?: (name: string, value: unknown) => void;
   readonly openStream?: () => Promise<TransportChannel>;
   readonly metered: boolean;
+  readonly completesInOrder: boolean;
 
   receiver: ChannelReceiver | undefined;
   readonly sent: SentRecord[] = [];
@@ -83,6 +86,7 @@ export class FakeChannel implements TransportChannel {
     this.singularTransmissionMsgMaxLen = o.singularTransmissionMsgMaxLen;
     this.remote = o.remote ?? Object.freeze({ address: '127.0.0.1', port: 9000, family: 4 as const });
     this.metered = o.metered === true;
+    this.completesInOrder = o.completesInOrder === true;
     if (o.setOption) {
       const reject = typeof o.setOption === 'object' ? o.setOption.reject : [];
       this.setOption = (name, value) => {

@@ -29,9 +29,20 @@
 import { debuglog } from 'node:util';
 import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { Ring } from '../../src/ring.js';
 import { localAbortError } from '../kit/errors.js';
 
 const log = debuglog('taps');
+
+type Done = (err?: Error) => void;
+
+/** A send refused before it reached the socket, waiting for the sends before it to complete (completion order). */
+class Refused {
+  constructor(
+    readonly done: Done,
+    readonly error: Error,
+  ) {}
+}
 
 /** The socket side of a datagram channel. */
 export interface DatagramIo {
@@ -118,6 +129,15 @@ export class DatagramChannel implements TransportChannel {
     return this.#meter !== undefined;
   }
 
+  /**
+   * Over a socket that completes datagrams in send order (`DatagramIo.ordered`), every `done` runs in the
+   * order of the send() calls, a send refused before the socket (closed, too large, over the budget)
+   * included: it waits behind the sends before it.
+   */
+  get completesInOrder(): boolean {
+    return this.#io.ordered === true;
+  }
+
   start(receiver: ChannelReceiver): void {
     if (this.#receiver) throw new TypeError('start() was already called');
     if (typeof receiver !== 'object' || receiver === null) throw new TypeError('receiver must be a ChannelReceiver');
@@ -126,7 +146,7 @@ export class DatagramChannel implements TransportChannel {
     if (this.#closed) receiver.closed(this.#closeError);
   }
 
-  send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
+  send(data: Uint8Array, meta: ChannelSendMeta, done: Done): boolean {
     let failure: Error | undefined;
     if (this.#closed || this.#closing) failure = new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the channel is closed');
     else if (this.#ended) failure = new SendError('ERR_TAPS_INVALID_STATE', 'a final message was already sent');
@@ -141,14 +161,13 @@ export class DatagramChannel implements TransportChannel {
       }
     }
     if (failure) {
-      const err = failure;
-      queueMicrotask(() => done(err));
+      this.#refuse(done, failure);
       return true;
     }
     if (meta.final === true) this.#ended = true;
     this.#pending++;
     if (this.#io.ordered === true) {
-      this.#dones.push(done);
+      this.#waiting.push(done);
       this.#io.send(data, this.#sent);
     } else {
       this.#io.send(data, (err) => this.#completed(done, err));
@@ -236,26 +255,51 @@ export class DatagramChannel implements TransportChannel {
   /**
    * The socket completes datagrams in the order they were handed to it (one sent at once completes on the
    * next tick; one the OS pushed back waits in libuv's FIFO, and later sends queue behind it), so one
-   * completion callback serves every send: it calls the oldest send's `done`.
+   * completion callback serves every send: it calls the oldest send's `done`. Sends refused before the
+   * socket wait in the same queue, so every `done` runs in send order.
    */
-  readonly #dones: (((err?: Error) => void) | undefined)[] = [];
-  #donesHead = 0;
+  readonly #waiting = new Ring<Done | Refused>();
+  /** How many refused sends are in #waiting. */
+  #refused = 0;
+  #flushScheduled = false;
   readonly #sent = (err: Error | null): void => {
-    const dones = this.#dones;
-    const done = dones[this.#donesHead]!;
-    dones[this.#donesHead++] = undefined;
-    if (this.#donesHead === dones.length) {
-      dones.length = 0;
-      this.#donesHead = 0;
-    } else if (this.#donesHead > 1024 && this.#donesHead * 2 > dones.length) {
-      dones.splice(0, this.#donesHead);
-      this.#donesHead = 0;
-    }
-    this.#completed(done, err);
+    if (this.#refused > 0) this.#flushRefused(); // refused before this one was sent
+    this.#completed(this.#waiting.shift() as Done, err);
+    if (this.#refused > 0) this.#flushRefused(); // refused after it, before the next one was sent
   };
 
+  /** A send failed before the socket: its `done` runs after those of the sends before it, never inside send(). */
+  #refuse(done: Done, err: Error): void {
+    if (this.#io.ordered !== true) {
+      queueMicrotask(() => done(err));
+      return;
+    }
+    this.#waiting.push(new Refused(done, err));
+    this.#refused++;
+    // With a datagram at the socket, its completion runs this one's `done` after its own.
+    if (this.#pending === 0 && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushLater);
+    }
+  }
+
+  readonly #flushLater = (): void => {
+    this.#flushScheduled = false;
+    this.#flushRefused();
+  };
+
+  /** Report the refused sends at the front of the queue (nothing sent before them is still at the socket). */
+  #flushRefused(): void {
+    const waiting = this.#waiting;
+    for (let first = waiting.peek(); first instanceof Refused; first = waiting.peek()) {
+      waiting.shift();
+      this.#refused--;
+      first.done(first.error);
+    }
+  }
+
   /** One datagram left (or failed): report it, and let the sender go on once few are outstanding. */
-  #completed(done: (err?: Error) => void, err: Error | null): void {
+  #completed(done: Done, err: Error | null): void {
     this.#pending--;
     done(err ? new SendError('ERR_TAPS_SEND_FAILED', `datagram send failed: ${err.message}`, { cause: err }) : undefined);
     if (this.#wantDrain && this.#pending <= this.#highWater >> 1 && !this.#closed && !this.#drainScheduled) {
