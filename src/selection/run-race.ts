@@ -41,10 +41,16 @@ import type { Fallback } from './udp-failover.js';
 import { resolveFamilies } from './resolve.js';
 import type { SelectionSignal } from './signal.js';
 
-interface Leaf {
-  readonly channel: TransportChannel;
+/** A race leaf for one candidate: the attempt's value is its channel; the driver and checked target are kept here. */
+class Leaf extends RaceLeaf<TransportChannel> {
   readonly driver: Driver;
   readonly target: CheckedTarget;
+
+  constructor(id: string, run: (signal: AbortSignal) => Promise<TransportChannel>, family: 4 | 6, driver: Driver, target: CheckedTarget) {
+    super(id, run, family);
+    this.driver = driver;
+    this.target = target;
+  }
 }
 
 export interface RaceStage {
@@ -81,11 +87,11 @@ export async function raceAll(stage: RaceStage): Promise<Selected> {
 /** One race: its tree, its leaves' records, and the endpoints fed into it. */
 class RaceRun {
   readonly #stage: RaceStage;
-  readonly #groups = new Map<RankedStack, RaceGroup<Leaf>>();
-  readonly #records = new Map<RaceLeaf<Leaf>, CandidateRecord>();
+  readonly #groups = new Map<RankedStack, RaceGroup<TransportChannel>>();
+  readonly #records = new Map<RaceLeaf<TransportChannel>, CandidateRecord>();
   readonly #rest: QuicRemainder;
-  readonly #race: Race<Leaf>;
-  #started: Promise<{ leaf: RaceLeaf<Leaf>; value: Leaf }> | undefined;
+  readonly #race: Race<TransportChannel>;
+  #started: Promise<{ leaf: RaceLeaf<TransportChannel>; value: TransportChannel }> | undefined;
   #onStarted!: () => void;
   readonly #running = new Promise<void>((r) => (this.#onStarted = r));
   /** False while a lookup is in flight (listening to the selection's signal): a win then aborts it. */
@@ -103,7 +109,7 @@ class RaceRun {
     this.#rest = new QuicRemainder(input.clock, input.racing.attemptDelay, (why) => this.#race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
     const records = this.#records;
     const rest = this.#rest;
-    this.#race = new Race<Leaf>(root, {
+    this.#race = new Race<TransportChannel>(root, {
       clock: input.clock,
       signal: sig.own(),
       // Attempts run on the selection's signal (no AbortSignal per attempt), unless a UDP winner may wait for
@@ -122,7 +128,7 @@ class RaceRun {
         },
         cancel: (leaf) => rec.cancelled(records.get(leaf)!, rest.reason),
         win: (leaf) => rec.won(records.get(leaf)!),
-        dispose: (leaf) => leaf.channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after another candidate won')),
+        dispose: (channel) => channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after another candidate won')),
       },
     });
     if (stage.loading !== undefined) this.#holdLoading(stage.loading);
@@ -184,15 +190,16 @@ class RaceRun {
         fate: 'pending', decision: target.decision, reason: pathReason(explainRank(s, input.properties), path), startedAt: undefined, endedAt: undefined,
         code: undefined, error: undefined,
       });
-      const attempt = (leafSignal: AbortSignal): Promise<Leaf> => {
+      // The channel is the leaf's value as the driver hands it over (no promise per attempt to pair it with its target).
+      const attempt = (leafSignal: AbortSignal): Promise<TransportChannel> => {
         leafSignal.throwIfAborted();
-        return input.scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal, local)).then((channel) => ({ channel, driver: s.driver, target }));
+        return input.scope.network.connect(s.driver, attemptFor(input, s.driver, target, leafSignal, local));
       };
       if (this.#race.settled) {
-        if (this.#late?.stack === s) this.#late.fallbacks.push({ record: c, attempt });
+        if (this.#late?.stack === s) this.#late.fallbacks.push(fallback(c, attempt, target));
         continue;
       }
-      const leaf = new RaceLeaf<Leaf>(c.id, attempt, a.family);
+      const leaf = new Leaf(c.id, attempt, a.family, s.driver, target);
       this.#records.set(leaf, c);
       this.#groups.get(s)!.add(leaf);
     }
@@ -275,7 +282,7 @@ class RaceRun {
   /** The winner, recorded; or what ended the race (a resolution error first, when nothing was attempted). */
   async result(): Promise<Selected> {
     const { rec, sig } = this.#stage;
-    let won: { leaf: RaceLeaf<Leaf>; value: Leaf };
+    let won: { leaf: RaceLeaf<TransportChannel>; value: TransportChannel };
     try {
       won = await this.#started!;
     } catch (err) {
@@ -284,7 +291,8 @@ class RaceRun {
       throw this.#resolutionError !== undefined ? this.#resolutionError.error : err;
     }
     const candidate = this.#records.get(won.leaf)!;
-    const { channel, driver, target } = won.value;
+    const channel = won.value;
+    const { driver, target } = won.leaf as Leaf;
     // (Attempts still running at the win were aborted; the lookup with them unless a UDP stack raced.)
     const late = driver.protocol === 'udp' && !this.#resolved && sig.signal?.aborted !== true ? await this.#lateAnswers(driver) : undefined;
     if (late !== undefined && sig.signal?.aborted) {
@@ -329,7 +337,7 @@ class RaceRun {
     const out: Fallback[] = [];
     for (const leaf of group.leaves()) {
       const record = this.#records.get(leaf);
-      if (leaf.state === 'waiting' && record !== undefined) out.push({ record, attempt: (signal) => leaf.run(signal) });
+      if (leaf.state === 'waiting' && record !== undefined) out.push(fallback(record, leaf.run, (leaf as Leaf).target));
     }
     return out.length > 0 ? out : undefined;
   }
@@ -356,11 +364,11 @@ function pathReason(rank: string, path: PathOption | undefined): string {
   return `${rank}; interface ${path.interface}${path.why ? ` (${path.why})` : ''}`;
 }
 
-function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups: Map<RankedStack, RaceGroup<Leaf>>): RaceGroup<Leaf> {
-  const level = (stacks: readonly RankedStack[], label: string): RaceGroup<Leaf> => {
-    const g = new RaceGroup<Leaf>(racing.mode, racing.attemptDelay, label);
+function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups: Map<RankedStack, RaceGroup<TransportChannel>>): RaceGroup<TransportChannel> {
+  const level = (stacks: readonly RankedStack[], label: string): RaceGroup<TransportChannel> => {
+    const g = new RaceGroup<TransportChannel>(racing.mode, racing.attemptDelay, label);
     for (const s of stacks) {
-      const sg = new RaceGroup<Leaf>(racing.mode, racing.attemptDelay, s.driver.id);
+      const sg = new RaceGroup<TransportChannel>(racing.mode, racing.attemptDelay, s.driver.id);
       groups.set(s, sg);
       g.add(sg);
     }
@@ -371,11 +379,16 @@ function buildTree(ranked: readonly RankedStack[], racing: RacingOptions, groups
   const insecure = ranked.filter((s) => s.driver.security === 'none');
   if (secure.length === 0 || insecure.length === 0) return level(ranked, 'stacks');
   // Opportunistic security: never race secure against insecure; fail over only when every secure stack failed.
-  const root = new RaceGroup<Leaf>('failover', racing.attemptDelay, 'security');
+  const root = new RaceGroup<TransportChannel>('failover', racing.attemptDelay, 'security');
   root.add(level(secure, 'encrypted'));
   root.add(level(insecure, 'unencrypted'));
   root.seal();
   return root;
+}
+
+/** A UDP winner's fallback: a checked candidate never started, its attempt paired with its target when it runs. */
+function fallback(record: CandidateRecord, attempt: (signal: AbortSignal) => Promise<TransportChannel>, target: CheckedTarget): Fallback {
+  return { record, attempt: (signal) => attempt(signal).then((channel) => ({ channel, target })) };
 }
 
 /** Fallbacks in race order: the ones the race had, then the late ones. */
