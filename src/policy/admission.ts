@@ -125,11 +125,20 @@ type UnitKind = 'connection' | 'listener';
 /** What makes a grant: only this module holds it, so `new grant.constructor(...)` is a TypeError. */
 const MAKE_GRANT = Symbol('socket grant');
 
+/** `grant`'s unit for a socket of `kind` to a target `owner` minted, when it is a real grant that can serve it now. */
+let takeGrant: (grant: unknown, owner: object, kind: UnitKind) => SocketUnit | undefined;
+/** Another grant on the same lease, or undefined when `grant` is none (or its lease was given back). */
+let furtherOf: (grant: unknown) => SocketGrant | undefined;
+/** The socket that counted under `g` closed (or never opened). */
+let freeGrant: (g: SocketGrant) => void;
+
 /**
  * A socket grant: a unit the library already took for a socket (a Preconnection's connection lease for its
  * selection's attempts, a Listener's listener lease for its binds). A grant lets one socket at a time count
  * under that lease. What it holds is private (a caller can neither make one, read it nor change it), and it
- * serves only sockets to targets of the scope that took the lease.
+ * serves only sockets to targets of the scope that took the lease. What reads or changes it is this module's
+ * (set in the class's static block, not static methods): a guest reaching the class through
+ * `grant.constructor` can neither free a busy grant nor mint another on its lease.
  */
 class SocketGrant {
   readonly #lease: Lease;
@@ -145,25 +154,22 @@ class SocketGrant {
     this.#kind = kind;
   }
 
-  /** `grant`'s unit for a socket of `kind` to a target `owner` minted, when it is a real grant that can serve it now. */
-  static take(grant: unknown, owner: object, kind: UnitKind): SocketUnit | undefined {
-    if (typeof grant !== 'object' || grant === null || !(#busy in grant)) return undefined;
-    const g = grant as SocketGrant;
-    if (g.#kind !== kind || g.#owner !== owner || g.#busy || released(g.#lease)) return undefined;
-    g.#busy = true;
-    return new GrantUnit(g);
-  }
-
-  /** Another grant on the same lease, or undefined when `grant` is none (or its lease was given back). */
-  static further(grant: unknown): SocketGrant | undefined {
-    if (typeof grant !== 'object' || grant === null || !(#busy in grant)) return undefined;
-    const g = grant as SocketGrant;
-    return released(g.#lease) ? undefined : new SocketGrant(MAKE_GRANT, g.#owner, g.#lease, g.#kind);
-  }
-
-  /** The socket that counted under `g` closed (or never opened). */
-  static free(g: SocketGrant): void {
-    g.#busy = false;
+  static {
+    takeGrant = (grant, owner, kind) => {
+      if (typeof grant !== 'object' || grant === null || !(#busy in grant)) return undefined;
+      const g = grant as SocketGrant;
+      if (g.#kind !== kind || g.#owner !== owner || g.#busy || released(g.#lease)) return undefined;
+      g.#busy = true;
+      return new GrantUnit(g);
+    };
+    furtherOf = (grant) => {
+      if (typeof grant !== 'object' || grant === null || !(#busy in grant)) return undefined;
+      const g = grant as SocketGrant;
+      return released(g.#lease) ? undefined : new SocketGrant(MAKE_GRANT, g.#owner, g.#lease, g.#kind);
+    };
+    freeGrant = (g) => {
+      g.#busy = false;
+    };
   }
 }
 Object.freeze(SocketGrant.prototype);
@@ -182,7 +188,7 @@ class GrantUnit implements SocketUnit {
   readonly release = (): void => {
     const g = this.#grant;
     this.#grant = undefined;
-    if (g !== undefined) SocketGrant.free(g);
+    if (g !== undefined) freeGrant(g);
   };
 }
 
@@ -196,7 +202,7 @@ export function socketGrant(scope: object, lease: Lease, kind: UnitKind): object
  * a parallel HTTP/1.1 stream, a redirect hop), or undefined when `grant` is none: that socket takes a unit.
  */
 export function furtherGrant(grant: unknown): object | undefined {
-  return SocketGrant.further(grant);
+  return furtherOf(grant);
 }
 
 /** A quota unit a socket holds until it closes; `granted`: it is a lease the library took for it (no unit of its own). */
@@ -218,7 +224,7 @@ const released = (l: Lease): boolean => (l as { readonly released?: unknown }).r
 export function takeSocketUnit(grant: unknown, target: unknown, kind: UnitKind): SocketUnit | Promise<SocketUnit> {
   const owner = typeof target === 'object' && target !== null ? minted.get(target) : undefined;
   if (owner === undefined) throw new TypeError('a socket needs a CheckedTarget minted by a scope\'s guard');
-  const granted = SocketGrant.take(grant, owner, kind);
+  const granted = takeGrant(grant, owner, kind);
   if (granted !== undefined) return granted;
   const taken = (owner as NetworkScope).lease(kind, target as CheckedTarget);
   return taken instanceof Promise ? taken.then(ownUnit) : ownUnit(taken);

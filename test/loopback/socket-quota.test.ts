@@ -163,6 +163,40 @@ describe('a socket grant serves the library\'s own attempt only', () => {
   });
 });
 
+describe('a socket grant\'s class offers a guest nothing', () => {
+  it('its statics cannot free a busy grant nor mint another on the same lease: each further socket takes its own unit', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const server = await tcpServer();
+    let grant: unknown;
+    const spy: Driver = Object.freeze({ ...tcpDriver, connect: (a: ConnectAttempt) => ((grant = a.unit), tcpDriver.connect(a)) });
+    const conn = await new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: server.port }, drivers: [spy], security: SecurityParameters.disabled() }).initiate();
+    expect(host.usage(id).connections).toBe(1);
+    const Grant = (grant as { constructor: Record<string, unknown> }).constructor;
+    // Whatever the class offers (static methods a guest reaches through `grant.constructor`) is tried on the grant.
+    for (const name of Object.getOwnPropertyNames(Grant)) {
+      const f = Grant[name];
+      if (typeof f !== 'function') continue;
+      for (const args of [[grant], [grant, scope, 'connection'], [grant, scope, 'listener']]) {
+        let made: unknown;
+        try {
+          made = (f as (...a: unknown[]) => unknown)(...args);
+        } catch {
+          continue;
+        }
+        // A second grant minted from it, or the grant itself freed: either way a socket must still take a unit.
+        for (const unit of [made, grant]) {
+          const err = await tcpDriver.connect({ ...(await attempt(scope, tcpDriver, server.port)), unit }).then((ch) => (ch.abort(), undefined), (e: unknown) => e);
+          expectQuota(err, 'connections');
+        }
+      }
+    }
+    await conn.close();
+    await until(() => host.usage(id).connections === 0);
+    expect(host.usage(id).connections).toBe(0);
+    expect(server.accepted).toBe(1);
+  });
+});
+
 describe('limit listeners counts every bound socket', () => {
   it.each([
     ['tcp', tcpDriver],
