@@ -66,7 +66,10 @@ function policyView(c: CanonicalRequest): PolicyRequest {
 
 let lastView: { readonly c: CanonicalRequest; readonly view: PolicyRequest } | undefined;
 
-/** A simple tenant scope around a NetworkPolicy. The policy engine's `Host` builds richer ones. */
+/** What makes a basic scope: only this module holds it, so `new scope.constructor(...)` is a TypeError. */
+const MAKE_SCOPE = Symbol('basic scope');
+
+/** A simple tenant scope around a NetworkPolicy, made by {@link createScope}. The policy engine's `Host` builds richer ones. */
 export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly tenant: string;
   readonly network: Network;
@@ -84,7 +87,12 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
   /** The last target minted: an identical request allowed by an identical decision gets the same (immutable) target. */
   #last: { readonly request: PolicyRequest; readonly rule: string | null; readonly reason: string | undefined; readonly target: CheckedTarget } | undefined;
 
-  constructor(options: ScopeOptions) {
+  /**
+   * @internal Made by {@link createScope} only: a guest holding its scope reaches this constructor through
+   * `scope.constructor`, and a scope of a policy it wrote would mint real targets.
+   */
+  constructor(options: ScopeOptions, key: symbol) {
+    if (key !== MAKE_SCOPE) throw new TypeError('a scope is made by createScope() only');
     const o = checkObject(options, 'options');
     const tenant = ownField(o, 'tenant', 'options');
     if (typeof tenant !== 'string' || tenant.length === 0) throw new TypeError('options.tenant must be a non-empty string');
@@ -367,5 +375,5 @@ function sameRequest(a: PolicyRequest, b: PolicyRequest): boolean {
 
 /** Make a tenant scope. Hosts call this (or `Host.tenant`); guests only ever receive the result. */
 export function createScope(options: ScopeOptions): NetworkScope {
-  return new BasicScope(options);
+  return new BasicScope(options, MAKE_SCOPE);
 }

@@ -29,7 +29,7 @@ import { ClaimsError, prepareIssuers, verifyClaims, type PreparedIssuer, type Tr
 import { compilePolicy, type CompiledPolicy, type CustomRule } from './compile.js';
 import { TenantQuota, type TenantUsage } from './quota.js';
 import { racingCacheFrom, type RacingCache, type RacingCacheOptions } from '../selection/racing-cache.js';
-import { TenantScope, type HostCore } from './scope.js';
+import { tenantScope, type HostCore, type TenantScope } from './scope.js';
 import type { QuotaStore } from './store.js';
 import { isPolicySpec, parsePolicy, parsePolicyFile, type PolicyJson, type PolicyLimits, type PolicySpec } from './source.js';
 import type { PolicyDecision } from './types.js';
@@ -262,7 +262,7 @@ export class Host {
   async tenant(id: string, options: { claims?: string } = {}): Promise<TenantScope> {
     checkTenant(id, 'id');
     const token = ownField(checkObject(options, 'options'), 'claims', 'options');
-    if (token === undefined) return new TenantScope(this.#core, id, undefined);
+    if (token === undefined) return tenantScope(this.#core, id, undefined);
     if (typeof token !== 'string') {
       throw new TypeError('options.claims must be a compact JWT string; a decoded payload is never trusted');
     }
@@ -274,7 +274,7 @@ export class Host {
         now: new Date(this.#now()),
         clockTolerance: this.#core.clockTolerance,
       });
-      return new TenantScope(this.#core, id, claims);
+      return tenantScope(this.#core, id, claims);
     } catch (err) {
       if (err instanceof ClaimsError) throw fail(err.message);
       throw fail(`claims could not be verified: ${(err as Error)?.message ?? String(err)}`);

@@ -86,6 +86,14 @@ interface StrictName {
 /** Reloads one resolve follows before it gives up (a host that reloads without pause must not hold a selection forever). */
 const MAX_RELOADS_PER_RESOLVE = 8;
 
+/** What makes a tenant scope: only this module holds it, so `new scope.constructor(...)` is a TypeError. */
+const MAKE_SCOPE = Symbol('tenant scope');
+
+/** @internal The scope Host.tenant() gives out for `tenant` (the only way to make one). */
+export function tenantScope(core: HostCore, tenant: string, claims: VerifiedClaims | undefined): TenantScope {
+  return new TenantScope(core, tenant, claims, MAKE_SCOPE);
+}
+
 /** The scope a {@link Host} gives out for one tenant (see the module comment). */
 export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   readonly tenant: string;
@@ -114,8 +122,12 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   /** Set by #run: its last synchronous answer is the memo's (repeated or just stored). */
   #fromMemo = false;
 
-  /** @internal Made by Host.tenant(). */
-  constructor(core: HostCore, tenant: string, claims: VerifiedClaims | undefined) {
+  /**
+   * @internal Made by Host.tenant() only: a guest holding its scope reaches this constructor through
+   * `scope.constructor`, and a scope of a core it wrote (its own policy, no quota) would mint real targets.
+   */
+  constructor(core: HostCore, tenant: string, claims: VerifiedClaims | undefined, key: symbol) {
+    if (key !== MAKE_SCOPE) throw new TypeError('a tenant scope is made by a Host only (host.tenant())');
     this.#core = core;
     this.tenant = tenant;
     this.claims = claims;
