@@ -338,6 +338,32 @@ describe('peers of a WebSocket listener opened directly count too', () => {
   });
 });
 
+describe('a WebSocket listener\'s refusals let the socket go', () => {
+  it('ws: a peer refused with 404 (another path) that keeps its side open holds neither the socket nor a unit', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const bind = await listenAttempt(scope, wsDriver);
+    const listener = await wsDriver.listen!({ ...bind, options: { path: '/only' } });
+    cleanups.push(() => listener.close());
+    listener.start({ connection: (ch) => ch.abort(), error: () => {} });
+    const peer = netConnect(listener.local.port, '127.0.0.1');
+    peer.on('error', () => {});
+    const answer = new Promise<string>((r) => {
+      let text = '';
+      peer.on('data', (d: Buffer) => (text += d.toString()));
+      peer.once('end', () => r(text)); // the server's FIN; this side stays open (allowHalfOpen)
+    });
+    const closed = new Promise<void>((r) => peer.once('close', () => r()));
+    peer.setNoDelay(true);
+    (peer as Socket & { allowHalfOpen: boolean }).allowHalfOpen = true;
+    peer.write('GET /other HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    expect(await answer).toMatch(/^HTTP\/1.1 404/);
+    await Promise.race([closed, until(() => host.usage(id).connections === 0)]);
+    console.log(`404 peer with its side open: ${host.usage(id).connections} units held, peer socket ${peer.destroyed ? 'closed' : 'open'}`);
+    expect(host.usage(id).connections).toBe(0);
+    peer.destroy();
+  });
+});
+
 describe('peers of a QUIC listener opened directly count too', () => {
   it('quic: each connection takes a unit of limit connections; one over the limit is closed and never handed over', async () => {
     const cert = testCertificate({ kind: 'ec', days: 10 });

@@ -182,7 +182,8 @@ class WebSocketListener implements DriverListener {
     if (!this.#settle(socket)) return;
     const path = req.url ?? '/';
     if (this.#path !== undefined && path.split('?')[0] !== this.#path.split('?')[0]) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      // Destroyed once written: the HTTP server lets a socket half open, and a peer keeping its side open held it (and its unit).
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n', () => socket.destroy());
       return;
     }
     if (this.#receiveMetered) {
