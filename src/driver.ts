@@ -183,12 +183,14 @@ export interface TransportChannel {
   /**
    * True when the channel charges its attempt's {@link ByteMeter} for everything it sends (the Connection
    * then does not count its messages again). Unset: the Connection counts each message as it hands it over.
+   * Believed for the library's own channels only: any other driver's channel is counted by the Connection.
    */
   readonly metered?: boolean;
   /**
    * True when the channel's socket charges the tenant's received-bytes budget for everything it reads, on
    * the wire (a QUIC client counts its datagrams): the Connection then does not count what the channel
-   * delivers. Unset: the Connection counts each chunk as it arrives.
+   * delivers. Unset: the Connection counts each chunk as it arrives. Believed for the library's own
+   * channels only (a driver's word would let a guest's driver receive uncounted).
    */
   readonly receiveMetered?: boolean;
 }

@@ -62,6 +62,7 @@ import type { Outcome, PendingSend } from './pending.js';
 import { NO_CONTEXT, Sender, type SenderHost } from './sender.js';
 import { canonicalName, isReadOnly, notApplicable, READ_ONLY, type ConnState, type SettableConnectionProperties } from './properties.js';
 import { ConnectionSettings, type SettableName, type SettingsHost } from './settings.js';
+import { meteringOf } from '../policy/self-metered.js';
 
 export type { ConnState } from './properties.js';
 
@@ -183,7 +184,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     // counts for observers; any other has its messages charged here.
     const shared = this.#membership.lease;
     const ch = init.channel;
-    this.#lease = countingLease(ch.metered === true || ch.receiveMetered === true ? chargedByChannel(shared, ch.metered === true, ch.receiveMetered === true) : shared, init.report.tenant);
+    // Only the library's channels are believed (../policy/self-metered.ts): a guest's driver saying so counts nothing.
+    const m = meteringOf(ch);
+    this.#lease = countingLease(m.metered || m.receiveMetered ? chargedByChannel(shared, m.metered, m.receiveMetered) : shared, init.report.tenant);
     if (init.target !== undefined && init.group === undefined) init.lease.bind?.(init.target);
     init.lease.onRevoke?.((decision) => this.abort(new PolicyDeniedError(decision, `the tenant's policy no longer allows this connection: ${decision.reason}`)));
     const preset = init.connectionProperties;

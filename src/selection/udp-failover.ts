@@ -23,6 +23,7 @@ import type { ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, Framing, Soc
 import { TapsError, toTapsError } from '../errors.js';
 import type { CheckedTarget } from '../policy/contract.js';
 import type { CandidateRecord, SelectionReport } from '../report.js';
+import { meteringOf, selfMetered } from '../policy/self-metered.js';
 
 /** ICMP errors that say the address cannot be reached at all (EMSGSIZE, also an ICMP report, is not one). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENETDOWN']);
@@ -76,6 +77,8 @@ export class UdpFailoverChannel implements TransportChannel {
 
   constructor(channel: TransportChannel, winner: CandidateRecord, fallbacks: readonly Fallback[], hooks: FailoverHooks) {
     this.#current = channel;
+    // Every path of one stack and scope counts alike: the first's word is the library's for all (or none).
+    selfMetered(this, meteringOf(channel).metered, false);
     this.#currentRecord = winner;
     this.#fallbacks = [...fallbacks];
     this.#hooks = hooks;
@@ -101,7 +104,7 @@ export class UdpFailoverChannel implements TransportChannel {
   }
   /** Whether the path charges the tenant's budget itself (every path of one stack and scope does alike). */
   get metered(): boolean {
-    return this.#current.metered === true;
+    return meteringOf(this).metered;
   }
 
   start(receiver: ChannelReceiver): void {

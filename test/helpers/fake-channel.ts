@@ -29,6 +29,7 @@ import type { PolicyDecision } from '../../src/policy/types.js';
 import { TransportProperties } from '../../src/properties.js';
 import type { SelectionReport } from '../../src/report.js';
 import { ManualClock } from './manual-clock.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 export interface SentRecord {
   readonly data: Uint8Array;
@@ -87,6 +88,8 @@ export class FakeChannel implements TransportChannel {
     this.remote = o.remote ?? Object.freeze({ address: '127.0.0.1', port: 9000, family: 4 as const });
     this.metered = o.metered === true;
     this.completesInOrder = o.completesInOrder === true;
+    // It stands for a channel of the library's drivers: what it says it counts is believed (src/policy/self-metered.ts).
+    selfMetered(this, this.metered, false);
     if (o.setOption) {
       const reject = typeof o.setOption === 'object' ? o.setOption.reject : [];
       this.setOption = (name, value) => {

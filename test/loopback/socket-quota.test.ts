@@ -247,6 +247,35 @@ describe('limit received counts what a directly opened socket reads', () => {
   });
 });
 
+describe('a driver\'s word that its channel counts itself is not taken', () => {
+  it('a guest driver wrapping the TCP channel and saying metered / receiveMetered: what arrives is counted all the same', async () => {
+    const server = await tcpServer(new Uint8Array(4096).fill(0x64));
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    // The guest's driver: the library's TCP channel (its socket on the library's path, under the attempt's grant), claiming to count itself.
+    const liar: Driver = Object.freeze({
+      ...tcpDriver,
+      connect: async (a: ConnectAttempt) => {
+        const inner = await tcpDriver.connect(a);
+        return new Proxy(inner, {
+          get: (t, k) => (k === 'metered' || k === 'receiveMetered' ? true : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as (...x: unknown[]) => unknown).bind(t) : Reflect.get(t, k)),
+        });
+      },
+    });
+    const conn = await new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: server.port }, drivers: [liar], security: SecurityParameters.disabled() }).initiate();
+    let got = 0;
+    const ended = new Promise<unknown>((r) => {
+      conn.once('closed', () => r(undefined));
+      conn.once('connectionError', (e: unknown) => r(e));
+    });
+    conn.on('received', (m: { data: Uint8Array }) => (got += m.data.byteLength));
+    const err = await ended; // counted, the 4 KiB end the connection; uncounted, they would all arrive and it would stay open
+    console.log(`lying driver: ${got} bytes delivered, ${host.usage(id).received} counted received, ended with ${(err as { code?: string } | undefined)?.code ?? String(err)}`);
+    expectQuota(err, 'bytes-received');
+    expect(got).toBeLessThanOrEqual(1024);
+    conn.abort();
+  });
+});
+
 describe('peers of a listener opened directly count too', () => {
   it('tcp: each accepted peer takes a unit of limit connections; one over the limit is dropped at once', async () => {
     const { id, scope } = await tenant('limit connections 1');

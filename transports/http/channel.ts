@@ -28,6 +28,7 @@ import { ATTEMPT_DELAY, raceTargets, type HttpDial } from './dial.js';
 import { authorizeHop, urlProtocol } from './redirect.js';
 import { parseRequest, type RedirectMode, type RequestDefaults } from './request.js';
 import { openSession, type HttpSession, type SessionParams } from './session.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 export interface HttpChannelConfig {
   /** How new sessions are made (openStream on HTTP/1.1, redirect hops) when there is no `dial`. */
@@ -76,6 +77,7 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
 
   constructor(session: HttpSession, config: HttpChannelConfig) {
     this.session = session.retain();
+    selfMetered(this, session.meter !== undefined, session.receiveMetered);
     this.#config = config;
     this.maxRedirections = config.maxRedirections;
     this.maxBufferedBody = config.maxBufferedBody;

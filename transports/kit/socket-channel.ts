@@ -35,6 +35,7 @@ import { debuglog } from 'node:util';
 import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
 import { channelError, localAbortError, writeCompletion } from './errors.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 const log = debuglog('taps');
 
@@ -139,6 +140,7 @@ export class SocketChannel implements TransportChannel {
     this.#raw = options.raw;
     this.#meter = options.meter;
     this.#receiveMetered = options.receiveMetered === true;
+    selfMetered(this, this.#meter !== undefined, this.#receiveMetered);
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.info = options.info === undefined ? NO_INFO : Object.freeze({ ...options.info });
     // Read now, while connected (Node forgets it once the socket is destroyed), unless the dialler knows it.

@@ -35,6 +35,7 @@ import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, Transp
 import { SendError, TapsError } from '../../src/errors.js';
 import { localAbortError } from './errors.js';
 import { Inbox } from './inbox.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 /** One bidirectional stream as the W3C pair (WebTransport's, or the QUIC package's). */
 export interface WebStreamPair {
@@ -120,6 +121,7 @@ export class StreamChannel implements TransportChannel {
   constructor(stream: WebStreamPair, group: StreamGroup, options: StreamChannelOptions) {
     this.#stream = stream;
     this.#group = group;
+    selfMetered(this, group.meter !== undefined, group.receiveMetered === true);
     this.local = options.local;
     this.remote = options.remote;
     this.info = options.info;

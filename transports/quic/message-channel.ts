@@ -42,6 +42,7 @@ import { Inbox } from '../kit/inbox.js';
 import { StreamChannel, type StreamGroup } from '../kit/web-stream-channel.js';
 import type { DatagramMux, FlowSink } from './datagram-mux.js';
 import { STREAM_VERSION, uniPrefix } from './datagram-wire.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 /** Largest message sent on a stream (the 4-byte length prefix allows more; this bounds what a peer can make us hold). */
 export const STREAM_MESSAGE_MAX = 16 * 1024 * 1024;
@@ -108,6 +109,7 @@ export class QuicMessageChannel implements TransportChannel, FlowSink {
   constructor(stream: QUICStream, host: FlowHost, init: QuicMessageChannelInit) {
     this.flow = stream.streamId as number;
     this.#host = host;
+    selfMetered(this, host.meter !== undefined, host.receiveMetered === true);
     this.local = init.local;
     this.remote = init.remote;
     this.info = init.info;

@@ -31,6 +31,7 @@ import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, Transp
 import { SendError, TapsError } from '../../src/errors.js';
 import { Ring } from '../../src/ring.js';
 import { localAbortError } from '../kit/errors.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 const log = debuglog('taps');
 
@@ -114,6 +115,7 @@ export class DatagramChannel implements TransportChannel {
   constructor(io: DatagramIo, init: DatagramChannelInit) {
     this.#io = io;
     this.#meter = init.meter;
+    selfMetered(this, init.meter !== undefined, false);
     this.local = Object.freeze({ ...init.local });
     this.remote = Object.freeze({ ...init.remote });
     this.maxMessageSize = init.maxMessageSize;

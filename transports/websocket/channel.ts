@@ -28,6 +28,7 @@ import { localAbortError, writeCompletion } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import { setKeepAliveTimeout, socketAddresses } from '../kit/socket-channel.js';
 import { closeError, protocolError, type WebSocketCloseError } from './errors.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 const BINARY: ChannelReceiveMeta = Object.freeze({ fields: Object.freeze({ binary: true }) });
 const TEXT: ChannelReceiveMeta = Object.freeze({ fields: Object.freeze({ binary: false }) });
@@ -92,6 +93,7 @@ export class WebSocketChannel implements TransportChannel {
     this.#socket = socket;
     this.#meter = options.meter;
     this.#receiveMetered = options.receiveMetered === true;
+    selfMetered(this, this.#meter !== undefined, this.#receiveMetered);
     this.#masked = options.server !== true;
     this.#raw = options.raw ?? socket;
     const { local, remote } = socketAddresses(this.#raw);

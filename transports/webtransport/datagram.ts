@@ -23,6 +23,7 @@ import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import type { WtSession } from './engine.js';
 import { sessionClosedError, streamError } from './errors.js';
+import { selfMetered } from '../../src/policy/self-metered.js';
 
 export interface DatagramChannelOptions {
   readonly local: SocketAddress;
@@ -52,6 +53,7 @@ export class DatagramChannel implements TransportChannel {
   constructor(session: WtSession, options: DatagramChannelOptions) {
     this.#session = session;
     this.#meter = options.meter;
+    selfMetered(this, options.meter !== undefined, false);
     this.local = options.local;
     this.remote = options.remote;
     this.info = options.info;
