@@ -276,6 +276,32 @@ describe('a driver\'s word that its channel counts itself is not taken', () => {
   });
 });
 
+describe('a guest driver that keeps the library\'s channel to itself', () => {
+  it('reads it privately and hands the Connection another: what the socket reads is counted all the same', async () => {
+    const server = await tcpServer(new Uint8Array(4096).fill(0x65));
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    let privately = 0;
+    const ended = new Promise<Error | undefined>((resolve) => {
+      const hoarder: Driver = Object.freeze({
+        ...tcpDriver,
+        connect: async (a: ConnectAttempt) => {
+          const inner = await tcpDriver.connect(a);
+          inner.start({ data: (d: Uint8Array) => void (privately += d.byteLength), end: () => {}, drain: () => {}, closed: (err) => resolve(err) });
+          // The Connection gets a second channel to the same server, under a unit of its own.
+          return tcpDriver.connect({ ...a, unit: undefined });
+        },
+      });
+      void new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port: server.port }, drivers: [hoarder], security: SecurityParameters.disabled() })
+        .initiate()
+        .then((conn) => cleanups.push(() => conn.abort()));
+    });
+    const err = await ended; // uncounted, all 4 KiB would arrive and the socket stay open
+    console.log(`private reader: ${privately} bytes read, ${host.usage(id).received} counted received, its socket ${err === undefined ? 'still open' : `closed with ${(err as { code?: string }).code}`}`);
+    expectQuota(err, 'bytes-received');
+    expect(privately).toBeLessThanOrEqual(1024);
+  });
+});
+
 describe('peers of a listener opened directly count too', () => {
   it('tcp: each accepted peer takes a unit of limit connections; one over the limit is dropped at once', async () => {
     const { id, scope } = await tenant('limit connections 1');

@@ -19,7 +19,8 @@
  */
 import { createServer } from 'node:net';
 import type { ConnectAttempt, Driver, DriverListener, ListenAttempt } from '../../src/driver.js';
-import { connectTcp } from '../kit/dial.js';
+import { meterReads, wireMeterFor } from '../kit/account.js';
+import { connectTcp, onLibraryPath } from '../kit/dial.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
 import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
@@ -42,7 +43,11 @@ export const tcpDriver: Driver = Object.freeze({
       const closeTimeout = closeTimeoutOption(attempt.options);
       return connectTcp(attempt.target, attempt.local, attempt.signal, 'tcp', (socket) => {
         applyKeepAlive(socket, attempt.options); // a bad option throws: the socket is destroyed and the connect rejects
-        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt) });
+        // Every byte the socket reads is charged there, once, on the library's path too (the Connection counts none
+        // of it): a driver keeping this channel from its Connection (reading it itself) reads nothing uncounted.
+        const wire = wireMeterFor(undefined, attempt.target);
+        if (wire !== undefined && onLibraryPath(socket)) meterReads(socket, wire);
+        return new SocketChannel(socket, { closeTimeout, remote: dialledAddress(attempt.target), meter: meterFor(attempt), receiveMetered: wire !== undefined });
       }, attempt.unit);
     } catch (err) {
       return Promise.reject(err);
