@@ -25,12 +25,10 @@ export type Written = (p: PendingSend, err: Error | undefined) => void;
 
 const noop = (): void => {};
 
-/** Where one executor leaves a new promise's resolve and reject (no executor closure per send). */
-const captured: { resolve: () => void; reject: (e: Error) => void } = { resolve: noop, reject: noop };
-function capture(resolve: () => void, reject: (e: Error) => void): void {
-  captured.resolve = resolve;
-  captured.reject = reject;
-}
+/** The one executor of every PendingSend's promise (no executor closure per send): it fills in `making`. */
+let capture: (resolve: () => void, reject: (e: Error) => void) => void;
+/** The PendingSend whose promise is being made. */
+let making: PendingSend | undefined;
 
 export class PendingSend {
   readonly data: Uint8Array;
@@ -61,9 +59,16 @@ export class PendingSend {
     this.deadline = life === undefined || life === Infinity ? Infinity : now + life;
     this.seq = seq;
     this.#onSettle = onSettle;
+    making = this;
     this.promise = new Promise<void>(capture);
-    this.#resolve = captured.resolve;
-    this.#reject = captured.reject;
+    making = undefined;
+  }
+
+  static {
+    capture = (resolve, reject) => {
+      making!.#resolve = resolve;
+      making!.#reject = reject;
+    };
   }
 
   /** The first error of its pieces, once one failed. */
