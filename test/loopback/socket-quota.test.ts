@@ -302,6 +302,39 @@ describe('a guest driver that keeps the library\'s channel to itself', () => {
   });
 });
 
+describe('a guest driver that keeps the library\'s UDP channel to itself', () => {
+  it('reads it privately and hands the Connection another: what the socket reads is counted all the same', async () => {
+    const server = createSocket('udp4');
+    // Each datagram is answered with four of 512 bytes.
+    server.on('message', (_m, from) => {
+      for (let i = 0; i < 4; i++) server.send(new Uint8Array(512).fill(0x66), from.port, from.address);
+    });
+    await new Promise<void>((r) => server.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = server.address().port;
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    let privately = 0;
+    const ended = new Promise<Error | undefined>((resolve) => {
+      const hoarder: Driver = Object.freeze({
+        ...udpDriver,
+        connect: async (a: ConnectAttempt) => {
+          const inner = await udpDriver.connect(a);
+          inner.start({ data: (d: Uint8Array) => void (privately += d.byteLength), end: () => {}, drain: () => {}, closed: (err) => resolve(err) });
+          inner.send(new Uint8Array([1]), {}, () => {});
+          return udpDriver.connect({ ...a, unit: undefined });
+        },
+      });
+      void new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port }, drivers: [hoarder], properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() })
+        .initiate()
+        .then((conn) => cleanups.push(() => conn.abort()));
+    });
+    const err = await ended; // uncounted, all 2 KiB would arrive and the socket stay open
+    console.log(`private udp reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    expectQuota(err, 'bytes-received');
+    expect(privately).toBeLessThanOrEqual(1024);
+  });
+});
+
 describe('peers of a listener opened directly count too', () => {
   it('tcp: each accepted peer takes a unit of limit connections; one over the limit is dropped at once', async () => {
     const { id, scope } = await tenant('limit connections 1');

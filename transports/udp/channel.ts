@@ -70,6 +70,8 @@ export interface DatagramChannelInit {
   readonly receiveOnly?: boolean;
   /** The tenant's byte budget: each datagram is charged before it is handed to the OS. */
   readonly meter?: ByteMeter | undefined;
+  /** Each datagram its socket reads is charged there (TransportChannel.receiveMetered): the Connection counts none of it. */
+  readonly receiveMetered?: boolean | undefined;
 }
 
 /**
@@ -94,6 +96,7 @@ export class DatagramChannel implements TransportChannel {
   /** Datagrams dropped because the receive queue was full. */
   dropped = 0;
 
+  readonly #receiveMetered: boolean;
   readonly #io: DatagramIo;
   readonly #receiveOnly: boolean;
   readonly #highWater: number;
@@ -115,7 +118,8 @@ export class DatagramChannel implements TransportChannel {
   constructor(io: DatagramIo, init: DatagramChannelInit) {
     this.#io = io;
     this.#meter = init.meter;
-    selfMetered(this, init.meter !== undefined, false);
+    this.#receiveMetered = init.receiveMetered === true;
+    selfMetered(this, init.meter !== undefined, this.#receiveMetered);
     this.local = Object.freeze({ ...init.local });
     this.remote = Object.freeze({ ...init.remote });
     this.maxMessageSize = init.maxMessageSize;
@@ -129,6 +133,11 @@ export class DatagramChannel implements TransportChannel {
   /** Datagrams are charged to the tenant's byte budget here. */
   get metered(): boolean {
     return this.#meter !== undefined;
+  }
+
+  /** What arrives is charged at the socket (see {@link DatagramChannelInit.receiveMetered}). */
+  get receiveMetered(): boolean {
+    return this.#receiveMetered;
   }
 
   /**

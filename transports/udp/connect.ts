@@ -82,13 +82,14 @@ export async function connectUdp(attempt: ConnectAttempt): Promise<DatagramChann
     info: grantedBuffers(socket),
     highWater,
     meter: meterFor(attempt),
+    receiveMetered: meter !== undefined,
   });
 }
 
 /**
  * The socket, bound and connected (a multicast group's sending set up), holding a unit of `limit
  * connections` until it closes (the Connection's own on the library's path); a failure releases both.
- * Off that path no Connection counts what it reads: `meter` is where its reads are charged then.
+ * Every datagram it reads is charged to `meter` (on the library's path too: its channel says receiveMetered).
  */
 async function connectedSocket(attempt: ConnectAttempt, address: string, port: number, family: 4 | 6, label: string): Promise<{ socket: Socket; meter: WireMeter | undefined }> {
   const taken = dialUnit(attempt.unit, attempt.target);
@@ -101,7 +102,8 @@ async function connectedSocket(attempt: ConnectAttempt, address: string, port: n
     throw err;
   }
   holdUntilClose(socket, unit);
-  const meter = unit.granted ? undefined : wireMeterFor(undefined, attempt.target);
+  // On the library's path too: a driver keeping this channel from its Connection (reading it itself) reads nothing uncounted.
+  const meter = wireMeterFor(undefined, attempt.target);
   try {
     await openConnected(attempt, socket, address, port, label);
     if (isMulticast(address)) prepareGroupSend(socket, attempt.remote, attempt.local, family, attempt.properties);
