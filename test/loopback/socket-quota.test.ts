@@ -335,6 +335,36 @@ describe('a guest driver that keeps the library\'s UDP channel to itself', () =>
   });
 });
 
+describe('a guest driver that keeps its listener\'s peers to itself', () => {
+  it('tcp: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async () => {
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    let privately = 0;
+    let port = 0;
+    let closed!: (err: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((r) => (closed = r));
+    const hoarder: Driver = Object.freeze({
+      ...tcpDriver,
+      listen: async (a: ListenAttempt) => {
+        const inner = await tcpDriver.listen!(a);
+        cleanups.push(() => inner.close());
+        port = inner.local.port;
+        inner.start({ connection: (ch) => ch.start({ data: (d: Uint8Array) => void (privately += d.byteLength), end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
+        return tcpDriver.listen!({ ...a, unit: undefined });
+      },
+    });
+    const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [hoarder], security: SecurityParameters.disabled() }).listen();
+    cleanups.push(() => listener.stop());
+    const peer = netConnect(port, '127.0.0.1');
+    peer.on('error', () => {});
+    peer.write(new Uint8Array(4096).fill(0x67));
+    const err = await ended; // uncounted, all 4 KiB would arrive and the socket stay open
+    peer.destroy();
+    console.log(`private listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    expectQuota(err, 'bytes-received');
+    expect(privately).toBeLessThanOrEqual(1024);
+  });
+});
+
 describe('peers of a listener opened directly count too', () => {
   it('tcp: each accepted peer takes a unit of limit connections; one over the limit is dropped at once', async () => {
     const { id, scope } = await tenant('limit connections 1');

@@ -57,6 +57,12 @@ export const tcpDriver: Driver = Object.freeze({
   listen(attempt: ListenAttempt): Promise<DriverListener> {
     const closeTimeout = closeTimeoutOption(attempt.options);
     const server = createServer({ allowHalfOpen: true, noDelay: true });
-    return bindServer(server, attempt, 'connection', (socket) => new SocketChannel(socket, { closeTimeout, meter: meterFor(attempt) }), 'tcp');
+    // What each peer sends is charged at its socket, on the library's path too (off it, as it is accepted): a driver
+    // keeping a peer's channel from the Listener (reading it itself) reads nothing uncounted.
+    const wire = wireMeterFor(undefined, attempt.target);
+    return bindServer(server, attempt, 'connection', (socket, libraryPath) => {
+      if (wire !== undefined && libraryPath) meterReads(socket, wire);
+      return new SocketChannel(socket, { closeTimeout, meter: meterFor(attempt), receiveMetered: wire !== undefined });
+    }, 'tcp');
   },
 } satisfies Driver);
