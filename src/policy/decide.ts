@@ -62,16 +62,16 @@ export interface Verdict {
 const USES = new Set<string>(NETWORK_USES);
 const PROTOCOLS = new Set<string>(POLICY_PROTOCOLS);
 
-/**
- * The last IPv4 literal a request named, canonical (frozen) and classified: a client dialling one address
- * again parses and classifies it once. Keyed by the exact string (strings cannot change), so a different
- * spelling of the same address is parsed as any other.
- */
 /** The last well-formed request canonicalised, by its raw fields, and its (frozen) answer. */
 let lastRequest:
   | { readonly use: NetworkUse; readonly protocol: unknown; readonly host: unknown; readonly address: unknown; readonly port: unknown; readonly url: unknown; readonly canonical: CanonicalRequest }
   | undefined;
 
+/**
+ * The last IPv4 literal a request named, canonical (frozen) and classified: a client dialling one address
+ * again parses and classifies it once. Keyed by the exact string (strings cannot change), so a different
+ * spelling of the same address is parsed as any other.
+ */
 let lastV4: { readonly raw: string; readonly address: CanonicalAddress; readonly cls: AddressClass; readonly v4: number } | undefined;
 
 /**
