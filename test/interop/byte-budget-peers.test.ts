@@ -26,6 +26,7 @@ import { SecurityParameters } from '../../src/security.js';
 import { testCertificate } from '../helpers/certs.js';
 import { countingRelay, type CountingRelay } from '../helpers/counting-relay.js';
 import { https2Driver, httpsDriver } from '../../transports/http/index.js';
+import { startNginx } from './helpers/nginx.js';
 import { peer } from './helpers/peers.js';
 import { freePort, startPeer, stopAll, tempDir, type Peer } from './helpers/process.js';
 
@@ -44,38 +45,17 @@ writeFileSync(tmp.path('key.pem'), cert.key);
 writeFileSync(tmp.path('big.bin'), Buffer.alloc(BIG, 0x62));
 writeFileSync(tmp.path('huge.bin'), Buffer.alloc(HUGE, 0x68));
 
-function nginxConf(dir: string, listen: number): string {
-  return `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${listen} ssl http2;
-    server_name localhost;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location = /big { default_type application/octet-stream; alias ${dir}/big.bin; }
-    location = /huge { default_type application/octet-stream; alias ${dir}/huge.bin; }
-  }
-}
-`;
-}
-
 beforeAll(async () => {
   if (NGINX === undefined) return;
   nginxPort = await freePort();
-  writeFileSync(tmp.path('nginx.conf'), nginxConf(tmp.dir, nginxPort));
-  await startPeer(NGINX, ['-e', 'stderr', '-p', tmp.dir, '-c', tmp.path('nginx.conf')], { ready: /start worker process|using the "epoll" event method/ });
+  await startNginx(NGINX, {
+    dir: tmp.dir,
+    port: nginxPort,
+    server: [
+      '    location = /big { default_type application/octet-stream; alias ' + tmp.path('big.bin') + '; }',
+      '    location = /huge { default_type application/octet-stream; alias ' + tmp.path('huge.bin') + '; }',
+    ].join('\n'),
+  });
 });
 afterAll(async () => {
   for (const r of relays) await r.close();

@@ -14,6 +14,7 @@ import { Preconnection } from '../../src/preconnection.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { testCertificate } from '../helpers/certs.js';
+import { startNginx, type NginxSite } from './helpers/nginx.js';
 import { peer } from './helpers/peers.js';
 import { freePort, startPeer, stopAll, tempDir, type Peer } from './helpers/process.js';
 
@@ -41,28 +42,14 @@ async def main():
 asyncio.run(main())
 `;
 
-function nginxConf(dir: string, listen: number, wsPort: number): string {
-  return `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-  log_format taps '$connection $connection_requests "$request" $status $server_protocol alpn=$ssl_alpn_protocol sni=$ssl_server_name';
-  access_log ${dir}/access.log taps;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${listen} ssl http2;
-    server_name localhost;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    keepalive_requests 100;
+/** What nginx serves: a text reply, a redirect to it, and a WebSocket proxied to the Python echo server. */
+function site(dir: string, listen: number, wsPort: number): NginxSite {
+  return {
+    dir,
+    port: listen,
+    http: `log_format taps '$connection $connection_requests "$request" $status $server_protocol alpn=$ssl_alpn_protocol sni=$ssl_server_name';
+  access_log ${dir}/access.log taps;`,
+    server: `    keepalive_requests 100;
     location = /hello { default_type text/plain; return 200 "hello from nginx over $server_protocol"; }
     location = /go { return 302 https://localhost:${listen}/hello; }
     location = /ws {
@@ -71,10 +58,8 @@ http {
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
       proxy_set_header Host $host;
-    }
-  }
-}
-`;
+    }`,
+  };
 }
 
 beforeAll(async () => {
@@ -84,9 +69,7 @@ beforeAll(async () => {
   port = await freePort();
   writeFileSync(tmp.path('cert.pem'), cert.cert);
   writeFileSync(tmp.path('key.pem'), cert.key);
-  writeFileSync(tmp.path('nginx.conf'), nginxConf(tmp.dir, port, wsPort));
-  // -e: nginx opens its error log before reading the configuration; -p: every relative path is ours.
-  await startPeer(NGINX!, ['-e', 'stderr', '-p', tmp.dir, '-c', tmp.path('nginx.conf')], { ready: /start worker process|using the "epoll" event method/ });
+  await startNginx(NGINX!, site(tmp.dir, port, wsPort));
 });
 afterAll(async () => {
   await stopAll();
