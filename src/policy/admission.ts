@@ -57,9 +57,10 @@ export function isNetworkScope(value: unknown): value is NetworkScope {
   return typeof value === 'object' && value !== null && scopes.has(value);
 }
 
-/** A guard of a scope this library made: it can answer `authorize` without a promise. */
+/** A guard of a scope this library made: it can answer `authorize` and `authorizeLookup` without a promise. */
 interface PromptGuard {
   authorizeNow(request: AuthorizeRequest): CheckedTarget | Promise<CheckedTarget>;
+  authorizeLookupNow(protocol: PolicyProtocol, host: string, port?: number): CheckedName | Promise<CheckedName>;
 }
 
 /**
@@ -69,6 +70,15 @@ interface PromptGuard {
  */
 export function authorizeNow(guard: PolicyGuard, request: AuthorizeRequest): CheckedTarget | Promise<CheckedTarget> {
   return scopes.has(guard) ? (guard as unknown as PromptGuard).authorizeNow(request) : guard.authorize(request);
+}
+
+/**
+ * @internal `guard.authorizeLookup(protocol, host, port)`, answered at once (a name, or a PolicyDeniedError
+ * thrown) when `guard` is a scope this library made and its policy answers at once; a promise otherwise. The
+ * same decision, recorded the same way: a name's lookup grant waits no turn for a synchronous policy.
+ */
+export function authorizeLookupNow(guard: PolicyGuard, protocol: PolicyProtocol, host: string, port?: number): CheckedName | Promise<CheckedName> {
+  return scopes.has(guard) ? (guard as unknown as PromptGuard).authorizeLookupNow(protocol, host, port) : guard.authorizeLookup(protocol, host, port);
 }
 
 /**

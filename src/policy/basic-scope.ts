@@ -263,7 +263,16 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
     return this.resolve(await this.authorizeLookup(protocol, host), family, signal);
   }
 
-  async authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
+  authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
+    try {
+      return Promise.resolve(this.authorizeLookupNow(protocol, host, port));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** @internal `authorizeLookup`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeLookupNow`. */
+  authorizeLookupNow(protocol: PolicyProtocol, host: string, port?: number): CheckedName | Promise<CheckedName> {
     const h = canonicalHost(host);
     if (h.ok && h.kind !== 'name') return mintName(this, this.tenant, protocol, dialString(h), port, LITERAL_LOOKUP);
     if (!h.ok) {
@@ -272,10 +281,14 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
       this.#finish(Object.freeze({ use: 'lookup', protocol, host }), undefined, denial, false);
       throw new PolicyDeniedError(denial);
     }
-    const decision = await this.#decide(Object.freeze({ use: 'lookup', protocol, host }));
-    if (!decision.allow) throw new PolicyDeniedError(decision);
-    this.#grant(`${protocol} ${h.host}`);
-    return mintName(this, this.tenant, protocol, h.host, typeof port === 'number' ? port : undefined, decision);
+    const name = h.host;
+    const granted = (decision: PolicyDecision): CheckedName => {
+      if (!decision.allow) throw new PolicyDeniedError(decision);
+      this.#grant(`${protocol} ${name}`);
+      return mintName(this, this.tenant, protocol, name, typeof port === 'number' ? port : undefined, decision);
+    };
+    const d = this.#decide(Object.freeze({ use: 'lookup', protocol, host }));
+    return d instanceof Promise ? d.then(granted) : granted(d);
   }
 
   async resolve(name: CheckedName, family: 4 | 6, signal: AbortSignal): Promise<ResolvedAddress[]> {

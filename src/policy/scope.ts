@@ -260,14 +260,28 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     return this.resolve(await this.authorizeLookup(protocol, host), family, signal);
   }
 
-  async authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
+  authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
+    try {
+      return Promise.resolve(this.authorizeLookupNow(protocol, host, port));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** @internal `authorizeLookup`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeLookupNow`. */
+  authorizeLookupNow(protocol: PolicyProtocol, host: string, port?: number): CheckedName | Promise<CheckedName> {
     const p = typeof port === 'number' ? port : undefined;
     const h = canonicalHost(host);
     if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), p, LITERAL_LOOKUP, this.revision);
-    const o = await this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
+    const r = this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
+    return 'then' in r ? r.then((o) => this.#lookupGranted(o, p)) : this.#lookupGranted(r, p);
+  }
+
+  /** The CheckedName for an allowed lookup outcome (the name remembered as granted); a denial throws PolicyDeniedError. */
+  #lookupGranted(o: Outcome, port: number | undefined): CheckedName {
     if (!o.decision.allow) throw new PolicyDeniedError(o.decision);
     this.#grant(`${o.request!.protocol} ${o.request!.name!}`, o.revision);
-    return this.#mintName(o.request!.protocol, o.request!.name!, p, o.decision, o.revision);
+    return this.#mintName(o.request!.protocol, o.request!.name!, port, o.decision, o.revision);
   }
 
   /** Strict answers for a name granted by `decision`: the tenant's `answers strict`, or a rule marked ` strict`. */

@@ -224,7 +224,8 @@ class RaceRun {
     // The lookup grant is asked once per protocol (one decision, one record; stacks of that protocol share it):
     // a stack whose protocol may not look up the name gets no answers, and no query leaves without a grant.
     const port = (s: RankedStack): number | undefined => input.remote.port ?? s.driver.defaultPort;
-    const { name, allowed } = await grantLookups(input.scope.guard, host, this.#stage.ranked, (r) => rec.record(r), port);
+    const granted = grantLookups(input.scope.guard, host, this.#stage.ranked, (r) => rec.record(r), port);
+    const { name, allowed } = granted instanceof Promise ? await granted : granted;
     if (name === undefined) return this.sealAndStart();
     this.#resolved = false;
     const resolution = this.#resolve(name, allowed);

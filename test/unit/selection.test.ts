@@ -170,6 +170,33 @@ describe('selection pipeline', () => {
     expect(queries.length).toBe(before);
   });
 
+  it('the lookup grant is asked once per protocol and recorded the same way whether the policy answers at once or later', async () => {
+    const run = async (later: boolean) => {
+      const clock = new ManualClock();
+      const seen: string[] = [];
+      const answer = (req: PolicyRequest) => {
+        seen.push(`${req.use} ${req.protocol} ${req.address ?? req.host}`);
+        if (req.use === 'lookup' && req.protocol === 'quic') return { allow: false as const, code: 'denied' as const, reason: 'no quic lookups', rule: 'deny quic' };
+        return { allow: true as const, rule: 'rest' };
+      };
+      const policy: NetworkPolicy = { decide: (req) => (later ? Promise.resolve(answer(req)) : answer(req)) };
+      const tls = fakeDriver({ id: 'tls', protocol: 'tls', security: 'tls', clock, capabilities: { encrypted: true }, behaviour: () => ({ refuse: 1 }) });
+      const tls2 = fakeDriver({ id: 'tls2', protocol: 'tls', security: 'tls', clock, capabilities: { encrypted: true }, behaviour: () => ({ refuse: 1 }) });
+      const quic = fakeDriver({ id: 'quic', protocol: 'quic', ipProtocol: 'udp', security: 'tls', clock, capabilities: { multistream: true, encrypted: true } });
+      const scope = createScope({ tenant: 't', policy, resolver: resolverFor(clock, { 'svc.test': { v6: ['::1'], v4: ['127.0.0.1'] } }) });
+      const p = select(input(clock, { drivers: [tls, quic, tls2], scope, security: new SecurityParameters({}) }));
+      p.catch(() => {});
+      for (let ms = 0; ms < 8; ms++) await clock.advance(1);
+      const err = (await p.catch((e: unknown) => e)) as EstablishmentError;
+      expect(quic.attempts).toEqual([]);
+      return { seen, candidates: err.report.candidates.map((c) => `${c.driver} ${c.address ?? '-'} ${c.fate} ${c.decision?.rule ?? '-'}`) };
+    };
+    const now = await run(false);
+    expect(now.seen.filter((s) => s.startsWith('lookup'))).toEqual(['lookup tls svc.test', 'lookup quic svc.test']);
+    expect(now.candidates).toContain('quic - denied deny quic');
+    expect(await run(true)).toEqual(now);
+  });
+
   it('no policy means every candidate is denied', async () => {
     const clock = new ManualClock();
     const tcp = fakeDriver({ id: 'tcp', clock });
