@@ -363,6 +363,53 @@ describe('a guest driver that keeps its listener\'s peers to itself', () => {
     expectQuota(err, 'bytes-received');
     expect(privately).toBeLessThanOrEqual(1024);
   });
+
+  it('udp: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async () => {
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    let privately = 0;
+    let port = 0;
+    let closed!: (err: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((r) => (closed = r));
+    const hoarder: Driver = Object.freeze({
+      ...udpDriver,
+      listen: async (a: ListenAttempt) => {
+        const inner = await udpDriver.listen!(a);
+        cleanups.push(() => inner.close());
+        port = inner.local.port;
+        // All 2 KiB read privately ends the test too (uncounted, the channel would stay open).
+        const data = (d: Uint8Array): void => void ((privately += d.byteLength) >= 2048 && closed(undefined));
+        inner.start({ connection: (ch) => ch.start({ data, end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
+        return udpDriver.listen!({ ...a, unit: undefined });
+      },
+    });
+    const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [hoarder], properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() }).listen();
+    cleanups.push(() => listener.stop());
+    const peer = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => peer.close(() => r())));
+    // Four datagrams of 512 bytes, one at a time (each sent once the previous one has left).
+    for (let i = 0; i < 4; i++) await new Promise<void>((r) => peer.send(new Uint8Array(512).fill(0x68), port, '127.0.0.1', () => r()));
+    const err = await ended;
+    console.log(`private udp listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    expectQuota(err, 'bytes-received');
+    expect(privately).toBeLessThanOrEqual(1024);
+  });
+
+  it('udp: on the library\'s own path each datagram a peer sends is counted once', async () => {
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [udpDriver], properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() }).listen();
+    cleanups.push(() => listener.stop());
+    const accepted = new Promise<Connection>((r) => listener.once('connectionReceived', r));
+    const peer = createSocket('udp4');
+    cleanups.push(() => new Promise<void>((r) => peer.close(() => r())));
+    for (let i = 0; i < 3; i++) await new Promise<void>((r) => peer.send(new Uint8Array(100).fill(0x69), listener.port, '127.0.0.1', () => r()));
+    const conn = await accepted;
+    cleanups.push(() => conn.abort());
+    let got = 0;
+    for (let i = 0; i < 3; i++) got += (await conn.receive()).data.byteLength;
+    console.log(`udp listener on the library's path: ${got} bytes delivered, ${host.usage(id).received} counted received`);
+    expect(got).toBe(300);
+    expect(host.usage(id).received).toBe(300);
+  });
 });
 
 describe('peers of a listener opened directly count too', () => {

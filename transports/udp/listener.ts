@@ -47,14 +47,19 @@ interface Peer {
 }
 
 /**
- * A listener opened outside the library's path (a driver called directly; the library's Listener takes a unit
- * per peer itself): each new peer takes a unit of `limit connections` from the scope that minted the bind
- * target (over the limit its datagram is dropped, and a later one asks again), and every datagram read is
- * charged to `limit received` (over it, the peer's channel fails with the QuotaExceededError).
+ * What the listener counts at its socket. Every datagram read is charged to `limit received` (`meter`; over
+ * it, the peer's channel fails with the QuotaExceededError), on the library's path too: a driver keeping a
+ * peer's channel from the Listener (reading it itself) reads nothing uncounted, and each channel says
+ * receiveMetered so the Connection does not count it again. Outside the library's path (a driver called
+ * directly; the library's Listener takes a unit per peer itself) each new peer also takes a unit of
+ * `limit connections` from the scope that minted the bind target (`unitsFrom`; over the limit its datagram
+ * is dropped, and a later one asks again).
  */
-export interface DirectPeers {
-  readonly target: unknown;
+export interface PeerCounting {
+  /** Where every datagram read is charged (`limit received`); undefined when the scope sets no such limit. */
   readonly meter: WireMeter | undefined;
+  /** Outside the library's path: the bind target whose scope gives each new peer its unit of `limit connections`. */
+  readonly unitsFrom?: unknown;
 }
 
 export class UdpListener implements DriverListener {
@@ -75,14 +80,14 @@ export class UdpListener implements DriverListener {
   readonly #receiveOnly: boolean;
   /** The tenant's byte budget: every peer channel charges its replies to it before they leave. */
   readonly #meter: ByteMeter | undefined;
-  readonly #direct: DirectPeers | undefined;
+  readonly #counting: PeerCounting;
 
   constructor(
     socket: Socket, family: 4 | 6, options: Readonly<Record<string, unknown>>, group?: { readonly leave: () => void }, meter?: ByteMeter,
-    direct?: DirectPeers,
+    counting: PeerCounting = { meter: undefined },
   ) {
     this.#socket = socket;
-    this.#direct = direct;
+    this.#counting = counting;
     this.#options = options;
     this.#meter = meter;
     this.#leave = group?.leave ?? (() => {});
@@ -125,16 +130,16 @@ export class UdpListener implements DriverListener {
   #onMessage = (msg: Buffer, rinfo: RemoteInfo): void => {
     const key = `${rinfo.address}|${rinfo.port}`;
     let peer = this.#peers.get(key);
-    const direct = this.#direct;
+    const counting = this.#counting;
     if (!peer) {
       if (this.#stopped || this.#peers.size >= this.#maxPeers) {
         this.dropped++;
         return;
       }
       let unit: SocketUnit | Promise<SocketUnit> | undefined;
-      if (direct !== undefined) {
+      if (counting.unitsFrom !== undefined) {
         try {
-          unit = takeSocketUnit(undefined, direct.target, 'connection');
+          unit = takeSocketUnit(undefined, counting.unitsFrom, 'connection');
         } catch (err) {
           log('udp listener: peer %s refused: %s', key, (err as Error).message);
           this.dropped++;
@@ -146,9 +151,9 @@ export class UdpListener implements DriverListener {
       if (unit instanceof Promise) unit.then((u) => (this.#peers.get(key) === p ? (p.unit = u) : u.release()), () => p.channel.fail(new TapsError('ERR_TAPS_QUOTA_EXCEEDED', 'no connection unit for this peer')));
       else peer.unit = unit;
     }
-    if (direct?.meter !== undefined) {
+    if (counting.meter !== undefined) {
       try {
-        direct.meter.received(msg.byteLength);
+        counting.meter.received(msg.byteLength);
       } catch (err) {
         peer.channel.fail(toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED'));
         return;
@@ -185,6 +190,7 @@ export class UdpListener implements DriverListener {
           highWater: this.#highWater,
           receiveOnly: this.#receiveOnly,
           meter: this.#meter,
+          receiveMetered: this.#counting.meter !== undefined,
         },
       ),
     };
@@ -273,8 +279,8 @@ function bindUdp(attempt: ListenAttempt, address: string, port: number, family: 
       cleanup();
       try {
         const leave = group ? joinGroup(socket, attempt.local, family) : undefined;
-        const direct = unit.granted ? undefined : { target: attempt.target, meter: wireMeterFor(undefined, attempt.target) };
-        resolve(new UdpListener(socket, family, options, leave && { leave }, meterFor(attempt), direct));
+        const counting = { meter: wireMeterFor(undefined, attempt.target), unitsFrom: unit.granted ? undefined : attempt.target };
+        resolve(new UdpListener(socket, family, options, leave && { leave }, meterFor(attempt), counting));
       } catch (err) {
         closeQuietly();
         reject(err);
