@@ -8,6 +8,7 @@
  * connection and listener once (exact counts through `host.usage`).
  */
 import { createSocket } from 'node:dgram';
+import { getEventListeners } from 'node:events';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { NEVER_ABORTED, type ChannelReceiver, type ConnectAttempt, type Driver, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
@@ -526,6 +527,25 @@ describe('a WebSocket listener\'s refusals let the socket go', () => {
     console.log(`404 peer with its side open: ${host.usage(id).connections} units held, peer socket ${peer.destroyed ? 'closed' : 'open'}`);
     expect(host.usage(id).connections).toBe(0);
     peer.destroy();
+  });
+});
+
+describe('a QUIC attempt over limit connections', () => {
+  it('is refused and leaves no listener on the attempt\'s signal', async () => {
+    const { id, scope } = await tenant('limit connections 1');
+    const server = createSocket('udp4');
+    await new Promise<void>((r) => server.bind(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = server.address().port;
+    const held = await udpDriver.connect(await attempt(scope, udpDriver, port));
+    cleanups.push(() => held.abort());
+    expect(host.usage(id).connections).toBe(1);
+    const cert = testCertificate({ kind: 'ec', days: 10 });
+    const signal = new AbortController().signal;
+    const quic = { ...(await attempt(scope, quicDriver, port)), signal, security: new SecurityParameters({ ca: cert.cert }), properties: new TransportProperties({ multistreaming: 'require' }) };
+    expectQuota(await quicDriver.connect(quic).catch((e: unknown) => e), 'connections');
+    console.log(`quic over the limit: ${getEventListeners(signal, 'abort').length} abort listeners left on the attempt's signal`);
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
 });
 

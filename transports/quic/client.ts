@@ -37,7 +37,7 @@ import type { ConnectAttempt, TransportChannel } from '../../src/driver.js';
 import { QuotaExceededError, TapsError } from '../../src/errors.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress, localBinding } from '../kit/dial.js';
-import { dialUnit, holdUntilClose, wireMeterFor, type WireMeter } from '../kit/account.js';
+import { dialUnit, holdUntilClose, wireMeterFor, type SocketUnit, type WireMeter } from '../kit/account.js';
 import { QuicWire } from './wire.js';
 import type { MessageDefaults } from '../../src/provided.js';
 import { DATAGRAM_QUEUE_HIGH_WATER, DATAGRAM_RECV_BUFFER, isLoopbackAddress, quicOptions, transportConfig, type QuicOptions } from './config.js';
@@ -143,8 +143,14 @@ async function openLink(attempt: ConnectAttempt, plan: Plan): Promise<Link> {
   let group: QuicGroup | undefined;
   let loss: PeerLoss | undefined;
   const stopListening = whenAborted(signal, () => ended.abort(signal.reason));
-  const taken = dialUnit(attempt.unit, target);
-  const unit = taken instanceof Promise ? await taken : taken;
+  let unit: SocketUnit;
+  try {
+    const taken = dialUnit(attempt.unit, target);
+    unit = taken instanceof Promise ? await taken : taken;
+  } catch (err) {
+    stopListening(); // over the limit: the attempt's signal keeps no listener of this attempt
+    throw err;
+  }
   // Every datagram counts against the sent budget (./wire.ts); none leaves once it is spent.
   const wireMeter = wireMeterFor(undefined, target);
   const wire = wireMeter === undefined ? undefined : new QuicWire(wireMeter);
