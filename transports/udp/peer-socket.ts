@@ -13,10 +13,12 @@
  * closes (a rendezvous is a connection): the library's grant when
  * `Preconnection.resolve()`/`rendezvous()` opened it (their lease, taken
  * before the bind), otherwise a unit of its own from the scope that minted
- * the bind target, so a guest calling the driver directly counts too. Such a
- * socket also charges every datagram it reads to `limit received` (no
- * Connection counts them): over the budget it fails with the budget error
- * and closes.
+ * the bind target, so a guest calling the driver directly counts too. Every
+ * datagram the socket reads is charged to `limit received` there, on the
+ * library's path too (a driver keeping the socket from the library, reading
+ * it itself, reads nothing uncounted; its channel says receiveMetered, so the
+ * Connection counts none of it again): over the budget it fails with the
+ * budget error and closes.
  *
  * @example
  * const socket = await openPeerSocket(attempt);
@@ -45,7 +47,7 @@ class UdpPeerSocket implements PeerSocket {
   readonly #family: 4 | 6;
   readonly #options: Readonly<Record<string, unknown>>;
   readonly #meter: ByteMeter | undefined;
-  /** Opened outside the library's path: what it reads is charged here. */
+  /** Where every datagram it reads is charged (undefined when the scope sets no `limit received`). */
   readonly #readMeter: WireMeter | undefined;
   #handler: PeerSocketHandler | undefined;
   readonly #early: [Buffer, SocketAddress][] = [];
@@ -124,6 +126,7 @@ class UdpPeerSocket implements PeerSocket {
             info: { ...grantedBuffers(socket), rendezvous: true },
             highWater: sendHighWater(this.#options),
             meter: this.#meter,
+            receiveMetered: this.#readMeter !== undefined,
           },
         );
         resolve(this.#channel);
@@ -249,7 +252,7 @@ function bindPeerSocket(attempt: ListenAttempt, to: { address: string; port: num
     socket.bind({ address, port, exclusive: true }, () => {
       stopListening();
       socket.off('error', onError);
-      const readMeter = unit.granted ? undefined : wireMeterFor(undefined, attempt.target);
+      const readMeter = wireMeterFor(undefined, attempt.target);
       resolve(new UdpPeerSocket(socket, family, options, meterFor(attempt), readMeter));
     });
   });
