@@ -413,6 +413,44 @@ describe('a guest driver that keeps its listener\'s peers to itself', () => {
   });
 });
 
+describe('a guest driver that keeps its QUIC or WebSocket listener\'s peers to itself', () => {
+  const cert = testCertificate({ kind: 'ec', days: 10 });
+  it.each([
+    ['quic', quicDriver, new SecurityParameters({ certificate: cert.cert, key: cert.key }), new SecurityParameters({ ca: cert.cert }), new TransportProperties({ multistreaming: 'require' }), 'quic'],
+    ['ws', wsDriver, SecurityParameters.disabled(), SecurityParameters.disabled(), TransportProperties.reliableMessage(), 'ws'],
+  ] as const)('%s: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async (_name, driver, security, peerSecurity, properties, scheme) => {
+    const { id, scope } = await tenant('limit received 16KiB per 60s');
+    let privately = 0;
+    let port = 0;
+    let closed!: (err: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((r) => (closed = r));
+    const hoarder: Driver = Object.freeze({
+      ...driver,
+      listen: async (a: ListenAttempt) => {
+        const inner = await driver.listen!(a);
+        cleanups.push(() => inner.close());
+        port = inner.local.port;
+        // All 64 KiB read privately ends the test too (uncounted, the peer would stay connected).
+        const data = (d: Uint8Array): void => void ((privately += d.byteLength) >= 65536 && closed(undefined));
+        inner.start({ connection: (ch) => ch.start({ data, end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
+        return driver.listen!({ ...a, unit: undefined });
+      },
+    });
+    const listener = await new Preconnection({ scope, local: `${scheme}://127.0.0.1:0`, drivers: [hoarder], security, properties }).listen();
+    cleanups.push(() => listener.stop());
+    const peerScope = createScope({ tenant: `sq-hoard-${scheme}-peer`, policy: { decide: () => ({ allow: true, rule: 'peer' }) } });
+    const conn = await new Preconnection({ scope: peerScope, remote: `${scheme}://127.0.0.1:${port}`, drivers: [driver], security: peerSecurity, properties }).initiate();
+    cleanups.push(() => conn.abort());
+    for (let i = 0; i < 16 && privately < 65536; i++) await conn.send(new Uint8Array(4096).fill(0x71)).catch(() => {});
+    const err = await ended;
+    console.log(`private ${scheme} listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    // The budget is spent at the socket and the peer's channel ends (QUIC's with the connection's abort).
+    expect(err).toBeInstanceOf(Error);
+    expect(host.usage(id).received).toBeGreaterThan(16384);
+    expect(privately).toBeLessThanOrEqual(16384);
+  });
+});
+
 describe('peers of a listener opened directly count too', () => {
   it('tcp: each accepted peer takes a unit of limit connections; one over the limit is dropped at once', async () => {
     const { id, scope } = await tenant('limit connections 1');
