@@ -25,7 +25,9 @@ import { testCertificate } from '../helpers/certs.js';
 import { quotaTenants } from '../helpers/tenants.js';
 import { quicDriver } from '../../transports/quic/index.js';
 import { udpDriver } from '../../transports/udp/index.js';
-import { wsDriver } from '../../transports/websocket/index.js';
+import { wsDriver, wssDriver } from '../../transports/websocket/index.js';
+import { tlsDriver } from '../../transports/tls/index.js';
+import { webtransportH2Driver } from '../../transports/webtransport/index.js';
 
 const { host, cleanups, tenant } = quotaTenants('sq', 'allow *://@loopback:*\nallow bind:*://@loopback:*\nallow accept:*://@loopback:*');
 
@@ -413,11 +415,14 @@ describe('a guest driver that keeps its listener\'s peers to itself', () => {
   });
 });
 
-describe('a guest driver that keeps its QUIC or WebSocket listener\'s peers to itself', () => {
+describe('a guest driver that keeps its QUIC, WebSocket, TLS or WebTransport listener\'s peers to itself', () => {
   const cert = testCertificate({ kind: 'ec', days: 10 });
   it.each([
     ['quic', quicDriver, new SecurityParameters({ certificate: cert.cert, key: cert.key }), new SecurityParameters({ ca: cert.cert }), new TransportProperties({ multistreaming: 'require' }), 'quic'],
     ['ws', wsDriver, SecurityParameters.disabled(), SecurityParameters.disabled(), TransportProperties.reliableMessage(), 'ws'],
+    ['wss', wssDriver, new SecurityParameters({ certificate: cert.cert, key: cert.key }), new SecurityParameters({ ca: cert.cert }), TransportProperties.reliableMessage(), 'wss'],
+    ['tls', tlsDriver, new SecurityParameters({ certificate: cert.cert, key: cert.key }), new SecurityParameters({ ca: cert.cert }), new TransportProperties(), 'tls'],
+    ['webtransport-h2', webtransportH2Driver, new SecurityParameters({ certificate: cert.cert, key: cert.key }), new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] }), new TransportProperties({ multistreaming: 'require' }), 'webtransport'],
   ] as const)('%s: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async (_name, driver, security, peerSecurity, properties, scheme) => {
     const { id, scope } = await tenant('limit received 16KiB per 60s');
     let privately = 0;
@@ -441,10 +446,12 @@ describe('a guest driver that keeps its QUIC or WebSocket listener\'s peers to i
     const peerScope = createScope({ tenant: `sq-hoard-${scheme}-peer`, policy: { decide: () => ({ allow: true, rule: 'peer' }) } });
     const conn = await new Preconnection({ scope: peerScope, remote: `${scheme}://127.0.0.1:${port}`, drivers: [driver], security: peerSecurity, properties }).initiate();
     cleanups.push(() => conn.abort());
+    // A WebTransport session over the budget ends before any stream reaches the driver: the peer sees it end.
+    conn.once('connectionError', (e) => closed(e));
     for (let i = 0; i < 16 && privately < 65536; i++) await conn.send(new Uint8Array(4096).fill(0x71)).catch(() => {});
     const err = await ended;
     console.log(`private ${scheme} listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
-    // The budget is spent at the socket and the peer's channel ends (QUIC's with the connection's abort).
+    // The budget is spent at the socket and the peer's channel ends (QUIC's with the connection's abort), or its connection.
     expect(err).toBeInstanceOf(Error);
     expect(host.usage(id).received).toBeGreaterThan(16384);
     expect(privately).toBeLessThanOrEqual(16384);
