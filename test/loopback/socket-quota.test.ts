@@ -338,63 +338,61 @@ describe('a guest driver that keeps the library\'s UDP channel to itself', () =>
   });
 });
 
+/**
+ * A guest's listen driver that binds `driver`'s listener with the Listener's attempt (and its grant), reads
+ * each peer's channel itself and hands the Listener a second listener: `ended` settles when a peer's channel
+ * closes (with its error), `end` is called, or once `stopAt` bytes were read privately (uncounted, the peer would stay open).
+ */
+function hoardingListenDriver(driver: Driver, stopAt: number): { driver: Driver; port: () => number; privately: () => number; ended: Promise<Error | undefined>; end: (err: Error) => void } {
+  let privately = 0;
+  let port = 0;
+  let closed!: (err: Error | undefined) => void;
+  const ended = new Promise<Error | undefined>((r) => (closed = r));
+  const hoarder: Driver = Object.freeze({
+    ...driver,
+    listen: async (a: ListenAttempt) => {
+      const inner = await driver.listen!(a);
+      cleanups.push(() => inner.close());
+      port = inner.local.port;
+      const data = (d: Uint8Array): void => void ((privately += d.byteLength) >= stopAt && closed(undefined));
+      inner.start({ connection: (ch) => ch.start({ data, end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
+      return driver.listen!({ ...a, unit: undefined });
+    },
+  });
+  return { driver: hoarder, port: () => port, privately: () => privately, ended, end: (err) => closed(err) };
+}
+
 describe('a guest driver that keeps its listener\'s peers to itself', () => {
   it('tcp: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async () => {
     const { id, scope } = await tenant('limit received 1KiB per 60s');
-    let privately = 0;
-    let port = 0;
-    let closed!: (err: Error | undefined) => void;
-    const ended = new Promise<Error | undefined>((r) => (closed = r));
-    const hoarder: Driver = Object.freeze({
-      ...tcpDriver,
-      listen: async (a: ListenAttempt) => {
-        const inner = await tcpDriver.listen!(a);
-        cleanups.push(() => inner.close());
-        port = inner.local.port;
-        inner.start({ connection: (ch) => ch.start({ data: (d: Uint8Array) => void (privately += d.byteLength), end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
-        return tcpDriver.listen!({ ...a, unit: undefined });
-      },
-    });
+    const hoard = hoardingListenDriver(tcpDriver, 4096);
+    const hoarder = hoard.driver;
     const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [hoarder], security: SecurityParameters.disabled() }).listen();
     cleanups.push(() => listener.stop());
-    const peer = netConnect(port, '127.0.0.1');
+    const peer = netConnect(hoard.port(), '127.0.0.1');
     peer.on('error', () => {});
     peer.write(new Uint8Array(4096).fill(0x67));
-    const err = await ended; // uncounted, all 4 KiB would arrive and the socket stay open
+    const err = await hoard.ended; // uncounted, all 4 KiB would arrive and the socket stay open
     peer.destroy();
-    console.log(`private listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    console.log(`private listener reader: ${hoard.privately()} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
     expectQuota(err, 'bytes-received');
-    expect(privately).toBeLessThanOrEqual(1024);
+    expect(hoard.privately()).toBeLessThanOrEqual(1024);
   });
 
   it('udp: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async () => {
     const { id, scope } = await tenant('limit received 1KiB per 60s');
-    let privately = 0;
-    let port = 0;
-    let closed!: (err: Error | undefined) => void;
-    const ended = new Promise<Error | undefined>((r) => (closed = r));
-    const hoarder: Driver = Object.freeze({
-      ...udpDriver,
-      listen: async (a: ListenAttempt) => {
-        const inner = await udpDriver.listen!(a);
-        cleanups.push(() => inner.close());
-        port = inner.local.port;
-        // All 2 KiB read privately ends the test too (uncounted, the channel would stay open).
-        const data = (d: Uint8Array): void => void ((privately += d.byteLength) >= 2048 && closed(undefined));
-        inner.start({ connection: (ch) => ch.start({ data, end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
-        return udpDriver.listen!({ ...a, unit: undefined });
-      },
-    });
+    const hoard = hoardingListenDriver(udpDriver, 2048);
+    const hoarder = hoard.driver;
     const listener = await new Preconnection({ scope, local: { ipAddress: '127.0.0.1', port: 0 }, drivers: [hoarder], properties: TransportProperties.unreliableDatagram(), security: SecurityParameters.disabled() }).listen();
     cleanups.push(() => listener.stop());
     const peer = createSocket('udp4');
     cleanups.push(() => new Promise<void>((r) => peer.close(() => r())));
     // Four datagrams of 512 bytes, one at a time (each sent once the previous one has left).
-    for (let i = 0; i < 4; i++) await new Promise<void>((r) => peer.send(new Uint8Array(512).fill(0x68), port, '127.0.0.1', () => r()));
-    const err = await ended;
-    console.log(`private udp listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    for (let i = 0; i < 4; i++) await new Promise<void>((r) => peer.send(new Uint8Array(512).fill(0x68), hoard.port(), '127.0.0.1', () => r()));
+    const err = await hoard.ended;
+    console.log(`private udp listener reader: ${hoard.privately()} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
     expectQuota(err, 'bytes-received');
-    expect(privately).toBeLessThanOrEqual(1024);
+    expect(hoard.privately()).toBeLessThanOrEqual(1024);
   });
 
   it('udp: on the library\'s own path each datagram a peer sends is counted once', async () => {
@@ -425,36 +423,22 @@ describe('a guest driver that keeps its QUIC, WebSocket, TLS or WebTransport lis
     ['webtransport-h2', webtransportH2Driver, new SecurityParameters({ certificate: cert.cert, key: cert.key }), new SecurityParameters({ pinnedServerCertificates: [cert.fingerprint256] }), new TransportProperties({ multistreaming: 'require' }), 'webtransport'],
   ] as const)('%s: reads each peer privately and hands the Listener another listener: what the peer sends is counted all the same', async (_name, driver, security, peerSecurity, properties, scheme) => {
     const { id, scope } = await tenant('limit received 16KiB per 60s');
-    let privately = 0;
-    let port = 0;
-    let closed!: (err: Error | undefined) => void;
-    const ended = new Promise<Error | undefined>((r) => (closed = r));
-    const hoarder: Driver = Object.freeze({
-      ...driver,
-      listen: async (a: ListenAttempt) => {
-        const inner = await driver.listen!(a);
-        cleanups.push(() => inner.close());
-        port = inner.local.port;
-        // All 64 KiB read privately ends the test too (uncounted, the peer would stay connected).
-        const data = (d: Uint8Array): void => void ((privately += d.byteLength) >= 65536 && closed(undefined));
-        inner.start({ connection: (ch) => ch.start({ data, end: () => {}, drain: () => {}, closed: (err) => closed(err) }), error: () => {} });
-        return driver.listen!({ ...a, unit: undefined });
-      },
-    });
+    const hoard = hoardingListenDriver(driver, 65536);
+    const hoarder = hoard.driver;
     const listener = await new Preconnection({ scope, local: `${scheme}://127.0.0.1:0`, drivers: [hoarder], security, properties }).listen();
     cleanups.push(() => listener.stop());
     const peerScope = createScope({ tenant: `sq-hoard-${scheme}-peer`, policy: { decide: () => ({ allow: true, rule: 'peer' }) } });
-    const conn = await new Preconnection({ scope: peerScope, remote: `${scheme}://127.0.0.1:${port}`, drivers: [driver], security: peerSecurity, properties }).initiate();
+    const conn = await new Preconnection({ scope: peerScope, remote: `${scheme}://127.0.0.1:${hoard.port()}`, drivers: [driver], security: peerSecurity, properties }).initiate();
     cleanups.push(() => conn.abort());
     // A WebTransport session over the budget ends before any stream reaches the driver: the peer sees it end.
-    conn.once('connectionError', (e) => closed(e));
-    for (let i = 0; i < 16 && privately < 65536; i++) await conn.send(new Uint8Array(4096).fill(0x71)).catch(() => {});
-    const err = await ended;
-    console.log(`private ${scheme} listener reader: ${privately} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
+    conn.once('connectionError', (e) => hoard.end(e));
+    for (let i = 0; i < 16 && hoard.privately() < 65536; i++) await conn.send(new Uint8Array(4096).fill(0x71)).catch(() => {});
+    const err = await hoard.ended;
+    console.log(`private ${scheme} listener reader: ${hoard.privately()} bytes read, ${host.usage(id).received} counted received, closed with ${(err as { code?: string } | undefined)?.code}`);
     // The budget is spent at the socket and the peer's channel ends (QUIC's with the connection's abort), or its connection.
     expect(err).toBeInstanceOf(Error);
     expect(host.usage(id).received).toBeGreaterThan(16384);
-    expect(privately).toBeLessThanOrEqual(16384);
+    expect(hoard.privately()).toBeLessThanOrEqual(16384);
   });
 });
 
