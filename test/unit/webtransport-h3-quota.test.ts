@@ -5,15 +5,19 @@
  * and gives it back when it closes or fails; none is created over the limit
  * or when the sent budget cannot take its CONNECT; a listener takes a unit of
  * `limit listeners` until it stops, and, bound by a guest calling the driver,
- * a unit per accepted session (one over the limit is closed at once). This
+ * a unit per accepted session (one over the limit is closed at once); its
+ * channels charge each stream chunk and datagram they read (the native module
+ * owns the UDP socket, so nothing below counts them), whoever reads them, and
+ * end the session over the received budget. This
  * checks the bookkeeping only: what the fake does is not what a QUIC stack
  * does, and nothing here says the driver works.
  */
-import { ReadableStream, WritableStream } from 'node:stream/web';
+import { ReadableStream, WritableStream, type ReadableStreamDefaultController } from 'node:stream/web';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { NEVER_ABORTED, type ConnectAttempt, type ListenAttempt } from '../../src/driver.js';
+import { NEVER_ABORTED, type ConnectAttempt, type ListenAttempt, type TransportChannel } from '../../src/driver.js';
 import { LocalEndpoint, RemoteEndpoint } from '../../src/endpoints.js';
 import { QuotaExceededError } from '../../src/errors.js';
+import { meteringOf } from '../../src/policy/self-metered.js';
 import { Host, type TenantScope } from '../../src/policy/index.js';
 import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
@@ -22,24 +26,31 @@ import { testCertificate } from '../helpers/certs.js';
 /** A session of the fake module: `ready` as told, `closed` once closed. */
 class FakeSession {
   static made = 0;
+  /** The last session the fake client made. */
+  static last: FakeSession | undefined;
   readonly ready: Promise<void>;
   readonly closed: Promise<{ closeCode: number; reason: string }>;
   readonly incomingBidirectionalStreams = new ReadableStream();
   readonly incomingUnidirectionalStreams = new ReadableStream();
-  readonly datagrams = { readable: new ReadableStream<Uint8Array>(), createWritable: () => new WritableStream<Uint8Array>(), maxDatagramSize: 1200 };
+  /** What the "peer" sends: datagrams, and chunks on the session's first stream (when `fake.streams`). */
+  dgram!: ReadableStreamDefaultController<Uint8Array>;
+  stream: ReadableStreamDefaultController<Uint8Array> | undefined;
+  readonly datagrams = { readable: new ReadableStream<Uint8Array>({ start: (c) => void (this.dgram = c) }), createWritable: () => new WritableStream<Uint8Array>(), maxDatagramSize: 1200 };
   readonly peerAddress = '127.0.0.1:40000';
   closedByServer = false;
   #close!: (info: { closeCode: number; reason: string }) => void;
 
   constructor(ready: boolean) {
     FakeSession.made++;
+    FakeSession.last = this;
     this.ready = ready ? Promise.resolve() : Promise.reject(new Error('Opening handshake failed.'));
     this.closed = new Promise((r) => (this.#close = r));
     if (!ready) this.#close({ closeCode: 1, reason: 'failed' });
   }
 
-  createBidirectionalStream(): Promise<never> {
-    return Promise.reject(new Error('not in this fake'));
+  createBidirectionalStream(): Promise<{ readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> }> {
+    if (!fake.streams) return Promise.reject(new Error('not in this fake'));
+    return Promise.resolve({ readable: new ReadableStream<Uint8Array>({ start: (c) => void (this.stream = c) }), writable: new WritableStream<Uint8Array>() });
   }
 
   close(info: { closeCode: number; reason: string } = { closeCode: 0, reason: '' }): void {
@@ -48,7 +59,7 @@ class FakeSession {
   }
 }
 
-const fake = vi.hoisted(() => ({ ready: true, offered: [] as unknown[], push: undefined as ((s: unknown) => void) | undefined }));
+const fake = vi.hoisted(() => ({ ready: true, streams: false, offered: [] as unknown[], push: undefined as ((s: unknown) => void) | undefined }));
 
 vi.mock('../../transports/webtransport/engine.js', async (original) => ({
   ...(await original<typeof import('../../transports/webtransport/engine.js')>()),
@@ -171,5 +182,61 @@ describe('webtransport-h3 quotas (fake native module; unverified on the wire)', 
     expect(host.usage(id).connections).toBe(0);
     await listener.close();
     expect(host.usage(id).listeners).toBe(0);
+  });
+});
+
+/** Read `channel` as a guest's driver would, privately: what it got, and how it ended. */
+function readPrivately(channel: TransportChannel): { got: number[]; ended: Promise<Error | undefined> } {
+  const got: number[] = [];
+  const ended = new Promise<Error | undefined>((resolve) => channel.start({ data: (m) => got.push(m.byteLength), end: () => {}, drain: () => {}, closed: resolve }));
+  return { got, ended };
+}
+
+describe('webtransport-h3 charges what its channels read (fake native module; unverified on the wire)', () => {
+  it.each(['datagrams', 'streams'] as const)('%s: each read is charged once before it is delivered, the channel says so, and over the budget the session ends with the QuotaExceededError', async (mode) => {
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    fake.streams = mode === 'streams';
+    let channel: TransportChannel;
+    try {
+      channel = await connectH3(await dial(scope), mode);
+    } finally {
+      fake.streams = false;
+    }
+    const session = FakeSession.last!;
+    const peer = mode === 'datagrams' ? session.dgram : session.stream!;
+    // Recorded by the library, so the Connection does not count these bytes again.
+    expect(meteringOf(channel).receiveMetered).toBe(true);
+    const { got, ended } = readPrivately(channel);
+    peer.enqueue(new Uint8Array(600));
+    await vi.waitFor(() => expect(got).toEqual([600]));
+    expect(host.usage(id).received).toBe(600);
+    peer.enqueue(new Uint8Array(600));
+    peer.enqueue(new Uint8Array(600));
+    const err = await ended;
+    console.log(`webtransport-h3 ${mode} (fake module): ${got.length} chunk(s) delivered, ${host.usage(id).received} bytes counted, ended with ${(err as { code?: string } | undefined)?.code}`);
+    expect(err).toBeInstanceOf(QuotaExceededError);
+    expect(err).toMatchObject({ quota: 'bytes-received' });
+    expect(got).toEqual([600]);
+    expect(session.closedByServer).toBe(true);
+    await tick();
+    expect(host.usage(id).connections).toBe(0);
+  });
+
+  it('a listener\'s datagram channel charges what it reads too', async () => {
+    const { id, scope } = await tenant('limit received 1KiB per 60s');
+    const listener = await listenH3(await bind(scope), 'datagrams');
+    const accepted: TransportChannel[] = [];
+    listener.start({ connection: (ch) => accepted.push(ch), error: () => {} });
+    const session = new FakeSession(true);
+    fake.push!(session);
+    await vi.waitFor(() => expect(accepted).toHaveLength(1));
+    expect(meteringOf(accepted[0]).receiveMetered).toBe(true);
+    const { got, ended } = readPrivately(accepted[0]!);
+    session.dgram.enqueue(new Uint8Array(1000));
+    session.dgram.enqueue(new Uint8Array(1000));
+    expect(await ended).toBeInstanceOf(QuotaExceededError);
+    expect(got).toEqual([1000]);
+    expect(host.usage(id).received).toBeGreaterThan(1024);
+    await listener.close();
   });
 });

@@ -62,6 +62,11 @@ export interface StreamGroup {
   readonly meter?: ByteMeter | undefined;
   /** True when the group's socket charges everything it reads (TransportChannel.receiveMetered). */
   readonly receiveMetered?: boolean | undefined;
+  /**
+   * Charge `bytes` a stream of the group read, before they are delivered; false when over the budget (the
+   * group has then ended its streams with the error). Absent: nothing is charged here.
+   */
+  received?(bytes: number): boolean;
 }
 
 export interface StreamChannelOptions {
@@ -273,7 +278,10 @@ export class StreamChannel implements TransportChannel {
       this.#maybeFinish();
       return;
     }
-    if (r.value.byteLength > 0) this.#inbox.data(r.value);
+    if (r.value.byteLength > 0) {
+      if (this.#group.received?.(r.value.byteLength) === false) return;
+      this.#inbox.data(r.value);
+    }
     this.#pump();
   };
 

@@ -23,6 +23,7 @@ import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import type { WtSession } from './engine.js';
 import { sessionClosedError, streamError } from './errors.js';
+import type { ReadMeter } from './group.js';
 import { selfMetered } from '../../src/policy/self-metered.js';
 
 export interface DatagramChannelOptions {
@@ -31,6 +32,11 @@ export interface DatagramChannelOptions {
   readonly info: Readonly<Record<string, unknown>>;
   /** A client's byte budget: each datagram is charged before it is written. */
   readonly meter?: ByteMeter | undefined;
+  /**
+   * Charges each datagram read before it is delivered; over the budget the session ends with the
+   * QuotaExceededError (HTTP/3: nothing below counts the reads, the native module owns the UDP socket).
+   */
+  readonly readMeter?: ReadMeter | undefined;
 }
 
 export class DatagramChannel implements TransportChannel {
@@ -49,11 +55,13 @@ export class DatagramChannel implements TransportChannel {
   #closing = false;
 
   readonly #meter: ByteMeter | undefined;
+  readonly #readMeter: ReadMeter | undefined;
 
   constructor(session: WtSession, options: DatagramChannelOptions) {
     this.#session = session;
     this.#meter = options.meter;
-    selfMetered(this, options.meter !== undefined, false);
+    this.#readMeter = options.readMeter;
+    selfMetered(this, options.meter !== undefined, options.readMeter !== undefined);
     this.local = options.local;
     this.remote = options.remote;
     this.info = options.info;
@@ -72,6 +80,11 @@ export class DatagramChannel implements TransportChannel {
   /** Datagrams are charged to the client's byte budget here. */
   get metered(): boolean {
     return this.#meter !== undefined;
+  }
+
+  /** Datagrams read are charged to the tenant's received budget here (when it has one). */
+  get receiveMetered(): boolean {
+    return this.#readMeter !== undefined;
   }
 
   start(receiver: ChannelReceiver): void {
@@ -136,6 +149,15 @@ export class DatagramChannel implements TransportChannel {
   readonly #onRead = (r: ReadableStreamReadResult<Uint8Array>): void => {
     this.#reading = false;
     if (this.#finished || r.done) return;
+    if (this.#readMeter !== undefined) {
+      try {
+        this.#readMeter.received(r.value.byteLength);
+      } catch (err) {
+        this.#finish(err as Error, false);
+        this.#session.close({ closeCode: 1, reason: 'over the received budget' });
+        return;
+      }
+    }
     this.#inbox.data(r.value);
     this.#pump();
   };

@@ -47,6 +47,18 @@ export interface SessionGroupOptions {
   readonly meter?: ByteMeter | undefined;
   /** The session's TCP socket charges everything it reads (its channels say so: TransportChannel.receiveMetered). */
   readonly receiveMetered?: boolean | undefined;
+  /**
+   * Charges each chunk its streams read before delivering it; over the budget the session ends with the
+   * QuotaExceededError. Only where nothing below counts the reads (HTTP/3: the native module owns the UDP
+   * socket); never with `receiveMetered`, which would count them twice.
+   */
+  readonly readMeter?: ReadMeter | undefined;
+}
+
+/** Where a session's reads are charged: throws QuotaExceededError when the received budget is spent. */
+export interface ReadMeter {
+  /** Charge `bytes` read; throws QuotaExceededError when over the budget. */
+  received(bytes: number): void;
 }
 
 export class SessionGroup implements StreamGroup {
@@ -64,7 +76,19 @@ export class SessionGroup implements StreamGroup {
   }
 
   get receiveMetered(): boolean {
-    return this.#options.receiveMetered === true;
+    return this.#options.receiveMetered === true || this.#options.readMeter !== undefined;
+  }
+
+  received(bytes: number): boolean {
+    const meter = this.#options.readMeter;
+    if (meter === undefined) return true;
+    try {
+      meter.received(bytes);
+      return true;
+    } catch (err) {
+      this.fail(err as Error);
+      return false;
+    }
   }
 
   constructor(session: WtSession, transport: SessionTransport, options: SessionGroupOptions) {

@@ -25,8 +25,15 @@
  * outside the library's path, a unit of `limit connections` per session it
  * accepts (one over the limit is closed at once). What the sessions send is
  * charged as they send it; the datagrams on the wire cannot be counted: the
- * native module owns its UDP socket. UNVERIFIED: the native module is not
- * installed where this was written, so none of this has run against it; a
+ * native module owns its UDP socket. So the channels count what they read
+ * instead: each stream chunk and datagram is charged to the received budget
+ * before it is delivered (on both paths, whoever reads the channel: a
+ * guest's driver reading the library's channel itself spends the budget
+ * all the same), the channels say `receiveMetered` so the Connection does not
+ * count it again, and over the budget the session ends with the
+ * QuotaExceededError. QUIC and HTTP/3 framing and the peer's control
+ * streams stay uncounted. UNVERIFIED: the native module is not installed
+ * where this was written, so none of this has run against it on the wire; a
  * fake module checks the accounting only (test/unit/webtransport-h3-quota.test.ts).
  *
  * @example
@@ -47,7 +54,7 @@ import { targetAddress } from '../kit/dial.js';
 import { webTransportConfig } from './config.js';
 import { DatagramChannel } from './datagram.js';
 import { loadHttp3Api, type PublicApi, type WtSession } from './engine.js';
-import { SessionGroup, type SessionTransport } from './group.js';
+import { SessionGroup, type ReadMeter, type SessionTransport } from './group.js';
 import { meterFor } from '../kit/meter.js';
 
 export type H3Mode = 'streams' | 'datagrams';
@@ -142,8 +149,10 @@ export async function connectH3(attempt: ConnectAttempt, mode: H3Mode): Promise<
   const remote: SocketAddress = Object.freeze({ address, port, family });
   const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path, serverName: target.hostName });
   const meter = meterFor(attempt);
-  if (mode === 'datagrams') return new DatagramChannel(session, { local: unknownLocal(family), remote, info, meter });
-  const group = new SessionGroup(session, sessionTransport(session, unknownLocal(family), remote, info), { closeTimeout: cfg.closeTimeout, meter });
+  // What the session reads is charged at its channels (see the module comment).
+  const readMeter = wireMeterFor(undefined, target);
+  if (mode === 'datagrams') return new DatagramChannel(session, { local: unknownLocal(family), remote, info, meter, readMeter });
+  const group = new SessionGroup(session, sessionTransport(session, unknownLocal(family), remote, info), { closeTimeout: cfg.closeTimeout, meter, readMeter });
   let first;
   try {
     first = await session.createBidirectionalStream();
@@ -217,7 +226,8 @@ export async function listenH3(attempt: ListenAttempt, mode: H3Mode): Promise<Dr
   const a = server.address();
   const local: SocketAddress = Object.freeze({ address: a?.host ?? address, port: a?.port ?? port, family });
   const admit = unit.granted ? undefined : sessionUnits(target);
-  return new H3Listener(local, sessions.getReader(), () => stop(server), mode, cfg.closeTimeout, cfg.path ?? '/', meterFor(attempt), admit);
+  const meters = { meter: meterFor(attempt), readMeter: wireMeterFor(undefined, target) };
+  return new H3Listener(local, sessions.getReader(), () => stop(server), mode, cfg.closeTimeout, cfg.path ?? '/', meters, admit);
 }
 
 /**
@@ -247,7 +257,7 @@ class H3Listener implements DriverListener {
 
   constructor(
     local: SocketAddress, reader: ReadableStreamDefaultReader<WtSession & { readonly peerAddress?: string }>, stop: () => void, mode: H3Mode,
-    closeTimeout: number, path: string, meter: ByteMeter | undefined, admit: ((session: WtSession) => boolean) | undefined,
+    closeTimeout: number, path: string, meters: { meter: ByteMeter | undefined; readMeter: ReadMeter | undefined }, admit: ((session: WtSession) => boolean) | undefined,
   ) {
     this.local = local;
     this.#stop = stop;
@@ -263,9 +273,9 @@ class H3Listener implements DriverListener {
         }
         const remote = parsePeer(session.peerAddress);
         const info = Object.freeze({ protocol: 'webtransport', httpVersion: '3', path });
-        // What each session sends is charged to the tenant's byte budget (unverified: the native module is optional).
-        if (mode === 'datagrams') this.#accept(new DatagramChannel(session, { local, remote, info, meter }));
-        else new SessionGroup(session, sessionTransport(session, local, remote, info), { closeTimeout, accept: (ch) => this.#accept(ch), meter });
+        // What each session sends and reads is charged to the tenant's byte budgets (unverified: the native module is optional).
+        if (mode === 'datagrams') this.#accept(new DatagramChannel(session, { local, remote, info, ...meters }));
+        else new SessionGroup(session, sessionTransport(session, local, remote, info), { closeTimeout, accept: (ch) => this.#accept(ch), ...meters });
       }
     })().catch(noop);
   }
