@@ -64,6 +64,18 @@ interface PromptGuard {
 }
 
 /**
+ * @internal The promise of an answer that may come at once or later: what `authorize` and `authorizeLookup`
+ * make of their `…Now` forms, a synchronous throw (a PolicyDeniedError, a TypeError) becoming the rejection.
+ */
+export function answered<T>(answer: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(answer());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
  * @internal `guard.authorize(request)`, answered at once (a target, or a PolicyDeniedError thrown) when
  * `guard` is a scope this library made and its policy answers at once; a promise otherwise. The same
  * decision, recorded the same way: the selection's direct attempt waits no turn for a synchronous policy.

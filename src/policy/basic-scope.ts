@@ -15,7 +15,7 @@ import type { Network, NetworkScope, Resolver } from '../network.js';
 import { checkObject, ownField } from '../own.js';
 import { keepAnswers, literalAnswer, LITERAL_LOOKUP } from './answers.js';
 import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
-import { baseNetwork, brandScope, CheckedNetwork, mintName, mintTarget, nameMintedBy, type AdmittingScope } from './admission.js';
+import { answered, baseNetwork, brandScope, CheckedNetwork, mintName, mintTarget, nameMintedBy, type AdmittingScope } from './admission.js';
 import type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, Lease, PolicyGuard, ResolvedAddress } from './contract.js';
 import { canonicalRequest, type CanonicalRequest } from './decide.js';
 import { emitRecord, nextRecordId, wantsRecords } from './records.js';
@@ -201,13 +201,7 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
   }
 
   authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
-    let r: CheckedTarget | Promise<CheckedTarget>;
-    try {
-      r = this.authorizeNow(request);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return Promise.resolve(r);
+    return answered(() => this.authorizeNow(request));
   }
 
   /** @internal `authorize`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeNow`. */
@@ -264,11 +258,7 @@ export class BasicScope implements NetworkScope, PolicyGuard, AdmittingScope {
   }
 
   authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
-    try {
-      return Promise.resolve(this.authorizeLookupNow(protocol, host, port));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return answered(() => this.authorizeLookupNow(protocol, host, port));
   }
 
   /** @internal `authorizeLookup`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeLookupNow`. */

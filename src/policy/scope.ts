@@ -23,7 +23,7 @@ import { PolicyDeniedError } from '../errors.js';
 import type { Network, NetworkScope } from '../network.js';
 import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
 import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
-import { brandScope, CheckedNetwork, mintedBy, mintName, mintTarget, type AdmittingScope, type WireMeter } from './admission.js';
+import { answered, brandScope, CheckedNetwork, mintedBy, mintName, mintTarget, type AdmittingScope, type WireMeter } from './admission.js';
 import type { VerifiedClaims } from './claims.js';
 import type { CompiledPolicy, CustomRequest } from './compile.js';
 import type { AuthorizeRequest, CheckedName, CheckedTarget, DecisionRecord, PolicyGuard, ResolvedAddress } from './contract.js';
@@ -179,11 +179,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   }
 
   authorize(request: AuthorizeRequest): Promise<CheckedTarget> {
-    try {
-      return Promise.resolve(this.authorizeNow(request));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return answered(() => this.authorizeNow(request));
   }
 
   /** @internal `authorize`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeNow`. */
@@ -261,11 +257,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   }
 
   authorizeLookup(protocol: PolicyProtocol, host: string, port?: number): Promise<CheckedName> {
-    try {
-      return Promise.resolve(this.authorizeLookupNow(protocol, host, port));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return answered(() => this.authorizeLookupNow(protocol, host, port));
   }
 
   /** @internal `authorizeLookup`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeLookupNow`. */
