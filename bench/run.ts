@@ -44,7 +44,7 @@ for (const name of names) {
     failures.push(`${name}: ${(err as Error)?.stack ?? String(err)}`);
   }
 }
-process.stdout.write(`\n${formatTable(rows)}\n`);
+process.stdout.write(`\nNode ${process.version}, ${process.platform}/${process.arch}\n${formatTable(rows)}\n`);
 await mkdir(RESULTS_DIR, { recursive: true });
 await writeFile(join(RESULTS_DIR, 'bench.json'), JSON.stringify({ node: process.version, date: new Date().toISOString(), rows, failures }, null, 2));
 if (failures.length > 0) {
