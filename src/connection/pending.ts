@@ -25,18 +25,12 @@ export type Written = (p: PendingSend, err: Error | undefined) => void;
 
 const noop = (): void => {};
 
-/** The one executor of every PendingSend's promise (no executor closure per send): it fills in `making`. */
-let capture: (resolve: () => void, reject: (e: Error) => void) => void;
-/** The PendingSend whose promise is being made. */
-let making: PendingSend | undefined;
-
 export class PendingSend {
   readonly data: Uint8Array;
   readonly context: MessageContextInit;
   readonly priority: number;
   /** Clock time after which it expires (Infinity: never). */
   readonly deadline: number;
-  readonly seq: number;
   settled = false;
   /** The application gave a string (a WebSocket sends it as text: ChannelSendMeta.text). */
   text = false;
@@ -51,24 +45,17 @@ export class PendingSend {
   #reject!: (e: Error) => void;
   readonly #onSettle: Settler;
 
-  constructor(data: Uint8Array, context: MessageContextInit, now: number, seq: number, onSettle: Settler) {
+  constructor(data: Uint8Array, context: MessageContextInit, now: number, onSettle: Settler) {
     this.data = data;
     this.context = context;
     this.priority = context.msgPriority ?? 100;
     const life = context.msgLifetime;
     this.deadline = life === undefined || life === Infinity ? Infinity : now + life;
-    this.seq = seq;
     this.#onSettle = onSettle;
-    making = this;
-    this.promise = new Promise<void>(capture);
-    making = undefined;
-  }
-
-  static {
-    capture = (resolve, reject) => {
-      making!.#resolve = resolve;
-      making!.#reject = reject;
-    };
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
   }
 
   /** The first error of its pieces, once one failed. */

@@ -65,6 +65,12 @@ const TEXT_META: ChannelSendMeta = Object.freeze({ text: true });
 
 export class Sender {
   readonly #host: SenderHost;
+  /** The host's channel, framer, lease and clock, read once: they are the connection's for its whole life. */
+  readonly #channel: TransportChannel;
+  readonly #framer: MessageFramer | undefined;
+  readonly #lease: Lease;
+  readonly #clock: Clock;
+  readonly #receiveOnly: boolean;
   /** Made when the first message has to wait (most connections never queue one). */
   #queue: SendQueue | undefined;
   readonly #needsReplayable: boolean;
@@ -72,7 +78,6 @@ export class Sender {
   #onWritten: Written | undefined;
   #blocked = false;
   #finalQueued = false;
-  #seq = 0;
   #expiryTimer: unknown;
   #expiryAt = Infinity;
   /** Messages handed to the channel whose completion has not come back. */
@@ -88,6 +93,11 @@ export class Sender {
 
   constructor(host: SenderHost, deliveryTimeout = Infinity) {
     this.#host = host;
+    this.#channel = host.channel;
+    this.#framer = host.framer;
+    this.#lease = host.lease;
+    this.#clock = host.clock;
+    this.#receiveOnly = host.receiveOnly;
     this.#needsReplayable = mayDuplicate(host.driver);
     this.#deliveryTimeout = deliveryTimeout;
     if (host.channel.completesInOrder === true) {
@@ -113,7 +123,7 @@ export class Sender {
   #completed(p: PendingSend, err: Error | undefined): void {
     if (p.settled) return; // failed when the connection closed
     this.#inflight--;
-    if (this.#deliveryTimeout !== Infinity) this.#progressAt = this.#host.clock.now();
+    if (this.#deliveryTimeout !== Infinity) this.#progressAt = this.#clock.now();
     if (err) p.settle({ kind: 'sendError', error: this.#failure(err) });
     else p.settle(SENT);
   }
@@ -135,7 +145,9 @@ export class Sender {
 
   /** Largest message one send may carry: the channel's and the framer's limits. */
   get maxLength(): number {
-    return Math.min(this.#host.channel.maxMessageSize, this.#host.framer?.maxMessageSize ?? Infinity);
+    const framer = this.#framer;
+    const max = this.#channel.maxMessageSize;
+    return framer === undefined ? max : Math.min(max, framer.maxMessageSize);
   }
 
   /** Data is waiting for the transport: queued here, or handed over and not completed. */
@@ -155,9 +167,11 @@ export class Sender {
     const host = this.#host;
     // No event follows Closed (RFC 9622 §11): a send after it only rejects.
     if (host.state() === 'closed') return closedSend(host.error());
-    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : host.clock.now(), this.#seq++, host);
+    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : this.#clock.now(), host);
     if (text) p.text = true;
-    const problem = this.#refuse(bytes, ctx);
+    // Without properties only the state and the size can refuse it (checked inline; #refuse says why).
+    const plain = ctx === NO_CONTEXT && !this.#finalQueued && !this.#receiveOnly && host.sendOpen() && bytes.byteLength <= this.maxLength;
+    const problem = plain ? undefined : this.#refuse(bytes, ctx);
     if (problem !== undefined) {
       p.settle({ kind: 'sendError', error: problem });
       return p.promise;
@@ -221,9 +235,9 @@ export class Sender {
 
   /** Largest message of the given reliability: a per-message reliability channel's own limit for it, else sendMsgMaxLen. */
   #maxFor(reliable: boolean | undefined): number {
-    const channel = this.#host.channel;
+    const channel = this.#channel;
     if (reliable === undefined || channel.maxMessageSizeFor === undefined) return this.maxLength;
-    return Math.min(channel.maxMessageSizeFor(reliable), this.#host.framer?.maxMessageSize ?? Infinity);
+    return Math.min(channel.maxMessageSizeFor(reliable), this.#framer?.maxMessageSize ?? Infinity);
   }
 
   /** Why this message cannot be sent at all (checked before it is queued). */
@@ -231,7 +245,7 @@ export class Sender {
     const host = this.#host;
     if (!host.sendOpen()) return new SendError('ERR_TAPS_INVALID_STATE', `cannot send: the connection is ${host.state()}`);
     if (this.#finalQueued) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send after a message marked final');
-    if (host.receiveOnly) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send: direction is unidirectional-receive');
+    if (this.#receiveOnly) return new SendError('ERR_TAPS_INVALID_STATE', 'cannot send: direction is unidirectional-receive');
     const max = this.#maxFor(ctx.msgReliable);
     if (bytes.byteLength > max) return tooLarge(bytes.byteLength, max, host, ctx.msgReliable);
     if (ctx === NO_CONTEXT) return undefined;
@@ -249,7 +263,7 @@ export class Sender {
     if (ctx.msgOrdered === true && !caps.ordered && !caps.perMsgReliability) {
       return new SendError('ERR_TAPS_INVALID_MESSAGE_PROPERTIES', `msgOrdered requested but ${id} does not preserve order (RFC 9622 §9.1.3.3)`);
     }
-    const single = host.channel.singularTransmissionMsgMaxLen;
+    const single = this.#channel.singularTransmissionMsgMaxLen;
     if ((ctx.noFragmentation === true || ctx.noSegmentation === true) && single !== undefined && bytes.byteLength > single) {
       return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${bytes.byteLength} bytes cannot go in one packet (singularTransmissionMsgMaxLen ${single})`);
     }
@@ -261,16 +275,32 @@ export class Sender {
 
   /** Hand one message to the channel; its outcome arrives in the channel's callback. */
   #write(p: PendingSend): void {
-    const host = this.#host;
-    if (p.deadline !== Infinity && p.deadline < host.clock.now()) {
+    if (p.deadline !== Infinity && p.deadline < this.#clock.now()) {
       p.settle({ kind: 'expired', error: expiredError(p) });
       return;
     }
+    if (this.#framer !== undefined) {
+      this.#writeFramed(p, this.#framer);
+      return;
+    }
+    try {
+      // The tenant's byte budget counts what goes on the wire (as received() does).
+      this.#lease.sent(p.data.byteLength);
+    } catch (err) {
+      p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
+      return;
+    }
+    this.#inflight++;
+    this.#flight.push(p);
+    if (!this.#channel.send(p.data, metaOf(p), this.#doneInOrder ?? p.callback(this.#onWritten ?? this.#written()))) this.#blocked = true;
+  }
+
+  /** #write through the framer: its bytes are charged, framing included, and may be several pieces. */
+  #writeFramed(p: PendingSend, framer: MessageFramer): void {
     let pieces: Uint8Array | readonly Uint8Array[];
     try {
-      pieces = host.framer ? host.framer.frame(p.data) : p.data;
-      // The tenant's byte budget counts what goes on the wire, framing included (as received() does).
-      host.lease.sent(pieces instanceof Uint8Array ? pieces.byteLength : byteLength(pieces));
+      pieces = framer.frame(p.data);
+      this.#lease.sent(pieces instanceof Uint8Array ? pieces.byteLength : byteLength(pieces));
     } catch (err) {
       p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
       return;
@@ -281,19 +311,17 @@ export class Sender {
     }
     this.#inflight++;
     this.#flight.push(p);
-    const ctx = p.context;
-    const meta: ChannelSendMeta =
-      ctx === NO_CONTEXT ? (p.text ? TEXT_META : NO_META)
-      : { final: ctx.final, reliable: ctx.msgReliable, ordered: ctx.msgOrdered, priority: ctx.msgPriority, fields: ctx.fields, text: p.text };
+    const meta = metaOf(p);
     const done = this.#doneInOrder ?? p.callback(this.#onWritten ?? this.#written());
+    const channel = this.#channel;
     let ok: boolean;
-    if (pieces instanceof Uint8Array) ok = host.channel.send(pieces, meta, done);
+    if (pieces instanceof Uint8Array) ok = channel.send(pieces, meta, done);
     else {
       // Several pieces (header, payload): the message is written when the last of them is.
       const n = pieces.length;
       p.pieces = n;
       ok = true;
-      for (let i = 0; i < n; i++) ok = host.channel.send(pieces[i]!, i === n - 1 ? meta : NO_META, done);
+      for (let i = 0; i < n; i++) ok = channel.send(pieces[i]!, i === n - 1 ? meta : NO_META, done);
     }
     if (!ok) this.#blocked = true;
   }
@@ -308,7 +336,7 @@ export class Sender {
 
   #armExpiry(at: number): void {
     this.#disarmExpiry();
-    const clock = this.#host.clock;
+    const clock = this.#clock;
     this.#expiryAt = at;
     this.#expiryTimer = clock.setTimeout(() => {
       this.#expiryTimer = undefined;
@@ -323,15 +351,15 @@ export class Sender {
 
   /** Start the connTimeout clock now (data just became outstanding). */
   #armWatchdog(ms: number): void {
-    this.#progressAt = this.#host.clock.now();
-    this.#watchdog = this.#host.clock.setTimeout(() => this.#checkProgress(), ms);
+    this.#progressAt = this.#clock.now();
+    this.#watchdog = this.#clock.setTimeout(() => this.#checkProgress(), ms);
   }
 
   #checkProgress(): void {
     this.#watchdog = undefined;
     const limit = this.#deliveryTimeout;
     if (limit === Infinity || !this.outstanding) return; // nothing waits: the next send starts the clock again
-    const clock = this.#host.clock;
+    const clock = this.#clock;
     const idle = clock.now() - this.#progressAt;
     if (idle < limit) {
       this.#watchdog = clock.setTimeout(() => this.#checkProgress(), limit - idle);
@@ -341,12 +369,12 @@ export class Sender {
   }
 
   #disarmWatchdog(): void {
-    if (this.#watchdog !== undefined) this.#host.clock.clearTimeout(this.#watchdog);
+    if (this.#watchdog !== undefined) this.#clock.clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
   }
 
   #disarmExpiry(): void {
-    if (this.#expiryTimer !== undefined) this.#host.clock.clearTimeout(this.#expiryTimer);
+    if (this.#expiryTimer !== undefined) this.#clock.clearTimeout(this.#expiryTimer);
     this.#expiryTimer = undefined;
     this.#expiryAt = Infinity;
   }
@@ -367,6 +395,13 @@ function tooLarge(size: number, max: number, host: SenderHost, reliable: boolean
   const limit = reliable === undefined ? `sendMsgMaxLen ${max}` : `the largest ${reliable ? 'reliable' : 'unreliable'} message ${max}`;
   const why = unreliable ? ': an unreliable message must fit in one datagram' : '';
   return new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `message of ${size} bytes exceeds ${limit} of ${host.driver.id}${why}`);
+}
+
+/** What the channel is told about a message: its properties (none: one shared object). */
+function metaOf(p: PendingSend): ChannelSendMeta {
+  const ctx = p.context;
+  if (ctx === NO_CONTEXT) return p.text ? TEXT_META : NO_META;
+  return { final: ctx.final, reliable: ctx.msgReliable, ordered: ctx.msgOrdered, priority: ctx.msgPriority, fields: ctx.fields, text: p.text };
 }
 
 function byteLength(pieces: readonly Uint8Array[]): number {
