@@ -369,10 +369,15 @@ export class Race<T> {
   running = 0;
   readonly #signal: AbortSignal | undefined;
   #attempts: AbortController | undefined;
-  /** The one attempt-delay timer of the race. */
+  /** The one timer of the race: the attempt delay's, and the deadline's when one is set. */
   #timer: unknown;
+  /** When the armed timer fires (clock time). */
+  #timerAt = 0;
   /** When the attempt delay runs out (clock time), while a next attempt waits for it. */
   #dueAt: number | undefined;
+  /** When the deadline set by `deadline()` runs out (clock time), and what it calls then. */
+  #deadlineAt: number | undefined;
+  #onDeadline: (() => void) | undefined;
   /** The delay passed (or an attempt failed) with nothing to start: the next arrival starts at once. */
   #due = false;
   /** Attempts started so far (a failure that itself started one, as failover does, needs no other). */
@@ -445,27 +450,67 @@ export class Race<T> {
     this.#due = false;
     // One timer for the race: a start before it fires moves the due time, not the timer (it then waits what is left),
     // so attempts failing one after another arm and clear one timer, not one each.
-    this.#dueAt = this.clock.now() + this.root.delay;
-    this.#timer ??= this.clock.setTimeout(this.#onDelay, this.root.delay);
+    const now = this.clock.now();
+    this.#dueAt = now + this.root.delay;
+    this.#arm(this.#dueAt, now);
   }
 
-  #onDelay = (): void => {
-    this.#timer = undefined;
-    if (this.settled || this.#dueAt === undefined) return;
-    const left = this.#dueAt - this.clock.now();
-    // Less than a millisecond left is due: a timer is not set finer than that.
-    if (left >= 1) {
-      this.#timer = this.clock.setTimeout(this.#onDelay, left);
-      return;
+  /**
+   * @internal Call `expire` after `ms` unless the race settles first (or `clearDeadline()` is called), on the
+   * race's one timer: a bound on what still runs (remainder.ts) arms no timer of its own.
+   */
+  deadline(ms: number, expire: () => void): void {
+    if (this.settled) return;
+    const now = this.clock.now();
+    this.#deadlineAt = now + ms;
+    this.#onDeadline = expire;
+    this.#arm(this.#deadlineAt, now);
+  }
+
+  /** @internal The deadline is off; the timer stays only while an attempt delay runs. */
+  clearDeadline(): void {
+    this.#deadlineAt = undefined;
+    this.#onDeadline = undefined;
+    if (this.#dueAt === undefined) this.#disarm();
+  }
+
+  /** Have the timer fire by `at`: armed if it is not; armed again if it would fire later (never earlier than it must: it then waits what is left). */
+  #arm(at: number, now: number): void {
+    if (this.#timer !== undefined) {
+      if (this.#timerAt <= at) return;
+      this.clock.clearTimeout(this.#timer);
     }
-    this.#dueAt = undefined;
-    this.#next();
+    this.#timerAt = at;
+    this.#timer = this.clock.setTimeout(this.#onTimer, at - now);
+  }
+
+  #onTimer = (): void => {
+    this.#timer = undefined;
+    if (this.settled) return;
+    const now = this.clock.now();
+    // Less than a millisecond left is due: a timer is not set finer than that.
+    if (this.#deadlineAt !== undefined && this.#deadlineAt - now < 1) {
+      const expire = this.#onDeadline!;
+      this.#deadlineAt = undefined;
+      this.#onDeadline = undefined;
+      expire();
+      if (this.settled) return;
+    }
+    if (this.#dueAt !== undefined && this.#dueAt - now < 1) {
+      this.#dueAt = undefined;
+      this.#next();
+    }
+    if (this.settled) return;
+    const at = this.#dueAt === undefined ? this.#deadlineAt : this.#deadlineAt === undefined ? this.#dueAt : Math.min(this.#dueAt, this.#deadlineAt);
+    if (at !== undefined) this.#arm(at, now);
   };
 
+  /** No attempt delay runs: the timer is cleared, unless a deadline keeps it (it then fires at the old time and waits what is left). */
   #disarm(): void {
-    if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#dueAt = undefined;
+    if (this.#timer === undefined || this.#deadlineAt !== undefined) return;
+    this.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** @internal */
@@ -501,6 +546,7 @@ export class Race<T> {
     this.#signal?.removeEventListener('abort', this.#onAbort);
     if (this.#timer !== undefined) this.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#onDeadline = undefined;
     // Only when something still runs (not after every attempt failed): a won race of one leaves the signal alone
     // (an abort dispatches an Event).
     if (this.running === 0) return;

@@ -8,27 +8,32 @@
  * ends and the error names the refusals (failure.ts), not a timeout.
  *
  * @example
- * const rest = new QuicRemainder(clock, racing.attemptDelay, (why) => race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
+ * const rest = new QuicRemainder(race, racing.attemptDelay, (why) => race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
  * rest.check(leafRecords); // after each start and failure
  */
-import type { Clock } from '../clock.js';
 import type { CandidateRecord } from '../report.js';
 import type { RaceLeaf } from './race.js';
+
+/** Where the remainder runs out: the race's own timer (one timer per race, race.ts). */
+export interface RemainderTimer {
+  deadline(ms: number, expire: () => void): void;
+  clearDeadline(): void;
+}
 
 /** The longest remainder, ms (the longest attempt delay RFC 8305 §5 allows). */
 const MAX_REMAINDER = 2000;
 
 export class QuicRemainder {
-  readonly #clock: Clock;
+  readonly #timer: RemainderTimer;
   readonly #attemptDelay: number;
   readonly #expire: (reason: string) => void;
   #sealed = false;
-  #timer: unknown;
+  #armed = false;
   /** Why the QUIC attempts were ended, once they were. */
   reason: string | undefined;
 
-  constructor(clock: Clock, attemptDelay: number, expire: (reason: string) => void) {
-    this.#clock = clock;
+  constructor(timer: RemainderTimer, attemptDelay: number, expire: (reason: string) => void) {
+    this.#timer = timer;
     this.#attemptDelay = attemptDelay;
     this.#expire = expire;
   }
@@ -41,7 +46,7 @@ export class QuicRemainder {
 
   /** Arm the remainder if every non-QUIC candidate failed and a QUIC one still runs. */
   check(leaves: ReadonlyMap<{ readonly state: RaceLeaf<unknown>['state'] }, CandidateRecord>): void {
-    if (!this.#sealed || this.#timer !== undefined || this.reason !== undefined) return;
+    if (!this.#sealed || this.#armed || this.reason !== undefined) return;
     let rtt = -1;
     let quicRunning = false;
     for (const [leaf, c] of leaves) {
@@ -54,15 +59,16 @@ export class QuicRemainder {
     }
     if (rtt < 0 || !quicRunning) return;
     const ms = Math.round(Math.min(MAX_REMAINDER, Math.max(2 * this.#attemptDelay, 4 * rtt)));
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
+    this.#armed = true;
+    this.#timer.deadline(ms, () => {
+      this.#armed = false;
       this.reason = `no QUIC answer within the ${ms} ms remainder given after every other candidate failed`;
       this.#expire(this.reason);
-    }, ms);
+    });
   }
 
   stop(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#armed) this.#timer.clearDeadline();
+    this.#armed = false;
   }
 }

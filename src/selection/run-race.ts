@@ -106,9 +106,9 @@ class RaceRun {
     this.#stage = stage;
     const { rec, input, sig } = stage;
     const root = buildTree(stage.ranked, input.racing, this.#groups);
-    this.#rest = new QuicRemainder(input.clock, input.racing.attemptDelay, (why) => this.#race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
     const records = this.#records;
-    const rest = this.#rest;
+    // Its hooks run once the race runs, when the remainder (on the race's timer) is made.
+    let rest!: QuicRemainder;
     this.#race = new Race<TransportChannel>(root, {
       clock: input.clock,
       signal: sig.own(),
@@ -131,6 +131,7 @@ class RaceRun {
         dispose: (channel) => channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after another candidate won')),
       },
     });
+    this.#rest = rest = new QuicRemainder(this.#race, input.racing.attemptDelay, (why) => this.#race.abandon(new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', why)));
     if (stage.loading !== undefined) this.#holdLoading(stage.loading);
   }
 

@@ -23,6 +23,54 @@ function controllable(clock: ManualClock, id: string, family?: 4 | 6) {
 }
 
 describe('Race (RFC 8305 staggered racing)', () => {
+  it('a deadline runs on the race\'s one timer: it outlives the attempt delay, expires at its time, and is cleared with the race', async () => {
+    const clock = new ManualClock();
+    const root = new RaceGroup<string>('staggered', 250);
+    const a = controllable(clock, 'a');
+    const b = controllable(clock, 'b');
+    root.add(a.leaf);
+    root.add(b.leaf);
+    root.seal();
+    const race = new Race(root, { clock });
+    const p = race.run();
+    p.catch(() => {});
+    await flush();
+    const expired: number[] = [];
+    race.deadline(600, () => {
+      expired.push(clock.now());
+      race.abandon(new Error('deadline'));
+    });
+    expect(clock.pending).toBe(1); // one timer for both the attempt delay and the deadline
+    await clock.advance(250); // the delay: b starts; nothing is left to start, the deadline keeps the timer
+    expect(b.state.startedAt).toBe(250);
+    expect(clock.pending).toBe(1);
+    await clock.advance(349);
+    expect(expired).toEqual([]);
+    await clock.advance(1);
+    expect(expired).toEqual([600]);
+    await expect(p).rejects.toThrow('deadline');
+    expect(a.state.aborted && b.state.aborted).toBe(true);
+    expect(clock.pending).toBe(0);
+
+    // Cleared: the timer goes once no attempt delay runs; a race that settles first clears it too.
+    const root2 = new RaceGroup<string>('staggered', 250);
+    const c = controllable(clock, 'c');
+    root2.add(c.leaf);
+    root2.seal();
+    const race2 = new Race(root2, { clock });
+    const p2 = race2.run();
+    await flush();
+    race2.deadline(100, () => expired.push(-1));
+    race2.clearDeadline();
+    expect(clock.pending).toBe(0);
+    race2.deadline(100, () => expired.push(-2));
+    c.state.resolve('C');
+    expect((await p2).value).toBe('C');
+    expect(clock.pending).toBe(0);
+    await clock.advance(1000);
+    expect(expired).toEqual([600]);
+  });
+
   it('starts the next attempt after the attempt delay and keeps earlier ones running', async () => {
     const clock = new ManualClock();
     const root = new RaceGroup<string>('staggered', 250);
