@@ -123,23 +123,35 @@ export class Recorder {
     this.#input.onProgress?.(c, this.report);
   }
 
+  // An attempt's life is written field by field (records are built with every field, docs/performance.md), not
+  // through `update`'s patch object.
+
   /** An attempt began. */
   started(c: CandidateRecord): void {
-    this.update(c, { startedAt: this.at() });
+    c.startedAt = this.at();
+    this.#input.onProgress?.(c, this.report);
     if (candidateStart.hasSubscribers) candidateStart.publish({ tenant: this.report.tenant, candidate: c });
   }
 
   /** An attempt failed: its error, as a TapsError. */
   failed(c: CandidateRecord, err: unknown): TapsError {
     const e = toTapsError(err, 'ERR_TAPS_ESTABLISHMENT_FAILED');
-    this.update(c, { fate: 'failed', endedAt: this.at(), reason: e.message, code: e.code, error: e });
+    c.fate = 'failed';
+    c.endedAt = this.at();
+    c.reason = e.message;
+    c.code = e.code;
+    c.error = e;
+    this.#input.onProgress?.(c, this.report);
     if (candidateFail.hasSubscribers) candidateFail.publish({ tenant: this.report.tenant, candidate: c, error: e });
-    debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
+    if (debug.enabled) debug('candidate %s %s failed: %s', c.id, c.driver, e.message);
     return e;
   }
 
   cancelled(c: CandidateRecord, reason = CANCELLED): void {
-    this.update(c, { fate: 'cancelled', endedAt: this.at(), reason });
+    c.fate = 'cancelled';
+    c.endedAt = this.at();
+    c.reason = reason;
+    this.#input.onProgress?.(c, this.report);
   }
 
   /** An attempt won, at `at` (now unless given: a direct attempt's win and the selection's end are one reading). */
