@@ -8,7 +8,7 @@
  * keepAnswers([{ address: '127.1' }, { address: 'evil' }], 4); // [{ address: '127.0.0.1', family: 4 }]
  */
 import type { ResolvedAddress } from './contract.js';
-import { canonicalAddress, dialString, type CanonicalAddress } from './canonical.js';
+import { canonicalAddress, dialString, knownAddress, type CanonicalAddress } from './canonical.js';
 import type { PolicyDecision } from './types.js';
 
 /** The decision an IP literal gets from `authorizeLookup`: nothing to look up, nothing to record. */
@@ -21,7 +21,8 @@ export const LITERAL_LOOKUP: PolicyDecision & { allow: true } = Object.freeze({ 
 export function keepAnswers(answers: unknown, family: 4 | 6): ResolvedAddress[] {
   const out: ResolvedAddress[] = [];
   for (const a of Array.isArray(answers) ? (answers as Partial<ResolvedAddress>[]) : []) {
-    const c = canonicalAddress(a?.address);
+    const address = a?.address;
+    const c = typeof address === 'string' ? knownAddress(address) : canonicalAddress(address);
     if (!c.ok || (c.kind === 'ipv4' ? 4 : 6) !== family) continue;
     const ttl = a?.ttl;
     out.push(typeof ttl === 'number' ? { address: dialString(c), family, ttl } : { address: dialString(c), family });

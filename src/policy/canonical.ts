@@ -399,6 +399,34 @@ export function canonicalHost(input: unknown): CanonicalHost {
   return nameOrNumber(input.toLowerCase());
 }
 
+/**
+ * @internal `canonicalHost` of a string, remembered: a selection canonicalises the same few names and addresses on
+ * every candidate (the name each target presents, the lookup, each answer). The result is shared between callers,
+ * so only code of this library that reads `ok`, `kind`, `host` and `zone` and hands out strings uses it (an IPv6
+ * result's words are a mutable array: `canonicalHost`, which the package exports, always makes a new one).
+ */
+export function knownHost(input: string): CanonicalHost {
+  let h = known.get(input);
+  if (h === undefined) {
+    h = canonicalHost(input);
+    if (!h.ok) return h; // a failure is not kept (nor its input, which may be long)
+    if (known.size >= KNOWN_HOSTS) known.clear(); // bounded: a caller naming many hosts only costs the parse again
+    known.set(input, h);
+  }
+  return h;
+}
+
+const KNOWN_HOSTS = 256;
+const known = new Map<string, CanonicalHost>();
+
+/** @internal `canonicalAddress` of a string, from `knownHost` (the same sharing rule). */
+export function knownAddress(input: string): CanonicalAddress | { ok: false; reason: string } {
+  const h = knownHost(input);
+  if (!h.ok) return h;
+  if (h.kind === 'name') return fail(`${JSON.stringify(input)} is not an IP address`);
+  return h;
+}
+
 /** Canonicalise something that must be an IP literal (never a name). */
 export function canonicalAddress(input: unknown): CanonicalAddress | { ok: false; reason: string } {
   const h = canonicalHost(input);

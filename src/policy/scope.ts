@@ -22,7 +22,7 @@ import type { ByteMeter } from '../driver.js';
 import { PolicyDeniedError } from '../errors.js';
 import type { Network, NetworkScope } from '../network.js';
 import { keepAnswers, LITERAL_LOOKUP, literalAnswer } from './answers.js';
-import { canonicalAddress, canonicalHost, dialString } from './canonical.js';
+import { canonicalAddress, canonicalHost, dialString, knownAddress, knownHost } from './canonical.js';
 import { answered, brandScope, CheckedNetwork, mintedBy, mintName, mintTarget, type AdmittingScope, type WireMeter } from './admission.js';
 import type { VerifiedClaims } from './claims.js';
 import type { CompiledPolicy, CustomRequest } from './compile.js';
@@ -215,7 +215,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   #presentable(req: PolicyRequest, sync: boolean): Denial | Promise<Denial | undefined> | undefined {
     const host = req.host;
     if (typeof host !== 'string') return undefined;
-    const h = canonicalHost(host);
+    const h = knownHost(host);
     if (!h.ok || h.kind !== 'name') return undefined;
     const key = `${String(req.protocol)} ${h.host}`;
     if (this.#granted.get(key) === this.revision) return undefined;
@@ -263,7 +263,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
   /** @internal `authorizeLookup`, answered at once when the policy answers at once (throws PolicyDeniedError then): see admission.ts `authorizeLookupNow`. */
   authorizeLookupNow(protocol: PolicyProtocol, host: string, port?: number): CheckedName | Promise<CheckedName> {
     const p = typeof port === 'number' ? port : undefined;
-    const h = canonicalHost(host);
+    const h = typeof host === 'string' ? knownHost(host) : canonicalHost(host);
     if (h.ok && h.kind !== 'name') return this.#mintName(protocol, dialString(h), p, LITERAL_LOOKUP, this.revision);
     const r = this.#run(Object.freeze({ use: 'lookup', protocol, host }), false, true);
     return 'then' in r ? r.then((o) => this.#lookupGranted(o, p)) : this.#lookupGranted(r, p);
@@ -341,7 +341,7 @@ export class TenantScope implements NetworkScope, PolicyGuard, AdmittingScope {
     const revision = this.revision;
     // The usual case, a name granted under the current revision and not held to strict answers: the query's
     // answer is handed on in the same turn it is kept, and only a reload while it was out decides it all again.
-    if ((family === 4 || family === 6) && minted === revision && !signal.aborted && !this.#strictFor(name.decision) && !canonicalAddress(name.name).ok) {
+    if ((family === 4 || family === 6) && minted === revision && !signal.aborted && !this.#strictFor(name.decision) && !knownAddress(name.name).ok) {
       let query: Promise<ResolvedAddress[]>;
       try {
         query = Promise.resolve(this.#core.network.lookup(name.name, family, signal));

@@ -8,7 +8,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, SocketAddress } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { canonicalAddress, canonicalHost, canonicalUrl, endsInNumber, formatIPv4, formatIPv6, parseIPv6 } from '../../src/policy/canonical.js';
+import { canonicalAddress, canonicalHost, canonicalUrl, endsInNumber, formatIPv4, formatIPv6, knownAddress, knownHost, parseIPv6 } from '../../src/policy/canonical.js';
 
 const host = (s: string) => {
   const h = canonicalHost(s);
@@ -124,6 +124,23 @@ describe('canonicalHost: table', () => {
   it('canonicalAddress refuses names', () => {
     expect(canonicalAddress('localhost').ok).toBe(false);
     expect(canonicalAddress('127.1')).toMatchObject({ ok: true, host: '127.0.0.1' });
+  });
+});
+
+describe('knownHost: canonicalHost remembered for the library\'s own callers', () => {
+  it('answers as canonicalHost does, keeps only successes, and never hands its shared result to canonicalHost\'s callers', () => {
+    for (const h of ['LocalHost', '::FFFF:7F00:1', '0x7f.1', 'fe80::1%eth0', 'Bücher.DE.', 'bad host', '']) {
+      expect(knownHost(h)).toEqual(canonicalHost(h));
+      expect(knownAddress(h)).toEqual(canonicalAddress(h));
+    }
+    expect(knownHost('::1')).toBe(knownHost('::1')); // shared
+    expect(knownHost('bad host')).not.toBe(knownHost('bad host')); // a failure is not kept
+    // The exported canonicalHost makes a new result each time: changing one changes nothing the library decides on.
+    const mine = canonicalHost('::1') as { v6: Uint32Array };
+    mine.v6[3] = 2;
+    expect(canonicalHost('::1')).toMatchObject({ host: '::1' });
+    expect((knownHost('::1') as { v6: Uint32Array }).v6[3]).toBe(1);
+    expect(formatIPv6((knownHost('::1') as { v6: Uint32Array }).v6)).toBe('::1');
   });
 });
 
