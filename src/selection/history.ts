@@ -20,7 +20,7 @@
 import type { Driver } from '../driver.js';
 import type { SelectionReport } from '../report.js';
 import type { Clock } from '../clock.js';
-import { wonAt, type RacingCache, type RacingCacheEntry } from './racing-cache.js';
+import { failedAt, wonAt, type RacingCache, type RacingCacheEntry } from './racing-cache.js';
 import { rankStacks, type RankContext, type RankedStack } from './rank.js';
 
 export interface HistoryRanking {
@@ -98,20 +98,33 @@ export function learn(cache: RacingCache | undefined, endpoint: string, report: 
     wonAt(cache, endpoint, only!.port!, only!.driver, Math.round(((only!.endedAt ?? only!.startedAt!) - only!.startedAt!) * 1000) / 1000, clock, reading);
     return;
   }
-  // Per driver: its started attempts, whether one won, whether every one failed definitively.
-  const seen = new Map<string, { port: number; won: number | undefined; failed: string | undefined; open: boolean }>();
-  for (const c of report.candidates) {
+  // Per driver, in the order first started: its started attempts, whether one won, whether every one failed definitively.
+  const seen: Tally[] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    const c = candidates[i]!;
     if (c.startedAt === undefined || c.port === undefined) continue;
-    let s = seen.get(c.driver);
-    if (s === undefined) seen.set(c.driver, (s = { port: c.port, won: undefined, failed: undefined, open: false }));
+    let s: Tally | undefined;
+    for (let j = 0; j < seen.length; j++) if (seen[j]!.driver === c.driver) s = seen[j];
+    if (s === undefined) seen.push((s = { driver: c.driver, port: c.port, won: undefined, failed: undefined, open: false }));
     if (c.fate === 'won') s.won = (c.endedAt ?? c.startedAt) - c.startedAt;
     else if (c.fate === 'failed' && c.code !== 'ERR_TAPS_SECURITY_FAILED') s.failed ??= c.reason ?? c.code ?? 'failed';
     else s.open = true; // cancelled, or a certificate failure: says nothing about the stack
   }
-  for (const [driver, s] of seen) {
-    if (s.won !== undefined) cache.won(endpoint, s.port, driver, Math.round(s.won * 1000) / 1000);
-    else if (s.failed !== undefined && !s.open) cache.failed(endpoint, s.port, driver, s.failed);
+  // The selection's last reading is the time of its outcome (as for a direct win): no clock reading per entry.
+  for (let j = 0; j < seen.length; j++) {
+    const s = seen[j]!;
+    if (s.won !== undefined) wonAt(cache, endpoint, s.port, s.driver, Math.round(s.won * 1000) / 1000, clock, reading);
+    else if (s.failed !== undefined && !s.open) failedAt(cache, endpoint, s.port, s.driver, s.failed, clock, reading);
   }
+}
+
+/** One driver's started attempts in a finished selection (`learn`). */
+interface Tally {
+  readonly driver: string;
+  readonly port: number;
+  won: number | undefined;
+  failed: string | undefined;
+  open: boolean;
 }
 
 function seconds(ms: number): string {

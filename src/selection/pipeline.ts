@@ -72,7 +72,7 @@ export async function select(input: SelectionInput): Promise<Selected> {
     return selected;
   } catch (err) {
     rec.end();
-    learn(cache, endpoint, rec.report);
+    learn(cache, endpoint, rec.report, rec.clock, rec.lastReading);
     throw failure(err, rec.report, sig.signal, input.signal);
   } finally {
     sig.dispose();

@@ -59,6 +59,8 @@ function count(v: unknown, name: string, fallback: number): number {
 
 type RecordWin = (cache: RacingCache, endpoint: string, port: number, stack: string, connectTime: number, clock: Clock | undefined, reading: number | undefined) => void;
 let recordWin: RecordWin;
+type RecordFailure = (cache: RacingCache, endpoint: string, port: number, stack: string, reason: string, clock: Clock | undefined, reading: number | undefined) => void;
+let recordFailure: RecordFailure;
 
 /**
  * @internal `cache.won(...)` at `reading` of `clock` (a selection's last reading, its end) when `clock` is the
@@ -66,6 +68,11 @@ let recordWin: RecordWin;
  */
 export function wonAt(cache: RacingCache, endpoint: string, port: number, stack: string, connectTime: number, clock: Clock | undefined, reading: number | undefined): void {
   recordWin(cache, endpoint, port, stack, connectTime, clock, reading);
+}
+
+/** @internal `cache.failed(...)` at `reading` of `clock` when `clock` is the cache's own (as `wonAt`). */
+export function failedAt(cache: RacingCache, endpoint: string, port: number, stack: string, reason: string, clock: Clock | undefined, reading: number | undefined): void {
+  recordFailure(cache, endpoint, port, stack, reason, clock, reading);
 }
 
 /** Per-tenant memory of which stacks reached which endpoints (see the module comment). */
@@ -140,8 +147,16 @@ export class RacingCache {
 
   /** Remember a definitive failure (refused, unreachable, a protocol error). */
   failed(endpoint: string, port: number, stack: string, reason: string): void {
-    const at = this.#clock.now();
+    this.#failed(endpoint, port, stack, reason, this.#clock.now());
+  }
+
+  #failed(endpoint: string, port: number, stack: string, reason: string, at: number): void {
     this.#put(this.#key(endpoint, port, stack), Object.freeze({ outcome: 'failed', connectTime: undefined, reason, at, expires: at + this.failedTtl }));
+  }
+
+  static {
+    recordFailure = (cache, endpoint, port, stack, reason, clock, reading) =>
+      cache.#failed(endpoint, port, stack, reason, clock === cache.#clock && reading !== undefined ? reading : cache.#clock.now());
   }
 
   /** Forget one endpoint (every port and stack of it), or everything. */

@@ -230,7 +230,8 @@ class RaceRun {
     if (name === undefined) return this.sealAndStart();
     this.#resolved = false;
     const resolution = this.#resolve(name, allowed);
-    rec.report.resolutions.push({ host, family: 6, startedAt: rec.at() }, { host, family: 4, startedAt: rec.at() });
+    const at = rec.at(); // both questions leave together: one reading
+    rec.report.resolutions.push({ host, family: 6, startedAt: at }, { host, family: 4, startedAt: at });
     // Not awaited: a ready candidate is handed over at once; the race is sealed when every answer is in.
     this.#resolution = resolution.then(
       () => this.sealAndStart(),

@@ -292,6 +292,24 @@ describe('selection pipeline', () => {
     expect(clock.pending).toBe(0); // the remainder armed for QUIC after TLS failed was cleared
   });
 
+  it('the racing cache remembers a failed race\'s refusals at the selection\'s end: that reading when it keeps the same clock, its own clock\'s time otherwise', async () => {
+    for (const same of [true, false]) {
+      const clock = new ManualClock();
+      const other = new ManualClock();
+      await other.advance(1000);
+      const scope = createScope({ tenant: 't', policy: allow, resolver: resolverFor(clock, { 'svc.test': { v6: ['::1'], v4: ['127.0.0.1'] } }), racingCache: { clock: same ? clock : other, failedTtl: 30_000 } });
+      const refuse = (): Behaviour => ({ refuse: 2 });
+      const tcp = fakeDriver({ id: 'tcp', clock, behaviour: refuse });
+      const p = select(input(clock, { drivers: [tcp], scope }));
+      p.catch(() => {});
+      for (let ms = 0; ms < 4; ms++) await clock.advance(1);
+      const err = (await p.catch((e: unknown) => e)) as EstablishmentError;
+      expect(err.code).toBe('ERR_TAPS_ESTABLISHMENT_FAILED');
+      const at = same ? 4 : 1000;
+      expect(racingCacheOf(scope)!.entries()).toEqual([{ endpoint: 'svc.test', port: 443, stack: 'tcp', entry: { outcome: 'failed', connectTime: undefined, reason: expect.any(String), at, expires: at + 30_000 } }]);
+    }
+  });
+
   it('a slow AAAA answer does not hold back an IPv4 candidate that is ready: handed over after the resolution delay', async () => {
     const clock = new ManualClock();
     const tcp = fakeDriver({ id: 'tcp', clock, behaviour: () => ({ ready: 5 }) });
