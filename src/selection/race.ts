@@ -247,7 +247,11 @@ export class RaceGroup<T> {
       }
       return this.#launch(this.#waiting.shift()!);
     }
-    for (const c of this.#started) if (c instanceof RaceGroup && c.launchOne()) return true;
+    const started = this.#started;
+    for (let i = 0; i < started.length; i++) {
+      const c = started[i]!;
+      if (c instanceof RaceGroup && c.launchOne()) return true;
+    }
     if (this.mode === 'simultaneous') return false;
     for (let child = this.#pick(); child !== undefined; child = this.#pick()) {
       if (this.#launch(child)) return true;
@@ -262,7 +266,12 @@ export class RaceGroup<T> {
       const current = this.#started[this.#started.length - 1];
       return current === undefined ? !this.#sealed || this.#waiting.length > 0 : current instanceof RaceGroup && current.pending();
     }
-    if (this.#started.some((c) => c instanceof RaceGroup && c.pending())) return true;
+    // Indexed, no closure: this runs after every start.
+    const started = this.#started;
+    for (let i = 0; i < started.length; i++) {
+      const c = started[i]!;
+      if (c instanceof RaceGroup && c.pending()) return true;
+    }
     return this.mode === 'staggered' && (!this.#sealed || this.#waiting.length > 0);
   }
 
@@ -271,9 +280,14 @@ export class RaceGroup<T> {
    * A loading child passed by has had its turn: its load starts now, if it was waiting for that.
    */
   #pick(): RaceNode<T> | undefined {
-    if (this.#lastFamily !== undefined) {
-      const i = this.#waiting.findIndex((c) => c instanceof RaceLeaf && c.family !== undefined && c.family !== this.#lastFamily);
-      if (i > 0) return this.#waiting.splice(i, 1)[0];
+    const last = this.#lastFamily;
+    if (last !== undefined) {
+      for (let i = 0; i < this.#waiting.length; i++) {
+        const c = this.#waiting[i]!;
+        if (!(c instanceof RaceLeaf && c.family !== undefined && c.family !== last)) continue;
+        if (i > 0) return this.#waiting.splice(i, 1)[0];
+        break; // the first waiting child is of the other family already: taken below
+      }
     }
     for (let i = 0; i < this.#waiting.length; i++) {
       const c = this.#waiting[i]!;
@@ -307,14 +321,18 @@ export class RaceGroup<T> {
   }
 
   #allStartedFailed(): boolean {
-    return this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed));
+    const started = this.#started;
+    for (let i = 0; i < started.length; i++) {
+      const c = started[i]!;
+      if (c instanceof RaceLeaf ? c.state !== 'failed' : !c.#failed) return false;
+    }
+    return true;
   }
 
   #checkFailed(): void {
     const race = this.#race;
     if (!race || race.settled || this.#failed || !this.#sealed || this.#waiting.length > 0) return;
-    const allFailed = this.#started.every((c) => (c instanceof RaceLeaf ? c.state === 'failed' : c.#failed));
-    if (!allFailed) return;
+    if (!this.#allStartedFailed()) return;
     this.#failed = true;
     if (this.parent) this.parent.childFailed(this);
     else race.rootFailed();
