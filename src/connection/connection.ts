@@ -130,7 +130,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   readonly #channel: TransportChannel;
   readonly #init: ConnectionInit;
   readonly #framer: MessageFramer | undefined;
-  readonly #deframer: Deframer | undefined;
+  /** Made with the first data or the peer's end (most connections in a burst of short ones never read any). */
+  #deframer: Deframer | undefined;
   readonly #clock: Clock;
   /** Its group and the quota lease its bytes count against (its own, or its group's shared one). */
   readonly #membership: Membership<Connection>;
@@ -171,7 +172,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.report = init.report;
     this.#clock = init.clock ?? systemClock;
     this.#framer = init.driver.framing === 'stream' && init.framers.length > 0 ? framerStack(init.framers) : undefined;
-    this.#deframer = this.#framer?.createDeframer();
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     // One object is the channel's receiver and the host of the sender, settings and membership (no closure per callback).
     const link = new Connection.#Link(this);
@@ -437,10 +437,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       this.abort(toTapsError(err, 'ERR_TAPS_QUOTA_EXCEEDED'));
       return;
     }
-    if (this.#deframer !== undefined) {
+    if (this.#framer !== undefined) {
       try {
         const sinks = (this.#sinks ??= this.#makeSinks());
-        this.#deframer.push(chunk, sinks.emit, this.#inbox?.wantsPieces ? sinks.pieces : sinks.skip);
+        (this.#deframer ??= this.#framer.createDeframer()).push(chunk, sinks.emit, this.#inbox?.wantsPieces ? sinks.pieces : sinks.skip);
       } catch (err) {
         this.abort(toTapsError(err, 'ERR_TAPS_DEFRAMING_FAILED'));
       }
@@ -505,9 +505,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #onEnd(): void {
     if (this.#peerEnded || this.#state === 'closed') return;
     this.#peerEnded = true;
-    if (this.#deframer !== undefined) {
+    if (this.#framer !== undefined) {
       try {
-        this.#deframer.end();
+        (this.#deframer ??= this.#framer.createDeframer()).end();
       } catch (err) {
         this.abort(toTapsError(err, 'ERR_TAPS_DEFRAMING_FAILED'));
         return;

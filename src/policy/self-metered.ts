@@ -26,7 +26,8 @@ const recorded = new WeakMap<object, Metering>();
 
 /** @internal Record what a channel of the library counts itself (called in its constructor). */
 export function selfMetered(channel: object, metered: boolean, receiveMetered: boolean): void {
-  recorded.set(channel, metered || receiveMetered ? Object.freeze({ metered, receiveMetered }) : NONE);
+  // Nothing to record for a channel that counts nothing itself: meteringOf answers NONE for it unrecorded.
+  if (metered || receiveMetered) recorded.set(channel, Object.freeze({ metered, receiveMetered }));
 }
 
 /** @internal What `channel` counts itself: what the library recorded for it, nothing for any other object. */

@@ -167,7 +167,8 @@ function dial<T>(
     stopListening = whenAborted(signal, onAbort);
     socket.on('connect', onConnect);
     socket.on('error', onError);
-    socket.connect({ host: address, port, family, autoSelectFamily: false, ...localBinding(local) });
+    if (local === undefined) socket.connect({ host: address, port, family, autoSelectFamily: false });
+    else socket.connect({ host: address, port, family, autoSelectFamily: false, ...localBinding(local) });
   });
 }
 
