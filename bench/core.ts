@@ -220,10 +220,12 @@ async function tcpThroughput(port: number, size: number, n: number, rounds: numb
 
 // ── establishment ─────────────────────────────────────────────────────────
 
-// The goal row warms up with 300 pairs: V8 optimises the selection's functions only after about
-// 2,000 connects, so it measures a process's early connects in the baseline tier. The steady row
-// warms up with 3,000 pairs first and says what a long-running host pays per connect.
-const STEADY_WARMUP = 3000;
+// The goal row warms up with 300 pairs, so it measures a process's early connects, before V8 has optimised
+// the selection (Node 20 optimises its longest functions after 250-750 connects, Node 24 compiles them with
+// Maglev after ~500, Node 22 optimises none before ~3,000: docs/performance.md). The steady row warms up
+// with 10,000 pairs first (Node 22 is still compiling at 3,000-5,000) and says what a long-running host
+// pays per connect.
+const STEADY_WARMUP = 10_000;
 
 async function establishment(port: number, hostName: string | undefined, steady = false): Promise<BenchRow> {
   const pre = tcpPre(port, hostName);
@@ -266,7 +268,7 @@ async function establishment(port: number, hostName: string | undefined, steady 
     return `p90 ${us(s[Math.floor(s.length * 0.9)]!).toFixed(0)} µs, max ${us(s.at(-1)!).toFixed(0)} µs`;
   };
   const note = `${ours.length} alternating connects; time until ready; ours ${tail(ours)}; net ${tail(base)}`;
-  if (steady) return pairedRow('establish to 127.0.0.1, steady state (after 3,000 pairs): initiate() vs net.connect', ours.map(us), base.map(us), 'µs', 'report', note);
+  if (steady) return pairedRow('establish to 127.0.0.1, steady state (after 10,000 pairs): initiate() vs net.connect', ours.map(us), base.map(us), 'µs', 'report', note);
   return hostName === undefined
     ? pairedRow('establish to 127.0.0.1: initiate() vs net.connect', ours.map(us), base.map(us), 'µs', '≤ 1.3×', note)
     : pairedRow(`establish to ${hostName}: initiate() vs net.connect({ autoSelectFamily })`, ours.map(us), base.map(us), 'µs', 'report', `${note}; the listener is on 127.0.0.1 only: the library answers localhost itself as ::1 and 127.0.0.1 (RFC 6761 §6.3) and tries ::1 first (refused at once), net gets 127.0.0.1 from getaddrinfo and /etc/hosts`);
