@@ -39,6 +39,7 @@ import {
   canonicalHostName, canonicalIp, checkPath, checkPort, describe, parseIpLiteral, parseString, parseUrl, portText, SCHEME,
   type IpLiteral, type Parsed,
 } from './names.js';
+import { unicodePattern } from './unicode-pattern.js';
 
 /** Well-known ports for `service` and for URL schemes without a port (IANA service names). */
 export const WELL_KNOWN_PORTS: ReadonlyMap<string, number> = new Map([
@@ -84,7 +85,7 @@ export interface RemoteEndpointInit extends LocalEndpointInit {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$/;
-const IFACE = /^[\p{L}\p{N}_.:~+-](?:[\p{L}\p{N}_.:~+ -]{0,62}[\p{L}\p{N}_.:~+-])?$/u;
+const IFACE = unicodePattern('^[\\p{L}\\p{N}_.:~+-](?:[\\p{L}\\p{N}_.:~+ -]{0,62}[\\p{L}\\p{N}_.:~+-])?$');
 
 interface Fields {
   hostName?: string | undefined;
@@ -189,7 +190,7 @@ function fields(input: unknown, allowed: ReadonlySet<string>, kind: string): Fie
   const pa = get('path');
   const path = agree(at(pa === undefined ? undefined : checkPath(pa, 'path'), 'path'), at(fromString.path, urlField), (a, b) => a === b, (x) => x) ?? '/';
   const iv = get('interface');
-  if (iv !== undefined && (typeof iv !== 'string' || !IFACE.test(iv))) throw new TypeError(`interface must be an interface name such as "eth0", got ${describe(iv)}`);
+  if (iv !== undefined && (typeof iv !== 'string' || !IFACE().test(iv))) throw new TypeError(`interface must be an interface name such as "eth0", got ${describe(iv)}`);
   agree(at(iv as string | undefined, 'interface'), at(ip?.zone, 'the IPv6 zone'), (a, b) => a === b, (x) => x);
   const sp = get('subprotocols');
   let subprotocols: readonly string[] = [];

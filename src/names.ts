@@ -26,6 +26,7 @@
  */
 import { isIP } from 'node:net';
 import { canonicalHost, formatIPv6, idnaToAscii, parseIPv6 } from './policy/canonical.js';
+import { unicodePattern } from './unicode-pattern.js';
 
 export interface IpLiteral {
   /** Canonical text without zone. */
@@ -41,7 +42,10 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 // Characters a host name may carry before IDNA mapping: never ASCII punctuation
 // other than `-`, `_` and `.`, and never whitespace, controls or format characters.
 const BAD_ASCII = /[\x00-\x2c\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]/;
-const BAD_UNICODE = /[\p{Cc}\p{Cf}\p{White_Space}\p{Cs}\p{Co}\p{Cn}]/u;
+const BAD_UNICODE = unicodePattern('[\\p{Cc}\\p{Cf}\\p{White_Space}\\p{Cs}\\p{Co}\\p{Cn}]');
+/** An ASCII name that passed {@link BAD_ASCII}: nothing in it for {@link BAD_UNICODE} to find. */
+const PLAIN_NAME = /^[A-Za-z0-9._-]+$/;
+const INVISIBLE = unicodePattern('[\\p{Cc}\\p{Cf}\\p{White_Space}]');
 
 /** The WHATWG URL parser treats a name whose last label is numeric as an IPv4 address (`127.1`, `0x7f`). */
 function endsInNumber(name: string): boolean {
@@ -60,10 +64,11 @@ export function canonicalHostName(input: unknown, field: string): string {
   if (input.length === 0) throw new TypeError(`${field} must not be empty`);
   if (input.length > 1024) throw new TypeError(`${field} is too long to be a host name (${input.length} characters)`);
   if (BAD_ASCII.test(input)) throw new TypeError(`${field} contains a character not allowed in a host name: ${JSON.stringify(input)}`);
-  if (BAD_UNICODE.test(input)) throw new TypeError(`${field} contains whitespace, control or invisible characters: ${JSON.stringify(input)}`);
+  const plain = PLAIN_NAME.test(input);
+  if (!plain && BAD_UNICODE().test(input)) throw new TypeError(`${field} contains whitespace, control or invisible characters: ${JSON.stringify(input)}`);
   if (endsInNumber(input)) throw new TypeError(`${field} ${JSON.stringify(input)} ends in a number: give an IP address in standard form or a real name`);
   // Only now is it safe to hand to IDNA: nothing left for it to decode or cut.
-  let ascii = /^[A-Za-z0-9._-]+$/.test(input) && !/(^|\.)xn--/i.test(input) ? input.toLowerCase() : (idnaToAscii(input) ?? '');
+  let ascii = plain && !/(^|\.)xn--/i.test(input) ? input.toLowerCase() : (idnaToAscii(input) ?? '');
   if (ascii === '') throw new TypeError(`${field} ${JSON.stringify(input)} is not a valid internationalised domain name`);
   if (ascii.endsWith('.')) ascii = ascii.slice(0, -1);
   if (ascii.length === 0) throw new TypeError(`${field} must not be just a dot`);
@@ -203,7 +208,7 @@ export function checkPath(v: unknown, field: string): string {
     const cp = ch.codePointAt(0) ?? 0;
     if (cp > 0x7f) {
       if (cp >= 0xd800 && cp <= 0xdfff) throw new TypeError(`${field} contains an unpaired surrogate`);
-      if (/[\p{Cc}\p{Cf}\p{White_Space}]/u.test(ch)) throw new TypeError(`${field} contains whitespace or invisible characters`);
+      if (INVISIBLE().test(ch)) throw new TypeError(`${field} contains whitespace or invisible characters`);
       for (const b of Buffer.from(ch, 'utf8')) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
     } else if (PATH_OK.test(ch)) {
       out += ch;

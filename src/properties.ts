@@ -44,6 +44,7 @@
 import { InvalidPropertiesError, type PropertyProblem } from './errors.js';
 import { describe } from './names.js';
 import { didYouMean } from './suggest.js';
+import { unicodePattern } from './unicode-pattern.js';
 
 /** A preference level (RFC 9622 §6.2). */
 export type Preference = 'require' | 'prefer' | 'noPreference' | 'avoid' | 'prohibit';
@@ -122,6 +123,9 @@ function oneOf<T extends string>(values: readonly T[]) {
 const checkPreference = oneOf(PREFERENCES);
 const checkBoolean = (v: unknown): Checked => (typeof v === 'boolean' ? ok(v) : bad(`must be a boolean (got ${describe(v)})`));
 
+/** A control or format character (`\p{Cc}`, `\p{Cf}`): not in a printable name. */
+const CONTROL_OR_FORMAT = unicodePattern('[\\p{Cc}\\p{Cf}]');
+
 function checkSet(v: unknown): Checked {
   if (!Array.isArray(v)) return bad(`must be an array of [preference, name] pairs (got ${describe(v)})`);
   if (v.length > 256) return bad('has more than 256 entries');
@@ -132,7 +136,7 @@ function checkSet(v: unknown): Checked {
     const pref = checkPreference(entry[0]);
     if (!pref.ok) return bad(`[${i}][0] ${pref.reason}`);
     const name: unknown = entry[1];
-    if (typeof name !== 'string' || name.length === 0 || name.length > 256 || /[\p{Cc}\p{Cf}]/u.test(name)) {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 256 || CONTROL_OR_FORMAT().test(name)) {
       return bad(`[${i}][1] must be a non-empty printable name (got ${describe(name)})`);
     }
     const seen = byName.get(name);

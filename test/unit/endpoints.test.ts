@@ -77,6 +77,7 @@ describe('RemoteEndpoint.from(string)', () => {
     ['trail-.com', TypeError, /label/],
     ['xn--zz.com', TypeError, /internationalised/],
     ['ex\u200bample.com', TypeError, /invisible/],
+    ['ex\u0378ample.com', TypeError, /invisible/],
     ['a%41.com', TypeError, /not allowed/],
     ['example.com/path', TypeError, /not allowed/],
     ['*.example.com', TypeError, /not allowed/],
@@ -107,6 +108,7 @@ describe('RemoteEndpoint.from(init)', () => {
     [{ hostName: 'a.example', scheme: 'WSS' }, { scheme: 'wss', port: 443 }],
     [{ ipAddress: 'fe80::1%eth0', interface: 'eth0' }, { zone: 'eth0', interface: 'eth0' }],
     [{ hostName: 'a.example', interface: 'Ethernet 2' }, { interface: 'Ethernet 2' }],
+    [{ hostName: 'a.example', interface: 'R\u00e9seau 2' }, { interface: 'R\u00e9seau 2' }],
   ])('%j', (init, want) => {
     expectFields(RemoteEndpoint.from(init), want);
   });
@@ -138,6 +140,7 @@ describe('RemoteEndpoint.from(init)', () => {
     [{ hostName: 'a.example', subprotocols: ['x', 'x'] }, TypeError, /subprotocols\[1\]/],
     [{ hostName: 'a.example', subprotocols: 'chat' }, TypeError, /subprotocols/],
     [{ hostName: 'a.example', interface: ' eth0' }, TypeError, /interface/],
+    [{ hostName: 'a.example', path: '/a\u00a0b' }, TypeError, /invisible/],
     [{ host: 'a.example' }, TypeError, /hostName\?/],
     [{ port: 443 }, TypeError, /needs a hostName/],
     [{}, TypeError, /needs a hostName/],
