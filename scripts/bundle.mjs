@@ -92,6 +92,36 @@ const eagerImportsInCore = {
   },
 };
 
+/**
+ * In the output, a static import of a Node built-in becomes `process.getBuiltinModule()` (Node >= 20.16; the
+ * package needs 20.19). An `import` of a built-in makes the ES module loader build that module's facade, which
+ * reads every export once: on Node 22 and 24 that runs the lazy getters of `node:util`, `node:net`, `node:dns`,
+ * `node:module` and others (`node:util` alone loads `worker_threads`, the diff and argument parsers), ~17
+ * million instructions per cold start that `tls.connect` does not pay (docs/performance.md). The module object
+ * is the same one the default import gives; `import()` of a built-in stays as it is.
+ */
+const builtinsAtRun = {
+  name: 'taps-builtins-at-run',
+  renderChunk(code, chunk) {
+    const found = parseAst(code, { lang: 'js' }, chunk.fileName).body.filter((n) => n.type === 'ImportDeclaration' && n.source.value.startsWith('node:'));
+    if (found.length === 0) return null;
+    const s = new RolldownMagicString(code);
+    for (const n of found) {
+      const get = `process.getBuiltinModule(${JSON.stringify(n.source.value)})`;
+      const whole = n.specifiers.filter((sp) => sp.type !== 'ImportSpecifier').map((sp) => sp.local.name);
+      const named = n.specifiers.filter((sp) => sp.type === 'ImportSpecifier');
+      if (n.importKind === 'type' || n.attributes?.length > 0 || named.some((sp) => sp.imported.type !== 'Identifier')) throw new Error(`bundle: ${chunk.fileName}: unexpected import at ${n.start}`);
+      const decls = whole.map((name) => `const ${name} = ${get};`);
+      if (named.length > 0) {
+        const fields = named.map((sp) => (sp.imported.name === sp.local.name ? sp.local.name : `${sp.imported.name}: ${sp.local.name}`));
+        decls.push(`const { ${fields.join(', ')} } = ${whole[0] ?? get};`);
+      }
+      s.overwrite(n.start, n.end, decls.join(' ') || `${get};`);
+    }
+    return { code: s.toString(), map: JSON.parse(s.generateMap({ hires: true, source: chunk.fileName }).toString()) };
+  },
+};
+
 const targets = [...Object.values(manifest.exports).flatMap((e) => (typeof e === 'string' ? [] : [e.default])), ...Object.values(manifest.bin)];
 const bundle = await rolldown({
   cwd: root,
@@ -100,7 +130,7 @@ const bundle = await rolldown({
   transform: { target: 'node20' },
   // Packages and node: builtins stay imports; only the package's own files are bundled.
   external: (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0'),
-  plugins: [eagerImportsInCore, collectCore],
+  plugins: [eagerImportsInCore, collectCore, builtinsAtRun],
   logLevel: 'warn',
 });
 await bundle.write({
