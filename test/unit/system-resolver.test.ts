@@ -2,9 +2,9 @@
  * The system resolver (transports/system) and the fake resolver test helper.
  * Real lookups only of an /etc/hosts name (IPv4) and IP literals, so no DNS
  * query leaves the machine; error mapping is checked with
- * a stubbed `dns.promises.lookup`.
+ * a stubbed `dns.lookup`.
  */
-import { promises as dnsPromises } from 'node:dns';
+import dns from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -43,7 +43,7 @@ describe('systemResolver', () => {
   });
 
   it('answers localhost and names under it itself, per family, without a query (RFC 6761 §6.3)', async () => {
-    const spy = vi.spyOn(dnsPromises, 'lookup');
+    const spy = vi.spyOn(dns, 'lookup');
     for (const name of ['localhost', 'LocalHost.', 'app.localhost', 'a.b.localhost.']) {
       expect(await systemResolver(name, 4, signal())).toEqual([{ address: '127.0.0.1', family: 4 }]);
       expect(await systemResolver(name, 6, signal())).toEqual([{ address: '::1', family: 6 }]);
@@ -54,7 +54,7 @@ describe('systemResolver', () => {
   });
 
   it('answers IP literals itself, and only for their own family', async () => {
-    const spy = vi.spyOn(dnsPromises, 'lookup');
+    const spy = vi.spyOn(dns, 'lookup');
     expect(await systemResolver('127.0.0.1', 4, signal())).toEqual([{ address: '127.0.0.1', family: 4 }]);
     expect(await systemResolver('127.0.0.1', 6, signal())).toEqual([]);
     expect(await systemResolver('::1', 6, signal())).toEqual([{ address: '::1', family: 6 }]);
@@ -69,7 +69,7 @@ describe('systemResolver', () => {
     ac.abort(reason);
     await expect(systemResolver('localhost', 4, ac.signal)).rejects.toMatchObject({ code: 'ERR_TAPS_ABORTED', cause: reason });
     let finish: (v: { address: string; family: number }[]) => void = () => {};
-    vi.spyOn(dnsPromises, 'lookup').mockImplementation((() => new Promise((r) => (finish = r))) as never);
+    vi.spyOn(dns, 'lookup').mockImplementation(((_h: string, _o: unknown, cb: (err: null, a: unknown) => void) => (finish = (v) => cb(null, v))) as never);
     const ac2 = new AbortController();
     const p = systemResolver('example.test', 4, ac2.signal);
     ac2.abort(reason);
@@ -79,22 +79,24 @@ describe('systemResolver', () => {
 
   it('ENODATA means "no address of this family": []; other failures are ERR_TAPS_RESOLUTION_FAILED with the cause', async () => {
     const fail = (code: string) => Object.assign(new Error(`getaddrinfo ${code} example.test`), { code });
-    const spy = vi.spyOn(dnsPromises, 'lookup');
-    spy.mockRejectedValueOnce(fail('ENODATA'));
+    const spy = vi.spyOn(dns, 'lookup');
+    const failOnce = (code: string) => spy.mockImplementationOnce(((_h: string, _o: unknown, cb: (err: Error) => void) => cb(fail(code))) as never);
+    failOnce('ENODATA');
     expect(await systemResolver('example.test', 6, signal())).toEqual([]);
-    spy.mockRejectedValueOnce(fail('ENOTFOUND'));
+    failOnce('ENOTFOUND');
     await expect(systemResolver('example.test', 4, signal())).rejects.toMatchObject({ code: 'ERR_TAPS_RESOLUTION_FAILED', cause: { code: 'ENOTFOUND' } });
-    spy.mockRejectedValueOnce(fail('EAI_AGAIN'));
+    failOnce('EAI_AGAIN');
     await expect(systemResolver('example.test', 4, signal())).rejects.toMatchObject({ code: 'ERR_TAPS_RESOLUTION_FAILED', cause: { code: 'EAI_AGAIN' } });
   });
 
   it('asks one family with all/verbatim, and keeps only that family', async () => {
-    const spy = vi.spyOn(dnsPromises, 'lookup').mockResolvedValue([
+    const answers = [
       { address: '2001:db8::1', family: 6 },
       { address: '192.0.2.1', family: 4 },
-    ] as never);
+    ];
+    const spy = vi.spyOn(dns, 'lookup').mockImplementation(((_h: string, _o: unknown, cb: (err: null, a: unknown) => void) => cb(null, answers)) as never);
     expect(await systemResolver('example.test', 6, signal())).toEqual([{ address: '2001:db8::1', family: 6 }]);
-    expect(spy).toHaveBeenCalledWith('example.test', { family: 6, all: true, verbatim: true });
+    expect(spy).toHaveBeenCalledWith('example.test', { family: 6, all: true, verbatim: true }, expect.any(Function));
   });
 
   it('rejects bad arguments synchronously', () => {

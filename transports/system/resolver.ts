@@ -1,5 +1,5 @@
 /**
- * The system resolver: getaddrinfo through `dns.promises.lookup`, one address
+ * The system resolver: getaddrinfo through `dns.lookup`, one address
  * family per call, as Happy Eyeballs asks (RFC 8305 §3; RFC 9623 §4.1.2). It honours
  * `/etc/hosts` (which `dns.resolve*` would not) and keeps the system's order
  * (`verbatim: true`).
@@ -25,7 +25,7 @@
  * @example
  * const v6 = await systemResolver('localhost', 6, AbortSignal.timeout(1000)); // [] or [{ address: '::1', family: 6 }]
  */
-import { promises as dns } from 'node:dns';
+import dns from 'node:dns';
 import { isIP } from 'node:net';
 import { TapsError } from '../../src/errors.js';
 import type { ResolvedAddress, Resolver } from '../../src/network.js';
@@ -59,17 +59,16 @@ export const systemResolver: Resolver = (host: string, family: 4 | 6, signal: Ab
   }
   return new Promise<ResolvedAddress[]>((resolve, reject) => {
     const stopListening = whenAborted(signal, () => reject(aborted(signal)));
-    dns.lookup(host, { family, all: true, verbatim: true }).then(
-      (answers) => {
-        stopListening();
-        // getaddrinfo may add the other family (AI_V4MAPPED-like behaviour on some systems): keep only what was asked.
-        resolve(answers.filter((a) => a.family === family).map((a) => ({ address: a.address, family })));
-      },
-      (err: NodeJS.ErrnoException) => {
-        stopListening();
-        if (typeof err?.code === 'string' && NO_DATA.has(err.code)) resolve([]);
-        else reject(new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve ${host} (IPv${family}): ${err?.code ?? err?.message}`, { cause: err }));
-      },
-    );
+    // The callback form: `dns.promises` is a getter that loads another module of Node's on first use.
+    dns.lookup(host, { family, all: true, verbatim: true }, (err, answers) => {
+      stopListening();
+      if (err !== null) {
+        if (typeof err.code === 'string' && NO_DATA.has(err.code)) resolve([]);
+        else reject(new TapsError('ERR_TAPS_RESOLUTION_FAILED', `could not resolve ${host} (IPv${family}): ${err.code ?? err.message}`, { cause: err }));
+        return;
+      }
+      // getaddrinfo may add the other family (AI_V4MAPPED-like behaviour on some systems): keep only what was asked.
+      resolve(answers.filter((a) => a.family === family).map((a) => ({ address: a.address, family })));
+    });
   });
 };
