@@ -122,6 +122,54 @@ const builtinsAtRun = {
   },
 };
 
+/** ECMAScript's global intrinsics the package's code names; see {@link intrinsicsAsLocals}. */
+const INTRINSICS = ['Object', 'Array', 'Promise', 'Error', 'TypeError', 'RangeError', 'AggregateError', 'Symbol', 'Math', 'Number', 'String', 'JSON', 'Map', 'Set', 'WeakMap', 'WeakSet', 'Uint8Array', 'isFinite', 'Infinity', 'NaN'];
+
+/** The names a module's top level declares (imports, variables, functions, classes). */
+function topLevelNames(program) {
+  const names = new Set();
+  const pattern = (p) => {
+    if (p === null) return;
+    if (p.type === 'Identifier') names.add(p.name);
+    else if (p.type === 'ObjectPattern') for (const q of p.properties) pattern(q.type === 'RestElement' ? q.argument : q.value);
+    else if (p.type === 'ArrayPattern') for (const q of p.elements) pattern(q?.type === 'RestElement' ? q.argument : q);
+    else if (p.type === 'AssignmentPattern') pattern(p.left);
+  };
+  for (let n of program.body) {
+    if (n.type === 'ImportDeclaration') for (const sp of n.specifiers) names.add(sp.local.name);
+    if ((n.type === 'ExportNamedDeclaration' || n.type === 'ExportDefaultDeclaration') && n.declaration) n = n.declaration;
+    if (n.type === 'VariableDeclaration') for (const d of n.declarations) pattern(d.id);
+    if ((n.type === 'FunctionDeclaration' || n.type === 'ClassDeclaration') && n.id) names.add(n.id.name);
+  }
+  return names;
+}
+
+/**
+ * In the output, each module reads the ECMAScript intrinsics it names (`Object`, `Promise`, `TypeError`, ...)
+ * into module constants once: `const { Object, Promise } = globalThis;`. When V8 compiles a function on its
+ * first call, each name the function does not declare is looked up in the module's scope; one not found
+ * among its constants is then searched for among the module's imports and exports one by one before it
+ * falls to the global object, and the core chunk exports ~180 names: ~500 such searches on the way to a
+ * first connection, ~6.5 million instructions on Node 24 (docs/performance.md). Only the language's own
+ * intrinsics are read so (never timers, `Date`, `process` or `performance`, which test tools replace after
+ * the import).
+ */
+const intrinsicsAsLocals = {
+  name: 'taps-intrinsics-as-locals',
+  renderChunk(code, chunk) {
+    const program = parseAst(code, { lang: 'js' }, chunk.fileName);
+    const declared = topLevelNames(program);
+    const used = INTRINSICS.filter((name) => !declared.has(name) && new RegExp(`(?<![.\\w$])${name}(?![\\w$])`).test(code));
+    if (used.length === 0 || program.body.length === 0) return null;
+    const s = new RolldownMagicString(code);
+    const imports = program.body.filter((n) => n.type === 'ImportDeclaration');
+    const line = `const { ${used.join(', ')} } = globalThis;`;
+    if (imports.length > 0) s.appendLeft(imports.at(-1).end, `\n${line}`);
+    else s.appendLeft(program.body[0].start, `${line}\n`);
+    return { code: s.toString(), map: JSON.parse(s.generateMap({ hires: true, source: chunk.fileName }).toString()) };
+  },
+};
+
 const targets = [...Object.values(manifest.exports).flatMap((e) => (typeof e === 'string' ? [] : [e.default])), ...Object.values(manifest.bin)];
 const bundle = await rolldown({
   cwd: root,
@@ -130,7 +178,7 @@ const bundle = await rolldown({
   transform: { target: 'node20' },
   // Packages and node: builtins stay imports; only the package's own files are bundled.
   external: (id) => !id.startsWith('.') && !id.startsWith('/') && !id.startsWith('\0'),
-  plugins: [eagerImportsInCore, collectCore, builtinsAtRun],
+  plugins: [eagerImportsInCore, collectCore, builtinsAtRun, intrinsicsAsLocals],
   logLevel: 'warn',
 });
 await bundle.write({
