@@ -13,7 +13,7 @@
  * const state = await quicState();            // { available: true } here
  * const { QUICClient } = (await loadQuic()).api;
  */
-import { createHmac, randomBytes, timingSafeEqual, webcrypto } from 'node:crypto';
+import { createHmac, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { Availability } from '../../src/driver.js';
 
 type QuicApi = typeof import('@matrixai/quic');
@@ -61,7 +61,8 @@ const toArrayBuffer = (b: Buffer): ArrayBuffer => b.buffer.slice(b.byteOffset, b
 /** Client crypto: random bytes for connection ids. */
 export const CLIENT_CRYPTO = Object.freeze({
   ops: Object.freeze({
-    randomBytes: async (data: ArrayBuffer): Promise<void> => void webcrypto.getRandomValues(new Uint8Array(data)),
+    // randomFillSync, not webcrypto: `crypto.webcrypto` is a getter that loads Node's Web Crypto modules.
+    randomBytes: async (data: ArrayBuffer): Promise<void> => void randomFillSync(new Uint8Array(data)),
   }),
 });
 
