@@ -174,7 +174,8 @@ export class TenantLease implements Lease {
   readonly #quota: TenantQuota;
   #released = false;
   #revoked: Denial | undefined;
-  #callbacks: Array<(d: Denial) => void> = [];
+  /** Made by the first onRevoke() (a lease nobody watches has none). */
+  #callbacks: Array<(d: Denial) => void> | undefined;
 
   constructor(quota: TenantQuota, kind: 'connection' | 'listener', target: CheckedTarget | undefined, owner: LeaseOwner) {
     this.#quota = quota;
@@ -224,7 +225,7 @@ export class TenantLease implements Lease {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.#callbacks = [];
+    this.#callbacks = undefined;
     this.#quota.drop(this);
   }
 
@@ -232,7 +233,7 @@ export class TenantLease implements Lease {
     if (typeof cb !== 'function') throw new TypeError('onRevoke callback must be a function');
     if (this.#released) return;
     if (this.#revoked !== undefined) safeCall(cb, this.#revoked);
-    else this.#callbacks.push(cb);
+    else (this.#callbacks ??= []).push(cb);
   }
 
   /** @internal Called by the host when a new revision forbids this lease's target. */
@@ -240,8 +241,8 @@ export class TenantLease implements Lease {
     if (this.#released || this.#revoked !== undefined) return;
     this.#revoked = decision;
     const cbs = this.#callbacks;
-    this.#callbacks = [];
-    for (const cb of cbs) safeCall(cb, decision);
+    this.#callbacks = undefined;
+    if (cbs !== undefined) for (const cb of cbs) safeCall(cb, decision);
   }
 }
 
