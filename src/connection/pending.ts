@@ -28,34 +28,34 @@ const noop = (): void => {};
 export class PendingSend {
   readonly data: Uint8Array;
   readonly context: MessageContextInit;
-  readonly priority: number;
   /** Clock time after which it expires (Infinity: never). */
   readonly deadline: number;
   settled = false;
   /** The application gave a string (a WebSocket sends it as text: ChannelSendMeta.text). */
-  text = false;
+  readonly text: boolean;
   /** Channel sends still to complete (a framer may write a message as several pieces). */
   pieces = 1;
   #failed: Error | undefined;
-  /** The `done` callback of a channel that may complete sends out of order (made on first use). */
-  #done: ((err?: Error) => void) | undefined;
   /** What `send()` returns: resolves on `sent`, rejects with the error of `expired` / `sendError`. */
   readonly promise: Promise<void>;
   #resolve!: () => void;
   #reject!: (e: Error) => void;
-  readonly #onSettle: Settler;
 
-  constructor(data: Uint8Array, context: MessageContextInit, now: number, onSettle: Settler) {
+  constructor(data: Uint8Array, context: MessageContextInit, now: number, text: boolean) {
     this.data = data;
     this.context = context;
-    this.priority = context.msgPriority ?? 100;
     const life = context.msgLifetime;
     this.deadline = life === undefined || life === Infinity ? Infinity : now + life;
-    this.#onSettle = onSettle;
+    this.text = text;
     this.promise = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
     });
+  }
+
+  /** Its msgPriority (RFC 9622 §9.1.3.2; 100 when not given): the queue's order. */
+  get priority(): number {
+    return this.context.msgPriority ?? 100;
   }
 
   /** The first error of its pieces, once one failed. */
@@ -71,25 +71,25 @@ export class PendingSend {
 
   /**
    * The `done` to hand a channel that may complete sends in any order: one
-   * closure per send (made once, whatever the number of pieces). A channel
-   * that completes them in order gets the Sender's one callback instead.
+   * closure per send (the Sender asks once, whatever the number of pieces).
+   * A channel that completes them in order gets the Sender's one callback instead.
    */
   callback(onWritten: Written): (err?: Error) => void {
-    return (this.#done ??= (err?: Error): void => {
+    return (err?: Error): void => {
       if (this.piece(err)) onWritten(this, this.#failed);
-    });
+    };
   }
 
   /**
    * Settle once; later calls are ignored. Returns whether this call settled
-   * it. `onSettle` runs first (the connection emits its event), then the
+   * it. `settler` is told first (the connection emits its event), then the
    * promise settles. A failure is also an event, so a send nobody awaits
    * never becomes an unhandled rejection.
    */
-  settle(outcome: Outcome): boolean {
+  settle(outcome: Outcome, settler: Settler): boolean {
     if (this.settled) return false;
     this.settled = true;
-    this.#onSettle.outcome(this, outcome);
+    settler.outcome(this, outcome);
     if (outcome.kind === 'sent') this.#resolve();
     else {
       this.promise.catch(noop);

@@ -124,8 +124,8 @@ export class Sender {
     if (p.settled) return; // failed when the connection closed
     this.#inflight--;
     if (this.#deliveryTimeout !== Infinity) this.#progressAt = this.#clock.now();
-    if (err) p.settle({ kind: 'sendError', error: this.#failure(err) });
-    else p.settle(SENT);
+    if (err) p.settle({ kind: 'sendError', error: this.#failure(err) }, this.#host);
+    else p.settle(SENT, this.#host);
   }
 
   /** How many messages wait in the queue (a method: a private getter is slower on the hot path). */
@@ -167,13 +167,12 @@ export class Sender {
     const host = this.#host;
     // No event follows Closed (RFC 9622 §11): a send after it only rejects.
     if (host.state() === 'closed') return closedSend(host.error());
-    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : this.#clock.now(), host);
-    if (text) p.text = true;
+    const p = new PendingSend(bytes, ctx, ctx.msgLifetime === undefined ? 0 : this.#clock.now(), text);
     // Without properties only the state and the size can refuse it (checked inline; #refuse says why).
     const plain = ctx === NO_CONTEXT && !this.#finalQueued && !this.#receiveOnly && host.sendOpen() && bytes.byteLength <= this.maxLength;
     const problem = plain ? undefined : this.#refuse(bytes, ctx);
     if (problem !== undefined) {
-      p.settle({ kind: 'sendError', error: problem });
+      p.settle({ kind: 'sendError', error: problem }, this.#host);
       return p.promise;
     }
     if (ctx.final === true) this.#finalQueued = true;
@@ -223,7 +222,7 @@ export class Sender {
     this.#disarmWatchdog();
     const notSent = (p: PendingSend): void => {
       const reason = why();
-      p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: ${reason.message}`, { cause: reason }) });
+      p.settle({ kind: 'sendError', error: new SendError('ERR_TAPS_CONNECTION_ABORTED', `not sent: ${reason.message}`, { cause: reason }) }, this.#host);
     };
     // A fresh ring: a completion arriving from now on (or from an event handler below) finds nothing to settle.
     const flight = this.#flight;
@@ -276,7 +275,7 @@ export class Sender {
   /** Hand one message to the channel; its outcome arrives in the channel's callback. */
   #write(p: PendingSend): void {
     if (p.deadline !== Infinity && p.deadline < this.#clock.now()) {
-      p.settle({ kind: 'expired', error: expiredError(p) });
+      p.settle({ kind: 'expired', error: expiredError(p) }, this.#host);
       return;
     }
     if (this.#framer !== undefined) {
@@ -287,7 +286,7 @@ export class Sender {
       // The tenant's byte budget counts what goes on the wire (as received() does).
       this.#lease.sent(p.data.byteLength);
     } catch (err) {
-      p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
+      p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') }, this.#host);
       return;
     }
     this.#inflight++;
@@ -302,11 +301,11 @@ export class Sender {
       pieces = framer.frame(p.data);
       this.#lease.sent(pieces instanceof Uint8Array ? pieces.byteLength : byteLength(pieces));
     } catch (err) {
-      p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') });
+      p.settle({ kind: 'sendError', error: toTapsError(err, 'ERR_TAPS_SEND_FAILED') }, this.#host);
       return;
     }
     if (!(pieces instanceof Uint8Array) && pieces.length === 0) {
-      p.settle(SENT); // the framer writes nothing for it: nothing to wait for
+      p.settle(SENT, this.#host); // the framer writes nothing for it: nothing to wait for
       return;
     }
     this.#inflight++;
@@ -343,7 +342,7 @@ export class Sender {
       this.#expiryAt = Infinity;
       const queue = this.#queue;
       if (queue === undefined) return;
-      for (const p of queue.expire(clock.now())) p.settle({ kind: 'expired', error: expiredError(p) });
+      for (const p of queue.expire(clock.now())) p.settle({ kind: 'expired', error: expiredError(p) }, this.#host);
       const next = queue.nextDeadline();
       if (next !== Infinity) this.#armExpiry(next);
     }, Math.max(0, at - clock.now()) + 1);
