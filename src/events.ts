@@ -41,10 +41,11 @@ export class TypedEmitter<E extends EventMap> {
   /** Add a listener that is removed after its first call. */
   once<K extends keyof E & string>(event: K, listener: Listener<E[K]>): this {
     if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
-    const wrapped: Wrapped<E[K]> = Object.assign((...args: E[K]) => {
+    const wrapped: Listener<E[K]> & { listener?: Listener<E[K]> } = (...args: E[K]) => {
       this.off(event, wrapped);
       listener(...args);
-    }, { listener });
+    };
+    wrapped.listener = listener; // a store, not Object.assign: a `once` per drain wait is common
     return this.on(event, wrapped);
   }
 
@@ -64,7 +65,7 @@ export class TypedEmitter<E extends EventMap> {
     if (list) {
       let i = list.indexOf(listener);
       if (i < 0) i = list.findIndex((l) => (l as Wrapped<E[K]>).listener === listener);
-      if (i >= 0) this.#listeners[event] = [...list.slice(0, i), ...list.slice(i + 1)];
+      if (i >= 0) this.#listeners[event] = list.toSpliced(i, 1);
     }
     return this;
   }
