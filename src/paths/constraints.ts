@@ -105,8 +105,25 @@ export function planPaths(
   read?: readonly LocalAddress[] | (() => readonly LocalAddress[]),
   typesOf?: (name: string, internal: boolean) => InterfaceType[],
 ): PathPlan {
+  // A frozen snapshot (a Preconnection's) that constrains no path gives "any path" for every selection with no
+  // local endpoint: decided once per snapshot, not from its properties on every initiate.
+  if (local === undefined && props.frozen) {
+    let any = unconstrained.get(props);
+    if (any === undefined) unconstrained.set(props, (any = !constrainsPaths(props)));
+    if (any) return ANY;
+  }
   // Without default parameters here: with them, the closures of planOver would cost a block context on every call.
   return planOver(props, local, read ?? recentLocalAddresses, typesOf ?? recentInterfaceTypes);
+}
+
+/** Frozen properties → whether they leave the path to the OS (planOver's first answer, for no local endpoint). */
+const unconstrained = new WeakMap<TransportProperties, boolean>();
+
+/** Whether `props` name an interface or PvD preference, or set useTemporaryLocalAddress: then the path is planned. */
+function constrainsPaths(props: TransportProperties): boolean {
+  const ifaceSet = props.get('interface') as readonly (readonly [Preference, string])[];
+  const pvdSet = props.get('pvd') as readonly (readonly [Preference, string])[];
+  return ifaceSet.some(([p]) => p !== 'noPreference') || pvdSet.some(([p]) => p !== 'noPreference') || props.isExplicit('useTemporaryLocalAddress');
 }
 
 function planOver(

@@ -22,6 +22,21 @@ describe('path branch', () => {
     expect(planPaths(new TransportProperties(), undefined, HOST.filter((x) => !x.temporary), types).any).toBe(true);
   });
 
+  it('a frozen snapshot: "any path" decided once when it constrains nothing, planned on every call when it does', () => {
+    const reads: string[] = [];
+    const read = (): typeof HOST => (reads.push('read'), HOST);
+    const free = new TransportProperties().freeze();
+    expect(planPaths(free, undefined, read, types).any).toBe(true);
+    expect(planPaths(free, undefined, read, types).any).toBe(true);
+    expect(reads).toEqual([]); // no interface read for an unconstrained selection
+    const pinned = new TransportProperties({ interface: [['require', 'wlan0']] }).freeze();
+    expect(planPaths(pinned, undefined, read, types).paths.map((x) => x.interface)).toEqual(['wlan0']);
+    expect(planPaths(pinned, undefined, read, types).paths.map((x) => x.interface)).toEqual(['wlan0']);
+    expect(reads).toEqual(['read', 'read']); // interfaces may change: read each time
+    const temporary = new TransportProperties({ useTemporaryLocalAddress: 'avoid' }).freeze();
+    expect(planPaths(temporary, undefined, HOST, types).any).toBe(false); // set explicitly: honoured, not "any"
+  });
+
   it('requires, prohibits, prefers and avoids interfaces by name and by type', () => {
     expect(names(plan({ interface: [['require', 'wlan0']] }))).toEqual(['wlan0']);
     expect(names(plan({ interface: [['require', 'wifi'], ['require', 'eth0']] }))).toEqual(['eth0', 'wlan0']);
