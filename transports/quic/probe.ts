@@ -43,7 +43,9 @@ function literalOnly(host: string, _options: unknown, callback: (err: Error | nu
 export async function udpRefusal(target: CheckedTarget, localHost: string): Promise<Error | undefined> {
   const t = targetAddress(target, 'quic probe', 'udp');
   let refusal: Error | undefined;
-  const socket = createSocket({ type: t.family === 6 ? 'udp6' : 'udp4', ipv6Only: t.family === 6, lookup: literalOnly });
+  // No IPV6_V6ONLY (a system call at bind): a socket connected to one IPv6 peer exchanges with that peer only,
+  // and the ephemeral port it takes is the kernel's to choose either way.
+  const socket = createSocket({ type: t.family === 6 ? 'udp6' : 'udp4', lookup: literalOnly });
   socket.on('error', (err) => {
     if (isUnreachable(err)) refusal ??= err;
   });
