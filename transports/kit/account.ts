@@ -38,9 +38,12 @@ export function listenUnit(unit: unknown, target: unknown): SocketUnit | Promise
   return takeSocketUnit(unit, target, 'listener');
 }
 
-/** Give `unit` back when `source` closes (a socket, a server, a UDP socket). */
-export function holdUntilClose(source: { once(event: 'close', listener: () => void): unknown }, unit: SocketUnit): void {
-  source.once('close', unit.release);
+/**
+ * Give `unit` back when `source` closes (a socket, a server, a UDP socket). `on`, not `once`: a unit's release
+ * is idempotent, and `once` would wrap the listener and remove it again on every close.
+ */
+export function holdUntilClose(source: { on(event: 'close', listener: () => void): unknown }, unit: SocketUnit): void {
+  source.on('close', unit.release);
 }
 
 type Push = (chunk: unknown, encoding?: BufferEncoding) => boolean;

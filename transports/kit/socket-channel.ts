@@ -128,6 +128,8 @@ export class SocketChannel implements TransportChannel {
   #aborted = false;
   #abortReason: unknown;
   #corked = false;
+  /** The socket's 'drain' is listened for (added with the first write that returned false). */
+  #drainHeard = false;
   #closing: Promise<void> | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Bytes still to write when the close timer was last armed. */
@@ -189,7 +191,6 @@ export class SocketChannel implements TransportChannel {
     }
     const socket = this.#socket;
     socket.on('end', SocketChannel.#onEnd);
-    socket.on('drain', SocketChannel.#onDrain);
     socket.on('data', SocketChannel.#onData);
   }
 
@@ -220,6 +221,11 @@ export class SocketChannel implements TransportChannel {
     if (meta.final === true) {
       this.#ended = true;
       socket.end();
+    }
+    // 'drain' follows only a write that returned false: listened for from the first one (most channels never see one).
+    if (!ok && !this.#drainHeard) {
+      this.#drainHeard = true;
+      socket.on('drain', SocketChannel.#onDrain);
     }
     return ok;
   }

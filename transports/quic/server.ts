@@ -115,7 +115,7 @@ export async function listenQuic(attempt: ListenAttempt, stacks: QuicStacks): Pr
     const cause = (err as { cause?: { message?: string } }).cause?.message;
     throw new TapsError('ERR_TAPS_ESTABLISHMENT_FAILED', `${what} failed: ${(err as Error)?.message ?? String(err)}${cause ? ` (${cause})` : ''}`, { cause: err });
   }
-  const dgram = (server as unknown as { socket?: { socket?: { once(event: 'close', listener: () => void): unknown } } }).socket?.socket;
+  const dgram = (server as unknown as { socket?: { socket?: { on(event: 'close', listener: () => void): unknown } } }).socket?.socket;
   if (dgram === undefined) unit.release();
   else holdUntilClose(dgram, unit);
   if (signal.aborted) {
