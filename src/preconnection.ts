@@ -43,7 +43,6 @@ import { loadedDrivers, registeredDrivers, selectionDrivers } from './registry.j
 import type { CandidateRecord, SelectionReport } from './report.js';
 import { SecurityParameters } from './security.js';
 import { select, type RacingOptions } from './selection/pipeline.js';
-import type { Selected } from './selection/types.js';
 import { UdpFailoverChannel } from './selection/udp-failover.js';
 import { racingFrom } from './selection/racing-options.js';
 import { didYouMean } from './suggest.js';
@@ -167,11 +166,6 @@ export interface RendezvousOptions {
   readonly timeout?: number | undefined;
 }
 
-/** A connection unit the scope refused, as the TapsError initiate() rejects with. */
-function quotaError(err: unknown): TapsError {
-  return err instanceof TapsError ? err : new TapsError('ERR_TAPS_QUOTA_EXCEEDED', String(err), { cause: err });
-}
-
 /** What the caller wants before any connection exists: endpoints, properties, security, framers (RFC 9622 §6); `initiate()`, `listen()`, `rendezvous()`. */
 export class Preconnection extends TypedEmitter<PreconnectionEvents> {
   readonly scope: NetworkScope;
@@ -265,93 +259,57 @@ export class Preconnection extends TypedEmitter<PreconnectionEvents> {
     return traced(initiateChannel, () => ({ tenant: this.scope.tenant, remote: remote.toString() }), () => this.#establish(snap, options));
   }
 
-  /**
-   * One selection from a snapshot; the Connection's clone() runs it again from the same snapshot. Not an async
-   * function: when the lease and the drivers are at hand, the selection's promise is the caller's, and the
-   * Connection is made in the selection's own continuation (`#select`).
-   */
-  #establish(snap: Snapshot, options: InitiateOptions): Promise<Connection> {
-    let lease: Lease | Promise<Lease>;
-    try {
-      lease = this.scope.lease('connection');
-    } catch (err) {
-      return Promise.reject(quotaError(err));
-    }
-    const drivers = this.#drivers ?? loadedDrivers();
-    // A quota shared beyond this process may take a turn to answer; the drivers may still be loading.
-    if (lease instanceof Promise || drivers === undefined) return this.#establishLater(snap, options, lease, drivers);
-    return this.#select(snap, options, lease, drivers);
-  }
-
-  /** `#establish` once the lease and the drivers are here. */
-  async #establishLater(snap: Snapshot, options: InitiateOptions, taken: Lease | Promise<Lease>, loaded: readonly Driver[] | undefined): Promise<Connection> {
+  /** One selection from a snapshot; the Connection's clone() runs it again from the same snapshot. */
+  async #establish(snap: Snapshot, options: InitiateOptions): Promise<Connection> {
     let lease: Lease;
     try {
-      lease = await taken;
+      const taken = this.scope.lease('connection');
+      // A quota shared beyond this process may take a turn to answer; a local one never does.
+      lease = taken instanceof Promise ? await taken : taken;
     } catch (err) {
-      throw quotaError(err);
+      throw err instanceof TapsError ? err : new TapsError('ERR_TAPS_QUOTA_EXCEEDED', String(err), { cause: err });
     }
-    let drivers: readonly Driver[];
     try {
-      drivers = loaded ?? (await selectionDrivers());
+      const selected = await select({
+        scope: this.scope,
+        remote: snap.remote,
+        local: snap.local,
+        properties: snap.properties,
+        security: snap.security,
+        framerCount: snap.framers.length,
+        drivers: this.#drivers ?? loadedDrivers() ?? (await selectionDrivers()),
+        driverOptions: this.#driverOptions,
+        racing: this.#racing,
+        clock: this.#clock,
+        signal: options.signal,
+        timeout: options.timeout,
+        onProgress: options.onProgress,
+        lease,
+      });
+      const { fallbacks } = selected;
+      const channel =
+        fallbacks === undefined
+          ? selected.channel
+          : new UdpFailoverChannel(selected.channel, selected.candidate, fallbacks, { report: selected.report, now: selected.elapsed!, moved: (target) => lease.bind?.(target) });
+      return new Connection({
+        channel,
+        driver: selected.driver,
+        properties: snap.properties,
+        framers: snap.framers,
+        report: selected.report,
+        lease,
+        target: selected.target,
+        clock: this.#clock,
+        paths: this.#paths,
+        remoteEndpoint: snap.remote,
+        localEndpoint: snap.local,
+        connectionProperties: this.#connectionProperties,
+        clone: (snap.clone ??= () => this.#establish(snap, {})),
+      });
     } catch (err) {
       lease.release();
       throw err;
     }
-    return this.#select(snap, options, lease, drivers);
-  }
-
-  /** The selection, whose winner becomes the Connection; the lease is released when there is none. */
-  #select(snap: Snapshot, options: InitiateOptions, lease: Lease, drivers: readonly Driver[]): Promise<Connection> {
-    const clock = this.#clock;
-    const input = {
-      scope: this.scope,
-      remote: snap.remote,
-      local: snap.local,
-      properties: snap.properties,
-      security: snap.security,
-      framerCount: snap.framers.length,
-      drivers,
-      driverOptions: this.#driverOptions,
-      racing: this.#racing,
-      clock,
-      signal: options.signal,
-      timeout: options.timeout,
-      onProgress: options.onProgress,
-      lease,
-    };
-    const clone = (snap.clone ??= () => this.#establish(snap, {}));
-    const paths = this.#paths;
-    const connectionProperties = this.#connectionProperties;
-    // The winner is made a Connection in the selection's own continuation: no promise of this layer's own.
-    const made = (selected: Selected): Connection => {
-      try {
-        const { fallbacks } = selected;
-        const channel =
-          fallbacks === undefined
-            ? selected.channel
-            : new UdpFailoverChannel(selected.channel, selected.candidate, fallbacks, { report: selected.report, now: selected.elapsed!, moved: (target) => lease.bind?.(target) });
-        return new Connection({
-          channel,
-          driver: selected.driver,
-          properties: snap.properties,
-          framers: snap.framers,
-          report: selected.report,
-          lease,
-          target: selected.target,
-          clock,
-          paths,
-          remoteEndpoint: snap.remote,
-          localEndpoint: snap.local,
-          connectionProperties,
-          clone,
-        });
-      } catch (err) {
-        lease.release();
-        throw err;
-      }
-    };
-    return select(input, made, () => lease.release());
   }
 
   /** Initiate and send a first message (RFC 9622 §9.2.5); the message is sent once the connection is ready. */

@@ -42,105 +42,50 @@ import type { Selected, SelectionInput } from './types.js';
 
 export type { RacingOptions, Selected, SelectionInput } from './types.js';
 
-/**
- * One selection. Not an async function: every stage that answers at once runs at once, and the attempt's
- * own promise settles the selection's (`won`, `lost`). `made` is what the caller makes of the winner, run in
- * that same continuation (initiate() builds its Connection there), so a direct attempt's ready channel
- * reaches the caller's promise without a promise, and an async frame, per layer in between. `released` is
- * told when the selection fails, before its promise rejects. The selection's state lives in this function's
- * scope (its closures' context), not in an object's fields: a field is a property load or store per use
- * until the JIT has optimized the path (docs/performance.md).
- */
-export function select(input: SelectionInput): Promise<Selected>;
-export function select<T>(input: SelectionInput, made: (selected: Selected) => T, released: (err: unknown) => void): Promise<T>;
-export function select<T>(input: SelectionInput, made?: (selected: Selected) => T, released?: (err: unknown) => void): Promise<T | Selected> {
-  let rec: Recorder;
-  let sig: SelectionSignal;
-  try {
-    rec = new Recorder(input);
-    sig = new SelectionSignal(input);
-  } catch (err) {
-    return Promise.reject(err);
-  }
+export async function select(input: SelectionInput): Promise<Selected> {
+  const rec = new Recorder(input);
+  const sig = new SelectionSignal(input);
   const cache = racingCacheOf(input.scope);
   const endpoint = (input.remote.hostName ?? input.remote.ipAddress)!;
-  // A driver whose module is still loading is raced when it is ready, never waited for (run-race.ts).
+  // A driver whose module is still loading is raced when it is ready, never waited for (run-race.ts). Declared
+  // here, not in the try block: a variable a closure keeps there costs a block context per selection.
   let loading: Map<Driver, LateAnswer> | undefined;
-  let paths: PathPlan;
-  let auth: Authorizer;
-  // The stacks the racing cache put off, and whether they had their try.
-  let deferred: Deferred = NO_DEFERRED;
-  let retried = false;
-
-  /** The winner: recorded, written back to the racing cache, handed to the caller. */
-  const won = (selected: Selected): T | Selected => {
-    recordDeferred(rec, deferred);
-    learn(cache, endpoint, rec.report, rec.clock, rec.lastReading);
-    sig.dispose();
-    return made === undefined ? selected : made(selected);
-  };
-  /** Nothing connected: the put-off stacks get their try, or the selection fails (thrown: a promise handler's rejection). */
-  const lost = (err: unknown): Promise<T | Selected> => {
-    if (deferred.length > 0 && !retried && !sig.signal?.aborted && !input.signal?.aborted) {
-      // Nothing else connected (denied, failed): the stacks the cache put off are tried after all.
-      retried = true;
-      rec.report.cache = `${rec.report.cache}; then tried ${deferred.map((s) => s.driver.id).join(', ')} anyway: no other candidate connected`;
-      return run(input, rec, deferred, undefined, paths, auth, sig, won, lost);
-    }
-    let e: Error;
-    try {
-      recordDeferred(rec, deferred);
-      rec.end();
-      learn(cache, endpoint, rec.report, rec.clock, rec.lastReading);
-      e = failure(err, rec.report, sig.signal, input.signal);
-    } finally {
-      sig.dispose();
-    }
-    released?.(e);
-    throw e;
-  };
-  /** Stages 1b-2: rank, plan the paths, then run. */
-  const ranked = (suitable: readonly Driver[]): Promise<T | Selected> => {
-    let stacks: RankedStack[];
-    try {
-      (sig.signal ?? input.signal)?.throwIfAborted();
-      const r = rank(input, rec, suitable, cache, endpoint);
-      paths = pathPlan(input, rec);
-      auth = new Authorizer(input);
-      stacks = r.ranked;
-      deferred = r.deferred;
-    } catch (err) {
-      return rejected(lost, err);
-    }
-    return run(input, rec, stacks, loading, paths, auth, sig, won, lost);
-  };
-
-  let gathered: Driver[] | Promise<Driver[]>;
   try {
-    gathered = gather(input, rec, (driver, answer) => void (loading ??= new Map()).set(driver, answer));
+    const gathered = gather(input, rec, (driver, answer) => void (loading ??= new Map()).set(driver, answer));
+    const suitable = gathered instanceof Promise ? await gathered : gathered;
+    (sig.signal ?? input.signal)?.throwIfAborted();
+    const { ranked, deferred } = rank(input, rec, suitable, cache, endpoint);
+    const paths = pathPlan(input, rec);
+    const auth = new Authorizer(input);
+    let selected: Selected;
+    try {
+      selected = await run(input, rec, ranked, loading, paths, auth, sig);
+    } catch (err) {
+      if (deferred.length === 0 || sig.signal?.aborted || input.signal?.aborted) throw err;
+      // Nothing else connected (denied, failed): the stacks the cache put off are tried after all.
+      rec.report.cache = `${rec.report.cache}; then tried ${deferred.map((s) => s.driver.id).join(', ')} anyway: no other candidate connected`;
+      selected = await run(input, rec, deferred, undefined, paths, auth, sig);
+    } finally {
+      recordDeferred(rec, deferred);
+    }
+    learn(cache, endpoint, rec.report, rec.clock, rec.lastReading);
+    return selected;
   } catch (err) {
-    return rejected(lost, err);
+    rec.end();
+    learn(cache, endpoint, rec.report, rec.clock, rec.lastReading);
+    throw failure(err, rec.report, sig.signal, input.signal);
+  } finally {
+    sig.dispose();
   }
-  return gathered instanceof Promise ? gathered.then(ranked, lost) : ranked(gathered);
 }
 
 /** Stage 3: one stack and an IP literal are attempted directly, anything else raced. */
-function run<T>(
+function run(
   input: SelectionInput, rec: Recorder, stacks: RankedStack[], late: Map<Driver, LateAnswer> | undefined, paths: PathPlan, auth: Authorizer, sig: SelectionSignal,
-  won: (selected: Selected) => T, lost: (err: unknown) => Promise<T>,
-): Promise<T> {
+): Promise<Selected> {
   return input.remote.ipAddress !== undefined && stacks.length === 1 && paths.any && late === undefined
-    ? attemptOne(input, rec, stacks[0]!, auth, sig, won, lost)
-    : raceAll({ input, rec, ranked: stacks, paths, auth, sig, loading: late }).then(won, lost);
-}
-
-/** What a selection ends with when it ends outside a promise handler: what `lost` throws, as a rejected promise. */
-function rejected<T>(lost: (err: unknown) => Promise<T>, err: unknown): Promise<T> {
-  try {
-    return lost(err);
-  } catch (e) {
-    return Promise.reject(e);
-  }
+    ? attemptOne(input, rec, stacks[0]!, auth, sig)
+    : raceAll({ input, rec, ranked: stacks, paths, auth, sig, loading: late });
 }
 
 /** Stage 1a: the suitable, available drivers (synchronous when every driver answers so). */
@@ -204,81 +149,53 @@ function pathPlan(input: SelectionInput, rec: Recorder): PathPlan {
   }
 }
 
-/**
- * Stage 3, one candidate: authorized, attempted on the selection's signal (if it has one), recorded like a
- * race's leaf. Not an async function: the driver's promise settles the selection (`won`, `lost`) in its own handler.
- */
-function attemptOne<T>(
-  input: SelectionInput, rec: Recorder, s: RankedStack, auth: Authorizer, sig: SelectionSignal, won: (selected: Selected) => T, lost: (err: unknown) => Promise<T>,
-): Promise<T> {
+/** Stage 3, one candidate: authorized, attempted on the selection's signal (if it has one), recorded like a race's leaf. */
+async function attemptOne(input: SelectionInput, rec: Recorder, s: RankedStack, auth: Authorizer, sig: SelectionSignal): Promise<Selected> {
   const address = input.remote.ipAddress!;
   const family: 4 | 6 = address.includes(':') ? 6 : 4;
   const port = (input.remote.port ?? s.driver.defaultPort)!;
   const hostName = presented(input, input.remote.hostName);
-  // Decided as a race's leaf is (the bind grant first), without the race's promise per verdict. Made outside the
-  // try block: a closure over a variable declared in it would cost a block context per attempt.
-  const connect = new OwnRequest('connect', s.driver.protocol, address, port, hostName);
-  let decided: CheckedTarget | Promise<CheckedTarget>;
+  // Decided as a race's leaf is (the bind grant first), without the race's promise per verdict.
+  let target: CheckedTarget;
   try {
     const bind = auth.localBind(s.driver.protocol, family);
-    decided = bind === undefined ? authorizeNow(input.scope.guard, connect) : bind.then((denied) => {
-      if (denied !== undefined) throw denied;
-      return authorizeNow(input.scope.guard, connect);
-    });
+    const bindDenied = bind === undefined ? undefined : await bind;
+    if (bindDenied !== undefined) throw bindDenied;
+    const decided = authorizeNow(input.scope.guard, new OwnRequest('connect', s.driver.protocol, address, port, hostName));
+    target = decided instanceof Promise ? await decided : decided;
   } catch (err) {
-    return rejected(lost, denied(rec, connect, s.driver, family, err));
+    const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
+    const decision = (e as { decision?: Selected['candidate']['decision'] }).decision;
+    rec.record({
+      driver: s.driver.id, stack: s.driver.stack, hostName, address, family, port,
+      fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e,
+    });
+    throw e;
   }
-  if (decided instanceof Promise) return decided.then((target) => dialOne(input, rec, s, address, family, port, hostName, target, sig, won, lost), (err: unknown) => lost(denied(rec, connect, s.driver, family, err)));
-  return dialOne(input, rec, s, address, family, port, hostName, decided, sig, won, lost);
-}
-
-/** The one candidate was denied (its bind or its connect): recorded with the rule; the error the selection ends with. */
-function denied(rec: Recorder, req: OwnRequest, driver: Driver, family: 4 | 6, err: unknown): TapsError {
-  const e = toTapsError(err, 'ERR_TAPS_POLICY_PROHIBITED');
-  const decision = (e as { decision?: Selected['candidate']['decision'] }).decision;
-  rec.record({
-    driver: driver.id, stack: driver.stack, hostName: req.hostName, address: req.address, family, port: req.port,
-    fate: 'denied', reason: e.message, code: decision && !decision.allow ? decision.code : e.code, decision, error: e,
-  });
-  return e;
-}
-
-/** The one candidate, checked: attempted, and its end (ready, failed, cancelled) recorded and handed to the selection. */
-function dialOne<T>(
-  input: SelectionInput, rec: Recorder, s: RankedStack, address: string, family: 4 | 6, port: number, hostName: string | undefined, target: CheckedTarget,
-  sig: SelectionSignal, won: (selected: Selected) => T, lost: (err: unknown) => Promise<T>,
-): Promise<T> {
   const signal = sig.current();
-  if (signal.aborted) return rejected(lost, signal.reason);
+  signal.throwIfAborted();
   // Built in place, every field it will have declared now (the record outlives the selection: a fixed shape stays compact, docs/performance.md).
   const c = rec.begin({
     id: rec.nextId(), driver: s.driver.id, stack: s.driver.stack, hostName, address, family, port,
     fate: 'pending', decision: target.decision, reason: explainRank(s, input.properties), startedAt: rec.at(), endedAt: undefined, code: undefined, error: undefined,
   });
-  let pending: Promise<TransportChannel>;
+  let channel: TransportChannel;
   try {
-    pending = input.scope.network.connect(s.driver, attemptFor(input, s.driver, target, signal));
+    channel = await input.scope.network.connect(s.driver, attemptFor(input, s.driver, target, signal));
   } catch (err) {
-    pending = Promise.reject(err);
+    if (signal.aborted) rec.cancelled(c);
+    else rec.failed(c, err);
+    throw err;
   }
-  return pending.then(
-    (channel) => {
-      if (signal.aborted) {
-        // Ready just as the caller gave up (or the budget ran out): released, not handed over.
-        channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after the selection ended'));
-        rec.cancelled(c);
-        return lost(signal.reason);
-      }
-      const at = rec.at();
-      rec.won(c, at);
-      rec.end(c.id, at);
-      sig.idle = true; // its signal stays as it is: nothing else of this selection runs
-      return won({ channel, driver: s.driver, target, candidate: c, report: rec.report });
-    },
-    (err: unknown) => {
-      if (signal.aborted) rec.cancelled(c);
-      else rec.failed(c, err);
-      return lost(err);
-    },
-  );
+  if (signal.aborted) {
+    // Ready just as the caller gave up (or the budget ran out): released, not handed over.
+    channel.abort(new TapsError('ERR_TAPS_ABORTED', 'ready after the selection ended'));
+    rec.cancelled(c);
+    throw signal.reason;
+  }
+  const at = rec.at();
+  rec.won(c, at);
+  rec.end(c.id, at);
+  sig.idle = true; // its signal stays as it is: nothing else of this selection runs
+  return { channel, driver: s.driver, target, candidate: c, report: rec.report };
 }
