@@ -28,7 +28,7 @@ import { PolicyDeniedError, TapsError, isCertificateFailure, isTapsError } from 
 import type { ResolvedAddress } from '../network.js';
 import { sourceFor, type PathOption, type PathPlan } from '../paths/constraints.js';
 import type { CheckedName, CheckedTarget } from '../policy/contract.js';
-import type { CandidateRecord } from '../report.js';
+import type { CandidateRecord, ResolutionRecord } from '../report.js';
 import type { Authorizer } from './authorize.js';
 import { grantLookups } from './lookup.js';
 import type { RacingOptions, Selected, SelectionInput } from './types.js';
@@ -248,13 +248,16 @@ class RaceRun {
     const { input, rec, sig } = this.#stage;
     const signal = sig.own();
     const report = rec.report;
-    const refusals = new Set<PolicyDeniedError>();
+    let refusals: Set<PolicyDeniedError> | undefined;
     let out = 2; // lookups in flight (each listens to the selection's signal until it settles)
     const answered = (family: 4 | 6) => (addrs: ResolvedAddress[]): ResolvedAddress[] => {
       this.#resolved = --out === 0;
       // After the selection ended (its signal aborted) the report is the caller's: a late answer leaves it alone.
-      const r = signal.aborted ? undefined : report.resolutions.find((x) => x.family === family);
-      if (r) Object.assign(r, { endedAt: rec.at(), addresses: addrs.map((a) => a.address) });
+      const r = signal.aborted ? undefined : resolutionOf(report.resolutions, family);
+      if (r !== undefined) {
+        r.endedAt = rec.at();
+        r.addresses = addressesOf(addrs);
+      }
       return addrs;
     };
     const failed = (err: unknown): never => {
@@ -270,10 +273,13 @@ class RaceRun {
         this.start();
       },
       onError: (family, err) => {
-        const r = report.resolutions.find((x) => x.family === family);
-        if (r) Object.assign(r, { endedAt: rec.at(), error: (err as Error)?.message ?? String(err) });
+        const r = resolutionOf(report.resolutions, family);
+        if (r !== undefined) {
+          r.endedAt = rec.at();
+          r.error = (err as Error)?.message ?? String(err);
+        }
         // The guard refused the answers (strict answers): one denied candidate for the name, like a lookup denial.
-        if (err instanceof PolicyDeniedError && !refusals.has(err)) {
+        if (err instanceof PolicyDeniedError && !(refusals ??= new Set()).has(err)) {
           refusals.add(err);
           const s = stacks[0]!;
           rec.record({ driver: s.driver.id, stack: s.driver.stack, hostName: input.remote.hostName, fate: 'denied', reason: err.decision.reason, code: err.decision.allow ? undefined : err.decision.code, decision: err.decision, error: err });
@@ -398,6 +404,19 @@ function fallback(record: CandidateRecord, attempt: (signal: AbortSignal) => Pro
 function joined(had: Fallback[] | undefined, late: Fallback[] | undefined): Fallback[] | undefined {
   if (late === undefined || late.length === 0) return had;
   return had === undefined ? late : [...had, ...late];
+}
+
+/** The report's record of one family's question (a name's two are made together, run-race.ts `resolveInto`). */
+function resolutionOf(resolutions: readonly ResolutionRecord[], family: 4 | 6): ResolutionRecord | undefined {
+  for (let i = 0; i < resolutions.length; i++) if (resolutions[i]!.family === family) return resolutions[i];
+  return undefined;
+}
+
+/** The answered addresses as the report lists them (indexed, no closure: once per answer of every selection). */
+function addressesOf(addrs: readonly ResolvedAddress[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < addrs.length; i++) out.push(addrs[i]!.address);
+  return out;
 }
 
 function dedupe<T extends { address: string }>(addrs: readonly T[]): readonly T[] {
