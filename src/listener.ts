@@ -29,7 +29,7 @@ import type { Lease } from './policy/contract.js';
 import { systemPathMonitor, type PathChange, type PathMonitor } from './paths/monitor.js';
 import { PathWatch } from './paths/watch.js';
 import type { PolicyDecision } from './policy/types.js';
-import { RemoteMatcher } from './remote-match.js';
+import type { RemoteMatcher } from './remote-match.js';
 import type { TransportProperties } from './properties.js';
 import type { SelectionReport } from './report.js';
 import type { SecurityParameters } from './security.js';
@@ -37,6 +37,8 @@ import type { Bound } from './selection/bind.js';
 import { judgeStackOnce } from './selection/suitability.js';
 
 let bindCode: Promise<typeof import('./selection/bind.js')> | undefined;
+// Loaded by the first listener with a remote endpoint, when its first peer arrives.
+let remoteMatchCode: Promise<typeof import('./remote-match.js')> | undefined;
 
 /** Options of `Preconnection.listen()`. */
 export interface ListenOptions {
@@ -207,6 +209,7 @@ export class Listener extends TypedEmitter<ListenerEvents> implements AsyncItera
     }
     const remote = this.#init.remote;
     if (remote !== undefined) {
+      const { RemoteMatcher } = await (remoteMatchCode ??= import('./remote-match.js'));
       const why = await (this.#remoteMatch ??= new RemoteMatcher(remote, scope.guard)).refusal(driver.protocol, channel.remote);
       if (why !== undefined) return refuse(why);
     }

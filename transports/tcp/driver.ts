@@ -22,9 +22,13 @@ import type { ConnectAttempt, Driver, DriverListener, ListenAttempt } from '../.
 import { meterReads, wireMeterFor } from '../kit/account.js';
 import { connectTcp, onLibraryPath } from '../kit/dial.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
-import { bindServer } from '../kit/socket-listener.js';
+import { lazy } from '../kit/lazy.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 import { meterFor } from '../kit/meter.js';
+
+// The listening code (../kit/socket-listener.ts) loads at the first listen(): a process that only connects,
+// which is what the default set serves first, never compiles it.
+const listening = lazy(() => import('../kit/socket-listener.js'));
 
 /** The `tcp` driver: a reliable, ordered, unencrypted byte stream (RFC 9293), connect and listen. */
 export const tcpDriver: Driver = Object.freeze({
@@ -56,13 +60,15 @@ export const tcpDriver: Driver = Object.freeze({
 
   listen(attempt: ListenAttempt): Promise<DriverListener> {
     const closeTimeout = closeTimeoutOption(attempt.options);
-    const server = createServer({ allowHalfOpen: true, noDelay: true });
-    // What each peer sends is charged at its socket, on the library's path too (off it, as it is accepted): a driver
-    // keeping a peer's channel from the Listener (reading it itself) reads nothing uncounted.
-    const wire = wireMeterFor(undefined, attempt.target);
-    return bindServer(server, attempt, 'connection', (socket, libraryPath) => {
-      if (wire !== undefined && libraryPath) meterReads(socket, wire);
-      return new SocketChannel(socket, { closeTimeout, meter: meterFor(attempt), receiveMetered: wire !== undefined });
-    }, 'tcp');
+    return listening().then(({ bindServer }) => {
+      const server = createServer({ allowHalfOpen: true, noDelay: true });
+      // What each peer sends is charged at its socket, on the library's path too (off it, as it is accepted): a driver
+      // keeping a peer's channel from the Listener (reading it itself) reads nothing uncounted.
+      const wire = wireMeterFor(undefined, attempt.target);
+      return bindServer(server, attempt, 'connection', (socket, libraryPath) => {
+        if (wire !== undefined && libraryPath) meterReads(socket, wire);
+        return new SocketChannel(socket, { closeTimeout, meter: meterFor(attempt), receiveMetered: wire !== undefined });
+      }, 'tcp');
+    });
   },
 } satisfies Driver);

@@ -30,8 +30,8 @@ import { NO_CAPABILITIES, type Capabilities, type ConnectAttempt, type Driver, t
 import { TapsError } from '../../src/errors.js';
 import { throwIfAborted } from '../kit/abort.js';
 import { connectTcp } from '../kit/dial.js';
+import { lazy } from '../kit/lazy.js';
 import { SocketChannel, dialledAddress } from '../kit/socket-channel.js';
-import { bindServer } from '../kit/socket-listener.js';
 import { TCP_CAPABILITIES, applyKeepAlive, closeTimeoutOption } from '../kit/tcp-options.js';
 import { clientHandshake, handshakeTimeoutOption, tlsInfo } from '../kit/tls-client.js';
 import { countEveryRead, tlsAccount } from '../kit/tls-account.js';
@@ -41,6 +41,10 @@ import { meterFor } from '../kit/meter.js';
 
 /** What the `tls` stack honours: TCP's capabilities, encrypted. */
 export const TLS_CAPABILITIES: Capabilities = Object.freeze({ ...NO_CAPABILITIES, ...TCP_CAPABILITIES, encrypted: true });
+
+// The listening code (../kit/socket-listener.ts) loads at the first listen(): a process that only connects,
+// which is what the default set serves first, never compiles it.
+const listening = lazy(() => import('../kit/socket-listener.js'));
 
 /** The `tls` driver: TLS over TCP (RFC 8446), reliable, ordered and encrypted; connect and listen. */
 export const tlsDriver: Driver = Object.freeze({
@@ -79,6 +83,7 @@ export const tlsDriver: Driver = Object.freeze({
   async listen(attempt: ListenAttempt): Promise<DriverListener> {
     throwIfAborted(attempt.signal, 'tls listen');
     const closeTimeout = closeTimeoutOption(attempt.options);
+    const { bindServer } = await listening();
     const server = tls.createServer(tlsServerOptions(attempt.security, attempt.options));
     // A peer failing its handshake is its problem, not the listener's. Node leaves the socket open after some of
     // these (a handshake timeout): destroy it, or a peer that never says hello holds it forever.
