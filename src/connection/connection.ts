@@ -132,9 +132,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   readonly #framer: MessageFramer | undefined;
   /** Made with the first data or the peer's end (most connections in a burst of short ones never read any). */
   #deframer: Deframer | undefined;
-  readonly #clock: Clock;
-  /** Its group and the quota lease its bytes count against (its own, or its group's shared one). */
-  readonly #membership: Membership<Connection>;
+  /**
+   * Its group and the quota lease its bytes count against (its own, or its group's shared one): made when a
+   * group feature is first used (`#member()`), at once for a member of a group. Most connections never need one.
+   */
+  #membership: Membership<Connection> | undefined;
   /** What this connection's bytes are counted with: the membership's lease, as this connection's channel needs it (see the constructor). */
   readonly #lease: Lease;
   /** The channel's receiver, the sender's host and the settings' host (see Link below). */
@@ -143,8 +145,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #sender: Sender | undefined;
   /** Made when a message must wait or a reader asks (most connections deliver through `received`). */
   #inbox: Inbox | undefined;
-  /** Connection properties (RFC 9622 §8.1) and what they do to the stack. */
-  readonly #settings: ConnectionSettings;
+  /** Connection properties (RFC 9622 §8.1) and what they do to the stack: made when first read or set (`#props()`), at once when keep-alive is wanted. */
+  #settings: ConnectionSettings | undefined;
   /** connTimeout for the send path (Infinity: not watched). */
   #deliveryTimeout = Infinity;
   /** direction is unidirectional-receive (read once: the properties are a snapshot). */
@@ -170,19 +172,19 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     this.#channel = init.channel;
     this.driver = init.driver;
     this.report = init.report;
-    this.#clock = init.clock ?? systemClock;
     this.#framer = init.driver.framing === 'stream' && init.framers.length > 0 ? framerStack(init.framers) : undefined;
     this.#receiveOnly = init.properties.get('direction') === 'unidirectional-receive';
     // One object is the channel's receiver and the host of the sender, settings and membership (no closure per callback).
     const link = new Connection.#Link(this);
     this.#link = link;
     const keepAlive = init.properties.get('keepAlive');
-    this.#settings = new ConnectionSettings(link, keepAlive === 'require' || keepAlive === 'prefer');
-    this.#membership = new Membership(link, init.lease, init.group);
+    // Made now only when the stack must hear of it (keep-alive turned on) or the connection joins a group.
+    if (keepAlive === 'require' || keepAlive === 'prefer') this.#settings = new ConnectionSettings(link, true);
+    if (init.group !== undefined) this.#membership = new Membership(link, init.lease, init.group);
     // Decided per channel, not per group (a stream of a group may be metered where its first was not, or the
     // reverse): a metered channel charged the tenant's budget at its socket already, so the lease then only
-    // counts for observers; any other has its messages charged here.
-    const shared = this.#membership.lease;
+    // counts for observers; any other has its messages charged here. Its group's shared lease, or its own.
+    const shared = this.#membership?.lease ?? init.lease;
     const ch = init.channel;
     // Only the library's channels are believed (../policy/self-metered.ts): a guest's driver saying so counts nothing.
     const m = meteringOf(ch);
@@ -193,6 +195,16 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     if (preset !== undefined) for (const name in preset) this.#set(name, preset[name], false);
     this.#channel.start(link);
     if (connectionReady.hasSubscribers) connectionReady.publish({ tenant: this.report.tenant, connection: this });
+  }
+
+  /** Its group membership, made on first use (a connection that never uses a group feature has none). */
+  #member(): Membership<Connection> {
+    return (this.#membership ??= new Membership(this.#link, this.#init.lease, undefined));
+  }
+
+  /** Its connection properties, made on first use (their defaults are shared until one is set). */
+  #props(): ConnectionSettings {
+    return (this.#settings ??= new ConnectionSettings(this.#link, false));
   }
 
   /** The connection as its channel, its Sender, its settings and its membership see it. */
@@ -217,7 +229,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       return this.#conn.#lease;
     }
     get clock(): Clock {
-      return this.#conn.#clock;
+      return this.#conn.#init.clock ?? systemClock;
     }
     get self(): Connection {
       return this.#conn;
@@ -226,7 +238,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       return this.#conn.driver.id;
     }
     get settings(): ConnectionSettings {
-      return this.#conn.#settings;
+      return this.#conn.#props();
     }
     get remake(): (() => Promise<Connection>) | undefined {
       return this.#conn.#init.clone;
@@ -270,7 +282,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       return new Connection({ ...conn.#init, channel, group, connectionProperties: properties, target: undefined });
     }
     membershipOf(other: Connection): Membership<Connection> {
-      return other.#membership;
+      return other.#member();
     }
     offer(stream: Connection): boolean {
       return this.#conn.emit('connectionReceived', stream);
@@ -290,7 +302,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
       this.#conn.#finish(error === undefined ? undefined : toTapsError(error, 'ERR_TAPS_CONNECTION_RESET'));
     }
     stream(channel: TransportChannel): void {
-      this.#conn.#membership.peerStream(channel);
+      this.#conn.#member().peerStream(channel);
     }
     softError(error: Error): void {
       this.#conn.emit('softError', toTapsError(error, 'ERR_TAPS_PROTOCOL_FAILED'));
@@ -642,7 +654,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
     const reason = (): TapsError => (why ??= new TapsError('ERR_TAPS_CONNECTION_ABORTED', local ? 'aborted by the application' : 'the connection closed'));
     this.#sender?.close(reason);
     this.#inbox?.end(error); // a plain abort() ends iteration quietly: the application asked for it
-    this.#membership.leave();
+    // Without a membership it holds its own lease alone: let go of it as leaving would.
+    if (this.#membership === undefined) this.#init.lease.release();
+    else this.#membership.leave();
     // Nobody listening: the event is not observable, so its error is not made.
     if (error !== undefined || local) {
       if (this.listenerCount('connectionError') > 0) this.emit('connectionError', reason());
@@ -689,13 +703,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
         return this.driver.capabilities.zeroRtt ? this.sendMsgMaxLen : 0;
       default:
         if (n.includes('.')) throw notApplicable(n, `read it from the stack's info instead (${this.driver.id})`);
-        return this.#settings.value(n as SettableName);
+        return this.#props().value(n as SettableName);
     }
   }
 
   /** Every connection property, read-only ones included. */
   get properties(): Readonly<Record<string, unknown>> {
-    const out: Record<string, unknown> = { ...this.#settings.all };
+    const out: Record<string, unknown> = { ...this.#props().all };
     for (const n of READ_ONLY) {
       try {
         out[n] = this.getProperty(n);
@@ -721,10 +735,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
   #set(name: string, value: unknown, entangle: boolean): void {
     const n = canonicalName(name);
     if (isReadOnly(n)) throw new TypeError(`${n} is read-only (RFC 9622 §8.1.11)`);
-    if (n.includes('.')) return this.#settings.setSpecific(n, value);
+    if (n.includes('.')) return this.#props().setSpecific(n, value);
     const key = n as keyof SettableConnectionProperties;
-    this.#settings.set(key, value);
-    if (entangle) this.#membership.entangle(key, value);
+    this.#props().set(key, value);
+    if (entangle) this.#membership?.entangle(key, value); // no membership: no group to entangle with
   }
 
   // ── groups (RFC 9622 §7.4) ─────────────────────────────────────────────
@@ -737,22 +751,22 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    */
   async clone(): Promise<Connection> {
     if (this.#state !== 'established') throw new TapsError('ERR_TAPS_INVALID_STATE', `cannot clone: the connection is ${this.#state}`);
-    return this.#membership.clone();
+    return this.#member().clone();
   }
 
   /** Every open connection in this one's group, itself included. */
   groupedConnections(): readonly Connection[] {
-    return this.#membership.members();
+    return this.#member().members();
   }
 
   /** Close every connection of this group gracefully (RFC 9622 §10). */
   closeGroup(): Promise<void> {
-    return this.#membership.closeGroup();
+    return this.#member().closeGroup();
   }
 
   /** Abort every connection of this group at once. */
   abortGroup(reason?: Error): void {
-    this.#membership.abortGroup(reason);
+    this.#member().abortGroup(reason);
   }
 }
 
