@@ -43,3 +43,22 @@ export function optionsBag(obj: unknown, what: string): object {
 }
 
 const EMPTY: object = Object.freeze(Object.create(null) as object);
+
+/** `%TypedArray%.prototype`'s byteLength getter: a view's real length, whatever its class or own properties say. */
+const realByteLength = describeOf(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get as (this: Uint8Array) => number;
+const applyOf = Reflect.apply;
+const protoOf = Object.getPrototypeOf;
+const UINT8 = Uint8Array.prototype;
+const BUFFER = Buffer.prototype;
+
+/**
+ * `bytes` as the library may count and send it: itself when it is a plain Uint8Array or Buffer whose
+ * `byteLength` and `length` are its real length, else a copy. A subclass's getters or an own property
+ * could say 0 to the byte budget while the socket sends every byte (a datagram socket reads the memory).
+ */
+export function ownBytes(bytes: Uint8Array): Uint8Array {
+  const proto: unknown = protoOf(bytes);
+  const n = applyOf(realByteLength, bytes, []);
+  if ((proto === UINT8 || proto === BUFFER) && bytes.byteLength === n && bytes.length === n) return bytes;
+  return new Uint8Array(bytes); // copied from the view's memory, not through its getters
+}

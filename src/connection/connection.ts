@@ -63,6 +63,7 @@ import { NO_CONTEXT, Sender, type SenderHost } from './sender.js';
 import { canonicalName, isReadOnly, notApplicable, READ_ONLY, type ConnState, type SettableConnectionProperties } from './properties.js';
 import { ConnectionSettings, type SettableName, type SettingsHost } from './settings.js';
 import { meteringOf } from '../policy/self-metered.js';
+import { ownBytes } from '../own.js';
 
 export type { ConnState } from './properties.js';
 
@@ -385,8 +386,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements AsyncI
    */
   send(data: Uint8Array | string, context?: MessageContextInit): Promise<void> {
     const text = typeof data === 'string';
-    const bytes = text ? encoder.encode(data) : data;
-    if (!(bytes instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array or a string');
+    if (!text && !(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array or a string');
+    // The caller's view is counted and sent only as it really is (its length could lie: see ownBytes).
+    const bytes = text ? encoder.encode(data) : ownBytes(data);
     let ctx = NO_CONTEXT;
     if (context !== undefined) {
       checkMessageContext(context);

@@ -34,6 +34,7 @@ import type { Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { channelError, localAbortError, writeCompletion } from './errors.js';
 import { selfMetered } from '../../src/policy/self-metered.js';
 
@@ -195,6 +196,7 @@ export class SocketChannel implements TransportChannel {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     const socket = this.#socket;
     if (this.#ended || this.#closed || socket.destroyed) {
       const err = new SendError(this.#ended ? 'ERR_TAPS_INVALID_STATE' : 'ERR_TAPS_CONNECTION_ABORTED', this.#ended ? 'the sending side is already closed' : 'the connection is closed', this.#error ? { cause: this.#error } : {});

@@ -29,6 +29,7 @@
 import { debuglog } from 'node:util';
 import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { Ring } from '../../src/ring.js';
 import { localAbortError } from '../kit/errors.js';
 import { selfMetered } from '../../src/policy/self-metered.js';
@@ -158,6 +159,7 @@ export class DatagramChannel implements TransportChannel {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: Done): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     let failure: Error | undefined;
     if (this.#closed || this.#closing) failure = new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the channel is closed');
     else if (this.#ended) failure = new SendError('ERR_TAPS_INVALID_STATE', 'a final message was already sent');

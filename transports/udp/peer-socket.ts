@@ -31,6 +31,7 @@ import { debuglog } from 'node:util';
 import type { ByteMeter, ListenAttempt, PeerSocket, PeerSocketHandler, SocketAddress, TransportChannel } from '../../src/driver.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { TapsError, toTapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { abortedError, throwIfAborted, whenAborted } from '../kit/abort.js';
 import { targetAddress } from '../kit/dial.js';
 import { channelError } from '../kit/errors.js';
@@ -81,6 +82,7 @@ class UdpPeerSocket implements PeerSocket {
   }
 
   sendTo(data: Uint8Array, target: CheckedTarget, done: (err?: Error) => void): void {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     if (this.#closed) {
       queueMicrotask(() => done(new TapsError('ERR_TAPS_CONNECTION_ABORTED', 'the peer socket is closed')));
       return;
