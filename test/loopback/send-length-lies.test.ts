@@ -3,11 +3,12 @@
  * guest holding only its Connection sends a Uint8Array whose `byteLength` and `length` say 0, from a
  * subclass's getters or an own property on the instance. The wire carries every byte, so the budget
  * must be charged every byte: the send that does not fit is refused and the peer never receives it,
- * through the Connection and through the library's TCP and UDP channels held by a guest's own driver.
+ * through the Connection and through the library's TCP, UDP and WebSocket channels held by a guest's own driver.
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import type { Connection } from '../../src/connection/connection.js';
 import type { ConnectAttempt, Driver } from '../../src/driver.js';
 import { Preconnection } from '../../src/preconnection.js';
@@ -15,14 +16,16 @@ import { TransportProperties } from '../../src/properties.js';
 import { SecurityParameters } from '../../src/security.js';
 import { tcpDriver } from '../../transports/tcp/index.js';
 import { udpDriver } from '../../transports/udp/index.js';
+import { wsDriver } from '../../transports/websocket/index.js';
 import { quotaTenants } from '../helpers/tenants.js';
 
-const { cleanups, tenant } = quotaTenants('slen', 'allow tcp://@loopback:*\nallow udp://@loopback:*');
+const { cleanups, tenant } = quotaTenants('slen', 'allow tcp://@loopback:*\nallow udp://@loopback:*\nallow ws://@loopback:*');
 const BUDGET = 1024;
 const SIZE = 800; // one fits the budget, two do not
 
 let tcp: Server;
 let udp: UdpSocket;
+let ws: WebSocketServer;
 let received = 0;
 const sockets = new Set<Socket>();
 
@@ -37,7 +40,14 @@ beforeAll(async () => {
   udp = createSocket('udp4');
   udp.on('message', (m) => (received += m.length));
   await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  ws = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  ws.on('connection', (c) => c.on('message', (m: Buffer) => (received += m.length)));
+  await new Promise<void>((r) => ws.once('listening', () => r()));
   cleanups.push(() => new Promise<void>((r) => tcp.close(() => r())), () => new Promise<void>((r) => udp.close(() => r())));
+  cleanups.push(() => new Promise<void>((r) => {
+    for (const c of ws.clients) c.terminate();
+    ws.close(() => r());
+  }));
 });
 
 afterAll(() => {
@@ -77,8 +87,14 @@ const LIARS: [string, (n: number) => Uint8Array][] = [
 
 async function dial(driver: Driver, port: number, limits: string): Promise<Connection> {
   const { scope } = await tenant(limits);
-  const props = driver.id === udpDriver.id ? TransportProperties.unreliableDatagram() : TransportProperties.reliableInorderStream();
-  return new Preconnection({ scope, remote: { ipAddress: '127.0.0.1', port }, properties: props, security: SecurityParameters.disabled(), drivers: [driver] }).initiate();
+  const props = driver.id === udpDriver.id ? TransportProperties.unreliableDatagram() : driver.id === wsDriver.id ? TransportProperties.reliableMessage() : TransportProperties.reliableInorderStream();
+  const remote = driver.id === wsDriver.id ? { url: `ws://127.0.0.1:${port}/` } : { ipAddress: '127.0.0.1', port };
+  return new Preconnection({ scope, remote, properties: props, security: SecurityParameters.disabled(), drivers: [driver] }).initiate();
+}
+
+function portOf(driver: Driver): number {
+  if (driver.id === udpDriver.id) return udp.address().port;
+  return ((driver.id === wsDriver.id ? ws.address() : tcp.address()) as { port: number }).port;
 }
 
 async function settle(): Promise<void> {
@@ -111,7 +127,7 @@ describe('a message whose length lies is charged every byte it puts on the wire'
 });
 
 describe("a guest driver sending on the library's channel itself", () => {
-  for (const [driverName, inner] of [['tcp', tcpDriver], ['udp', udpDriver]] as const) {
+  for (const [driverName, inner] of [['tcp', tcpDriver], ['udp', udpDriver], ['ws', wsDriver]] as const) {
   for (const [what, make] of LIARS) {
     it(`${driverName}: ${what}: the channel charges what the socket sends`, async () => {
       const outcomes: string[] = [];
@@ -125,8 +141,7 @@ describe("a guest driver sending on the library's channel itself", () => {
           return ch;
         },
       });
-      const port = inner === udpDriver ? udp.address().port : (tcp.address() as { port: number }).port;
-      const conn = await dial(sender, port, `limit sent ${BUDGET}B per 60s`);
+      const conn = await dial(sender, portOf(inner), `limit sent ${BUDGET}B per 60s`);
       received = 0;
       try {
         await sends;

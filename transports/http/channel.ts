@@ -20,6 +20,7 @@
 import { Readable } from 'node:stream';
 import type { ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import type { CheckedTarget } from '../../src/policy/chokepoint.js';
 import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
@@ -135,6 +136,7 @@ export class HttpChannel implements TransportChannel, ExchangeOwner {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     if (this.#upload) return this.#continueUpload(data, meta, done);
     if (this.#state !== 'open') {
       queueMicrotask(() => done(new SendError('ERR_TAPS_INVALID_STATE', `the HTTP channel is ${this.#state === 'final' ? 'past its final message' : this.#state}`)));

@@ -33,6 +33,7 @@
 import type { ReadableStream, ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStream, WritableStreamDefaultWriter } from 'node:stream/web';
 import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { localAbortError } from './errors.js';
 import { Inbox } from './inbox.js';
 import { selfMetered } from '../../src/policy/self-metered.js';
@@ -166,6 +167,7 @@ export class StreamChannel implements TransportChannel {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: Done): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     if (this.#writeClosed || this.#finished) {
       const err = this.#finished
         ? new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the stream is closed')

@@ -36,6 +36,7 @@
 import type { QUICStream } from '@matrixai/quic';
 import type { ByteMeter, ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { lengthPrefixFramer, type Deframer } from '../../src/framers/index.js';
 import type { MessageDefaults } from '../../src/provided.js';
 import { Inbox } from '../kit/inbox.js';
@@ -162,6 +163,7 @@ export class QuicMessageChannel implements TransportChannel, FlowSink {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: Done): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     if (this.#finished) {
       queueMicrotask(() => done(new SendError('ERR_TAPS_CONNECTION_ABORTED', 'the flow is closed')));
       return true;

@@ -24,6 +24,7 @@ import type net from 'node:net';
 import type { WebSocket } from 'ws';
 import type { ByteMeter, ChannelReceiveMeta, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError, TapsError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { localAbortError, writeCompletion } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import { setKeepAliveTimeout, socketAddresses } from '../kit/socket-channel.js';
@@ -137,6 +138,7 @@ export class WebSocketChannel implements TransportChannel {
   }
 
   send(data: Uint8Array, meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     const failed = this.#checkSend(data, meta) ?? this.#charge(data.byteLength);
     if (failed) {
       queueMicrotask(() => done(failed));

@@ -19,6 +19,7 @@
 import type { ReadableStreamDefaultReader, ReadableStreamReadResult, WritableStreamDefaultWriter } from 'node:stream/web';
 import type { ByteMeter, ChannelReceiver, ChannelSendMeta, SocketAddress, TransportChannel } from '../../src/driver.js';
 import { SendError } from '../../src/errors.js';
+import { ownBytes } from '../../src/own.js';
 import { localAbortError } from '../kit/errors.js';
 import { Inbox } from '../kit/inbox.js';
 import type { WtSession } from './engine.js';
@@ -93,6 +94,7 @@ export class DatagramChannel implements TransportChannel {
   }
 
   send(data: Uint8Array, _meta: ChannelSendMeta, done: (err?: Error) => void): boolean {
+    data = ownBytes(data); // counted as the socket sends it: a view whose length lies is copied (src/own.ts)
     let err: Error | undefined;
     if (this.#finished || this.#closing) err = new SendError('ERR_TAPS_INVALID_STATE', 'the WebTransport session is closing or closed');
     else if (data.byteLength > this.maxMessageSize) err = new SendError('ERR_TAPS_MESSAGE_TOO_LARGE', `a datagram of ${data.byteLength} bytes exceeds the maximum of ${this.maxMessageSize}`);
