@@ -48,6 +48,7 @@ const EMPTY: object = Object.freeze(Object.create(null) as object);
 const realByteLength = describeOf(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get as (this: Uint8Array) => number;
 const applyOf = Reflect.apply;
 const protoOf = Object.getPrototypeOf;
+const NO_ARGS: readonly [] = Object.freeze([]) as readonly [];
 const UINT8 = Uint8Array.prototype;
 const BUFFER = Buffer.prototype;
 
@@ -58,7 +59,7 @@ const BUFFER = Buffer.prototype;
  */
 export function ownBytes(bytes: Uint8Array): Uint8Array {
   const proto: unknown = protoOf(bytes);
-  const n = applyOf(realByteLength, bytes, []);
+  const n = applyOf(realByteLength, bytes, NO_ARGS);
   if ((proto === UINT8 || proto === BUFFER) && bytes.byteLength === n && bytes.length === n) return bytes;
   return new Uint8Array(bytes); // copied from the view's memory, not through its getters
 }
